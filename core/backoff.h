@@ -1,0 +1,14 @@
+/* Delays between retries of a failing sink: exponential with full jitter, so
+ * a fleet of pgspout instances does not retry in lockstep. */
+#ifndef PGSPOUT_BACKOFF_H
+#define PGSPOUT_BACKOFF_H
+
+#include <stdint.h>
+
+#define BACKOFF_BASE_MS 100
+#define BACKOFF_CAP_MS 30000
+
+/* A delay in [BACKOFF_BASE_MS/2, min(cap, base * 2^(attempt-1))] ms. */
+int64_t backoff_delay_ms(int attempt);
+
+#endif

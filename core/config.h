@@ -1,0 +1,95 @@
+/* pgspout's settings: the command line (pg_recvlogical style) merged over an
+ * optional libconfig file given with -c. Parsing never exits and never
+ * prints: it returns CONFIG_USAGE_ERROR (the process exit status for usage
+ * and config errors) with a message naming the file, line and key, so that
+ * main() decides how to report and tests can inspect the message.
+ *
+ * Sink options are only collected here; they are validated against each
+ * sink's option table once the sink is loaded (config_validate_sink), still
+ * before anything connects. */
+#ifndef PGSPOUT_CONFIG_H
+#define PGSPOUT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "options.h"
+#include "pgspout/option.h"
+
+#define CONFIG_USAGE_ERROR 2
+
+#define CONFIG_DEFAULT_SLOT "pgspout"
+#define CONFIG_DEFAULT_PUBLICATION "pgspout"
+#define CONFIG_DEFAULT_STATUS_INTERVAL_S 10
+
+typedef struct sink_config {
+    char *name;     /* unique among the configured sinks; names log lines */
+    char *type;     /* a sink name ("file") or an absolute path to a .so */
+    char **include; /* patterns applied on top of the global filter */
+    size_t n_include;
+    char **exclude;
+    size_t n_exclude;
+    sink_options *options;
+    /* Where the sink was declared, for errors about it as a whole (a missing
+     * required option): "FILE:LINE: sinks.[N]" or "command line: --sink X". */
+    char *origin;
+} sink_config;
+
+typedef struct pgspout_config {
+    char *conninfo; /* NULL: libpq takes everything from PG* variables */
+    char *slot;
+    char *publication;
+    bool create_slot;
+    /* Modes other than streaming; at most one is set. */
+    bool drop_slot, list_tables, list_sinks, show_help, show_version;
+    /* Searched before the built-in directory, command-line ones first. */
+    char **plugin_dirs;
+    size_t n_plugin_dirs;
+    char **include; /* -t / include: empty means every table */
+    size_t n_include;
+    char **exclude; /* -T / exclude */
+    size_t n_exclude;
+    bool has_endpos;
+    uint64_t endpos;
+    int status_interval_s; /* 0 disables periodic status updates */
+    int verbosity;         /* number of -v */
+    sink_config *sinks;
+    size_t n_sinks;
+    char *config_file; /* NULL when no -c */
+} pgspout_config;
+
+/* Fills *cfg from argv (and the file named by -c). Returns 0, or
+ * CONFIG_USAGE_ERROR with a one-line message (no "pgspout: " prefix, no
+ * trailing newline) in err; then *cfg is left empty. config_free(cfg) is
+ * safe in both cases. The config file is not read for --help and --version.
+ * Uses getopt_long, so it is not reentrant, and it permutes argv. */
+int config_from_args(int argc, char **argv, pgspout_config *cfg, char *err,
+                     size_t errlen);
+
+/* Reads a config file into *cfg, which must hold defaults or earlier values;
+ * values in the file replace them. Exposed for tests; config_from_args
+ * calls it. Returns 0 or CONFIG_USAGE_ERROR. */
+int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
+                          size_t errlen);
+
+/* Validates one sink's collected options against its loaded option table. */
+int config_validate_sink(sink_config *sink, const pgspout_option_def *defs,
+                         char *err, size_t errlen);
+
+void config_free(pgspout_config *cfg);
+
+void config_print_usage(FILE *out);
+
+/* Parses "X/X" (two hex numbers of at most 8 digits, as PostgreSQL prints an
+ * LSN). */
+bool config_parse_lsn(const char *text, uint64_t *lsn);
+
+/* A loggable copy of a conninfo string or URI: key=value pairs with password
+ * and sslpassword replaced by ********. Returns "(unparseable conninfo)"
+ * rather than echoing text libpq cannot parse, and "" for NULL. Free with
+ * free(). */
+char *conninfo_redacted(const char *conninfo);
+
+#endif

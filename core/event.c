@@ -1,0 +1,37 @@
+#include "event_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Atomic because events, and with them their relation references, may be
+ * released by sink threads while the decoder takes new ones. */
+relation *relation_ref(relation *rel)
+{
+    if (rel)
+        __atomic_add_fetch(&rel->refcount, 1, __ATOMIC_RELAXED);
+    return rel;
+}
+
+void relation_unref(relation *rel)
+{
+    if (!rel || __atomic_sub_fetch(&rel->refcount, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    for (int i = 0; i < rel->ncols; i++) {
+        free(rel->cols[i].name);
+        free(rel->cols[i].type_name);
+    }
+    free(rel->cols);
+    free(rel->schema);
+    free(rel->table);
+    free(rel);
+}
+
+void event_clear(event *ev)
+{
+    for (int part = 0; part < EVENT_PART_COUNT; part++)
+        free(ev->json[part]);
+    free(ev->old_tuple.cols);
+    free(ev->new_tuple.cols);
+    relation_unref(ev->rel);
+    memset(ev, 0, sizeof *ev);
+}

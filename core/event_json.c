@@ -1,0 +1,330 @@
+#include "event_json.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lsn.h"
+#include "value_json.h"
+
+static const char *op_name(pgspout_op op)
+{
+    switch (op) {
+    case PGSPOUT_OP_INSERT:
+        return "insert";
+    case PGSPOUT_OP_UPDATE:
+        return "update";
+    case PGSPOUT_OP_DELETE:
+        return "delete";
+    case PGSPOUT_OP_TRUNCATE:
+        return "truncate";
+    case PGSPOUT_OP_SCHEMA:
+        return "schema";
+    }
+    return NULL;
+}
+
+static bool is_row_op(pgspout_op op)
+{
+    return op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
+           op == PGSPOUT_OP_DELETE;
+}
+
+#define APPEND_LITERAL(out, lit) sbuf_append((out), (lit), sizeof(lit) - 1)
+
+static void append_u64(strbuf *out, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+
+    do {
+        digits[sizeof digits - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sbuf_append(out, digits + sizeof digits - n, n);
+}
+
+static void append_bool(strbuf *out, bool b)
+{
+    if (b)
+        APPEND_LITERAL(out, "true");
+    else
+        APPEND_LITERAL(out, "false");
+}
+
+static void append_lsn(strbuf *out, uint64_t lsn)
+{
+    char buf[LSN_FORMAT_BUFSIZE];
+    lsn_format(lsn, buf, sizeof buf);
+    sbuf_append_char(out, '"');
+    sbuf_append_str(out, buf);
+    sbuf_append_char(out, '"');
+}
+
+static void append_nullable_string(strbuf *out, const char *s)
+{
+    if (s)
+        json_append_string(out, s, strlen(s));
+    else
+        APPEND_LITERAL(out, "null");
+}
+
+/* Binary-format values print as bytea's hex text output would. */
+static void append_binary(strbuf *out, const char *data, uint32_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)data;
+
+    sbuf_reserve(out, 5 + 2 * (size_t)len);
+    APPEND_LITERAL(out, "\"\\\\x");
+    for (uint32_t i = 0; i < len; i++) {
+        out->data[out->len++] = hex[p[i] >> 4];
+        out->data[out->len++] = hex[p[i] & 0xF];
+    }
+    sbuf_append_char(out, '"');
+}
+
+static void append_colval(strbuf *out, const relation_column *col,
+                          const colval *v)
+{
+    switch (v->kind) {
+    case COLVAL_TEXT:
+        value_json_append(out, col->vtype, v->data, v->len);
+        return;
+    case COLVAL_BINARY:
+        append_binary(out, v->data, v->len);
+        return;
+    default:
+        APPEND_LITERAL(out, "null");
+    }
+}
+
+/* The tuple's value of relation column i, or NULL when the tuple has none:
+ * a tuple may be shorter than its relation, and an unchanged TOAST value is
+ * not a value. */
+static const colval *column_value(const tuple *t, int i)
+{
+    if (!t || i >= t->ncols)
+        return NULL;
+    const colval *v = &t->cols[i];
+    return v->kind == COLVAL_UNCHANGED_TOAST ? NULL : v;
+}
+
+static int relation_ncols(const event *ev)
+{
+    return ev->rel ? ev->rel->ncols : 0;
+}
+
+static void append_member(strbuf *out, bool *first, const relation_column *col,
+                          const colval *v)
+{
+    if (!*first)
+        sbuf_append_char(out, ',');
+    *first = false;
+    json_append_string(out, col->name, strlen(col->name));
+    sbuf_append_char(out, ':');
+    append_colval(out, col, v);
+}
+
+static void append_row(strbuf *out, const event *ev, const tuple *t,
+                       bool key_only)
+{
+    bool first = true;
+
+    sbuf_append_char(out, '{');
+    for (int i = 0; i < relation_ncols(ev); i++) {
+        const relation_column *col = &ev->rel->cols[i];
+        const colval *v = column_value(t, i);
+        if (v && (col->key || !key_only))
+            append_member(out, &first, col, v);
+    }
+    sbuf_append_char(out, '}');
+}
+
+static void append_key(strbuf *out, const event *ev)
+{
+    /* An update that changes no key sends no old tuple, and one whose key
+     * is an unchanged TOAST value sends it in the old tuple only. */
+    const tuple *primary = &ev->new_tuple;
+    const tuple *fallback = ev->old_kind ? &ev->old_tuple : NULL;
+    bool first = true;
+
+    if (ev->op == PGSPOUT_OP_DELETE) {
+        primary = &ev->old_tuple;
+        fallback = NULL;
+    }
+    sbuf_append_char(out, '{');
+    for (int i = 0; i < relation_ncols(ev); i++) {
+        const relation_column *col = &ev->rel->cols[i];
+        if (!col->key)
+            continue;
+        const colval *v = column_value(primary, i);
+        if (!v)
+            v = column_value(fallback, i);
+        if (v)
+            append_member(out, &first, col, v);
+    }
+    sbuf_append_char(out, '}');
+}
+
+static void append_before(strbuf *out, const event *ev)
+{
+    if (ev->old_kind == 0)
+        APPEND_LITERAL(out, "null");
+    else
+        append_row(out, ev, &ev->old_tuple, ev->old_kind == 'K');
+}
+
+static void append_after(strbuf *out, const event *ev)
+{
+    if (ev->op == PGSPOUT_OP_DELETE)
+        APPEND_LITERAL(out, "null");
+    else
+        append_row(out, ev, &ev->new_tuple, false);
+}
+
+static void append_unchanged_toast(strbuf *out, const event *ev)
+{
+    bool first = true;
+    int n = relation_ncols(ev);
+
+    sbuf_append_char(out, '[');
+    if (ev->op != PGSPOUT_OP_DELETE && ev->new_tuple.ncols < n)
+        n = ev->new_tuple.ncols;
+    for (int i = 0; ev->op != PGSPOUT_OP_DELETE && i < n; i++) {
+        if (ev->new_tuple.cols[i].kind != COLVAL_UNCHANGED_TOAST)
+            continue;
+        if (!first)
+            sbuf_append_char(out, ',');
+        first = false;
+        const char *name = ev->rel->cols[i].name;
+        json_append_string(out, name, strlen(name));
+    }
+    sbuf_append_char(out, ']');
+}
+
+static void append_columns(strbuf *out, const event *ev)
+{
+    sbuf_append_char(out, '[');
+    for (int i = 0; i < relation_ncols(ev); i++) {
+        const relation_column *col = &ev->rel->cols[i];
+        if (i > 0)
+            sbuf_append_char(out, ',');
+        APPEND_LITERAL(out, "{\"name\":");
+        append_nullable_string(out, col->name);
+        APPEND_LITERAL(out, ",\"type\":");
+        append_nullable_string(out, col->type_name);
+        APPEND_LITERAL(out, ",\"type_oid\":");
+        append_u64(out, col->type_oid);
+        APPEND_LITERAL(out, ",\"key\":");
+        append_bool(out, col->key);
+        sbuf_append_char(out, '}');
+    }
+    sbuf_append_char(out, ']');
+}
+
+static void append_event(strbuf *out, const event *ev)
+{
+    char time_buf[TIMESTAMP_FORMAT_BUFSIZE];
+
+    APPEND_LITERAL(out, "{\"op\":");
+    append_nullable_string(out, op_name(ev->op));
+    APPEND_LITERAL(out, ",\"schema\":");
+    append_nullable_string(out, ev->rel ? ev->rel->schema : NULL);
+    APPEND_LITERAL(out, ",\"table\":");
+    append_nullable_string(out, ev->rel ? ev->rel->table : NULL);
+    APPEND_LITERAL(out, ",\"lsn\":");
+    append_lsn(out, ev->lsn);
+    APPEND_LITERAL(out, ",\"commit_lsn\":");
+    append_lsn(out, ev->pos.commit_lsn);
+    APPEND_LITERAL(out, ",\"xid\":");
+    append_u64(out, ev->xid);
+    APPEND_LITERAL(out, ",\"seq\":");
+    append_u64(out, ev->pos.seq);
+    APPEND_LITERAL(out, ",\"commit_time\":\"");
+    timestamp_format_utc(ev->commit_time_us, time_buf, sizeof time_buf);
+    sbuf_append_str(out, time_buf);
+    sbuf_append_char(out, '"');
+
+    if (is_row_op(ev->op)) {
+        APPEND_LITERAL(out, ",\"key\":");
+        append_key(out, ev);
+        APPEND_LITERAL(out, ",\"before\":");
+        append_before(out, ev);
+        APPEND_LITERAL(out, ",\"after\":");
+        append_after(out, ev);
+        APPEND_LITERAL(out, ",\"unchanged_toast\":");
+        append_unchanged_toast(out, ev);
+    } else if (ev->op == PGSPOUT_OP_TRUNCATE) {
+        APPEND_LITERAL(out, ",\"cascade\":");
+        append_bool(out, ev->cascade);
+        APPEND_LITERAL(out, ",\"restart_identity\":");
+        append_bool(out, ev->restart_identity);
+    } else if (ev->op == PGSPOUT_OP_SCHEMA) {
+        APPEND_LITERAL(out, ",\"columns\":");
+        append_columns(out, ev);
+    }
+    sbuf_append_char(out, '}');
+}
+
+void event_json_append(strbuf *out, const event *ev, pgspout_event_part part)
+{
+    bool row = is_row_op(ev->op);
+
+    switch (part) {
+    case PGSPOUT_PART_EVENT:
+        append_event(out, ev);
+        return;
+    case PGSPOUT_PART_KEY:
+        if (row) {
+            append_key(out, ev);
+            return;
+        }
+        break;
+    case PGSPOUT_PART_BEFORE:
+        if (row) {
+            append_before(out, ev);
+            return;
+        }
+        break;
+    case PGSPOUT_PART_AFTER:
+        if (row) {
+            append_after(out, ev);
+            return;
+        }
+        break;
+    case PGSPOUT_PART_UNCHANGED_TOAST:
+        if (row) {
+            append_unchanged_toast(out, ev);
+            return;
+        }
+        break;
+    case PGSPOUT_PART_COLUMNS:
+        if (ev->op == PGSPOUT_OP_SCHEMA) {
+            append_columns(out, ev);
+            return;
+        }
+        break;
+    }
+    APPEND_LITERAL(out, "null");
+}
+
+const char *event_json_get(event *ev, pgspout_event_part part, size_t *len)
+{
+    if ((unsigned)part >= EVENT_PART_COUNT) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (!ev->json[part]) {
+        strbuf sb = STRBUF_INIT;
+        /* Typical rows fit without regrowing. */
+        sbuf_reserve(&sb, 512);
+        event_json_append(&sb, ev, part);
+        ev->json_len[part] = sb.len;
+        ev->json[part] = sbuf_detach(&sb);
+    }
+    if (len)
+        *len = ev->json_len[part];
+    return ev->json[part];
+}

@@ -1,0 +1,22 @@
+/* The canonical JSON of change events (see the file sink's format in the
+ * README): compact, keys in a fixed order. */
+#ifndef PGSPOUT_EVENT_JSON_H
+#define PGSPOUT_EVENT_JSON_H
+
+#include <stddef.h>
+
+#include "event_internal.h"
+#include "strbuf.h"
+
+/* Appends the JSON of an event or of one part of it. A part that does not
+ * apply to the event's op (key/before/after/unchanged_toast of a truncate or
+ * schema event, columns of anything but a schema event) is null. */
+void event_json_append(strbuf *out, const event *ev, pgspout_event_part part);
+
+/* The same, encoded on first request and cached in the event until
+ * event_clear. Returns NULL (and *len = 0) for a part out of range. Not
+ * thread-safe: the cache is filled without locking, so an event shared by
+ * threads must have its parts requested before it is shared. */
+const char *event_json_get(event *ev, pgspout_event_part part, size_t *len);
+
+#endif

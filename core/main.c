@@ -1,0 +1,392 @@
+/* pgspout: stream PostgreSQL changes to sinks. Modes: stream (default),
+ * --drop-slot, --list-tables, --list-sinks, --help, --version. */
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "loader.h"
+#include "log.h"
+#include "pattern.h"
+#include "pgspout/abi.h"
+#include "replication.h"
+#include "sink_host.h"
+#include "strbuf.h"
+#include "stream.h"
+
+#define EXIT_RUNTIME_FAILURE 1
+#define EXIT_USAGE 2
+
+static volatile sig_atomic_t stop_requested;
+
+static void request_stop(int signo)
+{
+    (void)signo;
+    stop_requested = 1;
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = request_stop;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: a blocked poll() must return so the loop sees the
+     * request. */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "pgspout: %s\n", msg);
+    fprintf(stderr, "Try \"pgspout --help\" for more information.\n");
+    return EXIT_USAGE;
+}
+
+/* Where sinks are looked for: --plugin-dir / plugin_dir first, so a
+ * deployment can override an installed sink, then the install location. */
+static int plugin_dirs(const pgspout_config *cfg, char ***dirs, size_t *ndirs)
+{
+    *dirs = xcalloc(cfg->n_plugin_dirs + 1, sizeof **dirs);
+    *ndirs = 0;
+    for (size_t i = 0; i < cfg->n_plugin_dirs; i++) {
+        if (cfg->plugin_dirs[i][0] != '/') {
+            char msg[1024];
+            snprintf(msg, sizeof msg,
+                     "plugin directory \"%s\" must be an absolute path "
+                     "(nothing is loaded from the working directory)",
+                     cfg->plugin_dirs[i]);
+            free(*dirs);
+            return usage_error(msg);
+        }
+        (*dirs)[(*ndirs)++] = cfg->plugin_dirs[i];
+    }
+    (*dirs)[(*ndirs)++] = PGSPOUT_PLUGIN_DIR;
+    return 0;
+}
+
+static void report_refused(const char *path, const char *why)
+{
+    (void)path;
+    log_warning("skipping %s", why);
+}
+
+static int list_sinks(char **dirs, size_t ndirs, bool with_options)
+{
+    sink_library *libs;
+    size_t n = sink_library_list(dirs, ndirs, &libs, report_refused);
+    for (size_t i = 0; i < n; i++) {
+        const pgspout_sink_descriptor *d = libs[i].desc;
+        printf("%-12s %-10s ABI %u.%u  %s\n", d->name, d->version, d->abi_major,
+               d->abi_minor, d->description);
+        if (with_options && d->options && d->options[0].name)
+            option_table_print(stdout, d->options, "    ");
+        sink_library_close(&libs[i]);
+    }
+    free(libs);
+    if (n == 0)
+        printf("no sinks found\n");
+    return 0;
+}
+
+/* The database a connection will reach, for three-part patterns
+ * (db.schema.table), without connecting: config errors come first. */
+static char *expected_dbname(const char *conninfo)
+{
+    char *dbname = NULL, *user = NULL;
+    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+    if (conninfo && !opts)
+        return xstrdup(conninfo); /* a bare database name */
+    PQconninfoOption *defaults = PQconndefaults();
+    for (PQconninfoOption *set = opts ? opts : defaults; set;
+         set = set == opts ? defaults : NULL) {
+        for (PQconninfoOption *o = set; o && o->keyword; o++) {
+            if (!o->val || !*o->val)
+                continue;
+            if (!dbname && strcmp(o->keyword, "dbname") == 0)
+                dbname = xstrdup(o->val);
+            if (!user && strcmp(o->keyword, "user") == 0)
+                user = xstrdup(o->val);
+        }
+    }
+    PQconninfoFree(opts);
+    PQconninfoFree(defaults);
+    if (!dbname)
+        dbname = user ? user : xstrdup("");
+    else
+        free(user);
+    return dbname;
+}
+
+static table_filter *build_filter(char **include, size_t n_include,
+                                  char **exclude, size_t n_exclude,
+                                  const char *dbname, const char *owner,
+                                  char *err, size_t errlen)
+{
+    table_filter *f = table_filter_new();
+    char why[1024];
+    for (size_t i = 0; i < n_include + n_exclude; i++) {
+        bool excl = i >= n_include;
+        const char *pat = excl ? exclude[i - n_include] : include[i];
+        if (!table_filter_add(f, excl, pat, dbname, why, sizeof why)) {
+            snprintf(err, errlen, "%s: invalid %s pattern \"%s\": %s", owner,
+                     excl ? "exclude" : "include", pat, why);
+            table_filter_free(f);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+static int compare_tables(const void *a, const void *b)
+{
+    const catalog_table *x = a, *y = b;
+    int c = strcmp(x->schema, y->schema);
+    return c ? c : strcmp(x->table, y->table);
+}
+
+static int list_tables(const pgspout_config *cfg, const table_filter *filter)
+{
+    char err[1024];
+    PGconn *conn = pg_connect(cfg->conninfo, false, err, sizeof err);
+    if (!conn) {
+        log_error("%s", err);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    catalog_table *tables;
+    size_t n;
+    if (!catalog_list_tables(conn, &tables, &n, err, sizeof err)) {
+        log_error("%s", err);
+        PQfinish(conn);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    qsort(tables, n, sizeof *tables, compare_tables);
+    for (size_t i = 0; i < n; i++) {
+        if (!table_filter_matches(filter, tables[i].schema, tables[i].table,
+                                  tables[i].visible))
+            continue;
+        /* The server's quote_ident: its keyword list is the one that
+         * counts for this server version. */
+        printf("%s\n", tables[i].quoted);
+    }
+    catalog_tables_free(tables, n);
+    PQfinish(conn);
+    return 0;
+}
+
+static int drop_slot(const pgspout_config *cfg)
+{
+    char err[1024];
+    PGconn *repl = pg_connect(cfg->conninfo, true, err, sizeof err);
+    if (!repl) {
+        log_error("%s", err);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    bool ok = repl_drop_slot(repl, cfg->slot, err, sizeof err);
+    if (ok)
+        log_info("dropped replication slot \"%s\"", cfg->slot);
+    else
+        log_error("%s", err);
+    PQfinish(repl);
+    return ok ? 0 : EXIT_RUNTIME_FAILURE;
+}
+
+/* Makes sure the publication and the slot exist (creating them with
+ * --create-slot). */
+static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
+                         PGconn *repl)
+{
+    char err[1024];
+    if (!catalog_ensure_publication(catalog, cfg->publication, cfg->create_slot,
+                                    err, sizeof err)) {
+        log_error("%s", err);
+        return false;
+    }
+    bool exists;
+    if (!catalog_slot_exists(catalog, cfg->slot, &exists, err, sizeof err)) {
+        log_error("%s", err);
+        return false;
+    }
+    if (exists)
+        return true;
+    if (!cfg->create_slot) {
+        log_error("replication slot \"%s\" does not exist (--create-slot "
+                  "creates it)",
+                  cfg->slot);
+        return false;
+    }
+    if (!repl_create_slot(repl, cfg->slot, err, sizeof err)) {
+        log_error("%s", err);
+        return false;
+    }
+    log_info("created replication slot \"%s\"", cfg->slot);
+    return true;
+}
+
+typedef struct sink_set {
+    sink_handle **sinks;
+    size_t n;
+} sink_set;
+
+static void sink_set_free(sink_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        sink_handle_free(set->sinks[i]);
+    free(set->sinks);
+    set->sinks = NULL;
+    set->n = 0;
+}
+
+/* Loads every configured sink and validates its options and filters; all
+ * of it before anything connects, so configuration mistakes exit 2. */
+static int load_sinks(pgspout_config *cfg, char **dirs, size_t ndirs,
+                      const char *dbname, sink_set *set)
+{
+    char err[2048];
+    set->sinks = xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *set->sinks);
+    for (size_t i = 0; i < cfg->n_sinks; i++) {
+        sink_config *sc = &cfg->sinks[i];
+        sink_library lib;
+        if (!sink_library_open(sc->type, dirs, ndirs, &lib, err, sizeof err)) {
+            fprintf(stderr, "pgspout: sink \"%s\": %s\n", sc->name, err);
+            return EXIT_USAGE;
+        }
+        if (config_validate_sink(sc, lib.desc->options, err, sizeof err) != 0) {
+            fprintf(stderr, "pgspout: %s\n", err);
+            sink_library_close(&lib);
+            return EXIT_USAGE;
+        }
+        char owner[256];
+        snprintf(owner, sizeof owner, "sink \"%s\"", sc->name);
+        table_filter *f =
+            build_filter(sc->include, sc->n_include, sc->exclude, sc->n_exclude,
+                         dbname, owner, err, sizeof err);
+        if (!f) {
+            fprintf(stderr, "pgspout: %s\n", err);
+            sink_library_close(&lib);
+            return EXIT_USAGE;
+        }
+        set->sinks[set->n++] = sink_handle_new(sc->name, lib, sc->options, f);
+    }
+    return 0;
+}
+
+static int run_stream(pgspout_config *cfg, const table_filter *global,
+                      sink_set *set)
+{
+    char err[1024];
+    char *where = conninfo_redacted(cfg->conninfo);
+    log_debug("connecting to %s", where);
+    free(where);
+    PGconn *catalog = pg_connect(cfg->conninfo, false, err, sizeof err);
+    if (!catalog) {
+        log_error("%s", err);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    PGconn *repl = pg_connect(cfg->conninfo, true, err, sizeof err);
+    if (!repl) {
+        log_error("%s", err);
+        PQfinish(catalog);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    int rc = EXIT_RUNTIME_FAILURE;
+    if (!prepare_slot(cfg, catalog, repl))
+        goto out;
+    for (size_t i = 0; i < set->n; i++) {
+        if (sink_handle_create(set->sinks[i]) != PGSPOUT_OK) {
+            log_error("sink \"%s\" could not be started", set->sinks[i]->name);
+            goto out;
+        }
+    }
+    stream_settings settings;
+    stream_settings_default(&settings);
+    settings.slot = cfg->slot;
+    settings.publication = cfg->publication;
+    settings.has_endpos = cfg->has_endpos;
+    settings.endpos = cfg->endpos;
+    settings.status_interval_ms = cfg->status_interval_s * 1000;
+    rc = stream_run(repl, catalog, global, set->sinks, set->n, &settings,
+                    &stop_requested);
+out:
+    PQfinish(repl);
+    PQfinish(catalog);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    pgspout_config cfg;
+    char err[2048];
+    if (config_from_args(argc, argv, &cfg, err, sizeof err) != 0) {
+        config_free(&cfg);
+        return usage_error(err);
+    }
+    if (cfg.show_version) {
+        printf("pgspout %s (sink ABI %d.%d)\n", PGSPOUT_VERSION,
+               PGSPOUT_ABI_MAJOR, PGSPOUT_ABI_MINOR);
+        config_free(&cfg);
+        return 0;
+    }
+    log_set_level(cfg.verbosity > 0 ? PGSPOUT_LOG_DEBUG : PGSPOUT_LOG_INFO);
+    install_signal_handlers();
+
+    char **dirs = NULL;
+    size_t ndirs = 0;
+    int rc = plugin_dirs(&cfg, &dirs, &ndirs);
+    if (rc != 0) {
+        config_free(&cfg);
+        return rc;
+    }
+    if (!loader_init(err, sizeof err)) {
+        log_error("%s", err);
+        free(dirs);
+        config_free(&cfg);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    char *dbname = expected_dbname(cfg.conninfo);
+    table_filter *global = NULL;
+    sink_set sinks = {0};
+
+    if (cfg.show_help || cfg.list_sinks) {
+        if (cfg.show_help) {
+            config_print_usage(stdout);
+            printf("\nSinks found in the plugin directories, with their "
+                   "options:\n");
+        }
+        rc = list_sinks(dirs, ndirs, true);
+        goto done;
+    }
+    if (cfg.drop_slot) {
+        rc = drop_slot(&cfg);
+        goto done;
+    }
+    global =
+        build_filter(cfg.include, cfg.n_include, cfg.exclude, cfg.n_exclude,
+                     dbname, "table filter", err, sizeof err);
+    if (!global) {
+        rc = usage_error(err);
+        goto done;
+    }
+    if (cfg.list_tables) {
+        rc = list_tables(&cfg, global);
+        goto done;
+    }
+    rc = load_sinks(&cfg, dirs, ndirs, dbname, &sinks);
+    if (rc == 0)
+        rc = run_stream(&cfg, global, &sinks);
+
+done:
+    sink_set_free(&sinks);
+    if (global)
+        table_filter_free(global);
+    free(dbname);
+    free(dirs);
+    loader_shutdown();
+    config_free(&cfg);
+    return rc;
+}

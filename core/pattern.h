@@ -1,0 +1,54 @@
+/* Table name patterns with the exact meaning pg_dump gives -t/-T (psql's
+ * "Patterns"), matched locally so that tables created while streaming are
+ * judged by the same rules as the initial catalog listing. Also
+ * quote_ident_dup(), because listing tables must quote names exactly as the
+ * server's quote_ident() does. */
+#ifndef PGSPOUT_PATTERN_H
+#define PGSPOUT_PATTERN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct table_pattern table_pattern;
+
+/* Compiles one pattern. dbname is the connected database's name: a
+ * three-part pattern db.schema.table is accepted only when its db part
+ * equals it (NULL accepts none). On error returns NULL and writes a message
+ * naming the pattern into err. */
+table_pattern *table_pattern_compile(const char *pattern, const char *dbname,
+                                     char *err, size_t errlen);
+
+/* visible_in_search_path is pg_table_is_visible() of the table on the
+ * connection; it matters only for unqualified patterns. */
+bool table_pattern_matches(const table_pattern *p, const char *schema,
+                           const char *table, bool visible_in_search_path);
+
+void table_pattern_free(table_pattern *p);
+
+/* The regular expressions psql would send to the server, e.g. "^(public)$",
+ * or NULL when that part is unconstrained (no schema part, or "*"). */
+const char *table_pattern_schema_regex(const table_pattern *p);
+const char *table_pattern_name_regex(const table_pattern *p);
+
+/* True when the pattern has a schema part; unqualified patterns match only
+ * tables visible in the search_path. */
+bool table_pattern_is_qualified(const table_pattern *p);
+
+/* Include (-t) and exclude (-T) lists: an excluded table never matches, and
+ * an empty include list means every table. */
+typedef struct table_filter table_filter;
+
+table_filter *table_filter_new(void);
+bool table_filter_add(table_filter *f, bool exclude, const char *pattern,
+                      const char *dbname, char *err, size_t errlen);
+bool table_filter_matches(const table_filter *f, const char *schema,
+                          const char *table, bool visible_in_search_path);
+/* True when no pattern at all was added: every table passes. */
+bool table_filter_is_empty(const table_filter *f);
+void table_filter_free(table_filter *f);
+
+/* Returns a malloc'd copy of ident, double-quoted when PostgreSQL's
+ * quote_ident() would quote it. */
+char *quote_ident_dup(const char *ident);
+
+#endif

@@ -1,0 +1,288 @@
+#include "replication.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strbuf.h"
+
+/* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+#define POSTGRES_EPOCH_OFFSET_US INT64_C(946684800000000)
+
+int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t postgres_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 -
+           POSTGRES_EPOCH_OFFSET_US;
+}
+
+static uint64_t read_be64(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | u[i];
+    return v;
+}
+
+static void write_be64(char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+/* libpq messages end in a newline; ours are embedded in longer lines. */
+static void copy_pq_error(PGconn *conn, const char *what, char *err,
+                          size_t errlen)
+{
+    const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+        len--;
+    snprintf(err, errlen, "%s: %.*s", what, (int)len, msg);
+}
+
+PGconn *pg_connect(const char *conninfo, bool replication, char *err,
+                   size_t errlen)
+{
+    /* Names and values are handled as UTF-8 throughout (JSON output,
+     * pattern matching). */
+    const char *keys[] = {"dbname", "fallback_application_name",
+                          "client_encoding", "replication", NULL};
+    const char *values[] = {conninfo, "pgspout", "UTF8", "database", NULL};
+    if (!replication)
+        keys[3] = NULL;
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        copy_pq_error(conn,
+                      replication ? "replication connection failed"
+                                  : "connection failed",
+                      err, errlen);
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+static bool run_command(PGconn *conn, const char *sql, const char *what,
+                        char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok)
+        copy_pq_error(conn, what, err, errlen);
+    PQclear(res);
+    return ok;
+}
+
+bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
+{
+    char sql[256];
+    /* NOEXPORT_SNAPSHOT: pgspout streams changes, it takes no initial copy. */
+    snprintf(sql, sizeof sql,
+             "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput "
+             "NOEXPORT_SNAPSHOT",
+             slot);
+    return run_command(repl, sql, "cannot create replication slot", err,
+                       errlen);
+}
+
+bool repl_drop_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP_REPLICATION_SLOT \"%s\" WAIT", slot);
+    return run_command(repl, sql, "cannot drop replication slot", err, errlen);
+}
+
+static void *status_thread_main(void *arg)
+{
+    repl_stream *rs = arg;
+    while (!atomic_load(&rs->stopping)) {
+        struct timespec tick = {0, 200 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+        int64_t since = now_us() - atomic_load(&rs->last_status_us);
+        if (since < (int64_t)rs->status_interval_ms * 1000)
+            continue;
+        char err[512];
+        if (!repl_send_status(rs, false, err, sizeof err))
+            log_warning("%s", err);
+    }
+    return NULL;
+}
+
+bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
+                const char *publication, int proto_version,
+                int status_interval_ms, char *err, size_t errlen)
+{
+    memset(rs, 0, sizeof *rs);
+    rs->conn = repl;
+    rs->status_interval_ms = status_interval_ms;
+    pthread_mutex_init(&rs->lock, NULL);
+
+    /* publication_names is a list of identifiers inside a string literal:
+     * double quotes for the identifier, then single quotes doubled. */
+    strbuf pub = STRBUF_INIT;
+    sbuf_append_char(&pub, '"');
+    for (const char *p = publication; *p; p++) {
+        if (*p == '"')
+            sbuf_append_char(&pub, '"');
+        if (*p == '\'')
+            sbuf_append_char(&pub, '\'');
+        sbuf_append_char(&pub, *p);
+    }
+    sbuf_append_char(&pub, '"');
+    strbuf sql = STRBUF_INIT;
+    sbuf_appendf(&sql,
+                 "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 "
+                 "(proto_version '%d', publication_names '%s')",
+                 slot, proto_version, pub.data);
+    PGresult *res = PQexec(repl, sql.data);
+    sbuf_free(&sql);
+    sbuf_free(&pub);
+    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+        copy_pq_error(repl, "cannot start streaming", err, errlen);
+        PQclear(res);
+        return false;
+    }
+    PQclear(res);
+    atomic_store(&rs->last_status_us, now_us());
+    if (pthread_create(&rs->status_thread, NULL, status_thread_main, rs) != 0) {
+        snprintf(err, errlen, "cannot start status thread");
+        return false;
+    }
+    rs->status_thread_running = true;
+    return true;
+}
+
+bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
+                      size_t errlen)
+{
+    char msg[1 + 8 * 4 + 1];
+    uint64_t flushed = atomic_load(&rs->flushed);
+    uint64_t received = atomic_load(&rs->received);
+    msg[0] = 'r';
+    write_be64(msg + 1, received > flushed ? received : flushed);
+    write_be64(msg + 9, flushed);
+    write_be64(msg + 17, flushed);
+    write_be64(msg + 25, (uint64_t)postgres_now_us());
+    msg[33] = reply_requested ? 1 : 0;
+
+    pthread_mutex_lock(&rs->lock);
+    bool ok =
+        PQputCopyData(rs->conn, msg, sizeof msg) == 1 && PQflush(rs->conn) == 0;
+    if (!ok)
+        copy_pq_error(rs->conn, "cannot send status update", err, errlen);
+    pthread_mutex_unlock(&rs->lock);
+    if (ok)
+        atomic_store(&rs->last_status_us, now_us());
+    return ok;
+}
+
+static int parse_copy_data(char *buf, int len, repl_msg *msg, char *err,
+                           size_t errlen)
+{
+    memset(msg, 0, sizeof *msg);
+    msg->buffer = buf;
+    if (len >= 25 && buf[0] == 'w') {
+        msg->kind = REPL_XLOGDATA;
+        msg->wal_start = read_be64(buf + 1);
+        msg->wal_end = read_be64(buf + 9);
+        msg->payload = buf + 25;
+        msg->payload_len = (size_t)len - 25;
+        return 1;
+    }
+    if (len >= 18 && buf[0] == 'k') {
+        msg->kind = REPL_KEEPALIVE;
+        msg->wal_end = read_be64(buf + 1);
+        msg->reply_requested = buf[17] != 0;
+        return 1;
+    }
+    snprintf(err, errlen,
+             "unexpected message from the server: type '%c', %d bytes",
+             len > 0 ? buf[0] : '?', len);
+    PQfreemem(buf);
+    msg->buffer = NULL;
+    return -1;
+}
+
+int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
+              char *err, size_t errlen)
+{
+    int64_t deadline = now_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        char *buf = NULL;
+        pthread_mutex_lock(&rs->lock);
+        int len = PQgetCopyData(rs->conn, &buf, 1);
+        pthread_mutex_unlock(&rs->lock);
+        if (len > 0)
+            return parse_copy_data(buf, len, msg, err, errlen);
+        if (len == -1) {
+            PGresult *res = PQgetResult(rs->conn);
+            if (PQresultStatus(res) == PGRES_COMMAND_OK)
+                snprintf(err, errlen, "the server ended replication");
+            else
+                copy_pq_error(rs->conn, "replication stream ended", err,
+                              errlen);
+            PQclear(res);
+            return -1;
+        }
+        if (len == -2) {
+            copy_pq_error(rs->conn, "replication stream failed", err, errlen);
+            return -1;
+        }
+        int64_t left = deadline - now_us();
+        if (left <= 0)
+            return 0;
+        struct pollfd fds[2] = {{.fd = PQsocket(rs->conn), .events = POLLIN},
+                                {.fd = wake_fd, .events = POLLIN}};
+        int n = poll(fds, wake_fd >= 0 ? 2 : 1, (int)((left + 999) / 1000));
+        if (n < 0 && errno != EINTR) {
+            snprintf(err, errlen, "poll: %s", strerror(errno));
+            return -1;
+        }
+        if (n <= 0)
+            return 0; /* timeout, or a signal the caller should look at */
+        if (wake_fd >= 0 && (fds[1].revents & POLLIN) &&
+            !(fds[0].revents & POLLIN))
+            return 0;
+        pthread_mutex_lock(&rs->lock);
+        int ok = PQconsumeInput(rs->conn);
+        pthread_mutex_unlock(&rs->lock);
+        if (!ok) {
+            copy_pq_error(rs->conn, "replication connection lost", err, errlen);
+            return -1;
+        }
+    }
+}
+
+void repl_stop(repl_stream *rs)
+{
+    atomic_store(&rs->stopping, true);
+    if (rs->status_thread_running) {
+        pthread_join(rs->status_thread, NULL);
+        rs->status_thread_running = false;
+    }
+    if (rs->conn) {
+        pthread_mutex_lock(&rs->lock);
+        PQputCopyEnd(rs->conn, NULL);
+        PQflush(rs->conn);
+        pthread_mutex_unlock(&rs->lock);
+    }
+    pthread_mutex_destroy(&rs->lock);
+}

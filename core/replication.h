@@ -1,0 +1,70 @@
+/* The walsender side of libpq: slots, START_REPLICATION, CopyBoth framing,
+ * keepalives and standby status updates. */
+#ifndef PGSPOUT_REPLICATION_H
+#define PGSPOUT_REPLICATION_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Opens a connection; replication=true asks for a logical walsender
+ * (replication=database). Errors never include the conninfo. */
+PGconn *pg_connect(const char *conninfo, bool replication, char *err,
+                   size_t errlen);
+
+/* What one CopyData message from the walsender was. */
+typedef enum repl_msg_kind {
+    REPL_XLOGDATA,  /* payload holds one pgoutput message */
+    REPL_KEEPALIVE, /* wal_end, reply_requested */
+} repl_msg_kind;
+
+typedef struct repl_msg {
+    repl_msg_kind kind;
+    uint64_t wal_start; /* XLogData: LSN of the change (its WAL record) */
+    uint64_t wal_end;   /* the server's current end of WAL */
+    bool reply_requested;
+    const char *payload; /* XLogData only; points into `buffer` */
+    size_t payload_len;
+    char *buffer; /* the whole CopyData buffer; free with PQfreemem */
+} repl_msg;
+
+typedef struct repl_stream {
+    PGconn *conn;
+    /* Serialises libpq calls: the status thread sends standby status updates
+     * while the main thread may be busy inside a slow sink. */
+    pthread_mutex_t lock;
+    _Atomic uint64_t received; /* highest WAL position received */
+    _Atomic uint64_t flushed;  /* highest WAL position safe to confirm */
+    _Atomic int64_t last_status_us;
+    int status_interval_ms;
+    pthread_t status_thread;
+    bool status_thread_running;
+    _Atomic bool stopping;
+} repl_stream;
+
+bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen);
+bool repl_drop_slot(PGconn *repl, const char *slot, char *err, size_t errlen);
+
+/* START_REPLICATION from the slot's confirmed position. */
+bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
+                const char *publication, int proto_version,
+                int status_interval_ms, char *err, size_t errlen);
+
+/* Waits up to timeout_ms for the next message. Returns 1 with *msg filled,
+ * 0 when nothing arrived in time, -1 on error or end of stream (err set). */
+int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
+              char *err, size_t errlen);
+
+/* Sends a standby status update reporting rs->flushed as flushed. */
+bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
+                      size_t errlen);
+
+/* Ends COPY and the status thread; leaves the connection open. */
+void repl_stop(repl_stream *rs);
+
+int64_t now_us(void);
+
+#endif

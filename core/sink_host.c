@@ -1,0 +1,213 @@
+#include "sink_host.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event_internal.h"
+#include "event_json.h"
+#include "log.h"
+#include "lsn.h"
+#include "strbuf.h"
+
+static int wake_fd = -1;
+
+void host_set_wake_fd(int fd)
+{
+    wake_fd = fd;
+}
+
+static void host_log(pgspout_sink_handle *sink, pgspout_log_level level,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, sink ? sink->name : "sink", fmt, ap);
+    va_end(ap);
+}
+
+static bool host_option_string(pgspout_sink_handle *sink, const char *name,
+                               const char **value)
+{
+    return sink_options_get_string(sink->options, name, value);
+}
+
+static bool host_option_int(pgspout_sink_handle *sink, const char *name,
+                            int64_t *value)
+{
+    return sink_options_get_int(sink->options, name, value);
+}
+
+static bool host_option_bool(pgspout_sink_handle *sink, const char *name,
+                             bool *value)
+{
+    return sink_options_get_bool(sink->options, name, value);
+}
+
+static bool host_option_double(pgspout_sink_handle *sink, const char *name,
+                               double *value)
+{
+    return sink_options_get_double(sink->options, name, value);
+}
+
+static pgspout_op host_event_op(const pgspout_event *ev)
+{
+    return ev->op;
+}
+
+static const char *host_event_schema(const pgspout_event *ev)
+{
+    return ev->rel->schema;
+}
+
+static const char *host_event_table(const pgspout_event *ev)
+{
+    return ev->rel->table;
+}
+
+static pgspout_position host_event_position(const pgspout_event *ev)
+{
+    return ev->pos;
+}
+
+static pgspout_lsn host_event_lsn(const pgspout_event *ev)
+{
+    return ev->lsn;
+}
+
+static uint32_t host_event_xid(const pgspout_event *ev)
+{
+    return ev->xid;
+}
+
+static int64_t host_event_commit_time(const pgspout_event *ev)
+{
+    return ev->commit_time_us;
+}
+
+static const char *host_event_json(const pgspout_event *ev,
+                                   pgspout_event_part part, size_t *length)
+{
+    if ((int)part < 0 || (int)part >= EVENT_PART_COUNT) {
+        if (length)
+            *length = 0;
+        return NULL;
+    }
+    /* The cache lives in the event; sinks see it as const because they must
+     * not change what other sinks read. */
+    size_t len = 0;
+    const char *json = event_json_get((pgspout_event *)ev, part, &len);
+    if (length)
+        *length = len;
+    return json;
+}
+
+static char *host_format_lsn(pgspout_lsn lsn, char *buf, size_t buflen)
+{
+    return lsn_format(lsn, buf, buflen);
+}
+
+static void host_ack_durable(pgspout_sink_handle *sink, pgspout_position upto)
+{
+    pthread_mutex_lock(&sink->ack_lock);
+    bool backwards = pgspout_position_cmp(upto, sink->acked) < 0;
+    if (!backwards)
+        sink->acked = upto;
+    pthread_mutex_unlock(&sink->ack_lock);
+    if (backwards) {
+        log_msg(PGSPOUT_LOG_WARNING,
+                "sink '%s' acknowledged a position older than before; "
+                "ignored",
+                sink->name);
+        return;
+    }
+    if (wake_fd >= 0) {
+        char byte = 1;
+        /* A full pipe already holds a pending wake-up. */
+        ssize_t ignored = write(wake_fd, &byte, 1);
+        (void)ignored;
+    }
+}
+
+static const pgspout_host_api api_table = {
+    .size = sizeof(pgspout_host_api),
+    .abi_major = PGSPOUT_ABI_MAJOR,
+    .abi_minor = PGSPOUT_ABI_MINOR,
+    .log = host_log,
+    .option_string = host_option_string,
+    .option_int = host_option_int,
+    .option_bool = host_option_bool,
+    .option_double = host_option_double,
+    .event_op = host_event_op,
+    .event_schema = host_event_schema,
+    .event_table = host_event_table,
+    .event_position = host_event_position,
+    .event_lsn = host_event_lsn,
+    .event_xid = host_event_xid,
+    .event_commit_time = host_event_commit_time,
+    .event_json = host_event_json,
+    .format_lsn = host_format_lsn,
+    .ack_durable = host_ack_durable,
+};
+
+const pgspout_host_api *host_api(void)
+{
+    return &api_table;
+}
+
+sink_handle *sink_handle_new(const char *name, sink_library lib,
+                             const sink_options *options, table_filter *filter)
+{
+    sink_handle *s = xcalloc(1, sizeof *s);
+    s->name = xstrdup(name);
+    s->lib = lib;
+    s->options = options;
+    s->filter = filter;
+    pthread_mutex_init(&s->ack_lock, NULL);
+    return s;
+}
+
+void sink_handle_free(sink_handle *s)
+{
+    if (!s)
+        return;
+    if (s->created)
+        s->lib.desc->destroy(s->state);
+    sink_library_close(&s->lib);
+    if (s->filter)
+        table_filter_free(s->filter);
+    pthread_mutex_destroy(&s->ack_lock);
+    free(s->name);
+    free(s);
+}
+
+pgspout_status sink_handle_create(sink_handle *s)
+{
+    const pgspout_sink_descriptor *d = s->lib.desc;
+    pgspout_status st = d->create(&api_table, s, &s->state);
+    if (st != PGSPOUT_OK)
+        return st;
+    s->created = true;
+    if (d->resume_position) {
+        pgspout_position pos;
+        if (d->resume_position(s->state, &pos)) {
+            s->has_resume = true;
+            s->resume = pos;
+            char lsn[32];
+            log_info("sink '%s' already holds changes up to commit_lsn %s "
+                     "seq %llu; earlier ones are skipped for it",
+                     s->name, lsn_format(pos.commit_lsn, lsn, sizeof lsn),
+                     (unsigned long long)pos.seq);
+        }
+    }
+    return PGSPOUT_OK;
+}
+
+pgspout_position sink_handle_acked(sink_handle *s)
+{
+    pthread_mutex_lock(&s->ack_lock);
+    pgspout_position p = s->acked;
+    pthread_mutex_unlock(&s->ack_lock);
+    return p;
+}

@@ -1,0 +1,50 @@
+/* Sink instances as the host runs them, and the host API table. */
+#ifndef PGSPOUT_SINK_HOST_H
+#define PGSPOUT_SINK_HOST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loader.h"
+#include "options.h"
+#include "pattern.h"
+#include "pgspout/sink.h"
+
+struct pgspout_sink_handle {
+    char *name; /* instance name from the config (or the type) */
+    sink_library lib;
+    const sink_options *options; /* owned by the config */
+    table_filter *filter;        /* the sink's own filter, may be empty */
+    void *state;
+    bool created;
+
+    /* Only the main thread touches these. */
+    pgspout_position delivered; /* last event handed over by a write OK */
+    bool has_resume;
+    pgspout_position resume; /* skip events at or before this */
+    uint64_t unflushed;      /* events written since the last flush */
+    int64_t last_flush_us;
+
+    /* Written by ack_durable from any thread. */
+    pthread_mutex_t ack_lock;
+    pgspout_position acked;
+};
+
+typedef struct pgspout_sink_handle sink_handle;
+
+const pgspout_host_api *host_api(void);
+
+/* The main loop waits on this fd too, so an acknowledgement from a sink's
+ * own thread is acted on at once. */
+void host_set_wake_fd(int fd);
+
+sink_handle *sink_handle_new(const char *name, sink_library lib,
+                             const sink_options *options, table_filter *filter);
+void sink_handle_free(sink_handle *s);
+
+/* Calls create, then resume_position. */
+pgspout_status sink_handle_create(sink_handle *s);
+pgspout_position sink_handle_acked(sink_handle *s);
+
+#endif

@@ -1,0 +1,683 @@
+#include "stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "catalog.h"
+#include "checkpoint.h"
+#include "event_internal.h"
+#include "log.h"
+#include "lsn.h"
+#include "pgoutput.h"
+#include "replication.h"
+#include "strbuf.h"
+
+/* pgoutput protocol 1 is enough: pgspout does not ask for in-progress
+ * transactions to be streamed, because their commit LSN (part of every
+ * event's position) is unknown until they end; the server spills large
+ * transactions to disk and sends them whole at commit instead. */
+#define PGOUTPUT_PROTO_VERSION 1
+
+#define MAX_SINKS 64
+
+void stream_settings_default(stream_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->slot = "pgspout";
+    s->publication = "pgspout";
+    s->status_interval_ms = 10000;
+    s->batch_max_events = 1024;
+    s->batch_max_bytes = 8u << 20;
+    s->flush_interval_ms = 1000;
+    s->max_unflushed_events = 100000;
+}
+
+/* What pgspout knows about one relation OID. */
+typedef struct rel_entry {
+    uint32_t oid; /* 0: free slot */
+    relation *rel;
+    bool schema_pending; /* emit a schema event before its next change */
+    uint64_t sink_mask;  /* sinks that receive its changes */
+} rel_entry;
+
+typedef struct stream {
+    const stream_settings *settings;
+    PGconn *catalog;
+    const table_filter *global;
+    sink_handle **sinks;
+    size_t nsinks;
+    volatile sig_atomic_t *stop;
+    repl_stream rs;
+    pgoutput_parser parser;
+    char **search_path;
+    size_t search_path_len;
+
+    rel_entry *rels;
+    size_t rels_cap, rels_used;
+
+    bool in_txn;
+    bool skipping_txn; /* a transaction past endpos: not delivered */
+    uint64_t txn_commit_lsn;
+    uint32_t txn_xid;
+    int64_t txn_commit_time;
+    uint64_t txn_seq;
+    pgspout_position last_pos;
+
+    event **batch;
+    uint64_t *batch_masks;
+    size_t batch_count, batch_bytes;
+    char **buffers; /* CopyData buffers the batch's tuples point into */
+    size_t nbuffers, buffers_cap;
+    event **sink_events; /* scratch: one sink's share of the batch */
+
+    checkpoint cp;
+    uint64_t idle_wal_end; /* from a keepalive received between txns */
+    bool endpos_reached;
+    int wake_pipe[2];
+} stream;
+
+/* ---- relation cache: open addressing on the OID ---- */
+
+static rel_entry *rel_lookup(stream *st, uint32_t oid, bool create)
+{
+    if (create && (st->rels_used + 1) * 2 > st->rels_cap) {
+        size_t old_cap = st->rels_cap;
+        rel_entry *old = st->rels;
+        st->rels_cap = old_cap ? old_cap * 2 : 64;
+        st->rels = xcalloc(st->rels_cap, sizeof *st->rels);
+        for (size_t i = 0; i < old_cap; i++) {
+            if (!old[i].oid)
+                continue;
+            size_t j = old[i].oid % st->rels_cap;
+            while (st->rels[j].oid)
+                j = (j + 1) % st->rels_cap;
+            st->rels[j] = old[i];
+        }
+        free(old);
+    }
+    if (!st->rels_cap)
+        return NULL;
+    size_t i = oid % st->rels_cap;
+    while (st->rels[i].oid) {
+        if (st->rels[i].oid == oid)
+            return &st->rels[i];
+        i = (i + 1) % st->rels_cap;
+    }
+    if (!create)
+        return NULL;
+    st->rels[i].oid = oid;
+    st->rels_used++;
+    return &st->rels[i];
+}
+
+static bool same_definition(const relation *a, const relation *b)
+{
+    if (strcmp(a->schema, b->schema) != 0 || strcmp(a->table, b->table) != 0 ||
+        a->ncols != b->ncols || a->replica_identity != b->replica_identity)
+        return false;
+    for (int i = 0; i < a->ncols; i++) {
+        const relation_column *x = &a->cols[i], *y = &b->cols[i];
+        if (strcmp(x->name, y->name) != 0 || x->type_oid != y->type_oid ||
+            x->typmod != y->typmod || x->key != y->key)
+            return false;
+    }
+    return true;
+}
+
+static bool in_search_path(const stream *st, const char *schema)
+{
+    for (size_t i = 0; i < st->search_path_len; i++)
+        if (strcmp(st->search_path[i], schema) == 0)
+            return true;
+    return false;
+}
+
+static uint64_t compute_sink_mask(stream *st, const relation *rel)
+{
+    bool filtered = !table_filter_is_empty(st->global);
+    for (size_t i = 0; i < st->nsinks && !filtered; i++)
+        filtered = !table_filter_is_empty(st->sinks[i]->filter);
+    bool visible = true;
+    if (filtered) {
+        int v = catalog_relation_visible(st->catalog, rel->oid);
+        /* Dropped since: judge by its schema's place in search_path. */
+        visible = v >= 0 ? v == 1 : in_search_path(st, rel->schema);
+    }
+    if (!table_filter_matches(st->global, rel->schema, rel->table, visible))
+        return 0;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < st->nsinks; i++) {
+        const table_filter *f = st->sinks[i]->filter;
+        if (table_filter_is_empty(f) ||
+            table_filter_matches(f, rel->schema, rel->table, visible))
+            mask |= UINT64_C(1) << i;
+    }
+    return mask;
+}
+
+static bool handle_relation(stream *st, const pgoutput_msg *m, char *err,
+                            size_t errlen)
+{
+    relation *rel = xcalloc(1, sizeof *rel);
+    rel->refcount = 1;
+    rel->oid = m->u.relation.oid;
+    rel->schema =
+        xstrdup(*m->u.relation.nspname ? m->u.relation.nspname : "pg_catalog");
+    rel->table = xstrdup(m->u.relation.relname);
+    rel->replica_identity = m->u.relation.replica_identity;
+    rel->ncols = m->u.relation.ncols;
+    rel->cols = xcalloc((size_t)rel->ncols, sizeof *rel->cols);
+    for (int i = 0; i < rel->ncols; i++) {
+        const pgoutput_column *c = &m->u.relation.cols[i];
+        rel->cols[i].name = xstrdup(c->name);
+        rel->cols[i].type_oid = c->type_oid;
+        rel->cols[i].typmod = c->typmod;
+        rel->cols[i].key = c->key;
+    }
+    if (!catalog_describe_columns(st->catalog, rel, err, errlen)) {
+        relation_unref(rel);
+        return false;
+    }
+    rel_entry *e = rel_lookup(st, rel->oid, true);
+    if (!e->rel || !same_definition(e->rel, rel)) {
+        e->schema_pending = true;
+        if (!e->rel || strcmp(e->rel->schema, rel->schema) != 0 ||
+            strcmp(e->rel->table, rel->table) != 0)
+            e->sink_mask = compute_sink_mask(st, rel);
+    }
+    if (e->rel)
+        relation_unref(e->rel);
+    e->rel = rel;
+    return true;
+}
+
+/* ---- batch ---- */
+
+static void batch_free_events(stream *st)
+{
+    for (size_t i = 0; i < st->batch_count; i++) {
+        event_clear(st->batch[i]);
+        free(st->batch[i]);
+    }
+    st->batch_count = 0;
+    st->batch_bytes = 0;
+    for (size_t i = 0; i < st->nbuffers; i++)
+        PQfreemem(st->buffers[i]);
+    st->nbuffers = 0;
+}
+
+static void batch_keep_buffer(stream *st, char *buffer)
+{
+    if (st->nbuffers == st->buffers_cap) {
+        st->buffers_cap = st->buffers_cap ? st->buffers_cap * 2 : 64;
+        st->buffers = xrealloc(st->buffers, st->buffers_cap * sizeof(char *));
+    }
+    st->buffers[st->nbuffers++] = buffer;
+}
+
+static event *new_event(stream *st, rel_entry *e, pgspout_op op, uint64_t lsn,
+                        size_t approx_bytes)
+{
+    event *ev = xcalloc(1, sizeof *ev);
+    ev->op = op;
+    ev->rel = relation_ref(e->rel);
+    ev->lsn = lsn;
+    ev->xid = st->txn_xid;
+    ev->commit_time_us = st->txn_commit_time;
+    ev->pos.commit_lsn = st->txn_commit_lsn;
+    ev->pos.seq = ++st->txn_seq;
+    st->last_pos = ev->pos;
+    st->batch[st->batch_count] = ev;
+    st->batch_masks[st->batch_count] = e->sink_mask;
+    st->batch_count++;
+    st->batch_bytes += approx_bytes + 256;
+    return ev;
+}
+
+static void maybe_schema_event(stream *st, rel_entry *e, uint64_t lsn)
+{
+    if (!e->schema_pending)
+        return;
+    e->schema_pending = false;
+    new_event(st, e, PGSPOUT_OP_SCHEMA, lsn, 64u * (size_t)e->rel->ncols);
+}
+
+static bool batch_has_room(const stream *st, size_t events)
+{
+    return st->batch_count + events <= st->settings->batch_max_events;
+}
+
+/* ---- delivery ---- */
+
+static bool sleep_unless_stopped(stream *st, int64_t ms)
+{
+    while (ms > 0 && !*st->stop) {
+        int64_t step = ms < 100 ? ms : 100;
+        struct timespec ts = {step / 1000, (long)(step % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+    return !*st->stop;
+}
+
+typedef enum delivery_result {
+    DELIVERED,
+    DELIVERY_FAILED,     /* FATAL from a sink */
+    DELIVERY_INTERRUPTED /* a stop signal came while a sink kept failing */
+} delivery_result;
+
+/* Calls a sink until it stops asking for a retry. */
+static delivery_result call_with_retry(stream *st, sink_handle *s,
+                                       const char *what, const event **events,
+                                       size_t count)
+{
+    for (int attempt = 1;; attempt++) {
+        pgspout_status rc =
+            events ? s->lib.desc->write(
+                         s->state, (const pgspout_event *const *)events, count)
+                   : s->lib.desc->flush(s->state);
+        if (rc == PGSPOUT_OK) {
+            if (attempt > 1)
+                log_info("sink '%s': %s succeeded after %d attempts", s->name,
+                         what, attempt);
+            return DELIVERED;
+        }
+        if (rc != PGSPOUT_RETRY) {
+            log_error("sink '%s': %s failed permanently; stopping without "
+                      "confirming what it has not acknowledged",
+                      s->name, what);
+            return DELIVERY_FAILED;
+        }
+        int64_t delay = backoff_delay_ms(attempt);
+        log_warning("sink '%s': %s failed (attempt %d), retrying in %lld ms",
+                    s->name, what, attempt, (long long)delay);
+        if (!sleep_unless_stopped(st, delay)) {
+            log_error("sink '%s': stop requested while it was failing; "
+                      "its unacknowledged changes will be sent again on "
+                      "restart",
+                      s->name);
+            return DELIVERY_INTERRUPTED;
+        }
+    }
+}
+
+static delivery_result deliver_batch(stream *st)
+{
+    delivery_result result = DELIVERED;
+    for (size_t i = 0; i < st->nsinks && result == DELIVERED; i++) {
+        sink_handle *s = st->sinks[i];
+        size_t n = 0;
+        for (size_t j = 0; j < st->batch_count; j++) {
+            if (!(st->batch_masks[j] & (UINT64_C(1) << i)))
+                continue;
+            if (s->has_resume &&
+                pgspout_position_cmp(st->batch[j]->pos, s->resume) <= 0)
+                continue;
+            st->sink_events[n++] = st->batch[j];
+        }
+        if (n == 0)
+            continue;
+        result =
+            call_with_retry(st, s, "write", (const event **)st->sink_events, n);
+        if (result == DELIVERED) {
+            s->delivered = st->sink_events[n - 1]->pos;
+            s->unflushed += n;
+        }
+    }
+    batch_free_events(st);
+    return result;
+}
+
+static delivery_result flush_sinks(stream *st, bool everything)
+{
+    int64_t now = now_us();
+    for (size_t i = 0; i < st->nsinks; i++) {
+        sink_handle *s = st->sinks[i];
+        if (s->unflushed == 0) {
+            s->last_flush_us = now;
+            continue;
+        }
+        bool due = everything ||
+                   s->unflushed >= st->settings->max_unflushed_events ||
+                   now - s->last_flush_us >=
+                       (int64_t)st->settings->flush_interval_ms * 1000;
+        if (!due)
+            continue;
+        delivery_result r = call_with_retry(st, s, "flush", NULL, 0);
+        if (r != DELIVERED)
+            return r;
+        s->unflushed = 0;
+        s->last_flush_us = now_us();
+    }
+    return DELIVERED;
+}
+
+/* Confirms what every sink has made durable; sends a status update when
+ * that moved. */
+static bool confirm_durable(stream *st, char *err, size_t errlen)
+{
+    bool everything = true;
+    pgspout_position durable = {0, 0};
+    for (size_t i = 0; i < st->nsinks; i++) {
+        sink_handle *s = st->sinks[i];
+        pgspout_position acked = sink_handle_acked(s);
+        if (pgspout_position_cmp(acked, s->delivered) >= 0)
+            continue;
+        if (everything || pgspout_position_cmp(acked, durable) < 0)
+            durable = acked;
+        everything = false;
+    }
+    bool moved = checkpoint_advance(&st->cp, everything, durable);
+    if (!st->in_txn && st->batch_count == 0 && st->idle_wal_end)
+        moved |= checkpoint_idle(&st->cp, st->idle_wal_end);
+    if (!moved)
+        return true;
+    atomic_store(&st->rs.flushed, st->cp.confirmed);
+    char lsn[LSN_FORMAT_BUFSIZE];
+    log_debug("confirmed %s", lsn_format(st->cp.confirmed, lsn, sizeof lsn));
+    return repl_send_status(&st->rs, false, err, errlen);
+}
+
+/* ---- messages ---- */
+
+typedef enum step_result { STEP_OK, STEP_FAILED } step_result;
+
+static rel_entry *change_relation(stream *st, uint32_t relid, char *err,
+                                  size_t errlen)
+{
+    rel_entry *e = rel_lookup(st, relid, false);
+    if (!e || !e->rel)
+        snprintf(err, errlen,
+                 "protocol error: change for relation %u before its "
+                 "Relation message",
+                 relid);
+    return e && e->rel ? e : NULL;
+}
+
+/* Returns true when the CopyData buffer must stay alive with the batch. */
+static step_result handle_message(stream *st, const repl_msg *rm,
+                                  pgoutput_msg *m, bool *keep_buffer, char *err,
+                                  size_t errlen)
+{
+    *keep_buffer = false;
+    switch (m->type) {
+    case PGO_BEGIN:
+        if (st->settings->has_endpos &&
+            m->u.begin.final_lsn > st->settings->endpos) {
+            st->endpos_reached = true;
+            st->skipping_txn = true;
+            return STEP_OK;
+        }
+        st->in_txn = true;
+        st->txn_commit_lsn = m->u.begin.final_lsn;
+        st->txn_commit_time = m->u.begin.commit_time;
+        st->txn_xid = m->xid;
+        st->txn_seq = 0;
+        return STEP_OK;
+    case PGO_COMMIT:
+        if (st->skipping_txn)
+            return STEP_OK;
+        st->in_txn = false;
+        checkpoint_commit(&st->cp, st->last_pos, m->u.commit.end_lsn);
+        return STEP_OK;
+    case PGO_RELATION:
+        return handle_relation(st, m, err, errlen) ? STEP_OK : STEP_FAILED;
+    case PGO_INSERT:
+    case PGO_UPDATE:
+    case PGO_DELETE: {
+        if (st->skipping_txn)
+            return STEP_OK;
+        rel_entry *e = change_relation(st, m->u.change.relid, err, errlen);
+        if (!e)
+            return STEP_FAILED;
+        if (!e->sink_mask)
+            return STEP_OK;
+        maybe_schema_event(st, e, rm->wal_start);
+        pgspout_op op = m->type == PGO_INSERT   ? PGSPOUT_OP_INSERT
+                        : m->type == PGO_UPDATE ? PGSPOUT_OP_UPDATE
+                                                : PGSPOUT_OP_DELETE;
+        event *ev = new_event(st, e, op, rm->wal_start, rm->payload_len);
+        ev->old_kind = m->u.change.old_kind;
+        ev->old_tuple = m->u.change.old_tuple;
+        ev->new_tuple = m->u.change.new_tuple;
+        /* The event owns the column arrays now. */
+        memset(&m->u.change.old_tuple, 0, sizeof(tuple));
+        memset(&m->u.change.new_tuple, 0, sizeof(tuple));
+        *keep_buffer = true;
+        return STEP_OK;
+    }
+    case PGO_TRUNCATE:
+        if (st->skipping_txn)
+            return STEP_OK;
+        for (uint32_t i = 0; i < m->u.truncate.nrelids; i++) {
+            rel_entry *e =
+                change_relation(st, m->u.truncate.relids[i], err, errlen);
+            if (!e)
+                return STEP_FAILED;
+            if (!e->sink_mask)
+                continue;
+            maybe_schema_event(st, e, rm->wal_start);
+            event *ev = new_event(st, e, PGSPOUT_OP_TRUNCATE, rm->wal_start, 0);
+            ev->cascade = m->u.truncate.cascade;
+            ev->restart_identity = m->u.truncate.restart_identity;
+        }
+        return STEP_OK;
+    case PGO_ORIGIN:
+    case PGO_TYPE:
+    case PGO_MESSAGE:
+        /* Type names come from the catalog; logical decoding messages and
+         * origins are not changes of a table. */
+        return STEP_OK;
+    default:
+        snprintf(err, errlen,
+                 "unexpected pgoutput message '%s' for protocol version %d",
+                 pgoutput_msg_type_name(m->type), st->parser.proto_version);
+        return STEP_FAILED;
+    }
+}
+
+/* Room for the largest number of events one message can create: a
+ * TRUNCATE makes a schema event and a truncate event per relation. */
+static size_t events_needed(const char *payload, size_t len)
+{
+    if (len >= 5 && payload[0] == 'T') {
+        const unsigned char *u = (const unsigned char *)payload + 1;
+        uint32_t nrels = ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) |
+                         ((uint32_t)u[2] << 8) | u[3];
+        return 2 * (size_t)nrels;
+    }
+    return 2;
+}
+
+static void ensure_batch_capacity(stream *st, size_t cap)
+{
+    if (cap <= st->settings->batch_max_events)
+        cap = st->settings->batch_max_events;
+    st->batch = xrealloc(st->batch, cap * sizeof *st->batch);
+    st->batch_masks = xrealloc(st->batch_masks, cap * sizeof *st->batch_masks);
+    st->sink_events = xrealloc(st->sink_events, cap * sizeof *st->sink_events);
+}
+
+static void log_stop_position(stream *st, const char *why)
+{
+    char lsn[LSN_FORMAT_BUFSIZE];
+    log_info("%s; confirmed up to %s", why,
+             lsn_format(st->cp.confirmed, lsn, sizeof lsn));
+}
+
+int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
+               sink_handle **sinks, size_t nsinks,
+               const stream_settings *settings, volatile sig_atomic_t *stop)
+{
+    char err[1024];
+    if (nsinks > MAX_SINKS) {
+        log_error("at most %d sinks can run at once", MAX_SINKS);
+        return 1;
+    }
+    stream *st = xcalloc(1, sizeof *st);
+    st->settings = settings;
+    st->catalog = catalog;
+    st->global = global;
+    st->sinks = sinks;
+    st->nsinks = nsinks;
+    st->stop = stop;
+    st->parser.proto_version = PGOUTPUT_PROTO_VERSION;
+    checkpoint_init(&st->cp, 0);
+    ensure_batch_capacity(st, settings->batch_max_events);
+    st->search_path = catalog_search_path(catalog, &st->search_path_len);
+    int exit_code = 1;
+    bool started = false;
+
+    if (pipe(st->wake_pipe) != 0) {
+        log_error("pipe: %s", strerror(errno));
+        goto out;
+    }
+    fcntl(st->wake_pipe[0], F_SETFL, O_NONBLOCK);
+    fcntl(st->wake_pipe[1], F_SETFL, O_NONBLOCK);
+    host_set_wake_fd(st->wake_pipe[1]);
+
+    if (!repl_start(&st->rs, repl, settings->slot, settings->publication,
+                    PGOUTPUT_PROTO_VERSION, settings->status_interval_ms, err,
+                    sizeof err)) {
+        log_error("%s", err);
+        goto out;
+    }
+    started = true;
+    log_info("streaming from slot \"%s\", publication \"%s\"", settings->slot,
+             settings->publication);
+
+    bool failed = false;
+    while (!failed && !*stop && !st->endpos_reached) {
+        /* Read without waiting while data is there and the batch has room;
+         * once the socket is drained, hand the batch over and flush. */
+        int timeout = st->batch_count > 0 ? 0 : 1000;
+        repl_msg rm;
+        int r =
+            repl_read(&st->rs, &rm, timeout, st->wake_pipe[0], err, sizeof err);
+        if (r < 0) {
+            log_error("%s", err);
+            failed = true;
+            break;
+        }
+        if (r == 0) {
+            char drain[64];
+            while (read(st->wake_pipe[0], drain, sizeof drain) > 0)
+                ;
+            delivery_result d = DELIVERED;
+            if (st->batch_count > 0)
+                d = deliver_batch(st);
+            if (d == DELIVERED)
+                d = flush_sinks(st, true);
+            if (d != DELIVERED || !confirm_durable(st, err, sizeof err)) {
+                if (d == DELIVERED)
+                    log_error("%s", err);
+                failed = true;
+            }
+            continue;
+        }
+        if (rm.kind == REPL_KEEPALIVE) {
+            if (!st->in_txn) {
+                st->idle_wal_end = rm.wal_end;
+                uint64_t received = atomic_load(&st->rs.received);
+                if (rm.wal_end > received)
+                    atomic_store(&st->rs.received, rm.wal_end);
+                if (settings->has_endpos && rm.wal_end >= settings->endpos)
+                    st->endpos_reached = true;
+            }
+            PQfreemem(rm.buffer);
+            if (rm.reply_requested &&
+                !repl_send_status(&st->rs, false, err, sizeof err)) {
+                log_error("%s", err);
+                failed = true;
+            }
+            continue;
+        }
+
+        if (rm.wal_start > atomic_load(&st->rs.received))
+            atomic_store(&st->rs.received, rm.wal_start);
+        size_t need = events_needed(rm.payload, rm.payload_len);
+        if (!batch_has_room(st, need) ||
+            st->batch_bytes >= settings->batch_max_bytes) {
+            if (deliver_batch(st) != DELIVERED ||
+                flush_sinks(st, false) != DELIVERED ||
+                !confirm_durable(st, err, sizeof err)) {
+                failed = true;
+                PQfreemem(rm.buffer);
+                break;
+            }
+        }
+        if (need > settings->batch_max_events)
+            ensure_batch_capacity(st, need);
+
+        pgoutput_msg m;
+        if (!pgoutput_parse(&st->parser, rm.payload, rm.payload_len, &m, err,
+                            sizeof err)) {
+            char lsn[LSN_FORMAT_BUFSIZE];
+            log_error("cannot decode message at %s: %s",
+                      lsn_format(rm.wal_start, lsn, sizeof lsn), err);
+            PQfreemem(rm.buffer);
+            failed = true;
+            break;
+        }
+        bool keep = false;
+        if (handle_message(st, &rm, &m, &keep, err, sizeof err) != STEP_OK) {
+            log_error("%s", err);
+            failed = true;
+        }
+        pgoutput_msg_free(&m);
+        if (keep)
+            batch_keep_buffer(st, rm.buffer);
+        else
+            PQfreemem(rm.buffer);
+    }
+
+    if (failed) {
+        log_error("stopped on an error; nothing unacknowledged was "
+                  "confirmed, a restart resumes from the slot");
+        goto out;
+    }
+    /* A clean stop: everything taken from the server goes to the sinks and
+     * is made durable before the final confirmation. */
+    if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
+        goto out;
+    if (!confirm_durable(st, err, sizeof err)) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (!repl_send_status(&st->rs, false, err, sizeof err)) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_stop_position(st, st->endpos_reached ? "reached endpos"
+                                             : "stopped on request");
+    exit_code = 0;
+
+out:
+    if (started)
+        repl_stop(&st->rs);
+    host_set_wake_fd(-1);
+    if (st->wake_pipe[0] > 0) {
+        close(st->wake_pipe[0]);
+        close(st->wake_pipe[1]);
+    }
+    batch_free_events(st);
+    for (size_t i = 0; i < st->rels_cap; i++)
+        if (st->rels[i].rel)
+            relation_unref(st->rels[i].rel);
+    for (size_t i = 0; i < st->search_path_len; i++)
+        free(st->search_path[i]);
+    free(st->search_path);
+    free(st->rels);
+    free(st->batch);
+    free(st->batch_masks);
+    free(st->sink_events);
+    free(st->buffers);
+    checkpoint_free(&st->cp);
+    free(st);
+    return exit_code;
+}

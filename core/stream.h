@@ -1,0 +1,40 @@
+/* Streaming: pgoutput messages in, events to sinks, confirmations out. */
+#ifndef PGSPOUT_STREAM_H
+#define PGSPOUT_STREAM_H
+
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pattern.h"
+#include "sink_host.h"
+
+typedef struct stream_settings {
+    const char *slot;
+    const char *publication;
+    bool has_endpos;
+    uint64_t endpos;
+    int status_interval_ms;
+    /* A batch handed to sinks in one write call holds at most this much. */
+    size_t batch_max_events;
+    size_t batch_max_bytes;
+    /* A sink is flushed when idle, after this long, or with this many
+     * unflushed events, whichever comes first; the last bounds memory of
+     * sinks that buffer until flushed. */
+    int flush_interval_ms;
+    uint64_t max_unflushed_events;
+} stream_settings;
+
+void stream_settings_default(stream_settings *s);
+
+/* Streams until endpos, a stop signal (*stop set) or a failure. Sinks must be
+ * created. Returns the process exit status: 0 after a clean stop with
+ * everything durable confirmed, 1 on failure (nothing unacknowledged was
+ * confirmed). */
+int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
+               sink_handle **sinks, size_t nsinks,
+               const stream_settings *settings, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,21 @@
+/* Column values (PostgreSQL text output) to JSON. This is the per-row hot
+ * path: nothing here allocates beyond growing the output buffer. */
+#ifndef PGSPOUT_VALUE_JSON_H
+#define PGSPOUT_VALUE_JSON_H
+
+#include <stddef.h>
+
+#include "strbuf.h"
+#include "typeinfo.h"
+
+/* Appends the JSON of one non-NULL value given in PostgreSQL's text output
+ * form. The result is always valid JSON: a value that does not look the way
+ * its type's output function prints (say, an "int" that is not a number)
+ * falls back to a JSON string of its text rather than breaking the line. */
+void value_json_append(strbuf *out, value_type t, const char *text, size_t len);
+
+/* Appends s as a JSON string. Valid UTF-8 passes through unchanged; each
+ * byte that is not part of valid UTF-8 becomes U+FFFD. */
+void json_append_string(strbuf *out, const char *s, size_t len);
+
+#endif
