@@ -225,6 +225,9 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
               char *err, size_t errlen)
 {
     int64_t deadline = now_us() + (int64_t)timeout_ms * 1000;
+    /* Even with no time to wait, look at the socket once: libpq's buffer
+     * being empty does not mean the kernel's is. */
+    bool looked = false;
     for (;;) {
         char *buf = NULL;
         pthread_mutex_lock(&rs->lock);
@@ -247,8 +250,11 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
             return -1;
         }
         int64_t left = deadline - now_us();
-        if (left <= 0)
+        if (left < 0)
+            left = 0;
+        if (left == 0 && looked)
             return 0;
+        looked = true;
         struct pollfd fds[2] = {{.fd = PQsocket(rs->conn), .events = POLLIN},
                                 {.fd = wake_fd, .events = POLLIN}};
         int n = poll(fds, wake_fd >= 0 ? 2 : 1, (int)((left + 999) / 1000));
@@ -256,11 +262,15 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
             snprintf(err, errlen, "poll: %s", strerror(errno));
             return -1;
         }
-        if (n <= 0)
-            return 0; /* timeout, or a signal the caller should look at */
-        if (wake_fd >= 0 && (fds[1].revents & POLLIN) &&
-            !(fds[0].revents & POLLIN))
-            return 0;
+        if (n < 0)
+            return 0; /* a signal: the caller looks at its stop flag */
+        if (n == 0) {
+            if (left == 0)
+                return 0;
+            continue;
+        }
+        if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            return 0; /* only the wake-up pipe */
         pthread_mutex_lock(&rs->lock);
         int ok = PQconsumeInput(rs->conn);
         pthread_mutex_unlock(&rs->lock);

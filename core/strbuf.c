@@ -81,12 +81,19 @@ void sbuf_append_char(strbuf *sb, char c)
 
 void sbuf_vappendf(strbuf *sb, const char *fmt, va_list ap)
 {
+    /* Most formatted pieces are short: format once on the stack, and only
+     * a long one a second time into the grown buffer. */
+    char small[256];
     va_list copy;
     va_copy(copy, ap);
-    int n = vsnprintf(NULL, 0, fmt, copy);
+    int n = vsnprintf(small, sizeof small, fmt, copy);
     va_end(copy);
     if (n < 0)
         return;
+    if ((size_t)n < sizeof small) {
+        sbuf_append(sb, small, (size_t)n);
+        return;
+    }
     sbuf_reserve(sb, (size_t)n);
     vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
     sb->len += (size_t)n;

@@ -34,6 +34,7 @@ void stream_settings_default(stream_settings *s)
     s->batch_max_events = 1024;
     s->batch_max_bytes = 8u << 20;
     s->flush_interval_ms = 1000;
+    s->flush_linger_ms = 10;
     s->max_unflushed_events = 100000;
 }
 
@@ -333,6 +334,14 @@ static delivery_result deliver_batch(stream *st)
     return result;
 }
 
+static bool any_unflushed(const stream *st)
+{
+    for (size_t i = 0; i < st->nsinks; i++)
+        if (st->sinks[i]->unflushed > 0)
+            return true;
+    return false;
+}
+
 static delivery_result flush_sinks(stream *st, bool everything)
 {
     int64_t now = now_us();
@@ -554,8 +563,12 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     bool failed = false;
     while (!failed && !*stop && !st->endpos_reached) {
         /* Read without waiting while data is there and the batch has room;
-         * once the socket is drained, hand the batch over and flush. */
-        int timeout = st->batch_count > 0 ? 0 : 1000;
+         * once the socket is drained, hand the batch over. Flush when no
+         * data came for a short linger: a burst of small transactions then
+         * shares one fsync, and a lone change is still durable at once. */
+        int timeout = st->batch_count > 0 ? 0
+                      : any_unflushed(st) ? settings->flush_linger_ms
+                                          : 1000;
         repl_msg rm;
         int r =
             repl_read(&st->rs, &rm, timeout, st->wake_pipe[0], err, sizeof err);
@@ -568,11 +581,12 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
             char drain[64];
             while (read(st->wake_pipe[0], drain, sizeof drain) > 0)
                 ;
+            bool idle = st->batch_count == 0;
             delivery_result d = DELIVERED;
-            if (st->batch_count > 0)
+            if (!idle)
                 d = deliver_batch(st);
             if (d == DELIVERED)
-                d = flush_sinks(st, true);
+                d = flush_sinks(st, idle);
             if (d != DELIVERED || !confirm_durable(st, err, sizeof err)) {
                 if (d == DELIVERED)
                     log_error("%s", err);

@@ -24,6 +24,7 @@ typedef struct stream_settings {
      * unflushed events, whichever comes first; the last bounds memory of
      * sinks that buffer until flushed. */
     int flush_interval_ms;
+    int flush_linger_ms; /* no data for this long counts as idle */
     uint64_t max_unflushed_events;
 } stream_settings;
 
