@@ -155,19 +155,21 @@ bool catalog_describe_columns(PGconn *conn, relation *rel, char *err,
 }
 
 bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
-                         char *err, size_t errlen)
+                         uint64_t *confirmed, char *err, size_t errlen)
 {
     const char *params[] = {slot};
-    PGresult *res = query(conn,
-                          "SELECT plugin FROM pg_catalog.pg_replication_slots "
-                          "WHERE slot_name = $1",
-                          1, params);
+    PGresult *res =
+        query(conn,
+              "SELECT plugin, coalesce(confirmed_flush_lsn - '0/0', 0)::text "
+              "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+              1, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         result_error(conn, "cannot look up replication slot", err, errlen);
         PQclear(res);
         return false;
     }
     *exists = PQntuples(res) > 0;
+    *confirmed = *exists ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
     bool ok = true;
     if (*exists && strcmp(PQgetvalue(res, 0, 0), "pgoutput") != 0) {
         snprintf(err, errlen,

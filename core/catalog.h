@@ -29,8 +29,9 @@ int catalog_relation_visible(PGconn *conn, uint32_t relid);
 bool catalog_describe_columns(PGconn *conn, relation *rel, char *err,
                               size_t errlen);
 
+/* *confirmed gets the slot's confirmed_flush_lsn (0 when unknown). */
 bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
-                         char *err, size_t errlen);
+                         uint64_t *confirmed, char *err, size_t errlen);
 /* Creates the publication FOR ALL TABLES when missing and create is set;
  * otherwise a missing publication is an error. */
 bool catalog_ensure_publication(PGconn *conn, const char *publication,

@@ -239,8 +239,12 @@ static void append_event(strbuf *out, const event *ev)
     append_lsn(out, ev->pos.commit_lsn);
     APPEND_LITERAL(out, ",\"xid\":");
     append_u64(out, ev->xid);
-    APPEND_LITERAL(out, ",\"seq\":");
-    append_u64(out, ev->pos.seq);
+    /* A schema event is not a change: its place in the stream depends on
+     * what this run of pgspout described before, so it carries no seq. */
+    if (ev->op != PGSPOUT_OP_SCHEMA) {
+        APPEND_LITERAL(out, ",\"seq\":");
+        append_u64(out, ev->pos.seq);
+    }
     APPEND_LITERAL(out, ",\"commit_time\":\"");
     timestamp_format_utc(ev->commit_time_us, time_buf, sizeof time_buf);
     sbuf_append_str(out, time_buf);

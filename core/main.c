@@ -1,6 +1,7 @@
 /* pgspout: stream PostgreSQL changes to sinks. Modes: stream (default),
  * --drop-slot, --list-tables, --list-sinks, --help, --version. */
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +23,23 @@
 
 static volatile sig_atomic_t stop_requested;
 
+/* Counts signals: the first asks for a clean stop, a second one gives up
+ * on a sink that keeps failing during that stop. */
 static void request_stop(int signo)
 {
     (void)signo;
-    stop_requested = 1;
+    stop_requested = stop_requested + 1;
+}
+
+/* Threads that sinks start inherit the creator's signal mask; keeping stop
+ * signals blocked while sinks are created leaves them to the main thread. */
+static void block_stop_signals(bool block)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
 static void install_signal_handlers(void)
@@ -94,14 +108,34 @@ static int list_sinks(char **dirs, size_t ndirs, bool with_options)
     return 0;
 }
 
+/* libpq reads a -d value as a conninfo string or URI when it has an '=' or
+ * a postgres:// prefix, else as a database name. */
+static bool looks_like_conninfo(const char *conninfo)
+{
+    return strchr(conninfo, '=') || strncmp(conninfo, "postgres://", 11) == 0 ||
+           strncmp(conninfo, "postgresql://", 13) == 0;
+}
+
+static bool conninfo_valid(const char *conninfo)
+{
+    if (!conninfo || !looks_like_conninfo(conninfo))
+        return true;
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+    bool ok = opts != NULL;
+    PQfreemem(why);
+    PQconninfoFree(opts);
+    return ok;
+}
+
 /* The database a connection will reach, for three-part patterns
  * (db.schema.table), without connecting: config errors come first. */
 static char *expected_dbname(const char *conninfo)
 {
     char *dbname = NULL, *user = NULL;
-    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
-    if (conninfo && !opts)
+    if (conninfo && !looks_like_conninfo(conninfo))
         return xstrdup(conninfo); /* a bare database name */
+    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
     PQconninfoOption *defaults = PQconndefaults();
     for (PQconninfoOption *set = opts ? opts : defaults; set;
          set = set == opts ? defaults : NULL) {
@@ -199,7 +233,7 @@ static int drop_slot(const pgspout_config *cfg)
 /* Makes sure the publication and the slot exist (creating them with
  * --create-slot). */
 static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
-                         PGconn *repl)
+                         PGconn *repl, uint64_t *confirmed)
 {
     char err[1024];
     if (!catalog_ensure_publication(catalog, cfg->publication, cfg->create_slot,
@@ -208,7 +242,8 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
         return false;
     }
     bool exists;
-    if (!catalog_slot_exists(catalog, cfg->slot, &exists, err, sizeof err)) {
+    if (!catalog_slot_exists(catalog, cfg->slot, &exists, confirmed, err,
+                             sizeof err)) {
         log_error("%s", err);
         return false;
     }
@@ -295,18 +330,27 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         return EXIT_RUNTIME_FAILURE;
     }
     int rc = EXIT_RUNTIME_FAILURE;
-    if (!prepare_slot(cfg, catalog, repl))
+    uint64_t start_lsn = 0;
+    if (!prepare_slot(cfg, catalog, repl, &start_lsn))
         goto out;
+    if (host_wake_init() < 0) {
+        log_error("cannot create the wake-up pipe");
+        goto out;
+    }
+    block_stop_signals(true);
     for (size_t i = 0; i < set->n; i++) {
         if (sink_handle_create(set->sinks[i]) != PGSPOUT_OK) {
             log_error("sink \"%s\" could not be started", set->sinks[i]->name);
+            block_stop_signals(false);
             goto out;
         }
     }
+    block_stop_signals(false);
     stream_settings settings;
     stream_settings_default(&settings);
     settings.slot = cfg->slot;
     settings.publication = cfg->publication;
+    settings.start_lsn = start_lsn;
     settings.has_endpos = cfg->has_endpos;
     settings.endpos = cfg->endpos;
     settings.status_interval_ms = cfg->status_interval_s * 1000;
@@ -347,6 +391,15 @@ int main(int argc, char **argv)
         free(dirs);
         config_free(&cfg);
         return EXIT_RUNTIME_FAILURE;
+    }
+    if (!conninfo_valid(cfg.conninfo)) {
+        rc = usage_error("invalid connection string given with -d or "
+                         "connection (libpq's message is withheld: it could "
+                         "quote a password)");
+        free(dirs);
+        loader_shutdown();
+        config_free(&cfg);
+        return rc;
     }
     char *dbname = expected_dbname(cfg.conninfo);
     table_filter *global = NULL;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,8 @@ static void *status_thread_main(void *arg)
     while (!atomic_load(&rs->stopping)) {
         struct timespec tick = {0, 200 * 1000 * 1000};
         nanosleep(&tick, NULL);
+        if (rs->status_interval_ms <= 0)
+            continue; /* periodic updates disabled: replies only */
         int64_t since = now_us() - atomic_load(&rs->last_status_us);
         if (since < (int64_t)rs->status_interval_ms * 1000)
             continue;
@@ -162,7 +165,16 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
     }
     PQclear(res);
     atomic_store(&rs->last_status_us, now_us());
-    if (pthread_create(&rs->status_thread, NULL, status_thread_main, rs) != 0) {
+    /* Stop signals belong to the main thread, whose poll() they interrupt;
+     * the new thread inherits this mask. */
+    sigset_t stop_signals, previous;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
+    int rc = pthread_create(&rs->status_thread, NULL, status_thread_main, rs);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (rc != 0) {
         snprintf(err, errlen, "cannot start status thread");
         return false;
     }
@@ -174,6 +186,10 @@ bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
                       size_t errlen)
 {
     char msg[1 + 8 * 4 + 1];
+    /* Read the positions under the lock, so a status update prepared by
+     * the status thread cannot overtake a newer one from the main thread
+     * and report an older flush position last. */
+    pthread_mutex_lock(&rs->lock);
     uint64_t flushed = atomic_load(&rs->flushed);
     uint64_t received = atomic_load(&rs->received);
     msg[0] = 'r';
@@ -182,8 +198,6 @@ bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
     write_be64(msg + 17, flushed);
     write_be64(msg + 25, (uint64_t)postgres_now_us());
     msg[33] = reply_requested ? 1 : 0;
-
-    pthread_mutex_lock(&rs->lock);
     bool ok =
         PQputCopyData(rs->conn, msg, sizeof msg) == 1 && PQflush(rs->conn) == 0;
     if (!ok)
@@ -235,18 +249,16 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
         pthread_mutex_unlock(&rs->lock);
         if (len > 0)
             return parse_copy_data(buf, len, msg, err, errlen);
-        if (len == -1) {
-            PGresult *res = PQgetResult(rs->conn);
-            if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        if (len < 0) {
+            pthread_mutex_lock(&rs->lock);
+            PGresult *res = len == -1 ? PQgetResult(rs->conn) : NULL;
+            if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
                 snprintf(err, errlen, "the server ended replication");
             else
-                copy_pq_error(rs->conn, "replication stream ended", err,
+                copy_pq_error(rs->conn, "replication stream failed", err,
                               errlen);
             PQclear(res);
-            return -1;
-        }
-        if (len == -2) {
-            copy_pq_error(rs->conn, "replication stream failed", err, errlen);
+            pthread_mutex_unlock(&rs->lock);
             return -1;
         }
         int64_t left = deadline - now_us();
@@ -273,11 +285,11 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
             return 0; /* only the wake-up pipe */
         pthread_mutex_lock(&rs->lock);
         int ok = PQconsumeInput(rs->conn);
-        pthread_mutex_unlock(&rs->lock);
-        if (!ok) {
+        if (!ok)
             copy_pq_error(rs->conn, "replication connection lost", err, errlen);
+        pthread_mutex_unlock(&rs->lock);
+        if (!ok)
             return -1;
-        }
     }
 }
 

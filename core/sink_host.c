@@ -1,5 +1,6 @@
 #include "sink_host.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,24 @@
 #include "lsn.h"
 #include "strbuf.h"
 
-static int wake_fd = -1;
+static int wake_pipe[2] = {-1, -1};
 
-void host_set_wake_fd(int fd)
+int host_wake_init(void)
 {
-    wake_fd = fd;
+    if (wake_pipe[0] >= 0)
+        return wake_pipe[0];
+    if (pipe(wake_pipe) != 0) {
+        wake_pipe[0] = wake_pipe[1] = -1;
+        return -1;
+    }
+    fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK);
+    fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
+    return wake_pipe[0];
+}
+
+int host_wake_read_fd(void)
+{
+    return wake_pipe[0];
 }
 
 static void host_log(pgspout_sink_handle *sink, pgspout_log_level level,
@@ -122,10 +136,10 @@ static void host_ack_durable(pgspout_sink_handle *sink, pgspout_position upto)
                 sink->name);
         return;
     }
-    if (wake_fd >= 0) {
+    if (wake_pipe[1] >= 0) {
         char byte = 1;
         /* A full pipe already holds a pending wake-up. */
-        ssize_t ignored = write(wake_fd, &byte, 1);
+        ssize_t ignored = write(wake_pipe[1], &byte, 1);
         (void)ignored;
     }
 }

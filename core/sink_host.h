@@ -35,9 +35,13 @@ typedef struct pgspout_sink_handle sink_handle;
 
 const pgspout_host_api *host_api(void);
 
-/* The main loop waits on this fd too, so an acknowledgement from a sink's
- * own thread is acted on at once. */
-void host_set_wake_fd(int fd);
+/* A pipe that ack_durable writes a byte to, so the main loop, which waits
+ * on its read end too, acts at once on an acknowledgement from a sink's own
+ * thread. Created before any sink and never closed: a sink thread may ack
+ * until its destroy returns, and a closed, reused descriptor must never
+ * receive that byte. Returns the read end, or -1. */
+int host_wake_init(void);
+int host_wake_read_fd(void);
 
 sink_handle *sink_handle_new(const char *name, sink_library lib,
                              const sink_options *options, table_filter *filter);

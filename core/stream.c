@@ -67,7 +67,9 @@ typedef struct stream {
     uint32_t txn_xid;
     int64_t txn_commit_time;
     uint64_t txn_seq;
-    pgspout_position last_pos;
+    pgspout_position last_pos;      /* newest change event created */
+    pgspout_position committed_pos; /* last_pos at the latest COMMIT */
+    int64_t last_checkpoint_us;
 
     event **batch;
     uint64_t *batch_masks;
@@ -79,7 +81,7 @@ typedef struct stream {
     checkpoint cp;
     uint64_t idle_wal_end; /* from a keepalive received between txns */
     bool endpos_reached;
-    int wake_pipe[2];
+    bool final_phase; /* stopping: only a second signal ends retries */
 } stream;
 
 /* ---- relation cache: open addressing on the OID ---- */
@@ -221,6 +223,13 @@ static void batch_keep_buffer(stream *st, char *buffer)
     st->buffers[st->nbuffers++] = buffer;
 }
 
+/* Changes are numbered by their place among all changes the server sent in
+ * the transaction, filtered or not, so a transaction resent after a restart
+ * numbers its changes exactly as before, whatever sinks and filters are
+ * configured now; sinks rely on that to skip what they already hold. A
+ * schema event takes the position of the change before it (seq 0 at the
+ * start of a transaction): it is always followed by a change in the same
+ * batch, so no transaction is confirmed on a schema event alone. */
 static event *new_event(stream *st, rel_entry *e, pgspout_op op, uint64_t lsn,
                         size_t approx_bytes)
 {
@@ -231,8 +240,9 @@ static event *new_event(stream *st, rel_entry *e, pgspout_op op, uint64_t lsn,
     ev->xid = st->txn_xid;
     ev->commit_time_us = st->txn_commit_time;
     ev->pos.commit_lsn = st->txn_commit_lsn;
-    ev->pos.seq = ++st->txn_seq;
-    st->last_pos = ev->pos;
+    ev->pos.seq = st->txn_seq;
+    if (op != PGSPOUT_OP_SCHEMA)
+        st->last_pos = ev->pos;
     st->batch[st->batch_count] = ev;
     st->batch_masks[st->batch_count] = e->sink_mask;
     st->batch_count++;
@@ -248,6 +258,18 @@ static void maybe_schema_event(stream *st, rel_entry *e, uint64_t lsn)
     new_event(st, e, PGSPOUT_OP_SCHEMA, lsn, 64u * (size_t)e->rel->ncols);
 }
 
+static void drop_uncommitted_tail(stream *st)
+{
+    while (st->batch_count > 0) {
+        event *ev = st->batch[st->batch_count - 1];
+        if (pgspout_position_cmp(ev->pos, st->committed_pos) <= 0)
+            break;
+        event_clear(ev);
+        free(ev);
+        st->batch_count--;
+    }
+}
+
 static bool batch_has_room(const stream *st, size_t events)
 {
     return st->batch_count + events <= st->settings->batch_max_events;
@@ -255,15 +277,31 @@ static bool batch_has_room(const stream *st, size_t events)
 
 /* ---- delivery ---- */
 
+/* While streaming, one stop signal ends a retry loop; while stopping
+ * cleanly (the first signal already came), a second one does. */
+static bool stop_pressed(const stream *st)
+{
+    return *st->stop >= (st->final_phase ? 2 : 1);
+}
+
 static bool sleep_unless_stopped(stream *st, int64_t ms)
 {
-    while (ms > 0 && !*st->stop) {
+    while (ms > 0 && !stop_pressed(st)) {
         int64_t step = ms < 100 ? ms : 100;
         struct timespec ts = {step / 1000, (long)(step % 1000) * 1000000};
         nanosleep(&ts, NULL);
         ms -= step;
     }
-    return !*st->stop;
+    return !stop_pressed(st);
+}
+
+/* A sink that holds everything up to `resume` needs no change at or before
+ * it. A schema event at `resume` itself came after the change there and may
+ * not have reached the sink: sending it again is harmless, losing it not. */
+static bool already_held(const event *ev, pgspout_position resume)
+{
+    int c = pgspout_position_cmp(ev->pos, resume);
+    return ev->op == PGSPOUT_OP_SCHEMA ? c < 0 : c <= 0;
 }
 
 typedef enum delivery_result {
@@ -316,8 +354,7 @@ static delivery_result deliver_batch(stream *st)
         for (size_t j = 0; j < st->batch_count; j++) {
             if (!(st->batch_masks[j] & (UINT64_C(1) << i)))
                 continue;
-            if (s->has_resume &&
-                pgspout_position_cmp(st->batch[j]->pos, s->resume) <= 0)
+            if (s->has_resume && already_held(st->batch[j], s->resume))
                 continue;
             st->sink_events[n++] = st->batch[j];
         }
@@ -432,7 +469,13 @@ static step_result handle_message(stream *st, const repl_msg *rm,
         if (st->skipping_txn)
             return STEP_OK;
         st->in_txn = false;
+        st->committed_pos = st->last_pos;
         checkpoint_commit(&st->cp, st->last_pos, m->u.commit.end_lsn);
+        /* As pg_recvlogical: a commit ending at or past endpos is the last
+         * one wanted; waiting for a keepalive instead could wait forever. */
+        if (st->settings->has_endpos &&
+            m->u.commit.end_lsn >= st->settings->endpos)
+            st->endpos_reached = true;
         return STEP_OK;
     case PGO_RELATION:
         return handle_relation(st, m, err, errlen) ? STEP_OK : STEP_FAILED;
@@ -444,9 +487,12 @@ static step_result handle_message(stream *st, const repl_msg *rm,
         rel_entry *e = change_relation(st, m->u.change.relid, err, errlen);
         if (!e)
             return STEP_FAILED;
-        if (!e->sink_mask)
+        if (!e->sink_mask) {
+            st->txn_seq++;
             return STEP_OK;
+        }
         maybe_schema_event(st, e, rm->wal_start);
+        st->txn_seq++;
         pgspout_op op = m->type == PGO_INSERT   ? PGSPOUT_OP_INSERT
                         : m->type == PGO_UPDATE ? PGSPOUT_OP_UPDATE
                                                 : PGSPOUT_OP_DELETE;
@@ -468,9 +514,12 @@ static step_result handle_message(stream *st, const repl_msg *rm,
                 change_relation(st, m->u.truncate.relids[i], err, errlen);
             if (!e)
                 return STEP_FAILED;
-            if (!e->sink_mask)
+            if (!e->sink_mask) {
+                st->txn_seq++;
                 continue;
+            }
             maybe_schema_event(st, e, rm->wal_start);
+            st->txn_seq++;
             event *ev = new_event(st, e, PGSPOUT_OP_TRUNCATE, rm->wal_start, 0);
             ev->cascade = m->u.truncate.cascade;
             ev->restart_identity = m->u.truncate.restart_identity;
@@ -492,15 +541,9 @@ static step_result handle_message(stream *st, const repl_msg *rm,
 
 /* Room for the largest number of events one message can create: a
  * TRUNCATE makes a schema event and a truncate event per relation. */
-static size_t events_needed(const char *payload, size_t len)
+static size_t events_needed(const pgoutput_msg *m)
 {
-    if (len >= 5 && payload[0] == 'T') {
-        const unsigned char *u = (const unsigned char *)payload + 1;
-        uint32_t nrels = ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) |
-                         ((uint32_t)u[2] << 8) | u[3];
-        return 2 * (size_t)nrels;
-    }
-    return 2;
+    return m->type == PGO_TRUNCATE ? 2 * (size_t)m->u.truncate.nrelids : 2;
 }
 
 static void ensure_batch_capacity(stream *st, size_t cap)
@@ -510,6 +553,23 @@ static void ensure_batch_capacity(stream *st, size_t cap)
     st->batch = xrealloc(st->batch, cap * sizeof *st->batch);
     st->batch_masks = xrealloc(st->batch_masks, cap * sizeof *st->batch_masks);
     st->sink_events = xrealloc(st->sink_events, cap * sizeof *st->sink_events);
+}
+
+/* Delivers the batch, flushes sinks that are due (all when idle) and
+ * confirms what became durable. */
+static bool checkpoint_now(stream *st, bool idle)
+{
+    char err[1024];
+    st->last_checkpoint_us = now_us();
+    if (st->batch_count > 0 && deliver_batch(st) != DELIVERED)
+        return false;
+    if (flush_sinks(st, idle) != DELIVERED)
+        return false;
+    if (!confirm_durable(st, err, sizeof err)) {
+        log_error("%s", err);
+        return false;
+    }
+    return true;
 }
 
 static void log_stop_position(stream *st, const char *why)
@@ -536,20 +596,13 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     st->nsinks = nsinks;
     st->stop = stop;
     st->parser.proto_version = PGOUTPUT_PROTO_VERSION;
-    checkpoint_init(&st->cp, 0);
+    checkpoint_init(&st->cp, settings->start_lsn);
     ensure_batch_capacity(st, settings->batch_max_events);
     st->search_path = catalog_search_path(catalog, &st->search_path_len);
     int exit_code = 1;
     bool started = false;
 
-    if (pipe(st->wake_pipe) != 0) {
-        log_error("pipe: %s", strerror(errno));
-        goto out;
-    }
-    fcntl(st->wake_pipe[0], F_SETFL, O_NONBLOCK);
-    fcntl(st->wake_pipe[1], F_SETFL, O_NONBLOCK);
-    host_set_wake_fd(st->wake_pipe[1]);
-
+    int wake_fd = host_wake_read_fd();
     if (!repl_start(&st->rs, repl, settings->slot, settings->publication,
                     PGOUTPUT_PROTO_VERSION, settings->status_interval_ms, err,
                     sizeof err)) {
@@ -570,8 +623,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
                       : any_unflushed(st) ? settings->flush_linger_ms
                                           : 1000;
         repl_msg rm;
-        int r =
-            repl_read(&st->rs, &rm, timeout, st->wake_pipe[0], err, sizeof err);
+        int r = repl_read(&st->rs, &rm, timeout, wake_fd, err, sizeof err);
         if (r < 0) {
             log_error("%s", err);
             failed = true;
@@ -579,19 +631,10 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
         }
         if (r == 0) {
             char drain[64];
-            while (read(st->wake_pipe[0], drain, sizeof drain) > 0)
+            while (wake_fd >= 0 && read(wake_fd, drain, sizeof drain) > 0)
                 ;
-            bool idle = st->batch_count == 0;
-            delivery_result d = DELIVERED;
-            if (!idle)
-                d = deliver_batch(st);
-            if (d == DELIVERED)
-                d = flush_sinks(st, idle);
-            if (d != DELIVERED || !confirm_durable(st, err, sizeof err)) {
-                if (d == DELIVERED)
-                    log_error("%s", err);
+            if (!checkpoint_now(st, st->batch_count == 0))
                 failed = true;
-            }
             continue;
         }
         if (rm.kind == REPL_KEEPALIVE) {
@@ -614,20 +657,6 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
 
         if (rm.wal_start > atomic_load(&st->rs.received))
             atomic_store(&st->rs.received, rm.wal_start);
-        size_t need = events_needed(rm.payload, rm.payload_len);
-        if (!batch_has_room(st, need) ||
-            st->batch_bytes >= settings->batch_max_bytes) {
-            if (deliver_batch(st) != DELIVERED ||
-                flush_sinks(st, false) != DELIVERED ||
-                !confirm_durable(st, err, sizeof err)) {
-                failed = true;
-                PQfreemem(rm.buffer);
-                break;
-            }
-        }
-        if (need > settings->batch_max_events)
-            ensure_batch_capacity(st, need);
-
         pgoutput_msg m;
         if (!pgoutput_parse(&st->parser, rm.payload, rm.payload_len, &m, err,
                             sizeof err)) {
@@ -638,6 +667,24 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
             failed = true;
             break;
         }
+        size_t need = events_needed(&m);
+        /* Hand over a full batch; and while the socket never runs dry, still
+         * deliver, flush and confirm at the flush interval so sinks and the
+         * slot keep moving. */
+        bool due = now_us() - st->last_checkpoint_us >=
+                   (int64_t)settings->flush_interval_ms * 1000;
+        if (!batch_has_room(st, need) ||
+            st->batch_bytes >= settings->batch_max_bytes || due) {
+            if (!checkpoint_now(st, false)) {
+                failed = true;
+                pgoutput_msg_free(&m);
+                PQfreemem(rm.buffer);
+                break;
+            }
+        }
+        if (need > settings->batch_max_events)
+            ensure_batch_capacity(st, need);
+
         bool keep = false;
         if (handle_message(st, &rm, &m, &keep, err, sizeof err) != STEP_OK) {
             log_error("%s", err);
@@ -656,7 +703,12 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
         goto out;
     }
     /* A clean stop: everything taken from the server goes to the sinks and
-     * is made durable before the final confirmation. */
+     * is made durable before the final confirmation, except the tail of a
+     * transaction that has not committed yet: the server sends all of it
+     * again, so sinks that cannot recognise repeats see fewer of them. */
+    if (st->in_txn)
+        drop_uncommitted_tail(st);
+    st->final_phase = true;
     if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
         goto out;
     if (!confirm_durable(st, err, sizeof err)) {
@@ -674,11 +726,6 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
 out:
     if (started)
         repl_stop(&st->rs);
-    host_set_wake_fd(-1);
-    if (st->wake_pipe[0] > 0) {
-        close(st->wake_pipe[0]);
-        close(st->wake_pipe[1]);
-    }
     batch_free_events(st);
     for (size_t i = 0; i < st->rels_cap; i++)
         if (st->rels[i].rel)

@@ -14,6 +14,7 @@
 typedef struct stream_settings {
     const char *slot;
     const char *publication;
+    uint64_t start_lsn; /* the slot's confirmed_flush_lsn */
     bool has_endpos;
     uint64_t endpos;
     int status_interval_ms;

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The full test run: installs what is missing, builds (release and
+# ASan+UBSan), runs the unit tests and the integration suite against the
+# installed binaries, and ends with one line "N passed, N failed".
+#
+# Knobs (environment): PGSPOUT_PG_VERSIONS (default 15,14,16,17),
+# PGSPOUT_SKIP_ASAN=1, PYTEST_ADDOPTS (passed through to pytest).
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+RESULTS=$REPO/build/test-results
+TEST_TMP=$(mktemp -d /tmp/pgspout-test.XXXXXX)
+chmod 755 "$TEST_TMP"
+export PGSPOUT_TEST_TMPDIR=$TEST_TMP
+
+extra_failures=0
+
+log() { printf '\n=== %s\n' "$*"; }
+
+# Servers left behind by a killed pytest are found through their pid files;
+# each one is stopped by its own pid.
+stop_leftover_servers() {
+    local pidfile pid
+    while IFS= read -r pidfile; do
+        pid=$(head -n 1 "$pidfile" 2>/dev/null) || continue
+        [[ $pid =~ ^[0-9]+$ ]] || continue
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "test.sh: stopping leftover postgres $pid" >&2
+            kill -QUIT "$pid" 2>/dev/null
+            sleep 1
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    done < <(find "$TEST_TMP" -name postmaster.pid 2>/dev/null)
+}
+
+cleanup() {
+    stop_leftover_servers
+    rm -rf "$TEST_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pick_python() {
+    local py
+    for py in python3 /usr/bin/python3; do
+        if "$py" -m pytest --version >/dev/null 2>&1; then
+            echo "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# meson setup that also works on an already configured directory.
+configure() {
+    local dir=$1
+    shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson setup --reconfigure "$dir" "$@"
+    else
+        rm -rf "$dir"
+        meson setup "$dir" "$@"
+    fi
+}
+
+# Builds, unit-tests and installs one configuration; returns non-zero when
+# there is nothing to run integration tests against.
+build_and_unit_test() {
+    local dir=$1
+    shift
+    log "configure $dir"
+    if ! configure "$dir" "$@"; then
+        echo "test.sh: meson setup failed for $dir" >&2
+        extra_failures=$((extra_failures + 1))
+        return 1
+    fi
+    log "compile $dir"
+    if ! meson compile -C "$dir"; then
+        echo "test.sh: build failed for $dir" >&2
+        extra_failures=$((extra_failures + 1))
+        return 1
+    fi
+    log "unit tests $dir"
+    meson test -C "$dir" --print-errorlogs --num-processes 2 ||
+        echo "test.sh: unit tests failed in $dir" >&2
+    mkdir -p "$RESULTS"
+    if [ -f "$dir/meson-logs/testlog.json" ]; then
+        cp "$dir/meson-logs/testlog.json" \
+            "$RESULTS/unit-$(basename "$dir").json"
+    fi
+    log "install $dir"
+    if ! meson install -C "$dir" --quiet; then
+        echo "test.sh: install failed for $dir" >&2
+        extra_failures=$((extra_failures + 1))
+        return 1
+    fi
+}
+
+run_pytest() {
+    local name=$1 binary=$2
+    shift 2
+    log "integration tests ($name) against $binary"
+    if [ -z "$PYTHON" ]; then
+        extra_failures=$((extra_failures + 1))
+        return
+    fi
+    PGSPOUT_BIN=$binary "$PYTHON" -m pytest tests/integration \
+        -p no:cacheprovider -rfE --junitxml="$RESULTS/pytest-$name.xml" \
+        "$@" </dev/null
+    local status=$?
+    # 5 is "no tests collected": the summary counts that as a failure.
+    if [ $status -ne 0 ] && [ $status -ne 1 ]; then
+        echo "test.sh: pytest ($name) exited $status" >&2
+        extra_failures=$((extra_failures + 1))
+    fi
+    stop_leftover_servers
+}
+
+main() {
+    rm -rf "$RESULTS"
+    mkdir -p "$RESULTS"
+
+    log "install dependencies"
+    if ! bash scripts/install-deps.sh; then
+        echo "test.sh: install-deps failed" >&2
+        extra_failures=$((extra_failures + 1))
+    fi
+    PYTHON=$(pick_python) || PYTHON=
+    [ -n "$PYTHON" ] || echo "test.sh: no python3 with pytest" >&2
+
+    if build_and_unit_test build/release --prefix="$REPO/build/prefix" \
+        -Dwerror=true; then
+        run_pytest release "$REPO/build/prefix/bin/pgspout"
+    fi
+
+    if [ "${PGSPOUT_SKIP_ASAN:-0}" != 1 ]; then
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+        export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+        if build_and_unit_test build/asan --prefix="$REPO/build/prefix-asan" \
+            -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false; then
+            # The full suite on one major, minus the large workloads whose
+            # cost under ASan buys nothing the release run does not check.
+            PGSPOUT_PG_VERSIONS=15 run_pytest asan \
+                "$REPO/build/prefix-asan/bin/pgspout" -m "not slow"
+        fi
+        unset ASAN_OPTIONS UBSAN_OPTIONS
+    fi
+
+    stop_leftover_servers
+    log "summary"
+    "${PYTHON:-python3}" - "$RESULTS" "$extra_failures" <<'PY'
+"""Adds up unit-test checks (each program's "N passed, N failed" line, or
+the program itself when it printed none) and pytest's junit results."""
+import glob, json, os, re, sys
+import xml.etree.ElementTree as ET
+
+results, passed, failed = sys.argv[1], 0, int(sys.argv[2])
+summary_re = re.compile(r"^(\d+) passed, (\d+) failed$", re.M)
+for path in sorted(glob.glob(os.path.join(results, "unit-*.json"))):
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            t = json.loads(line)
+            ok = t.get("result") in ("OK", "EXPECTEDFAIL")
+            if t.get("result") == "SKIP":
+                continue
+            m = summary_re.findall(t.get("stdout") or "")
+            if m:
+                p, fl = map(int, m[-1])
+                passed += p
+                failed += fl
+                # A crash or sanitizer report after the summary line.
+                if not ok and fl == 0:
+                    failed += 1
+            elif ok:
+                passed += 1
+            else:
+                failed += 1
+                print("unit test failed: %s (%s)" % (t.get("name"),
+                                                   t.get("result")))
+for path in sorted(glob.glob(os.path.join(results, "pytest-*.xml"))):
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        print("unreadable %s: %s" % (path, e))
+        failed += 1
+        continue
+    for case in root.iter("testcase"):
+        kinds = {child.tag for child in case}
+        if kinds & {"failure", "error"}:
+            failed += 1
+        elif "skipped" not in kinds:
+            passed += 1
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed or passed == 0 else 0)
+PY
+}
+
+main
+status=$?
+exit $status

@@ -1,0 +1,91 @@
+"""File sink options: stdout, rotation, fsync; and sinks listing."""
+
+import glob
+import os
+
+from pgharness import (assert_positions_increase, data_events, lsn_to_int,
+                       read_jsonl)
+
+
+def test_path_dash_writes_stdout(db, pgspout, tmp_path):
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into t values (1), (2);")
+    r = pgspout.run("-d", db.conninfo, "--slot", db.name, "--sink", "file",
+                    "-o", "path=-", "--endpos", db.current_lsn())
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "stdout.jsonl"
+    out.write_text(r.stdout)
+    events = data_events(read_jsonl(out))
+    assert [e["after"]["id"] for e in events] == [1, 2]
+    # logs go to stderr, never into the data stream
+    assert all(line.startswith("{") for line in r.stdout.splitlines())
+
+
+def test_rotation(db, pgspout, tmp_path):
+    db.psql("create table t (id int primary key, pad text);")
+    db.create_slot(db.name)
+    out = str(tmp_path / "rot.jsonl")
+    # Several runs, each writing more than rotate_size: however the sink
+    # batches its writes, each run's output crosses the limit.
+    for part in range(4):
+        db.psql("insert into t select g, repeat('p', 100) from "
+                "generate_series(%d, %d) g;" % (part * 60 + 1, part * 60 + 60))
+        r = pgspout.run("-d", db.conninfo, "--slot", db.name, "--sink",
+                        "file", "-o", "path=" + out, "-o", "rotate_size=8192",
+                        "-o", "fsync=true", "--endpos", db.current_lsn())
+        assert r.returncode == 0, r.stderr
+    rotated = sorted(glob.glob(out + ".[0-9][0-9][0-9][0-9][0-9][0-9]"))
+    assert len(rotated) >= 3, os.listdir(tmp_path)
+    assert rotated[0].endswith(".000001")
+    files = rotated + ([out] if os.path.exists(out) else [])
+    events = []
+    for path in files:
+        assert os.path.getsize(path) > 0 or path == out
+        events += read_jsonl(path)
+    assert_positions_increase(events)
+    ids = [e["after"]["id"] for e in data_events(events)]
+    assert ids == list(range(1, 241))
+
+
+def test_resume_continues_rotated_file(db, pgspout, tmp_path):
+    db.psql("create table t (id int primary key, pad text);")
+    db.create_slot(db.name)
+    out = str(tmp_path / "rot.jsonl")
+    args = ["-d", db.conninfo, "--slot", db.name, "--sink", "file",
+            "-o", "path=" + out, "-o", "rotate_size=4096"]
+    for part in range(3):
+        db.psql("insert into t select g, repeat('p', 100) from "
+                "generate_series(%d, %d) g;" % (part * 50 + 1, part * 50 + 50))
+        res = pgspout.run(*args, "--endpos", db.current_lsn())
+        assert res.returncode == 0, res.stderr
+    files = sorted(glob.glob(out + ".*")) + ([out] if os.path.exists(out)
+                                             else [])
+    events = []
+    for path in files:
+        events += read_jsonl(path)
+    assert_positions_increase(events)
+    assert [e["after"]["id"] for e in data_events(events)] == \
+        list(range(1, 151))
+
+
+def test_list_sinks(pgspout):
+    r = pgspout.run("--list-sinks", timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    file_lines = [line for line in lines if line.split()[0] == "file"]
+    assert len(file_lines) == 1, r.stdout
+    assert len(file_lines[0].split()) >= 4, file_lines
+
+
+def test_help_and_version(pgspout):
+    for flag in ("--help", "--version"):
+        r = pgspout.run(flag, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip()
+    assert "--sink" in pgspout.run("--help", timeout=30).stdout
+
+
+def test_lsn_helper():
+    assert lsn_to_int("1/0") == 1 << 32
+    assert lsn_to_int("0/16B3748") == 0x16B3748
