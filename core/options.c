@@ -312,7 +312,7 @@ static bool is_secret(const pgspout_option_def *def)
 
 static bool bounded(const pgspout_option_def *def)
 {
-    return def->min <= def->max;
+    return def->min < def->max;
 }
 
 static bool in_choices(const char *choices, const char *value)

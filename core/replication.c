@@ -293,18 +293,58 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
     }
 }
 
-void repl_stop(repl_stream *rs)
+static void stop_status_thread(repl_stream *rs)
 {
     atomic_store(&rs->stopping, true);
     if (rs->status_thread_running) {
         pthread_join(rs->status_thread, NULL);
         rs->status_thread_running = false;
     }
-    if (rs->conn) {
-        pthread_mutex_lock(&rs->lock);
-        PQputCopyEnd(rs->conn, NULL);
-        PQflush(rs->conn);
-        pthread_mutex_unlock(&rs->lock);
+}
+
+bool repl_finish(repl_stream *rs, char *err, size_t errlen)
+{
+    stop_status_thread(rs);
+    /* The last status update only counts once the server has read it: end
+     * COPY after it and wait for the server to end its side too. A server
+     * that has gone away (wal_sender_timeout, a restart) fails here instead
+     * of the stop being reported as confirmed. */
+    if (!repl_send_status(rs, false, err, errlen))
+        return false;
+    if (PQputCopyEnd(rs->conn, NULL) != 1 || PQflush(rs->conn) != 0) {
+        copy_pq_error(rs->conn, "cannot end streaming", err, errlen);
+        return false;
     }
+    for (;;) {
+        char *buf = NULL;
+        int len = PQgetCopyData(rs->conn, &buf, 0);
+        if (buf)
+            PQfreemem(buf); /* data sent before the server saw CopyDone */
+        if (len >= 0)
+            continue;
+        if (len == -2) {
+            copy_pq_error(rs->conn, "streaming did not end cleanly", err,
+                          errlen);
+            return false;
+        }
+        break;
+    }
+    bool ok = true;
+    PGresult *res;
+    while ((res = PQgetResult(rs->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (ok && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            copy_pq_error(rs->conn, "streaming did not end cleanly", err,
+                          errlen);
+            ok = false;
+        }
+        PQclear(res);
+    }
+    return ok;
+}
+
+void repl_stop(repl_stream *rs)
+{
+    stop_status_thread(rs);
     pthread_mutex_destroy(&rs->lock);
 }

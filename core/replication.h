@@ -62,7 +62,13 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
 bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
                       size_t errlen);
 
-/* Ends COPY and the status thread; leaves the connection open. */
+/* After a clean stop: sends the final status update, ends COPY and waits
+ * until the server has ended its side, so the confirmation is known to have
+ * arrived. Stops the status thread. */
+bool repl_finish(repl_stream *rs, char *err, size_t errlen);
+
+/* Releases what repl_start set up (the connection stays open; closing it
+ * abandons the stream without further confirmation). */
 void repl_stop(repl_stream *rs);
 
 int64_t now_us(void);

@@ -711,12 +711,11 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     st->final_phase = true;
     if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
         goto out;
-    if (!confirm_durable(st, err, sizeof err)) {
-        log_error("%s", err);
-        goto out;
-    }
-    if (!repl_send_status(&st->rs, false, err, sizeof err)) {
-        log_error("%s", err);
+    if (!confirm_durable(st, err, sizeof err) ||
+        !repl_finish(&st->rs, err, sizeof err)) {
+        log_error("%s; the server may not have received the final "
+                  "confirmation, a restart resumes from the slot",
+                  err);
         goto out;
     }
     log_stop_position(st, st->endpos_reached ? "reached endpos"

@@ -99,14 +99,15 @@ build_and_unit_test() {
 }
 
 run_pytest() {
-    local name=$1 binary=$2
-    shift 2
+    local name=$1 binary=$2 builddir=$3
+    shift 3
     log "integration tests ($name) against $binary"
     if [ -z "$PYTHON" ]; then
         extra_failures=$((extra_failures + 1))
         return
     fi
-    PGSPOUT_BIN=$binary "$PYTHON" -m pytest tests/integration \
+    PGSPOUT_BIN=$binary PGSPOUT_TEST_SINK_DIR=$REPO/$builddir/tests/sinks \
+        "$PYTHON" -m pytest tests/integration \
         -p no:cacheprovider -rfE --junitxml="$RESULTS/pytest-$name.xml" \
         "$@" </dev/null
     local status=$?
@@ -132,7 +133,7 @@ main() {
 
     if build_and_unit_test build/release --prefix="$REPO/build/prefix" \
         -Dwerror=true; then
-        run_pytest release "$REPO/build/prefix/bin/pgspout"
+        run_pytest release "$REPO/build/prefix/bin/pgspout" build/release
     fi
 
     if [ "${PGSPOUT_SKIP_ASAN:-0}" != 1 ]; then
@@ -143,7 +144,8 @@ main() {
             # The full suite on one major, minus the large workloads whose
             # cost under ASan buys nothing the release run does not check.
             PGSPOUT_PG_VERSIONS=15 run_pytest asan \
-                "$REPO/build/prefix-asan/bin/pgspout" -m "not slow"
+                "$REPO/build/prefix-asan/bin/pgspout" build/asan \
+                -m "not slow"
         fi
         unset ASAN_OPTIONS UBSAN_OPTIONS
     fi

@@ -26,9 +26,7 @@ static const pgspout_option_def example_options[] = {
     {.name = "path",
      .type = PGSPOUT_OPT_STRING,
      .flags = PGSPOUT_OPTF_REQUIRED,
-     .doc = "file to append the lines to",
-     .min = 1,
-     .max = 0},
+     .doc = "file to append the lines to"},
     PGSPOUT_OPTION_END};
 
 typedef struct example_sink {

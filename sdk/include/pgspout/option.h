@@ -24,7 +24,8 @@ typedef struct pgspout_option_def {
     const char *default_value; /* text form, NULL for none */
     unsigned flags;            /* pgspout_option_flags */
     const char *doc;           /* one line */
-    /* Optional bounds for INT/DOUBLE/DURATION (ignored when min > max). */
+    /* Optional inclusive bounds for INT/DOUBLE/DURATION, checked only when
+     * min < max, so a table that leaves both zero has no bounds. */
     double min, max;
     /* Optional for STRING: '|'-separated list of accepted values. */
     const char *choices;

@@ -1,0 +1,135 @@
+/* A sink for tests of the host's delivery rules: it writes each event's JSON
+ * to a file like the file sink (without fsync), and can be told to be slow,
+ * to ask for retries, or to fail for good. Built with the tests, never
+ * installed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <pgspout/pgspout.h>
+
+typedef struct fault_sink {
+    const pgspout_host_api *host;
+    pgspout_sink_handle *handle;
+    FILE *out;
+    int64_t write_delay_ms;
+    int64_t retry_writes; /* the first N write calls return RETRY */
+    int64_t fatal_write;  /* write call number N returns FATAL (0: never) */
+    int64_t write_calls;
+    bool have_pending;
+    pgspout_position pending; /* last event written, not yet acknowledged */
+} fault_sink;
+
+static const pgspout_option_def fault_options[] = {
+    {.name = "path",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_REQUIRED,
+     .doc = "file that receives one JSON line per event"},
+    {.name = "write_delay",
+     .type = PGSPOUT_OPT_DURATION,
+     .default_value = "0",
+     .doc = "sleep this long in every write call"},
+    {.name = "retry_writes",
+     .type = PGSPOUT_OPT_INT,
+     .default_value = "0",
+     .doc = "answer RETRY to the first N write calls"},
+    {.name = "fatal_write",
+     .type = PGSPOUT_OPT_INT,
+     .default_value = "0",
+     .doc = "answer FATAL to write call number N (0: never)"},
+    PGSPOUT_OPTION_END};
+
+static pgspout_status fault_create(const pgspout_host_api *host,
+                                   pgspout_sink_handle *handle, void **state)
+{
+    fault_sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return PGSPOUT_FATAL;
+    s->host = host;
+    s->handle = handle;
+    const char *path = NULL;
+    host->option_string(handle, "path", &path);
+    host->option_int(handle, "write_delay", &s->write_delay_ms);
+    host->option_int(handle, "retry_writes", &s->retry_writes);
+    host->option_int(handle, "fatal_write", &s->fatal_write);
+    s->out = path ? fopen(path, "a") : NULL;
+    if (!s->out) {
+        host->log(handle, PGSPOUT_LOG_ERROR, "cannot open %s: %s",
+                  path ? path : "(no path)", strerror(errno));
+        free(s);
+        return PGSPOUT_FATAL;
+    }
+    *state = s;
+    return PGSPOUT_OK;
+}
+
+static pgspout_status
+fault_write(void *state, const pgspout_event *const *events, size_t count)
+{
+    fault_sink *s = state;
+    s->write_calls++;
+    if (s->write_delay_ms > 0) {
+        struct timespec ts = {s->write_delay_ms / 1000,
+                              (long)(s->write_delay_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (s->write_calls <= s->retry_writes) {
+        s->host->log(s->handle, PGSPOUT_LOG_WARNING,
+                     "injected RETRY for write call %lld",
+                     (long long)s->write_calls);
+        return PGSPOUT_RETRY;
+    }
+    if (s->fatal_write > 0 && s->write_calls >= s->fatal_write) {
+        s->host->log(s->handle, PGSPOUT_LOG_ERROR,
+                     "injected FATAL for write call %lld",
+                     (long long)s->write_calls);
+        return PGSPOUT_FATAL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        size_t len;
+        const char *json =
+            s->host->event_json(events[i], PGSPOUT_PART_EVENT, &len);
+        fwrite(json, 1, len, s->out);
+        fputc('\n', s->out);
+        s->pending = s->host->event_position(events[i]);
+        s->have_pending = true;
+    }
+    return PGSPOUT_OK;
+}
+
+static pgspout_status fault_flush(void *state)
+{
+    fault_sink *s = state;
+    if (fflush(s->out) != 0)
+        return PGSPOUT_FATAL;
+    if (s->have_pending)
+        s->host->ack_durable(s->handle, s->pending);
+    s->have_pending = false;
+    return PGSPOUT_OK;
+}
+
+static void fault_destroy(void *state)
+{
+    fault_sink *s = state;
+    fclose(s->out);
+    free(s);
+}
+
+static const pgspout_sink_descriptor fault_descriptor = {
+    PGSPOUT_SINK_HEADER,
+    .name = "fault",
+    .version = "1.0",
+    .description = "test sink: JSON lines, with injected delays and failures",
+    .options = fault_options,
+    .create = fault_create,
+    .write = fault_write,
+    .flush = fault_flush,
+    .destroy = fault_destroy,
+};
+
+PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)
+{
+    return &fault_descriptor;
+}
