@@ -163,6 +163,24 @@ static uint64_t compute_sink_mask(stream *st, const relation *rel)
     return mask;
 }
 
+/* The catalog connection sits idle between Relation messages, so a server
+ * setting such as idle_session_timeout may have closed it: reconnect once. */
+static bool describe_columns(stream *st, relation *rel, char *err,
+                             size_t errlen)
+{
+    if (catalog_describe_columns(st->catalog, rel, err, errlen))
+        return true;
+    if (PQstatus(st->catalog) == CONNECTION_OK)
+        return false;
+    log_warning("catalog connection lost (%s); reconnecting", err);
+    PQreset(st->catalog);
+    if (PQstatus(st->catalog) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot reconnect the catalog connection");
+        return false;
+    }
+    return catalog_describe_columns(st->catalog, rel, err, errlen);
+}
+
 static bool handle_relation(stream *st, const pgoutput_msg *m, char *err,
                             size_t errlen)
 {
@@ -182,7 +200,7 @@ static bool handle_relation(stream *st, const pgoutput_msg *m, char *err,
         rel->cols[i].typmod = c->typmod;
         rel->cols[i].key = c->key;
     }
-    if (!catalog_describe_columns(st->catalog, rel, err, errlen)) {
+    if (!describe_columns(st, rel, err, errlen)) {
         relation_unref(rel);
         return false;
     }

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pgharness import data_events, lsn_to_int, read_jsonl
+from pgharness import data_events, lsn_to_int, read_jsonl, wait_until
 
 
 @pytest.fixture
@@ -133,3 +133,30 @@ def test_seq_counts_filtered_changes(db, stream, tmp_path):
             "commit;")
     both = data_events(stream(out=str(tmp_path / "both.jsonl")))
     assert [(e["table"], e["seq"]) for e in both] == [("a", 1), ("b", 2)]
+
+
+def test_catalog_connection_reconnects(db, pgspout, tmp_path):
+    """The catalog connection idles between Relation messages; a server that
+    closes idle sessions must not stop the stream."""
+    db.psql("create table first (id int primary key);"
+            "create table second (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into first values (1);")
+    out = tmp_path / "out.jsonl"
+    # Held back until the catalog connection has idled past the timeout.
+    proc = pgspout.spawn("-d", db.conninfo +
+                         " options='-c idle_session_timeout=500'",
+                         "--slot", db.name, "--sink", "file",
+                         "-o", "path=%s" % out, "-o", "fsync=false")
+    wait_until(lambda: out.exists() and '"first"' in out.read_text(),
+               what="first table's change")
+    wait_until(lambda: db.scalar(
+        "select count(*) from pg_stat_activity where datname = '%s' "
+        "and application_name = 'pgspout' and backend_type = "
+        "'client backend'" % db.name) == "0",
+        what="catalog connection closed by idle_session_timeout")
+    db.psql("insert into second values (2);")
+    wait_until(lambda: '"second"' in out.read_text(),
+               what="second table's change")
+    assert pgspout.stop(proc) == 0
+    assert "reconnecting" in pgspout.stderr_of(proc)
