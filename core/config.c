@@ -1,4 +1,5 @@
 #include "config.h"
+#include "error.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,19 +21,6 @@
 #define MAX_STATUS_INTERVAL_S (INT_MAX / 1000)
 /* NAMEDATALEN - 1, the longest name PostgreSQL accepts for a slot. */
 #define MAX_SLOT_NAME_LEN 63
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- small helpers ---- */
 
@@ -205,7 +193,7 @@ static int setting_error(file_ctx *ctx, const config_setting_t *setting,
     va_start(ap, fmt);
     sbuf_vappendf(&msg, fmt, ap);
     va_end(ap);
-    set_err(ctx->err, ctx->errlen, "%s", msg.data);
+    set_error(ctx->err, ctx->errlen, "%s", msg.data);
     sbuf_free(&msg);
     return CONFIG_USAGE_ERROR;
 }
@@ -496,8 +484,8 @@ int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
      * is what the user needs. */
     FILE *probe = fopen(path, "r");
     if (!probe) {
-        set_err(err, errlen, "could not open config file \"%s\": %s", path,
-                strerror(errno));
+        set_error(err, errlen, "could not open config file \"%s\": %s", path,
+                  strerror(errno));
         return CONFIG_USAGE_ERROR;
     }
     fclose(probe);
@@ -517,11 +505,11 @@ int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
     int rc = 0;
     if (!config_read_file(&lc, path)) {
         if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
-            set_err(err, errlen, "could not read config file \"%s\"", path);
+            set_error(err, errlen, "could not read config file \"%s\"", path);
         } else {
             const char *file = config_error_file(&lc);
-            set_err(err, errlen, "%s:%d: %s", file ? file : path,
-                    config_error_line(&lc), config_error_text(&lc));
+            set_error(err, errlen, "%s:%d: %s", file ? file : path,
+                      config_error_line(&lc), config_error_text(&lc));
         }
         rc = CONFIG_USAGE_ERROR;
     } else {

@@ -7,7 +7,7 @@
 #include "lsn.h"
 #include "value_json.h"
 
-static const char *op_name(pgspout_op op)
+const char *event_op_name(pgspout_op op)
 {
     switch (op) {
     case PGSPOUT_OP_INSERT:
@@ -228,7 +228,7 @@ static void append_event(strbuf *out, const event *ev)
     char time_buf[TIMESTAMP_FORMAT_BUFSIZE];
 
     APPEND_LITERAL(out, "{\"op\":");
-    append_nullable_string(out, op_name(ev->op));
+    append_nullable_string(out, event_op_name(ev->op));
     APPEND_LITERAL(out, ",\"schema\":");
     append_nullable_string(out, ev->rel ? ev->rel->schema : NULL);
     APPEND_LITERAL(out, ",\"table\":");

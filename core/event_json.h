@@ -19,4 +19,7 @@ void event_json_append(strbuf *out, const event *ev, pgspout_event_part part);
  * threads must have its parts requested before it is shared. */
 const char *event_json_get(event *ev, pgspout_event_part part, size_t *len);
 
+/* The JSON name of an op ("insert", ...), NULL for an unknown value. */
+const char *event_op_name(pgspout_op op);
+
 #endif

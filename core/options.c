@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include "error.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -249,19 +251,6 @@ bool option_parse_double(const char *text, double *value)
 
 /* ---- validation ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void append_location(strbuf *sb, const raw_value *rv)
 {
     if (rv->file)
@@ -436,7 +425,7 @@ static const pgspout_option_def *find_def(const pgspout_option_def *defs,
 
 static int fail(strbuf *msg, char *err, size_t errlen)
 {
-    set_err(err, errlen, "%s", msg->data ? msg->data : "invalid option");
+    set_error(err, errlen, "%s", msg->data ? msg->data : "invalid option");
     sbuf_free(msg);
     return -1;
 }
@@ -516,16 +505,16 @@ int sink_options_validate(sink_options *opts, const pgspout_option_def *defs,
             if (!resolve_text(def, def->default_value, v) ||
                 !check_constraints(def, v, &why)) {
                 /* A sink bug, not a user error, but still must not start. */
-                set_err(err, errlen,
-                        "%s: the sink's default for option \"%s\" is invalid",
-                        where, def->name);
+                set_error(err, errlen,
+                          "%s: the sink's default for option \"%s\" is invalid",
+                          where, def->name);
                 sbuf_free(&why);
                 goto failed;
             }
             v->set = true;
         } else if (def->flags & PGSPOUT_OPTF_REQUIRED) {
-            set_err(err, errlen, "%s: missing required option \"%s\"", where,
-                    def->name);
+            set_error(err, errlen, "%s: missing required option \"%s\"", where,
+                      def->name);
             goto failed;
         }
     }

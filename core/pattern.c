@@ -1,5 +1,7 @@
 #include "pattern.h"
 
+#include "error.h"
+
 #include "strbuf.h"
 
 #include <locale.h>
@@ -34,19 +36,6 @@ struct table_filter {
     table_pattern **exclude;
     size_t n_exclude;
 };
-
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Byte length of the character starting at s, by its UTF-8 lead byte, never
  * running past the terminating NUL (psql's PQmblenBounded for UTF8). */

@@ -163,6 +163,7 @@ static const pgspout_host_api api_table = {
     .event_json = host_event_json,
     .format_lsn = host_format_lsn,
     .ack_durable = host_ack_durable,
+    .op_name = event_op_name,
 };
 
 const pgspout_host_api *host_api(void)

@@ -46,23 +46,6 @@ typedef struct example_sink {
     pgspout_position pending; /* newest event in buf or the file */
 } example_sink;
 
-static const char *op_name(pgspout_op op)
-{
-    switch (op) {
-    case PGSPOUT_OP_INSERT:
-        return "insert";
-    case PGSPOUT_OP_UPDATE:
-        return "update";
-    case PGSPOUT_OP_DELETE:
-        return "delete";
-    case PGSPOUT_OP_TRUNCATE:
-        return "truncate";
-    case PGSPOUT_OP_SCHEMA:
-        return "schema";
-    }
-    return "unknown";
-}
-
 static bool reserve(example_sink *ex, size_t extra)
 {
     size_t cap = ex->cap ? ex->cap : 4096;
@@ -86,7 +69,7 @@ static bool append_line(example_sink *ex, const pgspout_event *ev)
 {
     const pgspout_host_api *host = ex->host;
     pgspout_position pos = host->event_position(ev);
-    const char *op = op_name(host->event_op(ev));
+    const char *op = host->op_name(host->event_op(ev));
     const char *schema = host->event_schema(ev);
     const char *table = host->event_table(ev);
     size_t key_len = 0;
@@ -127,7 +110,7 @@ static pgspout_status example_create(const pgspout_host_api *host,
      *
      * Never compare host->size with sizeof(pgspout_host_api): that is the
      * size in *your* headers, not in the host's. */
-    if (!PGSPOUT_HAS_FIELD(host, pgspout_host_api, ack_durable)) {
+    if (!PGSPOUT_HAS_FIELD(host, pgspout_host_api, op_name)) {
         host->log(handle, PGSPOUT_LOG_ERROR, "host API table too old");
         return PGSPOUT_FATAL;
     }

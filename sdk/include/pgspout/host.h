@@ -77,6 +77,10 @@ typedef struct pgspout_host_api {
      * Calls must not go backwards. Thread-safe; may be called from any
      * thread, inside or outside a callback, until destroy returns. */
     void (*ack_durable)(pgspout_sink_handle *sink, pgspout_position upto);
+
+    /* "insert", "update", "delete", "truncate", "schema": the names the
+     * canonical JSON uses; NULL for a value outside pgspout_op. */
+    const char *(*op_name)(pgspout_op op);
 } pgspout_host_api;
 
 #endif
