@@ -8,7 +8,10 @@
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 30000
 
-/* A delay in [BACKOFF_BASE_MS/2, min(cap, base * 2^(attempt-1))] ms. */
+/* A delay in [base/2, min(cap, base * 2^(attempt-1))] ms. Thread-safe. */
+int64_t backoff_delay_between(int attempt, int64_t base_ms, int64_t cap_ms);
+
+/* The core's own schedule: BACKOFF_BASE_MS up to BACKOFF_CAP_MS. */
 int64_t backoff_delay_ms(int attempt);
 
 #endif

@@ -53,6 +53,8 @@ static void sink_config_clear(sink_config *sink)
     list_free(&sink->exclude, &sink->n_exclude);
     sink_options_free(sink->options);
     free(sink->origin);
+    free(sink->include_origin);
+    free(sink->exclude_origin);
     memset(sink, 0, sizeof(*sink));
 }
 
@@ -74,6 +76,9 @@ void config_free(pgspout_config *cfg)
     free(cfg->publication);
     list_free(&cfg->plugin_dirs, &cfg->n_plugin_dirs);
     list_free(&cfg->include, &cfg->n_include);
+    free(cfg->include_origin);
+    free(cfg->exclude_origin);
+    cfg->include_origin = cfg->exclude_origin = NULL;
     list_free(&cfg->exclude, &cfg->n_exclude);
     sinks_free(cfg);
     free(cfg->config_file);
@@ -381,9 +386,13 @@ static int read_sink(file_ctx *ctx, const config_setting_t *group, int index,
         } else if (strcmp(key, "include") == 0) {
             rc = read_string_list(ctx, s, path.data, &sink->include,
                                   &sink->n_include);
+            free(sink->include_origin);
+            sink->include_origin = setting_origin(ctx, s, path.data);
         } else if (strcmp(key, "exclude") == 0) {
             rc = read_string_list(ctx, s, path.data, &sink->exclude,
                                   &sink->n_exclude);
+            free(sink->exclude_origin);
+            sink->exclude_origin = setting_origin(ctx, s, path.data);
         } else if (strcmp(key, "options") == 0) {
             rc = read_sink_options(ctx, s, path.data, sink->options);
         } else {
@@ -448,8 +457,12 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
     } else if (strcmp(key, "plugin_dir") == 0) {
         return read_plugin_dirs(ctx, s, cfg);
     } else if (strcmp(key, "include") == 0) {
+        free(cfg->include_origin);
+        cfg->include_origin = setting_origin(ctx, s, key);
         return read_string_list(ctx, s, key, &cfg->include, &cfg->n_include);
     } else if (strcmp(key, "exclude") == 0) {
+        free(cfg->exclude_origin);
+        cfg->exclude_origin = setting_origin(ctx, s, key);
         return read_string_list(ctx, s, key, &cfg->exclude, &cfg->n_exclude);
     } else if (strcmp(key, "endpos") == 0) {
         if (read_string(ctx, s, key, &value) != 0)
@@ -579,6 +592,14 @@ static void cli_args_free(cli_args *cli)
     free(cli->exclude);
     free(cli->options);
     free(cli->plugin_dirs);
+}
+
+/* How much of a command-line word may be quoted in an error: up to an '='
+ * ("password=..." must not be echoed). */
+static int printable_prefix(const char *word)
+{
+    const char *eq = strchr(word, '=');
+    return (int)(eq ? (size_t)(eq - word) : strlen(word));
 }
 
 static int usage_error(char *err, size_t errlen, const char *fmt, ...)
@@ -728,15 +749,18 @@ static int parse_argv(int argc, char **argv, cli_args *cli, char *err,
             if (optopt > 0 && optopt < 256 && isprint(optopt))
                 return usage_error(err, errlen, "invalid option -- '%c'",
                                    optopt);
-            return usage_error(err, errlen, "unrecognized option '%s'",
+            return usage_error(err, errlen, "unrecognized option '%.*s'",
+                               printable_prefix(argv[optind - 1]),
                                argv[optind - 1]);
         }
     }
     if (optind < argc)
         return usage_error(err, errlen,
                            "too many command-line arguments (first is "
-                           "\"%s\")",
-                           argv[optind]);
+                           "\"%.*s%s\"; a connection string with spaces "
+                           "needs quotes)",
+                           printable_prefix(argv[optind]), argv[optind],
+                           strchr(argv[optind], '=') ? "=..." : "");
     return 0;
 }
 
@@ -822,12 +846,16 @@ static void apply_cli(const cli_args *cli, pgspout_config *cfg)
     cfg->list_sinks = cli->list_sinks;
     cfg->show_help = cli->help;
     cfg->show_version = cli->version;
-    if (cli->n_include > 0)
+    if (cli->n_include > 0) {
         replace_list(&cfg->include, &cfg->n_include, cli->include,
                      cli->n_include);
-    if (cli->n_exclude > 0)
+        replace_string(&cfg->include_origin, "command line: -t");
+    }
+    if (cli->n_exclude > 0) {
         replace_list(&cfg->exclude, &cfg->n_exclude, cli->exclude,
                      cli->n_exclude);
+        replace_string(&cfg->exclude_origin, "command line: -T");
+    }
     if (cli->n_plugin_dirs > 0) {
         /* Command-line directories are searched before the file's. */
         char **from_file = cfg->plugin_dirs;

@@ -32,6 +32,9 @@ typedef struct sink_config {
     char **exclude;
     size_t n_exclude;
     sink_options *options;
+    /* Where include/exclude came from, for pattern errors ("FILE:LINE:
+     * sinks.[N].include"); NULL when not set. */
+    char *include_origin, *exclude_origin;
     /* Where the sink was declared, for errors about it as a whole (a missing
      * required option): "FILE:LINE: sinks.[N]" or "command line: --sink X". */
     char *origin;
@@ -51,6 +54,8 @@ typedef struct pgspout_config {
     size_t n_include;
     char **exclude; /* -T / exclude */
     size_t n_exclude;
+    /* "FILE:LINE: include", "command line: -t"; NULL when not set. */
+    char *include_origin, *exclude_origin;
     bool has_endpos;
     uint64_t endpos;
     int status_interval_s; /* 0 disables periodic status updates */

@@ -157,10 +157,12 @@ static char *expected_dbname(const char *conninfo)
     return dbname;
 }
 
+/* Compiles include/exclude patterns; an error names where the pattern came
+ * from ("FILE:LINE: sinks.[0].include", "command line: -t"). */
 static table_filter *build_filter(char **include, size_t n_include,
-                                  char **exclude, size_t n_exclude,
-                                  const char *dbname, const char *owner,
-                                  char *err, size_t errlen)
+                                  const char *include_origin, char **exclude,
+                                  size_t n_exclude, const char *exclude_origin,
+                                  const char *dbname, char *err, size_t errlen)
 {
     table_filter *f = table_filter_new();
     char why[1024];
@@ -168,7 +170,9 @@ static table_filter *build_filter(char **include, size_t n_include,
         bool excl = i >= n_include;
         const char *pat = excl ? exclude[i - n_include] : include[i];
         if (!table_filter_add(f, excl, pat, dbname, why, sizeof why)) {
-            snprintf(err, errlen, "%s: invalid %s pattern \"%s\": %s", owner,
+            const char *origin = excl ? exclude_origin : include_origin;
+            snprintf(err, errlen, "%s: invalid %s pattern \"%s\": %s",
+                     origin ? origin : "table filter",
                      excl ? "exclude" : "include", pat, why);
             table_filter_free(f);
             return NULL;
@@ -288,7 +292,9 @@ static int load_sinks(pgspout_config *cfg, char **dirs, size_t ndirs,
         sink_config *sc = &cfg->sinks[i];
         sink_library lib;
         if (!sink_library_open(sc->type, dirs, ndirs, &lib, err, sizeof err)) {
-            fprintf(stderr, "pgspout: sink \"%s\": %s\n", sc->name, err);
+            fprintf(stderr, "pgspout: %s%s: %s\n", sc->origin,
+                    strncmp(sc->origin, "command line", 12) ? ".type" : "",
+                    err);
             return EXIT_USAGE;
         }
         if (config_validate_sink(sc, lib.desc->options, err, sizeof err) != 0) {
@@ -296,11 +302,9 @@ static int load_sinks(pgspout_config *cfg, char **dirs, size_t ndirs,
             sink_library_close(&lib);
             return EXIT_USAGE;
         }
-        char owner[256];
-        snprintf(owner, sizeof owner, "sink \"%s\"", sc->name);
-        table_filter *f =
-            build_filter(sc->include, sc->n_include, sc->exclude, sc->n_exclude,
-                         dbname, owner, err, sizeof err);
+        table_filter *f = build_filter(
+            sc->include, sc->n_include, sc->include_origin, sc->exclude,
+            sc->n_exclude, sc->exclude_origin, dbname, err, sizeof err);
         if (!f) {
             fprintf(stderr, "pgspout: %s\n", err);
             sink_library_close(&lib);
@@ -418,9 +422,9 @@ int main(int argc, char **argv)
         rc = drop_slot(&cfg);
         goto done;
     }
-    global =
-        build_filter(cfg.include, cfg.n_include, cfg.exclude, cfg.n_exclude,
-                     dbname, "table filter", err, sizeof err);
+    global = build_filter(cfg.include, cfg.n_include, cfg.include_origin,
+                          cfg.exclude, cfg.n_exclude, cfg.exclude_origin,
+                          dbname, err, sizeof err);
     if (!global) {
         rc = usage_error(err);
         goto done;

@@ -342,7 +342,8 @@ static bool resolve_text(const pgspout_option_def *def, const char *text,
 }
 
 /* Typed libconfig scalars must already be of the declared type; an int is
- * accepted for a double because "1" for a rate is not a mistake. */
+ * accepted for a double because "1" for a rate is not a mistake, and 0/1
+ * for a boolean because the error message itself offers them. */
 static bool resolve_typed(const pgspout_option_def *def, const raw_value *rv,
                           resolved_value *out)
 {
@@ -358,6 +359,10 @@ static bool resolve_typed(const pgspout_option_def *def, const raw_value *rv,
         out->i = rv->i;
         return true;
     case PGSPOUT_OPT_BOOL:
+        if (rv->kind == RAW_INT && (rv->i == 0 || rv->i == 1)) {
+            out->b = rv->i == 1;
+            return true;
+        }
         if (rv->kind != RAW_BOOL)
             return false;
         out->b = rv->b;
@@ -383,6 +388,12 @@ static bool check_constraints(const pgspout_option_def *def,
 {
     bool secret = is_secret(def);
     if (def->type == PGSPOUT_OPT_STRING) {
+        /* An empty required value is as missing as no value, and would only
+         * fail later, after connecting. */
+        if ((def->flags & PGSPOUT_OPTF_REQUIRED) && !*v->s) {
+            sbuf_append_str(why, "must not be empty");
+            return false;
+        }
         if (def->choices && !in_choices(def->choices, v->s)) {
             sbuf_append_str(why, "invalid value");
             if (!secret)

@@ -403,6 +403,8 @@ static bool are_to_ere(const char *pattern, const char *re, strbuf *out,
 {
     are_translator t = {pattern, re, 0, out, err, errlen};
     enum prev_kind prev = PREV_NOTHING;
+    /* glibc's ERE takes a stray ')' as a literal; PostgreSQL refuses it. */
+    int depth = 0;
 
     while (re[t.pos]) {
         char c = re[t.pos];
@@ -416,7 +418,17 @@ static bool are_to_ere(const char *pattern, const char *re, strbuf *out,
                 return false;
             prev = PREV_ATOM;
             break;
+        case ')':
+            if (depth == 0)
+                return translate_fail(&t, "parentheses () not balanced");
+            depth--;
+            sbuf_append_char(out, c);
+            t.pos++;
+            prev = PREV_ATOM;
+            break;
         case '(':
+            depth++;
+            /* fall through */
         case '|':
         case '^':
         case '$':

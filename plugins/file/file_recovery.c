@@ -108,12 +108,36 @@ typedef enum line_verdict {
     LINE_INVALID
 } line_verdict;
 
+/* Every line starts with the same fields, in this order: op, schema,
+ * table, lsn, commit_lsn, xid, seq, commit_time. Only that header is parsed:
+ * the row values after it are json/jsonb copied byte for byte, which
+ * PostgreSQL accepts and jansson may not (integers past 64 bits, 1e400, lone
+ * surrogates), and a valid row must never make the file unrestartable.
+ * Inside a JSON string every quote is escaped, so the first unescaped
+ * ',"commit_time":' is the key itself. */
+#define HEADER_END ",\"commit_time\":"
+
 static line_verdict read_line_position(const char *line, size_t len,
                                        pgspout_position *pos, char *why,
                                        size_t whylen)
 {
     json_error_t jerr;
-    json_t *obj = json_loadb(line, len, 0, &jerr);
+    const char *end = memmem(line, len, HEADER_END, sizeof HEADER_END - 1);
+    if (!end) {
+        snprintf(why, whylen, "is not a pgspout event (no \"commit_time\")");
+        return LINE_INVALID;
+    }
+    size_t header_len = (size_t)(end - line);
+    char *header = malloc(header_len + 2);
+    if (!header) {
+        snprintf(why, whylen, "out of memory");
+        return LINE_INVALID;
+    }
+    memcpy(header, line, header_len);
+    header[header_len] = '}';
+    header[header_len + 1] = '\0';
+    json_t *obj = json_loadb(header, header_len + 1, 0, &jerr);
+    free(header);
     json_t *lsn_text, *seq, *op;
     line_verdict verdict = LINE_INVALID;
 

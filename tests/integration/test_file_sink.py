@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 from pgharness import (assert_positions_increase, data_events, lsn_to_int,
                        read_jsonl)
@@ -54,13 +55,20 @@ def test_resume_continues_rotated_file(db, pgspout, tmp_path):
     out = str(tmp_path / "rot.jsonl")
     args = ["-d", db.conninfo, "--slot", db.name, "--sink", "file",
             "-o", "path=" + out, "-o", "rotate_size=4096"]
+    logs = []
     for part in range(3):
         db.psql("insert into t select g, repeat('p', 100) from "
                 "generate_series(%d, %d) g;" % (part * 50 + 1, part * 50 + 50))
         res = pgspout.run(*args, "--endpos", db.current_lsn())
         assert res.returncode == 0, res.stderr
+        logs.append(res.stderr)
     files = sorted(glob.glob(out + ".*")) + ([out] if os.path.exists(out)
                                              else [])
+    assert len(files) >= 3, files
+    # Each run ends with a rotation (its output passes rotate_size), so the
+    # next one finds the current file empty and resumes from a rotated one.
+    assert any(re.search(r'rot\.jsonl\.\d{6}": resuming after', log)
+               for log in logs[1:]), logs
     events = []
     for path in files:
         events += read_jsonl(path)
@@ -75,7 +83,12 @@ def test_list_sinks(pgspout):
     lines = [line for line in r.stdout.splitlines() if line.strip()]
     file_lines = [line for line in lines if line.split()[0] == "file"]
     assert len(file_lines) == 1, r.stdout
-    assert len(file_lines[0].split()) >= 4, file_lines
+    name, version, abi_word, abi, *description = file_lines[0].split()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), file_lines
+    assert (abi_word, abi) == ("ABI", "1.0"), file_lines
+    assert " ".join(description).startswith("appends one JSON object")
+    # the option table is printed under it
+    assert re.search(r"^\s+path\s+string\s+required", r.stdout, re.M)
 
 
 def test_help_and_version(pgspout):
@@ -89,3 +102,28 @@ def test_help_and_version(pgspout):
 def test_lsn_helper():
     assert lsn_to_int("1/0") == 1 << 32
     assert lsn_to_int("0/16B3748") == 0x16B3748
+
+
+def test_restart_after_values_jansson_cannot_load(db, pgspout, tmp_path):
+    """jsonb holds numbers past 64 bits and json holds 1e400; such a row as
+    the file's last line must not stop the sink from restarting."""
+    db.psql("create table t (id int primary key, j jsonb, k json);")
+    db.create_slot(db.name)
+    db.psql("insert into t values (1, '{\"a\": 123456789012345678901234567890}',"
+            " '[1e400]');")
+    out = str(tmp_path / "out.jsonl")
+    args = ("-d", db.conninfo, "--slot", db.name, "--sink", "file",
+            "-o", "path=" + out)
+    r = pgspout.run(*args, "--endpos", db.current_lsn())
+    assert r.returncode == 0, r.stderr
+    with open(out) as f:
+        last = f.read().splitlines()[-1]
+    assert '"a":123456789012345678901234567890' in last
+    assert '"k":[1e400]' in last
+    db.psql("insert into t values (2, '{}', '{}');")
+    r = pgspout.run(*args, "--endpos", db.current_lsn())
+    assert r.returncode == 0, r.stderr
+    with open(out) as f:
+        ids = [line.split('"key":{"id":')[1].split("}")[0]
+               for line in f if '"op":"insert"' in line]
+    assert ids == ["1", "2"]

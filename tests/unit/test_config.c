@@ -298,7 +298,7 @@ static void test_sink_option_errors_in_file(void)
                                   "    options = {\n"
                                   "      path = \"/x\";\n"
                                   "      password = \"TopSecret\";\n"
-                                  "      fsync = 1;\n"
+                                  "      fsync = 2;\n"
                                   "    };\n"
                                   "  }\n"
                                   ");\n");
@@ -531,8 +531,24 @@ static void test_cli_errors(void)
                        "-d", NULL);
     expect_usage_error("option '--slot' requires an argument", "--sink", "file",
                        "--slot", NULL);
-    expect_usage_error("too many command-line arguments (first is \"extra\")",
+    expect_usage_error("too many command-line arguments (first is \"extra\";",
                        "--sink", "file", "extra", NULL);
+    /* An unquoted conninfo splits into words; a password in one of them
+     * must not be echoed back. */
+    {
+        pgspout_config cfg;
+        char err[1024] = "";
+        CHECK(run(&cfg, err, sizeof(err), "-d", "host=x", "password=hunter2",
+                  "--sink", "file", NULL) == CONFIG_USAGE_ERROR);
+        CHECK(contains(err, "password=..."));
+        CHECK(!contains(err, "hunter2"));
+        config_free(&cfg);
+        CHECK(run(&cfg, err, sizeof(err), "--bogus=hunter2", NULL) ==
+              CONFIG_USAGE_ERROR);
+        CHECK(contains(err, "--bogus"));
+        CHECK(!contains(err, "hunter2"));
+        config_free(&cfg);
+    }
 }
 
 static void test_cli_secret_values_not_echoed(void)

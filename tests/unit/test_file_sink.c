@@ -236,7 +236,9 @@ static pgspout_event *make_event(uint64_t commit_lsn, uint64_t seq,
     n = asprintf(&ev->json,
                  "{\"op\":\"insert\",\"schema\":\"public\",\"table\":\"t\","
                  "\"lsn\":\"0/%" PRIX64 "\",\"commit_lsn\":\"%X/%X\","
-                 "\"xid\":7,\"seq\":%" PRIu64 ",\"key\":{\"id\":%" PRIu64 "},"
+                 "\"xid\":7,\"seq\":%" PRIu64
+                 ",\"commit_time\":\"2026-11-22T00:00:00.000000Z\","
+                 "\"key\":{\"id\":%" PRIu64 "},"
                  "\"after\":{\"id\":%" PRIu64 ",\"note\":\"%s\"}}",
                  commit_lsn - 8, (unsigned)(commit_lsn >> 32),
                  (unsigned)commit_lsn, seq, seq, seq, note);
@@ -535,7 +537,26 @@ static void test_whole_file_torn(void)
     write_all(path, "{\"op\":\"insert\",\"seq\":1}\n", "wb");
     log_reset();
     CHECK(create_sink(&sink, path, NULL, NULL) == PGSPOUT_FATAL);
+    CHECK(log_has("not a pgspout event"));
+    write_all(path, "{\"op\":\"insert\",\"seq\":1,\"commit_time\":\"x\"}\n",
+              "wb");
+    log_reset();
+    CHECK(create_sink(&sink, path, NULL, NULL) == PGSPOUT_FATAL);
     CHECK(log_has("commit_lsn"));
+
+    /* A row value jansson cannot load (PostgreSQL's jsonb can hold it)
+     * does not block a restart: only the header is read. */
+    write_all(path,
+              "{\"op\":\"insert\",\"schema\":\"s\",\"table\":\"t\","
+              "\"lsn\":\"0/10\",\"commit_lsn\":\"0/20\",\"xid\":1,"
+              "\"seq\":3,\"commit_time\":\"2026-11-22T00:00:00.000000Z\","
+              "\"after\":{\"big\":123456789012345678901234567890,"
+              "\"huge\":1e400,\"s\":\"\\ud800\"}}\n",
+              "wb");
+    log_reset();
+    CHECK(create_sink(&sink, path, NULL, NULL) == PGSPOUT_OK);
+    CHECK(resume_is(sink, 0x20, 3));
+    destroy_sink(sink);
     free(path);
 }
 
@@ -549,7 +570,9 @@ static void test_schema_last(void)
 
     if (asprintf(&text,
                  "%s\n{\"op\":\"schema\",\"schema\":\"public\",\"table\":\"t\","
-                 "\"lsn\":\"0/5100\",\"commit_lsn\":\"0/5200\",\"columns\":[]}"
+                 "\"lsn\":\"0/5100\",\"commit_lsn\":\"0/5200\",\"xid\":9,"
+                 "\"commit_time\":\"2026-11-22T00:00:00.000000Z\","
+                 "\"columns\":[]}"
                  "\n",
                  ev->json) < 0)
         abort();

@@ -232,7 +232,12 @@ static void test_errors(void)
                        sizeof(err)) == -1);
     CHECK(contains(err, "/etc/x.conf:42: sinks.[1].options.rotate_size: "
                         "expected an integer"));
+    /* 0 and 1 are booleans (the message offers them); 2 is not. */
     CHECK(validate_one("fsync", AS_INT, NULL, 1, 0, 0, f, err, sizeof(err)) ==
+          0);
+    CHECK(validate_one("fsync", AS_INT, NULL, 0, 0, 0, f, err, sizeof(err)) ==
+          0);
+    CHECK(validate_one("fsync", AS_INT, NULL, 2, 0, 0, f, err, sizeof(err)) ==
           -1);
     CHECK(contains(err, "sinks.[1].options.fsync: expected a boolean"));
     CHECK(validate_one("path", AS_INT, NULL, 5, 0, 0, f, err, sizeof(err)) ==

@@ -287,6 +287,11 @@ static void test_rejected(void)
     CHECK(fails_with("a|+b", DB, "quantifier operand invalid"));
     CHECK(fails_with("a*+", DB, "quantifier operand invalid"));
     CHECK(fails_with("a+{2}", DB, "quantifier operand invalid"));
+    /* PostgreSQL refuses a stray ")"; glibc would match it literally. */
+    CHECK(fails_with("a)", DB, "parentheses () not balanced"));
+    CHECK(fails_with("(a))b", DB, "parentheses () not balanced"));
+    CHECK(!fails_with("(a)b", DB, "parentheses"));
+    CHECK(!fails_with("\"a)\"", DB, "parentheses"));
     CHECK(fails_with("a{300}", DB, "invalid repetition count"));
     CHECK(fails_with("a{3,2}", DB, "invalid repetition count"));
     CHECK(fails_with("a{2x}", DB, "invalid repetition bound"));

@@ -1,0 +1,225 @@
+#include "http.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http_internal.h"
+
+static void *must(void *p)
+{
+    if (!p) {
+        fputs("pgspout sink: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static char *dup_string(const char *s)
+{
+    return must(strdup(s));
+}
+
+void sinkkit_request_init(sinkkit_http_request *req, const char *method,
+                          const char *url)
+{
+    memset(req, 0, sizeof *req);
+    req->method = dup_string(method);
+    req->url = dup_string(url);
+}
+
+void sinkkit_request_header(sinkkit_http_request *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *line = NULL;
+    if (vasprintf(&line, fmt, ap) < 0)
+        line = NULL;
+    va_end(ap);
+    must(line);
+    req->headers =
+        must(realloc(req->headers, (req->nheaders + 1) * sizeof(char *)));
+    req->headers[req->nheaders++] = line;
+}
+
+void sinkkit_request_body(sinkkit_http_request *req, char *body, size_t len)
+{
+    free(req->body);
+    req->body = body;
+    req->body_len = len;
+}
+
+void sinkkit_request_free(sinkkit_http_request *req)
+{
+    free(req->method);
+    free(req->url);
+    for (size_t i = 0; i < req->nheaders; i++)
+        free(req->headers[i]);
+    free(req->headers);
+    free(req->body);
+    memset(req, 0, sizeof *req);
+}
+
+void sinkkit_response_free(sinkkit_http_response *resp)
+{
+    free(resp->body);
+    free(resp->error);
+    memset(resp, 0, sizeof *resp);
+    resp->retry_after_s = -1;
+}
+
+bool sinkkit_http_transient(const sinkkit_http_response *resp)
+{
+    return resp->status == 0 || resp->status == 408 || resp->status == 429 ||
+           resp->status >= 500;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void http_global_init(void)
+{
+    pthread_once(&curl_once, curl_init_once);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    http_transfer *t = userdata;
+    size_t n = size * nmemb;
+    if (t->body_len + n + 1 > t->body_cap) {
+        size_t cap = t->body_cap ? t->body_cap : 4096;
+        while (cap < t->body_len + n + 1)
+            cap *= 2;
+        t->body = must(realloc(t->body, cap));
+        t->body_cap = cap;
+    }
+    memcpy(t->body + t->body_len, data, n);
+    t->body_len += n;
+    t->body[t->body_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
+{
+    http_transfer *t = userdata;
+    size_t n = size * nitems;
+    static const char name[] = "retry-after:";
+    if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+        char value[32] = {0};
+        size_t len = n - (sizeof name - 1);
+        if (len >= sizeof value)
+            len = sizeof value - 1;
+        memcpy(value, data + sizeof name - 1, len);
+        char *end;
+        long s = strtol(value, &end, 10);
+        /* Only the delta-seconds form; an HTTP date is rare from APIs. */
+        if (end != value && s >= 0)
+            t->retry_after_s = s;
+    }
+    return n;
+}
+
+bool http_transfer_setup(http_transfer *t,
+                         const sinkkit_http_settings *settings,
+                         const sinkkit_http_request *req)
+{
+    http_global_init();
+    memset(t, 0, sizeof *t);
+    t->retry_after_s = -1;
+    t->easy = curl_easy_init();
+    if (!t->easy)
+        return false;
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    /* Sink threads must never get SIGALRM from name resolution. */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, settings->verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, settings->verify_tls ? 2L : 0L);
+    if (settings->ca_file && *settings->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, settings->ca_file);
+    if (settings->connect_timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                         settings->connect_timeout_ms);
+    if (settings->request_timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, settings->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_USERAGENT,
+                     settings->user_agent ? settings->user_agent : "pgspout");
+    /* Redirects could carry credentials elsewhere; APIs do not need them. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+
+    for (size_t i = 0; i < req->nheaders; i++)
+        t->headers = curl_slist_append(t->headers, req->headers[i]);
+    /* libcurl adds "Expect: 100-continue" to large POSTs, costing a round
+     * trip per request. */
+    t->headers = curl_slist_append(t->headers, "Expect:");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+
+    if (strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(req->body ? req->body_len : 0));
+        if (strcmp(req->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+    return true;
+}
+
+void http_transfer_finish(http_transfer *t, int curl_code,
+                          sinkkit_http_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->retry_after_s = t->retry_after_s;
+    if (curl_code == CURLE_OK) {
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+    } else {
+        resp->status = 0;
+        const char *why =
+            t->error[0] ? t->error : curl_easy_strerror((CURLcode)curl_code);
+        resp->error = dup_string(why);
+    }
+    resp->body = t->body ? t->body : dup_string("");
+    resp->body_len = t->body_len;
+    t->body = NULL;
+    t->body_len = t->body_cap = 0;
+}
+
+void http_transfer_cleanup(http_transfer *t)
+{
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    free(t->body);
+    memset(t, 0, sizeof *t);
+}
+
+bool sinkkit_http_perform(const sinkkit_http_settings *settings,
+                          const sinkkit_http_request *req,
+                          sinkkit_http_response *resp)
+{
+    http_transfer t;
+    if (!http_transfer_setup(&t, settings, req)) {
+        http_transfer_cleanup(&t);
+        return false;
+    }
+    CURLcode rc = curl_easy_perform(t.easy);
+    http_transfer_finish(&t, (int)rc, resp);
+    http_transfer_cleanup(&t);
+    return true;
+}

@@ -1,0 +1,711 @@
+#include "pipeline.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backoff.h"
+#include "dead_letter.h"
+#include "http_internal.h"
+
+/* ---- a small uint64 -> count map (open addressing, never shrinks) ---- */
+
+typedef struct keymap {
+    uint64_t *keys; /* 0 marks a free slot; order keys are never 0 */
+    int *counts;
+    size_t cap, used;
+} keymap;
+
+static void *must(void *p)
+{
+    if (!p) {
+        fputs("pgspout sink: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static size_t keymap_slot(const keymap *m, uint64_t key)
+{
+    size_t i = (size_t)(key * UINT64_C(0x9E3779B97F4A7C15)) & (m->cap - 1);
+    while (m->keys[i] && m->keys[i] != key)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static void keymap_grow(keymap *m)
+{
+    keymap old = *m;
+    m->cap = old.cap ? old.cap * 2 : 64;
+    m->keys = must(calloc(m->cap, sizeof *m->keys));
+    m->counts = must(calloc(m->cap, sizeof *m->counts));
+    m->used = 0;
+    for (size_t i = 0; i < old.cap; i++) {
+        if (!old.keys[i] || old.counts[i] == 0)
+            continue; /* drops keys whose count fell to zero */
+        size_t j = keymap_slot(m, old.keys[i]);
+        m->keys[j] = old.keys[i];
+        m->counts[j] = old.counts[i];
+        m->used++;
+    }
+    free(old.keys);
+    free(old.counts);
+}
+
+static int keymap_get(const keymap *m, uint64_t key)
+{
+    if (!m->cap)
+        return 0;
+    size_t i = keymap_slot(m, key);
+    return m->keys[i] ? m->counts[i] : 0;
+}
+
+static void keymap_add(keymap *m, uint64_t key, int delta)
+{
+    if ((m->used + 1) * 2 > m->cap)
+        keymap_grow(m);
+    size_t i = keymap_slot(m, key);
+    if (!m->keys[i]) {
+        m->keys[i] = key;
+        m->counts[i] = 0;
+        m->used++;
+    }
+    m->counts[i] += delta;
+}
+
+static void keymap_clear(keymap *m)
+{
+    if (m->cap) {
+        memset(m->keys, 0, m->cap * sizeof *m->keys);
+        memset(m->counts, 0, m->cap * sizeof *m->counts);
+    }
+    m->used = 0;
+}
+
+static void keymap_free(keymap *m)
+{
+    free(m->keys);
+    free(m->counts);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- pipeline ---- */
+
+typedef enum entry_state {
+    ENTRY_PENDING,
+    ENTRY_IN_FLIGHT,
+    ENTRY_DONE
+} entry_state;
+
+typedef struct entry {
+    sinkkit_record *rec;
+    entry_state state;
+    int64_t queued_us;
+    int64_t not_before_us; /* retries wait until then */
+    struct entry *next;
+} entry;
+
+typedef struct request {
+    http_transfer transfer;
+    sinkkit_http_request req;
+    entry **entries;
+    size_t n;
+    struct request *next;
+} request;
+
+struct sinkkit_pipeline {
+    const pgspout_host_api *host;
+    pgspout_sink_handle *handle;
+    sinkkit_pipeline_config cfg;
+    const sinkkit_ops *ops;
+    void *ctx;
+    sinkkit_dead_letter *dead_letter;
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* space freed, entries acknowledged, failure */
+    CURLM *multi;
+
+    /* Every submitted record until it is acknowledged, in order. */
+    entry *head, *tail;
+    size_t queued_records, queued_bytes;
+    keymap in_flight_keys; /* order key -> records in flight */
+    keymap scan_blocked;   /* scratch for pick_batch */
+    keymap scan_batch;
+    request *requests; /* in flight */
+    int in_flight;
+    unsigned flush_waiters;
+    bool stopping;
+    bool failed;
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t sinkkit_order_key(const char *data, size_t len)
+{
+    /* FNV-1a: cheap and well spread; collisions only serialise. */
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)data[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return h ? h : 1;
+}
+
+sinkkit_record *sinkkit_record_new(pgspout_position pos, char *data, size_t len,
+                                   uint64_t order_key, void *meta)
+{
+    sinkkit_record *r = must(calloc(1, sizeof *r));
+    r->pos = pos;
+    r->data = data;
+    r->len = len;
+    r->order_key = order_key;
+    r->meta = meta;
+    return r;
+}
+
+static void record_free(sinkkit_pipeline *p, sinkkit_record *r)
+{
+    if (!r)
+        return;
+    if (r->meta && p->ops->free_meta)
+        p->ops->free_meta(r->meta);
+    free(r->data);
+    free(r);
+}
+
+static const char *sink_name(const sinkkit_pipeline *p)
+{
+    return p->cfg.sink_name ? p->cfg.sink_name : "sink";
+}
+
+static size_t record_bytes(const sinkkit_record *r)
+{
+    return r->len + r->overhead;
+}
+
+/* Called with the lock held. */
+static void fail_locked(sinkkit_pipeline *p, const char *reason)
+{
+    if (!p->failed)
+        p->host->log(p->handle, PGSPOUT_LOG_ERROR,
+                     "delivery failed for good: %s", reason);
+    p->failed = true;
+    pthread_cond_broadcast(&p->changed);
+}
+
+/* Acknowledges the run of delivered records at the head. Lock held. */
+static void ack_done_prefix(sinkkit_pipeline *p)
+{
+    bool any = false;
+    pgspout_position last = {0, 0};
+    while (p->head && p->head->state == ENTRY_DONE) {
+        entry *e = p->head;
+        p->head = e->next;
+        if (!p->head)
+            p->tail = NULL;
+        last = e->rec->pos;
+        any = true;
+        p->queued_records--;
+        p->queued_bytes -= record_bytes(e->rec);
+        record_free(p, e->rec);
+        free(e);
+    }
+    if (any) {
+        p->host->ack_durable(p->handle, last);
+        pthread_cond_broadcast(&p->changed);
+    }
+}
+
+static void append_entry(sinkkit_pipeline *p, sinkkit_record *rec,
+                         entry_state state)
+{
+    entry *e = must(calloc(1, sizeof *e));
+    e->rec = rec;
+    e->state = state;
+    e->queued_us = now_us();
+    if (p->tail)
+        p->tail->next = e;
+    else
+        p->head = e;
+    p->tail = e;
+    p->queued_records++;
+    p->queued_bytes += record_bytes(rec);
+}
+
+/* Chooses the next request's records, oldest first, without letting a
+ * record overtake an earlier one of its key: a key with a record in flight,
+ * or with an earlier record that cannot go yet, waits. Returns the number
+ * chosen (0 when nothing should be sent now; *wake_us then says when to
+ * look again). Lock held. */
+static size_t pick_batch(sinkkit_pipeline *p, entry **chosen, int64_t now,
+                         int64_t *wake_us)
+{
+    const sinkkit_pipeline_config *c = &p->cfg;
+    size_t n = 0, bytes = 0;
+    bool full = false, retrying = false;
+    int64_t oldest = 0;
+    keymap_clear(&p->scan_blocked);
+    keymap_clear(&p->scan_batch);
+    for (entry *e = p->head; e && !full; e = e->next) {
+        if (e->state != ENTRY_PENDING)
+            continue;
+        uint64_t k = e->rec->order_key;
+        bool due = e->not_before_us <= now;
+        if (!due && (*wake_us == 0 || e->not_before_us < *wake_us))
+            *wake_us = e->not_before_us;
+        if (k) {
+            if (keymap_get(&p->in_flight_keys, k) > 0 ||
+                keymap_get(&p->scan_blocked, k) > 0 || !due) {
+                keymap_add(&p->scan_blocked, k, 1);
+                continue;
+            }
+            if (!c->same_key_in_request && keymap_get(&p->scan_batch, k) > 0) {
+                keymap_add(&p->scan_blocked, k, 1);
+                continue;
+            }
+        } else if (!due) {
+            continue;
+        }
+        size_t b = record_bytes(e->rec);
+        if (n > 0 && bytes + b > c->max_batch_bytes) {
+            full = true;
+            break;
+        }
+        chosen[n++] = e;
+        bytes += b;
+        if (k)
+            keymap_add(&p->scan_batch, k, 1);
+        if (e->rec->attempts > 0)
+            retrying = true;
+        if (!oldest || e->queued_us < oldest)
+            oldest = e->queued_us;
+        if (n == c->max_batch_records || bytes >= c->max_batch_bytes)
+            full = true;
+    }
+    if (n == 0)
+        return 0;
+    int64_t linger_end = oldest + (int64_t)c->linger_ms * 1000;
+    bool go = full || retrying || p->flush_waiters > 0 || p->stopping ||
+              now >= linger_end;
+    if (!go) {
+        if (*wake_us == 0 || linger_end < *wake_us)
+            *wake_us = linger_end;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        chosen[i]->state = ENTRY_IN_FLIGHT;
+        if (chosen[i]->rec->order_key)
+            keymap_add(&p->in_flight_keys, chosen[i]->rec->order_key, 1);
+    }
+    return n;
+}
+
+/* Starts requests while the in-flight limit allows. Lock held; released
+ * around the sink's build_request. */
+static void start_requests(sinkkit_pipeline *p, int64_t *wake_us)
+{
+    while (!p->failed && p->in_flight < p->cfg.max_in_flight) {
+        entry **chosen =
+            must(malloc(p->cfg.max_batch_records * sizeof *chosen));
+        size_t n = pick_batch(p, chosen, now_us(), wake_us);
+        if (n == 0) {
+            free(chosen);
+            return;
+        }
+        p->in_flight++;
+        request *r = must(calloc(1, sizeof *r));
+        r->entries = chosen;
+        r->n = n;
+        sinkkit_record **records = must(malloc(n * sizeof *records));
+        for (size_t i = 0; i < n; i++) {
+            records[i] = chosen[i]->rec;
+            records[i]->attempts++;
+        }
+        pthread_mutex_unlock(&p->lock);
+
+        char err[512] = "";
+        bool built =
+            p->ops->build_request(p->ctx, records, n, &r->req, err, sizeof err);
+        free(records);
+        bool ready =
+            built && http_transfer_setup(&r->transfer, &p->cfg.http, &r->req);
+        if (ready)
+            curl_multi_add_handle(p->multi, r->transfer.easy);
+
+        pthread_mutex_lock(&p->lock);
+        if (!ready) {
+            fail_locked(p, built  ? "cannot set up an HTTP transfer"
+                           : *err ? err
+                                  : "the sink could not build a request");
+            http_transfer_cleanup(&r->transfer);
+            sinkkit_request_free(&r->req);
+            free(r->entries);
+            free(r);
+            p->in_flight--;
+            return;
+        }
+        r->next = p->requests;
+        p->requests = r;
+    }
+}
+
+static void unlink_request(sinkkit_pipeline *p, request *r)
+{
+    for (request **pp = &p->requests; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            return;
+        }
+    }
+}
+
+static request *request_of(sinkkit_pipeline *p, CURL *easy)
+{
+    for (request *r = p->requests; r; r = r->next)
+        if (r->transfer.easy == easy)
+            return r;
+    return NULL;
+}
+
+/* A request ended: apply each record's outcome. Called without the lock. */
+static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
+{
+    sinkkit_http_response resp;
+    curl_multi_remove_handle(p->multi, r->transfer.easy);
+    http_transfer_finish(&r->transfer, curl_code, &resp);
+
+    sinkkit_outcome *outcomes = must(calloc(r->n, sizeof *outcomes));
+    sinkkit_record **records = must(malloc(r->n * sizeof *records));
+    bool transient = sinkkit_http_transient(&resp);
+    for (size_t i = 0; i < r->n; i++) {
+        records[i] = r->entries[i]->rec;
+        outcomes[i].kind = transient ? SINKKIT_RETRY : SINKKIT_DONE;
+        if (transient && resp.status == 0)
+            snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s",
+                     resp.error ? resp.error : "no response");
+        else if (transient)
+            snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "HTTP %ld",
+                     resp.status);
+    }
+    p->ops->handle_response(p->ctx, &resp, records, r->n, outcomes);
+
+    /* Rejected records go to the dead-letter file before they count as
+     * handled; without one, the stream stops. */
+    for (size_t i = 0; i < r->n; i++) {
+        if (outcomes[i].kind != SINKKIT_REJECTED || !p->dead_letter)
+            continue;
+        char err[512];
+        if (sinkkit_dead_letter_write(p->dead_letter, sink_name(p),
+                                      records[i]->pos, outcomes[i].reason,
+                                      records[i]->data, records[i]->len, err,
+                                      sizeof err)) {
+            p->host->log(p->handle, PGSPOUT_LOG_WARNING,
+                         "record sent to the dead-letter file: %s",
+                         outcomes[i].reason);
+            outcomes[i].kind = SINKKIT_DONE;
+        } else {
+            outcomes[i].kind = SINKKIT_FATAL;
+            snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s", err);
+        }
+    }
+
+    size_t retries = 0;
+    const char *retry_reason = NULL;
+    int64_t now = now_us();
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < r->n; i++) {
+        entry *e = r->entries[i];
+        if (e->rec->order_key)
+            keymap_add(&p->in_flight_keys, e->rec->order_key, -1);
+        switch (outcomes[i].kind) {
+        case SINKKIT_DONE:
+            e->state = ENTRY_DONE;
+            break;
+        case SINKKIT_RETRY: {
+            int64_t delay = backoff_delay_between((int)e->rec->attempts,
+                                                  p->cfg.retry_base_ms,
+                                                  p->cfg.retry_cap_ms);
+            if (resp.retry_after_s > 0 && resp.retry_after_s * 1000 > delay)
+                delay = resp.retry_after_s * 1000;
+            e->state = ENTRY_PENDING;
+            e->not_before_us = now + delay * 1000;
+            if (!retry_reason)
+                retry_reason = outcomes[i].reason;
+            retries++;
+            break;
+        }
+        case SINKKIT_REJECTED:
+        case SINKKIT_FATAL:
+            e->state = ENTRY_PENDING; /* never sent again: failed stops all */
+            fail_locked(p, outcomes[i].reason);
+            break;
+        }
+    }
+    p->in_flight--;
+    unlink_request(p, r);
+    ack_done_prefix(p);
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+
+    if (retries)
+        p->host->log(p->handle, PGSPOUT_LOG_WARNING,
+                     "%zu of %zu records will be sent again (%s)", retries,
+                     r->n, retry_reason ? retry_reason : "transient failure");
+    free(outcomes);
+    free(records);
+    sinkkit_response_free(&resp);
+    http_transfer_cleanup(&r->transfer);
+    sinkkit_request_free(&r->req);
+    free(r->entries);
+    free(r);
+}
+
+static void *pipeline_main(void *arg)
+{
+    sinkkit_pipeline *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        /* Stopping after a failure (or from destroy, which marks the
+         * pipeline failed) abandons requests in flight: nothing they
+         * carry is confirmed, so the host sends it again next time. */
+        if (p->stopping && (p->failed || (!p->head && p->in_flight == 0))) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        int64_t wake_us = 0;
+        start_requests(p, &wake_us);
+        int64_t now = now_us();
+        int timeout_ms = 1000;
+        if (wake_us > 0) {
+            int64_t ms = (wake_us - now + 999) / 1000;
+            timeout_ms = ms < 0 ? 0 : ms > 1000 ? 1000 : (int)ms;
+        }
+        pthread_mutex_unlock(&p->lock);
+
+        curl_multi_poll(p->multi, NULL, 0, timeout_ms, NULL);
+        int running = 0;
+        curl_multi_perform(p->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(p->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            pthread_mutex_lock(&p->lock);
+            request *r = request_of(p, msg->easy_handle);
+            pthread_mutex_unlock(&p->lock);
+            if (r)
+                complete_request(p, r, (int)msg->data.result);
+        }
+    }
+    return NULL;
+}
+
+sinkkit_pipeline *sinkkit_pipeline_new(const pgspout_host_api *host,
+                                       pgspout_sink_handle *handle,
+                                       const sinkkit_pipeline_config *config,
+                                       const sinkkit_ops *ops, void *ctx,
+                                       char *err, size_t errlen)
+{
+    http_global_init();
+    sinkkit_pipeline *p = must(calloc(1, sizeof *p));
+    p->host = host;
+    p->handle = handle;
+    p->cfg = *config;
+    p->ops = ops;
+    p->ctx = ctx;
+    if (p->cfg.max_batch_records < 1)
+        p->cfg.max_batch_records = 1;
+    if (p->cfg.max_in_flight < 1)
+        p->cfg.max_in_flight = 1;
+    if (p->cfg.queue_max_records < 1)
+        p->cfg.queue_max_records = 1;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    if (config->dead_letter_path && *config->dead_letter_path) {
+        p->dead_letter =
+            sinkkit_dead_letter_open(config->dead_letter_path, err, errlen);
+        if (!p->dead_letter) {
+            sinkkit_pipeline_free(p);
+            return NULL;
+        }
+    }
+    p->multi = curl_multi_init();
+    if (!p->multi) {
+        snprintf(err, errlen, "cannot create a libcurl multi handle");
+        sinkkit_pipeline_free(p);
+        return NULL;
+    }
+    if (pthread_create(&p->thread, NULL, pipeline_main, p) != 0) {
+        snprintf(err, errlen, "cannot start the delivery thread");
+        sinkkit_pipeline_free(p);
+        return NULL;
+    }
+    p->thread_started = true;
+    return p;
+}
+
+static void wake(sinkkit_pipeline *p)
+{
+    curl_multi_wakeup(p->multi);
+}
+
+static pgspout_status append_and_wake(sinkkit_pipeline *p,
+                                      sinkkit_record *record, entry_state state)
+{
+    pthread_mutex_lock(&p->lock);
+    /* Backpressure: the caller (the host's main loop) waits here while the
+     * queue is full, which bounds memory whatever the stream's size. */
+    while (!p->failed && p->head &&
+           (p->queued_records >= p->cfg.queue_max_records ||
+            p->queued_bytes >= p->cfg.queue_max_bytes)) {
+        pthread_cond_wait(&p->changed, &p->lock);
+    }
+    if (p->failed) {
+        pthread_mutex_unlock(&p->lock);
+        record_free(p, record);
+        return PGSPOUT_FATAL;
+    }
+    append_entry(p, record, state);
+    if (state == ENTRY_DONE)
+        ack_done_prefix(p);
+    pthread_mutex_unlock(&p->lock);
+    wake(p);
+    return PGSPOUT_OK;
+}
+
+pgspout_status sinkkit_submit(sinkkit_pipeline *p, sinkkit_record *record)
+{
+    return append_and_wake(p, record, ENTRY_PENDING);
+}
+
+pgspout_status sinkkit_submit_marker(sinkkit_pipeline *p, pgspout_position pos)
+{
+    return append_and_wake(p, sinkkit_record_new(pos, NULL, 0, 0, NULL),
+                           ENTRY_DONE);
+}
+
+pgspout_status sinkkit_submit_dead_letter(sinkkit_pipeline *p,
+                                          sinkkit_record *record,
+                                          const char *reason)
+{
+    char err[512];
+    if (!p->dead_letter) {
+        pthread_mutex_lock(&p->lock);
+        fail_locked(p, reason);
+        pthread_mutex_unlock(&p->lock);
+        record_free(p, record);
+        return PGSPOUT_FATAL;
+    }
+    if (!sinkkit_dead_letter_write(p->dead_letter, sink_name(p), record->pos,
+                                   reason, record->data, record->len, err,
+                                   sizeof err)) {
+        pthread_mutex_lock(&p->lock);
+        fail_locked(p, err);
+        pthread_mutex_unlock(&p->lock);
+        record_free(p, record);
+        return PGSPOUT_FATAL;
+    }
+    p->host->log(p->handle, PGSPOUT_LOG_WARNING,
+                 "record sent to the dead-letter file: %s", reason);
+    pgspout_position pos = record->pos;
+    record_free(p, record);
+    return sinkkit_submit_marker(p, pos);
+}
+
+pgspout_status sinkkit_flush(sinkkit_pipeline *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->flush_waiters++;
+    pthread_mutex_unlock(&p->lock);
+    wake(p);
+    pthread_mutex_lock(&p->lock);
+    while (!p->failed && p->head)
+        pthread_cond_wait(&p->changed, &p->lock);
+    p->flush_waiters--;
+    bool failed = p->failed;
+    pthread_mutex_unlock(&p->lock);
+    return failed ? PGSPOUT_FATAL : PGSPOUT_OK;
+}
+
+void sinkkit_pipeline_free(sinkkit_pipeline *p)
+{
+    if (!p)
+        return;
+    if (p->thread_started) {
+        pthread_mutex_lock(&p->lock);
+        p->stopping = true;
+        /* What is not acknowledged is not confirmed either: the host sends
+         * it again next time, so there is no need to wait for it. */
+        p->failed = true;
+        pthread_mutex_unlock(&p->lock);
+        wake(p);
+        pthread_join(p->thread, NULL);
+    }
+    for (request *r = p->requests, *next; r; r = next) {
+        next = r->next;
+        curl_multi_remove_handle(p->multi, r->transfer.easy);
+        http_transfer_cleanup(&r->transfer);
+        sinkkit_request_free(&r->req);
+        free(r->entries);
+        free(r);
+    }
+    for (entry *e = p->head, *next; e; e = next) {
+        next = e->next;
+        record_free(p, e->rec);
+        free(e);
+    }
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    sinkkit_dead_letter_close(p->dead_letter);
+    keymap_free(&p->in_flight_keys);
+    keymap_free(&p->scan_blocked);
+    keymap_free(&p->scan_batch);
+    pthread_cond_destroy(&p->changed);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+void sinkkit_pipeline_config_from_options(const pgspout_host_api *host,
+                                          pgspout_sink_handle *handle,
+                                          const char *sink_name,
+                                          sinkkit_pipeline_config *c)
+{
+    int64_t v;
+    bool b;
+    const char *s;
+    memset(c, 0, sizeof *c);
+    c->sink_name = sink_name;
+    c->max_batch_records =
+        host->option_int(handle, "batch_records", &v) ? (size_t)v : 500;
+    c->max_batch_bytes =
+        host->option_int(handle, "batch_bytes", &v) ? (size_t)v : 5u << 20;
+    c->linger_ms = host->option_int(handle, "linger", &v) ? (int)v : 50;
+    c->max_in_flight = host->option_int(handle, "in_flight", &v) ? (int)v : 4;
+    c->queue_max_records =
+        host->option_int(handle, "queue_records", &v) ? (size_t)v : 20000;
+    c->queue_max_bytes =
+        host->option_int(handle, "queue_bytes", &v) ? (size_t)v : 64u << 20;
+    c->retry_base_ms =
+        host->option_int(handle, "retry_base", &v) ? (int)v : 100;
+    c->retry_cap_ms =
+        host->option_int(handle, "retry_max", &v) ? (int)v : 30000;
+    c->dead_letter_path =
+        host->option_string(handle, "dead_letter", &s) ? s : NULL;
+    c->http.ca_file = host->option_string(handle, "ca_file", &s) ? s : NULL;
+    c->http.verify_tls = host->option_bool(handle, "tls_verify", &b) ? b : true;
+    c->http.connect_timeout_ms =
+        host->option_int(handle, "connect_timeout", &v) ? (long)v : 10000;
+    c->http.request_timeout_ms =
+        host->option_int(handle, "request_timeout", &v) ? (long)v : 60000;
+    c->http.user_agent = "pgspout";
+}

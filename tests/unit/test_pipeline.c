@@ -1,0 +1,445 @@
+/* The sink kit's delivery pipeline against a scripted local HTTP server:
+ * per-key order across partial failures and concurrent requests, retries,
+ * in-order acknowledgements, markers, the dead-letter file, stops. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "pipeline.h"
+
+/* ---- a scripted HTTP server ----
+ * Each request body holds one record per line, "key:index". The reply has
+ * one line per record: D (stored), R (retry) or X (rejected). A record is
+ * refused with R the first time it is seen when its index is a multiple of
+ * retry_every; whole requests fail with 500 every fail_every-th request. */
+
+#define MAX_KEYS 8
+#define MAX_RECORDS 4096
+
+typedef struct server {
+    int fd;
+    int port;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    int retry_every;
+    int fail_every;
+    int reject_index; /* -1: none */
+    int requests;
+    int seen[MAX_RECORDS];
+    int stored_order[MAX_KEYS][MAX_RECORDS]; /* indexes in storing order */
+    int stored_count[MAX_KEYS];
+    int stored_total;
+    int duplicates;
+    int concurrent, max_concurrent;
+} server;
+
+static void reply(int fd, int status, const char *body)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, strlen(body));
+    if (write(fd, head, (size_t)n) < 0 || write(fd, body, strlen(body)) < 0)
+        perror("reply");
+}
+
+static void serve_one(server *s, int fd)
+{
+    char buf[1 << 16];
+    size_t len = 0;
+    char *body = NULL;
+    size_t want = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
+        if (r <= 0)
+            return;
+        len += (size_t)r;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (end && !body) {
+            body = end + 4;
+            char *cl = strcasestr(buf, "content-length:");
+            want = cl ? strtoul(cl + 15, NULL, 10) : 0;
+        }
+        if (body && (size_t)(buf + len - body) >= want)
+            break;
+    }
+    body[want] = '\0';
+
+    pthread_mutex_lock(&s->lock);
+    int nreq = ++s->requests;
+    if (++s->concurrent > s->max_concurrent)
+        s->max_concurrent = s->concurrent;
+    bool fail = s->fail_every && nreq % s->fail_every == 0;
+    pthread_mutex_unlock(&s->lock);
+    usleep(2000); /* lets requests overlap */
+
+    char out[1 << 14];
+    size_t olen = 0;
+    pthread_mutex_lock(&s->lock);
+    for (char *line = strtok(body, "\n"); line && !fail;
+         line = strtok(NULL, "\n")) {
+        int key, index;
+        if (sscanf(line, "%d:%d", &key, &index) != 2)
+            continue;
+        char verdict = 'D';
+        if (index == s->reject_index)
+            verdict = 'X';
+        else if (s->retry_every && index % s->retry_every == 0 &&
+                 !s->seen[index])
+            verdict = 'R';
+        s->seen[index]++;
+        if (verdict == 'D') {
+            for (int i = 0; i < s->stored_count[key]; i++)
+                if (s->stored_order[key][i] == index)
+                    s->duplicates++;
+            s->stored_order[key][s->stored_count[key]++] = index;
+            s->stored_total++;
+        }
+        out[olen++] = verdict;
+        out[olen++] = '\n';
+    }
+    out[olen] = '\0';
+    s->concurrent--;
+    pthread_mutex_unlock(&s->lock);
+    reply(fd, fail ? 500 : 200, fail ? "boom" : out);
+}
+
+typedef struct connection {
+    server *s;
+    int fd;
+} connection;
+
+static void *connection_main(void *arg)
+{
+    connection *c = arg;
+    serve_one(c->s, c->fd);
+    close(c->fd);
+    free(c);
+    return NULL;
+}
+
+/* A thread per connection, so requests in flight together are served
+ * together. */
+static void *server_main(void *arg)
+{
+    server *s = arg;
+    for (;;) {
+        int fd = accept(s->fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        connection *c = malloc(sizeof *c);
+        c->s = s;
+        c->fd = fd;
+        pthread_t t;
+        pthread_create(&t, NULL, connection_main, c);
+        pthread_detach(t);
+    }
+}
+
+static void server_start(server *s)
+{
+    memset(s, 0, sizeof *s);
+    s->reject_index = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(s->fd, (struct sockaddr *)&a, sizeof a);
+    listen(s->fd, 64);
+    socklen_t alen = sizeof a;
+    getsockname(s->fd, (struct sockaddr *)&a, &alen);
+    s->port = ntohs(a.sin_port);
+    pthread_create(&s->thread, NULL, server_main, s);
+}
+
+static void server_stop(server *s)
+{
+    shutdown(s->fd, SHUT_RDWR);
+    close(s->fd);
+    pthread_join(s->thread, NULL);
+}
+
+/* ---- a fake host ---- */
+
+static pthread_mutex_t ack_lock = PTHREAD_MUTEX_INITIALIZER;
+static pgspout_position acked;
+static int ack_backwards;
+
+static void fake_log(pgspout_sink_handle *h, pgspout_log_level level,
+                     const char *fmt, ...)
+{
+    (void)h;
+    if (level < PGSPOUT_LOG_WARNING)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("# log: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+static void fake_ack(pgspout_sink_handle *h, pgspout_position upto)
+{
+    (void)h;
+    pthread_mutex_lock(&ack_lock);
+    if (pgspout_position_cmp(upto, acked) < 0)
+        ack_backwards++;
+    acked = upto;
+    pthread_mutex_unlock(&ack_lock);
+}
+
+static pgspout_position last_ack(void)
+{
+    pthread_mutex_lock(&ack_lock);
+    pgspout_position p = acked;
+    pthread_mutex_unlock(&ack_lock);
+    return p;
+}
+
+static const pgspout_host_api host = {
+    .size = sizeof(pgspout_host_api),
+    .abi_major = PGSPOUT_ABI_MAJOR,
+    .abi_minor = PGSPOUT_ABI_MINOR,
+    .log = fake_log,
+    .ack_durable = fake_ack,
+};
+
+/* ---- the sink side ---- */
+
+static int port;
+
+static bool build(void *ctx, sinkkit_record *const *records, size_t n,
+                  sinkkit_http_request *req, char *err, size_t errlen)
+{
+    (void)ctx;
+    (void)err;
+    (void)errlen;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    sinkkit_request_init(req, "POST", url);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += records[i]->len + 1;
+    char *body = malloc(total + 1);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(body + off, records[i]->data, records[i]->len);
+        off += records[i]->len;
+        body[off++] = '\n';
+    }
+    sinkkit_request_body(req, body, off);
+    return true;
+}
+
+static void handle(void *ctx, const sinkkit_http_response *resp,
+                   sinkkit_record *const *records, size_t n,
+                   sinkkit_outcome *outcomes)
+{
+    (void)ctx;
+    (void)records;
+    if (resp->status != 200)
+        return; /* the kit's pre-filled RETRY stands */
+    for (size_t i = 0; i < n && 2 * i < resp->body_len; i++) {
+        char v = resp->body[2 * i];
+        if (v == 'R') {
+            outcomes[i].kind = SINKKIT_RETRY;
+            snprintf(outcomes[i].reason, sizeof outcomes[i].reason,
+                     "throttled");
+        } else if (v == 'X') {
+            outcomes[i].kind = SINKKIT_REJECTED;
+            snprintf(outcomes[i].reason, sizeof outcomes[i].reason,
+                     "mapping error");
+        }
+    }
+}
+
+static const sinkkit_ops ops = {.build_request = build,
+                                .handle_response = handle};
+
+static sinkkit_pipeline_config base_config(void)
+{
+    sinkkit_pipeline_config c = {0};
+    c.sink_name = "test";
+    c.max_batch_records = 7;
+    c.max_batch_bytes = 1 << 20;
+    c.linger_ms = 5;
+    c.max_in_flight = 4;
+    c.queue_max_records = 50;
+    c.queue_max_bytes = 1 << 20;
+    c.retry_base_ms = 1;
+    c.retry_cap_ms = 20;
+    c.http.verify_tls = true;
+    c.http.connect_timeout_ms = 5000;
+    c.http.request_timeout_ms = 10000;
+    return c;
+}
+
+static sinkkit_record *make_record(int key, int index)
+{
+    char *data = malloc(32);
+    int len = snprintf(data, 32, "%d:%d", key, index);
+    char keytext[16];
+    int klen = snprintf(keytext, sizeof keytext, "key%d", key);
+    /* Positions: one transaction per 10 records. */
+    pgspout_position pos = {(uint64_t)(1 + index / 10) << 8,
+                            (uint64_t)(index % 10 + 1)};
+    return sinkkit_record_new(pos, data, (size_t)len,
+                              sinkkit_order_key(keytext, (size_t)klen), NULL);
+}
+
+static bool per_key_in_order(server *s)
+{
+    for (int k = 0; k < MAX_KEYS; k++)
+        for (int i = 1; i < s->stored_count[k]; i++)
+            if (s->stored_order[k][i] < s->stored_order[k][i - 1])
+                return false;
+    return true;
+}
+
+static void run_ordering(bool same_key_in_request)
+{
+    server s;
+    server_start(&s);
+    port = s.port;
+    s.retry_every = 3;
+    s.fail_every = 5;
+    memset(&acked, 0, sizeof acked);
+    sinkkit_pipeline_config c = base_config();
+    c.same_key_in_request = same_key_in_request;
+    char err[256];
+    sinkkit_pipeline *p =
+        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    CHECK(p != NULL);
+    const int n = 400;
+    for (int i = 0; i < n; i++)
+        CHECK(sinkkit_submit(p, make_record(i % 5, i)) == PGSPOUT_OK);
+    CHECK(sinkkit_flush(p) == PGSPOUT_OK);
+    pgspout_position last = {(uint64_t)(1 + (n - 1) / 10) << 8,
+                             (uint64_t)((n - 1) % 10 + 1)};
+    CHECK(pgspout_position_cmp(last_ack(), last) == 0);
+    CHECK(ack_backwards == 0);
+    CHECK(s.stored_total == n);
+    CHECK(s.duplicates == 0);
+    /* Sharing a request, a later record of a key can be stored while an
+     * earlier one of the same request is retried: that mode is for services
+     * whose versions make the order of application irrelevant. */
+    if (!same_key_in_request)
+        CHECK(per_key_in_order(&s));
+    CHECK(s.max_concurrent > 1); /* several requests really were in flight */
+    sinkkit_pipeline_free(p);
+    server_stop(&s);
+}
+
+static void run_markers_and_dead_letter(void)
+{
+    server s;
+    server_start(&s);
+    port = s.port;
+    s.reject_index = 4;
+    memset(&acked, 0, sizeof acked);
+    char path[] = "/tmp/pgspout-dl-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    sinkkit_pipeline_config c = base_config();
+    c.dead_letter_path = path;
+    char err[256];
+    sinkkit_pipeline *p =
+        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    CHECK(p != NULL);
+    for (int i = 0; i < 8; i++)
+        CHECK(sinkkit_submit(p, make_record(1, i)) == PGSPOUT_OK);
+    /* Like a schema event: the position of the change before it. */
+    pgspout_position marker = {1 << 8, 8};
+    CHECK(sinkkit_submit_marker(p, marker) == PGSPOUT_OK);
+    CHECK(sinkkit_submit_dead_letter(p, make_record(2, 9), "too large") ==
+          PGSPOUT_OK);
+    CHECK(sinkkit_flush(p) == PGSPOUT_OK);
+    pgspout_position last = {1 << 8, 10};
+    CHECK(pgspout_position_cmp(last_ack(), last) == 0);
+    sinkkit_pipeline_free(p);
+    server_stop(&s);
+
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int lines = 0;
+    bool saw_mapping = false, saw_large = false;
+    while (f && fgets(line, sizeof line, f)) {
+        lines++;
+        saw_mapping |= strstr(line, "\"reason\":\"mapping error\"") &&
+                       strstr(line, "\"seq\":5") &&
+                       strstr(line, "\"sink\":\"test\"");
+        saw_large |= strstr(line, "\"reason\":\"too large\"") != NULL;
+    }
+    if (f)
+        fclose(f);
+    CHECK(lines == 2);
+    CHECK(saw_mapping);
+    CHECK(saw_large);
+    unlink(path);
+}
+
+static void run_rejected_without_dead_letter(void)
+{
+    server s;
+    server_start(&s);
+    port = s.port;
+    s.reject_index = 3;
+    memset(&acked, 0, sizeof acked);
+    sinkkit_pipeline_config c = base_config();
+    c.max_batch_records = 1; /* one record a request: acks are exact */
+    c.max_in_flight = 1;
+    char err[256];
+    sinkkit_pipeline *p =
+        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    pgspout_status st = PGSPOUT_OK;
+    for (int i = 0; i < 6 && st == PGSPOUT_OK; i++)
+        st = sinkkit_submit(p, make_record(0, i));
+    if (st == PGSPOUT_OK)
+        st = sinkkit_flush(p);
+    CHECK(st == PGSPOUT_FATAL);
+    /* Nothing at or after the rejected record is acknowledged. */
+    pgspout_position rejected = {1 << 8, 4};
+    CHECK(pgspout_position_cmp(last_ack(), rejected) < 0);
+    CHECK(sinkkit_submit(p, make_record(0, 9)) == PGSPOUT_FATAL);
+    sinkkit_pipeline_free(p);
+    server_stop(&s);
+}
+
+static void run_unreachable_retries(void)
+{
+    /* Nothing listens: every attempt is a transport error, retried until
+     * the pipeline is freed, with nothing acknowledged. */
+    server s;
+    server_start(&s);
+    port = s.port;
+    server_stop(&s);
+    memset(&acked, 0, sizeof acked);
+    sinkkit_pipeline_config c = base_config();
+    char err[256];
+    sinkkit_pipeline *p =
+        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    CHECK(sinkkit_submit(p, make_record(0, 1)) == PGSPOUT_OK);
+    usleep(200 * 1000);
+    CHECK(last_ack().commit_lsn == 0);
+    sinkkit_pipeline_free(p);
+}
+
+int main(void)
+{
+    run_ordering(false);
+    run_ordering(true);
+    run_markers_and_dead_letter();
+    run_rejected_without_dead_letter();
+    run_unreachable_retries();
+    return check_summary();
+}
