@@ -1,0 +1,821 @@
+/* The elastic sink: rows become documents in Elasticsearch or OpenSearch
+ * through the _bulk API, one index per table, each action carrying an
+ * external version so that replays and retries never overwrite newer data.
+ * Batching, requests in flight, retries and acknowledgements are the sink
+ * kit's (plugins/common); this file says what to send and reads what came
+ * back. See README.md for the design. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <pgspout/pgspout.h>
+
+#include "elastic_format.h"
+#include "http.h"
+#include "pipeline.h"
+
+#define ELASTIC_SINK_VERSION "0.1.0"
+#define ELASTIC_MAX_URLS 16
+
+static const char *const bulk_query =
+    "/_bulk?filter_path=errors,items.*.status,items.*.error.type,"
+    "items.*.error.reason";
+
+static const pgspout_option_def elastic_options[] = {
+    {.name = "url",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_REQUIRED,
+     .doc = "node URL, e.g. http://127.0.0.1:9200 (several: comma-separated; "
+            "requests rotate over them)"},
+    {.name = "index",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "{schema}.{table}",
+     .doc = "index name template ({schema}, {table}); lower-cased"},
+    {.name = "truncate",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "delete",
+     .choices = "delete|ignore",
+     .doc = "on TRUNCATE: delete every document of the index, or ignore it"},
+    {.name = "version_field",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "_pgspout_version",
+     .doc = "document field holding the version after an update that kept "
+            "unchanged TOAST columns"},
+    {.name = "username",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "basic authentication user"},
+    {.name = "password",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_SECRET,
+     .doc = "basic authentication password"},
+    {.name = "api_key",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_SECRET,
+     .doc = "API key, sent as Authorization: ApiKey <value> (the base64 "
+            "id:key form Elasticsearch returns as \"encoded\")"},
+    SINKKIT_PIPELINE_OPTIONS("1000", "5M", "50ms", "4"),
+    PGSPOUT_OPTION_END};
+
+typedef struct elastic_sink {
+    const pgspout_host_api *host;
+    pgspout_sink_handle *handle;
+    sinkkit_pipeline_config config;
+    sinkkit_pipeline *pipeline;
+
+    char *urls[ELASTIC_MAX_URLS]; /* without a trailing slash */
+    size_t nurls;
+    atomic_uint next_url;
+    char *auth_header; /* "Authorization: ..." or NULL; a secret */
+
+    const char *index_template;
+    const char *version_field;
+    bool truncate_delete;
+
+    /* Newest position taken by write(): a batch the host sends again after
+     * write() returned RETRY part-way is taken only from there on. */
+    bool have_taken;
+    pgspout_position taken;
+} elastic_sink;
+
+/* What a record's bulk items are, to read their results. */
+typedef struct record_meta {
+    size_t nactions;
+    es_action actions[2];
+} record_meta;
+
+/* ---- the pipeline's callbacks ---- */
+
+static const char *pick_url(elastic_sink *es)
+{
+    unsigned n = atomic_fetch_add(&es->next_url, 1);
+    return es->urls[n % es->nurls];
+}
+
+static void add_common_headers(elastic_sink *es, sinkkit_http_request *req,
+                               const char *content_type)
+{
+    if (content_type)
+        sinkkit_request_header(req, "Content-Type: %s", content_type);
+    sinkkit_request_header(req, "Accept: application/json");
+    if (es->auth_header)
+        sinkkit_request_header(req, "%s", es->auth_header);
+}
+
+static bool build_bulk(void *ctx, sinkkit_record *const *records, size_t n,
+                       sinkkit_http_request *req, char *err, size_t errlen)
+{
+    elastic_sink *es = ctx;
+    size_t total = 0;
+    char *url;
+
+    (void)err;
+    (void)errlen;
+    for (size_t i = 0; i < n; i++)
+        total += records[i]->len;
+    char *body = malloc(total + 1);
+    if (!body)
+        abort();
+    total = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(body + total, records[i]->data, records[i]->len);
+        total += records[i]->len;
+    }
+    body[total] = '\0';
+    if (asprintf(&url, "%s%s", pick_url(es), bulk_query) < 0)
+        abort();
+    sinkkit_request_init(req, "POST", url);
+    free(url);
+    add_common_headers(es, req, "application/x-ndjson");
+    sinkkit_request_body(req, body, total);
+    return true;
+}
+
+static void set_outcome(sinkkit_outcome *o, sinkkit_outcome_kind kind,
+                        const char *reason)
+{
+    size_t n = strnlen(reason, sizeof o->reason - 1);
+    o->kind = kind;
+    memcpy(o->reason, reason, n);
+    o->reason[n] = '\0';
+}
+
+/* A request-level failure: every record shares it. */
+static void fail_all(sinkkit_outcome *outcomes, size_t n,
+                     sinkkit_outcome_kind kind, const char *reason)
+{
+    for (size_t i = 0; i < n; i++)
+        set_outcome(&outcomes[i], kind, reason);
+}
+
+static void handle_bulk(void *ctx, const sinkkit_http_response *resp,
+                        sinkkit_record *const *records, size_t n,
+                        sinkkit_outcome *outcomes)
+{
+    elastic_sink *es = ctx;
+    char reason[600];
+
+    if (sinkkit_http_transient(resp))
+        return; /* already RETRY */
+    if (resp->status < 200 || resp->status >= 300) {
+        sinkkit_outcome_kind kind = SINKKIT_FATAL;
+        if (resp->status == 401 || resp->status == 403)
+            snprintf(reason, sizeof reason,
+                     "_bulk: HTTP %ld: not authorised (check username/"
+                     "password or api_key)",
+                     resp->status);
+        else if (resp->status == 413)
+            snprintf(reason, sizeof reason,
+                     "_bulk: HTTP 413: request too large for the node; "
+                     "lower batch_bytes");
+        else
+            snprintf(reason, sizeof reason, "_bulk: HTTP %ld: %.400s",
+                     resp->status, resp->body ? resp->body : "");
+        fail_all(outcomes, n, kind, reason);
+        return;
+    }
+
+    size_t nactions = 0;
+    for (size_t i = 0; i < n; i++)
+        nactions += ((record_meta *)records[i]->meta)->nactions;
+    es_action *actions = malloc(nactions * sizeof *actions);
+    es_item *items = calloc(nactions, sizeof *items);
+    if (!actions || !items)
+        abort();
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const record_meta *m = records[i]->meta;
+        for (size_t j = 0; j < m->nactions; j++)
+            actions[k++] = m->actions[j];
+    }
+    char err[200];
+    if (!es_parse_bulk_response(resp->body ? resp->body : "", resp->body_len,
+                                actions, items, nactions, err, sizeof err)) {
+        /* Sending again is safe (versions make it idempotent). */
+        snprintf(reason, sizeof reason, "%s", err);
+        fail_all(outcomes, n, SINKKIT_RETRY, reason);
+        goto out;
+    }
+    /* A record succeeds when all its items do; the worst item decides. */
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const record_meta *m = records[i]->meta;
+        es_item_result worst = ES_ITEM_DONE;
+        const char *why = NULL;
+        for (size_t j = 0; j < m->nactions; j++, k++) {
+            es_item_result r = items[k].result;
+            if (r == ES_ITEM_MISSING) {
+                es->host->log(es->handle, PGSPOUT_LOG_WARNING,
+                              "partial update skipped, the document is "
+                              "gone (deleted later, or never indexed): %s",
+                              items[k].reason);
+                r = ES_ITEM_DONE;
+            }
+            if (r > worst) {
+                worst = r;
+                why = items[k].reason;
+            }
+        }
+        switch (worst) {
+        case ES_ITEM_DONE:
+        case ES_ITEM_MISSING:
+            outcomes[i].kind = SINKKIT_DONE;
+            break;
+        case ES_ITEM_RETRY:
+            set_outcome(&outcomes[i], SINKKIT_RETRY, why);
+            break;
+        case ES_ITEM_REJECTED:
+            set_outcome(&outcomes[i], SINKKIT_REJECTED, why);
+            break;
+        case ES_ITEM_FATAL:
+            set_outcome(&outcomes[i], SINKKIT_FATAL, why);
+            break;
+        }
+    }
+out:
+    free(actions);
+    free(items);
+}
+
+static const sinkkit_ops elastic_ops = {
+    .build_request = build_bulk,
+    .handle_response = handle_bulk,
+    .free_meta = free,
+};
+
+/* ---- events to records ---- */
+
+static pgspout_status fatal(elastic_sink *es, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static pgspout_status fatal(elastic_sink *es, const char *fmt, ...)
+{
+    char message[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    es->host->log(es->handle, PGSPOUT_LOG_ERROR, "%s", message);
+    return PGSPOUT_FATAL;
+}
+
+static uint64_t order_key_of(const char *index, const char *id)
+{
+    es_buf b = {0};
+    es_buf_puts(&b, index);
+    es_buf_append(&b, "", 1); /* index names hold no NUL: unambiguous */
+    es_buf_puts(&b, id);
+    uint64_t key = sinkkit_order_key(b.data, b.len);
+    es_buf_free(&b);
+    return key;
+}
+
+/* An event that cannot become a document goes to the dead-letter file, or
+ * stops the stream when there is none. */
+static pgspout_status
+dead_letter_event(elastic_sink *es, const pgspout_event *ev, const char *reason)
+{
+    size_t len;
+    const char *json = es->host->event_json(ev, PGSPOUT_PART_EVENT, &len);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        abort();
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    char full[700];
+    snprintf(full, sizeof full, "%s.%s: %s", es->host->event_schema(ev),
+             es->host->event_table(ev), reason);
+    if (!es->config.dead_letter_path)
+        es->host->log(es->handle, PGSPOUT_LOG_ERROR,
+                      "%s (no dead_letter file: stopping)", full);
+    sinkkit_record *rec =
+        sinkkit_record_new(es->host->event_position(ev), copy, len, 0, NULL);
+    return sinkkit_submit_dead_letter(es->pipeline, rec, full);
+}
+
+static pgspout_status control_call(elastic_sink *es, const char *method,
+                                   const char *path, const char *body,
+                                   json_t **reply);
+
+static char *url_escape(const char *s)
+{
+    es_buf b = {0};
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9') || strchr("-._~", c))
+            es_buf_append(&b, s, 1);
+        else
+            es_buf_printf(&b, "%%%02X", c);
+    }
+    return es_buf_take(&b, NULL);
+}
+
+/* An update that changed the row's key and did not send unchanged TOAST
+ * columns: those values live only in the old document. Once everything
+ * before is in the index (a barrier; such updates are rare), the old
+ * document is read and the new one indexed in full from it. *source is
+ * NULL when the old document is gone (a replay after it was deleted):
+ * the caller falls back to the partial update. */
+static pgspout_status merge_from_old(elastic_sink *es, const char *index,
+                                     const char *old_id, const char *after,
+                                     size_t after_len, char **source,
+                                     size_t *source_len)
+{
+    json_t *reply = NULL, *doc;
+    json_error_t jerr;
+    char *path, *escaped = url_escape(old_id);
+    pgspout_status st = sinkkit_flush(es->pipeline);
+
+    *source = NULL;
+    if (st == PGSPOUT_OK) {
+        if (asprintf(&path, "/%s/_doc/%s", index, escaped) < 0)
+            abort();
+        st = control_call(es, "GET", path, NULL, &reply);
+        free(path);
+    }
+    free(escaped);
+    doc = json_object_get(reply, "_source");
+    if (st == PGSPOUT_OK && json_is_object(doc) &&
+        json_is_true(json_object_get(reply, "found"))) {
+        json_t *fresh = json_loadb(after, after_len, 0, &jerr);
+        if (!fresh)
+            abort();
+        json_object_del(doc, es->version_field);
+        json_object_update(doc, fresh);
+        json_decref(fresh);
+        *source = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!*source)
+            abort();
+        *source_len = strlen(*source);
+    }
+    json_decref(reply);
+    return st;
+}
+
+static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
+                                    const char *index)
+{
+    char *merged = NULL;
+    size_t merged_len = 0;
+    const pgspout_host_api *h = es->host;
+    pgspout_op op = h->event_op(ev);
+    uint64_t version = h->event_lsn(ev);
+    size_t key_len, before_len, after_len, toast_len;
+    const char *key = h->event_json(ev, PGSPOUT_PART_KEY, &key_len);
+    char err[300];
+
+    if (version == 0 || version > (uint64_t)ES_MAX_VERSION)
+        return fatal(es,
+                     "WAL position %llx is outside Elasticsearch's "
+                     "version range",
+                     (unsigned long long)version);
+    char *id = es_doc_id(key, key_len, NULL, 0, err, sizeof err);
+    if (!id)
+        return dead_letter_event(es, ev, err);
+
+    record_meta *meta = calloc(1, sizeof *meta);
+    es_buf b = {0};
+    if (!meta)
+        abort();
+    if (op == PGSPOUT_OP_DELETE) {
+        es_bulk_delete(&b, index, id, version);
+        meta->actions[meta->nactions++] = ES_ACTION_DELETE;
+    } else {
+        const char *after = h->event_json(ev, PGSPOUT_PART_AFTER, &after_len);
+        h->event_json(ev, PGSPOUT_PART_UNCHANGED_TOAST, &toast_len);
+        if (op == PGSPOUT_OP_UPDATE) {
+            /* The row's key changed: its old document goes, with the same
+             * version, so a replayed older write to it stays refused. */
+            const char *before =
+                h->event_json(ev, PGSPOUT_PART_BEFORE, &before_len);
+            if (strcmp(before, "null") != 0) {
+                char *old_id = es_doc_id(key, key_len, before, before_len, err,
+                                         sizeof err);
+                if (!old_id) {
+                    free(id);
+                    free(meta);
+                    es_buf_free(&b);
+                    return dead_letter_event(es, ev, err);
+                }
+                if (strcmp(old_id, id) != 0) {
+                    pgspout_status st = PGSPOUT_OK;
+                    if (toast_len > 2)
+                        st = merge_from_old(es, index, old_id, after, after_len,
+                                            &merged, &merged_len);
+                    if (st != PGSPOUT_OK) {
+                        free(old_id);
+                        free(id);
+                        free(meta);
+                        return st;
+                    }
+                    es_bulk_delete(&b, index, old_id, version);
+                    meta->actions[meta->nactions++] = ES_ACTION_DELETE;
+                }
+                free(old_id);
+            }
+        }
+        /* "[]" when every column came with the row. */
+        bool keeps_toast = op == PGSPOUT_OP_UPDATE && toast_len > 2;
+        if (merged) {
+            es_bulk_index(&b, index, id, version, merged, merged_len);
+            meta->actions[meta->nactions++] = ES_ACTION_INDEX;
+            free(merged);
+        } else if (keeps_toast) {
+            es_bulk_update(&b, index, id, version, es->version_field, after,
+                           after_len);
+            meta->actions[meta->nactions++] = ES_ACTION_UPDATE;
+        } else {
+            es_bulk_index(&b, index, id, version, after, after_len);
+            meta->actions[meta->nactions++] = ES_ACTION_INDEX;
+        }
+    }
+    uint64_t order_key = order_key_of(index, id);
+    free(id);
+    size_t len;
+    char *data = es_buf_take(&b, &len);
+    sinkkit_record *rec =
+        sinkkit_record_new(h->event_position(ev), data, len, order_key, meta);
+    return sinkkit_submit(es->pipeline, rec);
+}
+
+/* Blocking control-plane call for TRUNCATE. Returns OK, RETRY (transient;
+ * logged) or FATAL (logged). 404 counts as done (no index, no documents)
+ * and leaves *reply NULL; otherwise *reply (when asked for) is the parsed
+ * JSON answer. */
+static pgspout_status control_call(elastic_sink *es, const char *method,
+                                   const char *path, const char *body,
+                                   json_t **reply)
+{
+    sinkkit_http_request req;
+    sinkkit_http_response resp;
+    char *url;
+    pgspout_status st = PGSPOUT_OK;
+
+    if (reply)
+        *reply = NULL;
+    if (asprintf(&url, "%s%s", pick_url(es), path) < 0)
+        abort();
+    sinkkit_request_init(&req, method, url);
+    add_common_headers(es, &req, body ? "application/json" : NULL);
+    if (body) {
+        char *copy = strdup(body);
+        if (!copy)
+            abort();
+        sinkkit_request_body(&req, copy, strlen(copy));
+    }
+    memset(&resp, 0, sizeof resp);
+    if (!sinkkit_http_perform(&es->config.http, &req, &resp)) {
+        st = fatal(es, "%s %s: could not set up the request", method, path);
+    } else if (sinkkit_http_transient(&resp)) {
+        es->host->log(es->handle, PGSPOUT_LOG_WARNING, "%s %s: %s (will retry)",
+                      method, path,
+                      resp.status  ? "server busy or failing"
+                      : resp.error ? resp.error
+                                   : "no response");
+        st = PGSPOUT_RETRY;
+    } else if (resp.status == 404) {
+        st = PGSPOUT_OK;
+    } else if (resp.status < 200 || resp.status >= 300) {
+        st = fatal(es, "%s %s: HTTP %ld: %.400s", method, path, resp.status,
+                   resp.body ? resp.body : "");
+    } else if (reply) {
+        json_error_t jerr;
+        *reply =
+            json_loadb(resp.body ? resp.body : "", resp.body_len, 0, &jerr);
+        if (!*reply) {
+            es->host->log(es->handle, PGSPOUT_LOG_WARNING,
+                          "%s %s: the answer is not JSON (will retry)", method,
+                          path);
+            st = PGSPOUT_RETRY;
+        }
+    }
+    sinkkit_response_free(&resp);
+    sinkkit_request_free(&req);
+    free(url);
+    return st;
+}
+
+/* Queues a versioned delete of every document a search page lists. */
+static pgspout_status delete_listed(elastic_sink *es, const char *index,
+                                    json_t *page, pgspout_position pos,
+                                    uint64_t version, size_t *count)
+{
+    json_t *hits = json_object_get(json_object_get(page, "hits"), "hits");
+    size_t i;
+    json_t *hit;
+
+    json_array_foreach(hits, i, hit)
+    {
+        const char *id = json_string_value(json_object_get(hit, "_id"));
+        if (!id)
+            continue;
+        record_meta *meta = calloc(1, sizeof *meta);
+        es_buf b = {0};
+        size_t len;
+        if (!meta)
+            abort();
+        meta->actions[meta->nactions++] = ES_ACTION_DELETE;
+        es_bulk_delete(&b, index, id, version);
+        char *data = es_buf_take(&b, &len);
+        pgspout_status st = sinkkit_submit(
+            es->pipeline,
+            sinkkit_record_new(pos, data, len, order_key_of(index, id), meta));
+        if (st != PGSPOUT_OK)
+            return st;
+        (*count)++;
+    }
+    return PGSPOUT_OK;
+}
+
+/* TRUNCATE deletes every document of the index with an external-versioned
+ * delete at the TRUNCATE's own version. Documents written after the
+ * TRUNCATE (by an earlier run, on a replay) hold a newer version and stay;
+ * tombstones refuse replayed older writes as for any delete. (Deleting the
+ * index would lose its mappings and every tombstone; _delete_by_query
+ * deletes with internal versions, and a replay would also wipe documents
+ * written after the TRUNCATE and make their replayed writes conflict.)
+ * The documents are listed after everything before the TRUNCATE is in the
+ * index and the index is refreshed (a search sees refreshed documents
+ * only), so the pipeline is drained first: a barrier. */
+static pgspout_status truncate_index(elastic_sink *es, const char *index,
+                                     const pgspout_event *ev)
+{
+    pgspout_position pos = es->host->event_position(ev);
+    uint64_t version = es->host->event_lsn(ev);
+    char *path;
+    json_t *page = NULL;
+    size_t count = 0;
+    pgspout_status st = sinkkit_flush(es->pipeline);
+
+    if (st != PGSPOUT_OK)
+        return st;
+    if (asprintf(&path, "/%s/_refresh", index) < 0)
+        abort();
+    st = control_call(es, "POST", path, NULL, NULL);
+    free(path);
+    if (st != PGSPOUT_OK)
+        return st;
+    if (asprintf(&path, "/%s/_search?scroll=2m", index) < 0)
+        abort();
+    st = control_call(es, "POST", path,
+                      "{\"size\":1000,\"_source\":false,\"sort\":[\"_doc\"],"
+                      "\"query\":{\"match_all\":{}}}",
+                      &page);
+    free(path);
+    while (st == PGSPOUT_OK && page) {
+        json_t *hits = json_object_get(json_object_get(page, "hits"), "hits");
+        const char *scroll_id =
+            json_string_value(json_object_get(page, "_scroll_id"));
+        if (json_array_size(hits) == 0 || !scroll_id) {
+            if (scroll_id) {
+                es_buf b = {0};
+                es_buf_puts(&b, "{\"scroll_id\":");
+                es_buf_json_string(&b, scroll_id);
+                es_buf_puts(&b, "}");
+                control_call(es, "DELETE", "/_search/scroll", b.data, NULL);
+                es_buf_free(&b);
+            }
+            break;
+        }
+        st = delete_listed(es, index, page, pos, version, &count);
+        if (st != PGSPOUT_OK)
+            break;
+        es_buf b = {0};
+        es_buf_puts(&b, "{\"scroll\":\"2m\",\"scroll_id\":");
+        es_buf_json_string(&b, scroll_id);
+        es_buf_puts(&b, "}");
+        json_decref(page);
+        page = NULL;
+        st = control_call(es, "POST", "/_search/scroll", b.data, &page);
+        es_buf_free(&b);
+        if (st == PGSPOUT_OK && !page) {
+            /* 404: the scroll expired while the queue was full. */
+            es->host->log(es->handle, PGSPOUT_LOG_WARNING,
+                          "truncate of %s: the listing expired (will retry)",
+                          index);
+            st = PGSPOUT_RETRY;
+        }
+    }
+    json_decref(page);
+    if (st == PGSPOUT_OK)
+        es->host->log(es->handle, PGSPOUT_LOG_INFO,
+                      "truncate of %s: %zu documents to delete", index, count);
+    return st;
+}
+
+static pgspout_status
+elastic_write(void *state, const pgspout_event *const *events, size_t count)
+{
+    elastic_sink *es = state;
+    const pgspout_host_api *h = es->host;
+
+    for (size_t i = 0; i < count; i++) {
+        const pgspout_event *ev = events[i];
+        pgspout_position pos = h->event_position(ev);
+        pgspout_op op = h->event_op(ev);
+        pgspout_status st;
+        char err[400];
+
+        if (es->have_taken && pgspout_position_cmp(pos, es->taken) <= 0)
+            continue;
+        if (op == PGSPOUT_OP_SCHEMA ||
+            (op == PGSPOUT_OP_TRUNCATE && !es->truncate_delete)) {
+            st = sinkkit_submit_marker(es->pipeline, pos);
+        } else {
+            char *index = es_index_name(es->index_template, h->event_schema(ev),
+                                        h->event_table(ev), err, sizeof err);
+            if (!index)
+                return fatal(es,
+                             "table %s.%s: %s (change the index option, "
+                             "or leave the table out with -T)",
+                             h->event_schema(ev), h->event_table(ev), err);
+            if (op == PGSPOUT_OP_TRUNCATE) {
+                st = truncate_index(es, index, ev);
+                if (st == PGSPOUT_OK)
+                    st = sinkkit_submit_marker(es->pipeline, pos);
+            } else {
+                st = submit_change(es, ev, index);
+            }
+            free(index);
+        }
+        if (st != PGSPOUT_OK)
+            return st;
+        es->have_taken = true;
+        es->taken = pos;
+    }
+    return PGSPOUT_OK;
+}
+
+static pgspout_status elastic_flush(void *state)
+{
+    elastic_sink *es = state;
+    return sinkkit_flush(es->pipeline);
+}
+
+static void elastic_destroy(void *state)
+{
+    elastic_sink *es = state;
+    if (!es)
+        return;
+    if (es->pipeline)
+        sinkkit_pipeline_free(es->pipeline);
+    for (size_t i = 0; i < es->nurls; i++)
+        free(es->urls[i]);
+    if (es->auth_header) {
+        /* A secret: do not leave it in freed memory. */
+        memset(es->auth_header, 0, strlen(es->auth_header));
+        free(es->auth_header);
+    }
+    free(es);
+}
+
+static bool parse_urls(elastic_sink *es, const char *list, char *err,
+                       size_t errlen)
+{
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        const char *start = p;
+        p += n;
+        if (*p == ',')
+            p++;
+        while (n && (*start == ' ' || *start == '\t'))
+            start++, n--;
+        while (n && (start[n - 1] == ' ' || start[n - 1] == '\t' ||
+                     start[n - 1] == '/'))
+            n--;
+        if (!n)
+            continue;
+        if (es->nurls == ELASTIC_MAX_URLS) {
+            snprintf(err, errlen, "url: at most %d URLs", ELASTIC_MAX_URLS);
+            return false;
+        }
+        char *url = strndup(start, n);
+        if (!url)
+            abort();
+        es->urls[es->nurls++] = url;
+        if (strncmp(url, "http://", 7) != 0 &&
+            strncmp(url, "https://", 8) != 0) {
+            snprintf(err, errlen,
+                     "url: each URL must start with http:// or https://");
+            return false;
+        }
+    }
+    if (es->nurls == 0) {
+        snprintf(err, errlen, "url: no URL given");
+        return false;
+    }
+    return true;
+}
+
+static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
+{
+    const pgspout_host_api *h = es->host;
+    const char *user = NULL, *password = NULL, *api_key = NULL;
+
+    h->option_string(es->handle, "username", &user);
+    h->option_string(es->handle, "password", &password);
+    h->option_string(es->handle, "api_key", &api_key);
+    if (api_key && (user || password)) {
+        snprintf(err, errlen,
+                 "give either api_key or username/password, "
+                 "not both");
+        return false;
+    }
+    if (api_key) {
+        if (asprintf(&es->auth_header, "Authorization: ApiKey %s", api_key) < 0)
+            abort();
+        return true;
+    }
+    if (!user && !password)
+        return true;
+    if (!user || !password) {
+        snprintf(err, errlen, "username and password go together");
+        return false;
+    }
+    char *plain;
+    if (asprintf(&plain, "%s:%s", user, password) < 0)
+        abort();
+    char *encoded = es_base64(plain, strlen(plain));
+    memset(plain, 0, strlen(plain));
+    free(plain);
+    if (asprintf(&es->auth_header, "Authorization: Basic %s", encoded) < 0)
+        abort();
+    memset(encoded, 0, strlen(encoded));
+    free(encoded);
+    return true;
+}
+
+static pgspout_status elastic_create(const pgspout_host_api *host,
+                                     pgspout_sink_handle *handle, void **state)
+{
+    elastic_sink *es = calloc(1, sizeof *es);
+    const char *urls = NULL, *truncate = NULL;
+    char err[400];
+
+    if (!es)
+        abort();
+    es->host = host;
+    es->handle = handle;
+    host->option_string(handle, "url", &urls);
+    host->option_string(handle, "index", &es->index_template);
+    host->option_string(handle, "truncate", &truncate);
+    host->option_string(handle, "version_field", &es->version_field);
+    es->truncate_delete = !truncate || strcmp(truncate, "delete") == 0;
+
+    if (!urls || !parse_urls(es, urls, err, sizeof err) ||
+        !es_index_template_check(es->index_template, err, sizeof err) ||
+        !setup_auth(es, err, sizeof err)) {
+        if (!urls)
+            snprintf(err, sizeof err, "url is required");
+        host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
+        elastic_destroy(es);
+        return PGSPOUT_FATAL;
+    }
+    if (!*es->version_field) {
+        host->log(handle, PGSPOUT_LOG_ERROR, "version_field is empty");
+        elastic_destroy(es);
+        return PGSPOUT_FATAL;
+    }
+
+    sinkkit_pipeline_config_from_options(host, handle, "elastic", &es->config);
+    /* Items of one document may share a request: the node applies them in
+     * order, and external versions make a retried older item harmless. */
+    es->config.same_key_in_request = true;
+    es->config.http.user_agent = "pgspout-elastic/" ELASTIC_SINK_VERSION;
+    es->pipeline = sinkkit_pipeline_new(host, handle, &es->config, &elastic_ops,
+                                        es, err, sizeof err);
+    if (!es->pipeline) {
+        host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
+        elastic_destroy(es);
+        return PGSPOUT_FATAL;
+    }
+    *state = es;
+    return PGSPOUT_OK;
+}
+
+static const pgspout_sink_descriptor elastic_descriptor = {
+    PGSPOUT_SINK_HEADER,
+    .name = "elastic",
+    .version = ELASTIC_SINK_VERSION,
+    .description = "Elasticsearch/OpenSearch documents via _bulk, "
+                   "externally versioned",
+    .options = elastic_options,
+    .create = elastic_create,
+    .write = elastic_write,
+    .flush = elastic_flush,
+    .destroy = elastic_destroy,
+    .resume_position = NULL,
+};
+
+PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)
+{
+    return &elastic_descriptor;
+}

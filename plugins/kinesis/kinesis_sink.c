@@ -1,0 +1,473 @@
+/* The Kinesis sink: each event's canonical JSON becomes one Kinesis record
+ * (or, with aggregate = true, part of a KPL aggregated record), sent with
+ * PutRecords signed by SigV4. Batching, requests in flight, retries, per-key
+ * order and in-order acknowledgements are the sink kit's (pipeline.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <pgspout/pgspout.h>
+
+#include "aws_config.h"
+#include "kinesis_api.h"
+#include "kpl.h"
+#include "pipeline.h"
+#include "sigv4.h"
+#include "strbuf.h"
+
+#define KINESIS_SINK_VERSION "0.1.0"
+
+typedef struct kinesis_sink {
+    const pgspout_host_api *host;
+    pgspout_sink_handle *handle;
+    sinkkit_pipeline *pipeline;
+    sinkkit_pipeline_config config;
+
+    aws_settings aws;
+    const char *stream;
+    char *url;
+    char *host_header;
+    char *path;
+
+    kinesis_key_mode key_mode;
+    const char *fixed_key;
+
+    /* aggregate = true: a run of consecutive events with one partition key
+     * waiting to become one record. Only consecutive events are merged, so
+     * a record's events are contiguous in the stream and acknowledging its
+     * last position acknowledges exactly them. */
+    bool aggregate;
+    kpl_aggregate pending;
+    char *pending_key;
+    char *pending_first; /* sent as is when the run stays one event long */
+    size_t pending_first_len;
+    pgspout_position pending_last;
+    struct timespec pending_since;
+} kinesis_sink;
+
+static const pgspout_option_def kinesis_options[] = {
+    {.name = "stream",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_REQUIRED,
+     .doc = "Kinesis data stream name"},
+    {.name = "region",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION)"},
+    {.name = "endpoint",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "endpoint URL (default: AWS_ENDPOINT_URL_KINESIS, "
+            "AWS_ENDPOINT_URL, https://kinesis.REGION.amazonaws.com)"},
+    {.name = "partition_key",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "row",
+     .doc = "row (schema.table + key), table (schema.table), or a fixed "
+            "string"},
+    {.name = "aggregate",
+     .type = PGSPOUT_OPT_BOOL,
+     .default_value = "false",
+     .doc = "pack consecutive same-key events into KPL aggregated records"},
+    {.name = "profile",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "profile of the shared credentials file (default: AWS_PROFILE, "
+            "default)"},
+    {.name = "access_key_id",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_SECRET,
+     .doc = "AWS access key id (default: environment, credentials file)"},
+    {.name = "secret_access_key",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_SECRET,
+     .doc = "AWS secret access key"},
+    {.name = "session_token",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_SECRET,
+     .doc = "AWS session token of temporary credentials"},
+    SINKKIT_PIPELINE_OPTIONS("500", "5M", "50ms", "8"),
+    PGSPOUT_OPTION_END};
+
+static const char *option_or_null(kinesis_sink *ks, const char *name)
+{
+    const char *value = NULL;
+
+    if (!ks->host->option_string(ks->handle, name, &value) || !value || !*value)
+        return NULL;
+    return value;
+}
+
+/* Replaces every occurrence of a secret in s (NUL-terminated, in place). */
+static void redact(char *s, const char *secret)
+{
+    static const char mask[] = "[redacted]";
+    size_t slen, mlen = sizeof mask - 1;
+    char *hit;
+
+    if (!secret || (slen = strlen(secret)) == 0)
+        return;
+    while ((hit = strstr(s, secret)) != NULL) {
+        if (slen < mlen) {
+            memset(hit, '*', slen);
+            continue;
+        }
+        memcpy(hit, mask, mlen);
+        memmove(hit + mlen, hit + slen, strlen(hit + slen) + 1);
+    }
+}
+
+static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
+                          sinkkit_http_request *req, char *err, size_t errlen)
+{
+    kinesis_sink *ks = ctx;
+    kinesis_entry *entries = xcalloc(n, sizeof *entries);
+    size_t body_len;
+    char *body;
+    sigv4_header headers[] = {
+        {"Host", ks->host_header},
+        {"Content-Type", KINESIS_CONTENT_TYPE},
+        {"X-Amz-Target", KINESIS_TARGET_PUT_RECORDS},
+    };
+    sigv4_request sreq;
+    sigv4_params params = {.access_key_id = ks->aws.access_key_id,
+                           .secret_access_key = ks->aws.secret_access_key,
+                           .session_token = ks->aws.session_token,
+                           .region = ks->aws.region,
+                           .service = "kinesis",
+                           .when = time(NULL),
+                           .normalize_path = true};
+    sigv4_signature sig;
+
+    for (size_t i = 0; i < n; i++)
+        entries[i] = (kinesis_entry){records[i]->data, records[i]->len,
+                                     records[i]->meta};
+    body = kinesis_put_records_body(ks->stream, entries, n, &body_len);
+    free(entries);
+    sreq = (sigv4_request){.method = "POST",
+                           .path = ks->path,
+                           .headers = headers,
+                           .nheaders = sizeof headers / sizeof *headers,
+                           .body = body,
+                           .body_len = body_len};
+    if (!sigv4_sign(&sreq, &params, &sig, err, errlen)) {
+        free(body);
+        return false;
+    }
+    sinkkit_request_init(req, "POST", ks->url);
+    for (size_t i = 0; i < sizeof headers / sizeof *headers; i++)
+        sinkkit_request_header(req, "%s: %s", headers[i].name,
+                               headers[i].value);
+    sinkkit_request_header(req, "X-Amz-Date: %s", sig.amz_date);
+    if (ks->aws.session_token)
+        sinkkit_request_header(req, "X-Amz-Security-Token: %s",
+                               ks->aws.session_token);
+    sinkkit_request_header(req, "Authorization: %s", sig.authorization);
+    sinkkit_request_body(req, body, body_len);
+    sigv4_signature_free(&sig);
+    return true;
+}
+
+static void handle_response(void *ctx, const sinkkit_http_response *resp,
+                            sinkkit_record *const *records, size_t n,
+                            sinkkit_outcome *outcomes)
+{
+    kinesis_sink *ks = ctx;
+
+    (void)records;
+    kinesis_put_records_outcomes(resp->status, resp->body, ks->stream, n,
+                                 outcomes);
+    /* A signature mismatch answer quotes the canonical request, which
+     * carries the session token; no answer may carry a key into a log. */
+    for (size_t i = 0; i < n; i++) {
+        redact(outcomes[i].reason, ks->aws.secret_access_key);
+        redact(outcomes[i].reason, ks->aws.session_token);
+    }
+}
+
+static const sinkkit_ops kinesis_ops = {
+    .build_request = build_request,
+    .handle_response = handle_response,
+    .free_meta = free,
+};
+
+static const char *position_text(kinesis_sink *ks, pgspout_position pos,
+                                 char *buf, size_t buflen)
+{
+    char lsn[32];
+
+    snprintf(buf, buflen, "commit_lsn %s seq %" PRIu64,
+             ks->host->format_lsn(pos.commit_lsn, lsn, sizeof lsn), pos.seq);
+    return buf;
+}
+
+static pgspout_status submit(kinesis_sink *ks, pgspout_position pos, char *data,
+                             size_t len, char *key)
+{
+    sinkkit_record *rec = sinkkit_record_new(
+        pos, data, len, sinkkit_order_key(key, strlen(key)), key);
+
+    rec->overhead = strlen(key);
+    return sinkkit_submit(ks->pipeline, rec);
+}
+
+/* Sends the pending run of same-key events as one record. */
+static pgspout_status emit_pending(kinesis_sink *ks)
+{
+    char *data, *key = ks->pending_key;
+    size_t len;
+
+    if (!key)
+        return PGSPOUT_OK;
+    if (ks->pending.count == 1) {
+        /* As the KPL does: a lone record goes out plain, which every
+         * consumer (KCL or not) reads. */
+        data = ks->pending_first;
+        len = ks->pending_first_len;
+        sbuf_reset(&ks->pending.records);
+    } else {
+        data = kpl_aggregate_finish(&ks->pending, key, &len);
+        free(ks->pending_first);
+    }
+    ks->pending.count = 0;
+    ks->pending_first = NULL;
+    ks->pending_key = NULL;
+    return submit(ks, ks->pending_last, data, len, key);
+}
+
+static pgspout_status add_aggregated(kinesis_sink *ks, pgspout_position pos,
+                                     const char *json, size_t len, char *key)
+{
+    pgspout_status status;
+    size_t key_len = strlen(key);
+
+    if (ks->pending_key &&
+        (strcmp(ks->pending_key, key) != 0 ||
+         kpl_aggregate_size(&ks->pending, key_len, len, 1) + key_len >
+             KINESIS_MAX_RECORD_BYTES)) {
+        status = emit_pending(ks);
+        if (status != PGSPOUT_OK) {
+            free(key);
+            return status;
+        }
+    }
+    if (!ks->pending_key) {
+        ks->pending_key = key;
+        ks->pending_first = xmalloc(len + 1);
+        memcpy(ks->pending_first, json, len);
+        ks->pending_first[len] = '\0';
+        ks->pending_first_len = len;
+        clock_gettime(CLOCK_MONOTONIC, &ks->pending_since);
+    } else {
+        free(key);
+    }
+    kpl_aggregate_add(&ks->pending, json, len);
+    ks->pending_last = pos;
+    return PGSPOUT_OK;
+}
+
+static bool pending_is_old(kinesis_sink *ks)
+{
+    struct timespec now;
+    int64_t age_ms;
+
+    if (!ks->pending_key)
+        return false;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    age_ms = (int64_t)(now.tv_sec - ks->pending_since.tv_sec) * 1000 +
+             (now.tv_nsec - ks->pending_since.tv_nsec) / 1000000;
+    return age_ms >= ks->config.linger_ms;
+}
+
+static char *event_partition_key(kinesis_sink *ks, const pgspout_event *ev)
+{
+    pgspout_op op = ks->host->event_op(ev);
+    const char *key_json = NULL;
+    size_t key_len;
+
+    if (ks->key_mode == KINESIS_KEY_ROW &&
+        (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
+         op == PGSPOUT_OP_DELETE))
+        key_json = ks->host->event_json(ev, PGSPOUT_PART_KEY, &key_len);
+    return kinesis_partition_key(ks->key_mode, ks->fixed_key,
+                                 ks->host->event_schema(ev),
+                                 ks->host->event_table(ev), key_json);
+}
+
+static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
+{
+    pgspout_position pos = ks->host->event_position(ev);
+    size_t len;
+    const char *json = ks->host->event_json(ev, PGSPOUT_PART_EVENT, &len);
+    char *key = event_partition_key(ks, ev);
+    char *copy;
+
+    if (len + strlen(key) > KINESIS_MAX_RECORD_BYTES) {
+        char where[80], reason[400];
+        pgspout_status status = ks->aggregate ? emit_pending(ks) : PGSPOUT_OK;
+
+        snprintf(reason, sizeof reason,
+                 "the event at %s (%s.%s) is %zu bytes with its partition "
+                 "key, over the Kinesis record limit of %zu bytes",
+                 position_text(ks, pos, where, sizeof where),
+                 ks->host->event_schema(ev), ks->host->event_table(ev),
+                 len + strlen(key), KINESIS_MAX_RECORD_BYTES);
+        copy = xmalloc(len + 1);
+        memcpy(copy, json, len);
+        copy[len] = '\0';
+        if (status != PGSPOUT_OK) {
+            free(copy);
+            free(key);
+            return status;
+        }
+        /* Without a dead_letter file the kit stops the stream with this
+         * reason, which names the event. */
+        return sinkkit_submit_dead_letter(
+            ks->pipeline, sinkkit_record_new(pos, copy, len, 0, key), reason);
+    }
+    if (ks->aggregate)
+        return add_aggregated(ks, pos, json, len, key);
+    copy = xmalloc(len + 1);
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    return submit(ks, pos, copy, len, key);
+}
+
+static pgspout_status
+kinesis_write(void *state, const pgspout_event *const *events, size_t count)
+{
+    kinesis_sink *ks = state;
+
+    for (size_t i = 0; i < count; i++) {
+        pgspout_status status = write_one(ks, events[i]);
+
+        if (status != PGSPOUT_OK)
+            return status;
+    }
+    /* A run that has waited the linger time goes out even if the next
+     * event might have joined it, so a quiet key is not held back. */
+    return pending_is_old(ks) ? emit_pending(ks) : PGSPOUT_OK;
+}
+
+static pgspout_status kinesis_flush(void *state)
+{
+    kinesis_sink *ks = state;
+    pgspout_status status = emit_pending(ks);
+
+    return status == PGSPOUT_OK ? sinkkit_flush(ks->pipeline) : status;
+}
+
+static void kinesis_destroy(void *state)
+{
+    kinesis_sink *ks = state;
+
+    if (!ks)
+        return;
+    sinkkit_pipeline_free(ks->pipeline);
+    kpl_aggregate_free(&ks->pending);
+    free(ks->pending_key);
+    free(ks->pending_first);
+    aws_settings_free(&ks->aws);
+    free(ks->url);
+    free(ks->host_header);
+    free(ks->path);
+    free(ks);
+}
+
+static pgspout_status fail_create(kinesis_sink *ks, const char *fmt,
+                                  const char *arg)
+{
+    ks->host->log(ks->handle, PGSPOUT_LOG_ERROR, fmt, arg);
+    kinesis_destroy(ks);
+    return PGSPOUT_FATAL;
+}
+
+static pgspout_status kinesis_create(const pgspout_host_api *host,
+                                     pgspout_sink_handle *handle, void **state)
+{
+    kinesis_sink *ks = xcalloc(1, sizeof *ks);
+    aws_explicit_settings given;
+    const char *key_option;
+    char err[1024];
+    strbuf url = STRBUF_INIT;
+
+    ks->host = host;
+    ks->handle = handle;
+    ks->stream = option_or_null(ks, "stream");
+    if (!ks->stream)
+        return fail_create(ks, "%s", "the stream option is empty");
+    key_option = option_or_null(ks, "partition_key");
+    if (!key_option || strcmp(key_option, "row") == 0) {
+        ks->key_mode = KINESIS_KEY_ROW;
+    } else if (strcmp(key_option, "table") == 0) {
+        ks->key_mode = KINESIS_KEY_TABLE;
+    } else {
+        ks->key_mode = KINESIS_KEY_FIXED;
+        ks->fixed_key = key_option;
+        if (kinesis_utf8_chars(key_option) > KINESIS_MAX_PARTITION_KEY_CHARS)
+            return fail_create(ks,
+                               "partition_key \"%.40s...\" is longer than "
+                               "256 characters",
+                               key_option);
+    }
+    if (!host->option_bool(handle, "aggregate", &ks->aggregate))
+        ks->aggregate = false;
+
+    given = (aws_explicit_settings){
+        .access_key_id = option_or_null(ks, "access_key_id"),
+        .secret_access_key = option_or_null(ks, "secret_access_key"),
+        .session_token = option_or_null(ks, "session_token"),
+        .profile = option_or_null(ks, "profile"),
+        .region = option_or_null(ks, "region"),
+        .endpoint = option_or_null(ks, "endpoint"),
+    };
+    if (!aws_settings_resolve(&given, "kinesis", &ks->aws, err, sizeof err))
+        return fail_create(ks, "%s", err);
+    if (!aws_endpoint_parts(ks->aws.endpoint, &ks->host_header, &ks->path))
+        return fail_create(ks, "bad endpoint \"%s\"", ks->aws.endpoint);
+    sbuf_append_str(&url, ks->aws.endpoint);
+    if (strcmp(ks->path, "/") == 0)
+        sbuf_append_char(&url, '/');
+    ks->url = sbuf_detach(&url);
+
+    sinkkit_pipeline_config_from_options(host, handle, "kinesis", &ks->config);
+    /* Kinesis may store a later record of a key while an earlier one of the
+     * same request failed; only one unfinished record per key keeps order. */
+    ks->config.same_key_in_request = false;
+    if (ks->config.max_batch_records > KINESIS_MAX_RECORDS_PER_REQUEST)
+        ks->config.max_batch_records = KINESIS_MAX_RECORDS_PER_REQUEST;
+    if (ks->config.max_batch_bytes > KINESIS_MAX_REQUEST_BYTES)
+        ks->config.max_batch_bytes = KINESIS_MAX_REQUEST_BYTES;
+    ks->pipeline = sinkkit_pipeline_new(host, handle, &ks->config, &kinesis_ops,
+                                        ks, err, sizeof err);
+    if (!ks->pipeline)
+        return fail_create(ks, "%s", err);
+    host->log(handle, PGSPOUT_LOG_INFO,
+              "Kinesis stream \"%s\" in %s at %s, partition key %s%s, "
+              "credentials from %s",
+              ks->stream, ks->aws.region, ks->aws.endpoint,
+              ks->key_mode == KINESIS_KEY_ROW     ? "per row"
+              : ks->key_mode == KINESIS_KEY_TABLE ? "per table"
+                                                  : "fixed",
+              ks->aggregate ? ", KPL aggregation" : "",
+              ks->aws.credential_source);
+    *state = ks;
+    return PGSPOUT_OK;
+}
+
+static const pgspout_sink_descriptor kinesis_descriptor = {
+    PGSPOUT_SINK_HEADER,
+    .name = "kinesis",
+    .version = KINESIS_SINK_VERSION,
+    .description = "Amazon Kinesis Data Streams (PutRecords, SigV4, ordered "
+                   "per partition key)",
+    .options = kinesis_options,
+    .create = kinesis_create,
+    .write = kinesis_write,
+    .flush = kinesis_flush,
+    .destroy = kinesis_destroy,
+    .resume_position = NULL,
+};
+
+PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)
+{
+    return &kinesis_descriptor;
+}

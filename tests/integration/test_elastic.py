@@ -1,0 +1,416 @@
+"""The elastic sink against a real OpenSearch node (elastic_server.py), and
+against a small fake _bulk server for answers a healthy node does not give
+(429, 5xx, per-item 400)."""
+
+import base64
+import http.server
+import json
+import os
+import threading
+
+import pytest
+
+import elastic_server
+from pgharness import lsn_to_int
+
+SECRET = "Sekr1t-elastic-XYZZY"
+
+
+@pytest.fixture(scope="session")
+def opensearch():
+    if not elastic_server.installed():
+        pytest.fail("OpenSearch is not installed at %s (run "
+                    "scripts/install-elastic.sh)" % elastic_server.ELASTIC_HOME)
+    node = elastic_server.ElasticNode()
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+
+
+def sink_name():
+    """The sink under test: PGSPOUT_ELASTIC_SINK (a path), else the sink the
+    installed binary finds by name."""
+    return os.environ.get("PGSPOUT_ELASTIC_SINK") or "elastic"
+
+
+def run_elastic(pgspout, db, url, *options, slot=None, endpos=None,
+                timeout=120):
+    args = ["-d", db.conninfo, "--slot", slot or db.name,
+            "--sink", sink_name(), "-o", "url=%s" % url]
+    for o in options:
+        args += ["-o", o]
+    args += ["--endpos", endpos or db.current_lsn()]
+    return pgspout.run(*args, timeout=timeout)
+
+
+def compact(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def doc_id(key_values):
+    """The sink's id scheme: one key column gives its value's text, several
+    the compact JSON array of the values."""
+    if len(key_values) == 1:
+        v = key_values[0]
+        return v if isinstance(v, str) else compact(v)
+    return compact(key_values)
+
+
+def table_rows(db, sql):
+    """{doc id: row} from a query returning (key json array, row json)."""
+    text = db.scalar("select coalesce(json_agg(json_build_array(key, row)),"
+                     " '[]')::text from (%s) q" % sql)
+    return {doc_id(k): row for k, row in json.loads(text)}
+
+
+def strip_version(docs, field="_pgspout_version"):
+    return {i: {k: v for k, v in src.items() if k != field}
+            for i, (_, src) in docs.items()}
+
+
+ITEMS_ROWS = """
+    select json_build_array(id) as key,
+           json_build_object('id', id, 'name', name, 'big', big,
+                             'n', n::text, 'nums', nums, 'doc', doc) as row
+    from items"""
+PAIRS_ROWS = """
+    select json_build_array(a, b) as key,
+           json_build_object('a', a, 'b', b, 'v', v) as row
+    from pairs"""
+TRUNC_ROWS = """
+    select json_build_array(id) as key, json_build_object('id', id, 'v', v) as row
+    from trunc"""
+
+
+def mixed_workload(db):
+    db.psql("""
+        create table items (id int primary key, name text, big text,
+                            n numeric, nums int[], doc jsonb);
+        alter table items alter column big set storage external;
+        create table pairs (a int, b text, v int, primary key (a, b));
+        create table trunc (id int primary key, v text);
+    """)
+    db.create_slot(db.name)
+    db.psql("select pg_create_logical_replication_slot('%s_replay', "
+            "'pgoutput');" % db.name)
+    db.psql("""
+        insert into items
+        select i, 'name' || i, repeat(md5(i::text), 300), i * 1.5,
+               array[i, i + 1], jsonb_build_object('k', i)
+        from generate_series(1, 40) i;
+        insert into pairs select i % 5, 'b,' || i, i
+        from generate_series(1, 30) i;
+        insert into trunc select i, 'before' from generate_series(1, 10) i;
+    """)
+    db.psql("""
+        -- unchanged TOAST: big is not sent with these updates
+        update items set name = 'renamed' || id, n = n + 1 where id <= 20;
+        begin;
+        update items set name = 'twice' || id where id between 5 and 8;
+        update items set doc = '{"k": 99}' where id between 5 and 6;
+        commit;
+        update items set big = repeat('z', 5000) where id in (3, 4);
+        update items set id = id + 1000 where id in (9, 10);
+        delete from items where id in (1, 2, 30);
+        update pairs set v = v * 10 where a = 1;
+        update pairs set b = b || '!' where a = 2;
+        delete from pairs where a = 3;
+        truncate trunc;
+        insert into trunc values (1, 'after'), (42, 'after');
+        update trunc set v = 'after2' where id = 1;
+    """)
+
+
+def check_index_matches(node, index, db, rows_sql):
+    docs = node.documents(index)
+    assert strip_version(docs) == table_rows(db, rows_sql)
+    return docs
+
+
+def test_mixed_workload_and_replay(db, pgspout, opensearch):
+    mixed_workload(db)
+    endpos = db.current_lsn()
+    r = run_elastic(pgspout, db, opensearch.url, endpos=endpos)
+    assert r.returncode == 0, r.stderr[-4000:]
+    prefix = "public."
+    items = check_index_matches(opensearch, prefix + "items", db, ITEMS_ROWS)
+    pairs = check_index_matches(opensearch, prefix + "pairs", db, PAIRS_ROWS)
+    trunc = check_index_matches(opensearch, prefix + "trunc", db, TRUNC_ROWS)
+    assert len(items) == 37 and len(pairs) == 24 and set(trunc) == {"1", "42"}
+    # The TOAST value survived the updates that did not send it, and those
+    # documents carry the version of their last update.
+    big = db.scalar("select big from items where id = 11")
+    assert len(big) == 9600 and items["11"][1]["big"] == big
+    assert items["11"][1]["_pgspout_version"] > 0
+    assert "_pgspout_version" not in items["3"][1]  # re-indexed in full
+    # External versions are WAL positions: later changes, higher versions.
+    assert items["3"][0] > items["40"][0]
+    # Composite ids are JSON arrays of the key values.
+    assert '[1,"b,1!"]' not in pairs and '[2,"b,2!"]' in pairs
+
+    # Replay: a second slot made before the workload streams all of it
+    # again, into the same indices. Nothing changes, not even a version.
+    r = run_elastic(pgspout, db, opensearch.url, slot=db.name + "_replay",
+                    endpos=endpos)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert opensearch.documents(prefix + "items") == items
+    assert opensearch.documents(prefix + "pairs") == pairs
+    assert opensearch.documents(prefix + "trunc") == trunc
+
+    # And the stream goes on from there.
+    db.psql("update items set name = 'later' where id = 11;"
+            "delete from pairs where a = 4;")
+    r = run_elastic(pgspout, db, opensearch.url)
+    assert r.returncode == 0, r.stderr[-4000:]
+    items = check_index_matches(opensearch, prefix + "items", db, ITEMS_ROWS)
+    assert items["11"][1]["big"] == big and items["11"][1]["name"] == "later"
+    check_index_matches(opensearch, prefix + "pairs", db, PAIRS_ROWS)
+
+
+def test_index_template_truncate_ignore_and_mapping_rejects(
+        db, pgspout, opensearch, tmp_path):
+    db.psql("create table Ev (id int primary key, v text);"
+            'create table "Odd" (id int primary key, n int);')
+    db.create_slot(db.name)
+    index = "cdc-%s-ev" % db.name
+    bad_index = "cdc-%s-odd" % db.name
+    # n is mapped as a number by the first document; a later text value
+    # is a mapping error: dead-lettered with the reason.
+    opensearch.request("PUT", "/" + bad_index,
+                       {"mappings": {"properties": {"n": {"type": "long"}}}})
+    db.psql("insert into ev values (1, 'a'), (2, 'b');"
+            "truncate ev;"
+            "insert into ev values (3, 'c');"
+            'insert into "Odd" values (1, 5);')
+    db.psql('alter table "Odd" alter column n type text;'
+            "insert into \"Odd\" values (2, 'not a number'), (3, '7');")
+    dead = tmp_path / "dead.jsonl"
+    r = run_elastic(pgspout, db, opensearch.url,
+                    "index=cdc-%s-{table}" % db.name, "truncate=ignore",
+                    "dead_letter=%s" % dead)
+    assert r.returncode == 0, r.stderr[-4000:]
+    docs = strip_version(opensearch.documents(index))
+    assert docs == {"1": {"id": 1, "v": "a"}, "2": {"id": 2, "v": "b"},
+                    "3": {"id": 3, "v": "c"}}
+    odd = strip_version(opensearch.documents(bad_index))
+    assert odd == {"1": {"id": 1, "n": 5}, "3": {"id": 3, "n": "7"}}
+    lines = [json.loads(x) for x in dead.read_text().splitlines()]
+    assert len(lines) == 1
+    assert "mapper_parsing_exception" in lines[0]["reason"]
+    record = base64.b64decode(lines[0]["record"]["base64"])
+    (action, meta, source), = parse_bulk(record)
+    assert meta["_id"] == "2" and source == {"id": 2, "n": "not a number"}
+
+
+def test_stops_without_confirming_on_rejection(db, pgspout, opensearch):
+    db.psql("create table m (id int primary key, n text);")
+    db.create_slot(db.name)
+    index = "public.m"
+    opensearch.delete_index(index)
+    opensearch.request("PUT", "/" + index,
+                       {"mappings": {"properties": {"n": {"type": "long"}}}})
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    db.psql("insert into m values (1, 'x');")
+    r = run_elastic(pgspout, db, opensearch.url)
+    assert r.returncode != 0
+    assert "mapper_parsing_exception" in r.stderr
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+
+
+def test_no_replica_identity_goes_to_dead_letter(db, pgspout, opensearch,
+                                                 tmp_path):
+    db.psql("create table nokey (v text);")
+    db.create_slot(db.name)
+    db.psql("insert into nokey values ('x');")
+    dead = tmp_path / "dead.jsonl"
+    r = run_elastic(pgspout, db, opensearch.url, "dead_letter=%s" % dead)
+    assert r.returncode == 0, r.stderr[-4000:]
+    line = json.loads(dead.read_text())
+    assert "replica-identity" in line["reason"]
+    assert line["record"]["after"] == {"v": "x"}
+
+
+# ---- a fake _bulk server for what a healthy node does not answer ----
+
+class FakeBulk(http.server.ThreadingHTTPServer):
+    """Answers _bulk from a script: each entry is either an HTTP status for
+    the whole request, or a function (action, doc id) -> item status."""
+
+    def __init__(self, script):
+        super().__init__(("127.0.0.1", 0), FakeHandler)
+        self.script = list(script)
+        self.requests = []  # (headers, [(action, meta, source)])
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+        self.thread.join()
+
+    def items_seen(self):
+        return [i for _, items in self.requests for i in items]
+
+
+def parse_bulk(body):
+    lines = [json.loads(x) for x in body.decode().split("\n") if x]
+    items, i = [], 0
+    while i < len(lines):
+        (action, meta), = lines[i].items()
+        source = None
+        if action != "delete":
+            source = lines[i + 1]
+            i += 1
+        items.append((action, meta, source))
+        i += 1
+    return items
+
+
+class FakeHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        srv = self.server
+        items = parse_bulk(body)
+        with srv.lock:
+            srv.requests.append((dict(self.headers), items))
+            step = srv.script.pop(0) if srv.script else (lambda a, m: 201)
+        if isinstance(step, int):
+            self.answer(step, {"error": "scripted"})
+            return
+        results = []
+        for action, meta, _ in items:
+            status = step(action, meta)
+            res = {"status": status}
+            if status >= 300:
+                res["error"] = {"type": "scripted_%d" % status,
+                                "reason": "scripted failure"}
+            results.append({action: res})
+        self.answer(200, {"errors": True, "items": results})
+
+    def answer(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def fake_bulk():
+    servers = []
+
+    def make(*script):
+        srv = FakeBulk(script)
+        servers.append(srv)
+        return srv
+    yield make
+    for srv in servers:
+        srv.close()
+
+
+def small_workload(db, rows=6):
+    db.psql("create table f (id int primary key, v text);")
+    db.create_slot(db.name)
+    db.psql("insert into f select i, 'v' || i from generate_series(1, %d) i;"
+            % rows)
+
+
+FAST = ["retry_base=10ms", "retry_max=50ms", "linger=2s"]
+
+
+def test_fake_retries_whole_request_failures(db, pgspout, fake_bulk):
+    small_workload(db)
+    srv = fake_bulk(503, 429, 500)
+    r = run_elastic(pgspout, db, srv.url, *FAST, "username=u",
+                    "password=" + SECRET)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "will be sent again" in r.stderr
+    # What the three failed requests held was sent again, and in the end
+    # every action went out in order with one version per document.
+    failed = [m["_id"] for _, items in srv.requests[:3] for _, m, _ in items]
+    later = [m["_id"] for _, items in srv.requests[3:] for _, m, _ in items]
+    assert set(failed) <= set(later)
+    assert sorted(set(later), key=int) == [str(i) for i in range(1, 7)]
+    version_of = {}
+    for action, m, _ in srv.items_seen():
+        assert action == "index" and m["version_type"] == "external"
+        assert version_of.setdefault(m["_id"], m["version"]) == m["version"]
+    headers = srv.requests[0][0]
+    assert headers["Content-Type"] == "application/x-ndjson"
+    assert headers["Accept"] == "application/json"
+    assert headers["Authorization"] == "Basic dTpTZWtyMXQtZWxhc3RpYy1YWVpaWQ=="
+    assert SECRET not in r.stderr
+    versions = [version_of[str(i)] for i in range(1, 7)]
+    assert versions == sorted(versions) and len(set(versions)) == 6
+
+
+def test_fake_retries_only_failed_items(db, pgspout, fake_bulk):
+    small_workload(db)
+    # Items 2 and 5 are throttled once; 3 already holds a newer version.
+    srv = fake_bulk(lambda a, m: {"2": 429, "5": 503, "3": 409}.get(
+        m["_id"], 201))
+    r = run_elastic(pgspout, db, srv.url, *FAST, "api_key=" + SECRET)
+    assert r.returncode == 0, r.stderr[-4000:]
+    ids = [m["_id"] for _, m, _ in srv.items_seen()]
+    # Each item once, plus one resend of each throttled one.
+    assert sorted(ids, key=int) == ["1", "2", "2", "3", "4", "5", "5", "6"]
+    assert "scripted_429" in r.stderr or "scripted_503" in r.stderr
+    assert srv.requests[0][0]["Authorization"] == "ApiKey " + SECRET
+    assert SECRET not in r.stderr
+
+
+def test_fake_item_rejection_dead_letter(db, pgspout, fake_bulk, tmp_path):
+    small_workload(db)
+    srv = fake_bulk(lambda a, m: 400 if m["_id"] == "4" else 201)
+    dead = tmp_path / "dead.jsonl"
+    end = db.current_lsn()
+    r = run_elastic(pgspout, db, srv.url, *FAST, "dead_letter=%s" % dead,
+                    endpos=end)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert sorted(m["_id"] for _, m, _ in srv.items_seen()) == \
+        [str(i) for i in range(1, 7)]
+    lines = [json.loads(x) for x in dead.read_text().splitlines()]
+    assert len(lines) == 1
+    assert "HTTP 400 scripted_400: scripted failure" in lines[0]["reason"]
+    assert lines[0]["sink"] == "elastic"
+    # The record is the document's bulk action and source.
+    record = base64.b64decode(lines[0]["record"]["base64"]).decode()
+    (action, meta, source), = parse_bulk(record.encode())
+    assert action == "index" and meta["_id"] == "4"
+    assert source == {"id": 4, "v": "v4"}
+    # Everything was acknowledged, the rejected record included.
+    assert lsn_to_int(db.slot_info(db.name)["confirmed_flush_lsn"]) >= \
+        lsn_to_int(end)
+
+
+def test_fake_item_rejection_stops_without_confirming(db, pgspout,
+                                                      fake_bulk):
+    small_workload(db)
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    srv = fake_bulk(lambda a, m: 400 if m["_id"] == "1" else 201)
+    r = run_elastic(pgspout, db, srv.url, *FAST)
+    assert r.returncode != 0
+    assert "scripted_400" in r.stderr
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+
+
+def test_fake_auth_failure_stops(db, pgspout, fake_bulk):
+    small_workload(db, rows=1)
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    srv = fake_bulk(401)
+    r = run_elastic(pgspout, db, srv.url, *FAST, "username=u",
+                    "password=" + SECRET)
+    assert r.returncode != 0
+    assert "not authorised" in r.stderr and SECRET not in r.stderr
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
