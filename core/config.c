@@ -450,6 +450,10 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
         if (!*value)
             return setting_error(ctx, s, key, "must not be empty");
         replace_string(&cfg->publication, value);
+    } else if (strcmp(key, "retry_initial") == 0) {
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+            return setting_error(ctx, s, key, "expected a boolean");
+        cfg->retry_initial = config_setting_get_bool(s) != 0;
     } else if (strcmp(key, "create_slot") == 0) {
         if (config_setting_type(s) != CONFIG_TYPE_BOOL)
             return setting_error(ctx, s, key, "expected a boolean");
@@ -540,6 +544,7 @@ int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
 enum long_only_option {
     OPT_PUBLICATION = 256,
     OPT_CREATE_SLOT,
+    OPT_RETRY_INITIAL,
     OPT_DROP_SLOT,
     OPT_SINK,
     OPT_PLUGIN_DIR,
@@ -555,6 +560,7 @@ static const struct option long_options[] = {
     {"slot", required_argument, NULL, 'S'},
     {"publication", required_argument, NULL, OPT_PUBLICATION},
     {"create-slot", no_argument, NULL, OPT_CREATE_SLOT},
+    {"retry-initial", no_argument, NULL, OPT_RETRY_INITIAL},
     {"drop-slot", no_argument, NULL, OPT_DROP_SLOT},
     {"table", required_argument, NULL, 't'},
     {"exclude-table", required_argument, NULL, 'T'},
@@ -576,7 +582,8 @@ static const struct option long_options[] = {
  * point into argv. */
 typedef struct cli_args {
     const char *config_file, *conninfo, *slot, *publication, *sink;
-    bool create_slot, drop_slot, list_tables, list_sinks, help, version;
+    bool create_slot, retry_initial, drop_slot, list_tables, list_sinks, help,
+        version;
     bool has_endpos;
     uint64_t endpos;
     bool has_status_interval;
@@ -666,6 +673,9 @@ static int parse_argv(int argc, char **argv, cli_args *cli, char *err,
                 return usage_error(err, errlen,
                                    "--publication must not be empty");
             cli->publication = optarg;
+            break;
+        case OPT_RETRY_INITIAL:
+            cli->retry_initial = true;
             break;
         case OPT_CREATE_SLOT:
             cli->create_slot = true;
@@ -792,6 +802,7 @@ static int check_modes(const cli_args *cli, char *err, size_t errlen)
         const char *flag;
     } stream_only[] = {
         {cli->create_slot, "--create-slot"},
+        {cli->retry_initial, "--retry-initial"},
         {cli->sink != NULL, "--sink"},
         {cli->has_endpos, "--endpos"},
     };
@@ -841,6 +852,7 @@ static void apply_cli(const cli_args *cli, pgspout_config *cfg)
     if (cli->publication)
         replace_string(&cfg->publication, cli->publication);
     cfg->create_slot = cfg->create_slot || cli->create_slot;
+    cfg->retry_initial = cfg->retry_initial || cli->retry_initial;
     cfg->drop_slot = cli->drop_slot;
     cfg->list_tables = cli->list_tables;
     cfg->list_sinks = cli->list_sinks;
@@ -952,6 +964,9 @@ void config_print_usage(FILE *out)
         "      --publication=NAME     publication (default: pgspout)\n"
         "      --create-slot          create the slot and publication if "
         "missing\n"
+        "      --retry-initial        keep retrying when the first connection "
+        "fails\n"
+        "                             (a lost connection is always retried)\n"
         "      --drop-slot            drop the slot and exit\n"
         "  -t, --table=PATTERN        stream only matching tables "
         "(repeatable)\n"

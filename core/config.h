@@ -45,6 +45,9 @@ typedef struct pgspout_config {
     char *slot;
     char *publication;
     bool create_slot;
+    /* Keep trying when the first connection fails too (a lost connection
+     * is always retried). */
+    bool retry_initial;
     /* Modes other than streaming; at most one is set. */
     bool drop_slot, list_tables, list_sinks, show_help, show_version;
     /* Searched before the built-in directory, command-line ones first. */

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "backoff.h"
 #include "catalog.h"
 #include "config.h"
 #include "loader.h"
@@ -315,55 +317,114 @@ static int load_sinks(pgspout_config *cfg, char **dirs, size_t ndirs,
     return 0;
 }
 
+/* Waits before the next connection attempt; false when a stop signal came
+ * meanwhile. */
+static bool wait_to_reconnect(int attempt)
+{
+    int64_t ms = backoff_delay_ms(attempt);
+    log_info("reconnecting in %lld ms (attempt %d)", (long long)ms, attempt);
+    while (ms > 0 && !stop_requested) {
+        int64_t step = ms < 100 ? ms : 100;
+        struct timespec ts = {step / 1000, (long)(step % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+    return !stop_requested;
+}
+
+/* Both connections, the slot checked (or created); false on failure, with
+ * *retryable telling whether the server, not the setup, is at fault. */
+static bool connect_and_prepare(pgspout_config *cfg, PGconn **catalog,
+                                PGconn **repl, uint64_t *start_lsn,
+                                bool *retryable)
+{
+    char err[1024];
+    *catalog = pg_connect(cfg->conninfo, false, err, sizeof err);
+    *repl = *catalog ? pg_connect(cfg->conninfo, true, err, sizeof err) : NULL;
+    if (!*catalog || !*repl) {
+        log_error("%s", err);
+        *retryable = true;
+        return false;
+    }
+    if (prepare_slot(cfg, *catalog, *repl, start_lsn))
+        return true;
+    *retryable =
+        PQstatus(*catalog) != CONNECTION_OK || PQstatus(*repl) != CONNECTION_OK;
+    return false;
+}
+
+/* Streams, reconnecting whenever the connection is lost (a server restart,
+ * a failover, a network cut): each sink then skips what it already took in
+ * this process, and the slot resends everything not confirmed. */
 static int run_stream(pgspout_config *cfg, const table_filter *global,
                       sink_set *set)
 {
-    char err[1024];
     char *where = conninfo_redacted(cfg->conninfo);
     log_debug("connecting to %s", where);
     free(where);
-    PGconn *catalog = pg_connect(cfg->conninfo, false, err, sizeof err);
-    if (!catalog) {
-        log_error("%s", err);
-        return EXIT_RUNTIME_FAILURE;
-    }
-    PGconn *repl = pg_connect(cfg->conninfo, true, err, sizeof err);
-    if (!repl) {
-        log_error("%s", err);
-        PQfinish(catalog);
-        return EXIT_RUNTIME_FAILURE;
-    }
-    int rc = EXIT_RUNTIME_FAILURE;
-    uint64_t start_lsn = 0;
-    if (!prepare_slot(cfg, catalog, repl, &start_lsn))
-        goto out;
     if (host_wake_init() < 0) {
         log_error("cannot create the wake-up pipe");
-        goto out;
+        return EXIT_RUNTIME_FAILURE;
     }
-    block_stop_signals(true);
-    for (size_t i = 0; i < set->n; i++) {
-        if (sink_handle_create(set->sinks[i]) != PGSPOUT_OK) {
-            log_error("sink \"%s\" could not be started", set->sinks[i]->name);
-            block_stop_signals(false);
-            goto out;
+    bool sinks_created = false;
+    for (int attempt = 1;; attempt++) {
+        PGconn *catalog = NULL, *repl = NULL;
+        uint64_t start_lsn = 0;
+        bool retryable = false;
+        int rc = EXIT_RUNTIME_FAILURE;
+        if (connect_and_prepare(cfg, &catalog, &repl, &start_lsn, &retryable)) {
+            attempt = 0;
+            if (!sinks_created) {
+                block_stop_signals(true);
+                bool ok = true;
+                for (size_t i = 0; i < set->n && ok; i++) {
+                    ok = sink_handle_create(set->sinks[i]) == PGSPOUT_OK;
+                    if (!ok)
+                        log_error("sink \"%s\" could not be started",
+                                  set->sinks[i]->name);
+                }
+                block_stop_signals(false);
+                if (!ok) {
+                    PQfinish(repl);
+                    PQfinish(catalog);
+                    return EXIT_RUNTIME_FAILURE;
+                }
+                sinks_created = true;
+            } else {
+                for (size_t i = 0; i < set->n; i++)
+                    sink_handle_skip_delivered(set->sinks[i]);
+            }
+            stream_settings settings;
+            stream_settings_default(&settings);
+            settings.slot = cfg->slot;
+            settings.publication = cfg->publication;
+            settings.start_lsn = start_lsn;
+            settings.has_endpos = cfg->has_endpos;
+            settings.endpos = cfg->endpos;
+            settings.status_interval_ms = cfg->status_interval_s * 1000;
+            rc = stream_run(repl, catalog, global, set->sinks, set->n,
+                            &settings, &stop_requested);
+            retryable = rc == STREAM_DISCONNECTED;
+        }
+        PQfinish(repl);
+        PQfinish(catalog);
+        if (!retryable)
+            return rc;
+        if (!sinks_created && !cfg->retry_initial) {
+            log_error("cannot start (--retry-initial keeps trying)");
+            return EXIT_RUNTIME_FAILURE;
+        }
+        log_warning("connection to the server lost; nothing unacknowledged "
+                    "was confirmed");
+        if (!wait_to_reconnect(attempt + 1)) {
+            /* What the sinks took is flushed; it is confirmed next time. */
+            for (size_t i = 0; i < set->n && sinks_created; i++)
+                set->sinks[i]->lib.desc->flush(set->sinks[i]->state);
+            log_error("stopped while disconnected; changes not yet "
+                      "confirmed are sent again on restart");
+            return EXIT_RUNTIME_FAILURE;
         }
     }
-    block_stop_signals(false);
-    stream_settings settings;
-    stream_settings_default(&settings);
-    settings.slot = cfg->slot;
-    settings.publication = cfg->publication;
-    settings.start_lsn = start_lsn;
-    settings.has_endpos = cfg->has_endpos;
-    settings.endpos = cfg->endpos;
-    settings.status_interval_ms = cfg->status_interval_s * 1000;
-    rc = stream_run(repl, catalog, global, set->sinks, set->n, &settings,
-                    &stop_requested);
-out:
-    PQfinish(repl);
-    PQfinish(catalog);
-    return rc;
 }
 
 int main(int argc, char **argv)

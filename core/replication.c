@@ -160,6 +160,11 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
     sbuf_free(&pub);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         copy_pq_error(repl, "cannot start streaming", err, errlen);
+        /* object_in_use: the walsender of a connection that just broke
+         * still holds the slot; it lets go within moments. */
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        rs->start_retryable = PQstatus(repl) != CONNECTION_OK ||
+                              (state && strcmp(state, "55006") == 0);
         PQclear(res);
         return false;
     }

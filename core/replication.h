@@ -43,6 +43,7 @@ typedef struct repl_stream {
     pthread_t status_thread;
     bool status_thread_running;
     _Atomic bool stopping;
+    bool start_retryable; /* repl_start failed in a way a reconnect cures */
 } repl_stream;
 
 bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen);

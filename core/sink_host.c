@@ -226,3 +226,11 @@ pgspout_position sink_handle_acked(sink_handle *s)
     pthread_mutex_unlock(&s->ack_lock);
     return p;
 }
+
+void sink_handle_skip_delivered(sink_handle *s)
+{
+    if (!s->has_resume || pgspout_position_cmp(s->delivered, s->resume) > 0) {
+        s->resume = s->delivered;
+        s->has_resume = true;
+    }
+}

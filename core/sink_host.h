@@ -51,4 +51,8 @@ void sink_handle_free(sink_handle *s);
 pgspout_status sink_handle_create(sink_handle *s);
 pgspout_position sink_handle_acked(sink_handle *s);
 
+/* After a reconnect the server resends what was not confirmed; what the
+ * sink already took in this process (it owns it now) is skipped. */
+void sink_handle_skip_delivered(sink_handle *s);
+
 #endif

@@ -625,13 +625,15 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
                     PGOUTPUT_PROTO_VERSION, settings->status_interval_ms, err,
                     sizeof err)) {
         log_error("%s", err);
+        if (st->rs.start_retryable)
+            exit_code = STREAM_DISCONNECTED;
         goto out;
     }
     started = true;
     log_info("streaming from slot \"%s\", publication \"%s\"", settings->slot,
              settings->publication);
 
-    bool failed = false;
+    bool failed = false, disconnected = false;
     while (!failed && !*stop && !st->endpos_reached) {
         /* Read without waiting while data is there and the batch has room;
          * once the socket is drained, hand the batch over. Flush when no
@@ -644,7 +646,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
         int r = repl_read(&st->rs, &rm, timeout, wake_fd, err, sizeof err);
         if (r < 0) {
             log_error("%s", err);
-            failed = true;
+            failed = disconnected = true;
             break;
         }
         if (r == 0) {
@@ -668,7 +670,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
             if (rm.reply_requested &&
                 !repl_send_status(&st->rs, false, err, sizeof err)) {
                 log_error("%s", err);
-                failed = true;
+                failed = disconnected = true;
             }
             continue;
         }
@@ -716,6 +718,12 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     }
 
     if (failed) {
+        /* A failed status update is a lost connection too. */
+        disconnected |= PQstatus(repl) != CONNECTION_OK;
+        if (disconnected) {
+            exit_code = STREAM_DISCONNECTED;
+            goto out;
+        }
         log_error("stopped on an error; nothing unacknowledged was "
                   "confirmed, a restart resumes from the slot");
         goto out;

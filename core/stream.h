@@ -31,10 +31,15 @@ typedef struct stream_settings {
 
 void stream_settings_default(stream_settings *s);
 
-/* Streams until endpos, a stop signal (*stop set) or a failure. Sinks must be
- * created. Returns the process exit status: 0 after a clean stop with
- * everything durable confirmed, 1 on failure (nothing unacknowledged was
- * confirmed). */
+/* stream_run's answer when the connection to the server was lost: the
+ * caller reconnects and calls it again (nothing unacknowledged was
+ * confirmed; the server sends it again). */
+#define STREAM_DISCONNECTED (-1)
+
+/* Streams until endpos, a stop signal (*stop set), a lost connection or a
+ * failure. Sinks must be created. Returns the process exit status: 0 after
+ * a clean stop with everything durable confirmed, 1 on failure (nothing
+ * unacknowledged was confirmed), or STREAM_DISCONNECTED. */
 int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
                sink_handle **sinks, size_t nsinks,
                const stream_settings *settings, volatile sig_atomic_t *stop);

@@ -169,6 +169,18 @@ class PgServer:
         raise RuntimeError("cannot start PostgreSQL %d: %s\n%s" % (
             self.major, last_error, self.log_tail()))
 
+    def restart(self, mode="immediate"):
+        """Restarts on the same port (clients reconnect to the same place);
+        "immediate" is a crash for everything but the data on disk."""
+        self._as_user([os.path.join(self.bindir, "pg_ctl"), "-D",
+                       self.datadir, "-l", self.logfile, "-m", mode, "-w",
+                       "-t", "60", "-o", "-p %d" % self.port, "restart"])
+
+    def start_same_port(self):
+        self._as_user([os.path.join(self.bindir, "pg_ctl"), "-D",
+                       self.datadir, "-l", self.logfile, "-w", "-t", "60",
+                       "-o", "-p %d" % self.port, "start"])
+
     def log_tail(self, size=4000):
         try:
             with open(self.logfile, errors="replace") as f:

@@ -1,0 +1,877 @@
+/* The BigQuery sink: each source table gets a changelog table (one row per
+ * change, written with tabledata.insertAll) and a view of every row's
+ * latest state. Delivery, retries and acknowledgements are the sink kit's;
+ * this file turns events into requests and keeps the tables in shape. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include <pgspout/pgspout.h>
+
+#include "bq_auth.h"
+#include "bq_row.h"
+#include "bq_schema.h"
+#include "pipeline.h"
+#include "strbuf.h"
+
+#define BQ_DEFAULT_ENDPOINT "https://bigquery.googleapis.com"
+
+static const pgspout_option_def bq_options[] = {
+    {.name = "project",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_REQUIRED,
+     .doc = "Google Cloud project of the dataset"},
+    {.name = "dataset",
+     .type = PGSPOUT_OPT_STRING,
+     .flags = PGSPOUT_OPTF_REQUIRED,
+     .doc = "dataset the tables and views go into (must exist)"},
+    {.name = "table",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "{schema}_{table}_changelog",
+     .doc = "changelog table name template ({schema}, {table})"},
+    {.name = "view",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "{schema}_{table}",
+     .doc = "latest-state view name template ({schema}, {table})"},
+    {.name = "endpoint",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = BQ_DEFAULT_ENDPOINT,
+     .doc = "API endpoint; an http:// one (an emulator) means no auth"},
+    {.name = "location",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "dataset location for query jobs (e.g. EU; default: the API's)"},
+    {.name = "auth",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "auto",
+     .choices = "auto|key|metadata|none",
+     .doc = "credentials: auto, key (service-account file), metadata "
+            "server, none"},
+    {.name = "credentials_file",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "service-account key file (default: "
+            "$GOOGLE_APPLICATION_CREDENTIALS)"},
+    {.name = "metadata_endpoint",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "http://metadata.google.internal",
+     .doc = "metadata server for auth=metadata"},
+    {.name = "schema_mismatch",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "warn",
+     .choices = "warn|stop",
+     .doc = "a column changed type or was dropped: warn and go on, or stop"},
+    SINKKIT_PIPELINE_OPTIONS("500", "5M", "200ms", "4"),
+    PGSPOUT_OPTION_END};
+
+typedef struct bq_table {
+    char *schema, *name; /* the source relation */
+    char *changelog_id, *view_id;
+    bq_columns cols;   /* the changelog table's source columns */
+    bool view_current; /* the view matches cols (this run) */
+    struct bq_table *next;
+} bq_table;
+
+/* The record being filled: rows of one table, in stream order. */
+typedef struct open_batch {
+    bq_table *table;
+    strbuf rows; /* "[row,row,..." (the record: a JSON array) */
+    size_t nrows;
+    pgspout_position last;
+    int64_t opened_ms;
+} open_batch;
+
+typedef struct bq_record_meta {
+    char *table_id;
+} bq_record_meta;
+
+typedef struct bq_sink {
+    const pgspout_host_api *host;
+    pgspout_sink_handle *handle;
+    const char *project, *dataset, *endpoint, *location;
+    const char *table_tmpl, *view_tmpl;
+    bool stop_on_mismatch;
+    sinkkit_pipeline_config config;
+    size_t batch_records, batch_bytes;
+    int linger_ms;
+    bq_auth *auth;
+    sinkkit_pipeline *pipeline;
+    bq_table *tables;
+    open_batch batch;
+    bool have_taken;
+    pgspout_position last_taken; /* newest change event taken */
+} bq_sink;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Percent-encodes a URL path segment (table names may hold anything). */
+static void append_segment(strbuf *sb, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+            (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+            *p == '~')
+            sbuf_append_char(sb, (char)*p);
+        else
+            sbuf_appendf(sb, "%%%02X", *p);
+    }
+}
+
+/* endpoint/bigquery/v2/projects/P/datasets/D[/tables[/T[/suffix]]] */
+static char *dataset_url(const bq_sink *s, const char *table_id,
+                         const char *suffix)
+{
+    strbuf sb = STRBUF_INIT;
+    sbuf_append_str(&sb, s->endpoint);
+    while (sb.len && sb.data[sb.len - 1] == '/')
+        sb.data[--sb.len] = '\0';
+    sbuf_append_str(&sb, "/bigquery/v2/projects/");
+    append_segment(&sb, s->project);
+    sbuf_append_str(&sb, "/datasets/");
+    append_segment(&sb, s->dataset);
+    sbuf_append_str(&sb, "/tables");
+    if (table_id) {
+        sbuf_append_char(&sb, '/');
+        append_segment(&sb, table_id);
+    }
+    if (suffix)
+        sbuf_append_str(&sb, suffix);
+    return sbuf_detach(&sb);
+}
+
+static char *queries_url(const bq_sink *s)
+{
+    strbuf sb = STRBUF_INIT;
+    sbuf_append_str(&sb, s->endpoint);
+    while (sb.len && sb.data[sb.len - 1] == '/')
+        sb.data[--sb.len] = '\0';
+    sbuf_append_str(&sb, "/bigquery/v2/projects/");
+    append_segment(&sb, s->project);
+    sbuf_append_str(&sb, "/queries");
+    return sbuf_detach(&sb);
+}
+
+/* Adds the Authorization header. A token that cannot be had for now
+ * leaves it out: the service answers 401, which is retried. */
+static bool add_auth(bq_sink *s, sinkkit_http_request *req, char *err,
+                     size_t errlen)
+{
+    char header[4096];
+    bool transient;
+    if (!bq_auth_header(s->auth, header, sizeof header, &transient, err,
+                        errlen)) {
+        if (!transient)
+            return false;
+        s->host->log(s->handle, PGSPOUT_LOG_WARNING,
+                     "no access token for now (%s); will retry", err);
+        return true;
+    }
+    if (header[0])
+        sinkkit_request_header(req, "%s", header);
+    OPENSSL_cleanse(header, sizeof header);
+    return true;
+}
+
+/* ---- pipeline callbacks (pipeline thread) ---- */
+
+static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
+                          sinkkit_http_request *req, char *err, size_t errlen)
+{
+    bq_sink *s = ctx;
+    /* batch_records is 1 in the kit's configuration: a record is already
+     * a whole request's rows, all of one table. */
+    if (n != 1) {
+        snprintf(err, errlen, "internal error: %zu records in one request", n);
+        return false;
+    }
+    const sinkkit_record *r = records[0];
+    const bq_record_meta *meta = r->meta;
+    char *url = dataset_url(s, meta->table_id, "/insertAll");
+    sinkkit_request_init(req, "POST", url);
+    free(url);
+    sinkkit_request_header(req, "Content-Type: application/json");
+    if (!add_auth(s, req, err, errlen))
+        return false;
+    strbuf body = STRBUF_INIT;
+    sbuf_append_str(&body, "{\"skipInvalidRows\":false,"
+                           "\"ignoreUnknownValues\":false,\"rows\":");
+    sbuf_append(&body, r->data, r->len);
+    sbuf_append_char(&body, '}');
+    size_t len = body.len;
+    sinkkit_request_body(req, sbuf_detach(&body), len);
+    if (r->attempts > 1)
+        s->host->log(s->handle, PGSPOUT_LOG_DEBUG,
+                     "insertAll into %s, attempt %u", meta->table_id,
+                     r->attempts);
+    return true;
+}
+
+static void handle_response(void *ctx, const sinkkit_http_response *resp,
+                            sinkkit_record *const *records, size_t n,
+                            sinkkit_outcome *outcomes)
+{
+    bq_sink *s = ctx;
+    for (size_t i = 0; i < n; i++) {
+        bool auth_failed = false;
+        bq_insert_outcome(resp, &outcomes[i], &auth_failed);
+        if (auth_failed)
+            bq_auth_invalidate(s->auth);
+        if (outcomes[i].kind == SINKKIT_FATAL ||
+            outcomes[i].kind == SINKKIT_REJECTED) {
+            const bq_record_meta *meta = records[i]->meta;
+            size_t used = strlen(outcomes[i].reason);
+            snprintf(outcomes[i].reason + used,
+                     sizeof outcomes[i].reason - used, " (table %s)",
+                     meta->table_id);
+        }
+    }
+}
+
+static void free_meta(void *meta)
+{
+    bq_record_meta *m = meta;
+    if (m)
+        free(m->table_id);
+    free(m);
+}
+
+static const sinkkit_ops bq_ops = {
+    .build_request = build_request,
+    .handle_response = handle_response,
+    .free_meta = free_meta,
+};
+
+/* ---- control plane (write thread, blocking) ---- */
+
+typedef enum call_result { CALL_OK, CALL_RETRY, CALL_FATAL } call_result;
+
+/* Runs one API call; CALL_OK for any answer (the caller reads the status),
+ * CALL_RETRY / CALL_FATAL when there was none or no token. */
+static call_result api_call(bq_sink *s, const char *method, const char *url,
+                            const char *body, sinkkit_http_response *resp)
+{
+    sinkkit_http_request req;
+    char err[512];
+    memset(resp, 0, sizeof *resp);
+    sinkkit_request_init(&req, method, url);
+    if (!add_auth(s, &req, err, sizeof err)) {
+        s->host->log(s->handle, PGSPOUT_LOG_ERROR, "%s", err);
+        sinkkit_request_free(&req);
+        return CALL_FATAL;
+    }
+    if (body) {
+        sinkkit_request_header(&req, "Content-Type: application/json");
+        sinkkit_request_body(&req, xstrdup(body), strlen(body));
+    }
+    bool ok = sinkkit_http_perform(&s->config.http, &req, resp);
+    sinkkit_request_free(&req);
+    if (!ok) {
+        s->host->log(s->handle, PGSPOUT_LOG_ERROR,
+                     "cannot set up a request to %s", s->endpoint);
+        return CALL_FATAL;
+    }
+    if (resp->status == 401)
+        bq_auth_invalidate(s->auth);
+    return CALL_OK;
+}
+
+/* The status for an answer that is not what was hoped for. */
+static pgspout_status call_failed(bq_sink *s, const char *what,
+                                  const sinkkit_http_response *resp)
+{
+    char message[512];
+    bq_error_message(resp, message, sizeof message);
+    bool transient = sinkkit_http_transient(resp) || resp->status == 401;
+    json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
+    const char *reason = bq_error_reason(body);
+    if (resp->status == 403 && (strcmp(reason, "rateLimitExceeded") == 0 ||
+                                strcmp(reason, "quotaExceeded") == 0))
+        transient = true;
+    json_decref(body);
+    s->host->log(s->handle, transient ? PGSPOUT_LOG_WARNING : PGSPOUT_LOG_ERROR,
+                 "%s: %s%s", what, message, transient ? " (will retry)" : "");
+    return transient ? PGSPOUT_RETRY : PGSPOUT_FATAL;
+}
+
+static pgspout_status from_call(call_result r)
+{
+    return r == CALL_RETRY ? PGSPOUT_RETRY : PGSPOUT_FATAL;
+}
+
+/* Runs a query job to completion (DDL). */
+static pgspout_status run_query(bq_sink *s, const char *what, const char *sql)
+{
+    json_t *req = json_pack("{s:s, s:b, s:i}", "query", sql, "useLegacySql", 0,
+                            "timeoutMs", 60000);
+    if (s->location)
+        json_object_set_new(req, "location", json_string(s->location));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    char *url = queries_url(s);
+    sinkkit_http_response resp;
+    call_result cr = api_call(s, "POST", url, body, &resp);
+    free(url);
+    free(body);
+    if (cr != CALL_OK) {
+        sinkkit_response_free(&resp);
+        return from_call(cr);
+    }
+    pgspout_status st = PGSPOUT_OK;
+    if (resp.status != 200) {
+        st = call_failed(s, what, &resp);
+    } else {
+        json_t *answer = json_loads(resp.body ? resp.body : "", 0, NULL);
+        json_t *errors = json_object_get(answer, "errors");
+        json_t *error_result =
+            json_object_get(json_object_get(answer, "status"), "errorResult");
+        json_t *first =
+            json_array_size(errors) ? json_array_get(errors, 0) : error_result;
+        if (first) {
+            const char *m =
+                json_string_value(json_object_get(first, "message"));
+            s->host->log(s->handle, PGSPOUT_LOG_ERROR, "%s: %s", what,
+                         m ? m : "query failed");
+            st = PGSPOUT_FATAL;
+        } else if (!json_is_true(json_object_get(answer, "jobComplete"))) {
+            s->host->log(s->handle, PGSPOUT_LOG_WARNING,
+                         "%s: the query job did not finish in time; will "
+                         "retry",
+                         what);
+            st = PGSPOUT_RETRY;
+        }
+        json_decref(answer);
+    }
+    sinkkit_response_free(&resp);
+    return st;
+}
+
+static pgspout_status get_table(bq_sink *s, const char *table_id,
+                                json_t **table)
+{
+    char *url = dataset_url(s, table_id, NULL);
+    sinkkit_http_response resp;
+    call_result cr = api_call(s, "GET", url, NULL, &resp);
+    free(url);
+    *table = NULL;
+    pgspout_status st = PGSPOUT_OK;
+    if (cr != CALL_OK)
+        st = from_call(cr);
+    else if (resp.status != 200)
+        st = call_failed(s, "reading the changelog table", &resp);
+    else if (!(*table = json_loads(resp.body, 0, NULL)))
+        st = PGSPOUT_RETRY;
+    sinkkit_response_free(&resp);
+    return st;
+}
+
+static pgspout_status add_columns(bq_sink *s, bq_table *t, json_t *existing,
+                                  const bq_column *added, size_t nadded)
+{
+    char *body = bq_patch_add_columns_json(existing, added, nadded);
+    char *url = dataset_url(s, t->changelog_id, NULL);
+    sinkkit_http_response resp;
+    call_result cr = api_call(s, "PATCH", url, body, &resp);
+    free(url);
+    free(body);
+    pgspout_status st = PGSPOUT_OK;
+    if (cr != CALL_OK)
+        st = from_call(cr);
+    else if (resp.status != 200)
+        st = call_failed(s, "adding columns to the changelog table", &resp);
+    sinkkit_response_free(&resp);
+    /* tables.patch is the API's way; the same change as DDL is a no-op on
+     * BigQuery once the patch went through, and keeps emulators whose
+     * patch only updates metadata consistent. */
+    for (size_t i = 0; st == PGSPOUT_OK && i < nadded; i++) {
+        char *ddl = bq_add_column_ddl(s->project, s->dataset, t->changelog_id,
+                                      &added[i]);
+        st = run_query(s, "adding a column to the changelog table", ddl);
+        free(ddl);
+    }
+    for (size_t i = 0; st == PGSPOUT_OK && i < nadded; i++)
+        s->host->log(s->handle, PGSPOUT_LOG_INFO,
+                     "added column %s (%s%s) to %s", added[i].name,
+                     added[i].repeated ? "REPEATED " : "", added[i].type,
+                     t->changelog_id);
+    return st;
+}
+
+static void copy_column(bq_column *dst, const bq_column *src)
+{
+    *dst = *src;
+    dst->name = xstrdup(src->name);
+    dst->pg_type = xstrdup(src->pg_type);
+}
+
+/* Brings the changelog table (existing: its tables.get resource) in line
+ * with the relation's columns; t->cols becomes the table's columns. */
+static pgspout_status reconcile(bq_sink *s, bq_table *t, json_t *existing,
+                                const bq_columns *source)
+{
+    char err[512];
+    bq_columns current;
+    if (!bq_columns_from_table(existing, &current, err, sizeof err)) {
+        s->host->log(s->handle, PGSPOUT_LOG_ERROR, "table %s: %s",
+                     t->changelog_id, err);
+        return PGSPOUT_FATAL;
+    }
+    bq_schema_diff diff;
+    bq_schema_diff_compute(&current, source, &diff);
+    pgspout_status st = PGSPOUT_OK;
+    for (size_t i = 0; i < diff.nretyped; i++)
+        s->host->log(s->handle,
+                     s->stop_on_mismatch ? PGSPOUT_LOG_ERROR
+                                         : PGSPOUT_LOG_WARNING,
+                     "table %s: column %s; values are written as the "
+                     "BigQuery type and rows BigQuery refuses are rejected",
+                     t->changelog_id, diff.retyped[i]);
+    for (size_t i = 0; i < diff.ndropped; i++)
+        s->host->log(s->handle,
+                     s->stop_on_mismatch ? PGSPOUT_LOG_ERROR
+                                         : PGSPOUT_LOG_WARNING,
+                     "table %s: column %s is gone from %s.%s; it stays in "
+                     "BigQuery and new changes leave it NULL",
+                     t->changelog_id, diff.dropped[i], t->schema, t->name);
+    if (s->stop_on_mismatch && (diff.nretyped || diff.ndropped))
+        st = PGSPOUT_FATAL;
+    if (st == PGSPOUT_OK && diff.nadded)
+        st = add_columns(s, t, existing, diff.added, diff.nadded);
+    if (st == PGSPOUT_OK) {
+        bool changed = diff.nadded > 0 || current.n != t->cols.n;
+        bq_columns merged = {
+            xcalloc(current.n + diff.nadded + 1, sizeof *merged.cols), 0};
+        for (size_t i = 0; i < current.n; i++)
+            copy_column(&merged.cols[merged.n++], &current.cols[i]);
+        for (size_t i = 0; i < diff.nadded; i++)
+            copy_column(&merged.cols[merged.n++], &diff.added[i]);
+        bq_columns_free(&t->cols);
+        t->cols = merged;
+        if (changed)
+            t->view_current = false;
+    }
+    bq_schema_diff_free(&diff);
+    bq_columns_free(&current);
+    return st;
+}
+
+static pgspout_status ensure_tables(bq_sink *s, bq_table *t,
+                                    const bq_columns *source)
+{
+    char *body = bq_changelog_table_json(s->project, s->dataset,
+                                         t->changelog_id, source);
+    char *url = dataset_url(s, NULL, NULL);
+    sinkkit_http_response resp;
+    call_result cr = api_call(s, "POST", url, body, &resp);
+    free(url);
+    free(body);
+    if (cr != CALL_OK) {
+        sinkkit_response_free(&resp);
+        return from_call(cr);
+    }
+    pgspout_status st = PGSPOUT_OK;
+    json_t *existing = NULL;
+    if (resp.status == 200) {
+        existing = json_loads(resp.body, 0, NULL);
+        s->host->log(s->handle, PGSPOUT_LOG_INFO, "created table %s",
+                     t->changelog_id);
+    } else if (resp.status == 409) {
+        st = get_table(s, t->changelog_id, &existing);
+    } else {
+        st = call_failed(s, "creating the changelog table", &resp);
+    }
+    sinkkit_response_free(&resp);
+    if (st == PGSPOUT_OK && !existing)
+        st = get_table(s, t->changelog_id, &existing);
+    if (st == PGSPOUT_OK)
+        st = reconcile(s, t, existing, source);
+    json_decref(existing);
+    if (st == PGSPOUT_OK && !t->view_current) {
+        char *view = bq_view_query_json(s->project, s->dataset, t->view_id,
+                                        t->changelog_id, &t->cols);
+        json_t *req = json_loads(view, 0, NULL);
+        free(view);
+        const char *sql = json_string_value(json_object_get(req, "query"));
+        st = run_query(s, "creating the view", sql);
+        json_decref(req);
+        if (st == PGSPOUT_OK) {
+            t->view_current = true;
+            s->host->log(s->handle, PGSPOUT_LOG_INFO, "view %s is up to date",
+                         t->view_id);
+        }
+    }
+    return st;
+}
+
+/* ---- batching and events ---- */
+
+static bq_table *find_table(bq_sink *s, const char *schema, const char *name)
+{
+    for (bq_table *t = s->tables; t; t = t->next)
+        if (strcmp(t->schema, schema) == 0 && strcmp(t->name, name) == 0)
+            return t;
+    return NULL;
+}
+
+static pgspout_status submit_batch(bq_sink *s)
+{
+    open_batch *b = &s->batch;
+    if (!b->nrows)
+        return PGSPOUT_OK;
+    sbuf_append_char(&b->rows, ']');
+    bq_record_meta *meta = xcalloc(1, sizeof *meta);
+    meta->table_id = xstrdup(b->table->changelog_id);
+    size_t len = b->rows.len;
+    sinkkit_record *r =
+        sinkkit_record_new(b->last, sbuf_detach(&b->rows), len, 0, meta);
+    b->nrows = 0;
+    b->table = NULL;
+    return sinkkit_submit(s->pipeline, r);
+}
+
+static pgspout_status add_row(bq_sink *s, bq_table *t, const char *row,
+                              pgspout_position pos)
+{
+    open_batch *b = &s->batch;
+    size_t len = strlen(row);
+    pgspout_status st = PGSPOUT_OK;
+    if (b->nrows && (b->table != t || b->nrows >= s->batch_records ||
+                     b->rows.len + len + 2 > s->batch_bytes))
+        st = submit_batch(s);
+    if (st != PGSPOUT_OK)
+        return st;
+    if (!b->nrows) {
+        b->table = t;
+        b->opened_ms = now_ms();
+        sbuf_append_char(&b->rows, '[');
+    } else {
+        sbuf_append_char(&b->rows, ',');
+    }
+    sbuf_append(&b->rows, row, len);
+    b->nrows++;
+    b->last = pos;
+    return PGSPOUT_OK;
+}
+
+static pgspout_status handle_schema(bq_sink *s, const pgspout_event *ev)
+{
+    const pgspout_host_api *h = s->host;
+    const char *schema = h->event_schema(ev), *name = h->event_table(ev);
+    size_t len;
+    const char *cols_json = h->event_json(ev, PGSPOUT_PART_COLUMNS, &len);
+    json_t *cols = json_loadb(cols_json, len, 0, NULL);
+    char err[512];
+    bq_columns source;
+    bool ok = bq_columns_from_event(cols, &source, err, sizeof err);
+    json_decref(cols);
+    if (!ok) {
+        h->log(s->handle, PGSPOUT_LOG_ERROR, "%s.%s: %s", schema, name, err);
+        return PGSPOUT_FATAL;
+    }
+    /* Rows already submitted were converted for the table as it was:
+     * they go out before the table changes. */
+    pgspout_status st = submit_batch(s);
+    if (st == PGSPOUT_OK)
+        st = sinkkit_flush(s->pipeline);
+    bq_table *t = find_table(s, schema, name);
+    if (st == PGSPOUT_OK && !t) {
+        t = xcalloc(1, sizeof *t);
+        t->schema = xstrdup(schema);
+        t->name = xstrdup(name);
+        t->changelog_id = bq_expand_template(s->table_tmpl, schema, name);
+        t->view_id = bq_expand_template(s->view_tmpl, schema, name);
+        t->next = s->tables;
+        s->tables = t;
+    }
+    if (st == PGSPOUT_OK)
+        st = ensure_tables(s, t, &source);
+    bq_columns_free(&source);
+    if (st == PGSPOUT_OK)
+        st = sinkkit_submit_marker(s->pipeline, h->event_position(ev));
+    return st;
+}
+
+static pgspout_status handle_change(bq_sink *s, const pgspout_event *ev)
+{
+    const pgspout_host_api *h = s->host;
+    pgspout_position pos = h->event_position(ev);
+    bq_table *t = find_table(s, h->event_schema(ev), h->event_table(ev));
+    if (!t) {
+        h->log(s->handle, PGSPOUT_LOG_ERROR,
+               "a change of %s.%s came before its schema event",
+               h->event_schema(ev), h->event_table(ev));
+        return PGSPOUT_FATAL;
+    }
+    size_t len;
+    const char *text = h->event_json(ev, PGSPOUT_PART_EVENT, &len);
+    json_t *event = json_loadb(text, len, 0, NULL);
+    json_t *rows = json_array();
+    char err[512] = "";
+    bool ok =
+        event && bq_event_rows(event, pos, &t->cols, rows, err, sizeof err);
+    json_decref(event);
+    pgspout_status st = PGSPOUT_OK;
+    if (!ok) {
+        json_decref(rows);
+        if (!*err)
+            snprintf(err, sizeof err, "unreadable event JSON");
+        st = submit_batch(s);
+        if (st != PGSPOUT_OK)
+            return st;
+        sinkkit_record *r =
+            sinkkit_record_new(pos, xstrndup(text, len), len, 0, NULL);
+        char reason[700];
+        snprintf(reason, sizeof reason, "%s.%s: %s", t->schema, t->name, err);
+        st = sinkkit_submit_dead_letter(s->pipeline, r, reason);
+        if (st != PGSPOUT_OK)
+            h->log(s->handle, PGSPOUT_LOG_ERROR,
+                   "cannot store a change in BigQuery (%s) and no "
+                   "dead_letter file takes it",
+                   reason);
+        return st;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        char *row_text = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        st = add_row(s, t, row_text, pos);
+        free(row_text);
+        if (st != PGSPOUT_OK)
+            break;
+    }
+    json_decref(rows);
+    return st;
+}
+
+static pgspout_status bq_write(void *state, const pgspout_event *const *events,
+                               size_t count)
+{
+    bq_sink *s = state;
+    const pgspout_host_api *h = s->host;
+    for (size_t i = 0; i < count; i++) {
+        const pgspout_event *ev = events[i];
+        pgspout_op op = h->event_op(ev);
+        pgspout_position pos = h->event_position(ev);
+        pgspout_status st;
+        if (op == PGSPOUT_OP_SCHEMA) {
+            st = handle_schema(s, ev);
+        } else {
+            /* After a RETRY the host sends the batch again: what was
+             * already taken is not taken twice. */
+            if (s->have_taken && pgspout_position_cmp(pos, s->last_taken) <= 0)
+                continue;
+            st = op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
+                         op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_TRUNCATE
+                     ? handle_change(s, ev)
+                     : sinkkit_submit_marker(s->pipeline, pos);
+            if (st == PGSPOUT_OK) {
+                s->have_taken = true;
+                s->last_taken = pos;
+            }
+        }
+        if (st != PGSPOUT_OK)
+            return st;
+    }
+    if (s->batch.nrows && now_ms() - s->batch.opened_ms >= s->linger_ms)
+        return submit_batch(s);
+    return PGSPOUT_OK;
+}
+
+static pgspout_status bq_flush(void *state)
+{
+    bq_sink *s = state;
+    pgspout_status st = submit_batch(s);
+    if (st != PGSPOUT_OK)
+        return st;
+    return sinkkit_flush(s->pipeline);
+}
+
+static void bq_destroy(void *state)
+{
+    bq_sink *s = state;
+    if (!s)
+        return;
+    if (s->pipeline)
+        sinkkit_pipeline_free(s->pipeline);
+    sbuf_free(&s->batch.rows);
+    while (s->tables) {
+        bq_table *t = s->tables;
+        s->tables = t->next;
+        free(t->schema);
+        free(t->name);
+        free(t->changelog_id);
+        free(t->view_id);
+        bq_columns_free(&t->cols);
+        free(t);
+    }
+    bq_auth_free(s->auth);
+    free(s);
+}
+
+static bool read_file(const char *path, char **data, size_t *len, char *err,
+                      size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return false;
+    }
+    strbuf sb = STRBUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sbuf_append(&sb, chunk, n);
+    bool failed = ferror(f);
+    fclose(f);
+    OPENSSL_cleanse(chunk, sizeof chunk);
+    if (failed) {
+        snprintf(err, errlen, "cannot read %s", path);
+        if (sb.data)
+            OPENSSL_cleanse(sb.data, sb.len);
+        sbuf_free(&sb);
+        return false;
+    }
+    *len = sb.len;
+    sbuf_append_str(&sb, "");
+    *data = sbuf_detach(&sb);
+    return true;
+}
+
+static bool make_auth(bq_sink *s, char *err, size_t errlen)
+{
+    const pgspout_host_api *h = s->host;
+    const char *mode = "auto", *file = NULL, *metadata = NULL;
+    h->option_string(s->handle, "auth", &mode);
+    if (!h->option_string(s->handle, "credentials_file", &file) || !*file)
+        file = getenv("GOOGLE_APPLICATION_CREDENTIALS");
+    if (file && !*file)
+        file = NULL;
+    h->option_string(s->handle, "metadata_endpoint", &metadata);
+
+    if (strcmp(mode, "auto") == 0)
+        mode = file                                      ? "key"
+               : strncmp(s->endpoint, "http://", 7) == 0 ? "none"
+                                                         : "metadata";
+    if (strcmp(mode, "none") == 0) {
+        s->auth = bq_auth_none();
+    } else if (strcmp(mode, "metadata") == 0) {
+        s->auth = bq_auth_metadata(metadata ? metadata
+                                            : "http://metadata.google.internal",
+                                   &s->config.http);
+    } else {
+        if (!file) {
+            snprintf(err, errlen,
+                     "auth = key needs credentials_file or "
+                     "GOOGLE_APPLICATION_CREDENTIALS");
+            return false;
+        }
+        char *data = NULL;
+        size_t len = 0;
+        if (!read_file(file, &data, &len, err, errlen))
+            return false;
+        char why[300];
+        s->auth = bq_auth_from_key(data, len, &s->config.http, why, sizeof why);
+        OPENSSL_cleanse(data, len);
+        free(data);
+        if (!s->auth) {
+            snprintf(err, errlen, "%s: %s", file, why);
+            return false;
+        }
+    }
+    h->log(s->handle, PGSPOUT_LOG_INFO, "auth: %s", mode);
+    return true;
+}
+
+static pgspout_status bq_create(const pgspout_host_api *host,
+                                pgspout_sink_handle *handle, void **state)
+{
+    bq_sink *s = xcalloc(1, sizeof *s);
+    s->host = host;
+    s->handle = handle;
+    const char *mismatch = "warn";
+    host->option_string(handle, "project", &s->project);
+    host->option_string(handle, "dataset", &s->dataset);
+    host->option_string(handle, "table", &s->table_tmpl);
+    host->option_string(handle, "view", &s->view_tmpl);
+    host->option_string(handle, "endpoint", &s->endpoint);
+    if (!host->option_string(handle, "location", &s->location) || !*s->location)
+        s->location = NULL;
+    host->option_string(handle, "schema_mismatch", &mismatch);
+    s->stop_on_mismatch = strcmp(mismatch, "stop") == 0;
+    if (!s->endpoint)
+        s->endpoint = BQ_DEFAULT_ENDPOINT;
+    if (!s->table_tmpl || !s->view_tmpl || !s->project || !s->dataset) {
+        host->log(handle, PGSPOUT_LOG_ERROR,
+                  "project, dataset, table and view must be set");
+        bq_destroy(s);
+        return PGSPOUT_FATAL;
+    }
+    if (strcmp(s->table_tmpl, s->view_tmpl) == 0) {
+        host->log(handle, PGSPOUT_LOG_ERROR,
+                  "the table and view templates must differ");
+        bq_destroy(s);
+        return PGSPOUT_FATAL;
+    }
+
+    sinkkit_pipeline_config_from_options(host, handle, "bigquery", &s->config);
+    /* The sink forms each request itself (insertAll takes one table's
+     * rows), so the kit sends every record as a request of its own. */
+    s->batch_records = s->config.max_batch_records;
+    s->batch_bytes = s->config.max_batch_bytes;
+    s->linger_ms = s->config.linger_ms;
+    s->config.max_batch_records = 1;
+    s->config.max_batch_bytes = SIZE_MAX / 2;
+    s->config.linger_ms = 0;
+    s->config.same_key_in_request = true;
+    if (!s->config.http.user_agent)
+        s->config.http.user_agent = "pgspout-bigquery/0.1";
+
+    char err[512];
+    if (!make_auth(s, err, sizeof err)) {
+        host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
+        bq_destroy(s);
+        return PGSPOUT_FATAL;
+    }
+    s->pipeline = sinkkit_pipeline_new(host, handle, &s->config, &bq_ops, s,
+                                       err, sizeof err);
+    if (!s->pipeline) {
+        host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
+        bq_destroy(s);
+        return PGSPOUT_FATAL;
+    }
+    *state = s;
+    return PGSPOUT_OK;
+}
+
+static const pgspout_sink_descriptor bq_descriptor = {
+    PGSPOUT_SINK_HEADER,
+    .name = "bigquery",
+    .version = "0.1.0",
+    .description = "BigQuery: a changelog table (insertAll) and a "
+                   "latest-state view per source table",
+    .options = bq_options,
+    .create = bq_create,
+    .write = bq_write,
+    .flush = bq_flush,
+    .destroy = bq_destroy,
+    .resume_position = NULL,
+};
+
+PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)
+{
+    return &bq_descriptor;
+}
