@@ -263,6 +263,13 @@ static size_t pick_batch(sinkkit_pipeline *p, entry **chosen, int64_t now,
         bool due = e->not_before_us <= now;
         if (!due && (*wake_us == 0 || e->not_before_us < *wake_us))
             *wake_us = e->not_before_us;
+        if (n > 0 && e->rec->batch_key != chosen[0]->rec->batch_key) {
+            /* Another request's record; it must still block later records
+             * of its order key, which may not overtake it. */
+            if (k)
+                keymap_add(&p->scan_blocked, k, 1);
+            continue;
+        }
         if (k) {
             if (keymap_get(&p->in_flight_keys, k) > 0 ||
                 keymap_get(&p->scan_blocked, k) > 0 || !due) {

@@ -31,6 +31,10 @@ typedef struct sinkkit_record {
      * the pipeline never lets a later one be in flight, or succeed, before
      * an earlier one. 0: no constraint. */
     uint64_t order_key;
+    /* Records with different batch keys never share a request (BigQuery's
+     * insertAll writes one table per request). 0 for every record when
+     * any mix is fine. Unlike order_key it does not order anything. */
+    uint64_t batch_key;
     /* Sink-specific data (a partition key, a document id, an action);
      * released with ops->free_meta. */
     void *meta;

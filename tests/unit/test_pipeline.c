@@ -38,6 +38,7 @@ typedef struct server {
     int stored_total;
     int duplicates;
     int concurrent, max_concurrent;
+    int mixed_requests; /* requests holding records of several keys */
 } server;
 
 static void reply(int fd, int status, const char *body)
@@ -84,12 +85,17 @@ static void serve_one(server *s, int fd)
 
     char out[1 << 14];
     size_t olen = 0;
+    int first_key = -1;
+    bool mixed = false;
     pthread_mutex_lock(&s->lock);
     for (char *line = strtok(body, "\n"); line && !fail;
          line = strtok(NULL, "\n")) {
         int key, index;
         if (sscanf(line, "%d:%d", &key, &index) != 2)
             continue;
+        if (first_key < 0)
+            first_key = key;
+        mixed |= key != first_key;
         char verdict = 'D';
         if (index == s->reject_index)
             verdict = 'X';
@@ -109,6 +115,7 @@ static void serve_one(server *s, int fd)
     }
     out[olen] = '\0';
     s->concurrent--;
+    s->mixed_requests += mixed;
     pthread_mutex_unlock(&s->lock);
     reply(fd, fail ? 500 : 200, fail ? "boom" : out);
 }
@@ -340,6 +347,36 @@ static void run_ordering(bool same_key_in_request)
     server_stop(&s);
 }
 
+/* Records of different batch keys (here the record's key doubles as it)
+ * never share a request, and nothing is lost or reordered for it. */
+static void run_batch_keys(void)
+{
+    server s;
+    server_start(&s);
+    port = s.port;
+    s.retry_every = 4;
+    memset(&acked, 0, sizeof acked);
+    sinkkit_pipeline_config c = base_config();
+    c.same_key_in_request = true;
+    char err[256];
+    sinkkit_pipeline *p =
+        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    const int n = 200;
+    for (int i = 0; i < n; i++) {
+        sinkkit_record *r = make_record((i / 3) % 3, i);
+        r->batch_key = (uint64_t)((i / 3) % 3) + 1;
+        r->order_key = 0;
+        CHECK(sinkkit_submit(p, r) == PGSPOUT_OK);
+    }
+    CHECK(sinkkit_flush(p) == PGSPOUT_OK);
+    CHECK(s.stored_total == n);
+    CHECK(s.duplicates == 0);
+    CHECK(s.mixed_requests == 0);
+    CHECK(ack_backwards == 0);
+    sinkkit_pipeline_free(p);
+    server_stop(&s);
+}
+
 static void run_markers_and_dead_letter(void)
 {
     server s;
@@ -438,6 +475,7 @@ int main(void)
 {
     run_ordering(false);
     run_ordering(true);
+    run_batch_keys();
     run_markers_and_dead_letter();
     run_rejected_without_dead_letter();
     run_unreachable_retries();
