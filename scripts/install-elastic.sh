@@ -8,29 +8,17 @@
 #   scripts/install-elastic.sh          (as root on Debian 12)
 #   PGSPOUT_ELASTIC_HOME=DIR overrides /var/cache/pgspout-test/elastic
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNNER_VERSION=2.19.1.0 # OpenSearch 2.19.1
-HOME_DIR=${PGSPOUT_ELASTIC_HOME:-/var/cache/pgspout-test/elastic}
+HOME_DIR=$(service_home elastic)
+# Bump the suffix whenever the launcher below changes.
 MARKER="$HOME_DIR/installed-$RUNNER_VERSION-launcher2"
 
-log() { printf 'install-elastic: %s\n' "$*" >&2; }
-
-# Bump the marker's suffix whenever the launcher below changes.
-if [ -f "$MARKER" ] && [ -f "$HOME_DIR/classes/PgspoutOpenSearch.class" ]; then
+already_installed "$MARKER" "$HOME_DIR/classes/PgspoutOpenSearch.class" &&
     exit 0
-fi
 
-if ! command -v javac >/dev/null || ! command -v mvn >/dev/null; then
-    if [ "$(id -u)" -ne 0 ]; then
-        log "need a JDK (17) and Maven: apt-get install openjdk-17-jdk-headless maven"
-        exit 1
-    fi
-    log "installing openjdk-17-jdk-headless maven"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless \
-        maven </dev/null >&2
-fi
+have_commands javac mvn || apt_install openjdk-17-jdk-headless maven
 
 mkdir -p "$HOME_DIR"
 cat >"$HOME_DIR/pom.xml" <<POM
@@ -93,7 +81,4 @@ JAVA
 rm -rf "$HOME_DIR/classes"
 javac -nowarn -cp "$HOME_DIR/lib/*" -d "$HOME_DIR/classes" \
     "$HOME_DIR/PgspoutOpenSearch.java"
-# The test servers run as an unprivileged user; the node only reads here.
-chmod -R a+rX "$HOME_DIR"
-touch "$MARKER"
-log "installed in $HOME_DIR"
+mark_installed "$HOME_DIR" "$MARKER"

@@ -11,29 +11,17 @@
 # optional native LevelDB binding (leveldown) is neither built nor needed;
 # install scripts are skipped.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KINESALITE_VERSION=3.3.3
-HOME_DIR=${PGSPOUT_KINESIS_HOME:-/var/cache/pgspout-test/kinesis}
+HOME_DIR=$(service_home kinesis)
 # Bump the suffix whenever the launcher below changes.
 MARKER="$HOME_DIR/installed-$KINESALITE_VERSION-launcher1"
 
-log() { printf 'install-kinesis: %s\n' "$*" >&2; }
+already_installed "$MARKER" "$HOME_DIR/serve.js" \
+    "$HOME_DIR/node_modules/kinesalite/index.js" && exit 0
 
-if [ -f "$MARKER" ] && [ -f "$HOME_DIR/serve.js" ] &&
-    [ -f "$HOME_DIR/node_modules/kinesalite/index.js" ]; then
-    exit 0
-fi
-
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    if [ "$(id -u)" -ne 0 ]; then
-        log "need Node.js and npm: apt-get install nodejs npm"
-        exit 1
-    fi
-    log "installing nodejs npm"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends nodejs npm </dev/null >&2
-fi
+have_commands node npm || apt_install nodejs npm
 
 mkdir -p "$HOME_DIR"
 cat >"$HOME_DIR/package.json" <<JSON
@@ -66,5 +54,4 @@ JS
 
 node -e "require('$HOME_DIR/node_modules/kinesalite')" ||
     { log "kinesalite does not load"; exit 1; }
-touch "$MARKER"
-log "done"
+mark_installed "$HOME_DIR" "$MARKER"

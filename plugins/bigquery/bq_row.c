@@ -437,83 +437,137 @@ static bool transient_row_reason(const char *reason)
     return false;
 }
 
-static void row_errors_outcome(json_t *insert_errors, sinkkit_outcome *o)
+/* What insertErrors say about one record: its rows' errors, gathered. */
+typedef struct record_errors {
+    bool any, permanent;
+    strbuf why;
+} record_errors;
+
+static void note_row_error(record_errors *re, json_int_t row, json_t *e)
 {
+    const char *reason = json_string_value(json_object_get(e, "reason"));
+    const char *message = json_string_value(json_object_get(e, "message"));
+    const char *location = json_string_value(json_object_get(e, "location"));
+    reason = reason ? reason : "unknown";
+    bool transient = transient_row_reason(reason);
+    re->any = true;
+    re->permanent |= !transient;
+    /* The permanent errors say what to fix; "stopped" says nothing. */
+    if (transient && strcmp(reason, "stopped") == 0)
+        return;
+    if (re->why.len < 400)
+        sbuf_appendf(&re->why, "%srow %lld: %s%s%s%s%s",
+                     re->why.len ? "; " : "", (long long)row, reason,
+                     location && *location ? " at " : "",
+                     location ? location : "", message ? ": " : "",
+                     message ? message : "");
+}
+
+static void set_row_outcome(record_errors *re, sinkkit_outcome *o)
+{
+    if (!re->any) {
+        o->kind = SINKKIT_DONE;
+        return;
+    }
+    o->kind = re->permanent ? SINKKIT_REJECTED : SINKKIT_RETRY;
+    snprintf(o->reason, sizeof o->reason, "insertAll row errors: %s",
+             re->why.len ? re->why.data : "rows not inserted");
+}
+
+/* Maps each insertErrors entry to the record its row index falls in. An
+ * index that fits no record (a service that numbers rows otherwise) leaves
+ * nothing to go by: then every record takes all the errors, as one. */
+static void row_errors_outcomes(json_t *insert_errors,
+                                const size_t *record_rows, size_t n,
+                                sinkkit_outcome *outcomes)
+{
+    record_errors *per = xcalloc(n + 1, sizeof *per);
+    record_errors *whole = &per[n];
+    bool unmapped = false;
     size_t i;
     json_t *ie;
-    bool permanent = false;
-    strbuf why = STRBUF_INIT;
     json_array_foreach(insert_errors, i, ie)
     {
-        json_int_t index = json_integer_value(json_object_get(ie, "index"));
+        json_t *index_json = json_object_get(ie, "index");
+        json_int_t index = json_integer_value(index_json);
+        size_t rec = n;
+        json_int_t first = 0;
+        if (json_is_integer(index_json) && index >= 0) {
+            for (size_t r = 0; r < n; r++) {
+                if ((size_t)index < (size_t)first + record_rows[r]) {
+                    rec = r;
+                    break;
+                }
+                first += (json_int_t)record_rows[r];
+            }
+        }
+        unmapped |= rec == n;
         size_t j;
         json_t *e;
         json_array_foreach(json_object_get(ie, "errors"), j, e)
         {
-            const char *reason =
-                json_string_value(json_object_get(e, "reason"));
-            const char *message =
-                json_string_value(json_object_get(e, "message"));
-            const char *location =
-                json_string_value(json_object_get(e, "location"));
-            reason = reason ? reason : "unknown";
-            bool transient = transient_row_reason(reason);
-            permanent |= !transient;
-            /* The permanent errors say what to fix; list them first. */
-            if (transient && strcmp(reason, "stopped") == 0)
-                continue;
-            if (why.len < 400)
-                sbuf_appendf(&why, "%srow %lld: %s%s%s%s%s",
-                             why.len ? "; " : "", (long long)index, reason,
-                             location && *location ? " at " : "",
-                             location ? location : "", message ? ": " : "",
-                             message ? message : "");
+            note_row_error(whole, index, e);
+            if (rec < n)
+                note_row_error(&per[rec], index - first, e);
         }
     }
-    o->kind = permanent ? SINKKIT_REJECTED : SINKKIT_RETRY;
-    snprintf(o->reason, sizeof o->reason, "insertAll row errors: %s",
-             why.len ? why.data : "rows not inserted");
-    sbuf_free(&why);
+    for (size_t r = 0; r < n; r++)
+        set_row_outcome(unmapped ? whole : &per[r], &outcomes[r]);
+    for (size_t r = 0; r <= n; r++)
+        sbuf_free(&per[r].why);
+    free(per);
 }
 
-void bq_insert_outcome(const sinkkit_http_response *resp,
-                       sinkkit_outcome *outcome, bool *auth_failed)
+void bq_insert_outcomes(const sinkkit_http_response *resp,
+                        const size_t *record_rows, size_t n,
+                        sinkkit_outcome *outcomes, bool *auth_failed)
 {
     *auth_failed = false;
+    if (n == 0)
+        return;
     if (resp->status == 200) {
         json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
         json_t *errs = json_object_get(body, "insertErrors");
         if (!body) {
-            outcome->kind = SINKKIT_RETRY;
-            snprintf(outcome->reason, sizeof outcome->reason,
-                     "insertAll answered 200 with an unreadable body");
+            for (size_t i = 0; i < n; i++) {
+                outcomes[i].kind = SINKKIT_RETRY;
+                snprintf(outcomes[i].reason, sizeof outcomes[i].reason,
+                         "insertAll answered 200 with an unreadable body");
+            }
         } else if (json_array_size(errs) > 0) {
-            row_errors_outcome(errs, outcome);
+            row_errors_outcomes(errs, record_rows, n, outcomes);
         } else {
-            outcome->kind = SINKKIT_DONE;
+            for (size_t i = 0; i < n; i++)
+                outcomes[i].kind = SINKKIT_DONE;
         }
         json_decref(body);
         return;
     }
 
+    /* An answer about the whole request applies to each of its records. */
     char message[400];
     bq_error_message(resp, message, sizeof message);
     json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
     const char *reason = bq_error_reason(body);
-    if (outcome->kind == SINKKIT_RETRY) {
-        /* pre-filled for no answer, 408, 429 and 5xx */
+    sinkkit_outcome_kind kind;
+    if (outcomes[0].kind == SINKKIT_RETRY) {
+        kind = SINKKIT_RETRY; /* pre-filled for no answer, 408, 429, 5xx */
     } else if (resp->status == 401) {
         *auth_failed = true;
-        outcome->kind = SINKKIT_RETRY;
+        kind = SINKKIT_RETRY;
     } else if (resp->status == 403 &&
                (strcmp(reason, "rateLimitExceeded") == 0 ||
                 strcmp(reason, "quotaExceeded") == 0)) {
-        outcome->kind = SINKKIT_RETRY;
+        kind = SINKKIT_RETRY;
     } else if (resp->status == 400 || resp->status == 413) {
-        outcome->kind = SINKKIT_REJECTED;
+        kind = SINKKIT_REJECTED;
     } else {
-        outcome->kind = SINKKIT_FATAL;
+        kind = SINKKIT_FATAL;
     }
-    snprintf(outcome->reason, sizeof outcome->reason, "insertAll: %s", message);
+    for (size_t i = 0; i < n; i++) {
+        outcomes[i].kind = kind;
+        snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "insertAll: %s",
+                 message);
+    }
     json_decref(body);
 }

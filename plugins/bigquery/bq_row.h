@@ -39,11 +39,15 @@ char *bq_base64(const unsigned char *data, size_t len);
  * cannot be read. */
 bool bq_timestamptz(const char *pg, char *buf, size_t buflen);
 
-/* The record's outcome from an insertAll answer (the pipeline pre-filled
- * RETRY for a transient HTTP status). Sets *auth_failed on 401 so the
- * caller drops its cached token. */
-void bq_insert_outcome(const sinkkit_http_response *resp,
-                       sinkkit_outcome *outcome, bool *auth_failed);
+/* Each record's outcome from an insertAll answer; record i carried
+ * record_rows[i] rows, in request order, so insertErrors' row indexes tell
+ * which records they concern (records with no errors were stored). An
+ * answer about the whole request (an HTTP error) gives every record the
+ * same outcome. The pipeline pre-filled RETRY for a transient HTTP status.
+ * Sets *auth_failed on 401 so the caller drops its cached token. */
+void bq_insert_outcomes(const sinkkit_http_response *resp,
+                        const size_t *record_rows, size_t n,
+                        sinkkit_outcome *outcomes, bool *auth_failed);
 
 /* A control-plane answer's error message ("reason: message"), or the
  * status. */

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -76,22 +75,17 @@ static const pgspout_option_def bq_options[] = {
 typedef struct bq_table {
     char *schema, *name; /* the source relation */
     char *changelog_id, *view_id;
-    bq_columns cols;   /* the changelog table's source columns */
-    bool view_current; /* the view matches cols (this run) */
+    uint64_t batch_key; /* unique among the sink's tables */
+    bq_columns cols;    /* the changelog table's source columns */
+    bool view_current;  /* the view matches cols (this run) */
     struct bq_table *next;
 } bq_table;
 
-/* The record being filled: rows of one table, in stream order. */
-typedef struct open_batch {
-    bq_table *table;
-    strbuf rows; /* "[row,row,..." (the record: a JSON array) */
-    size_t nrows;
-    pgspout_position last;
-    int64_t opened_ms;
-} open_batch;
-
+/* A record is one change: a JSON array of its rows (two for an update
+ * that changes the key), so it is acknowledged only once all are stored. */
 typedef struct bq_record_meta {
-    char *table_id;
+    const bq_table *table; /* lives until the sink is destroyed */
+    size_t nrows;
 } bq_record_meta;
 
 typedef struct bq_sink {
@@ -101,22 +95,12 @@ typedef struct bq_sink {
     const char *table_tmpl, *view_tmpl;
     bool stop_on_mismatch;
     sinkkit_pipeline_config config;
-    size_t batch_records, batch_bytes;
-    int linger_ms;
     bq_auth *auth;
     sinkkit_pipeline *pipeline;
     bq_table *tables;
-    open_batch batch;
     bool have_taken;
     pgspout_position last_taken; /* newest change event taken */
 } bq_sink;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Percent-encodes a URL path segment (table names may hold anything). */
 static void append_segment(strbuf *sb, const char *s)
@@ -192,31 +176,45 @@ static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
                           sinkkit_http_request *req, char *err, size_t errlen)
 {
     bq_sink *s = ctx;
-    /* batch_records is 1 in the kit's configuration: a record is already
-     * a whole request's rows, all of one table. */
-    if (n != 1) {
-        snprintf(err, errlen, "internal error: %zu records in one request", n);
-        return false;
+    const bq_table *table = ((const bq_record_meta *)records[0]->meta)->table;
+    strbuf body = STRBUF_INIT;
+    sbuf_append_str(&body, "{\"skipInvalidRows\":false,"
+                           "\"ignoreUnknownValues\":false,\"rows\":[");
+    unsigned attempts = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sinkkit_record *r = records[i];
+        const bq_record_meta *meta = r->meta;
+        /* The batch key is the table's, and unique per table. */
+        if (meta->table != table) {
+            snprintf(err, errlen,
+                     "internal error: rows of %s and %s in one request",
+                     table->changelog_id, meta->table->changelog_id);
+            sbuf_free(&body);
+            return false;
+        }
+        if (i)
+            sbuf_append_char(&body, ',');
+        /* the record's array without its brackets */
+        sbuf_append(&body, r->data + 1, r->len - 2);
+        if (r->attempts > attempts)
+            attempts = r->attempts;
     }
-    const sinkkit_record *r = records[0];
-    const bq_record_meta *meta = r->meta;
-    char *url = dataset_url(s, meta->table_id, "/insertAll");
+    sbuf_append_str(&body, "]}");
+
+    char *url = dataset_url(s, table->changelog_id, "/insertAll");
     sinkkit_request_init(req, "POST", url);
     free(url);
     sinkkit_request_header(req, "Content-Type: application/json");
-    if (!add_auth(s, req, err, errlen))
+    if (!add_auth(s, req, err, errlen)) {
+        sbuf_free(&body);
         return false;
-    strbuf body = STRBUF_INIT;
-    sbuf_append_str(&body, "{\"skipInvalidRows\":false,"
-                           "\"ignoreUnknownValues\":false,\"rows\":");
-    sbuf_append(&body, r->data, r->len);
-    sbuf_append_char(&body, '}');
+    }
     size_t len = body.len;
     sinkkit_request_body(req, sbuf_detach(&body), len);
-    if (r->attempts > 1)
+    if (attempts > 1)
         s->host->log(s->handle, PGSPOUT_LOG_DEBUG,
-                     "insertAll into %s, attempt %u", meta->table_id,
-                     r->attempts);
+                     "insertAll of %zu changes into %s, attempt %u", n,
+                     table->changelog_id, attempts);
     return true;
 }
 
@@ -225,68 +223,66 @@ static void handle_response(void *ctx, const sinkkit_http_response *resp,
                             sinkkit_outcome *outcomes)
 {
     bq_sink *s = ctx;
+    size_t *record_rows = xcalloc(n, sizeof *record_rows);
+    for (size_t i = 0; i < n; i++)
+        record_rows[i] = ((const bq_record_meta *)records[i]->meta)->nrows;
+    bool auth_failed = false;
+    bq_insert_outcomes(resp, record_rows, n, outcomes, &auth_failed);
+    free(record_rows);
+    if (auth_failed)
+        bq_auth_invalidate(s->auth);
     for (size_t i = 0; i < n; i++) {
-        bool auth_failed = false;
-        bq_insert_outcome(resp, &outcomes[i], &auth_failed);
-        if (auth_failed)
-            bq_auth_invalidate(s->auth);
         if (outcomes[i].kind == SINKKIT_FATAL ||
             outcomes[i].kind == SINKKIT_REJECTED) {
             const bq_record_meta *meta = records[i]->meta;
             size_t used = strlen(outcomes[i].reason);
             snprintf(outcomes[i].reason + used,
                      sizeof outcomes[i].reason - used, " (table %s)",
-                     meta->table_id);
+                     meta->table->changelog_id);
         }
     }
-}
-
-static void free_meta(void *meta)
-{
-    bq_record_meta *m = meta;
-    if (m)
-        free(m->table_id);
-    free(m);
 }
 
 static const sinkkit_ops bq_ops = {
     .build_request = build_request,
     .handle_response = handle_response,
-    .free_meta = free_meta,
+    .free_meta = free,
 };
 
 /* ---- control plane (write thread, blocking) ---- */
 
-typedef enum call_result { CALL_OK, CALL_RETRY, CALL_FATAL } call_result;
-
-/* Runs one API call; CALL_OK for any answer (the caller reads the status),
- * CALL_RETRY / CALL_FATAL when there was none or no token. */
-static call_result api_call(bq_sink *s, const char *method, const char *url,
-                            const char *body, sinkkit_http_response *resp)
+/* Runs one API call, taking url and body (may be NULL). PGSPOUT_OK for
+ * any answer, which the caller reads and frees; FATAL (resp empty) when the
+ * request could not be made at all. */
+static pgspout_status api_call(bq_sink *s, const char *method, char *url,
+                               char *body, sinkkit_http_response *resp)
 {
     sinkkit_http_request req;
     char err[512];
     memset(resp, 0, sizeof *resp);
     sinkkit_request_init(&req, method, url);
+    free(url);
     if (!add_auth(s, &req, err, sizeof err)) {
         s->host->log(s->handle, PGSPOUT_LOG_ERROR, "%s", err);
         sinkkit_request_free(&req);
-        return CALL_FATAL;
+        free(body);
+        return PGSPOUT_FATAL;
     }
     if (body) {
         sinkkit_request_header(&req, "Content-Type: application/json");
-        sinkkit_request_body(&req, xstrdup(body), strlen(body));
+        sinkkit_request_body(&req, body, strlen(body));
     }
     bool ok = sinkkit_http_perform(&s->config.http, &req, resp);
     sinkkit_request_free(&req);
     if (!ok) {
         s->host->log(s->handle, PGSPOUT_LOG_ERROR,
                      "cannot set up a request to %s", s->endpoint);
-        return CALL_FATAL;
+        sinkkit_response_free(resp);
+        return PGSPOUT_FATAL;
     }
     if (resp->status == 401)
         bq_auth_invalidate(s->auth);
-    return CALL_OK;
+    return PGSPOUT_OK;
 }
 
 /* The status for an answer that is not what was hoped for. */
@@ -307,11 +303,6 @@ static pgspout_status call_failed(bq_sink *s, const char *what,
     return transient ? PGSPOUT_RETRY : PGSPOUT_FATAL;
 }
 
-static pgspout_status from_call(call_result r)
-{
-    return r == CALL_RETRY ? PGSPOUT_RETRY : PGSPOUT_FATAL;
-}
-
 /* Runs a query job to completion (DDL). */
 static pgspout_status run_query(bq_sink *s, const char *what, const char *sql)
 {
@@ -321,16 +312,10 @@ static pgspout_status run_query(bq_sink *s, const char *what, const char *sql)
         json_object_set_new(req, "location", json_string(s->location));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    char *url = queries_url(s);
     sinkkit_http_response resp;
-    call_result cr = api_call(s, "POST", url, body, &resp);
-    free(url);
-    free(body);
-    if (cr != CALL_OK) {
-        sinkkit_response_free(&resp);
-        return from_call(cr);
-    }
-    pgspout_status st = PGSPOUT_OK;
+    pgspout_status st = api_call(s, "POST", queries_url(s), body, &resp);
+    if (st != PGSPOUT_OK)
+        return st;
     if (resp.status != 200) {
         st = call_failed(s, what, &resp);
     } else {
@@ -362,15 +347,13 @@ static pgspout_status run_query(bq_sink *s, const char *what, const char *sql)
 static pgspout_status get_table(bq_sink *s, const char *table_id,
                                 json_t **table)
 {
-    char *url = dataset_url(s, table_id, NULL);
     sinkkit_http_response resp;
-    call_result cr = api_call(s, "GET", url, NULL, &resp);
-    free(url);
     *table = NULL;
-    pgspout_status st = PGSPOUT_OK;
-    if (cr != CALL_OK)
-        st = from_call(cr);
-    else if (resp.status != 200)
+    pgspout_status st =
+        api_call(s, "GET", dataset_url(s, table_id, NULL), NULL, &resp);
+    if (st != PGSPOUT_OK)
+        return st;
+    if (resp.status != 200)
         st = call_failed(s, "reading the changelog table", &resp);
     else if (!(*table = json_loads(resp.body, 0, NULL)))
         st = PGSPOUT_RETRY;
@@ -382,15 +365,12 @@ static pgspout_status add_columns(bq_sink *s, bq_table *t, json_t *existing,
                                   const bq_column *added, size_t nadded)
 {
     char *body = bq_patch_add_columns_json(existing, added, nadded);
-    char *url = dataset_url(s, t->changelog_id, NULL);
     sinkkit_http_response resp;
-    call_result cr = api_call(s, "PATCH", url, body, &resp);
-    free(url);
-    free(body);
-    pgspout_status st = PGSPOUT_OK;
-    if (cr != CALL_OK)
-        st = from_call(cr);
-    else if (resp.status != 200)
+    pgspout_status st = api_call(
+        s, "PATCH", dataset_url(s, t->changelog_id, NULL), body, &resp);
+    if (st != PGSPOUT_OK)
+        return st;
+    if (resp.status != 200)
         st = call_failed(s, "adding columns to the changelog table", &resp);
     sinkkit_response_free(&resp);
     /* tables.patch is the API's way; the same change as DDL is a no-op on
@@ -473,16 +453,11 @@ static pgspout_status ensure_tables(bq_sink *s, bq_table *t,
 {
     char *body = bq_changelog_table_json(s->project, s->dataset,
                                          t->changelog_id, source);
-    char *url = dataset_url(s, NULL, NULL);
     sinkkit_http_response resp;
-    call_result cr = api_call(s, "POST", url, body, &resp);
-    free(url);
-    free(body);
-    if (cr != CALL_OK) {
-        sinkkit_response_free(&resp);
-        return from_call(cr);
-    }
-    pgspout_status st = PGSPOUT_OK;
+    pgspout_status st =
+        api_call(s, "POST", dataset_url(s, NULL, NULL), body, &resp);
+    if (st != PGSPOUT_OK)
+        return st;
     json_t *existing = NULL;
     if (resp.status == 200) {
         existing = json_loads(resp.body, 0, NULL);
@@ -516,7 +491,7 @@ static pgspout_status ensure_tables(bq_sink *s, bq_table *t,
     return st;
 }
 
-/* ---- batching and events ---- */
+/* ---- events ---- */
 
 static bq_table *find_table(bq_sink *s, const char *schema, const char *name)
 {
@@ -526,44 +501,36 @@ static bq_table *find_table(bq_sink *s, const char *schema, const char *name)
     return NULL;
 }
 
-static pgspout_status submit_batch(bq_sink *s)
+/* The kit never puts records of different batch keys in one request, and
+ * insertAll takes one table per request: so a table's key must be its own
+ * even when two names hash alike. */
+static uint64_t table_batch_key(const bq_sink *s, const char *changelog_id)
 {
-    open_batch *b = &s->batch;
-    if (!b->nrows)
-        return PGSPOUT_OK;
-    sbuf_append_char(&b->rows, ']');
-    bq_record_meta *meta = xcalloc(1, sizeof *meta);
-    meta->table_id = xstrdup(b->table->changelog_id);
-    size_t len = b->rows.len;
-    sinkkit_record *r =
-        sinkkit_record_new(b->last, sbuf_detach(&b->rows), len, 0, meta);
-    b->nrows = 0;
-    b->table = NULL;
-    return sinkkit_submit(s->pipeline, r);
+    uint64_t key = sinkkit_order_key(changelog_id, strlen(changelog_id));
+    for (;;) {
+        bool taken = key == 0;
+        for (const bq_table *t = s->tables; t && !taken; t = t->next)
+            taken = t->batch_key == key;
+        if (!taken)
+            return key;
+        key++;
+    }
 }
 
-static pgspout_status add_row(bq_sink *s, bq_table *t, const char *row,
-                              pgspout_position pos)
+/* Submits one change's rows (rows_json: a JSON array) as one record. */
+static pgspout_status submit_rows(bq_sink *s, const bq_table *t,
+                                  pgspout_position pos, char *rows_json,
+                                  size_t nrows)
 {
-    open_batch *b = &s->batch;
-    size_t len = strlen(row);
-    pgspout_status st = PGSPOUT_OK;
-    if (b->nrows && (b->table != t || b->nrows >= s->batch_records ||
-                     b->rows.len + len + 2 > s->batch_bytes))
-        st = submit_batch(s);
-    if (st != PGSPOUT_OK)
-        return st;
-    if (!b->nrows) {
-        b->table = t;
-        b->opened_ms = now_ms();
-        sbuf_append_char(&b->rows, '[');
-    } else {
-        sbuf_append_char(&b->rows, ',');
-    }
-    sbuf_append(&b->rows, row, len);
-    b->nrows++;
-    b->last = pos;
-    return PGSPOUT_OK;
+    bq_record_meta *meta = xcalloc(1, sizeof *meta);
+    meta->table = t;
+    meta->nrows = nrows;
+    sinkkit_record *r =
+        sinkkit_record_new(pos, rows_json, strlen(rows_json), 0, meta);
+    r->batch_key = t->batch_key;
+    /* the comma that joins it to the request's other rows */
+    r->overhead = 1;
+    return sinkkit_submit(s->pipeline, r);
 }
 
 static pgspout_status handle_schema(bq_sink *s, const pgspout_event *ev)
@@ -583,9 +550,7 @@ static pgspout_status handle_schema(bq_sink *s, const pgspout_event *ev)
     }
     /* Rows already submitted were converted for the table as it was:
      * they go out before the table changes. */
-    pgspout_status st = submit_batch(s);
-    if (st == PGSPOUT_OK)
-        st = sinkkit_flush(s->pipeline);
+    pgspout_status st = sinkkit_flush(s->pipeline);
     bq_table *t = find_table(s, schema, name);
     if (st == PGSPOUT_OK && !t) {
         t = xcalloc(1, sizeof *t);
@@ -593,6 +558,7 @@ static pgspout_status handle_schema(bq_sink *s, const pgspout_event *ev)
         t->name = xstrdup(name);
         t->changelog_id = bq_expand_template(s->table_tmpl, schema, name);
         t->view_id = bq_expand_template(s->view_tmpl, schema, name);
+        t->batch_key = table_batch_key(s, t->changelog_id);
         t->next = s->tables;
         s->tables = t;
     }
@@ -623,19 +589,15 @@ static pgspout_status handle_change(bq_sink *s, const pgspout_event *ev)
     bool ok =
         event && bq_event_rows(event, pos, &t->cols, rows, err, sizeof err);
     json_decref(event);
-    pgspout_status st = PGSPOUT_OK;
     if (!ok) {
         json_decref(rows);
         if (!*err)
             snprintf(err, sizeof err, "unreadable event JSON");
-        st = submit_batch(s);
-        if (st != PGSPOUT_OK)
-            return st;
         sinkkit_record *r =
             sinkkit_record_new(pos, xstrndup(text, len), len, 0, NULL);
         char reason[700];
         snprintf(reason, sizeof reason, "%s.%s: %s", t->schema, t->name, err);
-        st = sinkkit_submit_dead_letter(s->pipeline, r, reason);
+        pgspout_status st = sinkkit_submit_dead_letter(s->pipeline, r, reason);
         if (st != PGSPOUT_OK)
             h->log(s->handle, PGSPOUT_LOG_ERROR,
                    "cannot store a change in BigQuery (%s) and no "
@@ -643,18 +605,14 @@ static pgspout_status handle_change(bq_sink *s, const pgspout_event *ev)
                    reason);
         return st;
     }
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        char *row_text = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        st = add_row(s, t, row_text, pos);
-        free(row_text);
-        if (st != PGSPOUT_OK)
-            break;
-    }
+    size_t nrows = json_array_size(rows);
+    char *rows_json = json_dumps(rows, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(rows);
-    return st;
+    if (nrows == 0) {
+        free(rows_json);
+        return sinkkit_submit_marker(s->pipeline, pos);
+    }
+    return submit_rows(s, t, pos, rows_json, nrows);
 }
 
 static pgspout_status bq_write(void *state, const pgspout_event *const *events,
@@ -686,17 +644,12 @@ static pgspout_status bq_write(void *state, const pgspout_event *const *events,
         if (st != PGSPOUT_OK)
             return st;
     }
-    if (s->batch.nrows && now_ms() - s->batch.opened_ms >= s->linger_ms)
-        return submit_batch(s);
     return PGSPOUT_OK;
 }
 
 static pgspout_status bq_flush(void *state)
 {
     bq_sink *s = state;
-    pgspout_status st = submit_batch(s);
-    if (st != PGSPOUT_OK)
-        return st;
     return sinkkit_flush(s->pipeline);
 }
 
@@ -707,7 +660,6 @@ static void bq_destroy(void *state)
         return;
     if (s->pipeline)
         sinkkit_pipeline_free(s->pipeline);
-    sbuf_free(&s->batch.rows);
     while (s->tables) {
         bq_table *t = s->tables;
         s->tables = t->next;
@@ -828,15 +780,6 @@ static pgspout_status bq_create(const pgspout_host_api *host,
     }
 
     sinkkit_pipeline_config_from_options(host, handle, "bigquery", &s->config);
-    /* The sink forms each request itself (insertAll takes one table's
-     * rows), so the kit sends every record as a request of its own. */
-    s->batch_records = s->config.max_batch_records;
-    s->batch_bytes = s->config.max_batch_bytes;
-    s->linger_ms = s->config.linger_ms;
-    s->config.max_batch_records = 1;
-    s->config.max_batch_bytes = SIZE_MAX / 2;
-    s->config.linger_ms = 0;
-    s->config.same_key_in_request = true;
     if (!s->config.http.user_agent)
         s->config.http.user_agent = "pgspout-bigquery/0.1";
 

@@ -11,7 +11,10 @@
 #include "dead_letter.h"
 #include "http_internal.h"
 
-/* ---- a small uint64 -> count map (open addressing, never shrinks) ---- */
+/* ---- a small uint64 -> count map (open addressing) ----
+ * A key leaves the map when its count returns to zero, so the map holds
+ * only keys with records in flight: its size follows the in-flight limit,
+ * not the number of distinct rows ever streamed. */
 
 typedef struct keymap {
     uint64_t *keys; /* 0 marks a free slot; order keys are never 0 */
@@ -28,9 +31,14 @@ static void *must(void *p)
     return p;
 }
 
+static size_t keymap_home(const keymap *m, uint64_t key)
+{
+    return (size_t)(key * UINT64_C(0x9E3779B97F4A7C15)) & (m->cap - 1);
+}
+
 static size_t keymap_slot(const keymap *m, uint64_t key)
 {
-    size_t i = (size_t)(key * UINT64_C(0x9E3779B97F4A7C15)) & (m->cap - 1);
+    size_t i = keymap_home(m, key);
     while (m->keys[i] && m->keys[i] != key)
         i = (i + 1) & (m->cap - 1);
     return i;
@@ -44,8 +52,8 @@ static void keymap_grow(keymap *m)
     m->counts = must(calloc(m->cap, sizeof *m->counts));
     m->used = 0;
     for (size_t i = 0; i < old.cap; i++) {
-        if (!old.keys[i] || old.counts[i] == 0)
-            continue; /* drops keys whose count fell to zero */
+        if (!old.keys[i])
+            continue;
         size_t j = keymap_slot(m, old.keys[i]);
         m->keys[j] = old.keys[i];
         m->counts[j] = old.counts[i];
@@ -63,6 +71,26 @@ static int keymap_get(const keymap *m, uint64_t key)
     return m->keys[i] ? m->counts[i] : 0;
 }
 
+/* Linear probing's backward-shift deletion: later entries of the probe run
+ * move up so that every key stays reachable from its home slot. */
+static void keymap_remove_at(keymap *m, size_t hole)
+{
+    size_t mask = m->cap - 1;
+    for (size_t j = (hole + 1) & mask; m->keys[j]; j = (j + 1) & mask) {
+        size_t home = keymap_home(m, m->keys[j]);
+        bool stays =
+            hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays)
+            continue;
+        m->keys[hole] = m->keys[j];
+        m->counts[hole] = m->counts[j];
+        hole = j;
+    }
+    m->keys[hole] = 0;
+    m->counts[hole] = 0;
+    m->used--;
+}
+
 static void keymap_add(keymap *m, uint64_t key, int delta)
 {
     if ((m->used + 1) * 2 > m->cap)
@@ -74,6 +102,8 @@ static void keymap_add(keymap *m, uint64_t key, int delta)
         m->used++;
     }
     m->counts[i] += delta;
+    if (m->counts[i] == 0)
+        keymap_remove_at(m, i);
 }
 
 static void keymap_clear(keymap *m)
@@ -426,6 +456,24 @@ static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
         }
     }
 
+    /* Records of one key may share a request (same_key_in_request); the
+     * service answers each on its own, so a later one may have been applied
+     * while an earlier one must be retried. Sending the later ones again,
+     * after the earlier one, restores the order; such services make a
+     * repeat harmless (external versions). */
+    for (size_t i = 0; i < r->n; i++) {
+        uint64_t k = records[i]->order_key;
+        if (!k || outcomes[i].kind != SINKKIT_RETRY)
+            continue;
+        for (size_t j = i + 1; j < r->n; j++) {
+            if (records[j]->order_key != k || outcomes[j].kind != SINKKIT_DONE)
+                continue;
+            outcomes[j].kind = SINKKIT_RETRY;
+            snprintf(outcomes[j].reason, sizeof outcomes[j].reason,
+                     "sent again after an earlier change of its key");
+        }
+    }
+
     size_t retries = 0;
     const char *retry_reason = NULL;
     int64_t now = now_us();
@@ -642,6 +690,14 @@ pgspout_status sinkkit_flush(sinkkit_pipeline *p)
     bool failed = p->failed;
     pthread_mutex_unlock(&p->lock);
     return failed ? PGSPOUT_FATAL : PGSPOUT_OK;
+}
+
+size_t sinkkit_pipeline_tracked_keys(sinkkit_pipeline *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->in_flight_keys.used;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 void sinkkit_pipeline_free(sinkkit_pipeline *p)

@@ -127,6 +127,10 @@ pgspout_status sinkkit_submit_dead_letter(sinkkit_pipeline *p,
                                           sinkkit_record *record,
                                           const char *reason);
 
+/* Order keys with records in flight now (for tests and diagnostics: it
+ * must not grow with the number of distinct keys ever seen). */
+size_t sinkkit_pipeline_tracked_keys(sinkkit_pipeline *p);
+
 /* Stops the thread; what was not acknowledged is dropped (the host has
  * not confirmed it and will send it again). */
 void sinkkit_pipeline_free(sinkkit_pipeline *p);

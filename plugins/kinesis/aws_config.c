@@ -133,7 +133,10 @@ static bool resolve_credentials(const aws_explicit_settings *given,
                  "sink options");
         return true;
     }
-    if (env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) {
+    /* An explicit profile option is an explicit choice too: it wins over
+     * keys in the environment (which may belong to another account). */
+    if (!nonempty(given->profile) && env("AWS_ACCESS_KEY_ID") &&
+        env("AWS_SECRET_ACCESS_KEY")) {
         out->access_key_id = xstrdup(env("AWS_ACCESS_KEY_ID"));
         out->secret_access_key = xstrdup(env("AWS_SECRET_ACCESS_KEY"));
         out->session_token = dup_or_null(env("AWS_SESSION_TOKEN"));

@@ -173,8 +173,15 @@ static void handle_response(void *ctx, const sinkkit_http_response *resp,
     kinesis_sink *ks = ctx;
 
     (void)records;
-    kinesis_put_records_outcomes(resp->status, resp->body, ks->stream, n,
-                                 outcomes);
+    /* Redact the whole answer first: reasons quote only part of it, and a
+     * secret cut in half would no longer be recognised. */
+    char *body = resp->body ? xstrdup(resp->body) : NULL;
+    if (body) {
+        redact(body, ks->aws.secret_access_key);
+        redact(body, ks->aws.session_token);
+    }
+    kinesis_put_records_outcomes(resp->status, body, ks->stream, n, outcomes);
+    free(body);
     /* A signature mismatch answer quotes the canonical request, which
      * carries the session token; no answer may carry a key into a log. */
     for (size_t i = 0; i < n; i++) {
@@ -199,11 +206,14 @@ static const char *position_text(kinesis_sink *ks, pgspout_position pos,
     return buf;
 }
 
+/* ordered: keep this partition key's records in order (one unfinished
+ * record per key); rows without a replica identity have no order to keep,
+ * and serialising them would send one record per round trip. */
 static pgspout_status submit(kinesis_sink *ks, pgspout_position pos, char *data,
-                             size_t len, char *key)
+                             size_t len, char *key, bool ordered)
 {
     sinkkit_record *rec = sinkkit_record_new(
-        pos, data, len, sinkkit_order_key(key, strlen(key)), key);
+        pos, data, len, ordered ? sinkkit_order_key(key, strlen(key)) : 0, key);
 
     rec->overhead = strlen(key);
     return sinkkit_submit(ks->pipeline, rec);
@@ -230,7 +240,7 @@ static pgspout_status emit_pending(kinesis_sink *ks)
     ks->pending.count = 0;
     ks->pending_first = NULL;
     ks->pending_key = NULL;
-    return submit(ks, ks->pending_last, data, len, key);
+    return submit(ks, ks->pending_last, data, len, key, true);
 }
 
 static pgspout_status add_aggregated(kinesis_sink *ks, pgspout_position pos,
@@ -277,16 +287,20 @@ static bool pending_is_old(kinesis_sink *ks)
     return age_ms >= ks->config.linger_ms;
 }
 
-static char *event_partition_key(kinesis_sink *ks, const pgspout_event *ev)
+static char *event_partition_key(kinesis_sink *ks, const pgspout_event *ev,
+                                 bool *keyless_row)
 {
     pgspout_op op = ks->host->event_op(ev);
     const char *key_json = NULL;
     size_t key_len;
 
+    *keyless_row = false;
     if (ks->key_mode == KINESIS_KEY_ROW &&
         (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
-         op == PGSPOUT_OP_DELETE))
+         op == PGSPOUT_OP_DELETE)) {
         key_json = ks->host->event_json(ev, PGSPOUT_PART_KEY, &key_len);
+        *keyless_row = key_len == 2; /* "{}": REPLICA IDENTITY NOTHING */
+    }
     return kinesis_partition_key(ks->key_mode, ks->fixed_key,
                                  ks->host->event_schema(ev),
                                  ks->host->event_table(ev), key_json);
@@ -297,7 +311,8 @@ static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
     pgspout_position pos = ks->host->event_position(ev);
     size_t len;
     const char *json = ks->host->event_json(ev, PGSPOUT_PART_EVENT, &len);
-    char *key = event_partition_key(ks, ev);
+    bool keyless_row;
+    char *key = event_partition_key(ks, ev, &keyless_row);
     char *copy;
 
     if (len + strlen(key) > KINESIS_MAX_RECORD_BYTES) {
@@ -328,7 +343,7 @@ static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
     copy = xmalloc(len + 1);
     memcpy(copy, json, len);
     copy[len] = '\0';
-    return submit(ks, pos, copy, len, key);
+    return submit(ks, pos, copy, len, key, !keyless_row);
 }
 
 static pgspout_status

@@ -4,7 +4,7 @@ that walks every shard and a de-aggregator for KPL aggregated records.
 
 The server keeps its streams in memory, listens on 127.0.0.1 only on a free
 port, and exits when its standard input closes, so even a harness killed
-outright does not leave it behind.
+outright does not leave it behind (process handling: service.py).
 
 Environment: PGSPOUT_KINESIS_HOME (default /var/cache/pgspout-test/kinesis).
 """
@@ -13,15 +13,14 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
-import subprocess
 import time
-import urllib.error
-import urllib.request
+
+from service import ServiceProcess, http_json
 
 KINESIS_HOME = os.environ.get("PGSPOUT_KINESIS_HOME",
                               "/var/cache/pgspout-test/kinesis")
-START_TIMEOUT_S = 30
 KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 
 
@@ -31,58 +30,33 @@ def installed():
                                     "kinesalite", "index.js"))
 
 
-class KinesisError(Exception):
-    def __init__(self, status, body):
-        super().__init__("HTTP %d: %s" % (status, body[:2000]))
-        self.status = status
-        self.body = body
+class Kinesalite(ServiceProcess):
+    name = "kinesalite"
+    home = KINESIS_HOME
+    install_script = "install-kinesis.sh"
+    start_timeout_s = 30
+    poll_interval_s = 0.1
 
+    installed = staticmethod(installed)
 
-class Kinesalite:
-    def __init__(self):
-        self.proc = None
-        self.port = None
+    def choose_port(self):
+        return None  # serve.js binds a free port and prints "port N"
 
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def start(self):
+    def command(self):
         node = shutil.which("node") or "node"
-        self.proc = subprocess.Popen(
-            [node, os.path.join(KINESIS_HOME, "serve.js"), "0"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, cwd=KINESIS_HOME)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        line = self.proc.stdout.readline().decode(errors="replace")
-        if not line.startswith("port "):
-            rest = b""
-            if self.proc.poll() is not None:
-                rest = self.proc.stdout.read()
-            self.stop()
-            raise RuntimeError("kinesalite did not start: %s%s"
-                               % (line, rest.decode(errors="replace")))
-        self.port = int(line.split()[1])
-        while time.monotonic() < deadline:
-            try:
-                self.request("ListStreams", {})
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("kinesalite did not answer")
+        return [node, os.path.join(KINESIS_HOME, "serve.js"), "0"]
 
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
-        self.proc = None
+    def popen_options(self):
+        return {"cwd": KINESIS_HOME}
+
+    def ready(self):
+        if self.port is None:
+            m = re.search(r"^port (\d+)$", self.log_tail(), re.M)
+            if not m:
+                return False
+            self.port = int(m.group(1))
+        self.request("ListStreams", {})
+        return True
 
     def request(self, target, body):
         """One Kinesis API call. kinesalite checks that a request is signed
@@ -97,17 +71,9 @@ class Kinesalite:
                              "content-type;host;x-amz-date;x-amz-target, "
                              "Signature=%s" % (now[:8], "0" * 64),
         }
-        req = urllib.request.Request(self.url + "/",
-                                     data=json.dumps(body).encode(),
-                                     method="POST", headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, text = resp.status, resp.read().decode()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode()
-        if status != 200:
-            raise KinesisError(status, text)
-        return json.loads(text) if text else {}
+        answer = http_json(self.url + "/", "POST", json.dumps(body).encode(),
+                           headers, timeout=30)
+        return {} if answer is None else answer
 
     def create_stream(self, name, shards=4):
         self.request("CreateStream", {"StreamName": name,

@@ -17,16 +17,8 @@ DATASET = "cdc"
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory):
-    if not bigquery_server.installed():
-        pytest.fail("bqemulator is not installed at %s (run "
-                    "scripts/install-bigquery.sh)"
-                    % bigquery_server.BIGQUERY_HOME)
-    server = bigquery_server.Emulator(
-        str(tmp_path_factory.mktemp("bigquery"))).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from bigquery_server.Emulator(
+        str(tmp_path_factory.mktemp("bigquery"))).session()
 
 
 _datasets = iter(range(1, 1000))

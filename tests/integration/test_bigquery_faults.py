@@ -5,7 +5,6 @@ emulator tests (test_bigquery.py) cover real storage and queries."""
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import urllib.parse
@@ -13,18 +12,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pgharness import lsn_to_int, wait_until
+from pgharness import lsn_to_int
 
 
 class FakeBigQuery:
     """Tables are accepted (409 on a second insert), queries succeed,
-    insertAll follows a script of answers, then 200."""
+    insertAll follows a script of answers, then 200. A script entry is
+    (status, body), or a function of the request body giving one. As
+    BigQuery does, a 200 stores the rows its insertErrors do not name."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.inserts = []          # (authorization, body) of each insertAll
+        # (authorization, table, body, stored row indexes) of each insertAll
+        self.inserts = []
         self.token_requests = []   # form fields
-        self.script = []           # (status, body) for the next insertAlls
+        self.script = []           # answers for the next insertAlls
         self.tables = {}
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -42,8 +44,8 @@ class FakeBigQuery:
 
     def rows(self):
         with self.lock:
-            return [r for auth, body, ok in self.inserts if ok
-                    for r in body["rows"]]
+            return [body["rows"][i] for _, _, body, stored in self.inserts
+                    for i in stored]
 
     def _handler(self):
         fake = self
@@ -96,11 +98,18 @@ class FakeBigQuery:
                     return self.answer(200, body)
                 if self.path.endswith("/insertAll"):
                     auth = self.headers.get("Authorization")
+                    table = self.path.split("/")[-2]
+                    body = json.loads(text)
                     with fake.lock:
-                        status, answer = (fake.script.pop(0) if fake.script
-                                          else (200, {}))
-                        ok = status == 200 and not answer.get("insertErrors")
-                        fake.inserts.append((auth, json.loads(text), ok))
+                        entry = fake.script.pop(0) if fake.script \
+                            else (200, {})
+                        status, answer = entry(body) if callable(entry) \
+                            else entry
+                        failed = {e["index"]
+                                  for e in answer.get("insertErrors", [])}
+                        stored = [i for i in range(len(body["rows"]))
+                                  if status == 200 and i not in failed]
+                        fake.inserts.append((auth, table, body, stored))
                     return self.answer(status, answer)
                 self.answer(404, {"error": {"code": 404}})
 
@@ -152,21 +161,24 @@ def test_service_account_auth_and_retries(db, pgspout, fake, key_file):
                        {"index": 0, "errors": [{"reason": "backendError"}]},
                        {"index": 1, "errors": [{"reason": "stopped"}]}]}),
                    (401, {"error": {"code": 401}})]
+    # One request at a time, so the order of tokens is known.
     r = run_sink(db, pgspout, fake, "-o", "auth=key",
-                 "-o", "credentials_file=" + path)
+                 "-o", "credentials_file=" + path, "-o", "in_flight=1")
     # The token came from the key's token_uri with a JWT bearer grant, was
     # sent on every request, and a 401 made the sink fetch a new one.
     assert fake.token_requests[0]["grant_type"] == \
         "urn:ietf:params:oauth:grant-type:jwt-bearer"
     assert fake.token_requests[0]["assertion"].count(".") == 2
     assert len(fake.token_requests) == 2
-    auths = [a for a, _, _ in fake.inserts]
+    auths = [a for a, _, _, _ in fake.inserts]
     assert auths[:3] == ["Bearer tok1"] * 3 and auths[-1] == "Bearer tok2"
+    # Each row stored once, whichever request it went again in (the kit
+    # retries each change on its own backoff).
     ids = [row["json"]["id"] for row in fake.rows()]
-    assert ids == [1, 2, 3, 4, 5]
+    assert sorted(ids) == [1, 2, 3, 4, 5]
     # Retries send the same insertIds, so BigQuery can drop duplicates.
-    first = [row["insertId"] for row in fake.inserts[0][1]["rows"]]
-    assert first == [row["insertId"] for row in fake.rows()]
+    first = [row["insertId"] for row in fake.inserts[0][2]["rows"]]
+    assert sorted(first) == sorted(row["insertId"] for row in fake.rows())
     # Neither the key nor a token reaches the log.
     body = "".join(pem.splitlines()[1:3])
     assert body not in r.stderr and "tok1" not in r.stderr
@@ -195,3 +207,59 @@ def test_rejected_rows_stop_or_go_to_dead_letter(db, pgspout, fake,
     assert len(lines) == 1 and "no such field" in lines[0]["reason"]
     assert lines[0]["record"][0]["json"]["v"] == "a"
     assert db.slot_info(db.name)["confirmed_flush_lsn"] != before
+
+
+def test_row_errors_concern_their_own_changes(db, pgspout, fake, tmp_path):
+    """insertErrors name rows of the request: only the change a refused row
+    belongs to is rejected; the rows BigQuery stopped because of it are
+    sent again."""
+    db.psql("create table t (id int primary key, v text);")
+    db.create_slot(db.name)
+    db.psql("insert into t select g, 'v' || g from generate_series(1, 20) g;")
+
+    def refuse_id_10(body):
+        ids = [row["json"]["id"] for row in body["rows"]]
+        if 10 not in ids:
+            return 200, {}
+        return 200, {"insertErrors": [
+            {"index": i, "errors": [
+                {"reason": "invalid", "location": "v", "message": "refused"}
+                if id_ == 10 else {"reason": "stopped"}]}
+            for i, id_ in enumerate(ids)]}
+
+    fake.script = [refuse_id_10] * 50
+    dead = tmp_path / "dead.jsonl"
+    run_sink(db, pgspout, fake, "-o", "dead_letter=%s" % dead)
+    # The kit batched changes (how many per request depends on when the
+    # host flushes).
+    assert max(len(body["rows"]) for _, _, body, _ in fake.inserts) > 1
+    lines = [json.loads(l) for l in dead.read_text().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["record"][0]["json"]["id"] == 10
+    assert "refused" in lines[0]["reason"]
+    # Whatever was stopped along with it went again and was stored, once.
+    assert sorted(row["json"]["id"] for row in fake.rows()) == \
+        [i for i in range(1, 21) if i != 10]
+    assert lsn_to_int(db.slot_info(db.name)["confirmed_flush_lsn"]) > 0
+
+
+def test_requests_hold_one_table_each(db, pgspout, fake):
+    """Changes of two tables, interleaved in one transaction, are batched
+    per table: insertAll writes one table per request."""
+    db.psql("create table a (id int primary key, x text);"
+            "create table b (id int primary key, y text);")
+    db.create_slot(db.name)
+    db.psql("begin;" + "".join(
+        "insert into a values (%d, 'a');insert into b values (%d, 'b');"
+        % (i, i) for i in range(1, 21)) + "commit;")
+    run_sink(db, pgspout, fake)
+    by_table = {}
+    for _, table, body, _ in fake.inserts:
+        columns = {"x" if "x" in row["json"] else "y" for row in body["rows"]}
+        assert columns == {"x" if table == "public_a_changelog" else "y"}
+        by_table.setdefault(table, []).extend(
+            row["json"]["id"] for row in body["rows"])
+    assert sorted(by_table["public_a_changelog"]) == list(range(1, 21))
+    assert sorted(by_table["public_b_changelog"]) == list(range(1, 21))
+    # Batched, not one request per change.
+    assert len(fake.inserts) < 10

@@ -22,14 +22,7 @@ TOKEN = "kinesisTESTsessionTOKEN//zzz=="
 
 @pytest.fixture(scope="session")
 def kinesalite():
-    if not kinesis_server.installed():
-        pytest.fail("kinesalite is not installed at %s (run "
-                    "scripts/install-kinesis.sh)" % kinesis_server.KINESIS_HOME)
-    server = kinesis_server.Kinesalite().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from kinesis_server.Kinesalite().session()
 
 
 def aws_env(**extra):

@@ -193,6 +193,7 @@ static void test_event_rows(void)
     json_decref(rows);
 }
 
+/* The outcome of a request of one record of one row. */
 static sinkkit_outcome outcome(long status, const char *body, bool prefill)
 {
     sinkkit_http_response resp = {.status = status,
@@ -200,8 +201,9 @@ static sinkkit_outcome outcome(long status, const char *body, bool prefill)
                                   .body_len = body ? strlen(body) : 0,
                                   .retry_after_s = -1};
     sinkkit_outcome o = {.kind = prefill ? SINKKIT_RETRY : SINKKIT_DONE};
+    size_t rows = 1;
     bool auth_failed;
-    bq_insert_outcome(&resp, &o, &auth_failed);
+    bq_insert_outcomes(&resp, &rows, 1, &o, &auth_failed);
     return o;
 }
 
@@ -209,18 +211,17 @@ static void test_outcomes(void)
 {
     CHECK(outcome(200, "{\"kind\":\"x\"}", false).kind == SINKKIT_DONE);
     CHECK(outcome(200, "{\"insertErrors\":[]}", false).kind == SINKKIT_DONE);
+    CHECK(outcome(200, "not json", false).kind == SINKKIT_RETRY);
     sinkkit_outcome o = outcome(
         200,
-        "{\"insertErrors\":[{\"index\":1,\"errors\":[{\"reason\":\"invalid\","
-        "\"location\":\"qty\",\"message\":\"Cannot convert value\"}]},"
-        "{\"index\":0,\"errors\":[{\"reason\":\"stopped\"}]}]}",
+        "{\"insertErrors\":[{\"index\":0,\"errors\":[{\"reason\":\"invalid\","
+        "\"location\":\"qty\",\"message\":\"Cannot convert value\"}]}]}",
         false);
     CHECK(o.kind == SINKKIT_REJECTED);
-    CHECK(strstr(o.reason, "row 1: invalid at qty: Cannot convert") != NULL);
+    CHECK(strstr(o.reason, "row 0: invalid at qty: Cannot convert") != NULL);
     o = outcome(200,
                 "{\"insertErrors\":[{\"index\":0,\"errors\":[{\"reason\":"
-                "\"backendError\"}]},{\"index\":1,\"errors\":[{\"reason\":"
-                "\"stopped\"}]}]}",
+                "\"backendError\"}]}]}",
                 false);
     CHECK(o.kind == SINKKIT_RETRY);
     CHECK(outcome(503, "", true).kind == SINKKIT_RETRY);
@@ -239,9 +240,79 @@ static void test_outcomes(void)
     CHECK(outcome(400, "{}", false).kind == SINKKIT_REJECTED);
     sinkkit_http_response resp = {.status = 401, .retry_after_s = -1};
     sinkkit_outcome o401 = {.kind = SINKKIT_DONE};
+    size_t rows = 1;
     bool auth_failed = false;
-    bq_insert_outcome(&resp, &o401, &auth_failed);
+    bq_insert_outcomes(&resp, &rows, 1, &o401, &auth_failed);
     CHECK(auth_failed && o401.kind == SINKKIT_RETRY);
+}
+
+/* insertErrors' row indexes count the request's rows; each record carries
+ * one or more of them. */
+static void test_outcomes_per_record(void)
+{
+    /* records of 1, 2 and 1 rows: rows 0 | 1 2 | 3 */
+    const size_t rows[] = {1, 2, 1};
+    sinkkit_outcome o[3];
+    bool auth_failed;
+    const char *body =
+        "{\"insertErrors\":["
+        "{\"index\":0,\"errors\":[{\"reason\":\"stopped\"}]},"
+        "{\"index\":2,\"errors\":[{\"reason\":\"invalid\",\"location\":"
+        "\"qty\",\"message\":\"Cannot convert value\"}]},"
+        "{\"index\":3,\"errors\":[{\"reason\":\"stopped\"}]}]}";
+    sinkkit_http_response resp = {.status = 200,
+                                  .body = (char *)body,
+                                  .body_len = strlen(body),
+                                  .retry_after_s = -1};
+    memset(o, 0, sizeof o);
+    bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
+    CHECK(o[0].kind == SINKKIT_RETRY);
+    CHECK(o[1].kind == SINKKIT_REJECTED);
+    /* the row's index within its record */
+    CHECK(strstr(o[1].reason, "row 1: invalid at qty: Cannot convert") != NULL);
+    CHECK(o[2].kind == SINKKIT_RETRY);
+    CHECK(!auth_failed);
+
+    /* rows without errors were stored */
+    body = "{\"insertErrors\":[{\"index\":1,\"errors\":[{\"reason\":"
+           "\"backendError\"}]}]}";
+    resp.body = (char *)body;
+    resp.body_len = strlen(body);
+    memset(o, 0, sizeof o);
+    bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
+    CHECK(o[0].kind == SINKKIT_DONE);
+    CHECK(o[1].kind == SINKKIT_RETRY);
+    CHECK(o[2].kind == SINKKIT_DONE);
+
+    /* an index that fits no record concerns them all */
+    body = "{\"insertErrors\":[{\"index\":9,\"errors\":[{\"reason\":"
+           "\"invalid\"}]}]}";
+    resp.body = (char *)body;
+    resp.body_len = strlen(body);
+    memset(o, 0, sizeof o);
+    bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
+    CHECK(o[0].kind == SINKKIT_REJECTED && o[1].kind == SINKKIT_REJECTED &&
+          o[2].kind == SINKKIT_REJECTED);
+
+    /* a request-level answer applies to every record */
+    body = "{\"error\":{\"code\":400,\"message\":\"Bad request\","
+           "\"errors\":[{\"reason\":\"invalid\"}]}}";
+    resp.status = 400;
+    resp.body = (char *)body;
+    resp.body_len = strlen(body);
+    memset(o, 0, sizeof o);
+    bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
+    for (int i = 0; i < 3; i++) {
+        CHECK(o[i].kind == SINKKIT_REJECTED);
+        CHECK(strstr(o[i].reason, "Bad request") != NULL);
+    }
+    resp.status = 503;
+    resp.body = NULL;
+    resp.body_len = 0;
+    for (int i = 0; i < 3; i++)
+        o[i].kind = SINKKIT_RETRY;
+    bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
+    CHECK(o[0].kind == SINKKIT_RETRY && o[2].kind == SINKKIT_RETRY);
 }
 
 static void test_view_and_tables(void)
@@ -312,6 +383,7 @@ int main(void)
     test_values();
     test_event_rows();
     test_outcomes();
+    test_outcomes_per_record();
     test_view_and_tables();
     return check_summary();
 }

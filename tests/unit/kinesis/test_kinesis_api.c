@@ -373,7 +373,19 @@ static void test_aws_settings(void)
     CHECK(strstr(err, "AKIAHALF") == NULL);
     given.profile = "missing";
     CHECK(!aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
+    /* An explicit profile beats keys in the environment. */
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+    given.profile = "other";
+    CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
+    CHECK_STR(s.access_key_id, "AKIAOTHER");
+    aws_settings_free(&s);
     given.profile = NULL;
+    CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
+    CHECK_STR(s.access_key_id, "AKIAENV");
+    aws_settings_free(&s);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
 
     /* AWS_SHARED_CREDENTIALS_FILE moves the file. */
     snprintf(path, sizeof path, "%s/elsewhere", dir);
