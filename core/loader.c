@@ -271,7 +271,8 @@ size_t sink_library_list(char *const *dirs, size_t ndirs, sink_library **libs,
         closedir(dir);
         qsort(names, nnames, sizeof *names, compare_names);
         for (size_t i = 0; i < nnames; i++) {
-            char path[4096], err[1024];
+            /* Room for the whole path in a message about it. */
+            char path[4096], err[4096 + 1024];
             snprintf(path, sizeof path, "%s/%s", dirs[d], names[i]);
             sink_library lib;
             if (!open_path(path, &lib, err, sizeof err)) {

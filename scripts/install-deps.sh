@@ -18,7 +18,8 @@ declare -A EMBEDDED_VERSION=(
 install_debian_packages() {
     local wanted=(build-essential meson ninja-build pkg-config libpq-dev
         libconfig-dev libjansson-dev libltdl-dev libcurl4-openssl-dev
-        libssl-dev postgresql-15 postgresql-client procps)
+        libssl-dev postgresql-15 postgresql-client procps
+        strace time) # the last two: the benchmark harness (bench/)
     if ! command -v python3 >/dev/null ||
         ! { python3 -m pytest --version >/dev/null 2>&1 ||
             /usr/bin/python3 -m pytest --version >/dev/null 2>&1; }; then

@@ -134,6 +134,14 @@ main() {
     if build_and_unit_test build/release --prefix="$REPO/build/prefix" \
         -Dwerror=true; then
         run_pytest release "$REPO/build/prefix/bin/pgspout" build/release
+        # The benchmark harness at 1% scale: proves it still runs, measures
+        # nothing (no timing is asserted anywhere in CI).
+        log "benchmark smoke"
+        if ! PGSPOUT_BIN="$REPO/build/prefix/bin/pgspout" bash bench/smoke.sh \
+            </dev/null; then
+            echo "test.sh: bench smoke failed" >&2
+            extra_failures=$((extra_failures + 1))
+        fi
     fi
 
     if [ "${PGSPOUT_SKIP_ASAN:-0}" != 1 ]; then

