@@ -22,6 +22,7 @@
 
 #define EXIT_RUNTIME_FAILURE 1
 #define EXIT_USAGE 2
+#define RECOVERED_AFTER_US (INT64_C(10) * 1000000)
 
 static volatile sig_atomic_t stop_requested;
 
@@ -237,13 +238,18 @@ static int drop_slot(const pgspout_config *cfg)
 }
 
 /* Makes sure the publication and the slot exist (creating them with
- * --create-slot). */
+ * --create-slot on the first connection only: `reconnecting` means this
+ * process streamed before, so a missing slot or publication was dropped
+ * under it, and a new one would silently start after the changes made
+ * meanwhile; nor could a new publication be used, as the server decodes
+ * with the catalog of the slot's position). */
 static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
-                         PGconn *repl, uint64_t *confirmed)
+                         PGconn *repl, bool reconnecting, uint64_t *confirmed)
 {
     char err[1024];
-    if (!catalog_ensure_publication(catalog, cfg->publication, cfg->create_slot,
-                                    err, sizeof err)) {
+    bool create = cfg->create_slot && !reconnecting;
+    if (!catalog_ensure_publication(catalog, cfg->publication, create, err,
+                                    sizeof err)) {
         log_error("%s", err);
         return false;
     }
@@ -255,6 +261,14 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
     }
     if (exists)
         return true;
+    if (reconnecting) {
+        log_error("replication slot \"%s\" was dropped while pgspout was "
+                  "streaming from it; changes after its last confirmed "
+                  "position cannot be recovered, so no new slot is created: "
+                  "re-create it and re-sync the sinks",
+                  cfg->slot);
+        return false;
+    }
     if (!cfg->create_slot) {
         log_error("replication slot \"%s\" does not exist (--create-slot "
                   "creates it)",
@@ -334,9 +348,9 @@ static bool wait_to_reconnect(int attempt)
 
 /* Both connections, the slot checked (or created); false on failure, with
  * *retryable telling whether the server, not the setup, is at fault. */
-static bool connect_and_prepare(pgspout_config *cfg, PGconn **catalog,
-                                PGconn **repl, uint64_t *start_lsn,
-                                bool *retryable)
+static bool connect_and_prepare(pgspout_config *cfg, bool reconnecting,
+                                PGconn **catalog, PGconn **repl,
+                                uint64_t *start_lsn, bool *retryable)
 {
     char err[1024];
     *catalog = pg_connect(cfg->conninfo, false, err, sizeof err);
@@ -346,7 +360,7 @@ static bool connect_and_prepare(pgspout_config *cfg, PGconn **catalog,
         *retryable = true;
         return false;
     }
-    if (prepare_slot(cfg, *catalog, *repl, start_lsn))
+    if (prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn))
         return true;
     *retryable =
         PQstatus(*catalog) != CONNECTION_OK || PQstatus(*repl) != CONNECTION_OK;
@@ -372,8 +386,8 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         uint64_t start_lsn = 0;
         bool retryable = false;
         int rc = EXIT_RUNTIME_FAILURE;
-        if (connect_and_prepare(cfg, &catalog, &repl, &start_lsn, &retryable)) {
-            attempt = 0;
+        if (connect_and_prepare(cfg, sinks_created, &catalog, &repl, &start_lsn,
+                                &retryable)) {
             if (!sinks_created) {
                 block_stop_signals(true);
                 bool ok = true;
@@ -402,9 +416,17 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
             settings.has_endpos = cfg->has_endpos;
             settings.endpos = cfg->endpos;
             settings.status_interval_ms = cfg->status_interval_s * 1000;
+            int64_t streamed_since = now_us();
             rc = stream_run(repl, catalog, global, set->sinks, set->n,
                             &settings, &stop_requested);
             retryable = rc == STREAM_DISCONNECTED;
+            /* Connecting is not recovering: a stream that fails at once
+             * (the slot still held by another client, a server that drops
+             * us right away) must keep backing off instead of retrying
+             * every 100 ms forever. Streaming for a while (10 s) counts
+             * as recovered. */
+            if (now_us() - streamed_since >= RECOVERED_AFTER_US)
+                attempt = 0;
         }
         PQfinish(repl);
         PQfinish(catalog);

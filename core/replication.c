@@ -213,6 +213,26 @@ bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
     return ok;
 }
 
+/* Whether an error the walsender reported can go away by reconnecting: a
+ * lost or terminated connection, a server shutting down or starting, a lack
+ * of resources, an I/O or internal error. Anything else (a publication
+ * dropped, a slot invalidated, a missing privilege) fails again at the same
+ * WAL position on every reconnect, so retrying would loop forever. */
+static bool sqlstate_retryable(const char *state)
+{
+    static const char *const retryable_classes[] = {"08", "40", "53",
+                                                    "57", "58", "XX"};
+    if (strcmp(state, "55006") == 0) /* the slot is still held: it frees */
+        return true;
+    if (strcmp(state, "58P01") == 0) /* WAL already removed: gone for good */
+        return false;
+    for (size_t i = 0; i < sizeof retryable_classes / sizeof *retryable_classes;
+         i++)
+        if (strncmp(state, retryable_classes[i], 2) == 0)
+            return true;
+    return false;
+}
+
 static int parse_copy_data(char *buf, int len, repl_msg *msg, char *err,
                            size_t errlen)
 {
@@ -257,14 +277,19 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
         if (len < 0) {
             pthread_mutex_lock(&rs->lock);
             PGresult *res = len == -1 ? PQgetResult(rs->conn) : NULL;
-            if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+            bool permanent = false;
+            if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
                 snprintf(err, errlen, "the server ended replication");
-            else
+            } else {
                 copy_pq_error(rs->conn, "replication stream failed", err,
                               errlen);
+                const char *state =
+                    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+                permanent = state && !sqlstate_retryable(state);
+            }
             PQclear(res);
             pthread_mutex_unlock(&rs->lock);
-            return -1;
+            return permanent ? -2 : -1;
         }
         int64_t left = deadline - now_us();
         if (left < 0)

@@ -55,7 +55,9 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
                 int status_interval_ms, char *err, size_t errlen);
 
 /* Waits up to timeout_ms for the next message. Returns 1 with *msg filled,
- * 0 when nothing arrived in time, -1 on error or end of stream (err set). */
+ * 0 when nothing arrived in time, -1 on a lost connection or end of stream,
+ * -2 when the server ended the stream with an error a reconnect cannot cure
+ * (err set in both cases). */
 int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
               char *err, size_t errlen);
 

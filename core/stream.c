@@ -633,7 +633,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     log_info("streaming from slot \"%s\", publication \"%s\"", settings->slot,
              settings->publication);
 
-    bool failed = false, disconnected = false;
+    bool failed = false, disconnected = false, server_refused = false;
     while (!failed && !*stop && !st->endpos_reached) {
         /* Read without waiting while data is there and the batch has room;
          * once the socket is drained, hand the batch over. Flush when no
@@ -644,6 +644,16 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
                                           : 1000;
         repl_msg rm;
         int r = repl_read(&st->rs, &rm, timeout, wake_fd, err, sizeof err);
+        if (r == -2) {
+            /* The server refused to go on (e.g. the publication was
+             * dropped); it would refuse again at the same position after
+             * any reconnect. */
+            log_error("%s", err);
+            log_error("the server stopped replication with an error that "
+                      "reconnecting cannot cure");
+            failed = server_refused = true;
+            break;
+        }
         if (r < 0) {
             log_error("%s", err);
             failed = disconnected = true;
@@ -718,8 +728,11 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     }
 
     if (failed) {
-        /* A failed status update is a lost connection too. */
-        disconnected |= PQstatus(repl) != CONNECTION_OK;
+        /* A failed status update is a lost connection too; a walsender
+         * that refused for good closes the connection as well, which must
+         * not turn its error into a retry. */
+        if (!server_refused)
+            disconnected |= PQstatus(repl) != CONNECTION_OK;
         if (disconnected) {
             exit_code = STREAM_DISCONNECTED;
             goto out;
