@@ -114,9 +114,23 @@ bool repl_drop_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
 static void *status_thread_main(void *arg)
 {
     repl_stream *rs = arg;
-    while (!atomic_load(&rs->stopping)) {
-        struct timespec tick = {0, 200 * 1000 * 1000};
-        nanosleep(&tick, NULL);
+    for (;;) {
+        /* A condition variable rather than a sleep: a stop wakes the thread
+         * at once, so ending a run costs no tick. */
+        pthread_mutex_lock(&rs->wait_lock);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 200 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!atomic_load(&rs->stopping) &&
+               pthread_cond_timedwait(&rs->wake, &rs->wait_lock, &until) == 0)
+            ;
+        pthread_mutex_unlock(&rs->wait_lock);
+        if (atomic_load(&rs->stopping))
+            break;
         if (rs->status_interval_ms <= 0)
             continue; /* periodic updates disabled: replies only */
         int64_t since = now_us() - atomic_load(&rs->last_status_us);
@@ -137,6 +151,12 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
     rs->conn = repl;
     rs->status_interval_ms = status_interval_ms;
     pthread_mutex_init(&rs->lock, NULL);
+    pthread_mutex_init(&rs->wait_lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&rs->wake, &attr);
+    pthread_condattr_destroy(&attr);
 
     /* publication_names is a list of identifiers inside a string literal:
      * double quotes for the identifier, then single quotes doubled. */
@@ -325,7 +345,10 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
 
 static void stop_status_thread(repl_stream *rs)
 {
+    pthread_mutex_lock(&rs->wait_lock);
     atomic_store(&rs->stopping, true);
+    pthread_cond_signal(&rs->wake);
+    pthread_mutex_unlock(&rs->wait_lock);
     if (rs->status_thread_running) {
         pthread_join(rs->status_thread, NULL);
         rs->status_thread_running = false;
@@ -377,4 +400,6 @@ void repl_stop(repl_stream *rs)
 {
     stop_status_thread(rs);
     pthread_mutex_destroy(&rs->lock);
+    pthread_mutex_destroy(&rs->wait_lock);
+    pthread_cond_destroy(&rs->wake);
 }

@@ -41,6 +41,8 @@ typedef struct repl_stream {
     _Atomic int64_t last_status_us;
     int status_interval_ms;
     pthread_t status_thread;
+    pthread_mutex_t wait_lock; /* with `wake`: lets a stop end its wait */
+    pthread_cond_t wake;
     bool status_thread_running;
     _Atomic bool stopping;
     bool start_retryable; /* repl_start failed in a way a reconnect cures */

@@ -22,8 +22,9 @@ struct pgspout_sink_handle {
     /* Only the main thread touches these. */
     pgspout_position delivered; /* last event handed over by a write OK */
     bool has_resume;
-    pgspout_position resume; /* skip events at or before this */
-    uint64_t unflushed;      /* events written since the last flush */
+    pgspout_position resume;    /* skip events at or before this */
+    uint64_t unflushed;         /* events written since the last flush */
+    int64_t unflushed_since_us; /* when the oldest of them was written */
     int64_t last_flush_us;
 
     /* Written by ack_durable from any thread. */

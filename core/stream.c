@@ -382,6 +382,8 @@ static delivery_result deliver_batch(stream *st)
             call_with_retry(st, s, "write", (const event **)st->sink_events, n);
         if (result == DELIVERED) {
             s->delivered = st->sink_events[n - 1]->pos;
+            if (s->unflushed == 0)
+                s->unflushed_since_us = now_us();
             s->unflushed += n;
         }
     }
@@ -389,12 +391,27 @@ static delivery_result deliver_batch(stream *st)
     return result;
 }
 
-static bool any_unflushed(const stream *st)
+/* When the oldest event not yet flushed in any sink was written; 0 when
+ * every sink is flushed. */
+static int64_t oldest_unflushed_us(const stream *st)
 {
-    for (size_t i = 0; i < st->nsinks; i++)
-        if (st->sinks[i]->unflushed > 0)
-            return true;
-    return false;
+    int64_t oldest = 0;
+    for (size_t i = 0; i < st->nsinks; i++) {
+        const sink_handle *s = st->sinks[i];
+        if (s->unflushed > 0 && (!oldest || s->unflushed_since_us < oldest))
+            oldest = s->unflushed_since_us;
+    }
+    return oldest;
+}
+
+/* The linger is counted from the oldest unflushed event, not from the
+ * last message: a busy stream never falls silent, and its changes must
+ * still become durable (and be confirmed) within the linger. */
+static bool linger_over(const stream *st, int64_t now)
+{
+    int64_t oldest = oldest_unflushed_us(st);
+    return oldest &&
+           now - oldest >= (int64_t)st->settings->flush_linger_ms * 1000;
 }
 
 static delivery_result flush_sinks(stream *st, bool everything)
@@ -408,8 +425,8 @@ static delivery_result flush_sinks(stream *st, bool everything)
         }
         bool due = everything ||
                    s->unflushed >= st->settings->max_unflushed_events ||
-                   now - s->last_flush_us >=
-                       (int64_t)st->settings->flush_interval_ms * 1000;
+                   now - s->unflushed_since_us >=
+                       (int64_t)st->settings->flush_linger_ms * 1000;
         if (!due)
             continue;
         delivery_result r = call_with_retry(st, s, "flush", NULL, 0);
@@ -636,12 +653,19 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     bool failed = false, disconnected = false, server_refused = false;
     while (!failed && !*stop && !st->endpos_reached) {
         /* Read without waiting while data is there and the batch has room;
-         * once the socket is drained, hand the batch over. Flush when no
-         * data came for a short linger: a burst of small transactions then
-         * shares one fsync, and a lone change is still durable at once. */
-        int timeout = st->batch_count > 0 ? 0
-                      : any_unflushed(st) ? settings->flush_linger_ms
-                                          : 1000;
+         * once the socket is drained, hand the batch over. Sinks are flushed
+         * when their oldest unflushed change has waited the linger: changes
+         * arriving meanwhile share that fsync (group commit), and none waits
+         * much longer, however busy the stream. */
+        int timeout = 1000;
+        int64_t oldest = oldest_unflushed_us(st);
+        if (st->batch_count > 0) {
+            timeout = 0;
+        } else if (oldest) {
+            int64_t left =
+                oldest + (int64_t)settings->flush_linger_ms * 1000 - now_us();
+            timeout = left <= 0 ? 0 : (int)((left + 999) / 1000);
+        }
         repl_msg rm;
         int r = repl_read(&st->rs, &rm, timeout, wake_fd, err, sizeof err);
         if (r == -2) {
@@ -701,8 +725,10 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
         /* Hand over a full batch; and while the socket never runs dry, still
          * deliver, flush and confirm at the flush interval so sinks and the
          * slot keep moving. */
-        bool due = now_us() - st->last_checkpoint_us >=
-                   (int64_t)settings->flush_interval_ms * 1000;
+        int64_t now = now_us();
+        bool due = now - st->last_checkpoint_us >=
+                       (int64_t)settings->flush_interval_ms * 1000 ||
+                   linger_over(st, now);
         if (!batch_has_room(st, need) ||
             st->batch_bytes >= settings->batch_max_bytes || due) {
             if (!checkpoint_now(st, false)) {

@@ -25,7 +25,9 @@ typedef struct stream_settings {
      * unflushed events, whichever comes first; the last bounds memory of
      * sinks that buffer until flushed. */
     int flush_interval_ms;
-    int flush_linger_ms; /* no data for this long counts as idle */
+    /* A change waits at most about this long in a sink before a flush
+     * makes it durable (changes arriving meanwhile share the flush). */
+    int flush_linger_ms;
     uint64_t max_unflushed_events;
 } stream_settings;
 
