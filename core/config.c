@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "strbuf.h"
 
@@ -178,10 +179,33 @@ static char *sink_name_from_type(const char *type)
 /* ---- config file ---- */
 
 typedef struct file_ctx {
-    const char *path; /* the file given with -c */
+    const char *path;        /* the file given with -c */
+    const char *include_dir; /* where @include is resolved, or NULL */
     char *err;
     size_t errlen;
 } file_ctx;
+
+/* libconfig names a setting's file as the @include directive spelt it,
+ * relative to the including file's directory; messages name it so that it
+ * can be found from the working directory. Free the result. */
+static char *display_file(const char *path, const char *include_dir,
+                          const char *file)
+{
+    if (!file)
+        return xstrdup(path);
+    if (file[0] == '/' || !include_dir || strcmp(file, path) == 0)
+        return xstrdup(file);
+    strbuf sb = STRBUF_INIT;
+    sbuf_appendf(&sb, "%s%s%s", include_dir,
+                 include_dir[strlen(include_dir) - 1] == '/' ? "" : "/", file);
+    return sbuf_detach(&sb);
+}
+
+static char *setting_file(file_ctx *ctx, const config_setting_t *setting)
+{
+    return display_file(ctx->path, ctx->include_dir,
+                        config_setting_source_file(setting));
+}
 
 static int setting_error(file_ctx *ctx, const config_setting_t *setting,
                          const char *key_path, const char *fmt, ...)
@@ -190,10 +214,11 @@ static int setting_error(file_ctx *ctx, const config_setting_t *setting,
 static int setting_error(file_ctx *ctx, const config_setting_t *setting,
                          const char *key_path, const char *fmt, ...)
 {
-    const char *file = config_setting_source_file(setting);
+    char *file = setting_file(ctx, setting);
     strbuf msg = STRBUF_INIT;
-    sbuf_appendf(&msg, "%s:%d: %s: ", file ? file : ctx->path,
+    sbuf_appendf(&msg, "%s:%d: %s: ", file,
                  (int)config_setting_source_line(setting), key_path);
+    free(file);
     va_list ap;
     va_start(ap, fmt);
     sbuf_vappendf(&msg, fmt, ap);
@@ -206,10 +231,11 @@ static int setting_error(file_ctx *ctx, const config_setting_t *setting,
 static char *setting_origin(file_ctx *ctx, const config_setting_t *setting,
                             const char *key_path)
 {
-    const char *file = config_setting_source_file(setting);
+    char *file = setting_file(ctx, setting);
     strbuf sb = STRBUF_INIT;
-    sbuf_appendf(&sb, "%s:%d: %s", file ? file : ctx->path,
+    sbuf_appendf(&sb, "%s:%d: %s", file,
                  (int)config_setting_source_line(setting), key_path);
+    free(file);
     return sbuf_detach(&sb);
 }
 
@@ -291,12 +317,10 @@ static int read_sink_options(file_ctx *ctx, const config_setting_t *group,
     for (int i = 0; i < config_setting_length(group); i++) {
         const config_setting_t *s = config_setting_get_elem(group, i);
         const char *key = config_setting_name(s);
-        const char *file = config_setting_source_file(s);
+        char *file = setting_file(ctx, s);
         int line = (int)config_setting_source_line(s);
         strbuf path = STRBUF_INIT;
         sbuf_appendf(&path, "%s.%s", key_path, key);
-        if (!file)
-            file = ctx->path;
         switch (config_setting_type(s)) {
         case CONFIG_TYPE_STRING:
             sink_options_add_text(opts, key, config_setting_get_string(s), file,
@@ -319,9 +343,11 @@ static int read_sink_options(file_ctx *ctx, const config_setting_t *group,
             setting_error(ctx, s, path.data,
                           "expected a string, number or boolean");
             sbuf_free(&path);
+            free(file);
             return CONFIG_USAGE_ERROR;
         }
         sbuf_free(&path);
+        free(file);
     }
     return 0;
 }
@@ -419,12 +445,34 @@ static int read_sinks(file_ctx *ctx, const config_setting_t *s,
         return setting_error(ctx, s, "sinks",
                              "expected a list of groups: sinks = ( { ... }, "
                              "{ ... } )");
+    /* Otherwise the error would come later, as "no sink configured",
+     * without pointing at the line that emptied the list. */
+    if (config_setting_length(s) == 0)
+        return setting_error(ctx, s, "sinks",
+                             "the list is empty; give at least one sink");
     sinks_free(cfg);
     for (int i = 0; i < config_setting_length(s); i++) {
         if (read_sink(ctx, config_setting_get_elem(s, i), i, cfg) != 0)
             return CONFIG_USAGE_ERROR;
     }
     return 0;
+}
+
+/* libpq reads a value as a conninfo string or URI when it has an '=' or a
+ * postgres:// prefix, else as a database name. Checked while reading so the
+ * error names the file and line; the main program checks again whatever
+ * conninfo wins (-d overrides the file). */
+static bool conninfo_parses(const char *conninfo)
+{
+    if (!strchr(conninfo, '=') && strncmp(conninfo, "postgres://", 11) != 0 &&
+        strncmp(conninfo, "postgresql://", 13) != 0)
+        return true;
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+    bool ok = opts != NULL;
+    PQfreemem(why);
+    PQconninfoFree(opts);
+    return ok;
 }
 
 static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
@@ -435,6 +483,10 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
     if (strcmp(key, "connection") == 0) {
         if (read_string(ctx, s, key, &value) != 0)
             return CONFIG_USAGE_ERROR;
+        if (!conninfo_parses(value))
+            return setting_error(ctx, s, key,
+                                 "invalid connection string (libpq's message "
+                                 "is withheld: it could quote a password)");
         replace_string(&cfg->conninfo, value);
     } else if (strcmp(key, "slot") == 0) {
         if (read_string(ctx, s, key, &value) != 0)
@@ -494,6 +546,174 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
     return 0;
 }
 
+static bool setting_name_char(int c)
+{
+    return isalnum(c) || c == '_' || c == '-' || c == '*';
+}
+
+/* libconfig's parse errors ("syntax error", "duplicate setting name",
+ * "cannot open include file") name the line but not the setting, so the
+ * setting name (or the @include target) is read back from that line. Only
+ * the name: the rest of the line may hold a password. Returns "" when the
+ * line has no recognisable name. */
+static char *parse_error_hint(const char *file, int line)
+{
+    FILE *f = line > 0 ? fopen(file, "r") : NULL;
+    if (!f)
+        return xstrdup("");
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t len = -1;
+    for (int n = 0; n < line; n++) {
+        len = getline(&text, &cap, f);
+        if (len < 0)
+            break;
+    }
+    fclose(f);
+    strbuf hint = STRBUF_INIT;
+    if (len >= 0) {
+        const char *p = text;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (strncmp(p, "@include", 8) == 0) {
+            const char *open = strchr(p + 8, '"');
+            const char *close = open ? strchr(open + 1, '"') : NULL;
+            if (close)
+                sbuf_appendf(&hint, " (@include \"%.*s\")",
+                             (int)(close - open - 1), open + 1);
+        } else if (isalpha((unsigned char)*p) || *p == '*') {
+            const char *name = p;
+            while (setting_name_char((unsigned char)*p))
+                p++;
+            size_t name_len = (size_t)(p - name);
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (*p == '=' || *p == ':')
+                sbuf_appendf(&hint, " (at setting \"%.*s\")", (int)name_len,
+                             name);
+        }
+    }
+    free(text);
+    return sbuf_detach(&hint);
+}
+
+/* libconfig's nesting limit for @include. */
+#define MAX_INCLUDE_DEPTH 10
+
+/* libconfig 1.5 hands an @include'd directory (an empty name included) to
+ * its scanner, which fails on the first read and exit()s the process with
+ * "input in flex scanner failed", naming nothing; a FIFO would block it.
+ * So every @include target that exists must be a regular file, checked
+ * before libconfig reads anything. Missing files are left to libconfig,
+ * which names the line. */
+/* The file's whole content (it may hold NUL bytes); NULL if unreadable. */
+static char *read_whole_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    strbuf sb = STRBUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sbuf_append(&sb, chunk, n);
+    fclose(f);
+    *len = sb.len;
+    return sbuf_detach(&sb);
+}
+
+/* Where an @include directive's file name starts, as libconfig's scanner
+ * sees one: at the start of a line, after blanks, "@include", at least one
+ * blank, then a double quote. */
+static const char *include_name_start(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (end - p < 8 || memcmp(p, "@include", 8) != 0)
+        return NULL;
+    p += 8;
+    const char *blanks = p;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == blanks || p >= end || *p != '"')
+        return NULL;
+    return p + 1;
+}
+
+/* libconfig 1.5 hands an @include'd directory (an empty name included) to
+ * its scanner, which fails on the first read and exit()s the process with
+ * "input in flex scanner failed", naming nothing; a FIFO would block it.
+ * So every @include target that exists must be a regular file, checked
+ * before libconfig reads anything. Missing files are left to libconfig,
+ * which names the line. */
+static int check_includes(const char *file, const char *include_dir, int depth,
+                          char *err, size_t errlen)
+{
+    size_t len;
+    char *text = read_whole_file(file, &len);
+    if (!text)
+        return 0;
+    const char *end = text + len;
+    int rc = 0;
+    int line = 1;
+    for (const char *p = text; p < end && rc == 0;) {
+        const char *q = include_name_start(p, end);
+        if (!q) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            if (!nl)
+                break;
+            line++;
+            p = nl + 1;
+            continue;
+        }
+        /* The name runs to the next unescaped quote, across lines, with
+         * \\ and \" escapes, as the scanner reads it; like the scanner's
+         * C string, it ends at a NUL byte. */
+        strbuf name = STRBUF_INIT;
+        sbuf_append(&name, "", 0);
+        int directive_line = line;
+        bool nul_seen = false;
+        while (q < end && *q != '"') {
+            char c = *q++;
+            if (c == '\\' && q < end && (*q == '\\' || *q == '"'))
+                c = *q++;
+            if (c == '\n')
+                line++;
+            if (c == '\0')
+                nul_seen = true;
+            if (!nul_seen)
+                sbuf_append_char(&name, c);
+        }
+        /* The rest of the directive's line cannot start another one. */
+        const char *nl = q < end ? memchr(q, '\n', (size_t)(end - q)) : NULL;
+        if (nl)
+            line++;
+        p = nl ? nl + 1 : end;
+        strbuf target = STRBUF_INIT;
+        if (name.data[0] == '/' || !include_dir)
+            sbuf_append_str(&target, name.data);
+        else
+            sbuf_appendf(&target, "%s/%s", include_dir, name.data);
+        struct stat st;
+        if (stat(target.data, &st) == 0) {
+            if (!S_ISREG(st.st_mode)) {
+                set_error(err, errlen, "%s:%d: @include \"%s\": %s", file,
+                          directive_line, name.data,
+                          S_ISDIR(st.st_mode) ? "is a directory"
+                                              : "is not a regular file");
+                rc = CONFIG_USAGE_ERROR;
+            } else if (depth < MAX_INCLUDE_DEPTH) {
+                rc = check_includes(target.data, include_dir, depth + 1, err,
+                                    errlen);
+            }
+        }
+        sbuf_free(&target);
+        sbuf_free(&name);
+    }
+    free(text);
+    return rc;
+}
+
 int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
                           size_t errlen)
 {
@@ -506,6 +726,18 @@ int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
         return CONFIG_USAGE_ERROR;
     }
     fclose(probe);
+    struct stat st;
+    bool regular = false;
+    if (stat(path, &st) == 0) {
+        regular = S_ISREG(st.st_mode);
+        if (S_ISDIR(st.st_mode)) {
+            set_error(err, errlen,
+                      "could not read config file \"%s\": is a "
+                      "directory",
+                      path);
+            return CONFIG_USAGE_ERROR;
+        }
+    }
 
     config_t lc;
     config_init(&lc);
@@ -516,26 +748,33 @@ int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
     if (slash) {
         slash[slash == dir ? 1 : 0] = '\0';
         config_set_include_dir(&lc, dir);
+    } else {
+        free(dir);
+        dir = NULL;
     }
-    free(dir);
 
-    int rc = 0;
-    if (!config_read_file(&lc, path)) {
+    /* Only a regular file can be read twice; a pipe (-c <(...)) cannot. */
+    int rc = regular ? check_includes(path, dir, 0, err, errlen) : 0;
+    if (rc == 0 && !config_read_file(&lc, path)) {
         if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
             set_error(err, errlen, "could not read config file \"%s\"", path);
         } else {
-            const char *file = config_error_file(&lc);
-            set_error(err, errlen, "%s:%d: %s", file ? file : path,
-                      config_error_line(&lc), config_error_text(&lc));
+            char *file = display_file(path, dir, config_error_file(&lc));
+            char *hint = parse_error_hint(file, config_error_line(&lc));
+            set_error(err, errlen, "%s:%d: %s%s", file, config_error_line(&lc),
+                      config_error_text(&lc), hint);
+            free(hint);
+            free(file);
         }
         rc = CONFIG_USAGE_ERROR;
-    } else {
-        file_ctx ctx = {path, err, errlen};
+    } else if (rc == 0) {
+        file_ctx ctx = {path, dir, err, errlen};
         const config_setting_t *root = config_root_setting(&lc);
         for (int i = 0; i < config_setting_length(root) && rc == 0; i++)
             rc = read_root_setting(&ctx, config_setting_get_elem(root, i), cfg);
     }
     config_destroy(&lc);
+    free(dir);
     return rc;
 }
 

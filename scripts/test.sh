@@ -136,6 +136,17 @@ main() {
         run_pytest release "$REPO/build/prefix/bin/pgspout" build/release
         # The benchmark harness at 1% scale: proves it still runs, measures
         # nothing (no timing is asserted anywhere in CI).
+        if [ "${PGSPOUT_SKIP_FUZZ:-0}" != 1 ]; then
+            log "fuzzing (20 s per target)"
+            bash tests/fuzz/run.sh 20 || extra_failures=$((extra_failures + 1))
+        fi
+        if [ "${PGSPOUT_SKIP_MEMCHECK:-0}" != 1 ]; then
+            log "valgrind memcheck"
+            bash scripts/memcheck.sh "$REPO/build/prefix/bin/pgspout" \
+                build/release --junitxml="$RESULTS/pytest-memcheck.xml" ||
+                extra_failures=$((extra_failures + 1))
+            stop_leftover_servers
+        fi
         log "benchmark smoke"
         if ! PGSPOUT_BIN="$REPO/build/prefix/bin/pgspout" bash bench/smoke.sh \
             </dev/null; then

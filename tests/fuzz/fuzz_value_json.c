@@ -1,0 +1,224 @@
+/* libFuzzer target: column values (PostgreSQL text output) to JSON.
+ *
+ * Input: a kind byte, an element-kind byte, a delimiter byte, then the
+ * value's text. value_json_append promises valid JSON whatever the text
+ * (valid UTF-8 included), so the output is checked by a strict validator
+ * written here from RFC 8259, not just run. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strbuf.h"
+#include "value_json.h"
+
+typedef struct cursor {
+    const unsigned char *p, *end;
+    int depth;
+} cursor;
+
+static bool parse_value(cursor *c);
+
+static bool peek(cursor *c, unsigned char ch)
+{
+    return c->p < c->end && *c->p == ch;
+}
+
+static bool literal(cursor *c, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)
+        return false;
+    c->p += n;
+    return true;
+}
+
+static bool digits(cursor *c)
+{
+    const unsigned char *start = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9')
+        c->p++;
+    return c->p > start;
+}
+
+static bool parse_number(cursor *c)
+{
+    if (peek(c, '-'))
+        c->p++;
+    if (peek(c, '0'))
+        c->p++;
+    else if (!digits(c))
+        return false;
+    if (peek(c, '.')) {
+        c->p++;
+        if (!digits(c))
+            return false;
+    }
+    if (peek(c, 'e') || peek(c, 'E')) {
+        c->p++;
+        if (peek(c, '+') || peek(c, '-'))
+            c->p++;
+        if (!digits(c))
+            return false;
+    }
+    return true;
+}
+
+/* One UTF-8 sequence, shortest form, no surrogates, at most U+10FFFF. */
+static bool utf8_char(cursor *c)
+{
+    unsigned char b = *c->p;
+    int n;
+    uint32_t cp;
+    if (b < 0x80)
+        n = 0, cp = b;
+    else if ((b & 0xE0) == 0xC0)
+        n = 1, cp = b & 0x1F;
+    else if ((b & 0xF0) == 0xE0)
+        n = 2, cp = b & 0x0F;
+    else if ((b & 0xF8) == 0xF0)
+        n = 3, cp = b & 0x07;
+    else
+        return false;
+    if (c->end - c->p < n + 1)
+        return false;
+    for (int i = 1; i <= n; i++) {
+        if ((c->p[i] & 0xC0) != 0x80)
+            return false;
+        cp = cp << 6 | (c->p[i] & 0x3F);
+    }
+    static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return false;
+    c->p += n + 1;
+    return true;
+}
+
+static bool parse_string(cursor *c)
+{
+    if (!peek(c, '"'))
+        return false;
+    c->p++;
+    while (c->p < c->end) {
+        unsigned char b = *c->p;
+        if (b == '"') {
+            c->p++;
+            return true;
+        }
+        if (b < 0x20)
+            return false;
+        if (b == '\\') {
+            c->p++;
+            if (c->p >= c->end)
+                return false;
+            unsigned char e = *c->p++;
+            if (e == 'u') {
+                for (int i = 0; i < 4; i++) {
+                    if (c->p >= c->end ||
+                        !strchr("0123456789abcdefABCDEF", *c->p) ||
+                        *c->p == '\0')
+                        return false;
+                    c->p++;
+                }
+            } else if (!strchr("\"\\/bfnrt", e) || e == '\0') {
+                return false;
+            }
+            continue;
+        }
+        if (!utf8_char(c))
+            return false;
+    }
+    return false;
+}
+
+static bool parse_container(cursor *c, unsigned char open, unsigned char close)
+{
+    if (++c->depth > 10000)
+        return false;
+    c->p++; /* the opening bracket */
+    (void)open;
+    if (peek(c, close)) {
+        c->p++;
+        c->depth--;
+        return true;
+    }
+    for (;;) {
+        if (close == '}') {
+            if (!parse_string(c) || !peek(c, ':'))
+                return false;
+            c->p++;
+        }
+        if (!parse_value(c))
+            return false;
+        if (peek(c, ',')) {
+            c->p++;
+            continue;
+        }
+        if (!peek(c, close))
+            return false;
+        c->p++;
+        c->depth--;
+        return true;
+    }
+}
+
+/* Compact output: no whitespace anywhere outside strings. */
+static bool parse_value(cursor *c)
+{
+    if (c->p >= c->end)
+        return false;
+    switch (*c->p) {
+    case '{':
+        return parse_container(c, '{', '}');
+    case '[':
+        return parse_container(c, '[', ']');
+    case '"':
+        return parse_string(c);
+    case 't':
+        return literal(c, "true");
+    case 'f':
+        return literal(c, "false");
+    case 'n':
+        return literal(c, "null");
+    default:
+        return parse_number(c);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 3)
+        return 0;
+    value_type t = {
+        .kind = (value_kind)(data[0] % 7),
+        .elem_kind = (value_kind)(data[1] % 6), /* never nested VK_ARRAY */
+        .delim = (data[2] & 1) ? ';' : ',',
+    };
+    size_t len = size - 3;
+    char *text = malloc(len ? len : 1);
+    memcpy(text, data + 3, len);
+
+    strbuf out = STRBUF_INIT;
+    value_json_append(&out, t, text, len);
+    cursor c = {(const unsigned char *)out.data,
+                (const unsigned char *)out.data + out.len, 0};
+    if (!out.data || !parse_value(&c) || c.p != c.end) {
+        fprintf(stderr, "invalid JSON for kind %d/%d from %zu bytes: %.*s\n",
+                t.kind, t.elem_kind, len,
+                (int)(out.len < 2000 ? out.len : 2000),
+                out.data ? out.data : "");
+        abort();
+    }
+    sbuf_free(&out);
+
+    /* The same for plain strings. */
+    json_append_string(&out, text, len);
+    c = (cursor){(const unsigned char *)out.data,
+                 (const unsigned char *)out.data + out.len, 0};
+    if (!parse_string(&c) || c.p != c.end)
+        abort();
+    sbuf_free(&out);
+    free(text);
+    return 0;
+}

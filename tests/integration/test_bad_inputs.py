@@ -1,0 +1,244 @@
+"""Bad input is refused before anything connects: every file of the bad
+config corpus (tests/corpus/bad-config) and every broken sink shared object
+makes pgspout exit 2 with a message that names what is wrong, while the
+connection string points at a port where nothing listens (a connection
+attempt would exit 1 instead).
+
+Each corpus file says in its header comments what it expects:
+
+  # expect-line: N        the line the message must name ("FILE:N:")
+  # expect-file: NAME     the file named, when not the corpus file itself
+                          (an @include'd one, next to it)
+  # expect-key: KEY       the setting path the message must name
+  # expect-text: TEXT     a fragment of the reason
+  # secret: VALUE         a value that must appear nowhere in the output
+"""
+
+import glob
+import os
+import re
+import shutil
+import socket
+
+import pytest
+
+CORPUS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
+                                      "corpus", "bad-config"))
+CONFIG_FILES = sorted(glob.glob(os.path.join(CORPUS, "*.conf")))
+DEAD_DBNAME = "spoutdb"
+
+
+def read_expectations(path):
+    meta = {"secret": []}
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.decode("utf-8", "replace")
+            m = re.match(r"# (expect-line|expect-file|expect-key|expect-text"
+                         r"|secret): (.*?)\s*$", line)
+            if not m:
+                if line.startswith("#"):
+                    continue
+                break
+            if m.group(1) == "secret":
+                meta["secret"].append(m.group(2))
+            else:
+                meta[m.group(1)] = m.group(2)
+    return meta
+
+
+@pytest.fixture(scope="module")
+def dead_port():
+    """A port bound but never listened on: a connection to it is refused
+    at once, and no other process can take the port meanwhile."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    yield s.getsockname()[1]
+    s.close()
+
+
+def dead_conninfo(port):
+    return "host=127.0.0.1 port=%d dbname=%s user=spout connect_timeout=3" \
+        % (port, DEAD_DBNAME)
+
+
+def clean_env():
+    """No PG* variables from the caller, so the corpus alone decides."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")
+            or k.startswith("PGSPOUT")}
+
+
+def assert_refused_before_connecting(r):
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, "exit %d (1 means it tried to connect):\n%s" % (
+        r.returncode, out)
+    assert "connection failed" not in out and "Connection refused" not in out
+
+
+def test_corpus_is_large_enough():
+    assert len(CONFIG_FILES) >= 40, CONFIG_FILES
+    for path in CONFIG_FILES:
+        meta = read_expectations(path)
+        assert "expect-line" in meta, "%s has no expect-line header" % path
+        assert "expect-key" in meta or "expect-text" in meta, path
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES,
+                         ids=[os.path.basename(p)[:-5] for p in CONFIG_FILES])
+def test_bad_config(pgspout, dead_port, path):
+    meta = read_expectations(path)
+    r = pgspout.run("-c", path, "-d", dead_conninfo(dead_port), timeout=30,
+                    env=clean_env())
+    assert_refused_before_connecting(r)
+    named = path
+    if "expect-file" in meta:
+        named = os.path.join(CORPUS, meta["expect-file"])
+    location = "%s:%s:" % (named, meta["expect-line"])
+    assert location in r.stderr, "expected %r in:\n%s" % (location, r.stderr)
+    if "expect-key" in meta:
+        # The key comes after the location, on the same line.
+        after = r.stderr.split(location, 1)[1].split("\n", 1)[0]
+        assert meta["expect-key"] in after, "key %r not named in:\n%s" % (
+            meta["expect-key"], r.stderr)
+    if "expect-text" in meta:
+        assert meta["expect-text"] in r.stderr, r.stderr
+    for secret in meta["secret"]:
+        assert secret not in r.stderr + r.stdout, \
+            "secret %r echoed:\n%s" % (secret, r.stderr)
+
+
+def test_bad_config_relative_path(pgspout, dead_port, tmp_path):
+    """The same refusal when the file is given by a relative path: the
+    message names the file as given, and @include is resolved next to the
+    file, not in the working directory."""
+    shutil.copy(os.path.join(CORPUS, "include-bad-content.conf"),
+                tmp_path / "rel.conf")
+    shutil.copy(os.path.join(CORPUS, "included-unknown-key.inc"), tmp_path)
+    sub = tmp_path / "elsewhere"
+    sub.mkdir()
+    pgspout.workdir = str(sub)
+    r = pgspout.run("-c", "../rel.conf", "-d", dead_conninfo(dead_port),
+                    timeout=30, env=clean_env())
+    assert_refused_before_connecting(r)
+    assert "included-unknown-key.inc:2:" in r.stderr, r.stderr
+    assert "bogus_included" in r.stderr
+
+
+# ---- broken sink shared objects ----
+
+# The variants of tests/unit/sinks/abi_variant.c and the refusal of each.
+BROKEN_SINKS = [
+    ("bad_magic", "bad magic number 0xDEADBEEF"),
+    ("other_major", "incompatible ABI major version: sink built for ABI 2.0, "
+                    "this pgspout provides ABI 1.0"),
+    ("newer_minor", "sink needs a newer host: sink built for ABI 1.1, this "
+                    "pgspout provides ABI 1.0"),
+    ("short_descriptor", "descriptor size 16 is smaller"),
+    ("missing_flush", "missing required callback 'flush'"),
+    ("no_entry", "does not export pgspout_sink_entry()"),
+]
+
+
+@pytest.fixture(scope="module")
+def variant_dir():
+    sink_dir = os.environ.get("PGSPOUT_TEST_SINK_DIR") or os.path.join(
+        os.path.dirname(__file__), "..", "..", "build", "release", "tests",
+        "sinks")
+    # The variants are built next to the unit tests: <builddir>/tests/unit.
+    unit = os.path.abspath(os.path.join(sink_dir, "..", "unit"))
+    if not os.path.exists(os.path.join(unit, "pgspout_good.so")):
+        pytest.fail("ABI test sinks not built in %s (set "
+                    "PGSPOUT_TEST_SINK_DIR=<builddir>/tests/sinks)" % unit)
+    return unit
+
+
+def run_sink(pgspout, port, sink, *extra):
+    return pgspout.run("-d", dead_conninfo(port), "--slot", "s",
+                       "--sink", sink, *extra, timeout=30, env=clean_env())
+
+
+def test_good_variant_is_loaded(pgspout, dead_port, variant_dir):
+    """The control: the well-formed variant is accepted, so pgspout goes on
+    to connect, and that fails (exit 1). The refusals below are therefore
+    the loader's, not the harness's."""
+    r = run_sink(pgspout, dead_port, os.path.join(variant_dir,
+                                                  "pgspout_good.so"))
+    assert r.returncode == 1, (r.returncode, r.stderr)
+
+
+@pytest.mark.parametrize("variant,message", BROKEN_SINKS,
+                         ids=[v for v, _ in BROKEN_SINKS])
+def test_broken_sink_refused(pgspout, dead_port, variant_dir, variant,
+                             message):
+    path = os.path.join(variant_dir, "pgspout_%s.so" % variant)
+    r = run_sink(pgspout, dead_port, path)
+    assert_refused_before_connecting(r)
+    assert message in r.stderr, r.stderr
+    assert path in r.stderr, "the file is not named:\n" + r.stderr
+
+
+@pytest.mark.parametrize("variant,message", BROKEN_SINKS[:2],
+                         ids=[v for v, _ in BROKEN_SINKS[:2]])
+def test_broken_sink_from_config(pgspout, dead_port, variant_dir, tmp_path,
+                                 variant, message):
+    """Through a config file the refusal also names the file and line."""
+    cfg = tmp_path / "plugin.conf"
+    cfg.write_text('sinks = (\n  { name = "x";\n    type = "%s"; }\n);\n'
+                   % os.path.join(variant_dir, "pgspout_%s.so" % variant))
+    r = pgspout.run("-c", str(cfg), "-d", dead_conninfo(dead_port),
+                    timeout=30, env=clean_env())
+    assert_refused_before_connecting(r)
+    assert re.search(re.escape(str(cfg)) + r":2: sinks\.\[0\]\.type: ",
+                     r.stderr), r.stderr
+    assert message in r.stderr
+
+
+def test_text_file_is_not_a_shared_object(pgspout, dead_port, tmp_path):
+    path = tmp_path / "pgspout_text.so"
+    path.write_text("this is not ELF\n")
+    r = run_sink(pgspout, dead_port, str(path))
+    assert_refused_before_connecting(r)
+    assert "not a shared object (no ELF header)" in r.stderr, r.stderr
+
+
+def test_truncated_elf_is_refused(pgspout, dead_port, variant_dir, tmp_path):
+    """An ELF header with nothing behind it (an interrupted copy)."""
+    with open(os.path.join(variant_dir, "pgspout_good.so"), "rb") as f:
+        head = f.read(200)
+    path = tmp_path / "pgspout_cut.so"
+    path.write_bytes(head)
+    r = run_sink(pgspout, dead_port, str(path))
+    assert_refused_before_connecting(r)
+    assert str(path) in r.stderr, r.stderr
+
+
+def test_empty_file_is_refused(pgspout, dead_port, tmp_path):
+    path = tmp_path / "pgspout_empty.so"
+    path.write_bytes(b"")
+    r = run_sink(pgspout, dead_port, str(path))
+    assert_refused_before_connecting(r)
+    assert "not a shared object" in r.stderr, r.stderr
+
+
+def test_directory_is_refused(pgspout, dead_port, tmp_path):
+    path = tmp_path / "pgspout_dir.so"
+    path.mkdir()
+    r = run_sink(pgspout, dead_port, str(path))
+    assert_refused_before_connecting(r)
+    assert str(path) in r.stderr, r.stderr
+
+
+def test_relative_sink_path_is_refused(pgspout, dead_port, variant_dir):
+    rel = os.path.relpath(os.path.join(variant_dir, "pgspout_good.so"),
+                          pgspout.workdir)
+    r = run_sink(pgspout, dead_port, rel)
+    assert_refused_before_connecting(r)
+    assert "relative path" in r.stderr, r.stderr
+
+
+def test_broken_sink_in_plugin_dir_is_refused_by_name(pgspout, dead_port,
+                                                      variant_dir):
+    """Found by name through --plugin-dir, the refusal is the same."""
+    r = run_sink(pgspout, dead_port, "other_major", "--plugin-dir",
+                 variant_dir)
+    assert_refused_before_connecting(r)
+    assert "incompatible ABI major version" in r.stderr, r.stderr
