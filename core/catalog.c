@@ -160,8 +160,9 @@ bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
     const char *params[] = {slot};
     PGresult *res =
         query(conn,
-              "SELECT plugin, coalesce(confirmed_flush_lsn - '0/0', 0)::text "
-              "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+              "SELECT plugin, coalesce(confirmed_flush_lsn - '0/0', 0)::text, "
+              "two_phase FROM pg_catalog.pg_replication_slots "
+              "WHERE slot_name = $1",
               1, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         result_error(conn, "cannot look up replication slot", err, errlen);
@@ -171,7 +172,17 @@ bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
     *exists = PQntuples(res) > 0;
     *confirmed = *exists ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
     bool ok = true;
-    if (*exists && strcmp(PQgetvalue(res, 0, 0), "pgoutput") != 0) {
+    if (*exists && PQgetvalue(res, 0, 2)[0] == 't') {
+        /* Such a slot makes the server send prepared transactions (Begin
+         * Prepare) even to a protocol 1 client, before they commit. */
+        snprintf(err, errlen,
+                 "replication slot \"%s\" was created with two_phase = true; "
+                 "pgspout needs a slot without two-phase decoding (create it "
+                 "with --create-slot or pg_create_logical_replication_slot("
+                 "name, 'pgoutput'))",
+                 slot);
+        ok = false;
+    } else if (*exists && strcmp(PQgetvalue(res, 0, 0), "pgoutput") != 0) {
         snprintf(err, errlen,
                  "replication slot \"%s\" uses output plugin \"%s\", not "
                  "pgoutput",

@@ -13,6 +13,20 @@
 #include "strbuf.h"
 
 static int wake_pipe[2] = {-1, -1};
+static volatile sig_atomic_t *stop_signals;
+static int stop_threshold = 1;
+
+void host_set_stop_state(volatile sig_atomic_t *signals, int threshold)
+{
+    stop_signals = signals;
+    stop_threshold = threshold;
+}
+
+static bool host_should_stop(pgspout_sink_handle *sink)
+{
+    (void)sink;
+    return stop_signals && *stop_signals >= stop_threshold;
+}
 
 int host_wake_init(void)
 {
@@ -164,6 +178,7 @@ static const pgspout_host_api api_table = {
     .format_lsn = host_format_lsn,
     .ack_durable = host_ack_durable,
     .op_name = event_op_name,
+    .should_stop = host_should_stop,
 };
 
 const pgspout_host_api *host_api(void)

@@ -3,6 +3,7 @@
 #define PGSPOUT_SINK_HOST_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,6 +43,11 @@ const pgspout_host_api *host_api(void);
  * until its destroy returns, and a closed, reused descriptor must never
  * receive that byte. Returns the read end, or -1. */
 int host_wake_init(void);
+
+/* Sinks are told to stop waiting (should_stop) once *signals reaches
+ * threshold: 1 while streaming, 2 during a clean stop, where the first
+ * signal asked for that stop and a second one gives up on waiting. */
+void host_set_stop_state(volatile sig_atomic_t *signals, int threshold);
 int host_wake_read_fd(void);
 
 sink_handle *sink_handle_new(const char *name, sink_library lib,

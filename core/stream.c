@@ -638,6 +638,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     bool started = false;
 
     int wake_fd = host_wake_read_fd();
+    host_set_stop_state(stop, 1);
     if (!repl_start(&st->rs, repl, settings->slot, settings->publication,
                     PGOUTPUT_PROTO_VERSION, settings->status_interval_ms, err,
                     sizeof err)) {
@@ -774,6 +775,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     if (st->in_txn)
         drop_uncommitted_tail(st);
     st->final_phase = true;
+    host_set_stop_state(stop, 2);
     if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
         goto out;
     if (!confirm_durable(st, err, sizeof err) ||

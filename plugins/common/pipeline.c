@@ -585,7 +585,11 @@ sinkkit_pipeline *sinkkit_pipeline_new(const pgspout_host_api *host,
     if (p->cfg.queue_max_records < 1)
         p->cfg.queue_max_records = 1;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->changed, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->changed, &attr);
+    pthread_condattr_destroy(&attr);
     if (config->dead_letter_path && *config->dead_letter_path) {
         p->dead_letter =
             sinkkit_dead_letter_open(config->dead_letter_path, err, errlen);
@@ -614,6 +618,27 @@ static void wake(sinkkit_pipeline *p)
     curl_multi_wakeup(p->multi);
 }
 
+/* The host asked to stop and no longer waits for this sink. */
+static bool host_gives_up(const sinkkit_pipeline *p)
+{
+    return PGSPOUT_HAS_FIELD(p->host, pgspout_host_api, should_stop) &&
+           p->host->should_stop && p->host->should_stop(p->handle);
+}
+
+/* Waits on `changed` for at most 100 ms, so a waiter also notices when the
+ * host gives up. Lock held. */
+static void wait_changed(sinkkit_pipeline *p)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += 100 * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&p->changed, &p->lock, &until);
+}
+
 static pgspout_status append_and_wake(sinkkit_pipeline *p,
                                       sinkkit_record *record, entry_state state)
 {
@@ -623,7 +648,13 @@ static pgspout_status append_and_wake(sinkkit_pipeline *p,
     while (!p->failed && p->head &&
            (p->queued_records >= p->cfg.queue_max_records ||
             p->queued_bytes >= p->cfg.queue_max_bytes)) {
-        pthread_cond_wait(&p->changed, &p->lock);
+        if (host_gives_up(p)) {
+            /* The host stops without confirming; nothing is lost. */
+            pthread_mutex_unlock(&p->lock);
+            record_free(p, record);
+            return PGSPOUT_RETRY;
+        }
+        wait_changed(p);
     }
     if (p->failed) {
         pthread_mutex_unlock(&p->lock);
@@ -684,12 +715,13 @@ pgspout_status sinkkit_flush(sinkkit_pipeline *p)
     pthread_mutex_unlock(&p->lock);
     wake(p);
     pthread_mutex_lock(&p->lock);
-    while (!p->failed && p->head)
-        pthread_cond_wait(&p->changed, &p->lock);
+    bool gave_up = false;
+    while (!p->failed && p->head && !(gave_up = host_gives_up(p)))
+        wait_changed(p);
     p->flush_waiters--;
     bool failed = p->failed;
     pthread_mutex_unlock(&p->lock);
-    return failed ? PGSPOUT_FATAL : PGSPOUT_OK;
+    return failed ? PGSPOUT_FATAL : gave_up ? PGSPOUT_RETRY : PGSPOUT_OK;
 }
 
 size_t sinkkit_pipeline_tracked_keys(sinkkit_pipeline *p)

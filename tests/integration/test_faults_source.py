@@ -83,6 +83,19 @@ def test_publication_missing_at_start(db, pgspout, tmp_path):
     assert db.slot_info(db.name)["active"] is False
 
 
+def test_two_phase_slot_refused(db, pgspout, tmp_path):
+    """A two-phase slot makes the server send prepared transactions even to
+    a protocol 1 client; pgspout refuses it at start with a plain message
+    instead of failing on the protocol later."""
+    db.psql("create table t (id int primary key);"
+            "create publication pgspout for all tables;"
+            "select pg_create_logical_replication_slot('%s', 'pgoutput', "
+            "false, true);" % db.name)
+    r = pgspout.run(*file_args(db, tmp_path / "out.jsonl"), timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "was created with two_phase = true" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("create_slot", [False, True],
                          ids=["plain", "create_slot"])
 def test_publication_dropped_while_streaming(db, pgspout, tmp_path,

@@ -233,3 +233,35 @@ def test_record_over_the_limit(db, pgspout, fake_kinesis, tmp_path):
     ids = sorted(e["after"]["id"] for evs in srv.accepted.values()
                  for e in evs if e["op"] == "insert")
     assert 2 not in ids and 3 in ids
+
+
+def test_stop_while_the_service_is_down(db, pgspout, tmp_path):
+    """Nothing answers at the endpoint and the sink keeps retrying; a stop
+    signal must still end pgspout (the sink is told to stop waiting), with
+    exit 1 and nothing confirmed that the sink did not acknowledge."""
+    import signal
+    import socket
+
+    from pgharness import free_port, wait_until
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    db.psql("insert into t select g from generate_series(1, 50) g;")
+    # A port that is bound but never listened on refuses every connection.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", free_port()))
+    try:
+        url = "http://127.0.0.1:%d" % holder.getsockname()[1]
+        proc = pgspout.spawn("-d", db.conninfo, "--slot", db.name, "--sink",
+                             "kinesis", "-o", "stream=down",
+                             "-o", "endpoint=" + url, "-o", "linger=1ms",
+                             "-o", "retry_base=5ms", "-o", "retry_max=50ms",
+                             env=env_for())
+        wait_until(lambda: "will be sent again" in pgspout.stderr_of(proc),
+                   what="retries against the unreachable endpoint")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 1
+    finally:
+        holder.close()
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+    assert "stop requested while it was failing" in pgspout.stderr_of(proc)

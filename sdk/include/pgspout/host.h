@@ -81,6 +81,13 @@ typedef struct pgspout_host_api {
     /* "insert", "update", "delete", "truncate", "schema": the names the
      * canonical JSON uses; NULL for a value outside pgspout_op. */
     const char *(*op_name)(pgspout_op op);
+
+    /* True once the user asked pgspout to stop and it no longer waits for
+     * this sink. A sink blocked waiting for its service (a flush that cannot
+     * complete during an outage, a full queue) then returns PGSPOUT_RETRY
+     * promptly, and the host stops without confirming anything the sink has
+     * not acknowledged. Thread-safe. */
+    bool (*should_stop)(pgspout_sink_handle *sink);
 } pgspout_host_api;
 
 #endif
