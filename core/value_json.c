@@ -92,6 +92,22 @@ static void append_escaped_char(strbuf *out, unsigned char c)
     sbuf_append(out, esc, n);
 }
 
+/* True when any of the 8 bytes in w needs a look of its own: a control
+ * character, a quote, a backslash or a non-ASCII byte. The usual word-at-a-
+ * time tests (a byte below n: (w - n*ones) & ~w & highs), so that long plain
+ * text, the bulk of TOASTed values, is scanned 8 bytes per step. */
+static bool word_needs_care(uint64_t w)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101);
+    const uint64_t highs = UINT64_C(0x8080808080808080);
+    uint64_t quote = w ^ (ones * '"');
+    uint64_t backslash = w ^ (ones * '\\');
+    uint64_t control = (w - ones * 0x20) & ~w;
+    uint64_t is_quote = (quote - ones) & ~quote;
+    uint64_t is_backslash = (backslash - ones) & ~backslash;
+    return ((control | is_quote | is_backslash) & highs) || (w & highs);
+}
+
 void json_append_string(strbuf *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -104,6 +120,14 @@ void json_append_string(strbuf *out, const char *s, size_t len)
     while (p < end) {
         const unsigned char *run = p;
         while (p < end) {
+            uint64_t word;
+            if (end - p >= 8) {
+                memcpy(&word, p, 8);
+                if (!word_needs_care(word)) {
+                    p += 8;
+                    continue;
+                }
+            }
             unsigned char c = *p;
             if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
                 p++;

@@ -282,6 +282,50 @@ static void test_arrays(void)
     CHECK_STR(encode(array_of(VK_INT, ','), "{1,x}"), "[1,\"x\"]");
 }
 
+/* Long plain text is scanned 8 bytes at a time: a byte needing care is
+ * found at every offset, in every position of a word. */
+static void test_string_word_scan(void)
+{
+    static const struct {
+        char byte;
+        const char *escaped;
+    } specials[] = {{'"', "\\\""},
+                    {'\\', "\\\\"},
+                    {'\n', "\\n"},
+                    {'\x01', "\\u0001"},
+                    {'\x7f', "\x7f"}};
+    bool all_ok = true;
+    for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+        for (size_t at = 0; at < 40; at++) {
+            char text[41], expected[64];
+            memset(text, 'a', 40);
+            text[at] = specials[k].byte;
+            text[40] = '\0';
+            snprintf(expected, sizeof expected, "\"%.*s%s%.*s\"", (int)at, text,
+                     specials[k].escaped, (int)(39 - at), text + at + 1);
+            strbuf out = STRBUF_INIT;
+            json_append_string(&out, text, 40);
+            if (strcmp(out.data, expected) != 0) {
+                printf("# offset %zu: %s\n", at, out.data);
+                all_ok = false;
+            }
+            sbuf_free(&out);
+        }
+    }
+    CHECK(all_ok);
+    /* A multi-byte character and an invalid byte across a word boundary. */
+    strbuf out = STRBUF_INIT;
+    json_append_string(&out,
+                       "aaaaaa\xc3\xa9"
+                       "bbbbbbb\xff"
+                       "cc",
+                       18);
+    CHECK_STR(out.data, "\"aaaaaa\xc3\xa9"
+                        "bbbbbbb\xef\xbf\xbd"
+                        "cc\"");
+    sbuf_free(&out);
+}
+
 static void test_strings(void)
 {
     CHECK_STR(string_of("", 0), "\"\"");
@@ -338,6 +382,7 @@ int main(void)
     test_scalars();
     test_json_values();
     test_arrays();
+    test_string_word_scan();
     test_strings();
     CHECK(invalid_json_count == 0);
     sbuf_free(&out);
