@@ -36,7 +36,10 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "all_versions: run on every selected PostgreSQL major")
     config.addinivalue_line(
-        "markers", "slow: large workloads, left out of the sanitizer run")
+        "markers", "slow: long-running (fault loops, large workloads)")
+    config.addinivalue_line(
+        "markers", "rss: asserts peak memory, which means nothing under "
+                   "ASan; left out of the sanitizer run")
 
 
 def pytest_generate_tests(metafunc):

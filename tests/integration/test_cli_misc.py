@@ -82,6 +82,7 @@ def wait_reaping_max_rss(proc, timeout):
 
 
 @pytest.mark.slow
+@pytest.mark.rss
 def test_million_row_transaction_bounded_memory(db, pgspout, tmp_path):
     db.psql("create table big (id int primary key, v text);")
     db.create_slot(db.name)
