@@ -115,16 +115,22 @@ static void append_segment(strbuf *sb, const char *s)
     }
 }
 
+/* endpoint/bigquery/v2/projects/P, the root of every API URL. */
+static void append_project_url(strbuf *sb, const bq_sink *s)
+{
+    sbuf_append_str(sb, s->endpoint);
+    while (sb->len && sb->data[sb->len - 1] == '/')
+        sb->data[--sb->len] = '\0';
+    sbuf_append_str(sb, "/bigquery/v2/projects/");
+    append_segment(sb, s->project);
+}
+
 /* endpoint/bigquery/v2/projects/P/datasets/D[/tables[/T[/suffix]]] */
 static char *dataset_url(const bq_sink *s, const char *table_id,
                          const char *suffix)
 {
     strbuf sb = STRBUF_INIT;
-    sbuf_append_str(&sb, s->endpoint);
-    while (sb.len && sb.data[sb.len - 1] == '/')
-        sb.data[--sb.len] = '\0';
-    sbuf_append_str(&sb, "/bigquery/v2/projects/");
-    append_segment(&sb, s->project);
+    append_project_url(&sb, s);
     sbuf_append_str(&sb, "/datasets/");
     append_segment(&sb, s->dataset);
     sbuf_append_str(&sb, "/tables");
@@ -140,11 +146,7 @@ static char *dataset_url(const bq_sink *s, const char *table_id,
 static char *queries_url(const bq_sink *s)
 {
     strbuf sb = STRBUF_INIT;
-    sbuf_append_str(&sb, s->endpoint);
-    while (sb.len && sb.data[sb.len - 1] == '/')
-        sb.data[--sb.len] = '\0';
-    sbuf_append_str(&sb, "/bigquery/v2/projects/");
-    append_segment(&sb, s->project);
+    append_project_url(&sb, s);
     sbuf_append_str(&sb, "/queries");
     return sbuf_detach(&sb);
 }
