@@ -406,9 +406,14 @@ static int64_t oldest_unflushed_us(const stream *st)
 
 /* The linger is counted from the oldest unflushed event, not from the
  * last message: a busy stream never falls silent, and its changes must
- * still become durable (and be confirmed) within the linger. */
+ * still become durable (and be confirmed) within the linger. Inside a
+ * transaction it does not apply: nothing can be confirmed before the
+ * commit arrives, so flushing there costs fsyncs and buys no latency
+ * (memory stays bounded by max_unflushed_events and the sinks' buffers). */
 static bool linger_over(const stream *st, int64_t now)
 {
+    if (st->in_txn)
+        return false;
     int64_t oldest = oldest_unflushed_us(st);
     return oldest &&
            now - oldest >= (int64_t)st->settings->flush_linger_ms * 1000;
@@ -423,10 +428,10 @@ static delivery_result flush_sinks(stream *st, bool everything)
             s->last_flush_us = now;
             continue;
         }
-        bool due = everything ||
-                   s->unflushed >= st->settings->max_unflushed_events ||
-                   now - s->unflushed_since_us >=
-                       (int64_t)st->settings->flush_linger_ms * 1000;
+        bool due =
+            everything || s->unflushed >= st->settings->max_unflushed_events ||
+            (!st->in_txn && now - s->unflushed_since_us >=
+                                (int64_t)st->settings->flush_linger_ms * 1000);
         if (!due)
             continue;
         delivery_result r = call_with_retry(st, s, "flush", NULL, 0);
@@ -659,7 +664,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
          * arriving meanwhile share that fsync (group commit), and none waits
          * much longer, however busy the stream. */
         int timeout = 1000;
-        int64_t oldest = oldest_unflushed_us(st);
+        int64_t oldest = st->in_txn ? 0 : oldest_unflushed_us(st);
         if (st->batch_count > 0) {
             timeout = 0;
         } else if (oldest) {
@@ -688,7 +693,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
             char drain[64];
             while (wake_fd >= 0 && read(wake_fd, drain, sizeof drain) > 0)
                 ;
-            if (!checkpoint_now(st, st->batch_count == 0))
+            if (!checkpoint_now(st, st->batch_count == 0 && !st->in_txn))
                 failed = true;
             continue;
         }
