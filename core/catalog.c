@@ -4,22 +4,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgconn.h"
 #include "strbuf.h"
 
-static void result_error(PGconn *conn, const char *what, char *err,
-                         size_t errlen)
-{
-    const char *msg = PQerrorMessage(conn);
-    size_t len = strlen(msg);
-    while (len > 0 && msg[len - 1] == '\n')
-        len--;
-    snprintf(err, errlen, "%s: %.*s", what, (int)len, msg);
-}
+/* Catalog questions are small: a minute without an answer means the
+ * server (or the network) is not answering at all. */
+#define CATALOG_QUERY_TIMEOUT_MS 60000
+
+/* Why the last query() returned no result ("" when it returned one). Only
+ * the main thread asks the catalog. */
+static char unanswered[256];
+static bool unanswered_retryable;
 
 static PGresult *query(PGconn *conn, const char *sql, int nparams,
                        const char *const *params)
 {
-    return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    pq_outcome outcome;
+    unanswered[0] = '\0';
+    PGresult *res =
+        pq_exec(conn, sql, nparams, params, CATALOG_QUERY_TIMEOUT_MS, &outcome,
+                unanswered, sizeof unanswered);
+    unanswered_retryable = outcome != PQ_STOPPED;
+    return res;
+}
+
+/* Describes why res (the last query's result, maybe NULL) is not what was
+ * asked for; *retryable (may be NULL) tells whether asking again, on a new
+ * connection if this one broke, may work. */
+static void result_error(PGconn *conn, const PGresult *res, const char *what,
+                         char *err, size_t errlen, bool *retryable)
+{
+    bool again = false;
+    if (!res) {
+        snprintf(err, errlen, "%s: %s", what, unanswered);
+        again = unanswered_retryable;
+    } else {
+        pq_copy_error(conn, what, err, errlen);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        again = PQstatus(conn) != CONNECTION_OK ||
+                (state && pq_sqlstate_retryable(state));
+    }
+    if (retryable)
+        *retryable = again;
+}
+
+bool catalog_connection_usable(PGconn *conn)
+{
+    /* A query that timed out or was abandoned leaves it busy for good. */
+    return conn && PQstatus(conn) == CONNECTION_OK &&
+           PQtransactionStatus(conn) != PQTRANS_ACTIVE;
 }
 
 bool catalog_list_tables(PGconn *conn, catalog_table **tables, size_t *count,
@@ -36,7 +69,7 @@ bool catalog_list_tables(PGconn *conn, catalog_table **tables, size_t *count,
         "AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'";
     PGresult *res = query(conn, sql, 0, NULL);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        result_error(conn, "cannot list tables", err, errlen);
+        result_error(conn, res, "cannot list tables", err, errlen, NULL);
         PQclear(res);
         return false;
     }
@@ -72,21 +105,24 @@ int catalog_relation_visible(PGconn *conn, uint32_t relid)
                           "SELECT pg_catalog.pg_table_is_visible(c.oid) FROM "
                           "pg_catalog.pg_class c WHERE c.oid = $1::oid",
                           1, params);
-    int visible = -1;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        visible = PQgetvalue(res, 0, 0)[0] == 't';
+    int visible = PQresultStatus(res) != PGRES_TUPLES_OK ? -2
+                  : PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)[0] == 't'
+                                        : -1;
     PQclear(res);
     return visible;
 }
 
 /* A type the built-in table does not know: follow domains to their base
- * type and arrays to their element type, as far as the catalog says. */
-static value_type resolve_type(PGconn *conn, uint32_t oid, int depth)
+ * type and arrays to their element type, as far as the catalog says.
+ * Returns NULL, or the failed query's result (to describe the failure): a
+ * type guessed wrongly would change how its values are encoded. */
+static PGresult *resolve_type(PGconn *conn, uint32_t oid, int depth,
+                              value_type *vt, bool *failed)
 {
     bool known;
-    value_type vt = value_type_for_builtin(oid, &known);
+    *vt = value_type_for_builtin(oid, &known);
     if (known || depth > 8)
-        return vt;
+        return NULL;
     char text[16];
     snprintf(text, sizeof text, "%u", oid);
     const char *params[] = {text};
@@ -97,28 +133,53 @@ static value_type resolve_type(PGconn *conn, uint32_t oid, int depth)
               "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem "
               "WHERE t.oid = $1::oid",
               1, params);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        *failed = true;
+        return res;
+    }
+    PGresult *failure = NULL;
+    if (PQntuples(res) == 1) {
         char typtype = PQgetvalue(res, 0, 0)[0];
         uint32_t base = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
         uint32_t elem = (uint32_t)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
         char category = PQgetvalue(res, 0, 3)[0];
         char delim = PQgetvalue(res, 0, 4)[0];
         if (typtype == 'd' && base != 0) {
-            vt = resolve_type(conn, base, depth + 1);
+            failure = resolve_type(conn, base, depth + 1, vt, failed);
         } else if (category == 'A' && elem != 0) {
-            value_type ev = resolve_type(conn, elem, depth + 1);
-            vt.kind = VK_ARRAY;
-            vt.elem_kind = ev.kind == VK_ARRAY ? VK_TEXT : ev.kind;
-            vt.delim = delim ? delim : ',';
+            value_type ev;
+            failure = resolve_type(conn, elem, depth + 1, &ev, failed);
+            vt->kind = VK_ARRAY;
+            vt->elem_kind = ev.kind == VK_ARRAY ? VK_TEXT : ev.kind;
+            vt->delim = delim ? delim : ',';
         }
     }
     PQclear(res);
-    return vt;
+    return failure;
+}
+
+static bool describe_types(PGconn *conn, relation *rel, char *err,
+                           size_t errlen, bool *retryable)
+{
+    for (int i = 0; i < rel->ncols; i++) {
+        bool failed = false;
+        PGresult *res = resolve_type(conn, rel->cols[i].type_oid, 0,
+                                     &rel->cols[i].vtype, &failed);
+        if (failed) {
+            result_error(conn, res, "cannot look up a column type", err, errlen,
+                         retryable);
+            PQclear(res);
+            return false;
+        }
+    }
+    return true;
 }
 
 bool catalog_describe_columns(PGconn *conn, relation *rel, char *err,
-                              size_t errlen)
+                              size_t errlen, bool *retryable)
 {
+    if (retryable)
+        *retryable = false;
     if (rel->ncols == 0)
         return true;
     strbuf oids = STRBUF_INIT, typmods = STRBUF_INIT;
@@ -141,17 +202,17 @@ bool catalog_describe_columns(PGconn *conn, relation *rel, char *err,
     sbuf_free(&typmods);
     if (PQresultStatus(res) != PGRES_TUPLES_OK ||
         PQntuples(res) != rel->ncols) {
-        result_error(conn, "cannot describe column types", err, errlen);
+        result_error(conn, res, "cannot describe column types", err, errlen,
+                     retryable);
         PQclear(res);
         return false;
     }
     for (int i = 0; i < rel->ncols; i++) {
         free(rel->cols[i].type_name);
         rel->cols[i].type_name = xstrdup(PQgetvalue(res, i, 0));
-        rel->cols[i].vtype = resolve_type(conn, rel->cols[i].type_oid, 0);
     }
     PQclear(res);
-    return true;
+    return describe_types(conn, rel, err, errlen, retryable);
 }
 
 bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
@@ -165,7 +226,8 @@ bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
               "WHERE slot_name = $1",
               1, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        result_error(conn, "cannot look up replication slot", err, errlen);
+        result_error(conn, res, "cannot look up replication slot", err, errlen,
+                     NULL);
         PQclear(res);
         return false;
     }
@@ -201,7 +263,8 @@ bool catalog_ensure_publication(PGconn *conn, const char *publication,
         conn, "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", 1,
         params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        result_error(conn, "cannot look up publication", err, errlen);
+        result_error(conn, res, "cannot look up publication", err, errlen,
+                     NULL);
         PQclear(res);
         return false;
     }
@@ -220,11 +283,11 @@ bool catalog_ensure_publication(PGconn *conn, const char *publication,
     strbuf sql = STRBUF_INIT;
     sbuf_appendf(&sql, "CREATE PUBLICATION %s FOR ALL TABLES", ident);
     PQfreemem(ident);
-    res = PQexec(conn, sql.data);
+    res = query(conn, sql.data, 0, NULL);
     sbuf_free(&sql);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
-        result_error(conn, "cannot create publication", err, errlen);
+        result_error(conn, res, "cannot create publication", err, errlen, NULL);
     PQclear(res);
     return ok;
 }

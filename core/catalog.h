@@ -22,12 +22,20 @@ bool catalog_list_tables(PGconn *conn, catalog_table **tables, size_t *count,
                          char *err, size_t errlen);
 void catalog_tables_free(catalog_table *tables, size_t count);
 
-/* 1 visible, 0 not, -1 the relation no longer exists. */
+/* 1 visible, 0 not, -1 the relation no longer exists, -2 the catalog did
+ * not answer. */
 int catalog_relation_visible(PGconn *conn, uint32_t relid);
 
-/* Fills type_name (format_type) and vtype of every column. */
+/* Fills type_name (format_type) and vtype of every column. On failure
+ * *retryable (may be NULL) tells whether asking again may work: the server
+ * did not answer in time, the connection broke (reconnect first: see
+ * catalog_connection_usable) or the error is of a passing kind. */
 bool catalog_describe_columns(PGconn *conn, relation *rel, char *err,
-                              size_t errlen);
+                              size_t errlen, bool *retryable);
+
+/* False when conn cannot take another query: closed, broken, or still busy
+ * with one that timed out or was abandoned on a stop. */
+bool catalog_connection_usable(PGconn *conn);
 
 /* *confirmed gets the slot's confirmed_flush_lsn (0 when unknown). */
 bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,

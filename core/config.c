@@ -785,6 +785,7 @@ enum long_only_option {
     OPT_CREATE_SLOT,
     OPT_RETRY_INITIAL,
     OPT_DROP_SLOT,
+    OPT_WAIT,
     OPT_SINK,
     OPT_PLUGIN_DIR,
     OPT_LIST_TABLES,
@@ -801,6 +802,7 @@ static const struct option long_options[] = {
     {"create-slot", no_argument, NULL, OPT_CREATE_SLOT},
     {"retry-initial", no_argument, NULL, OPT_RETRY_INITIAL},
     {"drop-slot", no_argument, NULL, OPT_DROP_SLOT},
+    {"wait", required_argument, NULL, OPT_WAIT},
     {"table", required_argument, NULL, 't'},
     {"exclude-table", required_argument, NULL, 'T'},
     {"sink", required_argument, NULL, OPT_SINK},
@@ -827,6 +829,8 @@ typedef struct cli_args {
     uint64_t endpos;
     bool has_status_interval;
     int status_interval_s;
+    bool has_wait;
+    int wait_s;
     int verbosity;
     const char **include, **exclude, **options, **plugin_dirs;
     size_t n_include, n_exclude, n_options, n_plugin_dirs;
@@ -921,6 +925,13 @@ static int parse_argv(int argc, char **argv, cli_args *cli, char *err,
             break;
         case OPT_DROP_SLOT:
             cli->drop_slot = true;
+            break;
+        case OPT_WAIT:
+            if (!parse_seconds(optarg, &cli->wait_s))
+                return usage_error(err, errlen,
+                                   "invalid --wait \"%s\" (seconds, 0 to %d)",
+                                   optarg, MAX_STATUS_INTERVAL_S);
+            cli->has_wait = true;
             break;
         case 't':
             cli->include[cli->n_include++] = optarg;
@@ -1034,6 +1045,9 @@ static int check_modes(const cli_args *cli, char *err, size_t errlen)
     }
     if (cli->n_options > 0 && !cli->sink)
         return usage_error(err, errlen, "-o can only be used with --sink");
+    if (cli->has_wait && !cli->drop_slot)
+        return usage_error(err, errlen,
+                           "--wait can only be used with --drop-slot");
     if (!mode)
         return 0;
     struct {
@@ -1093,6 +1107,7 @@ static void apply_cli(const cli_args *cli, pgspout_config *cfg)
     cfg->create_slot = cfg->create_slot || cli->create_slot;
     cfg->retry_initial = cfg->retry_initial || cli->retry_initial;
     cfg->drop_slot = cli->drop_slot;
+    cfg->drop_slot_wait_s = cli->wait_s;
     cfg->list_tables = cli->list_tables;
     cfg->list_sinks = cli->list_sinks;
     cfg->show_help = cli->help;
@@ -1189,7 +1204,7 @@ void config_print_usage(FILE *out)
         "  pgspout [-c FILE] [-d CONNINFO] [--slot NAME] [--publication NAME]\n"
         "          [--create-slot] [-t PATTERN]... [-T PATTERN]...\n"
         "          --sink NAME [-o KEY=VALUE]... [--endpos LSN]\n"
-        "  pgspout [-d CONNINFO] [--slot NAME] --drop-slot\n"
+        "  pgspout [-d CONNINFO] [--slot NAME] --drop-slot [--wait SECS]\n"
         "  pgspout [-d CONNINFO] [-t PATTERN]... [-T PATTERN]... "
         "--list-tables\n"
         "  pgspout --list-sinks | --help | --version\n"
@@ -1207,6 +1222,10 @@ void config_print_usage(FILE *out)
         "fails\n"
         "                             (a lost connection is always retried)\n"
         "      --drop-slot            drop the slot and exit\n"
+        "      --wait=SECS            with --drop-slot: wait up to SECS for "
+        "another\n"
+        "                             client to release the slot (default: "
+        "0)\n"
         "  -t, --table=PATTERN        stream only matching tables "
         "(repeatable)\n"
         "  -T, --exclude-table=PATTERN\n"

@@ -50,6 +50,8 @@ typedef struct pgspout_config {
     bool retry_initial;
     /* Modes other than streaming; at most one is set. */
     bool drop_slot, list_tables, list_sinks, show_help, show_version;
+    int drop_slot_wait_s; /* --wait: how long --drop-slot waits for a
+                             slot another client holds */
     /* Searched before the built-in directory, command-line ones first. */
     char **plugin_dirs;
     size_t n_plugin_dirs;

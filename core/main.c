@@ -194,7 +194,7 @@ static int compare_tables(const void *a, const void *b)
 static int list_tables(const pgspout_config *cfg, const table_filter *filter)
 {
     char err[1024];
-    PGconn *conn = pg_connect(cfg->conninfo, false, err, sizeof err);
+    PGconn *conn = pq_connect(cfg->conninfo, false, NULL, err, sizeof err);
     if (!conn) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
@@ -223,12 +223,13 @@ static int list_tables(const pgspout_config *cfg, const table_filter *filter)
 static int drop_slot(const pgspout_config *cfg)
 {
     char err[1024];
-    PGconn *repl = pg_connect(cfg->conninfo, true, err, sizeof err);
+    PGconn *repl = pq_connect(cfg->conninfo, true, NULL, err, sizeof err);
     if (!repl) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
-    bool ok = repl_drop_slot(repl, cfg->slot, err, sizeof err);
+    bool ok =
+        repl_drop_slot(repl, cfg->slot, cfg->drop_slot_wait_s, err, sizeof err);
     if (ok)
         log_info("dropped replication slot \"%s\"", cfg->slot);
     else
@@ -337,13 +338,7 @@ static bool wait_to_reconnect(int attempt)
 {
     int64_t ms = backoff_delay_ms(attempt);
     log_info("reconnecting in %lld ms (attempt %d)", (long long)ms, attempt);
-    while (ms > 0 && !stop_requested) {
-        int64_t step = ms < 100 ? ms : 100;
-        struct timespec ts = {step / 1000, (long)(step % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        ms -= step;
-    }
-    return !stop_requested;
+    return pq_sleep_unless_stopped(ms);
 }
 
 /* Both connections, the slot checked (or created); false on failure, with
@@ -353,18 +348,35 @@ static bool connect_and_prepare(pgspout_config *cfg, bool reconnecting,
                                 uint64_t *start_lsn, bool *retryable)
 {
     char err[1024];
-    *catalog = pg_connect(cfg->conninfo, false, err, sizeof err);
-    *repl = *catalog ? pg_connect(cfg->conninfo, true, err, sizeof err) : NULL;
+    pq_outcome outcome;
+    *catalog = pq_connect(cfg->conninfo, false, &outcome, err, sizeof err);
+    if (*catalog)
+        *repl = pq_connect(cfg->conninfo, true, &outcome, err, sizeof err);
     if (!*catalog || !*repl) {
         log_error("%s", err);
-        *retryable = true;
+        *retryable = outcome != PQ_STOPPED;
         return false;
     }
     if (prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn))
         return true;
+    /* A broken or unanswered connection is the server's doing; a stop is
+     * the user's. */
     *retryable =
-        PQstatus(*catalog) != CONNECTION_OK || PQstatus(*repl) != CONNECTION_OK;
+        !pq_stop_requested() && (!catalog_connection_usable(*catalog) ||
+                                 !catalog_connection_usable(*repl));
     return false;
+}
+
+/* A stop while no connection streams (waiting to reconnect, or inside a
+ * connection attempt): nothing more can be confirmed. */
+static int stopped_while_disconnected(sink_set *set, bool sinks_created)
+{
+    /* What the sinks took is flushed; it is confirmed next time. */
+    for (size_t i = 0; i < set->n && sinks_created; i++)
+        set->sinks[i]->lib.desc->flush(set->sinks[i]->state);
+    log_error("stopped while disconnected; changes not yet confirmed are "
+              "sent again on restart");
+    return EXIT_RUNTIME_FAILURE;
 }
 
 /* Streams, reconnecting whenever the connection is lost (a server restart,
@@ -386,8 +398,9 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         uint64_t start_lsn = 0;
         bool retryable = false;
         int rc = EXIT_RUNTIME_FAILURE;
-        if (connect_and_prepare(cfg, sinks_created, &catalog, &repl, &start_lsn,
-                                &retryable)) {
+        bool connected = connect_and_prepare(cfg, sinks_created, &catalog,
+                                             &repl, &start_lsn, &retryable);
+        if (connected) {
             if (!sinks_created) {
                 block_stop_signals(true);
                 bool ok = true;
@@ -410,6 +423,7 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
             }
             stream_settings settings;
             stream_settings_default(&settings);
+            settings.conninfo = cfg->conninfo;
             settings.slot = cfg->slot;
             settings.publication = cfg->publication;
             settings.start_lsn = start_lsn;
@@ -417,7 +431,7 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
             settings.endpos = cfg->endpos;
             settings.status_interval_ms = cfg->status_interval_s * 1000;
             int64_t streamed_since = now_us();
-            rc = stream_run(repl, catalog, global, set->sinks, set->n,
+            rc = stream_run(repl, &catalog, global, set->sinks, set->n,
                             &settings, &stop_requested);
             retryable = rc == STREAM_DISCONNECTED;
             /* Connecting is not recovering: a stream that fails at once
@@ -430,6 +444,8 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         }
         PQfinish(repl);
         PQfinish(catalog);
+        if (!connected && pq_stop_requested())
+            return stopped_while_disconnected(set, sinks_created);
         if (!retryable)
             return rc;
         if (!sinks_created && !cfg->retry_initial) {
@@ -438,14 +454,8 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         }
         log_warning("connection to the server lost; nothing unacknowledged "
                     "was confirmed");
-        if (!wait_to_reconnect(attempt + 1)) {
-            /* What the sinks took is flushed; it is confirmed next time. */
-            for (size_t i = 0; i < set->n && sinks_created; i++)
-                set->sinks[i]->lib.desc->flush(set->sinks[i]->state);
-            log_error("stopped while disconnected; changes not yet "
-                      "confirmed are sent again on restart");
-            return EXIT_RUNTIME_FAILURE;
-        }
+        if (!wait_to_reconnect(attempt + 1))
+            return stopped_while_disconnected(set, sinks_created);
     }
 }
 
@@ -465,6 +475,7 @@ int main(int argc, char **argv)
     }
     log_set_level(cfg.verbosity > 0 ? PGSPOUT_LOG_DEBUG : PGSPOUT_LOG_INFO);
     install_signal_handlers();
+    pq_set_stop_state(&stop_requested, 1);
 
     char **dirs = NULL;
     size_t ndirs = 0;

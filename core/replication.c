@@ -10,17 +10,11 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pgconn.h"
 #include "strbuf.h"
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define POSTGRES_EPOCH_OFFSET_US INT64_C(946684800000000)
-
-int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static int64_t postgres_now_us(void)
 {
@@ -47,47 +41,35 @@ static void write_be64(char *p, uint64_t v)
     }
 }
 
-/* libpq messages end in a newline; ours are embedded in longer lines. */
-static void copy_pq_error(PGconn *conn, const char *what, char *err,
-                          size_t errlen)
-{
-    const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
-    size_t len = strlen(msg);
-    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-        len--;
-    snprintf(err, errlen, "%s: %.*s", what, (int)len, msg);
-}
+/* Replication commands answer at once, except CREATE_REPLICATION_SLOT,
+ * which waits for transactions running on the primary to end (that can
+ * take as long as the longest one: only a stop ends that wait). */
+#define REPL_COMMAND_TIMEOUT_MS 60000
+/* How often --drop-slot --wait asks again for a slot another client holds. */
+#define DROP_RETRY_MS 250
+/* How long a clean stop waits for the server to end COPY. */
+#define REPL_FINISH_TIMEOUT_MS 30000
 
-PGconn *pg_connect(const char *conninfo, bool replication, char *err,
-                   size_t errlen)
+static bool run_command(PGconn *conn, const char *sql, int timeout_ms,
+                        const char *what, char *err, size_t errlen,
+                        char *sqlstate)
 {
-    /* Names and values are handled as UTF-8 throughout (JSON output,
-     * pattern matching). */
-    const char *keys[] = {"dbname", "fallback_application_name",
-                          "client_encoding", "replication", NULL};
-    const char *values[] = {conninfo, "pgspout", "UTF8", "database", NULL};
-    if (!replication)
-        keys[3] = NULL;
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
-    if (!conn || PQstatus(conn) != CONNECTION_OK) {
-        copy_pq_error(conn,
-                      replication ? "replication connection failed"
-                                  : "connection failed",
-                      err, errlen);
-        PQfinish(conn);
-        return NULL;
+    char why[512];
+    pq_outcome outcome;
+    PGresult *res =
+        pq_exec(conn, sql, 0, NULL, timeout_ms, &outcome, why, sizeof why);
+    if (!res) {
+        snprintf(err, errlen, "%s: %s", what, why);
+        return false;
     }
-    return conn;
-}
-
-static bool run_command(PGconn *conn, const char *sql, const char *what,
-                        char *err, size_t errlen)
-{
-    PGresult *res = PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(res);
     bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok)
-        copy_pq_error(conn, what, err, errlen);
+        pq_copy_error(conn, what, err, errlen);
+    if (sqlstate) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(sqlstate, 6, "%s", state ? state : "");
+    }
     PQclear(res);
     return ok;
 }
@@ -100,15 +82,48 @@ bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
              "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput "
              "NOEXPORT_SNAPSHOT",
              slot);
-    return run_command(repl, sql, "cannot create replication slot", err,
-                       errlen);
+    return run_command(repl, sql, -1, "cannot create replication slot", err,
+                       errlen, NULL);
 }
 
-bool repl_drop_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
+/* Without WAIT the server refuses at once while another client holds the
+ * slot; pgspout retries itself so that the wait is bounded and a stop ends
+ * it without dropping a slot the user gave up on. */
+bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
+                    size_t errlen)
 {
     char sql[256];
-    snprintf(sql, sizeof sql, "DROP_REPLICATION_SLOT \"%s\" WAIT", slot);
-    return run_command(repl, sql, "cannot drop replication slot", err, errlen);
+    snprintf(sql, sizeof sql, "DROP_REPLICATION_SLOT \"%s\"", slot);
+    int64_t deadline = now_us() + (int64_t)wait_s * 1000000;
+    bool announced = false;
+    for (;;) {
+        char state[6];
+        if (run_command(repl, sql, REPL_COMMAND_TIMEOUT_MS,
+                        "cannot drop replication slot", err, errlen, state))
+            return true;
+        if (strcmp(state, "55006") != 0)
+            return false;
+        if (now_us() >= deadline) {
+            size_t len = strlen(err);
+            snprintf(err + len, errlen - len,
+                     wait_s > 0 ? " (still held after waiting %d s)"
+                                : " (--wait SECONDS waits for it to be "
+                                  "released)",
+                     wait_s);
+            return false;
+        }
+        if (!announced)
+            log_info("%s; waiting up to %d s for it to be released", err,
+                     wait_s);
+        announced = true;
+        if (!pq_sleep_unless_stopped(DROP_RETRY_MS)) {
+            snprintf(err, errlen,
+                     "stop requested while waiting for replication slot "
+                     "\"%s\" to be released; the slot was not dropped",
+                     slot);
+            return false;
+        }
+    }
 }
 
 static void *status_thread_main(void *arg)
@@ -175,11 +190,19 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
                  "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 "
                  "(proto_version '%d', publication_names '%s')",
                  slot, proto_version, pub.data);
-    PGresult *res = PQexec(repl, sql.data);
+    char why[512];
+    pq_outcome outcome;
+    PGresult *res = pq_exec(repl, sql.data, 0, NULL, REPL_COMMAND_TIMEOUT_MS,
+                            &outcome, why, sizeof why);
     sbuf_free(&sql);
     sbuf_free(&pub);
+    if (!res) {
+        snprintf(err, errlen, "cannot start streaming: %s", why);
+        rs->start_retryable = outcome != PQ_STOPPED;
+        return false;
+    }
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        copy_pq_error(repl, "cannot start streaming", err, errlen);
+        pq_copy_error(repl, "cannot start streaming", err, errlen);
         /* object_in_use: the walsender of a connection that just broke
          * still holds the slot; it lets go within moments. */
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -189,6 +212,7 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
         return false;
     }
     PQclear(res);
+    PQsetnonblocking(repl, 1);
     atomic_store(&rs->last_status_us, now_us());
     /* Stop signals belong to the main thread, whose poll() they interrupt;
      * the new thread inherits this mask. */
@@ -223,34 +247,17 @@ bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
     write_be64(msg + 17, flushed);
     write_be64(msg + 25, (uint64_t)postgres_now_us());
     msg[33] = reply_requested ? 1 : 0;
+    /* The connection is non-blocking: what the socket cannot take now is
+     * sent by the next read or status update, so a server that stopped
+     * reading never blocks the caller (nor the stop that follows). */
     bool ok =
-        PQputCopyData(rs->conn, msg, sizeof msg) == 1 && PQflush(rs->conn) == 0;
+        PQputCopyData(rs->conn, msg, sizeof msg) == 1 && PQflush(rs->conn) >= 0;
     if (!ok)
-        copy_pq_error(rs->conn, "cannot send status update", err, errlen);
+        pq_copy_error(rs->conn, "cannot send status update", err, errlen);
     pthread_mutex_unlock(&rs->lock);
     if (ok)
         atomic_store(&rs->last_status_us, now_us());
     return ok;
-}
-
-/* Whether an error the walsender reported can go away by reconnecting: a
- * lost or terminated connection, a server shutting down or starting, a lack
- * of resources, an I/O or internal error. Anything else (a publication
- * dropped, a slot invalidated, a missing privilege) fails again at the same
- * WAL position on every reconnect, so retrying would loop forever. */
-static bool sqlstate_retryable(const char *state)
-{
-    static const char *const retryable_classes[] = {"08", "40", "53",
-                                                    "57", "58", "XX"};
-    if (strcmp(state, "55006") == 0) /* the slot is still held: it frees */
-        return true;
-    if (strcmp(state, "58P01") == 0) /* WAL already removed: gone for good */
-        return false;
-    for (size_t i = 0; i < sizeof retryable_classes / sizeof *retryable_classes;
-         i++)
-        if (strncmp(state, retryable_classes[i], 2) == 0)
-            return true;
-    return false;
 }
 
 static int parse_copy_data(char *buf, int len, repl_msg *msg, char *err,
@@ -301,11 +308,11 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
             if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
                 snprintf(err, errlen, "the server ended replication");
             } else {
-                copy_pq_error(rs->conn, "replication stream failed", err,
+                pq_copy_error(rs->conn, "replication stream failed", err,
                               errlen);
                 const char *state =
                     res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-                permanent = state && !sqlstate_retryable(state);
+                permanent = state && !pq_sqlstate_retryable(state);
             }
             PQclear(res);
             pthread_mutex_unlock(&rs->lock);
@@ -317,7 +324,15 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
         if (left == 0 && looked)
             return 0;
         looked = true;
-        struct pollfd fds[2] = {{.fd = PQsocket(rs->conn), .events = POLLIN},
+        pthread_mutex_lock(&rs->lock);
+        int unsent = PQflush(rs->conn); /* status updates queued earlier */
+        if (unsent < 0)
+            pq_copy_error(rs->conn, "replication connection lost", err, errlen);
+        pthread_mutex_unlock(&rs->lock);
+        if (unsent < 0)
+            return -1;
+        short events = POLLIN | (unsent ? POLLOUT : 0);
+        struct pollfd fds[2] = {{.fd = PQsocket(rs->conn), .events = events},
                                 {.fd = wake_fd, .events = POLLIN}};
         int n = poll(fds, wake_fd >= 0 ? 2 : 1, (int)((left + 999) / 1000));
         if (n < 0 && errno != EINTR) {
@@ -331,12 +346,14 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
                 return 0;
             continue;
         }
+        if (fds[0].revents & POLLOUT)
+            continue; /* room to send what was queued */
         if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
             return 0; /* only the wake-up pipe */
         pthread_mutex_lock(&rs->lock);
         int ok = PQconsumeInput(rs->conn);
         if (!ok)
-            copy_pq_error(rs->conn, "replication connection lost", err, errlen);
+            pq_copy_error(rs->conn, "replication connection lost", err, errlen);
         pthread_mutex_unlock(&rs->lock);
         if (!ok)
             return -1;
@@ -355,45 +372,103 @@ static void stop_status_thread(repl_stream *rs)
     }
 }
 
+/* Sends what libpq holds for the server; false when the deadline passed,
+ * a stop was requested or the connection broke (err set). */
+static bool flush_before(PGconn *conn, int64_t deadline, char *err,
+                         size_t errlen)
+{
+    for (;;) {
+        int unsent = PQflush(conn);
+        if (unsent == 0)
+            return true;
+        if (unsent < 0) {
+            pq_copy_error(conn, "cannot end streaming", err, errlen);
+            return false;
+        }
+        int wait = pq_wait_socket(conn, true, deadline);
+        if (wait != 1) {
+            snprintf(err, errlen, "cannot end streaming: %s",
+                     wait == 0 ? "the server did not take the data in time"
+                               : "stop requested");
+            return false;
+        }
+    }
+}
+
+/* Waits for more input from the server and reads it. */
+static bool read_more(PGconn *conn, int64_t deadline, char *err, size_t errlen)
+{
+    int wait = pq_wait_socket(conn, false, deadline);
+    if (wait == 1 && PQconsumeInput(conn))
+        return true;
+    snprintf(err, errlen, "streaming did not end cleanly: %s",
+             wait == 0    ? "the server did not answer in time"
+             : wait == -1 ? "stop requested"
+                          : PQerrorMessage(conn));
+    return false;
+}
+
+/* Reads until the server has ended its side of COPY: what it still sent
+ * before it saw CopyDone is dropped. */
+static bool await_copy_end(PGconn *conn, int64_t deadline, char *err,
+                           size_t errlen)
+{
+    for (;;) {
+        char *buf = NULL;
+        int len = PQgetCopyData(conn, &buf, 1);
+        PQfreemem(buf);
+        if (len == -1)
+            return true;
+        if (len == -2) {
+            pq_copy_error(conn, "streaming did not end cleanly", err, errlen);
+            return false;
+        }
+        if (len == 0 && !read_more(conn, deadline, err, errlen))
+            return false;
+    }
+}
+
+/* Takes the command's final results; false unless all of them succeeded. */
+static bool await_results(PGconn *conn, int64_t deadline, char *err,
+                          size_t errlen)
+{
+    bool ok = true;
+    for (;;) {
+        if (PQisBusy(conn)) {
+            if (!read_more(conn, deadline, err, errlen))
+                return false;
+            continue;
+        }
+        PGresult *res = PQgetResult(conn);
+        if (!res)
+            return ok;
+        ExecStatusType st = PQresultStatus(res);
+        if (ok && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            pq_copy_error(conn, "streaming did not end cleanly", err, errlen);
+            ok = false;
+        }
+        PQclear(res);
+    }
+}
+
 bool repl_finish(repl_stream *rs, char *err, size_t errlen)
 {
     stop_status_thread(rs);
     /* The last status update only counts once the server has read it: end
      * COPY after it and wait for the server to end its side too. A server
-     * that has gone away (wal_sender_timeout, a restart) fails here instead
-     * of the stop being reported as confirmed. */
+     * that has gone away (wal_sender_timeout, a restart) or stopped
+     * answering fails here instead of the stop being reported as
+     * confirmed; so does a second stop signal. */
+    int64_t deadline = now_us() + (int64_t)REPL_FINISH_TIMEOUT_MS * 1000;
     if (!repl_send_status(rs, false, err, errlen))
         return false;
-    if (PQputCopyEnd(rs->conn, NULL) != 1 || PQflush(rs->conn) != 0) {
-        copy_pq_error(rs->conn, "cannot end streaming", err, errlen);
+    if (PQputCopyEnd(rs->conn, NULL) != 1) {
+        pq_copy_error(rs->conn, "cannot end streaming", err, errlen);
         return false;
     }
-    for (;;) {
-        char *buf = NULL;
-        int len = PQgetCopyData(rs->conn, &buf, 0);
-        if (buf)
-            PQfreemem(buf); /* data sent before the server saw CopyDone */
-        if (len >= 0)
-            continue;
-        if (len == -2) {
-            copy_pq_error(rs->conn, "streaming did not end cleanly", err,
-                          errlen);
-            return false;
-        }
-        break;
-    }
-    bool ok = true;
-    PGresult *res;
-    while ((res = PQgetResult(rs->conn)) != NULL) {
-        ExecStatusType st = PQresultStatus(res);
-        if (ok && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            copy_pq_error(rs->conn, "streaming did not end cleanly", err,
-                          errlen);
-            ok = false;
-        }
-        PQclear(res);
-    }
-    return ok;
+    return flush_before(rs->conn, deadline, err, errlen) &&
+           await_copy_end(rs->conn, deadline, err, errlen) &&
+           await_results(rs->conn, deadline, err, errlen);
 }
 
 void repl_stop(repl_stream *rs)

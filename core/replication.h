@@ -10,10 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Opens a connection; replication=true asks for a logical walsender
- * (replication=database). Errors never include the conninfo. */
-PGconn *pg_connect(const char *conninfo, bool replication, char *err,
-                   size_t errlen);
+#include "pgconn.h"
 
 /* What one CopyData message from the walsender was. */
 typedef enum repl_msg_kind {
@@ -49,7 +46,10 @@ typedef struct repl_stream {
 } repl_stream;
 
 bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen);
-bool repl_drop_slot(PGconn *repl, const char *slot, char *err, size_t errlen);
+/* Drops the slot; while another client holds it, asks again for up to
+ * wait_s seconds (0: fails at once), ending early on a stop request. */
+bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
+                    size_t errlen);
 
 /* START_REPLICATION from the slot's confirmed position. */
 bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
@@ -75,7 +75,5 @@ bool repl_finish(repl_stream *rs, char *err, size_t errlen);
 /* Releases what repl_start set up (the connection stays open; closing it
  * abandons the stream without further confirmation). */
 void repl_stop(repl_stream *rs);
-
-int64_t now_us(void);
 
 #endif

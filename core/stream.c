@@ -48,7 +48,7 @@ typedef struct rel_entry {
 
 typedef struct stream {
     const stream_settings *settings;
-    PGconn *catalog;
+    PGconn **catalog; /* replaced when it must be reconnected */
     const table_filter *global;
     sink_handle **sinks;
     size_t nsinks;
@@ -140,49 +140,100 @@ static bool in_search_path(const stream *st, const char *schema)
     return false;
 }
 
-static uint64_t compute_sink_mask(stream *st, const relation *rel)
+/* Which sinks receive the relation's changes; false when the catalog did
+ * not answer (err set; asking again may work). */
+static bool compute_sink_mask(stream *st, const relation *rel, uint64_t *mask,
+                              char *err, size_t errlen)
 {
+    *mask = 0;
     bool filtered = !table_filter_is_empty(st->global);
     for (size_t i = 0; i < st->nsinks && !filtered; i++)
         filtered = !table_filter_is_empty(st->sinks[i]->filter);
     bool visible = true;
     if (filtered) {
-        int v = catalog_relation_visible(st->catalog, rel->oid);
+        int v = catalog_relation_visible(*st->catalog, rel->oid);
+        if (v == -2) {
+            snprintf(err, errlen, "cannot look up relation %s.%s", rel->schema,
+                     rel->table);
+            return false;
+        }
         /* Dropped since: judge by its schema's place in search_path. */
         visible = v >= 0 ? v == 1 : in_search_path(st, rel->schema);
     }
     if (!table_filter_matches(st->global, rel->schema, rel->table, visible))
-        return 0;
-    uint64_t mask = 0;
+        return true;
     for (size_t i = 0; i < st->nsinks; i++) {
         const table_filter *f = st->sinks[i]->filter;
         if (table_filter_is_empty(f) ||
             table_filter_matches(f, rel->schema, rel->table, visible))
-            mask |= UINT64_C(1) << i;
+            *mask |= UINT64_C(1) << i;
     }
-    return mask;
+    return true;
 }
 
-/* The catalog connection sits idle between Relation messages, so a server
- * setting such as idle_session_timeout may have closed it: reconnect once. */
-static bool describe_columns(stream *st, relation *rel, char *err,
-                             size_t errlen)
+/* What the catalog says of a relation: its column types, and the sinks
+ * that receive its changes. */
+static bool ask_catalog(stream *st, relation *rel, uint64_t *mask, char *err,
+                        size_t errlen, bool *retryable)
 {
-    if (catalog_describe_columns(st->catalog, rel, err, errlen))
-        return true;
-    if (PQstatus(st->catalog) == CONNECTION_OK)
-        return false;
-    log_warning("catalog connection lost (%s); reconnecting", err);
-    PQreset(st->catalog);
-    if (PQstatus(st->catalog) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot reconnect the catalog connection");
-        return false;
-    }
-    return catalog_describe_columns(st->catalog, rel, err, errlen);
+    *retryable = true;
+    return catalog_describe_columns(*st->catalog, rel, err, errlen,
+                                    retryable) &&
+           compute_sink_mask(st, rel, mask, err, errlen);
 }
 
-static bool handle_relation(stream *st, const pgoutput_msg *m, char *err,
-                            size_t errlen)
+/* Replaces a catalog connection that can take no more queries; on failure
+ * leaves none, with err saying why. */
+static void reconnect_catalog(stream *st, char *err, size_t errlen)
+{
+    if (catalog_connection_usable(*st->catalog))
+        return;
+    PQfinish(*st->catalog);
+    *st->catalog = pq_connect(st->settings->conninfo, false, NULL, err, errlen);
+    if (*st->catalog)
+        log_info("catalog connection re-established");
+}
+
+/* Asks the catalog about a relation until it answers: the catalog
+ * connection sits idle between Relation messages, so the server may have
+ * closed it (idle_session_timeout, a terminated backend) and a new one may
+ * be refused for a while (max_connections reached, a restart). Replication
+ * itself is healthy meanwhile: wait with backoff, confirming nothing new
+ * (the status thread keeps the walsender alive), until the catalog answers
+ * or a stop is requested (*stopped). Returns false with err set on an
+ * error that asking again cannot cure, or on a stop. */
+static bool describe_relation(stream *st, relation *rel, uint64_t *mask,
+                              bool *stopped, char *err, size_t errlen)
+{
+    *stopped = false;
+    if (!catalog_connection_usable(*st->catalog))
+        snprintf(err, errlen, "the catalog connection is closed");
+    for (int attempt = 1;; attempt++) {
+        bool retryable = true;
+        if (catalog_connection_usable(*st->catalog)) {
+            if (ask_catalog(st, rel, mask, err, errlen, &retryable))
+                return true;
+            if (!retryable)
+                return false;
+        }
+        int64_t delay = backoff_delay_ms(attempt);
+        log_warning("%s; asking the catalog again in %lld ms (attempt %d); "
+                    "nothing new is confirmed meanwhile",
+                    err, (long long)delay, attempt);
+        if (!pq_sleep_unless_stopped(delay)) {
+            *stopped = true;
+            snprintf(err, errlen,
+                     "stop requested while waiting for the catalog");
+            return false;
+        }
+        reconnect_catalog(st, err, errlen);
+    }
+}
+
+typedef enum step_result { STEP_OK, STEP_FAILED, STEP_STOPPED } step_result;
+
+static step_result handle_relation(stream *st, const pgoutput_msg *m, char *err,
+                                   size_t errlen)
 {
     relation *rel = xcalloc(1, sizeof *rel);
     rel->refcount = 1;
@@ -200,21 +251,20 @@ static bool handle_relation(stream *st, const pgoutput_msg *m, char *err,
         rel->cols[i].typmod = c->typmod;
         rel->cols[i].key = c->key;
     }
-    if (!describe_columns(st, rel, err, errlen)) {
+    uint64_t mask;
+    bool stopped;
+    if (!describe_relation(st, rel, &mask, &stopped, err, errlen)) {
         relation_unref(rel);
-        return false;
+        return stopped ? STEP_STOPPED : STEP_FAILED;
     }
     rel_entry *e = rel_lookup(st, rel->oid, true);
-    if (!e->rel || !same_definition(e->rel, rel)) {
+    if (!e->rel || !same_definition(e->rel, rel))
         e->schema_pending = true;
-        if (!e->rel || strcmp(e->rel->schema, rel->schema) != 0 ||
-            strcmp(e->rel->table, rel->table) != 0)
-            e->sink_mask = compute_sink_mask(st, rel);
-    }
+    e->sink_mask = mask;
     if (e->rel)
         relation_unref(e->rel);
     e->rel = rel;
-    return true;
+    return STEP_OK;
 }
 
 /* ---- batch ---- */
@@ -471,8 +521,6 @@ static bool confirm_durable(stream *st, char *err, size_t errlen)
 
 /* ---- messages ---- */
 
-typedef enum step_result { STEP_OK, STEP_FAILED } step_result;
-
 static rel_entry *change_relation(stream *st, uint32_t relid, char *err,
                                   size_t errlen)
 {
@@ -518,7 +566,7 @@ static step_result handle_message(stream *st, const repl_msg *rm,
             st->endpos_reached = true;
         return STEP_OK;
     case PGO_RELATION:
-        return handle_relation(st, m, err, errlen) ? STEP_OK : STEP_FAILED;
+        return handle_relation(st, m, err, errlen);
     case PGO_INSERT:
     case PGO_UPDATE:
     case PGO_DELETE: {
@@ -619,7 +667,7 @@ static void log_stop_position(stream *st, const char *why)
              lsn_format(st->cp.confirmed, lsn, sizeof lsn));
 }
 
-int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
+int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
                sink_handle **sinks, size_t nsinks,
                const stream_settings *settings, volatile sig_atomic_t *stop)
 {
@@ -638,12 +686,13 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
     st->parser.proto_version = PGOUTPUT_PROTO_VERSION;
     checkpoint_init(&st->cp, settings->start_lsn);
     ensure_batch_capacity(st, settings->batch_max_events);
-    st->search_path = catalog_search_path(catalog, &st->search_path_len);
+    st->search_path = catalog_search_path(*catalog, &st->search_path_len);
     int exit_code = 1;
     bool started = false;
 
     int wake_fd = host_wake_read_fd();
     host_set_stop_state(stop, 1);
+    pq_set_stop_state(stop, 1);
     if (!repl_start(&st->rs, repl, settings->slot, settings->publication,
                     PGOUTPUT_PROTO_VERSION, settings->status_interval_ms, err,
                     sizeof err)) {
@@ -748,9 +797,12 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
             ensure_batch_capacity(st, need);
 
         bool keep = false;
-        if (handle_message(st, &rm, &m, &keep, err, sizeof err) != STEP_OK) {
+        step_result step = handle_message(st, &rm, &m, &keep, err, sizeof err);
+        if (step == STEP_FAILED) {
             log_error("%s", err);
             failed = true;
+        } else if (step == STEP_STOPPED) {
+            log_info("%s", err); /* the loop ends: *stop is set */
         }
         pgoutput_msg_free(&m);
         if (keep)
@@ -781,6 +833,7 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
         drop_uncommitted_tail(st);
     st->final_phase = true;
     host_set_stop_state(stop, 2);
+    pq_set_stop_state(stop, 2);
     if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
         goto out;
     if (!confirm_durable(st, err, sizeof err) ||

@@ -12,6 +12,7 @@
 #include "sink_host.h"
 
 typedef struct stream_settings {
+    const char *conninfo; /* for a new catalog connection */
     const char *slot;
     const char *publication;
     uint64_t start_lsn; /* the slot's confirmed_flush_lsn */
@@ -39,10 +40,12 @@ void stream_settings_default(stream_settings *s);
 #define STREAM_DISCONNECTED (-1)
 
 /* Streams until endpos, a stop signal (*stop set), a lost connection or a
- * failure. Sinks must be created. Returns the process exit status: 0 after
- * a clean stop with everything durable confirmed, 1 on failure (nothing
- * unacknowledged was confirmed), or STREAM_DISCONNECTED. */
-int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
+ * failure. Sinks must be created. *catalog may be replaced by a new
+ * connection (the caller closes whichever it holds at the end). Returns the
+ * process exit status: 0 after a clean stop with everything durable
+ * confirmed, 1 on failure (nothing unacknowledged was confirmed), or
+ * STREAM_DISCONNECTED. */
+int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
                sink_handle **sinks, size_t nsinks,
                const stream_settings *settings, volatile sig_atomic_t *stop);
 

@@ -380,6 +380,10 @@ class TcpProxy:
         self.listener = None
         self.conns = set()
         self.lock = threading.Lock()
+        # hang(): new connections are accepted and never answered;
+        # freeze(): open connections stop carrying data either way.
+        self.hanging = False
+        self.frozen = False
         self.up()
 
     @property
@@ -401,6 +405,10 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.hanging:
+                with self.lock:
+                    self.conns.add(client)  # held open, never read
+                continue
             try:
                 upstream = socket.create_connection(
                     ("127.0.0.1", self.target_port))
@@ -416,6 +424,8 @@ class TcpProxy:
     def _pump(self, src, dst):
         try:
             while True:
+                while self.frozen:
+                    time.sleep(0.05)
                 data = src.recv(65536)
                 if not data:
                     break
@@ -436,6 +446,20 @@ class TcpProxy:
         except OSError:
             pass
         self.listener.close()
+        self._cut_all()
+
+    def hang(self):
+        """Cuts the open connections; new ones are accepted and never
+        answered (a server that accepts TCP and says nothing)."""
+        self.hanging = True
+        self._cut_all()
+
+    def freeze(self):
+        """Open connections stay open but carry nothing more either way
+        (a hung server, or a network path silently dropping packets)."""
+        self.frozen = True
+
+    def _cut_all(self):
         with self.lock:
             conns, self.conns = self.conns, set()
         for s in conns:
@@ -446,6 +470,7 @@ class TcpProxy:
             s.close()
 
     def close(self):
+        self.frozen = False
         self.down()
 
 

@@ -457,6 +457,11 @@ static void test_cli_modes(void)
           0);
     CHECK(cfg.drop_slot);
     CHECK_STR(cfg.slot, "s1");
+    CHECK(cfg.drop_slot_wait_s == 0);
+    config_free(&cfg);
+    CHECK(run(&cfg, err, sizeof(err), "--drop-slot", "--wait", "45", NULL) ==
+          0);
+    CHECK(cfg.drop_slot && cfg.drop_slot_wait_s == 45);
     config_free(&cfg);
 
     /* --help does not read the config file, so a broken one is no error. */
@@ -503,6 +508,12 @@ static void test_cli_errors(void)
     expect_usage_error("--endpos cannot be used with --drop-slot", "-E", "0/1",
                        "--drop-slot", NULL);
     expect_usage_error("-o can only be used with --sink", "-o", "path=/x", NULL,
+                       NULL);
+    expect_usage_error("--wait can only be used with --drop-slot", "--wait",
+                       "3", "--list-tables", NULL);
+    expect_usage_error("invalid --wait \"soon\"", "--drop-slot", "--wait",
+                       "soon", NULL);
+    expect_usage_error("invalid --wait \"-1\"", "--drop-slot", "--wait", "-1",
                        NULL);
     expect_usage_error("relative path", "--sink", "./pgspout_file.so", NULL,
                        NULL);
@@ -642,7 +653,8 @@ static void test_usage_text(void)
         "--table",       "--exclude-table", "--sink",
         "--option",      "--endpos",        "--plugin-dir",
         "--list-tables", "--list-sinks",    "--status-interval",
-        "--verbose",     "--help",          "--version"};
+        "--verbose",     "--help",          "--version",
+        "--wait"};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         CHECK(contains(buf, flags[i]));
     free(buf);
