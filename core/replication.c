@@ -214,6 +214,7 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
     PQclear(res);
     PQsetnonblocking(repl, 1);
     atomic_store(&rs->last_status_us, now_us());
+    rs->last_received_us = now_us();
     /* Stop signals belong to the main thread, whose poll() they interrupt;
      * the new thread inherits this mask. */
     sigset_t stop_signals, previous;
@@ -260,6 +261,24 @@ bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
     return ok;
 }
 
+bool repl_check_alive(repl_stream *rs, char *err, size_t errlen)
+{
+    int64_t now = now_us();
+    if (rs->probe_sent_us) {
+        if (now - rs->probe_sent_us < (int64_t)REPL_SILENCE_LIMIT_S * 1000000)
+            return true;
+        snprintf(err, errlen,
+                 "the server has not answered for %lld s (not even a request "
+                 "for a keepalive); taking the connection for lost",
+                 (long long)((now - rs->last_received_us) / 1000000));
+        return false;
+    }
+    if (now - rs->last_received_us < (int64_t)REPL_SILENCE_PROBE_S * 1000000)
+        return true;
+    rs->probe_sent_us = now;
+    return repl_send_status(rs, true, err, errlen);
+}
+
 static int parse_copy_data(char *buf, int len, repl_msg *msg, char *err,
                            size_t errlen)
 {
@@ -299,8 +318,11 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
         pthread_mutex_lock(&rs->lock);
         int len = PQgetCopyData(rs->conn, &buf, 1);
         pthread_mutex_unlock(&rs->lock);
-        if (len > 0)
+        if (len > 0) {
+            rs->last_received_us = now_us();
+            rs->probe_sent_us = 0;
             return parse_copy_data(buf, len, msg, err, errlen);
+        }
         if (len < 0) {
             pthread_mutex_lock(&rs->lock);
             PGresult *res = len == -1 ? PQgetResult(rs->conn) : NULL;

@@ -43,6 +43,10 @@ typedef struct repl_stream {
     bool status_thread_running;
     _Atomic bool stopping;
     bool start_retryable; /* repl_start failed in a way a reconnect cures */
+    /* Main thread only: when the server last sent anything, and when
+     * pgspout asked it for a sign of life (0: not asked). */
+    int64_t last_received_us;
+    int64_t probe_sent_us;
 } repl_stream;
 
 bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen);
@@ -62,6 +66,16 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
  * (err set in both cases). */
 int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
               char *err, size_t errlen);
+
+/* Called when a read found nothing. A server that has said nothing for
+ * REPL_SILENCE_PROBE_S is asked for a sign of life (a status update with
+ * the reply flag: the walsender answers it at once); one that has not
+ * answered REPL_SILENCE_LIMIT_S later is taken for gone (a hung server, a
+ * network path dropping packets silently): returns false with err set, and
+ * the caller reconnects. */
+#define REPL_SILENCE_PROBE_S 10
+#define REPL_SILENCE_LIMIT_S 30
+bool repl_check_alive(repl_stream *rs, char *err, size_t errlen);
 
 /* Sends a standby status update reporting rs->flushed as flushed. */
 bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,

@@ -738,6 +738,11 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
             failed = disconnected = true;
             break;
         }
+        if (r == 0 && !repl_check_alive(&st->rs, err, sizeof err)) {
+            log_error("%s", err);
+            failed = disconnected = true;
+            break;
+        }
         if (r == 0) {
             char drain[64];
             while (wake_fd >= 0 && read(wake_fd, drain, sizeof drain) > 0)

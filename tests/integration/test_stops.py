@@ -253,3 +253,29 @@ def test_wait_needs_drop_slot(pgspout):
     r = pgspout.run("-d", "dbname=x", "--list-tables", "--wait", "5")
     assert r.returncode == 2
     assert "--wait can only be used with --drop-slot" in r.stderr
+
+
+def test_silent_server_mid_stream_is_taken_for_gone(db, pgspout, proxy,
+                                                    tmp_path):
+    """The path to the server stops carrying anything (no error, no reset):
+    pgspout asks for a sign of life, gives up on the connection when none
+    comes, and reconnects once the path works again; nothing is lost."""
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    out = tmp_path / "out.jsonl"
+    proc = pgspout.spawn("-d", proxied(db, proxy), "--slot", db.name,
+                         "--sink", "file", "-o", "path=%s" % out)
+    db.psql("insert into t values (1);")
+    wait_until(lambda: out.exists() and '"op":"insert"' in out.read_text(),
+               what="the first change delivered")
+    proxy.freeze()
+    db.psql("insert into t values (2);")
+    wait_until(lambda: "has not answered" in pgspout.stderr_of(proc),
+               timeout=120, what="the silent connection given up")
+    proxy.frozen = False
+    db.psql("insert into t values (3);")
+    wait_until(lambda: out.read_text().count('"op":"insert"') >= 3,
+               timeout=120, what="the changes after the reconnect")
+    assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)[-3000:]
+    assert [e["after"]["id"] for e in data_events(read_jsonl(out))] == \
+        [1, 2, 3]
