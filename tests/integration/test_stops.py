@@ -4,7 +4,6 @@ answering mid-stream, and a slot that another client holds."""
 
 import signal
 import socket
-import subprocess
 import threading
 import time
 
@@ -74,15 +73,7 @@ def proxied(db, proxy):
 
 
 def stop_and_wait(pgspout, proc, sig=signal.SIGTERM):
-    proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=EXIT_AFTER_SIGNAL_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise AssertionError("pgspout ignored signal %d for %d s:\n%s"
-                             % (sig, EXIT_AFTER_SIGNAL_S,
-                                pgspout.stderr_of(proc)[-3000:]))
+    return pgspout.stop(proc, sig, timeout=EXIT_AFTER_SIGNAL_S)
 
 
 def wait_accepted(silent, count=1):
@@ -142,18 +133,25 @@ def test_drop_slot_against_silent_server_stops_on_signal(silent, pgspout):
     assert stop_and_wait(pgspout, proc) == 1
 
 
-def test_reconnect_to_silent_endpoint_stops_on_signal(db, pgspout, proxy,
-                                                      tmp_path):
-    """Streaming, then the server's address starts accepting connections it
-    never answers: reconnect attempts must not make pgspout deaf."""
+def stream_through(proxy, db, pgspout, out):
+    """pgspout streaming table t through the proxy, its first change
+    delivered."""
     db.psql("create table t (id int primary key);")
     db.create_slot(db.name)
-    out = tmp_path / "out.jsonl"
     proc = pgspout.spawn("-d", proxied(db, proxy), "--slot", db.name,
                          "--sink", "file", "-o", "path=%s" % out)
     db.psql("insert into t values (1);")
     wait_until(lambda: out.exists() and '"op":"insert"' in out.read_text(),
                what="the first change delivered")
+    return proc
+
+
+def test_reconnect_to_silent_endpoint_stops_on_signal(db, pgspout, proxy,
+                                                      tmp_path):
+    """Streaming, then the server's address starts accepting connections it
+    never answers: reconnect attempts must not make pgspout deaf."""
+    out = tmp_path / "out.jsonl"
+    proc = stream_through(proxy, db, pgspout, out)
     proxy.hang()
     wait_until(lambda: "connection to the server lost"
                in pgspout.stderr_of(proc), what="the connection lost")
@@ -169,14 +167,8 @@ def test_clean_stop_with_server_frozen_ends_on_second_signal(
     """The server stops answering mid-stream; a stop must not wait forever
     for its answer to the final confirmation: a second signal ends it, and
     pgspout does not claim a clean stop."""
-    db.psql("create table t (id int primary key);")
-    db.create_slot(db.name)
     out = tmp_path / "out.jsonl"
-    proc = pgspout.spawn("-d", proxied(db, proxy), "--slot", db.name,
-                         "--sink", "file", "-o", "path=%s" % out)
-    db.psql("insert into t values (1);")
-    wait_until(lambda: out.exists() and '"op":"insert"' in out.read_text(),
-               what="the first change delivered")
+    proc = stream_through(proxy, db, pgspout, out)
     proxy.freeze()
     proc.send_signal(signal.SIGTERM)
     time.sleep(1.0)  # waiting for the frozen server to end COPY
@@ -260,14 +252,8 @@ def test_silent_server_mid_stream_is_taken_for_gone(db, pgspout, proxy,
     """The path to the server stops carrying anything (no error, no reset):
     pgspout asks for a sign of life, gives up on the connection when none
     comes, and reconnects once the path works again; nothing is lost."""
-    db.psql("create table t (id int primary key);")
-    db.create_slot(db.name)
     out = tmp_path / "out.jsonl"
-    proc = pgspout.spawn("-d", proxied(db, proxy), "--slot", db.name,
-                         "--sink", "file", "-o", "path=%s" % out)
-    db.psql("insert into t values (1);")
-    wait_until(lambda: out.exists() and '"op":"insert"' in out.read_text(),
-               what="the first change delivered")
+    proc = stream_through(proxy, db, pgspout, out)
     proxy.freeze()
     db.psql("insert into t values (2);")
     wait_until(lambda: "has not answered" in pgspout.stderr_of(proc),
