@@ -15,6 +15,7 @@
 #include "lsn.h"
 #include "pgoutput.h"
 #include "replication.h"
+#include "selection.h"
 #include "strbuf.h"
 
 /* pgoutput protocol 1 is enough: pgspout does not ask for in-progress
@@ -22,8 +23,6 @@
  * event's position) is unknown until they end; the server spills large
  * transactions to disk and sends them whole at commit instead. */
 #define PGOUTPUT_PROTO_VERSION 1
-
-#define MAX_SINKS 64
 
 void stream_settings_default(stream_settings *s)
 {
@@ -49,7 +48,7 @@ typedef struct rel_entry {
 typedef struct stream {
     const stream_settings *settings;
     PGconn *catalog;
-    const table_filter *global;
+    selection *sel;
     sink_handle **sinks;
     size_t nsinks;
     volatile sig_atomic_t *stop;
@@ -140,45 +139,95 @@ static bool in_search_path(const stream *st, const char *schema)
     return false;
 }
 
-static uint64_t compute_sink_mask(stream *st, const relation *rel)
+/* The catalog connection sits idle between Relation messages, so a server
+ * setting such as idle_session_timeout may have closed it. After a failed
+ * query (err says why): true when the connection was lost and is back, so
+ * the caller tries once more. */
+static bool catalog_reconnected(stream *st, char *err, size_t errlen)
 {
-    bool filtered = !table_filter_is_empty(st->global);
-    for (size_t i = 0; i < st->nsinks && !filtered; i++)
-        filtered = !table_filter_is_empty(st->sinks[i]->filter);
-    bool visible = true;
-    if (filtered) {
-        int v = catalog_relation_visible(st->catalog, rel->oid);
-        /* Dropped since: judge by its schema's place in search_path. */
-        visible = v >= 0 ? v == 1 : in_search_path(st, rel->schema);
-    }
-    if (!table_filter_matches(st->global, rel->schema, rel->table, visible))
-        return 0;
-    uint64_t mask = 0;
-    for (size_t i = 0; i < st->nsinks; i++) {
-        const table_filter *f = st->sinks[i]->filter;
-        if (table_filter_is_empty(f) ||
-            table_filter_matches(f, rel->schema, rel->table, visible))
-            mask |= UINT64_C(1) << i;
-    }
-    return mask;
+    if (PQstatus(st->catalog) == CONNECTION_OK)
+        return false;
+    log_warning("catalog connection lost (%s); reconnecting", err);
+    PQreset(st->catalog);
+    if (PQstatus(st->catalog) == CONNECTION_OK)
+        return true;
+    snprintf(err, errlen, "cannot reconnect the catalog connection");
+    return false;
 }
 
-/* The catalog connection sits idle between Relation messages, so a server
- * setting such as idle_session_timeout may have closed it: reconnect once. */
 static bool describe_columns(stream *st, relation *rel, char *err,
                              size_t errlen)
 {
     if (catalog_describe_columns(st->catalog, rel, err, errlen))
         return true;
-    if (PQstatus(st->catalog) == CONNECTION_OK)
+    return catalog_reconnected(st, err, errlen) &&
+           catalog_describe_columns(st->catalog, rel, err, errlen);
+}
+
+/* The relation's chain and leaves as the catalog has them now. Its own
+ * name is the one its changes carry (from the Relation message). A
+ * relation dropped since is judged alone, visible when its schema is in
+ * search_path. */
+static bool relation_source(stream *st, const relation *rel,
+                            catalog_source *src, char *err, size_t errlen)
+{
+    bool found;
+    if (!catalog_relation_source(st->catalog, rel->oid, src, &found, err,
+                                 errlen) &&
+        !(catalog_reconnected(st, err, errlen) &&
+          catalog_relation_source(st->catalog, rel->oid, src, &found, err,
+                                  errlen)))
         return false;
-    log_warning("catalog connection lost (%s); reconnecting", err);
-    PQreset(st->catalog);
-    if (PQstatus(st->catalog) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot reconnect the catalog connection");
-        return false;
+    if (!found) {
+        src->chain.tables = xcalloc(1, sizeof *src->chain.tables);
+        src->chain.n = 1;
+        src->chain.tables[0].visible = in_search_path(st, rel->schema);
     }
-    return catalog_describe_columns(st->catalog, rel, err, errlen);
+    catalog_table *self = &src->chain.tables[0];
+    free(self->schema);
+    free(self->table);
+    free(self->quoted);
+    self->schema = xstrdup(rel->schema);
+    self->table = xstrdup(rel->table);
+    char *schema = quote_ident_dup(rel->schema),
+         *table = quote_ident_dup(rel->table);
+    strbuf quoted = STRBUF_INIT;
+    sbuf_appendf(&quoted, "%s.%s", schema, table);
+    self->quoted = quoted.data;
+    free(schema);
+    free(table);
+    return true;
+}
+
+/* Which sinks get the changes arriving under rel, judged by the catalog at
+ * this moment: ATTACH and DETACH PARTITION make the server send the
+ * Relation message again, so this runs for every one. A partitioned
+ * relation whose leaves' changes arrive under its name
+ * (publish_via_partition_root) stops the stream when a leaf is selected
+ * unlike it: neither dropping nor streaming those changes is right. */
+static bool relation_sink_mask(stream *st, const relation *rel, uint64_t *mask,
+                               char *err, size_t errlen)
+{
+    *mask = st->nsinks ? UINT64_MAX >> (64 - st->nsinks) : 0;
+    if (!selection_has_patterns(st->sel))
+        return true;
+    catalog_source src;
+    if (!relation_source(st, rel, &src, err, errlen))
+        return false;
+    bool ok = true, exists, via_root = false;
+    if (src.nleaves > 0)
+        ok = catalog_publication_info(st->catalog, st->settings->publication,
+                                      &exists, &via_root, err, errlen);
+    if (ok && via_root) {
+        char what[256];
+        snprintf(what, sizeof what, "publication \"%s\"",
+                 st->settings->publication);
+        ok = selection_check_partitions(st->sel, &src, what, err, errlen);
+    }
+    if (ok)
+        *mask = selection_mask(st->sel, &src.chain);
+    catalog_source_clear(&src);
+    return ok;
 }
 
 static bool handle_relation(stream *st, const pgoutput_msg *m, char *err,
@@ -204,13 +253,15 @@ static bool handle_relation(stream *st, const pgoutput_msg *m, char *err,
         relation_unref(rel);
         return false;
     }
-    rel_entry *e = rel_lookup(st, rel->oid, true);
-    if (!e->rel || !same_definition(e->rel, rel)) {
-        e->schema_pending = true;
-        if (!e->rel || strcmp(e->rel->schema, rel->schema) != 0 ||
-            strcmp(e->rel->table, rel->table) != 0)
-            e->sink_mask = compute_sink_mask(st, rel);
+    uint64_t mask;
+    if (!relation_sink_mask(st, rel, &mask, err, errlen)) {
+        relation_unref(rel);
+        return false;
     }
+    rel_entry *e = rel_lookup(st, rel->oid, true);
+    if (!e->rel || !same_definition(e->rel, rel))
+        e->schema_pending = true;
+    e->sink_mask = mask;
     if (e->rel)
         relation_unref(e->rel);
     e->rel = rel;
@@ -623,15 +674,15 @@ int stream_run(PGconn *repl, PGconn *catalog, const table_filter *global,
                sink_handle **sinks, size_t nsinks,
                const stream_settings *settings, volatile sig_atomic_t *stop)
 {
-    char err[1024];
-    if (nsinks > MAX_SINKS) {
-        log_error("at most %d sinks can run at once", MAX_SINKS);
+    char err[2048];
+    if (nsinks > SELECTION_MAX_SINKS) {
+        log_error("at most %d sinks can run at once", SELECTION_MAX_SINKS);
         return 1;
     }
     stream *st = xcalloc(1, sizeof *st);
     st->settings = settings;
     st->catalog = catalog;
-    st->global = global;
+    st->sel = selection_new(global, sinks, nsinks);
     st->sinks = sinks;
     st->nsinks = nsinks;
     st->stop = stop;
@@ -804,6 +855,7 @@ out:
     for (size_t i = 0; i < st->search_path_len; i++)
         free(st->search_path[i]);
     free(st->search_path);
+    selection_free(st->sel);
     free(st->rels);
     free(st->batch);
     free(st->batch_masks);
