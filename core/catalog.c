@@ -55,61 +55,213 @@ bool catalog_connection_usable(PGconn *conn)
            PQtransactionStatus(conn) != PQTRANS_ACTIVE;
 }
 
-bool catalog_list_tables(PGconn *conn, catalog_table **tables, size_t *count,
-                         char *err, size_t errlen)
+/* Schemas whose tables can be published (never the system's own). */
+#define USER_SCHEMA(n)                                                         \
+    n ".nspname NOT IN ('pg_catalog', 'information_schema') AND " n            \
+      ".nspname !~ '^pg_toast' AND " n ".nspname !~ '^pg_temp_'"
+
+/* Every chain the sources need, one row per member: per source (src) its
+ * own chain (k = 0), then each leaf partition's (k = 1, by name), each
+ * nearest member first. pg_partition_ancestors() returns nothing for a
+ * table that is no partition, so the relation itself is added as the first
+ * member; pg_partition_tree() of a plain table is that table alone. The %s
+ * is a query giving the sources' OIDs. */
+static const char sources_sql[] =
+    "WITH targets(src) AS (%s), "
+    "members AS ("
+    " SELECT t.src, 0 AS k, t.src AS rel, ''::text AS sortkey FROM targets t"
+    " UNION ALL"
+    " SELECT t.src, 1, l.oid, n.nspname || '.' || l.relname FROM targets t"
+    " CROSS JOIN LATERAL pg_catalog.pg_partition_tree(t.src) p"
+    " JOIN pg_catalog.pg_class l ON l.oid = p.relid::pg_catalog.oid"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = l.relnamespace"
+    " WHERE p.isleaf AND l.oid <> t.src AND l.relkind = 'r'"
+    " AND l.relpersistence = 'p'), "
+    "chains AS ("
+    " SELECT m.*, 0::pg_catalog.int8 AS ord, m.rel AS member FROM members m"
+    " UNION ALL"
+    " SELECT m.*, a.ord, a.relid::pg_catalog.oid FROM members m"
+    " CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(m.rel)"
+    " WITH ORDINALITY AS a(relid, ord)"
+    " WHERE a.relid::pg_catalog.oid <> m.rel) "
+    "SELECT c.src, c.k, c.rel, n.nspname, r.relname,"
+    " pg_catalog.pg_table_is_visible(r.oid),"
+    " pg_catalog.quote_ident(n.nspname) || '.' ||"
+    " pg_catalog.quote_ident(r.relname) "
+    "FROM chains c JOIN pg_catalog.pg_class r ON r.oid = c.member "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
+    "ORDER BY c.src, c.k, c.sortkey, c.rel, c.ord";
+
+enum {
+    SRC_COL_SRC,
+    SRC_COL_KIND,
+    SRC_COL_REL,
+    SRC_COL_SCHEMA,
+    SRC_COL_TABLE,
+    SRC_COL_VISIBLE,
+    SRC_COL_QUOTED
+};
+
+static void chain_append(catalog_chain *chain, const PGresult *res, int row)
 {
-    static const char sql[] =
-        "SELECT n.nspname, c.relname, pg_catalog.pg_table_is_visible(c.oid), "
-        "pg_catalog.quote_ident(n.nspname) || '.' || "
-        "pg_catalog.quote_ident(c.relname) "
-        "FROM pg_catalog.pg_class c "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') "
-        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'";
-    PGresult *res = query(conn, sql, 0, NULL);
+    chain->tables =
+        xrealloc(chain->tables, (chain->n + 1) * sizeof *chain->tables);
+    catalog_table *t = &chain->tables[chain->n++];
+    t->schema = xstrdup(PQgetvalue(res, row, SRC_COL_SCHEMA));
+    t->table = xstrdup(PQgetvalue(res, row, SRC_COL_TABLE));
+    t->visible = PQgetvalue(res, row, SRC_COL_VISIBLE)[0] == 't';
+    t->quoted = xstrdup(PQgetvalue(res, row, SRC_COL_QUOTED));
+}
+
+/* Groups the rows of sources_sql into sources, their chains and leaves. */
+static catalog_source *parse_sources(const PGresult *res, size_t *count)
+{
+    int rows = PQntuples(res);
+    /* Never more sources than rows: one allocation, even for every table
+     * of a large database. */
+    catalog_source *sources = xcalloc(rows ? (size_t)rows : 1, sizeof *sources);
+    size_t n = 0;
+    const char *src = NULL, *leaf = NULL;
+    for (int row = 0; row < rows; row++) {
+        const char *row_src = PQgetvalue(res, row, SRC_COL_SRC);
+        if (!src || strcmp(src, row_src) != 0) {
+            n++;
+            src = row_src;
+            leaf = NULL;
+        }
+        catalog_source *s = &sources[n - 1];
+        catalog_chain *chain = &s->chain;
+        if (PQgetvalue(res, row, SRC_COL_KIND)[0] == '1') {
+            const char *row_leaf = PQgetvalue(res, row, SRC_COL_REL);
+            if (!leaf || strcmp(leaf, row_leaf) != 0) {
+                s->leaves =
+                    xrealloc(s->leaves, (s->nleaves + 1) * sizeof *s->leaves);
+                memset(&s->leaves[s->nleaves++], 0, sizeof *s->leaves);
+                leaf = row_leaf;
+            }
+            chain = &s->leaves[s->nleaves - 1];
+        }
+        chain_append(chain, res, row);
+    }
+    *count = n;
+    return sources;
+}
+
+static bool query_sources(PGconn *conn, const char *targets, int nparams,
+                          const char *const *params, catalog_source **sources,
+                          size_t *count, char *err, size_t errlen,
+                          bool *retryable)
+{
+    strbuf sql = STRBUF_INIT;
+    sbuf_appendf(&sql, sources_sql, targets);
+    PGresult *res = query(conn, sql.data, nparams, params);
+    sbuf_free(&sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        result_error(conn, res, "cannot list tables", err, errlen, NULL);
+        result_error(conn, res, "cannot read partitions from the catalog", err,
+                     errlen, retryable);
         PQclear(res);
         return false;
     }
-    int n = PQntuples(res);
-    *tables = xcalloc((size_t)n, sizeof **tables);
-    for (int i = 0; i < n; i++) {
-        (*tables)[i].schema = xstrdup(PQgetvalue(res, i, 0));
-        (*tables)[i].table = xstrdup(PQgetvalue(res, i, 1));
-        (*tables)[i].visible = PQgetvalue(res, i, 2)[0] == 't';
-        (*tables)[i].quoted = xstrdup(PQgetvalue(res, i, 3));
-    }
-    *count = (size_t)n;
+    *sources = parse_sources(res, count);
     PQclear(res);
     return true;
 }
 
-void catalog_tables_free(catalog_table *tables, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        free(tables[i].schema);
-        free(tables[i].table);
-        free(tables[i].quoted);
-    }
-    free(tables);
-}
-
-int catalog_relation_visible(PGconn *conn, uint32_t relid)
+bool catalog_relation_source(PGconn *conn, uint32_t relid, catalog_source *src,
+                             bool *found, char *err, size_t errlen,
+                             bool *retryable)
 {
     char oid[16];
     snprintf(oid, sizeof oid, "%u", relid);
     const char *params[] = {oid};
+    catalog_source *sources;
+    size_t n;
+    memset(src, 0, sizeof *src);
+    if (!query_sources(conn, "SELECT $1::pg_catalog.oid", 1, params, &sources,
+                       &n, err, errlen, retryable))
+        return false;
+    *found = n == 1;
+    if (*found) {
+        *src = sources[0]; /* its contents move out; the array goes */
+        n = 0;
+    }
+    catalog_sources_free(sources, n);
+    return true;
+}
+
+bool catalog_publication_sources(PGconn *conn, const char *publication,
+                                 bool exists, catalog_source **sources,
+                                 size_t *count, char *err, size_t errlen)
+{
+    /* A publication lists only tables it can publish: permanent ones. */
+    static const char published[] =
+        "SELECT c.oid FROM pg_catalog.pg_publication_tables p "
+        "JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname "
+        "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
+        "AND c.relname = p.tablename "
+        "WHERE p.pubname = $1 AND c.relkind IN ('r', 'p') "
+        "AND c.relpersistence = 'p' AND " USER_SCHEMA("n");
+    /* FOR ALL TABLES via the root: every permanent table that is no
+     * partition; partitions are published under their roots. */
+    static const char all_roots[] =
+        "SELECT c.oid FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' "
+        "AND NOT c.relispartition AND " USER_SCHEMA("n");
+    const char *params[] = {publication};
+    return query_sources(conn, exists ? published : all_roots, exists ? 1 : 0,
+                         exists ? params : NULL, sources, count, err, errlen,
+                         NULL);
+}
+
+static void chain_clear(catalog_chain *chain)
+{
+    for (size_t i = 0; i < chain->n; i++) {
+        free(chain->tables[i].schema);
+        free(chain->tables[i].table);
+        free(chain->tables[i].quoted);
+    }
+    free(chain->tables);
+    chain->tables = NULL;
+    chain->n = 0;
+}
+
+void catalog_source_clear(catalog_source *src)
+{
+    chain_clear(&src->chain);
+    for (size_t i = 0; i < src->nleaves; i++)
+        chain_clear(&src->leaves[i]);
+    free(src->leaves);
+    src->leaves = NULL;
+    src->nleaves = 0;
+}
+
+void catalog_sources_free(catalog_source *sources, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        catalog_source_clear(&sources[i]);
+    free(sources);
+}
+
+bool catalog_publication_info(PGconn *conn, const char *publication,
+                              bool *exists, bool *via_root, char *err,
+                              size_t errlen, bool *retryable)
+{
+    const char *params[] = {publication};
     PGresult *res = query(conn,
-                          "SELECT pg_catalog.pg_table_is_visible(c.oid) FROM "
-                          "pg_catalog.pg_class c WHERE c.oid = $1::oid",
+                          "SELECT pubviaroot FROM pg_catalog.pg_publication "
+                          "WHERE pubname = $1",
                           1, params);
-    int visible = PQresultStatus(res) != PGRES_TUPLES_OK ? -2
-                  : PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)[0] == 't'
-                                        : -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        result_error(conn, res, "cannot look up publication", err, errlen,
+                     retryable);
+        PQclear(res);
+        return false;
+    }
+    *exists = PQntuples(res) > 0;
+    *via_root = *exists && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
-    return visible;
+    return true;
 }
 
 /* A type the built-in table does not know: follow domains to their base
@@ -258,32 +410,29 @@ bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
 bool catalog_ensure_publication(PGconn *conn, const char *publication,
                                 bool create, char *err, size_t errlen)
 {
-    const char *params[] = {publication};
-    PGresult *res = query(
-        conn, "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", 1,
-        params);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        result_error(conn, res, "cannot look up publication", err, errlen,
-                     NULL);
-        PQclear(res);
+    bool exists, via_root;
+    if (!catalog_publication_info(conn, publication, &exists, &via_root, err,
+                                  errlen, NULL))
         return false;
-    }
-    bool exists = PQntuples(res) > 0;
-    PQclear(res);
     if (exists)
         return true;
     if (!create) {
         snprintf(err, errlen,
                  "publication \"%s\" does not exist (--create-slot creates "
-                 "it FOR ALL TABLES)",
+                 "it FOR ALL TABLES WITH (publish_via_partition_root = true))",
                  publication);
         return false;
     }
+    /* Via the root: a partitioned table's changes carry its name, as most
+     * consumers of a partitioned table want. */
     char *ident = PQescapeIdentifier(conn, publication, strlen(publication));
     strbuf sql = STRBUF_INIT;
-    sbuf_appendf(&sql, "CREATE PUBLICATION %s FOR ALL TABLES", ident);
+    sbuf_appendf(&sql,
+                 "CREATE PUBLICATION %s FOR ALL TABLES "
+                 "WITH (publish_via_partition_root = true)",
+                 ident);
     PQfreemem(ident);
-    res = query(conn, sql.data, 0, NULL);
+    PGresult *res = query(conn, sql.data, 0, NULL);
     sbuf_free(&sql);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)

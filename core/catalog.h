@@ -17,14 +17,48 @@ typedef struct catalog_table {
     bool visible; /* pg_table_is_visible(): found through search_path */
 } catalog_table;
 
-/* Ordinary and partitioned tables outside the system schemas. */
-bool catalog_list_tables(PGconn *conn, catalog_table **tables, size_t *count,
-                         char *err, size_t errlen);
-void catalog_tables_free(catalog_table *tables, size_t count);
+/* A relation and the partitioned tables above it, nearest first: tables[0]
+ * is the relation itself, tables[n - 1] the root of its partition tree (the
+ * relation alone when it is no partition). */
+typedef struct catalog_chain {
+    catalog_table *tables;
+    size_t n;
+} catalog_chain;
 
-/* 1 visible, 0 not, -1 the relation no longer exists, -2 the catalog did
- * not answer. */
-int catalog_relation_visible(PGconn *conn, uint32_t relid);
+/* A relation whose name changes can carry, with what decides whether they
+ * are selected: its chain, and for a partitioned relation the chain of each
+ * leaf partition below it whose changes can be published (permanent
+ * tables), as those arrive under its name with publish_via_partition_root.
+ * Leaves are ordered by name. */
+typedef struct catalog_source {
+    catalog_chain chain;
+    catalog_chain *leaves;
+    size_t nleaves;
+} catalog_source;
+
+/* The source for relation relid as the catalog has it now; *found is false
+ * (and src empty) when the relation no longer exists. On failure *retryable
+ * (may be NULL) tells whether asking again may work, as for
+ * catalog_describe_columns. */
+bool catalog_relation_source(PGconn *conn, uint32_t relid, catalog_source *src,
+                             bool *found, char *err, size_t errlen,
+                             bool *retryable);
+
+/* The relations whose names the publication's changes carry
+ * (pg_publication_tables: with publish_via_partition_root the topmost
+ * published partitioned tables, else the leaf partitions), or, when
+ * `exists` is false, those of the publication --create-slot would create
+ * (FOR ALL TABLES WITH (publish_via_partition_root = true)). Unordered. */
+bool catalog_publication_sources(PGconn *conn, const char *publication,
+                                 bool exists, catalog_source **sources,
+                                 size_t *count, char *err, size_t errlen);
+void catalog_source_clear(catalog_source *src);
+void catalog_sources_free(catalog_source *sources, size_t count);
+
+/* Whether the publication exists, and its publish_via_partition_root. */
+bool catalog_publication_info(PGconn *conn, const char *publication,
+                              bool *exists, bool *via_root, char *err,
+                              size_t errlen, bool *retryable);
 
 /* Fills type_name (format_type) and vtype of every column. On failure
  * *retryable (may be NULL) tells whether asking again may work: the server
@@ -40,8 +74,9 @@ bool catalog_connection_usable(PGconn *conn);
 /* *confirmed gets the slot's confirmed_flush_lsn (0 when unknown). */
 bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
                          uint64_t *confirmed, char *err, size_t errlen);
-/* Creates the publication FOR ALL TABLES when missing and create is set;
- * otherwise a missing publication is an error. */
+/* Creates the publication FOR ALL TABLES WITH (publish_via_partition_root
+ * = true) when missing and create is set; otherwise a missing publication
+ * is an error. */
 bool catalog_ensure_publication(PGconn *conn, const char *publication,
                                 bool create, char *err, size_t errlen);
 

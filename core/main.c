@@ -16,6 +16,7 @@
 #include "pattern.h"
 #include "pgspout/abi.h"
 #include "replication.h"
+#include "selection.h"
 #include "sink_host.h"
 #include "strbuf.h"
 #include "stream.h"
@@ -184,13 +185,46 @@ static table_filter *build_filter(char **include, size_t n_include,
     return f;
 }
 
-static int compare_tables(const void *a, const void *b)
+static int compare_sources(const void *a, const void *b)
 {
-    const catalog_table *x = a, *y = b;
+    const catalog_table *x = &((const catalog_source *)a)->chain.tables[0];
+    const catalog_table *y = &((const catalog_source *)b)->chain.tables[0];
     int c = strcmp(x->schema, y->schema);
     return c ? c : strcmp(x->table, y->table);
 }
 
+/* The relations whose names the publication's changes carry (with
+ * `exists` false: those of the publication --create-slot would create);
+ * with via_root, a filter that selects a partition apart from the
+ * partitioned table its changes arrive under is refused. Returns 0,
+ * EXIT_USAGE for such a filter, EXIT_RUNTIME_FAILURE when the catalog
+ * cannot be read; errors are logged. */
+static int load_sources(PGconn *conn, const char *publication, bool exists,
+                        bool via_root, const selection *sel,
+                        catalog_source **sources, size_t *n)
+{
+    char err[2048], what[256];
+    if (!catalog_publication_sources(conn, publication, exists, sources, n, err,
+                                     sizeof err)) {
+        log_error("%s", err);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    snprintf(what, sizeof what, "publication \"%s\"%s", publication,
+             exists ? "" : ", as --create-slot creates it,");
+    for (size_t i = 0; i < *n && via_root; i++) {
+        if (!selection_check_partitions(sel, &(*sources)[i], what, err,
+                                        sizeof err)) {
+            log_error("%s", err);
+            catalog_sources_free(*sources, *n);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* Prints what will stream and under which name: the tables whose changes
+ * the publication sends, judged by the filter with their partition chains,
+ * as their events name them. */
 static int list_tables(const pgspout_config *cfg, const table_filter *filter)
 {
     char err[1024];
@@ -199,25 +233,37 @@ static int list_tables(const pgspout_config *cfg, const table_filter *filter)
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
-    catalog_table *tables;
-    size_t n;
-    if (!catalog_list_tables(conn, &tables, &n, err, sizeof err)) {
+    bool exists, via_root;
+    if (!catalog_publication_info(conn, cfg->publication, &exists, &via_root,
+                                  err, sizeof err, NULL)) {
         log_error("%s", err);
         PQfinish(conn);
         return EXIT_RUNTIME_FAILURE;
     }
-    qsort(tables, n, sizeof *tables, compare_tables);
-    for (size_t i = 0; i < n; i++) {
-        if (!table_filter_matches(filter, tables[i].schema, tables[i].table,
-                                  tables[i].visible))
-            continue;
+    if (!exists) {
+        log_info("publication \"%s\" does not exist yet: listing what "
+                 "would stream from the one --create-slot creates (FOR ALL "
+                 "TABLES WITH (publish_via_partition_root = true))",
+                 cfg->publication);
+        via_root = true;
+    }
+    selection *sel = selection_new(filter, NULL, 0);
+    catalog_source *sources;
+    size_t n;
+    int rc = load_sources(conn, cfg->publication, exists, via_root, sel,
+                          &sources, &n);
+    if (rc == 0) {
+        qsort(sources, n, sizeof *sources, compare_sources);
         /* The server's quote_ident: its keyword list is the one that
          * counts for this server version. */
-        printf("%s\n", tables[i].quoted);
+        for (size_t i = 0; i < n; i++)
+            if (selection_global(sel, &sources[i].chain))
+                printf("%s\n", sources[i].chain.tables[0].quoted);
+        catalog_sources_free(sources, n);
     }
-    catalog_tables_free(tables, n);
+    selection_free(sel);
     PQfinish(conn);
-    return 0;
+    return rc;
 }
 
 static int drop_slot(const pgspout_config *cfg)
@@ -341,11 +387,42 @@ static bool wait_to_reconnect(int attempt)
     return pq_sleep_unless_stopped(ms);
 }
 
-/* Both connections, the slot checked (or created); false on failure, with
- * *retryable telling whether the server, not the setup, is at fault. */
-static bool connect_and_prepare(pgspout_config *cfg, bool reconnecting,
-                                PGconn **catalog, PGconn **repl,
-                                uint64_t *start_lsn, bool *retryable)
+/* Before anything streams or is created: with publish_via_partition_root
+ * (the publication's, or the one --create-slot is about to create), a
+ * filter that selects a partition apart from the partitioned table its
+ * changes arrive under is a configuration conflict. */
+static int check_partition_filters(const pgspout_config *cfg, PGconn *catalog,
+                                   const selection *sel)
+{
+    char err[1024];
+    bool exists, via_root;
+    if (!selection_has_patterns(sel))
+        return 0;
+    if (!catalog_publication_info(catalog, cfg->publication, &exists, &via_root,
+                                  err, sizeof err, NULL)) {
+        log_error("%s", err);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    /* A missing publication without --create-slot: prepare_slot says so. */
+    if (exists ? !via_root : !cfg->create_slot)
+        return 0;
+    catalog_source *sources;
+    size_t n;
+    int rc = load_sources(catalog, cfg->publication, exists, true, sel,
+                          &sources, &n);
+    if (rc == 0)
+        catalog_sources_free(sources, n);
+    return rc;
+}
+
+/* Both connections, the filters and the slot checked (or created); returns
+ * 0 or the exit status, with *retryable telling whether the server, not
+ * the setup, is at fault. Partitions attached later are checked as their
+ * Relation messages arrive. */
+static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
+                               bool reconnecting, PGconn **catalog,
+                               PGconn **repl, uint64_t *start_lsn,
+                               bool *retryable)
 {
     char err[1024];
     pq_outcome outcome;
@@ -355,16 +432,17 @@ static bool connect_and_prepare(pgspout_config *cfg, bool reconnecting,
     if (!*catalog || !*repl) {
         log_error("%s", err);
         *retryable = outcome != PQ_STOPPED;
-        return false;
+        return EXIT_RUNTIME_FAILURE;
     }
-    if (prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn))
-        return true;
+    int rc = reconnecting ? 0 : check_partition_filters(cfg, *catalog, sel);
+    if (rc == 0 && !prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn))
+        rc = EXIT_RUNTIME_FAILURE;
     /* A broken or unanswered connection is the server's doing; a stop is
      * the user's. */
-    *retryable =
-        !pq_stop_requested() && (!catalog_connection_usable(*catalog) ||
-                                 !catalog_connection_usable(*repl));
-    return false;
+    *retryable = rc == EXIT_RUNTIME_FAILURE && !pq_stop_requested() &&
+                 (!catalog_connection_usable(*catalog) ||
+                  !catalog_connection_usable(*repl));
+    return rc;
 }
 
 /* A stop while no connection streams (waiting to reconnect, or inside a
@@ -383,7 +461,7 @@ static int stopped_while_disconnected(sink_set *set, bool sinks_created)
  * a failover, a network cut): each sink then skips what it already took in
  * this process, and the slot resends everything not confirmed. */
 static int run_stream(pgspout_config *cfg, const table_filter *global,
-                      sink_set *set)
+                      const selection *sel, sink_set *set)
 {
     char *where = conninfo_redacted(cfg->conninfo);
     log_debug("connecting to %s", where);
@@ -397,9 +475,9 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         PGconn *catalog = NULL, *repl = NULL;
         uint64_t start_lsn = 0;
         bool retryable = false;
-        int rc = EXIT_RUNTIME_FAILURE;
-        bool connected = connect_and_prepare(cfg, sinks_created, &catalog,
-                                             &repl, &start_lsn, &retryable);
+        int rc = connect_and_prepare(cfg, sel, sinks_created, &catalog, &repl,
+                                     &start_lsn, &retryable);
+        bool connected = rc == 0;
         if (connected) {
             if (!sinks_created) {
                 block_stop_signals(true);
@@ -528,8 +606,11 @@ int main(int argc, char **argv)
         goto done;
     }
     rc = load_sinks(&cfg, dirs, ndirs, dbname, &sinks);
-    if (rc == 0)
-        rc = run_stream(&cfg, global, &sinks);
+    if (rc == 0) {
+        selection *sel = selection_new(global, sinks.sinks, sinks.n);
+        rc = run_stream(&cfg, global, sel, &sinks);
+        selection_free(sel);
+    }
 
 done:
     sink_set_free(&sinks);

@@ -19,6 +19,7 @@
 #define MAX_REPEAT_BOUND 255
 
 struct table_pattern {
+    char *text; /* as given, for messages */
     bool qualified;
     char *schema_regex; /* as psql builds it; NULL when unconstrained */
     char *name_regex;
@@ -534,6 +535,7 @@ table_pattern *table_pattern_compile(const char *pattern, const char *dbname,
     }
 
     table_pattern *p = xcalloc(1, sizeof *p);
+    p->text = xstrdup(pattern);
     const char *name = sp.part[sp.nparts - 1].data;
     const char *schema = sp.nparts >= 2 ? sp.part[sp.nparts - 2].data : NULL;
 
@@ -597,6 +599,7 @@ void table_pattern_free(table_pattern *p)
     }
     if (p->utf8)
         freelocale(p->utf8);
+    free(p->text);
     free(p);
 }
 
@@ -635,25 +638,46 @@ bool table_filter_add(table_filter *f, bool exclude, const char *pattern,
     return true;
 }
 
-static bool any_matches(table_pattern *const *list, size_t n,
-                        const char *schema, const char *table, bool visible)
+static const table_pattern *first_match(table_pattern *const *list, size_t n,
+                                        const char *schema, const char *table,
+                                        bool visible)
 {
     for (size_t i = 0; i < n; i++)
         if (table_pattern_matches(list[i], schema, table, visible))
-            return true;
-    return false;
+            return list[i];
+    return NULL;
 }
 
 bool table_filter_matches(const table_filter *f, const char *schema,
                           const char *table, bool visible_in_search_path)
 {
-    if (any_matches(f->exclude, f->n_exclude, schema, table,
-                    visible_in_search_path))
+    if (table_filter_exclude_match(f, schema, table, visible_in_search_path))
         return false;
-    if (f->n_include == 0)
-        return true;
-    return any_matches(f->include, f->n_include, schema, table,
-                       visible_in_search_path);
+    return f->n_include == 0 ||
+           table_filter_include_match(f, schema, table, visible_in_search_path);
+}
+
+const char *table_filter_include_match(const table_filter *f,
+                                       const char *schema, const char *table,
+                                       bool visible_in_search_path)
+{
+    const table_pattern *p = first_match(f->include, f->n_include, schema,
+                                         table, visible_in_search_path);
+    return p ? p->text : NULL;
+}
+
+const char *table_filter_exclude_match(const table_filter *f,
+                                       const char *schema, const char *table,
+                                       bool visible_in_search_path)
+{
+    const table_pattern *p = first_match(f->exclude, f->n_exclude, schema,
+                                         table, visible_in_search_path);
+    return p ? p->text : NULL;
+}
+
+bool table_filter_has_include(const table_filter *f)
+{
+    return f->n_include > 0;
 }
 
 bool table_filter_is_empty(const table_filter *f)

@@ -43,6 +43,16 @@ bool table_filter_add(table_filter *f, bool exclude, const char *pattern,
                       const char *dbname, char *err, size_t errlen);
 bool table_filter_matches(const table_filter *f, const char *schema,
                           const char *table, bool visible_in_search_path);
+/* The text of the first include (exclude) pattern matching the table, as
+ * given; NULL when none does. Callers that judge a partition together with
+ * the tables above it combine these themselves (selection.h). */
+const char *table_filter_include_match(const table_filter *f,
+                                       const char *schema, const char *table,
+                                       bool visible_in_search_path);
+const char *table_filter_exclude_match(const table_filter *f,
+                                       const char *schema, const char *table,
+                                       bool visible_in_search_path);
+bool table_filter_has_include(const table_filter *f);
 /* True when no pattern at all was added: every table passes. */
 bool table_filter_is_empty(const table_filter *f);
 void table_filter_free(table_filter *f);

@@ -15,6 +15,7 @@
 #include "lsn.h"
 #include "pgoutput.h"
 #include "replication.h"
+#include "selection.h"
 #include "strbuf.h"
 
 /* pgoutput protocol 1 is enough: pgspout does not ask for in-progress
@@ -22,8 +23,6 @@
  * event's position) is unknown until they end; the server spills large
  * transactions to disk and sends them whole at commit instead. */
 #define PGOUTPUT_PROTO_VERSION 1
-
-#define MAX_SINKS 64
 
 void stream_settings_default(stream_settings *s)
 {
@@ -49,7 +48,7 @@ typedef struct rel_entry {
 typedef struct stream {
     const stream_settings *settings;
     PGconn **catalog; /* replaced when it must be reconnected */
-    const table_filter *global;
+    selection *sel;
     sink_handle **sinks;
     size_t nsinks;
     volatile sig_atomic_t *stop;
@@ -140,35 +139,70 @@ static bool in_search_path(const stream *st, const char *schema)
     return false;
 }
 
-/* Which sinks receive the relation's changes; false when the catalog did
- * not answer (err set; asking again may work). */
-static bool compute_sink_mask(stream *st, const relation *rel, uint64_t *mask,
-                              char *err, size_t errlen)
+/* The relation's chain and leaves as the catalog has them now. Its own
+ * name is the one its changes carry (from the Relation message). A
+ * relation dropped since is judged alone, visible when its schema is in
+ * search_path. */
+static bool relation_source(stream *st, const relation *rel,
+                            catalog_source *src, char *err, size_t errlen,
+                            bool *retryable)
 {
-    *mask = 0;
-    bool filtered = !table_filter_is_empty(st->global);
-    for (size_t i = 0; i < st->nsinks && !filtered; i++)
-        filtered = !table_filter_is_empty(st->sinks[i]->filter);
-    bool visible = true;
-    if (filtered) {
-        int v = catalog_relation_visible(*st->catalog, rel->oid);
-        if (v == -2) {
-            snprintf(err, errlen, "cannot look up relation %s.%s", rel->schema,
-                     rel->table);
-            return false;
-        }
-        /* Dropped since: judge by its schema's place in search_path. */
-        visible = v >= 0 ? v == 1 : in_search_path(st, rel->schema);
+    bool found;
+    if (!catalog_relation_source(*st->catalog, rel->oid, src, &found, err,
+                                 errlen, retryable))
+        return false;
+    if (!found) {
+        src->chain.tables = xcalloc(1, sizeof *src->chain.tables);
+        src->chain.n = 1;
+        src->chain.tables[0].visible = in_search_path(st, rel->schema);
     }
-    if (!table_filter_matches(st->global, rel->schema, rel->table, visible))
-        return true;
-    for (size_t i = 0; i < st->nsinks; i++) {
-        const table_filter *f = st->sinks[i]->filter;
-        if (table_filter_is_empty(f) ||
-            table_filter_matches(f, rel->schema, rel->table, visible))
-            *mask |= UINT64_C(1) << i;
-    }
+    catalog_table *self = &src->chain.tables[0];
+    free(self->schema);
+    free(self->table);
+    free(self->quoted);
+    self->schema = xstrdup(rel->schema);
+    self->table = xstrdup(rel->table);
+    char *schema = quote_ident_dup(rel->schema),
+         *table = quote_ident_dup(rel->table);
+    strbuf quoted = STRBUF_INIT;
+    sbuf_appendf(&quoted, "%s.%s", schema, table);
+    self->quoted = quoted.data;
+    free(schema);
+    free(table);
     return true;
+}
+
+/* Which sinks get the changes arriving under rel, judged by the catalog at
+ * this moment: ATTACH and DETACH PARTITION make the server send the
+ * Relation message again, so this runs for every one. A partitioned
+ * relation whose leaves' changes arrive under its name
+ * (publish_via_partition_root) stops the stream when a leaf is selected
+ * unlike it: neither dropping nor streaming those changes is right. */
+static bool relation_sink_mask(stream *st, const relation *rel, uint64_t *mask,
+                               char *err, size_t errlen, bool *retryable)
+{
+    *mask = st->nsinks ? UINT64_MAX >> (64 - st->nsinks) : 0;
+    if (!selection_has_patterns(st->sel))
+        return true;
+    catalog_source src;
+    if (!relation_source(st, rel, &src, err, errlen, retryable))
+        return false;
+    bool ok = true, exists, via_root = false;
+    if (src.nleaves > 0)
+        ok = catalog_publication_info(*st->catalog, st->settings->publication,
+                                      &exists, &via_root, err, errlen,
+                                      retryable);
+    if (ok && via_root) {
+        char what[256];
+        snprintf(what, sizeof what, "publication \"%s\"",
+                 st->settings->publication);
+        *retryable = false;
+        ok = selection_check_partitions(st->sel, &src, what, err, errlen);
+    }
+    if (ok)
+        *mask = selection_mask(st->sel, &src.chain);
+    catalog_source_clear(&src);
+    return ok;
 }
 
 /* What the catalog says of a relation: its column types, and the sinks
@@ -179,7 +213,7 @@ static bool ask_catalog(stream *st, relation *rel, uint64_t *mask, char *err,
     *retryable = true;
     return catalog_describe_columns(*st->catalog, rel, err, errlen,
                                     retryable) &&
-           compute_sink_mask(st, rel, mask, err, errlen);
+           relation_sink_mask(st, rel, mask, err, errlen, retryable);
 }
 
 /* Replaces a catalog connection that can take no more queries; on failure
@@ -671,15 +705,15 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
                sink_handle **sinks, size_t nsinks,
                const stream_settings *settings, volatile sig_atomic_t *stop)
 {
-    char err[1024];
-    if (nsinks > MAX_SINKS) {
-        log_error("at most %d sinks can run at once", MAX_SINKS);
+    char err[2048];
+    if (nsinks > SELECTION_MAX_SINKS) {
+        log_error("at most %d sinks can run at once", SELECTION_MAX_SINKS);
         return 1;
     }
     stream *st = xcalloc(1, sizeof *st);
     st->settings = settings;
     st->catalog = catalog;
-    st->global = global;
+    st->sel = selection_new(global, sinks, nsinks);
     st->sinks = sinks;
     st->nsinks = nsinks;
     st->stop = stop;
@@ -862,6 +896,7 @@ out:
     for (size_t i = 0; i < st->search_path_len; i++)
         free(st->search_path[i]);
     free(st->search_path);
+    selection_free(st->sel);
     free(st->rels);
     free(st->batch);
     free(st->batch_masks);

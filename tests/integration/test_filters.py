@@ -1,5 +1,7 @@
-"""Table filters: --list-tables against what pg_dump -t/-T selects, and
-streaming that delivers only the selected tables."""
+"""Table filters: --list-tables against what pg_dump -t/-T selects (mapped
+through the publication: partitions judged with their ancestors, named as
+their changes are), and streaming that delivers only the selected
+tables."""
 
 import re
 import subprocess
@@ -64,6 +66,10 @@ PATTERN_SETS = [
     ["-t", "SALES.*"],
     ["-t", "public.order_"],
     ["-t", "secret"],
+    ["-t", "events"],
+    ["-t", "events_2024"],
+    ["-T", "events_2024"],
+    ["-t", "*", "-T", "events"],
 ]
 
 CREATE_RE = re.compile(r"^CREATE (?:UNLOGGED )?TABLE (.+) \($", re.M)
@@ -83,20 +89,88 @@ def pg_dump_selection(db, patterns):
                   if not name.startswith(SYSTEM_SCHEMAS))
 
 
-def list_tables(pgspout, db, patterns):
-    r = pgspout.run("-d", db.conninfo, "--list-tables", *patterns)
+# Every user table: its kind, persistence and parent partitioned table.
+TABLES_SQL = r"""
+select pg_catalog.quote_ident(n.nspname) || '.' ||
+       pg_catalog.quote_ident(c.relname), c.relkind, c.relpersistence,
+       (select pg_catalog.quote_ident(pn.nspname) || '.' ||
+               pg_catalog.quote_ident(p.relname)
+        from pg_catalog.pg_inherits i
+        join pg_catalog.pg_class p on p.oid = i.inhparent
+        join pg_catalog.pg_namespace pn on pn.oid = p.relnamespace
+        where i.inhrelid = c.oid and c.relispartition)
+from pg_catalog.pg_class c
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p')
+  and n.nspname not in ('pg_catalog', 'information_schema')
+  and n.nspname !~ '^pg_toast'
+"""
+
+
+def expected_listing(db, patterns, via_root):
+    """What --list-tables must print: pg_dump decides which tables each
+    pattern matches; a change arriving under a table is selected when an
+    include pattern (or none) matches the table or an ancestor and no
+    exclude pattern matches any of them. Only permanent tables stream:
+    under their leaf names with publish_via_partition_root = false, under
+    their roots with true. None when a leaf is selected unlike its root
+    under true (pgspout must refuse)."""
+    tables = {name: (kind, persistence, parent)
+              for name, kind, persistence, parent in db.query(TABLES_SQL)}
+
+    def chain(name):
+        out = [name]
+        while tables[out[-1]][2]:
+            out.append(tables[out[-1]][2])
+        return out
+
+    def matched(flag):
+        args = [a for f, p in zip(patterns[::2], patterns[1::2]) if f == flag
+                for a in ("-t", p)]
+        return set(pg_dump_selection(db, args)) if args else None
+
+    included, excluded = matched("-t"), matched("-T") or set()
+
+    def selected(name):
+        c = set(chain(name))
+        return (included is None or bool(included & c)) and not excluded & c
+
+    permanent = [t for t, (_, persistence, _) in tables.items()
+                 if persistence == "p"]
+    leaves = [t for t in permanent if tables[t][0] == "r"]
+    if not via_root:
+        return sorted(t for t in leaves if selected(t))
+    roots = [t for t in permanent if not tables[t][2]]
+    for leaf in leaves:
+        if selected(leaf) != selected(chain(leaf)[-1]):
+            return None
+    return sorted(t for t in roots if selected(t))
+
+
+def list_tables(pgspout, db, patterns, publication=None):
+    """The sorted lines, or None when pgspout refused the filter (exit 2)."""
+    args = ["--publication", publication] if publication else []
+    r = pgspout.run("-d", db.conninfo, "--list-tables", *(args + patterns))
+    if r.returncode == 2 and "publish_via_partition_root" in r.stderr:
+        return None
     assert r.returncode == 0, r.stderr
     return r.stdout.splitlines()
 
 
-def test_list_tables_matches_pg_dump(db, pgspout):
+@pytest.mark.parametrize("via_root", [False, True],
+                         ids=["via_leaf", "no_publication_yet"])
+def test_list_tables_matches_pg_dump(db, pgspout, via_root):
     db.psql(SETUP)
+    publication = None
+    if not via_root:
+        publication = "leafpub"
+        db.psql("create publication leafpub for all tables;")
     mismatches = []
     for patterns in PATTERN_SETS:
-        expected = pg_dump_selection(db, patterns)
-        got = list_tables(pgspout, db, patterns)
-        if sorted(got) != expected:
-            mismatches.append("%s: pgspout %s, pg_dump %s"
+        expected = expected_listing(db, patterns, via_root)
+        got = list_tables(pgspout, db, patterns, publication)
+        if (sorted(got) if got is not None else None) != expected:
+            mismatches.append("%s: pgspout %s, expected %s"
                               % (patterns, got, expected))
     assert not mismatches, "\n".join(mismatches)
 
@@ -105,7 +179,7 @@ def test_list_tables_follows_search_path(db, pgspout):
     db.psql(SETUP)
     db.psql('alter database "%s" set search_path = hidden, public;' % db.name)
     for patterns in (["-t", "secret"], ["-t", "orders"], ["-t", "*"]):
-        expected = pg_dump_selection(db, patterns)
+        expected = expected_listing(db, patterns, True)
         assert sorted(list_tables(pgspout, db, patterns)) == expected
     assert list_tables(pgspout, db, ["-t", "secret"]) == ["hidden.secret"]
     # the first schema on the path hides public.orders
