@@ -22,8 +22,7 @@
  * last line is found in one read. */
 #define TAIL_CHUNK 16384
 
-PGSPOUT_PRINTF(3, 4)
-static bool fail(file_error *err, int errnum, const char *fmt, ...)
+bool file_fail(file_error *err, int errnum, const char *fmt, ...)
 {
     va_list ap;
 
@@ -45,12 +44,13 @@ static bool read_exactly(int fd, const char *path, void *buf, size_t len,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return fail(err, errno, "cannot read \"%s\" at offset %lld: %s",
-                        path, (long long)offset, strerror(errno));
+            return file_fail(err, errno,
+                             "cannot read \"%s\" at offset %lld: %s", path,
+                             (long long)offset, strerror(errno));
         if (n == 0)
-            return fail(err, EIO,
-                        "\"%s\" shrank while being read (offset %lld)", path,
-                        (long long)offset);
+            return file_fail(err, EIO,
+                             "\"%s\" shrank while being read (offset %lld)",
+                             path, (long long)offset);
         p += n;
         len -= (size_t)n;
         offset += n;
@@ -175,47 +175,41 @@ done:
     return verdict;
 }
 
-static bool cut_torn_line(int fd, const char *path, bool sync, file_tail *tail,
-                          file_error *err)
+/* The offset of the '\n' ending the last complete line, or -1 when the file
+ * holds none; what follows it is a torn line. */
+static bool find_last_line_end(int fd, const char *path, file_tail *tail,
+                               off_t *line_end, file_error *err)
 {
     char last;
-    off_t newline;
 
     if (!read_exactly(fd, path, &last, 1, tail->size - 1, err))
         return false;
-    if (last == '\n')
+    if (last == '\n') {
+        *line_end = tail->size - 1;
         return true;
-    if (!find_newline_before(fd, path, tail->size - 1, &newline, err))
+    }
+    if (!find_newline_before(fd, path, tail->size - 1, line_end, err))
         return false;
-    if (ftruncate(fd, newline + 1) != 0)
-        return fail(err, errno, "cannot truncate \"%s\" to %lld bytes: %s",
-                    path, (long long)(newline + 1), strerror(errno));
-    if (sync && fsync(fd) != 0)
-        return fail(err, errno, "cannot fsync \"%s\": %s", path,
-                    strerror(errno));
-    tail->torn_bytes = tail->size - (newline + 1);
-    tail->size = newline + 1;
+    tail->torn_bytes = tail->size - (*line_end + 1);
     return true;
 }
 
-bool file_tail_repair(int fd, const char *path, bool sync, file_tail *tail,
-                      file_error *err)
+bool file_tail_read(int fd, const char *path, file_tail *tail, file_error *err)
 {
     struct stat st;
     off_t line_end;
 
     memset(tail, 0, sizeof *tail);
     if (fstat(fd, &st) != 0)
-        return fail(err, errno, "cannot stat \"%s\": %s", path,
-                    strerror(errno));
+        return file_fail(err, errno, "cannot stat \"%s\": %s", path,
+                         strerror(errno));
     /* Devices and pipes have no tail to read back. */
     if (!S_ISREG(st.st_mode) || st.st_size == 0)
         return true;
     tail->size = st.st_size;
-    if (!cut_torn_line(fd, path, sync, tail, err))
+    if (!find_last_line_end(fd, path, tail, &line_end, err))
         return false;
 
-    line_end = tail->size - 1; /* offset of the '\n' ending the line */
     while (line_end >= 0) {
         off_t newline, start;
         size_t len;
@@ -229,7 +223,7 @@ bool file_tail_repair(int fd, const char *path, bool sync, file_tail *tail,
         len = (size_t)(line_end - start);
         line = malloc(len + 1);
         if (!line)
-            return fail(err, ENOMEM, "out of memory reading \"%s\"", path);
+            return file_fail(err, ENOMEM, "out of memory reading \"%s\"", path);
         if (!read_exactly(fd, path, line, len, start, err)) {
             free(line);
             return false;
@@ -238,10 +232,8 @@ bool file_tail_repair(int fd, const char *path, bool sync, file_tail *tail,
             read_line_position(line, len, &tail->position, why, sizeof why);
         free(line);
         if (verdict == LINE_INVALID)
-            return fail(err, 0,
-                        "\"%s\": the line at offset %lld %s; refusing to "
-                        "append after data that is not a pgspout event",
-                        path, (long long)start, why);
+            return file_fail(err, 0, "\"%s\": the line at offset %lld %s", path,
+                             (long long)start, why);
         if (verdict == LINE_HAS_POSITION) {
             tail->has_position = true;
             tail->position_line = start;
@@ -252,7 +244,39 @@ bool file_tail_repair(int fd, const char *path, bool sync, file_tail *tail,
     return true;
 }
 
-static void split_path(const char *path, char **dir, const char **base)
+bool file_tail_cut(int fd, const char *path, bool sync, file_tail *tail,
+                   file_error *err)
+{
+    off_t keep = tail->size - tail->torn_bytes;
+
+    if (tail->torn_bytes == 0)
+        return true;
+    if (ftruncate(fd, keep) != 0)
+        return file_fail(err, errno, "cannot truncate \"%s\" to %lld bytes: %s",
+                         path, (long long)keep, strerror(errno));
+    if (sync && fsync(fd) != 0)
+        return file_fail(err, errno, "cannot fsync \"%s\": %s", path,
+                         strerror(errno));
+    tail->size = keep;
+    return true;
+}
+
+bool file_tail_repair(int fd, const char *path, bool sync, file_tail *tail,
+                      file_error *err)
+{
+    if (file_tail_read(fd, path, tail, err))
+        return file_tail_cut(fd, path, sync, tail, err);
+    if (err->errnum == 0) {
+        size_t used = strlen(err->message);
+
+        snprintf(err->message + used, sizeof err->message - used,
+                 "; refusing to append after data that is not a pgspout "
+                 "event");
+    }
+    return false;
+}
+
+void file_split_path(const char *path, char **dir, const char **base)
 {
     const char *slash = strrchr(path, '/');
 
@@ -277,14 +301,14 @@ bool file_rotation_last(const char *path, uint64_t *last, file_error *err)
     struct dirent *entry;
 
     *last = 0;
-    split_path(path, &dir, &base);
+    file_split_path(path, &dir, &base);
     if (!dir)
-        return fail(err, ENOMEM, "out of memory");
+        return file_fail(err, ENOMEM, "out of memory");
     base_len = strlen(base);
     d = opendir(dir);
     if (!d) {
-        fail(err, errno, "cannot list directory \"%s\": %s", dir,
-             strerror(errno));
+        file_fail(err, errno, "cannot list directory \"%s\": %s", dir,
+                  strerror(errno));
         free(dir);
         return false;
     }
@@ -325,16 +349,16 @@ bool file_sync_parent_dir(const char *path, file_error *err)
     int fd;
     bool ok = true;
 
-    split_path(path, &dir, &base);
+    file_split_path(path, &dir, &base);
     if (!dir)
-        return fail(err, ENOMEM, "out of memory");
+        return file_fail(err, ENOMEM, "out of memory");
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        ok = fail(err, errno, "cannot open directory \"%s\": %s", dir,
-                  strerror(errno));
+        ok = file_fail(err, errno, "cannot open directory \"%s\": %s", dir,
+                       strerror(errno));
     else if (fsync(fd) != 0)
-        ok = fail(err, errno, "cannot fsync directory \"%s\": %s", dir,
-                  strerror(errno));
+        ok = file_fail(err, errno, "cannot fsync directory \"%s\": %s", dir,
+                       strerror(errno));
     if (fd >= 0)
         close(fd);
     free(dir);

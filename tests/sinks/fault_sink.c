@@ -1,7 +1,8 @@
 /* A sink for tests of the host's delivery rules: it writes each event's JSON
  * to a file like the file sink (without fsync), and can be told to be slow,
- * to ask for retries, or to fail for good. Built with the tests, never
- * installed. */
+ * to ask for retries, to fail for good, or never to acknowledge (which keeps
+ * the slot's confirmed position where it is, whatever other sinks store).
+ * Built with the tests, never installed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ typedef struct fault_sink {
     int64_t retry_writes; /* the first N write calls return RETRY */
     int64_t fatal_write;  /* write call number N returns FATAL (0: never) */
     int64_t write_calls;
+    bool ack;
     bool have_pending;
     pgspout_position pending; /* last event written, not yet acknowledged */
 } fault_sink;
@@ -39,6 +41,10 @@ static const pgspout_option_def fault_options[] = {
      .type = PGSPOUT_OPT_INT,
      .default_value = "0",
      .doc = "answer FATAL to write call number N (0: never)"},
+    {.name = "ack",
+     .type = PGSPOUT_OPT_BOOL,
+     .default_value = "true",
+     .doc = "acknowledge what flush wrote (false: never)"},
     PGSPOUT_OPTION_END};
 
 static pgspout_status fault_create(const pgspout_host_api *host,
@@ -54,6 +60,7 @@ static pgspout_status fault_create(const pgspout_host_api *host,
     host->option_int(handle, "write_delay", &s->write_delay_ms);
     host->option_int(handle, "retry_writes", &s->retry_writes);
     host->option_int(handle, "fatal_write", &s->fatal_write);
+    host->option_bool(handle, "ack", &s->ack);
     s->out = path ? fopen(path, "a") : NULL;
     if (!s->out) {
         host->log(handle, PGSPOUT_LOG_ERROR, "cannot open %s: %s",
@@ -104,7 +111,7 @@ static pgspout_status fault_flush(void *state)
     fault_sink *s = state;
     if (fflush(s->out) != 0)
         return PGSPOUT_FATAL;
-    if (s->have_pending)
+    if (s->have_pending && s->ack)
         s->host->ack_durable(s->handle, s->pending);
     s->have_pending = false;
     return PGSPOUT_OK;

@@ -1,7 +1,8 @@
 /* The file sink, loaded as the host would load it: this test builds its own
  * host API table over fake events, dlopen()s the shared object named by
  * argv[1] and drives it through writes, flushes, restarts, torn files,
- * rotation, stdout and I/O failures.
+ * rotation, stdout, I/O failures, and its file deleted, renamed or cut
+ * under it.
  *
  * I/O failures come from a write() defined here: the linker exports it from
  * the executable because libc defines the same symbol, and the executable
@@ -824,6 +825,303 @@ static void test_large_batches_and_retries(void)
     free(path);
 }
 
+/* ---- the output deleted, renamed or cut while the sink runs ------------- */
+
+/* `count` events of one transaction each, from commit_lsn `base` on. */
+static void make_events(pgspout_event **evs, size_t count, uint64_t base)
+{
+    for (size_t i = 0; i < count; i++)
+        evs[i] = make_event(base + 0x100 * i, 1, 0);
+}
+
+static bool content_is_lines(const char *path, pgspout_event **evs, size_t from,
+                             size_t to)
+{
+    char *expected = expected_lines(evs, from, to);
+    bool same = content_is(path, expected);
+
+    free(expected);
+    return same;
+}
+
+/* Deleted between write and flush: nothing acknowledged, ever again in
+ * this run; a restart starts a new file and knows nothing stored. */
+static void test_deleted(void)
+{
+    char *path = path_in_tmp("deleted.jsonl");
+    pgspout_event *evs[4], *big = make_event(0x3900, 1, 1100000);
+    void *sink;
+    pgspout_position pos;
+
+    make_events(evs, 4, 0x3000);
+    log_reset();
+    ack_count = 0;
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 0, 2) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(ack_count == 1 && acked(0x3100, 1));
+    CHECK(write_events(sink, evs, 2, 3) == PGSPOUT_OK);
+    CHECK(unlink(path) == 0);
+    log_reset();
+    CHECK(flush_sink(sink) == PGSPOUT_FATAL);
+    CHECK(ack_count == 1);
+    CHECK(log_has(path));
+    CHECK(log_has("was deleted"));
+    /* It stays failed: the host may call again before it stops. */
+    CHECK(write_events(sink, evs, 3, 4) == PGSPOUT_FATAL);
+    CHECK(flush_sink(sink) == PGSPOUT_FATAL);
+    CHECK(ack_count == 1);
+    CHECK(file_size(path) == -1);
+    destroy_sink(sink);
+
+    /* The restart writes into a new file and resumes from nothing (the
+     * host then starts from PostgreSQL's confirmed position). */
+    log_reset();
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(!resume_of(sink, &pos));
+    CHECK(log_has("is not the file pgspout wrote last"));
+    CHECK(write_events(sink, evs, 2, 4) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(content_is_lines(path, evs, 2, 4));
+    CHECK(acked(0x3300, 1));
+
+    /* A write() large enough to reach the file notices at once. */
+    CHECK(unlink(path) == 0);
+    ack_count = 0;
+    CHECK(write_events(sink, &big, 0, 1) == PGSPOUT_FATAL);
+    CHECK(flush_sink(sink) == PGSPOUT_FATAL);
+    CHECK(ack_count == 0);
+    destroy_sink(sink);
+
+    free_events(&big, 1);
+    free_events(evs, 4);
+    free(path);
+}
+
+/* logrotate's "nocreate" (rename) and "create" (rename, create empty):
+ * what went into the file stays in the renamed file, and the sink goes on
+ * in a new file at the path from the next line on. */
+static void test_renamed(void)
+{
+    char *path = path_in_tmp("renamed.jsonl");
+    char *first = concat(path, ".1"), *second = concat(path, ".2");
+    char *third = concat(path, ".3");
+    pgspout_event *evs[5], *big = make_event(0x4600, 1, 1100000);
+    void *sink;
+
+    make_events(evs, 5, 0x4000);
+    log_reset();
+    ack_count = 0;
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 0, 2) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 2, 3) == PGSPOUT_OK);
+    CHECK(rename(path, first) == 0);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(acked(0x4200, 1));
+    CHECK(content_is_lines(first, evs, 0, 2));
+    CHECK(content_is_lines(path, evs, 2, 3));
+    CHECK(log_has("renamed away"));
+    CHECK(log_has(first));
+
+    /* "create": an empty file already waits at the path. */
+    CHECK(rename(path, second) == 0);
+    write_all(path, "", "wb");
+    CHECK(write_events(sink, evs, 3, 5) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(acked(0x4400, 1));
+    CHECK(content_is_lines(second, evs, 2, 3));
+    CHECK(content_is_lines(path, evs, 3, 5));
+
+    /* A batch large enough to reach the file in write() goes to the new
+     * file from its first line, and one that fails half-way is cut back
+     * there, not in the renamed file. */
+    CHECK(rename(path, third) == 0);
+    arm_fault(4096, ENOSPC);
+    CHECK(write_events(sink, &big, 0, 1) == PGSPOUT_RETRY);
+    disarm_fault();
+    CHECK(file_size(path) == 0);
+    CHECK(content_is_lines(third, evs, 3, 5));
+    CHECK(write_events(sink, &big, 0, 1) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(content_is_lines(path, &big, 0, 1));
+    CHECK(content_is_lines(third, evs, 3, 5));
+    CHECK(acked(0x4600, 1));
+    destroy_sink(sink);
+
+    log_reset();
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(resume_is(sink, 0x4600, 1));
+    destroy_sink(sink);
+
+    free_events(&big, 1);
+    free_events(evs, 5);
+    free(first);
+    free(second);
+    free(third);
+    free(path);
+}
+
+/* kill -9 right after another program renamed the file, before the sink
+ * noticed (the renamed file holds a torn line and an event written but not
+ * acknowledged), and right after the sink followed a rename (the new file
+ * is still empty, the renamed one compressed away). */
+static void test_resume_after_rename(void)
+{
+    char *path = path_in_tmp("resume.jsonl");
+    char *dated = concat(path, "-20261122"), *first = concat(path, ".1");
+    pgspout_event *evs[5];
+    void *sink;
+
+    make_events(evs, 2, 0x5000);
+    evs[2] = make_event(0x5200, 1, 1100000); /* reaches the file in write() */
+    make_events(evs + 3, 2, 0x5300);
+    ack_count = 0;
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 0, 2) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 2, 3) == PGSPOUT_OK);
+    CHECK(acked(0x5100, 1));
+    CHECK(rename(path, dated) == 0);
+    write_all(dated, "{\"op\":\"ins", "ab");
+    destroy_sink(sink);
+
+    log_reset();
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(resume_is(sink, 0x5200, 1));
+    CHECK(log_has("wrote last is no longer"));
+    CHECK(log_has("truncated 10 bytes"));
+    CHECK(content_is_lines(dated, evs, 0, 3));
+    CHECK(file_size(path) == 0);
+    CHECK(write_events(sink, evs, 3, 4) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    /* Renamed with nothing new to write: the new file stays empty. */
+    CHECK(rename(path, first) == 0);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(file_size(path) == 0);
+    CHECK(content_is_lines(first, evs, 3, 4));
+    destroy_sink(sink);
+
+    CHECK(unlink(first) == 0);
+    log_reset();
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(resume_is(sink, 0x5300, 1));
+    CHECK(log_has("stored before"));
+    CHECK(write_events(sink, evs, 4, 5) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(content_is_lines(path, evs, 4, 5));
+    destroy_sink(sink);
+
+    /* The renamed file found again no longer ends in an event: left alone,
+     * and the resume falls back to what the state recorded. */
+    CHECK(rename(path, first) == 0);
+    write_all(first, "not an event\n", "ab");
+    log_reset();
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(log_has("not resuming from the file pgspout wrote last"));
+    CHECK(resume_is(sink, 0x5300, 1));
+    destroy_sink(sink);
+
+    free_events(evs, 5);
+    free(dated);
+    free(first);
+    free(path);
+}
+
+/* Cut under the sink (copytruncate, truncate(1)): nothing acknowledged, and
+ * what was appended after the cut removed, so a restart resumes before the
+ * changes the cut may have taken. */
+static void test_truncated(void)
+{
+    char *path = path_in_tmp("cut.jsonl"), *part = path_in_tmp("part.jsonl");
+    pgspout_event *evs[3];
+    void *sink;
+    long first_line;
+
+    make_events(evs, 3, 0x6000);
+    first_line = (long)strlen(evs[0]->json) + 1;
+    ack_count = 0;
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 0, 2) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 2, 3) == PGSPOUT_OK);
+    CHECK(truncate(path, 0) == 0);
+    log_reset();
+    CHECK(flush_sink(sink) == PGSPOUT_FATAL);
+    CHECK(ack_count == 1 && acked(0x6100, 1));
+    CHECK(log_has("shrank"));
+    CHECK(log_has(path));
+    CHECK(file_size(path) == 0);
+    CHECK(flush_sink(sink) == PGSPOUT_FATAL);
+    destroy_sink(sink);
+
+    /* Cut in the middle: what stays before the cut is kept. */
+    ack_count = 0;
+    CHECK(create_sink(&sink, part, "true", NULL) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 0, 2) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(truncate(part, first_line) == 0);
+    CHECK(write_events(sink, evs, 2, 3) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_FATAL);
+    CHECK(ack_count == 1);
+    CHECK(content_is_lines(part, evs, 0, 1));
+    destroy_sink(sink);
+    CHECK(create_sink(&sink, part, "true", NULL) == PGSPOUT_OK);
+    CHECK(resume_is(sink, 0x6000, 1));
+    destroy_sink(sink);
+
+    free_events(evs, 3);
+    free(part);
+    free(path);
+}
+
+/* Renamed away while another name kept the old file alive, and a file the
+ * sink did not start put in its place: never appended to. */
+static void test_replaced(void)
+{
+    char *path = path_in_tmp("swap.jsonl"), *kept = concat(path, ".kept");
+    char *other = path_in_tmp("other.txt");
+    pgspout_event *evs[2];
+    void *sink;
+
+    make_events(evs, 2, 0x7000);
+    ack_count = 0;
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 0, 1) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(link(path, kept) == 0);
+    write_all(other, "someone else's\n", "wb");
+    CHECK(rename(other, path) == 0);
+    CHECK(write_events(sink, evs, 1, 2) == PGSPOUT_OK);
+    log_reset();
+    CHECK(flush_sink(sink) == PGSPOUT_FATAL);
+    CHECK(ack_count == 1);
+    CHECK(log_has("another file"));
+    CHECK(content_is(path, "someone else's\n"));
+    CHECK(content_is_lines(kept, evs, 0, 1));
+    destroy_sink(sink);
+
+    /* An NFS client renames a file removed while open to ".nfsXXXX" and
+     * deletes it on close: that is a deletion, not a rotation. */
+    unlink(path);
+    ack_count = 0;
+    CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 0, 1) == PGSPOUT_OK);
+    free(other);
+    other = path_in_tmp(".nfs00000000abcd0001");
+    CHECK(rename(path, other) == 0);
+    log_reset();
+    CHECK(flush_sink(sink) == PGSPOUT_FATAL);
+    CHECK(ack_count == 0);
+    CHECK(log_has("was deleted"));
+    destroy_sink(sink);
+
+    free_events(evs, 2);
+    free(other);
+    free(kept);
+    free(path);
+}
+
 static void remove_tmpdir(void)
 {
     DIR *d = opendir(tmpdir);
@@ -833,7 +1131,8 @@ static void remove_tmpdir(void)
         return;
     while ((e = readdir(d)) != NULL) {
         char *p;
-        if (e->d_name[0] == '.')
+        /* Sink state files are dotfiles too. */
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         p = path_in_tmp(e->d_name);
         unlink(p);
@@ -878,6 +1177,11 @@ int main(int argc, char **argv)
     test_stdout();
     test_missing_directory();
     test_large_batches_and_retries();
+    test_deleted();
+    test_renamed();
+    test_resume_after_rename();
+    test_truncated();
+    test_replaced();
 
     remove_tmpdir();
     dlclose(lib);
