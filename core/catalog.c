@@ -106,10 +106,10 @@ static value_type resolve_type(PGconn *conn, uint32_t oid, int depth)
         if (typtype == 'd' && base != 0) {
             vt = resolve_type(conn, base, depth + 1);
         } else if (category == 'A' && elem != 0) {
+            /* The element type may be an array itself when it is a domain
+             * over an array type. */
             value_type ev = resolve_type(conn, elem, depth + 1);
-            vt.kind = VK_ARRAY;
-            vt.elem_kind = ev.kind == VK_ARRAY ? VK_TEXT : ev.kind;
-            vt.delim = delim ? delim : ',';
+            vt = value_type_array_of(ev, delim);
         }
     }
     PQclear(res);

@@ -443,18 +443,19 @@ static char *element_buffer_get(element_buffer *eb, size_t need)
 
 /* Parses array_out's syntax: {a,b}, nested braces per dimension, elements
  * double-quoted (with backslash escapes) when they hold special characters or
- * spell NULL, and a "[lo:hi]=" prefix when a lower bound is not 1. */
+ * spell NULL, and a "[lo:hi]=" prefix when a lower bound is not 1. An element
+ * that is an array itself arrives quoted, {"{1,2}","{}"}, and is parsed in
+ * turn by value_json_append. */
 static bool array_to_json(strbuf *out, value_type t, const char *s, size_t len,
                           element_buffer *eb)
 {
-    value_type elem = {t.elem_kind, VK_TEXT, ','};
+    value_type elem = value_type_element(t); /* an array itself, through a
+                                                 domain over an array type */
     char delim = t.delim ? t.delim : ',';
     enum array_state state = AS_START;
     size_t depth = 0;
     size_t i = 0;
 
-    if (elem.kind == VK_ARRAY)
-        elem.kind = VK_TEXT;
     if (len > 0 && s[0] == '[') {
         const char *eq = memchr(s, '=', len);
         if (!eq)
