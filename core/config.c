@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conninfo.h"
 #include "strbuf.h"
 
 #ifndef PGSPOUT_VERSION
@@ -458,23 +459,6 @@ static int read_sinks(file_ctx *ctx, const config_setting_t *s,
     return 0;
 }
 
-/* libpq reads a value as a conninfo string or URI when it has an '=' or a
- * postgres:// prefix, else as a database name. Checked while reading so the
- * error names the file and line; the main program checks again whatever
- * conninfo wins (-d overrides the file). */
-static bool conninfo_parses(const char *conninfo)
-{
-    if (!strchr(conninfo, '=') && strncmp(conninfo, "postgres://", 11) != 0 &&
-        strncmp(conninfo, "postgresql://", 13) != 0)
-        return true;
-    char *why = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
-    bool ok = opts != NULL;
-    PQfreemem(why);
-    PQconninfoFree(opts);
-    return ok;
-}
-
 static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
                              pgspout_config *cfg)
 {
@@ -483,10 +467,12 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
     if (strcmp(key, "connection") == 0) {
         if (read_string(ctx, s, key, &value) != 0)
             return CONFIG_USAGE_ERROR;
-        if (!conninfo_parses(value))
-            return setting_error(ctx, s, key,
-                                 "invalid connection string (libpq's message "
-                                 "is withheld: it could quote a password)");
+        /* Checked here too so that the error names the file and line; the
+         * main program checks whatever conninfo wins (-d overrides the
+         * file) with the environment's values. */
+        char why[512];
+        if (!conninfo_check_given(value, why, sizeof why))
+            return setting_error(ctx, s, key, "%s", why);
         replace_string(&cfg->conninfo, value);
     } else if (strcmp(key, "slot") == 0) {
         if (read_string(ctx, s, key, &value) != 0)
