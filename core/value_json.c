@@ -287,6 +287,11 @@ static size_t json_literal_span(const char *s, size_t len)
     return 0;
 }
 
+static bool is_json_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
 enum json_state {
     JS_VALUE,
     JS_VALUE_OR_CLOSE,
@@ -319,7 +324,7 @@ static bool compact_json(strbuf *out, const char *s, size_t len)
         char c = s[i];
         size_t n;
 
-        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+        if (is_json_space(c)) {
             i++;
             continue;
         }
@@ -406,6 +411,19 @@ static void append_json(strbuf *out, const char *s, size_t len)
 {
     if (!compact_json(out, s, len))
         json_append_string(out, s, len);
+}
+
+bool value_json_is_null(value_type t, const char *text, size_t len)
+{
+    if (t.kind != VK_JSON)
+        return false;
+    while (len > 0 && is_json_space(text[len - 1]))
+        len--;
+    while (len > 0 && is_json_space(*text)) {
+        text++;
+        len--;
+    }
+    return text_equals(text, len, "null");
 }
 
 static bool is_array_space(char c)

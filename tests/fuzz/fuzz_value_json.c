@@ -222,6 +222,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 out.data ? out.data : "");
         abort();
     }
+    /* value_json_is_null says exactly when a value encodes as null (what
+     * the event's json_null lists). */
+    bool encodes_null = out.len == 4 && memcmp(out.data, "null", 4) == 0;
+    if (encodes_null != value_json_is_null(t, text, len)) {
+        fprintf(stderr, "value_json_is_null disagrees for kind %d: %.*s\n",
+                t.kind, (int)(len < 200 ? len : 200), text);
+        abort();
+    }
     sbuf_free(&out);
 
     /* The same for plain strings. */

@@ -259,3 +259,68 @@ def test_arrays_of_domains_over_arrays(db, stream):
     # the values really nest, so the comparison above compares nested arrays
     assert inserts[1]["c_lists"] == [[1, 2], [], None]
     assert inserts[1]["c_listlists"][1][1] == [[[3]]]
+
+
+# json/jsonb JSON null and SQL NULL both encode as null; json_null names the
+# columns of each image holding JSON null, as the server itself tells them
+# apart (json_typeof).
+JSON_NULL_COLUMNS = [("j", "json"), ("b", "jsonb"), ("d", "jdoc")]
+
+
+def server_json_nulls(db, table):
+    """{id: [columns holding JSON null]}, in column order."""
+    rows = db.query("select id, %s from %s order by id" % (", ".join(
+        "%s is not null and %s_typeof(%s::%s) = 'null'"
+        % (c, "jsonb" if t != "json" else "json", c,
+           "jsonb" if t != "json" else "json")
+        for c, t in JSON_NULL_COLUMNS), table))
+    return {int(r[0]): [c for (c, _), v in zip(JSON_NULL_COLUMNS, r[1:])
+                        if v == "t"] for r in rows}
+
+
+@pytest.mark.all_versions
+def test_json_null_and_sql_null_told_apart(db, stream):
+    db.psql("create domain jdoc as jsonb;"
+            "create table docs (id int primary key, j json, b jsonb, d jdoc,"
+            " t text);"
+            "alter table docs replica identity full;")
+    db.create_slot(db.name)
+    db.psql("insert into docs values (1, 'null', 'null', 'null', 'null'),"
+            " (2, NULL, NULL, NULL, NULL),"
+            " (3, ' null ', '{\"a\": null}', NULL, NULL),"
+            " (4, '[null]', NULL, 'null', 'x');")
+    inserted = server_json_nulls(db, "docs")
+    db.psql("update docs set j = NULL, b = 'null' where id = 1;"
+            "update docs set d = '{}' where id = 4;")
+    updated = server_json_nulls(db, "docs")
+    db.psql("delete from docs where id in (1, 3);")
+
+    events = data_events(stream(), "docs")
+    assert [(e["op"], e["key"]["id"]) for e in events] == [
+        ("insert", 1), ("insert", 2), ("insert", 3), ("insert", 4),
+        ("update", 1), ("update", 4), ("delete", 1), ("delete", 3)]
+    # every null of these columns is SQL NULL unless json_null names it
+    for e in events:
+        for image in ("before", "after"):
+            listed = e.get("json_null", {}).get(image, [])
+            row = e[image] or {}
+            for c, _ in JSON_NULL_COLUMNS:
+                if c in listed:
+                    assert c in row and row[c] is None, e
+    # and it names exactly the ones the server says hold JSON null
+    def listed(e, image):
+        return e.get("json_null", {}).get(image, [])
+    for e in events[:4]:
+        assert listed(e, "after") == inserted[e["key"]["id"]], e
+        assert listed(e, "before") == []
+    assert listed(events[4], "before") == inserted[1] == ["j", "b", "d"]
+    assert listed(events[4], "after") == updated[1] == ["b", "d"]
+    assert listed(events[5], "before") == inserted[4] == ["d"]
+    assert listed(events[5], "after") == updated[4] == []
+    assert listed(events[6], "before") == updated[1]
+    assert listed(events[7], "before") == inserted[3] == ["j"]
+    # an event without JSON null carries no json_null at all
+    assert "json_null" not in events[1]
+    assert events[1]["after"] == {"id": 2, "j": None, "b": None, "d": None,
+                                  "t": None}
+    assert events[0]["after"]["t"] == "null"

@@ -185,6 +185,17 @@ static void test_json_values(void)
     CHECK_STR(encode(json, "[ ]"), "[]");
     CHECK_STR(encode(json, "[[[]], {\"x\": {}}]"), "[[[]],{\"x\":{}}]");
 
+    /* JSON null encodes as SQL NULL does; value_json_is_null says which
+     * non-NULL values do. */
+    CHECK(value_json_is_null(json, "null", 4));
+    CHECK(value_json_is_null(json, " \n null\t\r", 9));
+    CHECK(!value_json_is_null(json, "\"null\"", 6));
+    CHECK(!value_json_is_null(json, "[null]", 6));
+    CHECK(!value_json_is_null(json, "nul", 3));
+    CHECK(!value_json_is_null(json, "", 0));
+    CHECK(!value_json_is_null(kind(VK_TEXT), "null", 4));
+    CHECK(!value_json_is_null(array_of(VK_JSON, ','), "null", 4));
+
     /* Not JSON: a string of the text instead of broken output. */
     CHECK_STR(encode(json, "{\"a\": }"), "\"{\\\"a\\\": }\"");
     CHECK_STR(encode(json, "[1,]"), "\"[1,]\"");
