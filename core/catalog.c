@@ -299,11 +299,11 @@ static PGresult *resolve_type(PGconn *conn, uint32_t oid, int depth,
         if (typtype == 'd' && base != 0) {
             failure = resolve_type(conn, base, depth + 1, vt, failed);
         } else if (category == 'A' && elem != 0) {
+            /* The element type may be an array itself when it is a domain
+             * over an array type. */
             value_type ev;
             failure = resolve_type(conn, elem, depth + 1, &ev, failed);
-            vt->kind = VK_ARRAY;
-            vt->elem_kind = ev.kind == VK_ARRAY ? VK_TEXT : ev.kind;
-            vt->delim = delim ? delim : ',';
+            *vt = value_type_array_of(ev, delim);
         }
     }
     PQclear(res);

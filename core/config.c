@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config_tokens.h"
+#include "conninfo.h"
 #include "strbuf.h"
 
 #ifndef PGSPOUT_VERSION
@@ -458,23 +460,6 @@ static int read_sinks(file_ctx *ctx, const config_setting_t *s,
     return 0;
 }
 
-/* libpq reads a value as a conninfo string or URI when it has an '=' or a
- * postgres:// prefix, else as a database name. Checked while reading so the
- * error names the file and line; the main program checks again whatever
- * conninfo wins (-d overrides the file). */
-static bool conninfo_parses(const char *conninfo)
-{
-    if (!strchr(conninfo, '=') && strncmp(conninfo, "postgres://", 11) != 0 &&
-        strncmp(conninfo, "postgresql://", 13) != 0)
-        return true;
-    char *why = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
-    bool ok = opts != NULL;
-    PQfreemem(why);
-    PQconninfoFree(opts);
-    return ok;
-}
-
 static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
                              pgspout_config *cfg)
 {
@@ -483,10 +468,12 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
     if (strcmp(key, "connection") == 0) {
         if (read_string(ctx, s, key, &value) != 0)
             return CONFIG_USAGE_ERROR;
-        if (!conninfo_parses(value))
-            return setting_error(ctx, s, key,
-                                 "invalid connection string (libpq's message "
-                                 "is withheld: it could quote a password)");
+        /* Checked here too so that the error names the file and line; the
+         * main program checks whatever conninfo wins (-d overrides the
+         * file) with the environment's values. */
+        char why[512];
+        if (!conninfo_check_given(value, why, sizeof why))
+            return setting_error(ctx, s, key, "%s", why);
         replace_string(&cfg->conninfo, value);
     } else if (strcmp(key, "slot") == 0) {
         if (read_string(ctx, s, key, &value) != 0)
@@ -556,23 +543,18 @@ static bool setting_name_char(int c)
  * setting name (or the @include target) is read back from that line. Only
  * the name: the rest of the line may hold a password. Returns "" when the
  * line has no recognisable name. */
-static char *parse_error_hint(const char *file, int line)
+static char *parse_error_hint(const char *text, size_t len, int line)
 {
-    FILE *f = line > 0 ? fopen(file, "r") : NULL;
-    if (!f)
-        return xstrdup("");
-    char *text = NULL;
-    size_t cap = 0;
-    ssize_t len = -1;
-    for (int n = 0; n < line; n++) {
-        len = getline(&text, &cap, f);
-        if (len < 0)
-            break;
+    const char *start = line > 0 ? text : NULL, *end = text + len;
+    for (int n = 1; n < line && start; n++) {
+        start = memchr(start, '\n', (size_t)(end - start));
+        start = start ? start + 1 : NULL;
     }
-    fclose(f);
     strbuf hint = STRBUF_INIT;
-    if (len >= 0) {
-        const char *p = text;
+    if (start) {
+        const char *nl = memchr(start, '\n', (size_t)(end - start));
+        char *copy = xstrndup(start, (size_t)((nl ? nl : end) - start));
+        const char *p = copy;
         while (isspace((unsigned char)*p))
             p++;
         if (strncmp(p, "@include", 8) == 0) {
@@ -592,20 +574,14 @@ static char *parse_error_hint(const char *file, int line)
                 sbuf_appendf(&hint, " (at setting \"%.*s\")", (int)name_len,
                              name);
         }
+        free(copy);
     }
-    free(text);
     return sbuf_detach(&hint);
 }
 
 /* libconfig's nesting limit for @include. */
 #define MAX_INCLUDE_DEPTH 10
 
-/* libconfig 1.5 hands an @include'd directory (an empty name included) to
- * its scanner, which fails on the first read and exit()s the process with
- * "input in flex scanner failed", naming nothing; a FIFO would block it.
- * So every @include target that exists must be a regular file, checked
- * before libconfig reads anything. Missing files are left to libconfig,
- * which names the line. */
 /* The file's whole content (it may hold NUL bytes); NULL if unreadable. */
 static char *read_whole_file(const char *path, size_t *len)
 {
@@ -640,19 +616,24 @@ static const char *include_name_start(const char *p, const char *end)
     return p + 1;
 }
 
-/* libconfig 1.5 hands an @include'd directory (an empty name included) to
- * its scanner, which fails on the first read and exit()s the process with
- * "input in flex scanner failed", naming nothing; a FIFO would block it.
- * So every @include target that exists must be a regular file, checked
- * before libconfig reads anything. Missing files are left to libconfig,
- * which names the line. */
-static int check_includes(const char *file, const char *include_dir, int depth,
-                          char *err, size_t errlen)
+static int check_file(const char *file, const char *include_dir, int depth,
+                      char *err, size_t errlen);
+
+/* What libconfig must not be given, checked in one pass over the text of
+ * a config file and of each file it includes, before libconfig reads any:
+ * - a token longer than CONFIG_TOKEN_MAX (config_tokens.h);
+ * - an @include'd directory (an empty name included): libconfig 1.5 hands
+ *   it to its scanner, which fails on the first read and exit()s the
+ *   process with "input in flex scanner failed", naming nothing; a FIFO
+ *   would block it. So every @include target that exists must be a
+ *   regular file. Missing files are left to libconfig, which names the
+ *   line. */
+static int check_text(const char *file, const char *text, size_t len,
+                      const char *include_dir, int depth, char *err,
+                      size_t errlen)
 {
-    size_t len;
-    char *text = read_whole_file(file, &len);
-    if (!text)
-        return 0;
+    if (!config_tokens_check(file, text, len, err, errlen))
+        return CONFIG_USAGE_ERROR;
     const char *end = text + len;
     int rc = 0;
     int line = 1;
@@ -703,15 +684,66 @@ static int check_includes(const char *file, const char *include_dir, int depth,
                                               : "is not a regular file");
                 rc = CONFIG_USAGE_ERROR;
             } else if (depth < MAX_INCLUDE_DEPTH) {
-                rc = check_includes(target.data, include_dir, depth + 1, err,
-                                    errlen);
+                rc = check_file(target.data, include_dir, depth + 1, err,
+                                errlen);
             }
         }
         sbuf_free(&target);
         sbuf_free(&name);
     }
+    return rc;
+}
+
+static int check_file(const char *file, const char *include_dir, int depth,
+                      char *err, size_t errlen)
+{
+    size_t len;
+    char *text = read_whole_file(file, &len);
+    if (!text)
+        return 0;
+    int rc = check_text(file, text, len, include_dir, depth, err, errlen);
     free(text);
     return rc;
+}
+
+/* The config file's own text: libconfig reads a string only up to a NUL
+ * byte (and its file scanner stops there with a syntax error), so a text
+ * read from a pipe must not hold one. */
+static int check_main_text(const char *path, const char *text, size_t len,
+                           bool regular, const char *dir, char *err,
+                           size_t errlen)
+{
+    const char *nul = memchr(text, '\0', len);
+    if (!regular && nul) {
+        int line = 1;
+        for (const char *p = text; p < nul; p++)
+            line += *p == '\n';
+        set_error(err, errlen, "%s:%d: syntax error (a NUL byte)", path, line);
+        return CONFIG_USAGE_ERROR;
+    }
+    return check_text(path, text, len, dir, 0, err, errlen);
+}
+
+/* libconfig's parse error, with the name of the setting on its line: read
+ * from main_text when the error is in the config file itself (libconfig
+ * names no file for a text it read from memory). */
+static void parse_error(const config_t *lc, const char *path, const char *dir,
+                        const char *main_text, size_t main_len, char *err,
+                        size_t errlen)
+{
+    char *file = display_file(path, dir, config_error_file(lc));
+    size_t len = main_len;
+    char *included = NULL;
+    const char *text = main_text;
+    if (strcmp(file, path) != 0 || !main_text)
+        text = included = read_whole_file(file, &len);
+    char *hint =
+        text ? parse_error_hint(text, len, config_error_line(lc)) : xstrdup("");
+    set_error(err, errlen, "%s:%d: %s%s", file, config_error_line(lc),
+              config_error_text(lc), hint);
+    free(hint);
+    free(included);
+    free(file);
 }
 
 int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
@@ -753,19 +785,18 @@ int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
         dir = NULL;
     }
 
-    /* Only a regular file can be read twice; a pipe (-c <(...)) cannot. */
-    int rc = regular ? check_includes(path, dir, 0, err, errlen) : 0;
-    if (rc == 0 && !config_read_file(&lc, path)) {
-        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
+    /* The file is read once here, checked, and (a pipe, -c <(...), cannot
+     * be read twice) parsed from memory unless it is a regular file. */
+    size_t len = 0;
+    char *text = read_whole_file(path, &len);
+    int rc =
+        text ? check_main_text(path, text, len, regular, dir, err, errlen) : 0;
+    if (rc == 0 && !(regular || !text ? config_read_file(&lc, path)
+                                      : config_read_string(&lc, text))) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
             set_error(err, errlen, "could not read config file \"%s\"", path);
-        } else {
-            char *file = display_file(path, dir, config_error_file(&lc));
-            char *hint = parse_error_hint(file, config_error_line(&lc));
-            set_error(err, errlen, "%s:%d: %s%s", file, config_error_line(&lc),
-                      config_error_text(&lc), hint);
-            free(hint);
-            free(file);
-        }
+        else
+            parse_error(&lc, path, dir, text, len, err, errlen);
         rc = CONFIG_USAGE_ERROR;
     } else if (rc == 0) {
         file_ctx ctx = {path, dir, err, errlen};
@@ -774,6 +805,7 @@ int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
             rc = read_root_setting(&ctx, config_setting_get_elem(root, i), cfg);
     }
     config_destroy(&lc);
+    free(text);
     free(dir);
     return rc;
 }

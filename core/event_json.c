@@ -203,6 +203,75 @@ static void append_unchanged_toast(strbuf *out, const event *ev)
     sbuf_append_char(out, ']');
 }
 
+/* The tuple of the before image and of the after image (NULL when the
+ * event has none), with whether the image holds key columns only. */
+static const tuple *before_tuple(const event *ev, bool *key_only)
+{
+    *key_only = ev->old_kind == 'K';
+    return ev->old_kind ? &ev->old_tuple : NULL;
+}
+
+static const tuple *after_tuple(const event *ev)
+{
+    return ev->op == PGSPOUT_OP_DELETE ? NULL : &ev->new_tuple;
+}
+
+/* A json/jsonb value holding JSON null encodes as null, as SQL NULL does;
+ * the event names such columns so that consumers can tell them apart. */
+static bool is_json_null(const event *ev, const tuple *t, int i, bool key_only)
+{
+    const relation_column *col = &ev->rel->cols[i];
+    if (col->vtype.kind != VK_JSON || (key_only && !col->key))
+        return false;
+    const colval *v = column_value(t, i);
+    return v && v->kind == COLVAL_TEXT &&
+           value_json_is_null(col->vtype, v->data, v->len);
+}
+
+static bool image_has_json_null(const event *ev, const tuple *t, bool key_only)
+{
+    for (int i = 0; t && i < relation_ncols(ev); i++)
+        if (is_json_null(ev, t, i, key_only))
+            return true;
+    return false;
+}
+
+static void append_json_null_names(strbuf *out, const event *ev, const tuple *t,
+                                   bool key_only)
+{
+    bool first = true;
+
+    sbuf_append_char(out, '[');
+    for (int i = 0; t && i < relation_ncols(ev); i++) {
+        if (!is_json_null(ev, t, i, key_only))
+            continue;
+        if (!first)
+            sbuf_append_char(out, ',');
+        first = false;
+        const char *name = ev->rel->cols[i].name;
+        json_append_string(out, name, strlen(name));
+    }
+    sbuf_append_char(out, ']');
+}
+
+/* Only in events that have such a value, so that every other event (nearly
+ * all) stays as it was. */
+static void append_json_null(strbuf *out, const event *ev)
+{
+    bool key_only;
+    const tuple *before = before_tuple(ev, &key_only);
+    const tuple *after = after_tuple(ev);
+
+    if (!image_has_json_null(ev, before, key_only) &&
+        !image_has_json_null(ev, after, false))
+        return;
+    APPEND_LITERAL(out, ",\"json_null\":{\"before\":");
+    append_json_null_names(out, ev, before, key_only);
+    APPEND_LITERAL(out, ",\"after\":");
+    append_json_null_names(out, ev, after, false);
+    sbuf_append_char(out, '}');
+}
+
 static void append_columns(strbuf *out, const event *ev)
 {
     sbuf_append_char(out, '[');
@@ -259,6 +328,7 @@ static void append_event(strbuf *out, const event *ev)
         append_after(out, ev);
         APPEND_LITERAL(out, ",\"unchanged_toast\":");
         append_unchanged_toast(out, ev);
+        append_json_null(out, ev);
     } else if (ev->op == PGSPOUT_OP_TRUNCATE) {
         APPEND_LITERAL(out, ",\"cascade\":");
         append_bool(out, ev->cascade);

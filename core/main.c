@@ -11,6 +11,7 @@
 #include "backoff.h"
 #include "catalog.h"
 #include "config.h"
+#include "conninfo.h"
 #include "loader.h"
 #include "log.h"
 #include "pattern.h"
@@ -112,32 +113,12 @@ static int list_sinks(char **dirs, size_t ndirs, bool with_options)
     return 0;
 }
 
-/* libpq reads a -d value as a conninfo string or URI when it has an '=' or
- * a postgres:// prefix, else as a database name. */
-static bool looks_like_conninfo(const char *conninfo)
-{
-    return strchr(conninfo, '=') || strncmp(conninfo, "postgres://", 11) == 0 ||
-           strncmp(conninfo, "postgresql://", 13) == 0;
-}
-
-static bool conninfo_valid(const char *conninfo)
-{
-    if (!conninfo || !looks_like_conninfo(conninfo))
-        return true;
-    char *why = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
-    bool ok = opts != NULL;
-    PQfreemem(why);
-    PQconninfoFree(opts);
-    return ok;
-}
-
 /* The database a connection will reach, for three-part patterns
  * (db.schema.table), without connecting: config errors come first. */
 static char *expected_dbname(const char *conninfo)
 {
     char *dbname = NULL, *user = NULL;
-    if (conninfo && !looks_like_conninfo(conninfo))
+    if (conninfo && !conninfo_is_connection_string(conninfo))
         return xstrdup(conninfo); /* a bare database name */
     PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
     PQconninfoOption *defaults = PQconndefaults();
@@ -568,15 +549,6 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return EXIT_RUNTIME_FAILURE;
     }
-    if (!conninfo_valid(cfg.conninfo)) {
-        rc = usage_error("invalid connection string given with -d or "
-                         "connection (libpq's message is withheld: it could "
-                         "quote a password)");
-        free(dirs);
-        loader_shutdown();
-        config_free(&cfg);
-        return rc;
-    }
     char *dbname = expected_dbname(cfg.conninfo);
     table_filter *global = NULL;
     sink_set sinks = {0};
@@ -588,6 +560,12 @@ int main(int argc, char **argv)
                    "options:\n");
         }
         rc = list_sinks(dirs, ndirs, true);
+        goto done;
+    }
+    /* libpq checks most option values only when it connects; a bad one is
+     * a usage error, not a connection failure to retry. */
+    if (!conninfo_check(cfg.conninfo, err, sizeof err)) {
+        rc = usage_error(err);
         goto done;
     }
     if (cfg.drop_slot) {

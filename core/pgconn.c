@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conninfo.h"
 #include "strbuf.h"
 
 /* How often a wait looks at the stop state: a signal that lands just
@@ -72,32 +73,6 @@ bool pq_sqlstate_retryable(const char *state)
 
 /* ---- connecting ---- */
 
-/* libpq reads a conninfo string or URI when the value has an '=' or a
- * postgres:// prefix, else a database name. */
-static bool is_conninfo(const char *s)
-{
-    return s && (strchr(s, '=') || strncmp(s, "postgres://", 11) == 0 ||
-                 strncmp(s, "postgresql://", 13) == 0);
-}
-
-/* A keyword's value as libpq will use it: from the conninfo when set
- * there, else from its environment variable (PQconndefaults). */
-static char *effective_value(const char *conninfo, const char *keyword)
-{
-    char *value = NULL;
-    PQconninfoOption *given =
-        is_conninfo(conninfo) ? PQconninfoParse(conninfo, NULL) : NULL;
-    PQconninfoOption *defaults = PQconndefaults();
-    for (PQconninfoOption *set = given ? given : defaults; set && !value;
-         set = set == given ? defaults : NULL)
-        for (PQconninfoOption *o = set; o->keyword && !value; o++)
-            if (strcmp(o->keyword, keyword) == 0 && o->val && *o->val)
-                value = xstrdup(o->val);
-    PQconninfoFree(given);
-    PQconninfoFree(defaults);
-    return value;
-}
-
 /* What a connection attempt needs; owned by the attempt's thread once the
  * caller gave up on it (a stop), so every string is a copy. */
 typedef struct connect_job {
@@ -128,14 +103,14 @@ static connect_job *job_new(const char *conninfo, bool replication)
     job_add(job, &n, "client_encoding", xstrdup("UTF8"));
     if (replication)
         job_add(job, &n, "replication", xstrdup("database"));
-    char *user_options = effective_value(conninfo, "options");
+    char *user_options = conninfo_value(conninfo, "options");
     strbuf options = STRBUF_INIT;
     if (user_options)
         sbuf_appendf(&options, "%s ", user_options);
     sbuf_append_str(&options, PQ_PINNED_SETTINGS);
     free(user_options);
     job_add(job, &n, "options", sbuf_detach(&options));
-    char *timeout = effective_value(conninfo, "connect_timeout");
+    char *timeout = conninfo_value(conninfo, "connect_timeout");
     if (!timeout) {
         char text[16];
         snprintf(text, sizeof text, "%d", PGSPOUT_DEFAULT_CONNECT_TIMEOUT_S);

@@ -1,6 +1,7 @@
 #include "typeinfo.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* Built-in types (OIDs from PostgreSQL's pg_type.dat, stable across major
  * versions) with their array types. Looked up once per column when a relation
@@ -100,7 +101,7 @@ static const builtin_type builtin_types[] = {
 
 value_type value_type_for_builtin(uint32_t type_oid, bool *known)
 {
-    value_type vt = {VK_TEXT, VK_TEXT, ','};
+    value_type vt = {VK_TEXT, VK_TEXT, ',', 0, {0}};
 
     for (size_t i = 0; i < BUILTIN_TYPE_COUNT; i++) {
         const builtin_type *bt = &builtin_types[i];
@@ -118,5 +119,43 @@ value_type value_type_for_builtin(uint32_t type_oid, bool *known)
         }
     }
     *known = false;
+    return vt;
+}
+
+value_type value_type_array_of(value_type elem, char delim)
+{
+    value_type vt = {VK_ARRAY, elem.kind, delim ? delim : ',', 0, {0}};
+
+    if (elem.kind != VK_ARRAY)
+        return vt;
+    /* One level more than elem; past the limit the innermost arrays, the
+     * ones that do not fit, stay strings. */
+    unsigned keep = elem.nested < VALUE_TYPE_MAX_NESTED
+                        ? elem.nested
+                        : VALUE_TYPE_MAX_NESTED - 1;
+    vt.elem_kind = keep < elem.nested ? VK_TEXT : elem.elem_kind;
+    vt.nested = (unsigned char)(keep + 1);
+    vt.nested_delims[0] = elem.delim;
+    memcpy(vt.nested_delims + 1, elem.nested_delims, keep);
+    return vt;
+}
+
+value_type value_type_element(value_type array)
+{
+    value_type vt = {array.elem_kind, VK_TEXT, ',', 0, {0}};
+
+    if (array.nested == 0) {
+        if (vt.kind == VK_ARRAY) /* not a type value_type_array_of makes */
+            vt.kind = VK_TEXT;
+        return vt;
+    }
+    unsigned nested = array.nested > VALUE_TYPE_MAX_NESTED
+                          ? VALUE_TYPE_MAX_NESTED
+                          : array.nested;
+    vt.kind = VK_ARRAY;
+    vt.elem_kind = array.elem_kind;
+    vt.delim = array.nested_delims[0];
+    vt.nested = (unsigned char)(nested - 1);
+    memcpy(vt.nested_delims, array.nested_delims + 1, nested - 1);
     return vt;
 }

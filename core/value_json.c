@@ -287,6 +287,11 @@ static size_t json_literal_span(const char *s, size_t len)
     return 0;
 }
 
+static bool is_json_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
 enum json_state {
     JS_VALUE,
     JS_VALUE_OR_CLOSE,
@@ -319,7 +324,7 @@ static bool compact_json(strbuf *out, const char *s, size_t len)
         char c = s[i];
         size_t n;
 
-        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+        if (is_json_space(c)) {
             i++;
             continue;
         }
@@ -408,6 +413,19 @@ static void append_json(strbuf *out, const char *s, size_t len)
         json_append_string(out, s, len);
 }
 
+bool value_json_is_null(value_type t, const char *text, size_t len)
+{
+    if (t.kind != VK_JSON)
+        return false;
+    while (len > 0 && is_json_space(text[len - 1]))
+        len--;
+    while (len > 0 && is_json_space(*text)) {
+        text++;
+        len--;
+    }
+    return text_equals(text, len, "null");
+}
+
 static bool is_array_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
@@ -443,18 +461,19 @@ static char *element_buffer_get(element_buffer *eb, size_t need)
 
 /* Parses array_out's syntax: {a,b}, nested braces per dimension, elements
  * double-quoted (with backslash escapes) when they hold special characters or
- * spell NULL, and a "[lo:hi]=" prefix when a lower bound is not 1. */
+ * spell NULL, and a "[lo:hi]=" prefix when a lower bound is not 1. An element
+ * that is an array itself arrives quoted, {"{1,2}","{}"}, and is parsed in
+ * turn by value_json_append. */
 static bool array_to_json(strbuf *out, value_type t, const char *s, size_t len,
                           element_buffer *eb)
 {
-    value_type elem = {t.elem_kind, VK_TEXT, ','};
+    value_type elem = value_type_element(t); /* an array itself, through a
+                                                 domain over an array type */
     char delim = t.delim ? t.delim : ',';
     enum array_state state = AS_START;
     size_t depth = 0;
     size_t i = 0;
 
-    if (elem.kind == VK_ARRAY)
-        elem.kind = VK_TEXT;
     if (len > 0 && s[0] == '[') {
         const char *eq = memchr(s, '=', len);
         if (!eq)

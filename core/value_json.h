@@ -3,6 +3,7 @@
 #ifndef PGSPOUT_VALUE_JSON_H
 #define PGSPOUT_VALUE_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "strbuf.h"
@@ -13,6 +14,10 @@
  * its type's output function prints (say, an "int" that is not a number)
  * falls back to a JSON string of its text rather than breaking the line. */
 void value_json_append(strbuf *out, value_type t, const char *text, size_t len);
+
+/* True when a non-NULL value encodes as JSON null, which SQL NULL also
+ * encodes as: a json/jsonb value holding the JSON literal null. */
+bool value_json_is_null(value_type t, const char *text, size_t len);
 
 /* Appends s as a JSON string. Valid UTF-8 passes through unchanged; each
  * byte that is not part of valid UTF-8 becomes U+FFFD. */

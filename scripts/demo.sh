@@ -11,8 +11,8 @@ cd "$REPO"
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
-say "installing dependencies"
-bash scripts/install-deps.sh
+say "installing what the build and the demo need"
+bash scripts/install-build-deps.sh
 
 say "building pgspout"
 if [ -f build/release/build.ninja ]; then

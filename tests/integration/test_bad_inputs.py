@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 
 import pytest
 
@@ -242,3 +243,133 @@ def test_broken_sink_in_plugin_dir_is_refused_by_name(pgspout, dead_port,
                  variant_dir)
     assert_refused_before_connecting(r)
     assert "incompatible ABI major version" in r.stderr, r.stderr
+
+
+# ---- connection option values libpq checks only when connecting ----
+
+class CountingListener:
+    """A TCP port that accepts connections and counts them (closing each at
+    once), so a test can tell that nothing tried to connect."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    server = CountingListener()
+    yield server
+    server.close()
+
+
+PASSWORD = "Conn-PW-7731"
+
+# (option as written, the option and value the message must name)
+BAD_OPTION_VALUES = [
+    ("sslmode=bogus", "sslmode", "bogus"),
+    ("gssencmode=always", "gssencmode", "always"),
+    ("channel_binding=yes", "channel_binding", "yes"),
+    ("target_session_attrs=master", "target_session_attrs", "master"),
+    ("ssl_min_protocol_version=TLSv9", "ssl_min_protocol_version", "TLSv9"),
+    ("connect_timeout=10s", "connect_timeout", "10s"),
+    ("keepalives=yes", "keepalives", "yes"),
+    ("keepalives_idle=soon", "keepalives_idle", "soon"),
+    ("tcp_user_timeout=1.5", "tcp_user_timeout", "1.5"),
+]
+
+
+def listener_conninfo(listener, extra=""):
+    return ("host=127.0.0.1 port=%d dbname=%s user=spout password=%s %s"
+            % (listener.port, DEAD_DBNAME, PASSWORD, extra)).strip()
+
+
+def assert_option_refused(r, listener, keyword, value):
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, "exit %d:\n%s" % (r.returncode, out)
+    assert listener.accepted == 0, "a connection was attempted:\n" + out
+    assert 'connection option %s' % keyword in r.stderr, r.stderr
+    assert 'invalid value "%s"' % value in r.stderr, r.stderr
+    assert PASSWORD not in out and "host=127.0.0.1" not in out, out
+
+
+def test_counting_listener_sees_a_connection(pgspout, listener):
+    """The control: with valid options pgspout does connect (and fails on
+    this fake server), so a count of 0 below means no attempt."""
+    r = pgspout.run("-d", listener_conninfo(listener, "sslmode=disable"),
+                    "--sink", "file", "-o", "path=-", timeout=30,
+                    env=clean_env())
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert listener.accepted >= 1
+
+
+@pytest.mark.parametrize("retry", [False, True], ids=["once", "retry"])
+@pytest.mark.parametrize("option,keyword,value", BAD_OPTION_VALUES,
+                         ids=[o.split("=")[0] for o, _, _ in
+                              BAD_OPTION_VALUES])
+def test_bad_option_value_is_a_usage_error(pgspout, listener, option,
+                                           keyword, value, retry):
+    args = ["-d", listener_conninfo(listener, option), "--sink", "file",
+            "-o", "path=-"] + (["--retry-initial"] if retry else [])
+    r = pgspout.run(*args, timeout=30, env=clean_env())
+    assert_option_refused(r, listener, keyword, value)
+
+
+@pytest.mark.parametrize("retry", [False, True], ids=["once", "retry"])
+@pytest.mark.parametrize("variable,keyword", [
+    ("PGSSLMODE", "sslmode"), ("PGCONNECT_TIMEOUT", "connect_timeout"),
+    ("PGTARGETSESSIONATTRS", "target_session_attrs")])
+def test_bad_option_value_from_environment(pgspout, listener, variable,
+                                           keyword, retry):
+    env = dict(clean_env(), **{variable: "bogus"})
+    args = ["-d", listener_conninfo(listener), "--sink", "file",
+            "-o", "path=-"] + (["--retry-initial"] if retry else [])
+    r = pgspout.run(*args, timeout=30, env=env)
+    assert_option_refused(r, listener, keyword, "bogus")
+    assert "environment variable %s" % variable in r.stderr, r.stderr
+
+
+def test_ports_not_matching_hosts(pgspout, listener):
+    conninfo = listener_conninfo(listener).replace(
+        "port=%d" % listener.port, "port=%d,%d" % (listener.port,
+                                                   listener.port))
+    r = pgspout.run("-d", conninfo, "--sink", "file", "-o", "path=-",
+                    "--retry-initial", timeout=30, env=clean_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert listener.accepted == 0
+    assert "2 port numbers for 1 host" in r.stderr, r.stderr
+
+
+def test_bad_option_value_in_config_file(pgspout, listener, tmp_path):
+    """From the config file's connection, the message names file and line
+    (and -d is not given, so the file's value is the one used)."""
+    cfg = tmp_path / "conn.conf"
+    cfg.write_text('retry_initial = true;\nconnection = "%s";\nsinks = ({ '
+                   'name = "o"; type = "file"; options = { path = "-"; }; });\n'
+                   % listener_conninfo(listener, "port=12ab"))
+    r = pgspout.run("-c", str(cfg), timeout=30, env=clean_env())
+    assert_option_refused(r, listener, "port", "12ab")
+    assert "%s:2: connection: " % cfg in r.stderr, r.stderr

@@ -193,3 +193,31 @@ def test_restart_and_truncate(db, pgspout, emulator, dataset):
     rows = emulator.query("SELECT id, v, w FROM `%s.%s.public_t` ORDER BY id"
                           % (bigquery_server.PROJECT, dataset))
     assert rows == [{"id": 4, "v": "d", "w": 5}]
+
+
+def test_json_null_is_not_sql_null(db, pgspout, emulator, dataset):
+    """A jsonb value holding JSON null is a JSON null in BigQuery's JSON
+    column (the text "null" in the STRING column of a domain over jsonb);
+    SQL NULL stays a NULL cell: both as the server tells them apart."""
+    db.psql("create domain jdoc as jsonb;"
+            "create table docs (id int primary key, doc jsonb, d jdoc);")
+    db.create_slot(db.name)
+    db.psql("insert into docs values (1, 'null', 'null'), (2, NULL, NULL),"
+            " (3, '{\"a\": null}', NULL);")
+    stream_to_bigquery(db, pgspout, emulator, dataset)
+
+    expected = [[int(r[0]), r[1] == "t", r[2], r[3] == "t", r[4]]
+                for r in db.query(
+                    "select id, doc is null, doc::text, d is null, d::text "
+                    "from docs order by id")]
+    rows = emulator.query(
+        "SELECT id, doc IS NULL AS doc_null, TO_JSON_STRING(doc) AS doc_text,"
+        " d IS NULL AS d_null, d FROM `%s.%s.public_docs_changelog` "
+        "ORDER BY id" % (bigquery_server.PROJECT, dataset))
+    got = [[r["id"], r["doc_null"],
+            None if r["doc_null"] else json.dumps(json.loads(r["doc_text"])),
+            r["d_null"], r["d"]] for r in rows]
+    expected = [[i, dn, None if dt is None else json.dumps(json.loads(dt)),
+                 n, d] for i, dn, dt, n, d in expected]
+    assert got == expected
+    assert expected[0][1:] == [False, "null", False, "null"]

@@ -115,3 +115,41 @@ def test_usage_errors_exit_2(pgspout, args):
     r = pgspout.run(*args, timeout=30)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert r.stderr.strip(), "no message on stderr"
+
+
+# A string this long took libconfig 5 to 20 seconds to read (its scanner is
+# quadratic in a token's length); now it is refused before libconfig reads
+# it. The generous timeout only keeps a regression from hanging the suite.
+HUGE = 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize("how", ["file", "include", "pipe"])
+def test_huge_string_refused(pgspout, tmp_path, how):
+    text = ('slot = "s";\nconnection = "host=db password=%s";\n'
+            'sinks = ( { name = "o"; type = "file"; } );\n' % ("p" * HUGE))
+    if how == "include":
+        write(tmp_path / "secret.inc", text)
+        cfg = write(tmp_path / "pgspout.conf",
+                    'create_slot = true;\n@include "secret.inc"\n')
+        named = str(tmp_path / "secret.inc")
+    else:
+        cfg = write(tmp_path / "pgspout.conf", text)
+        named = cfg
+    if how == "pipe":
+        r = pgspout.run("-c", "/dev/stdin", input=text, timeout=120)
+        named = "/dev/stdin"
+    else:
+        r = pgspout.run("-c", cfg, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert ("%s:2: connection: a string longer than the limit of 64 KiB"
+            % named) in r.stderr, r.stderr[-2000:]
+    assert "ppppp" not in r.stderr  # the value is never quoted
+
+
+def test_long_comment_refused(pgspout, tmp_path):
+    cfg = write(tmp_path / "pgspout.conf",
+                'slot = "s";\n\n# %s\n' % ("c" * HUGE))
+    r = pgspout.run("-c", cfg, "--sink", "file", timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "%s:3: a comment longer than the limit of 64 KiB" % cfg in \
+        r.stderr, r.stderr[-2000:]

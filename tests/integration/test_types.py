@@ -170,3 +170,157 @@ def test_domain_and_schema_qualified_types(db, stream):
     after = data_events(events)[0]["after"]
     # a domain over int4 is still an integer
     assert after["id"] == 5 and after["c"] == "red" and after["n"] == "1.5"
+
+
+# Arrays whose elements are arrays themselves, through domains over array
+# types, and the other arrays of user types: (column, SQL type, the server's
+# own JSON of the same value, which pgspout's must equal).
+NESTED_DOMAINS = """
+create domain intlist as int4[];
+create domain textlist as text[];
+create domain boxlist as box[];
+create domain numlist as numeric[];
+create domain jsonblist as jsonb[];
+create domain posint as int4 check (value > 0);
+create domain posintlist as posint[];
+create domain intlistlist as intlist[];
+create type pair as (a int4, b text);
+"""
+TO_JSON = "to_json({0})"
+NESTED_COLUMNS = [
+    # a domain over an array, and an array of a domain over a scalar
+    ("c_list", "intlist", TO_JSON),
+    ("c_posints", "posint[]", TO_JSON),
+    # arrays of a domain over an array, printed {"{1,2}","{}",NULL}
+    ("c_lists", "intlist[]", TO_JSON),
+    ("c_lists_2d", "intlist[][]", TO_JSON),
+    ("c_texts", "textlist[]", TO_JSON),
+    ("c_boxes", "boxlist[]", TO_JSON),
+    ("c_nums", "numlist[]", TO_JSON),
+    ("c_jsonbs", "jsonblist[]", TO_JSON),
+    ("c_posint_lists", "posintlist[]", TO_JSON),
+    # a domain over an array of a domain over an array, and arrays of it
+    ("c_listlist", "intlistlist", TO_JSON),
+    ("c_listlists", "intlistlist[]", TO_JSON),
+    # composite and range elements stay strings of their text output (to_json
+    # would make objects of composites)
+    ("c_pairs", "pair[]",
+     "case when {0} is null then null else coalesce((select json_agg("
+     "{0}[i]::text order by i) from generate_subscripts({0}, 1) i), '[]') "
+     "end"),
+    ("c_ranges", "int4range[]", TO_JSON),
+]
+NESTED_ROWS = [
+    """(1, '{1,2}', '{1,NULL,3}', '{"{1,2}","{}",NULL}',
+      '{{"{1}","{{2,3},{4,5}}"},{NULL,"[0:1]={6,7}"}}',
+      ARRAY[ARRAY['a b', E'q"uo\\te', NULL, 'NULL', '', '{x}']::textlist,
+            '{}'::textlist],
+      ARRAY['{(1,1),(0,0);(3,3),(2,2)}'::boxlist],
+      ARRAY['{1.10,NaN}'::numlist, NULL::numlist],
+      ARRAY[ARRAY['{"a": [1, "x,y"]}', 'null', NULL]::jsonblist],
+      ARRAY['{1,2}'::posintlist, '{3}'::posintlist],
+      '{"{1,2}","{}",NULL}',
+      ARRAY[ARRAY['{"{1,2}",NULL}'::intlistlist, '{}'::intlistlist],
+            ARRAY['{}'::intlistlist, '{"{{3}}"}'::intlistlist]],
+      ARRAY[ROW(1, 'x, "y"')::pair, NULL, ROW(NULL, NULL)::pair],
+      ARRAY['[1,3)'::int4range, 'empty'::int4range])""",
+    "(2" + ", '{}'" * len(NESTED_COLUMNS) + ")",
+    "(3" + ", NULL" * len(NESTED_COLUMNS) + ")",
+]
+
+
+@pytest.mark.all_versions
+def test_arrays_of_domains_over_arrays(db, stream):
+    db.psql(NESTED_DOMAINS + "create table nested (id int primary key, %s);"
+            % ", ".join("%s %s" % (n, t) for n, t, _ in NESTED_COLUMNS))
+    db.create_slot(db.name)
+    db.psql("insert into nested values %s;" % ",".join(NESTED_ROWS))
+
+    inserts = {e["after"]["id"]: e["after"]
+               for e in data_events(stream(), "nested")}
+    assert sorted(inserts) == [1, 2, 3]
+    expected = db.query("select id, %s from nested order by id" % ", ".join(
+        "(%s)::text" % js.format(n) for n, _, js in NESTED_COLUMNS))
+    failures = []
+    for row in expected:
+        after = inserts[int(row[0])]
+        for (name, sql_type, _), js in zip(NESTED_COLUMNS, row[1:]):
+            if js is None:
+                want = None
+            elif "num" in sql_type:
+                # numeric elements are exact strings, as a numeric value is
+                want = json.loads(js, parse_float=str, parse_int=str)
+            else:
+                want = exact(js)
+            if after[name] != want:
+                failures.append("row %s %s (%s): got %s, server's JSON %s" % (
+                    row[0], name, sql_type, json.dumps(after[name]), js))
+    assert not failures, "\n".join(failures)
+    # the values really nest, so the comparison above compares nested arrays
+    assert inserts[1]["c_lists"] == [[1, 2], [], None]
+    assert inserts[1]["c_listlists"][1][1] == [[[3]]]
+
+
+# json/jsonb JSON null and SQL NULL both encode as null; json_null names the
+# columns of each image holding JSON null, as the server itself tells them
+# apart (json_typeof).
+JSON_NULL_COLUMNS = [("j", "json"), ("b", "jsonb"), ("d", "jdoc")]
+
+
+def server_json_nulls(db, table):
+    """{id: [columns holding JSON null]}, in column order."""
+    rows = db.query("select id, %s from %s order by id" % (", ".join(
+        "%s is not null and %s_typeof(%s::%s) = 'null'"
+        % (c, "jsonb" if t != "json" else "json", c,
+           "jsonb" if t != "json" else "json")
+        for c, t in JSON_NULL_COLUMNS), table))
+    return {int(r[0]): [c for (c, _), v in zip(JSON_NULL_COLUMNS, r[1:])
+                        if v == "t"] for r in rows}
+
+
+@pytest.mark.all_versions
+def test_json_null_and_sql_null_told_apart(db, stream):
+    db.psql("create domain jdoc as jsonb;"
+            "create table docs (id int primary key, j json, b jsonb, d jdoc,"
+            " t text);"
+            "alter table docs replica identity full;")
+    db.create_slot(db.name)
+    db.psql("insert into docs values (1, 'null', 'null', 'null', 'null'),"
+            " (2, NULL, NULL, NULL, NULL),"
+            " (3, ' null ', '{\"a\": null}', NULL, NULL),"
+            " (4, '[null]', NULL, 'null', 'x');")
+    inserted = server_json_nulls(db, "docs")
+    db.psql("update docs set j = NULL, b = 'null' where id = 1;"
+            "update docs set d = '{}' where id = 4;")
+    updated = server_json_nulls(db, "docs")
+    db.psql("delete from docs where id in (1, 3);")
+
+    events = data_events(stream(), "docs")
+    assert [(e["op"], e["key"]["id"]) for e in events] == [
+        ("insert", 1), ("insert", 2), ("insert", 3), ("insert", 4),
+        ("update", 1), ("update", 4), ("delete", 1), ("delete", 3)]
+    # every null of these columns is SQL NULL unless json_null names it
+    for e in events:
+        for image in ("before", "after"):
+            listed = e.get("json_null", {}).get(image, [])
+            row = e[image] or {}
+            for c, _ in JSON_NULL_COLUMNS:
+                if c in listed:
+                    assert c in row and row[c] is None, e
+    # and it names exactly the ones the server says hold JSON null
+    def listed(e, image):
+        return e.get("json_null", {}).get(image, [])
+    for e in events[:4]:
+        assert listed(e, "after") == inserted[e["key"]["id"]], e
+        assert listed(e, "before") == []
+    assert listed(events[4], "before") == inserted[1] == ["j", "b", "d"]
+    assert listed(events[4], "after") == updated[1] == ["b", "d"]
+    assert listed(events[5], "before") == inserted[4] == ["d"]
+    assert listed(events[5], "after") == updated[4] == []
+    assert listed(events[6], "before") == updated[1]
+    assert listed(events[7], "before") == inserted[3] == ["j"]
+    # an event without JSON null carries no json_null at all
+    assert "json_null" not in events[1]
+    assert events[1]["after"] == {"id": 2, "j": None, "b": None, "d": None,
+                                  "t": None}
+    assert events[0]["after"]["t"] == "null"

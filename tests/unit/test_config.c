@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "config.h"
+#include "strbuf.h"
 
 static char tmpdir[] = "/tmp/pgspout-test-config-XXXXXX";
 static char conf_path[256];
@@ -286,6 +288,173 @@ static void test_file_errors(void)
                       "   options = {\n     path = \"/x\";\n"
                       "     fsync = [true]; }; }\n);\n",
                       5, "sinks.[0].options.fsync: expected a string", NULL);
+}
+
+/* A config text of `before`, `fill` repeated n times, then `after`. */
+static char *repeated(const char *before, char fill, size_t n,
+                      const char *after)
+{
+    size_t a = strlen(before), b = strlen(after);
+    char *text = malloc(a + n + b + 1);
+    memcpy(text, before, a);
+    memset(text + a, fill, n);
+    memcpy(text + a + n, after, b + 1);
+    return text;
+}
+
+#define ONE_SINK "sinks = ( { name = \"o\"; type = \"file\"; } );\n"
+
+/* Read with a sink list after it, as every runnable config has. */
+static void expect_accepted(const char *text)
+{
+    pgspout_config cfg;
+    char err[1024] = "";
+    strbuf whole = STRBUF_INIT;
+    sbuf_appendf(&whole, "%s\n%s", text, ONE_SINK);
+    int rc = run(&cfg, err, sizeof(err), "-c", write_conf(whole.data), NULL);
+    sbuf_free(&whole);
+    if (rc != 0)
+        printf("# refused: %.300s\n", err);
+    CHECK(rc == 0);
+    config_free(&cfg);
+}
+
+/* libconfig reads a token in time quadratic in its length, so strings,
+ * comments, names and runs of blanks longer than 64 KiB are refused before
+ * it reads anything, naming the line and the setting. */
+static void test_token_limits(void)
+{
+    enum { LIMIT = 64 * 1024 };
+    char *text = repeated("connection = \"", 'a', LIMIT, "\";\n");
+    expect_accepted(text); /* exactly at the limit: a database name */
+    free(text);
+    text = repeated("\nconnection = \"", 'a', LIMIT + 1, "\";\n");
+    expect_file_error(text, 2,
+                      "connection: a string longer than the limit "
+                      "of 64 KiB (65536 bytes)",
+                      NULL);
+    free(text);
+    /* Escaped quotes do not end a string; a string may span lines. */
+    text =
+        repeated("slot = \"a\";\nconnection = \"\\\"\n", 'b', LIMIT, "\";\n");
+    expect_file_error(text, 2, "connection: a string longer", NULL);
+    free(text);
+    /* The key as other errors name it, in groups and lists. */
+    text = repeated("sinks = (\n { name = \"a\"; type = \"file\";\n"
+                    "   options = { path = \"/x\"; }; },\n"
+                    " { name = \"b\"; type = \"file\";\n"
+                    "   options = { fsync = true; path = \"",
+                    'p', LIMIT + 1, "\"; }; }\n);\n");
+    expect_file_error(text, 5, "sinks.[1].options.path: a string longer", NULL);
+    free(text);
+    text = repeated("include = [\"a\",\n  \"", 'i', LIMIT + 1, "\"];\n");
+    expect_file_error(text, 2, "include.[1]: a string longer", NULL);
+    free(text);
+    /* Other long tokens: comments, blanks, names and numbers. */
+    text = repeated("slot = \"a\";\n# ", 'c', LIMIT, "\n");
+    expect_file_error(text, 2, "a comment longer", NULL);
+    free(text);
+    text = repeated("slot = \"a\";\n// ", 'c', LIMIT, "\n");
+    expect_file_error(text, 2, "a comment longer", NULL);
+    free(text);
+    text = repeated("slot =", ' ', LIMIT + 1, "\"a\";\n");
+    expect_file_error(text, 1, "a run of blanks longer", NULL);
+    free(text);
+    text = repeated("status_interval = ", '1', LIMIT + 1, ";\n");
+    expect_file_error(text, 1, "a name or number longer", NULL);
+    free(text);
+    /* C comments are read a character at a time: no limit, and a quote in
+     * one starts no string. */
+    text = repeated("/* it's \"odd ", 'c', 4 * LIMIT, " */\nslot = \"a\";\n");
+    expect_accepted(text);
+    free(text);
+    /* Many short strings, however much they add up to, are fine. */
+    strbuf many = STRBUF_INIT;
+    sbuf_append_str(&many, "slot = \"a\";\ninclude = [");
+    for (int i = 0; i < 20000; i++)
+        sbuf_appendf(&many, "%s\"public.t%d\"", i ? ", " : "", i);
+    sbuf_append_str(&many, "];\n");
+    expect_accepted(many.data);
+    sbuf_free(&many);
+}
+
+/* An @include'd file is checked as well, and named with its own line. */
+static void test_token_limits_in_include(void)
+{
+    char inc_path[300];
+    snprintf(inc_path, sizeof inc_path, "%s/long.inc", tmpdir);
+    FILE *f = fopen(inc_path, "w");
+    char *text =
+        repeated("slot = \"a\";\n\npublication = \"", 'x', 70000, "\";\n");
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    pgspout_config cfg;
+    char err[1024] = "";
+    int rc =
+        run(&cfg, err, sizeof(err), "-c",
+            write_conf("create_slot = true;\n@include \"long.inc\"\n"), NULL);
+    char where[400];
+    snprintf(where, sizeof where, "%s:3: publication: a string longer",
+             inc_path);
+    CHECK(rc == CONFIG_USAGE_ERROR && contains(err, where));
+    if (!contains(err, where))
+        printf("# expected \"%s\" in: %s\n", where, err);
+    config_free(&cfg);
+    unlink(inc_path);
+}
+
+/* A config read from a pipe (-c <(...)), which libconfig cannot read twice,
+ * is checked too: read once, checked, parsed from memory. */
+static int run_piped(const char *text, pgspout_config *cfg, char *err,
+                     size_t errlen)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t writer = fork();
+    if (writer == 0) {
+        close(fds[0]);
+        size_t len = strlen(text) + (strstr(text, "NUL") ? 1 : 0);
+        ssize_t n = write(fds[1], text, len);
+        _exit(n == (ssize_t)len ? 0 : 1);
+    }
+    close(fds[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/fd/%d", fds[0]);
+    int rc = run(cfg, err, errlen, "-c", path, NULL);
+    close(fds[0]);
+    waitpid(writer, NULL, 0);
+    return rc;
+}
+
+static void test_piped_config(void)
+{
+    pgspout_config cfg;
+    char err[1024] = "";
+    CHECK(run_piped("slot = \"piped\";\n" ONE_SINK, &cfg, err, sizeof err) ==
+          0);
+    CHECK_STR(cfg.slot, "piped");
+    config_free(&cfg);
+    char *text = repeated("\nslot = \"", 'a', 70000, "\";\n");
+    CHECK(run_piped(text, &cfg, err, sizeof err) == CONFIG_USAGE_ERROR);
+    CHECK(contains(err, ":2: slot: a string longer"));
+    config_free(&cfg);
+    free(text);
+    CHECK(run_piped("slot = \"a\";\nsolt = 1;\n", &cfg, err, sizeof err) ==
+          CONFIG_USAGE_ERROR);
+    CHECK(contains(err, ":2: solt: unknown key"));
+    config_free(&cfg);
+    CHECK(run_piped("slot = \"a\"\nx = 1 y;\n", &cfg, err, sizeof err) ==
+          CONFIG_USAGE_ERROR);
+    CHECK(contains(err, ":2: syntax error (at setting \"x\")"));
+    config_free(&cfg);
+    /* A NUL byte would end libconfig's text early: refused. The text ends
+     * with it (run_piped writes the terminating NUL when asked to). */
+    CHECK(run_piped("slot = \"a\";\n# NUL follows\n", &cfg, err, sizeof err) ==
+          CONFIG_USAGE_ERROR);
+    CHECK(contains(err, ":3: syntax error (a NUL byte)"));
+    config_free(&cfg);
 }
 
 /* Errors found only when the sink's option table is known. */
@@ -698,6 +867,9 @@ int main(void)
     test_good_config();
     test_minimal_config_and_defaults();
     test_file_errors();
+    test_token_limits();
+    test_token_limits_in_include();
+    test_piped_config();
     test_sink_option_errors_in_file();
     test_missing_file();
     test_cli_overrides();

@@ -271,6 +271,64 @@ static void test_value_kinds(void)
     relation_unref(rel);
 }
 
+/* JSON null in a json/jsonb column encodes as null, as SQL NULL does; the
+ * event lists such columns per image, and only events that have one carry
+ * json_null at all. */
+static void test_json_null(void)
+{
+    static const column_spec columns[] = {
+        {"id", 3802, "jsonb", true},
+        {"j", 114, "json", false},
+        {"b", 3802, "jsonb", false},
+        {"t", 25, "text", false},
+    };
+    relation *rel = make_relation("public", "orders", columns, 4);
+    event ev;
+    init_event(&ev, PGSPOUT_OP_INSERT, rel);
+    ev.new_tuple =
+        make_tuple(4, (const char *[]){"1", " null\n", SQL_NULL, "null"});
+    check_event(&ev, HEADER("insert") ",\"key\":{\"id\":1},\"before\":null,"
+                                      "\"after\":{\"id\":1,\"j\":null,\"b\":"
+                                      "null,\"t\":\"null\"},"
+                                      "\"unchanged_toast\":[],\"json_null\":{"
+                                      "\"before\":[],\"after\":[\"j\"]}}");
+    event_clear(&ev);
+
+    /* SQL NULL, or JSON that is not null: nothing to tell apart. */
+    init_event(&ev, PGSPOUT_OP_INSERT, rel);
+    ev.new_tuple =
+        make_tuple(4, (const char *[]){"1", SQL_NULL, "[null]", "\"null\""});
+    check_event(&ev, HEADER("insert") ",\"key\":{\"id\":1},\"before\":null,"
+                                      "\"after\":{\"id\":1,\"j\":null,\"b\":"
+                                      "[null],\"t\":\"\\\"null\\\"\"},"
+                                      "\"unchanged_toast\":[]}");
+    event_clear(&ev);
+
+    /* A whole old row: both images; a key column in the key-only one. */
+    init_event(&ev, PGSPOUT_OP_UPDATE, rel);
+    ev.old_kind = 'O';
+    ev.old_tuple = make_tuple(4, (const char *[]){"1", "null", "null", "x"});
+    ev.new_tuple = make_tuple(4, (const char *[]){"1", SQL_NULL, "null", "x"});
+    check_part(&ev, PGSPOUT_PART_AFTER,
+               "{\"id\":1,\"j\":null,\"b\":null,\"t\":\"x\"}");
+    const char *json = event_json_get(&ev, PGSPOUT_PART_EVENT, NULL);
+    CHECK(strstr(json, ",\"json_null\":{\"before\":[\"j\",\"b\"],\"after\":["
+                       "\"b\"]}}") != NULL);
+    event_clear(&ev);
+
+    init_event(&ev, PGSPOUT_OP_DELETE, rel);
+    ev.old_kind = 'K';
+    ev.old_tuple =
+        make_tuple(4, (const char *[]){"null", SQL_NULL, SQL_NULL, SQL_NULL});
+    check_event(&ev, HEADER("delete") ",\"key\":{\"id\":null},"
+                                      "\"before\":{\"id\":null},\"after\":"
+                                      "null,\"unchanged_toast\":[],"
+                                      "\"json_null\":{\"before\":[\"id\"],"
+                                      "\"after\":[]}}");
+    event_clear(&ev);
+    relation_unref(rel);
+}
+
 static void test_truncate(relation *orders)
 {
     event ev;
@@ -413,6 +471,7 @@ int main(void)
     test_delete(orders);
     test_unchanged_toast(orders);
     test_value_kinds();
+    test_json_null();
     test_truncate(orders);
     test_schema();
     test_header_fields(orders);

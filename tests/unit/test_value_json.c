@@ -49,14 +49,13 @@ static const char *string_of(const char *text, size_t len)
 
 static value_type kind(value_kind k)
 {
-    value_type t = {k, VK_TEXT, ','};
+    value_type t = {k, VK_TEXT, ',', 0, {0}};
     return t;
 }
 
 static value_type array_of(value_kind elem, char delim)
 {
-    value_type t = {VK_ARRAY, elem, delim};
-    return t;
+    return value_type_array_of(kind(elem), delim);
 }
 
 static value_type builtin(uint32_t oid, bool *known)
@@ -186,6 +185,17 @@ static void test_json_values(void)
     CHECK_STR(encode(json, "[ ]"), "[]");
     CHECK_STR(encode(json, "[[[]], {\"x\": {}}]"), "[[[]],{\"x\":{}}]");
 
+    /* JSON null encodes as SQL NULL does; value_json_is_null says which
+     * non-NULL values do. */
+    CHECK(value_json_is_null(json, "null", 4));
+    CHECK(value_json_is_null(json, " \n null\t\r", 9));
+    CHECK(!value_json_is_null(json, "\"null\"", 6));
+    CHECK(!value_json_is_null(json, "[null]", 6));
+    CHECK(!value_json_is_null(json, "nul", 3));
+    CHECK(!value_json_is_null(json, "", 0));
+    CHECK(!value_json_is_null(kind(VK_TEXT), "null", 4));
+    CHECK(!value_json_is_null(array_of(VK_JSON, ','), "null", 4));
+
     /* Not JSON: a string of the text instead of broken output. */
     CHECK_STR(encode(json, "{\"a\": }"), "\"{\\\"a\\\": }\"");
     CHECK_STR(encode(json, "[1,]"), "\"[1,]\"");
@@ -280,6 +290,71 @@ static void test_arrays(void)
     CHECK_STR(encode(text, "[1:2]{a}"), "\"[1:2]{a}\"");
     CHECK_STR(encode(text, ""), "\"\"");
     CHECK_STR(encode(array_of(VK_INT, ','), "{1,x}"), "[1,\"x\"]");
+}
+
+/* An array of a domain over an array type: PostgreSQL prints its elements
+ * as quoted array texts, {"{1,2}","{}",NULL}; each becomes a JSON array of
+ * the innermost type, however deep, and alongside every dimension. The
+ * inputs are a PostgreSQL 15 server's text output. */
+static void test_arrays_of_arrays(void)
+{
+    value_type intlist = array_of(VK_INT, ',');
+    value_type intlists = value_type_array_of(intlist, ',');
+
+    CHECK(intlists.kind == VK_ARRAY && intlists.elem_kind == VK_INT &&
+          intlists.nested == 1 && intlists.nested_delims[0] == ',');
+    value_type elem = value_type_element(intlists);
+    CHECK(elem.kind == VK_ARRAY && elem.elem_kind == VK_INT &&
+          elem.nested == 0 && elem.delim == ',');
+    CHECK(value_type_element(elem).kind == VK_INT);
+
+    CHECK_STR(encode(intlists, "{\"{1,2}\",\"{}\",NULL}"), "[[1,2],[],null]");
+    CHECK_STR(encode(intlists, "{}"), "[]");
+    /* Multi-dimensional outside, inside, and a lower bound inside. */
+    CHECK_STR(encode(intlists, "{{\"{1}\",\"{2,3}\"},{NULL,\"{}\"}}"),
+              "[[[1],[2,3]],[null,[]]]");
+    CHECK_STR(encode(intlists, "{{\"{{1,2},{3,4}}\",\"[0:1]={5,6}\"}}"),
+              "[[[[1,2],[3,4]],[5,6]]]");
+    /* Elements of the inner arrays keep their own quoting and escapes. */
+    value_type textlists = value_type_array_of(array_of(VK_TEXT, ','), ',');
+    CHECK_STR(encode(textlists, "{\"{\\\"a b\\\",\\\"q\\\\\\\"uo\\\\\\\\te\\\","
+                                "NULL,\\\"NULL\\\",\\\"\\\"}\",\"{}\"}"),
+              "[[\"a b\",\"q\\\"uo\\\\te\",null,\"NULL\",\"\"],[]]");
+    /* Each level has its own delimiter: box[] inside an array of commas. */
+    value_type boxlists = value_type_array_of(array_of(VK_TEXT, ';'), ',');
+    CHECK_STR(encode(boxlists, "{\"{(1,1),(0,0);(3,3),(2,2)}\",\"{}\"}"),
+              "[[\"(1,1),(0,0)\",\"(3,3),(2,2)\"],[]]");
+    /* json inside arrays inside arrays. */
+    value_type jsonlists = value_type_array_of(array_of(VK_JSON, ','), ',');
+    CHECK_STR(
+        encode(jsonlists,
+               "{\"{\\\"{\\\\\\\"a\\\\\\\": 1}\\\",\\\"null\\\",NULL}\"}"),
+        "[[{\"a\":1},null,null]]");
+    /* A malformed inner array becomes a string; its siblings do not. */
+    CHECK_STR(encode(intlists, "{\"{1,2\",\"{3}\"}"), "[\"{1,2\",[3]]");
+    CHECK_STR(encode(intlists, "{plain}"), "[\"plain\"]");
+
+    /* Three levels: an array of a domain over intlist[]. */
+    value_type three = value_type_array_of(intlists, ',');
+    CHECK(three.nested == 2 && three.elem_kind == VK_INT);
+    CHECK_STR(encode(three, "{\"{\\\"{1,2}\\\",NULL}\",\"{}\"}"),
+              "[[[1,2],null],[]]");
+
+    /* Four levels fit; with five, one past VALUE_TYPE_MAX_NESTED, the
+     * innermost arrays stay strings of their text. */
+    value_type deep = intlist;
+    for (int i = 0; i < VALUE_TYPE_MAX_NESTED; i++)
+        deep = value_type_array_of(deep, ',');
+    CHECK(deep.nested == VALUE_TYPE_MAX_NESTED && deep.elem_kind == VK_INT);
+    value_type too_deep = value_type_array_of(deep, ';');
+    CHECK(too_deep.nested == VALUE_TYPE_MAX_NESTED &&
+          too_deep.elem_kind == VK_TEXT && too_deep.delim == ';' &&
+          too_deep.nested_delims[0] == ',');
+    CHECK_STR(encode(deep, "{\"{\\\"{\\\\\\\"{1}\\\\\\\"}\\\"}\"}"),
+              "[[[[1]]]]");
+    CHECK_STR(encode(too_deep, "{\"{\\\"{\\\\\\\"{\\\\\\\\\\\\\\\"{1}\\\\\\\\"
+                               "\\\\\\\"}\\\\\\\"}\\\"}\"}"),
+              "[[[[\"{1}\"]]]]");
 }
 
 /* Long plain text is scanned 8 bytes at a time: a byte needing care is
@@ -382,6 +457,7 @@ int main(void)
     test_scalars();
     test_json_values();
     test_arrays();
+    test_arrays_of_arrays();
     test_string_word_scan();
     test_strings();
     CHECK(invalid_json_count == 0);

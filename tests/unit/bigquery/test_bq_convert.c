@@ -193,6 +193,75 @@ static void test_event_rows(void)
     json_decref(rows);
 }
 
+static json_t *rows_of_table(const char *event_json, const bq_columns *cols)
+{
+    pgspout_position pos = {0x16B37A0, 3};
+    json_t *ev = json_loads(event_json, 0, NULL);
+    json_t *rows = json_array();
+    char err[200];
+    CHECK(ev && bq_event_rows(ev, pos, cols, rows, err, sizeof err));
+    json_decref(ev);
+    return rows;
+}
+
+/* json_null names the columns whose null is JSON null: they get the JSON
+ * text "null" (a JSON null in a JSON column), while SQL NULL stays a NULL
+ * cell (left out of the row). */
+static void test_json_null_rows(void)
+{
+    static bq_column cols[] = {
+        {.name = "id", .type = "INT64", .key = true},
+        {.name = "doc", .type = "JSON", .toastable = true},
+        {.name = "dom", .type = "STRING", .toastable = true}, /* a domain */
+        {.name = "other", .type = "JSON", .toastable = true},
+    };
+    bq_columns table = {cols, 4};
+    json_t *rows = rows_of_table(
+        "{\"op\":\"insert\",\"key\":{\"id\":1},\"before\":null,\"after\":"
+        "{\"id\":1,\"doc\":null,\"dom\":null,\"other\":null},"
+        "\"unchanged_toast\":[],\"json_null\":{\"before\":[],\"after\":"
+        "[\"doc\",\"dom\"]}}",
+        &table);
+    json_t *row = json_object_get(json_array_get(rows, 0), "json");
+    CHECK_STR(json_string_value(json_object_get(row, "doc")), "null");
+    CHECK_STR(json_string_value(json_object_get(row, "dom")), "null");
+    CHECK(json_object_get(row, "other") == NULL);
+    json_decref(rows);
+
+    /* Without json_null (most events) every null is SQL NULL. */
+    rows = rows_of_table("{\"op\":\"insert\",\"key\":{\"id\":1},\"before\":"
+                         "null,\"after\":{\"id\":1,\"doc\":null},"
+                         "\"unchanged_toast\":[]}",
+                         &table);
+    row = json_object_get(json_array_get(rows, 0), "json");
+    CHECK(json_object_get(row, "doc") == NULL);
+    json_decref(rows);
+
+    /* A delete's row comes from the before image; an unchanged TOAST value
+     * filled from a whole before image keeps its JSON null. */
+    rows = rows_of_table(
+        "{\"op\":\"delete\",\"key\":{\"id\":1},\"before\":{\"id\":1,\"doc\":"
+        "null,\"other\":null},\"after\":null,\"unchanged_toast\":[],"
+        "\"json_null\":{\"before\":[\"doc\"],\"after\":[]}}",
+        &table);
+    row = json_object_get(json_array_get(rows, 0), "json");
+    CHECK_STR(json_string_value(json_object_get(row, "doc")), "null");
+    CHECK(json_object_get(row, "other") == NULL);
+    json_decref(rows);
+    rows = rows_of_table(
+        "{\"op\":\"update\",\"key\":{\"id\":1},\"before\":{\"id\":1,\"doc\":"
+        "null,\"dom\":null,\"other\":null},\"after\":{\"id\":1,\"dom\":null,"
+        "\"other\":null},\"unchanged_toast\":[\"doc\"],\"json_null\":{"
+        "\"before\":[\"doc\",\"other\"],\"after\":[\"dom\"]}}",
+        &table);
+    CHECK(json_array_size(rows) == 1);
+    row = json_object_get(json_array_get(rows, 0), "json");
+    CHECK_STR(json_string_value(json_object_get(row, "doc")), "null");
+    CHECK_STR(json_string_value(json_object_get(row, "dom")), "null");
+    CHECK(json_object_get(row, "other") == NULL); /* SQL NULL in after */
+    json_decref(rows);
+}
+
 /* The outcome of a request of one record of one row. */
 static sinkkit_outcome outcome(long status, const char *body, bool prefill)
 {
@@ -382,6 +451,7 @@ int main(void)
     test_type_mapping();
     test_values();
     test_event_rows();
+    test_json_null_rows();
     test_outcomes();
     test_outcomes_per_record();
     test_view_and_tables();
