@@ -424,11 +424,13 @@ class TcpProxy:
     def _pump(self, src, dst):
         try:
             while True:
-                while self.frozen:
-                    time.sleep(0.05)
                 data = src.recv(65536)
                 if not data:
                     break
+                # Frozen: what arrives is held, not passed on (a recv()
+                # already waiting when freeze() came must not leak it).
+                while self.frozen:
+                    time.sleep(0.05)
                 dst.sendall(data)
         except OSError:
             pass

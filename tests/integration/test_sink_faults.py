@@ -162,4 +162,4 @@ def test_catalog_connection_reconnects(db, pgspout, tmp_path):
     wait_until(lambda: '"second"' in out.read_text(),
                what="second table's change")
     assert pgspout.stop(proc) == 0
-    assert "reconnecting" in pgspout.stderr_of(proc)
+    assert "catalog connection re-established" in pgspout.stderr_of(proc)
