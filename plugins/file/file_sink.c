@@ -383,6 +383,56 @@ static pgspout_status file_create(const pgspout_host_api *host,
     return PGSPOUT_OK;
 }
 
+/* Adds output; once a megabyte is pending it goes to the kernel, even in
+ * the middle of an event, so an event with a huge value passes through in
+ * bounded pieces. Returns 0 or an errno (ENOMEM: the buffer could not
+ * grow). */
+static int put_output(file_sink *fs, const char *data, size_t n)
+{
+    if (!buffer_append(fs, data, n))
+        return ENOMEM;
+    if (fs->len - fs->sent < FILE_SINK_WRITE_THRESHOLD)
+        return 0;
+    return drain(fs);
+}
+
+typedef struct event_output {
+    file_sink *fs;
+    int errnum; /* why put_output refused a piece */
+} event_output;
+
+static bool take_piece(void *ctx, const char *data, size_t length)
+{
+    event_output *out = ctx;
+
+    out->errnum = put_output(out->fs, data, length);
+    return out->errnum == 0;
+}
+
+/* Appends one event's line. The host streams the JSON when it can (ABI
+ * 1.1), so that neither side holds it whole. Returns 0, an errno, or -1
+ * when the host could not encode the event. */
+static int put_event(file_sink *fs, const pgspout_event *ev)
+{
+    const pgspout_host_api *host = fs->host;
+    event_output out = {fs, 0};
+
+    if (PGSPOUT_HAS_FIELD(host, pgspout_host_api, event_json_stream) &&
+        host->event_json_stream) {
+        if (!host->event_json_stream(ev, PGSPOUT_PART_EVENT, take_piece, &out))
+            return out.errnum ? out.errnum : -1;
+    } else {
+        size_t len = 0;
+        const char *json = host->event_json(ev, PGSPOUT_PART_EVENT, &len);
+
+        if (!json)
+            return -1;
+        if (!take_piece(&out, json, len))
+            return out.errnum;
+    }
+    return put_output(fs, "\n", 1);
+}
+
 static pgspout_status
 file_write(void *state, const pgspout_event *const *events, size_t count)
 {
@@ -397,26 +447,18 @@ file_write(void *state, const pgspout_event *const *events, size_t count)
         return status;
     mark = logical_size(fs);
     for (size_t i = 0; i < count; i++) {
-        size_t json_len = 0;
-        const char *json =
-            host->event_json(events[i], PGSPOUT_PART_EVENT, &json_len);
-        int errnum;
+        int errnum = put_event(fs, events[i]);
 
-        if (!json) {
+        if (errnum < 0) {
             host->log(fs->handle, PGSPOUT_LOG_ERROR,
                       "the host could not encode an event as JSON");
             status = PGSPOUT_FATAL;
             goto undo;
         }
-        if (!buffer_append(fs, json, json_len) || !buffer_append(fs, "\n", 1)) {
+        if (errnum == ENOMEM) {
             status = report(host, fs->handle, ENOMEM, "cannot buffer events");
             goto undo;
         }
-        fs->have_written = true;
-        fs->last_written = host->event_position(events[i]);
-        if (fs->len - fs->sent < FILE_SINK_WRITE_THRESHOLD)
-            continue;
-        errnum = drain(fs);
         if (errnum) {
             status =
                 report(host, fs->handle, errnum, "cannot write to %s%s%s",
@@ -424,6 +466,8 @@ file_write(void *state, const pgspout_event *const *events, size_t count)
                        fs->path ? "\"" : "");
             goto undo;
         }
+        fs->have_written = true;
+        fs->last_written = host->event_position(events[i]);
     }
     return PGSPOUT_OK;
 
