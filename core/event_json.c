@@ -30,9 +30,9 @@ static bool is_row_op(pgspout_op op)
            op == PGSPOUT_OP_DELETE;
 }
 
-#define APPEND_LITERAL(out, lit) sbuf_append((out), (lit), sizeof(lit) - 1)
+#define APPEND_LITERAL(out, lit) json_out_put((out), (lit), sizeof(lit) - 1)
 
-static void append_u64(strbuf *out, uint64_t v)
+static void append_u64(json_out *out, uint64_t v)
 {
     char digits[20];
     size_t n = 0;
@@ -41,10 +41,10 @@ static void append_u64(strbuf *out, uint64_t v)
         digits[sizeof digits - ++n] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    sbuf_append(out, digits + sizeof digits - n, n);
+    json_out_put(out, digits + sizeof digits - n, n);
 }
 
-static void append_bool(strbuf *out, bool b)
+static void append_bool(json_out *out, bool b)
 {
     if (b)
         APPEND_LITERAL(out, "true");
@@ -52,44 +52,52 @@ static void append_bool(strbuf *out, bool b)
         APPEND_LITERAL(out, "false");
 }
 
-static void append_lsn(strbuf *out, uint64_t lsn)
+static void append_lsn(json_out *out, uint64_t lsn)
 {
     char buf[LSN_FORMAT_BUFSIZE];
     lsn_format(lsn, buf, sizeof buf);
-    sbuf_append_char(out, '"');
-    sbuf_append_str(out, buf);
-    sbuf_append_char(out, '"');
+    json_out_putc(out, '"');
+    json_out_put(out, buf, strlen(buf));
+    json_out_putc(out, '"');
 }
 
-static void append_nullable_string(strbuf *out, const char *s)
+static void append_nullable_string(json_out *out, const char *s)
 {
     if (s)
-        json_append_string(out, s, strlen(s));
+        json_write_string(out, s, strlen(s));
     else
         APPEND_LITERAL(out, "null");
 }
 
-/* Binary-format values print as bytea's hex text output would. */
-static void append_binary(strbuf *out, const char *data, uint32_t len)
+/* Binary-format values print as bytea's hex text output would, a block at a
+ * time so that a stream never holds the whole value. */
+static void append_binary(json_out *out, const char *data, uint32_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)data;
+    const size_t block = 4096;
 
-    sbuf_reserve(out, 5 + 2 * (size_t)len);
+    if (!json_out_streaming(out))
+        sbuf_reserve(out->buf, 5 + 2 * (size_t)len);
     APPEND_LITERAL(out, "\"\\\\x");
-    for (uint32_t i = 0; i < len; i++) {
-        out->data[out->len++] = hex[p[i] >> 4];
-        out->data[out->len++] = hex[p[i] & 0xF];
+    for (size_t done = 0; done < len; done += block) {
+        size_t n = len - done < block ? len - done : block;
+        char *w = json_out_room(out, 2 * n);
+        for (size_t i = 0; i < n; i++) {
+            *w++ = hex[p[done + i] >> 4];
+            *w++ = hex[p[done + i] & 0xF];
+        }
+        json_out_commit(out, 2 * n);
     }
-    sbuf_append_char(out, '"');
+    json_out_putc(out, '"');
 }
 
-static void append_colval(strbuf *out, const relation_column *col,
+static void append_colval(json_out *out, const relation_column *col,
                           const colval *v)
 {
     switch (v->kind) {
     case COLVAL_TEXT:
-        value_json_append(out, col->vtype, v->data, v->len);
+        value_json_write(out, col->vtype, v->data, v->len);
         return;
     case COLVAL_BINARY:
         append_binary(out, v->data, v->len);
@@ -115,33 +123,33 @@ static int relation_ncols(const event *ev)
     return ev->rel ? ev->rel->ncols : 0;
 }
 
-static void append_member(strbuf *out, bool *first, const relation_column *col,
-                          const colval *v)
+static void append_member(json_out *out, bool *first,
+                          const relation_column *col, const colval *v)
 {
     if (!*first)
-        sbuf_append_char(out, ',');
+        json_out_putc(out, ',');
     *first = false;
-    json_append_string(out, col->name, strlen(col->name));
-    sbuf_append_char(out, ':');
+    json_write_string(out, col->name, strlen(col->name));
+    json_out_putc(out, ':');
     append_colval(out, col, v);
 }
 
-static void append_row(strbuf *out, const event *ev, const tuple *t,
+static void append_row(json_out *out, const event *ev, const tuple *t,
                        bool key_only)
 {
     bool first = true;
 
-    sbuf_append_char(out, '{');
+    json_out_putc(out, '{');
     for (int i = 0; i < relation_ncols(ev); i++) {
         const relation_column *col = &ev->rel->cols[i];
         const colval *v = column_value(t, i);
         if (v && (col->key || !key_only))
             append_member(out, &first, col, v);
     }
-    sbuf_append_char(out, '}');
+    json_out_putc(out, '}');
 }
 
-static void append_key(strbuf *out, const event *ev)
+static void append_key(json_out *out, const event *ev)
 {
     /* An update that changes no key sends no old tuple, and one whose key
      * is an unchanged TOAST value sends it in the old tuple only. */
@@ -153,7 +161,7 @@ static void append_key(strbuf *out, const event *ev)
         primary = &ev->old_tuple;
         fallback = NULL;
     }
-    sbuf_append_char(out, '{');
+    json_out_putc(out, '{');
     for (int i = 0; i < relation_ncols(ev); i++) {
         const relation_column *col = &ev->rel->cols[i];
         if (!col->key)
@@ -164,10 +172,10 @@ static void append_key(strbuf *out, const event *ev)
         if (v)
             append_member(out, &first, col, v);
     }
-    sbuf_append_char(out, '}');
+    json_out_putc(out, '}');
 }
 
-static void append_before(strbuf *out, const event *ev)
+static void append_before(json_out *out, const event *ev)
 {
     if (ev->old_kind == 0)
         APPEND_LITERAL(out, "null");
@@ -175,7 +183,7 @@ static void append_before(strbuf *out, const event *ev)
         append_row(out, ev, &ev->old_tuple, ev->old_kind == 'K');
 }
 
-static void append_after(strbuf *out, const event *ev)
+static void append_after(json_out *out, const event *ev)
 {
     if (ev->op == PGSPOUT_OP_DELETE)
         APPEND_LITERAL(out, "null");
@@ -183,24 +191,24 @@ static void append_after(strbuf *out, const event *ev)
         append_row(out, ev, &ev->new_tuple, false);
 }
 
-static void append_unchanged_toast(strbuf *out, const event *ev)
+static void append_unchanged_toast(json_out *out, const event *ev)
 {
     bool first = true;
     int n = relation_ncols(ev);
 
-    sbuf_append_char(out, '[');
+    json_out_putc(out, '[');
     if (ev->op != PGSPOUT_OP_DELETE && ev->new_tuple.ncols < n)
         n = ev->new_tuple.ncols;
     for (int i = 0; ev->op != PGSPOUT_OP_DELETE && i < n; i++) {
         if (ev->new_tuple.cols[i].kind != COLVAL_UNCHANGED_TOAST)
             continue;
         if (!first)
-            sbuf_append_char(out, ',');
+            json_out_putc(out, ',');
         first = false;
         const char *name = ev->rel->cols[i].name;
-        json_append_string(out, name, strlen(name));
+        json_write_string(out, name, strlen(name));
     }
-    sbuf_append_char(out, ']');
+    json_out_putc(out, ']');
 }
 
 /* The tuple of the before image and of the after image (NULL when the
@@ -236,27 +244,27 @@ static bool image_has_json_null(const event *ev, const tuple *t, bool key_only)
     return false;
 }
 
-static void append_json_null_names(strbuf *out, const event *ev, const tuple *t,
-                                   bool key_only)
+static void append_json_null_names(json_out *out, const event *ev,
+                                   const tuple *t, bool key_only)
 {
     bool first = true;
 
-    sbuf_append_char(out, '[');
+    json_out_putc(out, '[');
     for (int i = 0; t && i < relation_ncols(ev); i++) {
         if (!is_json_null(ev, t, i, key_only))
             continue;
         if (!first)
-            sbuf_append_char(out, ',');
+            json_out_putc(out, ',');
         first = false;
         const char *name = ev->rel->cols[i].name;
-        json_append_string(out, name, strlen(name));
+        json_write_string(out, name, strlen(name));
     }
-    sbuf_append_char(out, ']');
+    json_out_putc(out, ']');
 }
 
 /* Only in events that have such a value, so that every other event (nearly
  * all) stays as it was. */
-static void append_json_null(strbuf *out, const event *ev)
+static void append_json_null(json_out *out, const event *ev)
 {
     bool key_only;
     const tuple *before = before_tuple(ev, &key_only);
@@ -269,16 +277,16 @@ static void append_json_null(strbuf *out, const event *ev)
     append_json_null_names(out, ev, before, key_only);
     APPEND_LITERAL(out, ",\"after\":");
     append_json_null_names(out, ev, after, false);
-    sbuf_append_char(out, '}');
+    json_out_putc(out, '}');
 }
 
-static void append_columns(strbuf *out, const event *ev)
+static void append_columns(json_out *out, const event *ev)
 {
-    sbuf_append_char(out, '[');
+    json_out_putc(out, '[');
     for (int i = 0; i < relation_ncols(ev); i++) {
         const relation_column *col = &ev->rel->cols[i];
         if (i > 0)
-            sbuf_append_char(out, ',');
+            json_out_putc(out, ',');
         APPEND_LITERAL(out, "{\"name\":");
         append_nullable_string(out, col->name);
         APPEND_LITERAL(out, ",\"type\":");
@@ -287,12 +295,12 @@ static void append_columns(strbuf *out, const event *ev)
         append_u64(out, col->type_oid);
         APPEND_LITERAL(out, ",\"key\":");
         append_bool(out, col->key);
-        sbuf_append_char(out, '}');
+        json_out_putc(out, '}');
     }
-    sbuf_append_char(out, ']');
+    json_out_putc(out, ']');
 }
 
-static void append_event(strbuf *out, const event *ev)
+static void append_event(json_out *out, const event *ev)
 {
     char time_buf[TIMESTAMP_FORMAT_BUFSIZE];
 
@@ -316,8 +324,8 @@ static void append_event(strbuf *out, const event *ev)
     }
     APPEND_LITERAL(out, ",\"commit_time\":\"");
     timestamp_format_utc(ev->commit_time_us, time_buf, sizeof time_buf);
-    sbuf_append_str(out, time_buf);
-    sbuf_append_char(out, '"');
+    json_out_put(out, time_buf, strlen(time_buf));
+    json_out_putc(out, '"');
 
     if (is_row_op(ev->op)) {
         APPEND_LITERAL(out, ",\"key\":");
@@ -338,10 +346,10 @@ static void append_event(strbuf *out, const event *ev)
         APPEND_LITERAL(out, ",\"columns\":");
         append_columns(out, ev);
     }
-    sbuf_append_char(out, '}');
+    json_out_putc(out, '}');
 }
 
-void event_json_append(strbuf *out, const event *ev, pgspout_event_part part)
+void event_json_write(json_out *out, const event *ev, pgspout_event_part part)
 {
     bool row = is_row_op(ev->op);
 
@@ -383,6 +391,12 @@ void event_json_append(strbuf *out, const event *ev, pgspout_event_part part)
     APPEND_LITERAL(out, "null");
 }
 
+void event_json_append(strbuf *out, const event *ev, pgspout_event_part part)
+{
+    json_out o = json_out_buffer(out);
+    event_json_write(&o, ev, part);
+}
+
 const char *event_json_get(event *ev, pgspout_event_part part, size_t *len)
 {
     if ((unsigned)part >= EVENT_PART_COUNT) {
@@ -401,4 +415,23 @@ const char *event_json_get(event *ev, pgspout_event_part part, size_t *len)
     if (len)
         *len = ev->json_len[part];
     return ev->json[part];
+}
+
+bool event_json_stream(const event *ev, pgspout_event_part part, size_t piece,
+                       json_out_fn emit, void *ctx)
+{
+    if ((unsigned)part >= EVENT_PART_COUNT)
+        return false;
+    strbuf scratch = STRBUF_INIT;
+    /* Typical rows fit without regrowing; more than a piece never waits. */
+    sbuf_reserve(&scratch, 1024);
+    json_out out = json_out_stream(&scratch, piece, emit, ctx);
+    /* Another sink may have had it encoded whole already. */
+    if (ev->json[part])
+        json_out_copy(&out, ev->json[part], ev->json_len[part]);
+    else
+        event_json_write(&out, ev, part);
+    bool ok = json_out_finish(&out);
+    sbuf_free(&scratch);
+    return ok;
 }

@@ -131,6 +131,13 @@ static const char *host_event_json(const pgspout_event *ev,
     return json;
 }
 
+static bool host_event_json_stream(const pgspout_event *ev,
+                                   pgspout_event_part part,
+                                   pgspout_json_writer writer, void *ctx)
+{
+    return event_json_stream(ev, part, PGSPOUT_JSON_PIECE_MAX, writer, ctx);
+}
+
 static char *host_format_lsn(pgspout_lsn lsn, char *buf, size_t buflen)
 {
     return lsn_format(lsn, buf, buflen);
@@ -179,6 +186,7 @@ static const pgspout_host_api api_table = {
     .ack_durable = host_ack_durable,
     .op_name = event_op_name,
     .should_stop = host_should_stop,
+    .event_json_stream = host_event_json_stream,
 };
 
 const pgspout_host_api *host_api(void)

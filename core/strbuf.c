@@ -47,14 +47,22 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+/* Past this, a buffer grows by a quarter rather than doubling. */
+#define SBUF_GEOMETRIC_LIMIT ((size_t)64 << 20)
+
 void sbuf_reserve(strbuf *sb, size_t extra)
 {
     size_t need = sb->len + extra + 1;
     if (need <= sb->cap)
         return;
+    /* Growing geometrically keeps appends amortised O(1). A buffer of a
+     * huge value grows by a quarter only (glibc remaps such blocks rather
+     * than copying them), and one append larger than the growth gets
+     * exactly its size, so a giant string never reserves twice its size. */
     size_t cap = sb->cap ? sb->cap : 64;
-    while (cap < need)
-        cap *= 2;
+    cap += cap < SBUF_GEOMETRIC_LIMIT ? cap : cap / 4;
+    if (cap < need)
+        cap = need;
     sb->data = xrealloc(sb->data, cap);
     sb->cap = cap;
 }

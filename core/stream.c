@@ -741,6 +741,14 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
 
     bool failed = false, disconnected = false, server_refused = false;
     while (!failed && !*stop && !st->endpos_reached) {
+        /* A batch full by size goes out before the next message is read:
+         * reading copies that message out of libpq, and the batch may hold
+         * a huge one already (two such copies would coexist). */
+        if (st->batch_bytes >= settings->batch_max_bytes &&
+            !checkpoint_now(st, false)) {
+            failed = true;
+            break;
+        }
         /* Read without waiting while data is there and the batch has room;
          * once the socket is drained, hand the batch over. Sinks are flushed
          * when their oldest unflushed change has waited the linger: changes

@@ -8,15 +8,6 @@
 
 static const char replacement_char[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
-/* Rewinds out to an earlier length, for the fallbacks that discard a
- * half-written value. */
-static void strbuf_truncate(strbuf *out, size_t len)
-{
-    out->len = len;
-    if (out->data)
-        out->data[len] = '\0';
-}
-
 /* Length of the well-formed UTF-8 sequence at s, or 0 if there is none.
  * Overlong forms, surrogates and code points past U+10FFFF count as
  * malformed, as RFC 3629 says. */
@@ -53,7 +44,7 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
     return n;
 }
 
-static void append_escaped_char(strbuf *out, unsigned char c)
+static void append_escaped_char(json_out *out, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
     char esc[6] = {'\\', 0, 0, 0, 0, 0};
@@ -89,7 +80,7 @@ static void append_escaped_char(strbuf *out, unsigned char c)
         esc[5] = hex[c & 0xF];
         n = 6;
     }
-    sbuf_append(out, esc, n);
+    json_out_put(out, esc, n);
 }
 
 /* True when any of the 8 bytes in w needs a look of its own: a control
@@ -108,15 +99,17 @@ static bool word_needs_care(uint64_t w)
     return ((control | is_quote | is_backslash) & highs) || (w & highs);
 }
 
-void json_append_string(strbuf *out, const char *s, size_t len)
+void json_write_string(json_out *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     const unsigned char *end = p + len;
 
-    /* Most strings need no escaping: one reservation, then copy whole runs
-     * of bytes that pass through unchanged. */
-    sbuf_reserve(out, len + 2);
-    out->data[out->len++] = '"';
+    /* Most strings need no escaping: a buffer reserves room for all of it
+     * at once; runs of bytes that pass through unchanged are copied whole
+     * (or, by a stream, handed on straight from s). */
+    if (!json_out_streaming(out))
+        sbuf_reserve(out->buf, len + 2);
+    json_out_putc(out, '"');
     while (p < end) {
         const unsigned char *run = p;
         while (p < end) {
@@ -143,16 +136,22 @@ void json_append_string(strbuf *out, const char *s, size_t len)
             break;
         }
         if (p > run)
-            sbuf_append(out, (const char *)run, (size_t)(p - run));
+            json_out_copy(out, (const char *)run, (size_t)(p - run));
         if (p == end)
             break;
         if (*p >= 0x80)
-            sbuf_append(out, replacement_char, 3);
+            json_out_put(out, replacement_char, 3);
         else
             append_escaped_char(out, *p);
         p++;
     }
-    sbuf_append_char(out, '"');
+    json_out_putc(out, '"');
+}
+
+void json_append_string(strbuf *out, const char *s, size_t len)
+{
+    json_out o = json_out_buffer(out);
+    json_write_string(&o, s, len);
 }
 
 static bool is_digit(char c)
@@ -204,32 +203,32 @@ static bool text_equals(const char *s, size_t len, const char *lit)
     return len == n && memcmp(s, lit, n) == 0;
 }
 
-static void append_number_or_string(strbuf *out, const char *s, size_t len)
+static void append_number_or_string(json_out *out, const char *s, size_t len)
 {
     if (len > 0 && json_number_span(s, len) == len)
-        sbuf_append(out, s, len);
+        json_out_copy(out, s, len);
     else
-        json_append_string(out, s, len);
+        json_write_string(out, s, len);
 }
 
-static void append_float(strbuf *out, const char *s, size_t len)
+static void append_float(json_out *out, const char *s, size_t len)
 {
     /* JSON has no NaN or infinities; PostgreSQL spells them this way. */
     if (text_equals(s, len, "NaN") || text_equals(s, len, "Infinity") ||
         text_equals(s, len, "-Infinity"))
-        json_append_string(out, s, len);
+        json_write_string(out, s, len);
     else
         append_number_or_string(out, s, len);
 }
 
-static void append_bool(strbuf *out, const char *s, size_t len)
+static void append_bool(json_out *out, const char *s, size_t len)
 {
     if (text_equals(s, len, "t") || text_equals(s, len, "true"))
-        sbuf_append(out, "true", 4);
+        json_out_put(out, "true", 4);
     else if (text_equals(s, len, "f") || text_equals(s, len, "false"))
-        sbuf_append(out, "false", 5);
+        json_out_put(out, "false", 5);
     else
-        json_append_string(out, s, len);
+        json_write_string(out, s, len);
 }
 
 /* Length of the JSON string literal starting at s[0] == '"', quotes
@@ -308,18 +307,17 @@ enum json_state {
 
 /* Compacts a JSON text while checking its grammar, copying numbers and
  * strings byte for byte (a parse and re-dump would reformat numbers). Returns
- * false, with out unspecified past its original length, if it is not JSON. */
-static bool compact_json(strbuf *out, const char *s, size_t len)
+ * false, with what it wrote to be discarded, if it is not JSON. */
+static bool compact_json(json_out *out, const char *s, size_t len)
 {
     unsigned char is_object[JSON_MAX_DEPTH / 8];
     size_t depth = 0;
     enum json_state state = JS_VALUE;
     size_t i = 0;
 
-    /* Compaction never lengthens the text, so one reservation covers every
-     * write below. */
-    sbuf_reserve(out, len);
-    char *w = out->data + out->len;
+    /* Compaction never lengthens the text: a buffer reserves once. */
+    if (!json_out_streaming(out))
+        sbuf_reserve(out->buf, len);
     while (i < len) {
         char c = s[i];
         size_t n;
@@ -349,7 +347,7 @@ static bool compact_json(strbuf *out, const char *s, size_t len)
                 else
                     is_object[depth / 8] &= (unsigned char)~bit;
                 depth++;
-                *w++ = c;
+                json_out_putc(out, c);
                 i++;
                 state = c == '{' ? JS_KEY_OR_CLOSE : JS_VALUE_OR_CLOSE;
                 continue;
@@ -362,8 +360,7 @@ static bool compact_json(strbuf *out, const char *s, size_t len)
                 n = json_literal_span(s + i, len - i);
             if (!n)
                 return false;
-            memcpy(w, s + i, n);
-            w += n;
+            json_out_copy(out, s + i, n);
             i += n;
             if (want_key)
                 state = JS_COLON;
@@ -374,7 +371,7 @@ static bool compact_json(strbuf *out, const char *s, size_t len)
         case JS_COLON:
             if (c != ':')
                 return false;
-            *w++ = c;
+            json_out_putc(out, c);
             i++;
             state = JS_VALUE;
             continue;
@@ -382,7 +379,7 @@ static bool compact_json(strbuf *out, const char *s, size_t len)
             bool in_object =
                 is_object[(depth - 1) / 8] & (1u << ((depth - 1) % 8));
             if (c == ',') {
-                *w++ = c;
+                json_out_putc(out, c);
                 i++;
                 state = in_object ? JS_KEY : JS_VALUE;
                 continue;
@@ -395,22 +392,12 @@ static bool compact_json(strbuf *out, const char *s, size_t len)
             return false;
         }
     close_container:
-        *w++ = c;
+        json_out_putc(out, c);
         i++;
         depth--;
         state = depth ? JS_COMMA_OR_CLOSE : JS_END;
     }
-    if (state != JS_END)
-        return false;
-    out->len = (size_t)(w - out->data);
-    out->data[out->len] = '\0';
-    return true;
-}
-
-static void append_json(strbuf *out, const char *s, size_t len)
-{
-    if (!compact_json(out, s, len))
-        json_append_string(out, s, len);
+    return state == JS_END;
 }
 
 bool value_json_is_null(value_type t, const char *text, size_t len)
@@ -463,9 +450,9 @@ static char *element_buffer_get(element_buffer *eb, size_t need)
  * double-quoted (with backslash escapes) when they hold special characters or
  * spell NULL, and a "[lo:hi]=" prefix when a lower bound is not 1. An element
  * that is an array itself arrives quoted, {"{1,2}","{}"}, and is parsed in
- * turn by value_json_append. */
-static bool array_to_json(strbuf *out, value_type t, const char *s, size_t len,
-                          element_buffer *eb)
+ * turn by value_json_write. */
+static bool array_to_json(json_out *out, value_type t, const char *s,
+                          size_t len, element_buffer *eb)
 {
     value_type elem = value_type_element(t); /* an array itself, through a
                                                  domain over an array type */
@@ -491,7 +478,7 @@ static bool array_to_json(strbuf *out, value_type t, const char *s, size_t len,
         case AS_ELEM:
         case AS_ELEM_OR_CLOSE:
             if (c == '{') {
-                sbuf_append_char(out, '[');
+                json_out_putc(out, '[');
                 depth++;
                 i++;
                 state = AS_ELEM_OR_CLOSE;
@@ -516,7 +503,7 @@ static bool array_to_json(strbuf *out, value_type t, const char *s, size_t len,
                         k++;
                     buf[n++] = s[k];
                 }
-                value_json_append(out, elem, buf, n);
+                value_json_write(out, elem, buf, n);
                 i = j + 1;
             } else if (c == delim) {
                 return false;
@@ -526,16 +513,16 @@ static bool array_to_json(strbuf *out, value_type t, const char *s, size_t len,
                        s[j] != '"' && s[j] != '\\' && !is_array_space(s[j]))
                     j++;
                 if (j - i == 4 && strncasecmp(s + i, "NULL", 4) == 0)
-                    sbuf_append(out, "null", 4);
+                    json_out_put(out, "null", 4);
                 else
-                    value_json_append(out, elem, s + i, j - i);
+                    value_json_write(out, elem, s + i, j - i);
                 i = j;
             }
             state = AS_DELIM_OR_CLOSE;
             continue;
         case AS_DELIM_OR_CLOSE:
             if (c == delim) {
-                sbuf_append_char(out, ',');
+                json_out_putc(out, ',');
                 i++;
                 state = AS_ELEM;
                 continue;
@@ -547,7 +534,7 @@ static bool array_to_json(strbuf *out, value_type t, const char *s, size_t len,
             return false;
         }
     close_dimension:
-        sbuf_append_char(out, ']');
+        json_out_putc(out, ']');
         i++;
         depth--;
         state = depth ? AS_DELIM_OR_CLOSE : AS_END;
@@ -555,22 +542,57 @@ static bool array_to_json(strbuf *out, value_type t, const char *s, size_t len,
     return state == AS_END;
 }
 
-static void append_array(strbuf *out, value_type t, const char *s, size_t len)
+static bool encode_array(json_out *out, value_type t, const char *s, size_t len)
 {
     element_buffer eb;
-    size_t start = out->len;
 
     eb.data = eb.local;
     eb.cap = sizeof eb.local;
-    if (!array_to_json(out, t, s, len, &eb)) {
-        strbuf_truncate(out, start);
-        json_append_string(out, s, len);
-    }
+    bool ok = array_to_json(out, t, s, len, &eb);
     if (eb.data != eb.local)
         free(eb.data);
+    return ok;
 }
 
-void value_json_append(strbuf *out, value_type t, const char *text, size_t len)
+static bool encode_json(json_out *out, value_type t, const char *s, size_t len)
+{
+    (void)t;
+    return compact_json(out, s, len);
+}
+
+typedef bool (*checked_encoder)(json_out *out, value_type t, const char *s,
+                                size_t len);
+
+/* Encodes a value whose text may turn out malformed half-way, and then
+ * falls back to a JSON string of the text. A stream cannot take back what
+ * it handed on: a value no longer than a piece stays held in the buffer
+ * until it is known good; a longer one is checked by a dry run first, so
+ * that it then streams with nothing held (twice the work, only for huge
+ * values). */
+static void append_checked(json_out *out, checked_encoder encode, value_type t,
+                           const char *s, size_t len)
+{
+    bool ok;
+
+    if (json_out_streaming(out) && len > out->piece) {
+        strbuf scratch = STRBUF_INIT;
+        json_out dry = json_out_discard(&scratch, out->piece);
+        ok = encode(&dry, t, s, len);
+        sbuf_free(&scratch);
+        if (ok)
+            encode(out, t, s, len);
+    } else {
+        size_t mark = json_out_hold(out);
+        ok = encode(out, t, s, len);
+        if (!ok)
+            json_out_rewind(out, mark);
+        json_out_release(out);
+    }
+    if (!ok)
+        json_write_string(out, s, len);
+}
+
+void value_json_write(json_out *out, value_type t, const char *text, size_t len)
 {
     switch (t.kind) {
     case VK_INT:
@@ -583,14 +605,20 @@ void value_json_append(strbuf *out, value_type t, const char *text, size_t len)
         append_bool(out, text, len);
         return;
     case VK_JSON:
-        append_json(out, text, len);
+        append_checked(out, encode_json, t, text, len);
         return;
     case VK_ARRAY:
-        append_array(out, t, text, len);
+        append_checked(out, encode_array, t, text, len);
         return;
     case VK_NUMERIC:
     case VK_TEXT:
         break;
     }
-    json_append_string(out, text, len);
+    json_write_string(out, text, len);
+}
+
+void value_json_append(strbuf *out, value_type t, const char *text, size_t len)
+{
+    json_out o = json_out_buffer(out);
+    value_json_write(&o, t, text, len);
 }

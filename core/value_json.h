@@ -1,11 +1,15 @@
 /* Column values (PostgreSQL text output) to JSON. This is the per-row hot
- * path: nothing here allocates beyond growing the output buffer. */
+ * path: nothing here allocates beyond growing the output buffer, except
+ * the dry run that checks an array or json value longer than a stream's
+ * piece, and the unescaped copy of a quoted array element longer than 256
+ * bytes. */
 #ifndef PGSPOUT_VALUE_JSON_H
 #define PGSPOUT_VALUE_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "json_out.h"
 #include "strbuf.h"
 #include "typeinfo.h"
 
@@ -19,8 +23,14 @@ void value_json_append(strbuf *out, value_type t, const char *text, size_t len);
  * encodes as: a json/jsonb value holding the JSON literal null. */
 bool value_json_is_null(value_type t, const char *text, size_t len);
 
+/* The same into a json_out: a stream hands the JSON on in pieces and never
+ * holds a whole copy of the value. */
+void value_json_write(json_out *out, value_type t, const char *text,
+                      size_t len);
+
 /* Appends s as a JSON string. Valid UTF-8 passes through unchanged; each
  * byte that is not part of valid UTF-8 becomes U+FFFD. */
 void json_append_string(strbuf *out, const char *s, size_t len);
+void json_write_string(json_out *out, const char *s, size_t len);
 
 #endif

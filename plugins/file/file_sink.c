@@ -820,6 +820,61 @@ static pgspout_status write_out(file_sink *fs, off_t *mark)
     return check_inode(fs, &own);
 }
 
+/* Adds output; once a megabyte is pending it goes to the file (checked as
+ * write_out does), even in the middle of an event, so an event with a huge
+ * value passes through in bounded pieces. */
+static pgspout_status put_output(file_sink *fs, const char *data, size_t n,
+                                 off_t *mark)
+{
+    if (!buffer_append(fs, data, n))
+        return report(fs->host, fs->handle, ENOMEM, "cannot buffer events");
+    if (fs->len - fs->sent < FILE_SINK_WRITE_THRESHOLD)
+        return PGSPOUT_OK;
+    return write_out(fs, mark);
+}
+
+typedef struct event_output {
+    file_sink *fs;
+    off_t *mark;
+    pgspout_status status; /* why put_output refused a piece */
+} event_output;
+
+static bool take_piece(void *ctx, const char *data, size_t length)
+{
+    event_output *out = ctx;
+
+    out->status = put_output(out->fs, data, length, out->mark);
+    return out->status == PGSPOUT_OK;
+}
+
+/* Appends one event's line. The host streams the JSON when it can (ABI
+ * 1.1), so that neither side holds it whole. *unencodable is set when the
+ * host could not encode the event. */
+static pgspout_status put_event(file_sink *fs, const pgspout_event *ev,
+                                off_t *mark, bool *unencodable)
+{
+    const pgspout_host_api *host = fs->host;
+    event_output out = {fs, mark, PGSPOUT_OK};
+
+    *unencodable = false;
+    if (PGSPOUT_HAS_FIELD(host, pgspout_host_api, event_json_stream) &&
+        host->event_json_stream) {
+        if (!host->event_json_stream(ev, PGSPOUT_PART_EVENT, take_piece,
+                                     &out)) {
+            *unencodable = out.status == PGSPOUT_OK;
+            return out.status;
+        }
+    } else {
+        size_t len = 0;
+        const char *json = host->event_json(ev, PGSPOUT_PART_EVENT, &len);
+
+        *unencodable = json == NULL;
+        if (!json || !take_piece(&out, json, len))
+            return out.status;
+    }
+    return put_output(fs, "\n", 1, mark);
+}
+
 static pgspout_status
 file_write(void *state, const pgspout_event *const *events, size_t count)
 {
@@ -834,30 +889,22 @@ file_write(void *state, const pgspout_event *const *events, size_t count)
         return status;
     mark = logical_size(fs);
     for (size_t i = 0; i < count; i++) {
-        size_t json_len = 0;
-        const char *json =
-            host->event_json(events[i], PGSPOUT_PART_EVENT, &json_len);
+        bool unencodable;
+        status = put_event(fs, events[i], &mark, &unencodable);
 
-        if (!json) {
+        if (unencodable) {
             host->log(fs->handle, PGSPOUT_LOG_ERROR,
                       "the host could not encode an event as JSON");
             status = PGSPOUT_FATAL;
             goto undo;
         }
-        if (!buffer_append(fs, json, json_len) || !buffer_append(fs, "\n", 1)) {
-            status = report(host, fs->handle, ENOMEM, "cannot buffer events");
-            goto undo;
-        }
-        fs->have_written = true;
-        fs->last_written = host->event_position(events[i]);
-        if (fs->len - fs->sent < FILE_SINK_WRITE_THRESHOLD)
-            continue;
-        status = write_out(fs, &mark);
         /* A file deleted or cut under us has nothing to roll back. */
         if (status != PGSPOUT_OK && fs->failed)
             return status;
         if (status != PGSPOUT_OK)
             goto undo;
+        fs->have_written = true;
+        fs->last_written = host->event_position(events[i]);
     }
     return PGSPOUT_OK;
 

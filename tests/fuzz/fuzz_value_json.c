@@ -3,9 +3,11 @@
  * Input: a kind byte, an element-kind byte, a delimiter byte (bit 0: the
  * array's delimiter; bits 1-3: how many levels of elements are arrays
  * themselves, as through domains over array types; bits 4-7: their
- * delimiters), then the value's text. value_json_append promises valid JSON
- * whatever the text (valid UTF-8 included), so the output is checked by a
- * strict validator written here from RFC 8259, not just run. */
+ * delimiters), then the value's text; the high bits of the first two bytes
+ * choose a piece size. value_json_append promises valid JSON whatever the
+ * text (valid UTF-8 included), so the output is checked by a strict
+ * validator written here from RFC 8259, not just run; and the same value
+ * streamed in small pieces must give exactly the same bytes. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -202,6 +204,41 @@ static value_type fuzzed_type(const uint8_t *data)
     return value_type_array_of(elem, (data[2] & 1) ? ';' : ',');
 }
 
+typedef struct collected {
+    strbuf text;
+    size_t piece;
+} collected;
+
+static bool collect(void *ctx, const char *data, size_t len)
+{
+    collected *c = ctx;
+    if (len == 0 || len > c->piece)
+        abort();
+    sbuf_append(&c->text, data, len);
+    return true;
+}
+
+/* Pieces of 1 to 128 bytes: small enough that values of a few hundred
+ * bytes take the dry-run path of json and arrays. */
+static void check_streamed(value_type t, const char *text, size_t len,
+                           size_t piece, const strbuf *whole)
+{
+    strbuf scratch = STRBUF_INIT;
+    collected c = {STRBUF_INIT, piece};
+    json_out o = json_out_stream(&scratch, piece, collect, &c);
+    value_json_write(&o, t, text, len);
+    if (!json_out_finish(&o) || c.text.len != whole->len ||
+        memcmp(c.text.data, whole->data, whole->len) != 0) {
+        fprintf(stderr, "streamed in %zu-byte pieces, kind %d/%d: %.*s\n",
+                piece, t.kind, t.elem_kind,
+                (int)(c.text.len < 2000 ? c.text.len : 2000),
+                c.text.data ? c.text.data : "");
+        abort();
+    }
+    sbuf_free(&scratch);
+    sbuf_free(&c.text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3)
@@ -230,6 +267,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 t.kind, (int)(len < 200 ? len : 200), text);
         abort();
     }
+    /* Pieces of 1 to 128 bytes, from bits the type bytes leave unused. */
+    size_t piece = 1 + (size_t)((data[0] >> 3) | (data[1] >> 6) << 5) % 128;
+    check_streamed(t, text, len, piece, &out);
     sbuf_free(&out);
 
     /* The same for plain strings. */

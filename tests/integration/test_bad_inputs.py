@@ -129,10 +129,10 @@ def test_bad_config_relative_path(pgspout, dead_port, tmp_path):
 # The variants of tests/unit/sinks/abi_variant.c and the refusal of each.
 BROKEN_SINKS = [
     ("bad_magic", "bad magic number 0xDEADBEEF"),
-    ("other_major", "incompatible ABI major version: sink built for ABI 2.0, "
-                    "this pgspout provides ABI 1.0"),
-    ("newer_minor", "sink needs a newer host: sink built for ABI 1.1, this "
-                    "pgspout provides ABI 1.0"),
+    ("other_major", "incompatible ABI major version: sink built for ABI 2.1, "
+                    "this pgspout provides ABI 1.1"),
+    ("newer_minor", "sink needs a newer host: sink built for ABI 1.2, this "
+                    "pgspout provides ABI 1.1"),
     ("short_descriptor", "descriptor size 16 is smaller"),
     ("missing_flush", "missing required callback 'flush'"),
     ("no_entry", "does not export pgspout_sink_entry()"),
@@ -157,12 +157,14 @@ def run_sink(pgspout, port, sink, *extra):
                        "--sink", sink, *extra, timeout=30, env=clean_env())
 
 
-def test_good_variant_is_loaded(pgspout, dead_port, variant_dir):
-    """The control: the well-formed variant is accepted, so pgspout goes on
-    to connect, and that fails (exit 1). The refusals below are therefore
-    the loader's, not the harness's."""
-    r = run_sink(pgspout, dead_port, os.path.join(variant_dir,
-                                                  "pgspout_good.so"))
+@pytest.mark.parametrize("variant", ["good", "older_minor"])
+def test_good_variant_is_loaded(pgspout, dead_port, variant_dir, variant):
+    """The control: the well-formed variants (one built for ABI 1.0, which
+    a newer minor must keep loading) are accepted, so pgspout goes on to
+    connect, and that fails (exit 1). The refusals below are therefore the
+    loader's, not the harness's."""
+    r = run_sink(pgspout, dead_port, os.path.join(
+        variant_dir, "pgspout_%s.so" % variant))
     assert r.returncode == 1, (r.returncode, r.stderr)
 
 

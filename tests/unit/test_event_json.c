@@ -111,20 +111,57 @@ static void init_event(event *ev, pgspout_op op, relation *rel)
     "\"lsn\":\"0/16B3748\",\"commit_lsn\":\"0/16B37A0\",\"xid\":741,"          \
     "\"commit_time\":\"2026-11-21T23:55:22.123456Z\""
 
-static void check_event(event *ev, const char *expected)
+/* What event_json_stream hands on, and how. */
+typedef struct stream_capture {
+    strbuf text;
+    size_t piece;
+    int calls;
+    int refuse_at;  /* the writer returns false on this call; 0 never */
+    bool bad_piece; /* empty, or longer than the bound */
+} stream_capture;
+
+static bool capture_piece(void *ctx, const char *data, size_t len)
 {
+    stream_capture *c = ctx;
+    c->calls++;
+    if (len == 0 || len > c->piece)
+        c->bad_piece = true;
+    sbuf_append(&c->text, data, len);
+    return c->calls != c->refuse_at;
+}
+
+/* Streamed in pieces of 1 byte, 7 bytes and the default size, the JSON of
+ * a part is `expected`, byte for byte. */
+static void check_streamed(const event *ev, pgspout_event_part part,
+                           const char *expected)
+{
+    static const size_t pieces[] = {1, 7, JSON_OUT_PIECE};
+    for (size_t i = 0; i < 3; i++) {
+        stream_capture c = {STRBUF_INIT, pieces[i], 0, 0, false};
+        CHECK(event_json_stream(ev, part, pieces[i], capture_piece, &c));
+        CHECK_STR(c.text.data ? c.text.data : "", expected);
+        CHECK(!c.bad_piece);
+        sbuf_free(&c.text);
+    }
+}
+
+/* Encoded whole, streamed before (so encoded piecewise) and after (so
+ * from the cache) it was. */
+static void check_part(event *ev, pgspout_event_part part, const char *expected)
+{
+    check_streamed(ev, part, expected);
+    CHECK(ev->json[part] == NULL); /* streaming does not fill the cache */
     size_t len = 0;
-    const char *json = event_json_get(ev, PGSPOUT_PART_EVENT, &len);
+    const char *json = event_json_get(ev, part, &len);
     CHECK_STR(json, expected);
     CHECK(json && len == strlen(json));
     CHECK(json && is_valid_json(json));
+    check_streamed(ev, part, expected);
 }
 
-static void check_part(event *ev, pgspout_event_part part, const char *expected)
+static void check_event(event *ev, const char *expected)
 {
-    const char *json = event_json_get(ev, part, NULL);
-    CHECK_STR(json, expected);
-    CHECK(json && is_valid_json(json));
+    check_part(ev, PGSPOUT_PART_EVENT, expected);
 }
 
 static void test_insert(relation *orders)
@@ -389,6 +426,64 @@ static void test_header_fields(relation *orders)
     event_clear(&ev);
 }
 
+/* An event with huge values (text, bytea's hex form, binary) streams in
+ * bounded pieces to the same JSON as encoded whole; a writer that refuses
+ * a piece gets no further one; a part out of range streams nothing. */
+static void test_stream_huge_event(void)
+{
+    static const column_spec columns[] = {
+        {"id", 23, "integer", true},
+        {"t", 25, "text", false},
+        {"hex", 17, "bytea", false},
+        {"bin", 17, "bytea", false},
+    };
+    const size_t n = (size_t)3 << 20;
+    char *text = xmalloc(n + 1), *hex = xmalloc(n + 1), *bin = xmalloc(n);
+    memset(text, 'q', n);
+    text[n / 2] = '"';
+    text[n] = '\0';
+    hex[0] = '\\';
+    hex[1] = 'x';
+    memset(hex + 2, 'a', n - 2);
+    hex[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        bin[i] = (char)i;
+    relation *rel = make_relation("public", "orders", columns, 4);
+    event ev;
+    init_event(&ev, PGSPOUT_OP_INSERT, rel);
+    ev.new_tuple = make_tuple(4, (const char *[]){"5", text, hex, "x"});
+    ev.new_tuple.cols[3].kind = COLVAL_BINARY;
+    ev.new_tuple.cols[3].data = bin;
+    ev.new_tuple.cols[3].len = (uint32_t)n;
+
+    stream_capture c = {STRBUF_INIT, JSON_OUT_PIECE, 0, 0, false};
+    CHECK(event_json_stream(&ev, PGSPOUT_PART_EVENT, 0, capture_piece, &c));
+    CHECK(!c.bad_piece && c.calls > 3 * (int)(n / JSON_OUT_PIECE));
+    CHECK(ev.json[PGSPOUT_PART_EVENT] == NULL);
+    size_t len = 0;
+    const char *whole = event_json_get(&ev, PGSPOUT_PART_EVENT, &len);
+    CHECK(c.text.len == len && memcmp(c.text.data, whole, len) == 0);
+    CHECK(is_valid_json(whole));
+    sbuf_free(&c.text);
+
+    stream_capture refusing = {STRBUF_INIT, JSON_OUT_PIECE, 0, 3, false};
+    CHECK(!event_json_stream(&ev, PGSPOUT_PART_AFTER, 0, capture_piece,
+                             &refusing));
+    CHECK(refusing.calls == 3);
+    sbuf_free(&refusing.text);
+
+    stream_capture none = {STRBUF_INIT, JSON_OUT_PIECE, 0, 0, false};
+    CHECK(!event_json_stream(&ev, (pgspout_event_part)6, 0, capture_piece,
+                             &none));
+    CHECK(none.calls == 0);
+
+    event_clear(&ev);
+    relation_unref(rel);
+    free(text);
+    free(hex);
+    free(bin);
+}
+
 static void test_lsn(void)
 {
     uint64_t lsn = 0;
@@ -475,6 +570,7 @@ int main(void)
     test_truncate(orders);
     test_schema();
     test_header_fields(orders);
+    test_stream_huge_event();
     CHECK(orders->refcount == 1);
     relation_unref(orders);
 

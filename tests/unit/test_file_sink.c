@@ -201,20 +201,49 @@ static void fake_ack_durable(pgspout_sink_handle *sink, pgspout_position upto)
     last_ack = upto;
 }
 
-static const pgspout_host_api host = {
-    .size = sizeof(pgspout_host_api),
-    .abi_major = PGSPOUT_ABI_MAJOR,
-    .abi_minor = PGSPOUT_ABI_MINOR,
-    .log = fake_log,
-    .option_string = fake_option_string,
-    .option_int = fake_option_int,
-    .option_bool = fake_option_bool,
-    .option_double = fake_option_double,
-    .event_position = fake_event_position,
-    .event_json = fake_event_json,
-    .format_lsn = fake_format_lsn,
-    .ack_durable = fake_ack_durable,
-};
+/* As the host streams: in order, in pieces of at most stream_piece bytes,
+ * stopping when the writer refuses one. */
+static size_t stream_piece = PGSPOUT_JSON_PIECE_MAX;
+static int stream_calls;
+static int writes_before_last_piece; /* file write(2)s the sink had made */
+
+static bool fake_event_json_stream(const pgspout_event *ev,
+                                   pgspout_event_part part,
+                                   pgspout_json_writer writer, void *ctx)
+{
+    size_t len = strlen(ev->json);
+
+    if (part != PGSPOUT_PART_EVENT)
+        return false;
+    stream_calls++;
+    for (size_t done = 0; done < len; done += stream_piece) {
+        size_t n = len - done < stream_piece ? len - done : stream_piece;
+        if (done + n == len)
+            writes_before_last_piece = file_write_calls;
+        if (!writer(ctx, ev->json + done, n))
+            return false;
+    }
+    return true;
+}
+
+/* The sink must work with a 1.0 host, whose table ends before
+ * event_json_stream, and use streaming with a 1.1 host. */
+#define HOST_TABLE(table_size, minor, stream)                                  \
+    {                                                                          \
+        .size = (table_size), .abi_major = PGSPOUT_ABI_MAJOR,                  \
+        .abi_minor = (minor), .log = fake_log,                                 \
+        .option_string = fake_option_string, .option_int = fake_option_int,    \
+        .option_bool = fake_option_bool, .option_double = fake_option_double,  \
+        .event_position = fake_event_position, .event_json = fake_event_json,  \
+        .format_lsn = fake_format_lsn, .ack_durable = fake_ack_durable,        \
+        .event_json_stream = (stream)                                          \
+    }
+
+static const pgspout_host_api host_1_0 =
+    HOST_TABLE(offsetof(pgspout_host_api, event_json_stream), 0, NULL);
+static const pgspout_host_api host_1_1 =
+    HOST_TABLE(sizeof(pgspout_host_api), 1, fake_event_json_stream);
+static const pgspout_host_api *host = &host_1_1;
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -349,7 +378,7 @@ static pgspout_status create_sink(void **state, const char *path,
     opt_fsync = fsync;
     opt_rotate_size = rotate_size;
     *state = NULL;
-    return desc->create(&host, &handle, state);
+    return desc->create(host, &handle, state);
 }
 
 /* The wrappers tolerate a sink that failed to be created, so one failed
@@ -963,43 +992,44 @@ static void test_renamed(void)
 }
 
 /* kill -9 right after another program renamed the file, before the sink
- * noticed (the renamed file holds a torn line and an event written but not
- * acknowledged), and right after the sink followed a rename (the new file
- * is still empty, the renamed one compressed away). */
+ * noticed (the renamed file holds an event written but not acknowledged,
+ * then a torn line: two events too large to stay in the sink's buffer), and
+ * right after the sink followed a rename (the new file is still empty, the
+ * renamed one compressed away). */
 static void test_resume_after_rename(void)
 {
     char *path = path_in_tmp("resume.jsonl");
     char *dated = concat(path, "-20261122"), *first = concat(path, ".1");
-    pgspout_event *evs[5];
+    pgspout_event *evs[6];
     void *sink;
 
     make_events(evs, 2, 0x5000);
     evs[2] = make_event(0x5200, 1, 1100000); /* reaches the file in write() */
-    make_events(evs + 3, 2, 0x5300);
+    evs[3] = make_event(0x5200, 2, 1100000); /* torn by the kill */
+    make_events(evs + 4, 2, 0x5300);
     ack_count = 0;
     CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
     CHECK(write_events(sink, evs, 0, 2) == PGSPOUT_OK);
     CHECK(flush_sink(sink) == PGSPOUT_OK);
-    CHECK(write_events(sink, evs, 2, 3) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 2, 4) == PGSPOUT_OK);
     CHECK(acked(0x5100, 1));
     CHECK(rename(path, dated) == 0);
-    write_all(dated, "{\"op\":\"ins", "ab");
     destroy_sink(sink);
 
     log_reset();
     CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
     CHECK(resume_is(sink, 0x5200, 1));
     CHECK(log_has("wrote last is no longer"));
-    CHECK(log_has("truncated 10 bytes"));
+    CHECK(log_has("of an incomplete last line"));
     CHECK(content_is_lines(dated, evs, 0, 3));
     CHECK(file_size(path) == 0);
-    CHECK(write_events(sink, evs, 3, 4) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 4, 5) == PGSPOUT_OK);
     CHECK(flush_sink(sink) == PGSPOUT_OK);
     /* Renamed with nothing new to write: the new file stays empty. */
     CHECK(rename(path, first) == 0);
     CHECK(flush_sink(sink) == PGSPOUT_OK);
     CHECK(file_size(path) == 0);
-    CHECK(content_is_lines(first, evs, 3, 4));
+    CHECK(content_is_lines(first, evs, 4, 5));
     destroy_sink(sink);
 
     CHECK(unlink(first) == 0);
@@ -1007,9 +1037,9 @@ static void test_resume_after_rename(void)
     CHECK(create_sink(&sink, path, "true", NULL) == PGSPOUT_OK);
     CHECK(resume_is(sink, 0x5300, 1));
     CHECK(log_has("stored before"));
-    CHECK(write_events(sink, evs, 4, 5) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 5, 6) == PGSPOUT_OK);
     CHECK(flush_sink(sink) == PGSPOUT_OK);
-    CHECK(content_is_lines(path, evs, 4, 5));
+    CHECK(content_is_lines(path, evs, 5, 6));
     destroy_sink(sink);
 
     /* The renamed file found again no longer ends in an event: left alone,
@@ -1022,7 +1052,7 @@ static void test_resume_after_rename(void)
     CHECK(resume_is(sink, 0x5300, 1));
     destroy_sink(sink);
 
-    free_events(evs, 5);
+    free_events(evs, 6);
     free(dated);
     free(first);
     free(path);
@@ -1122,6 +1152,52 @@ static void test_replaced(void)
     free(path);
 }
 
+/* An event far larger than the sink's 1 MiB write-out, streamed by a 1.1
+ * host: its line reaches the file while the event is still being written
+ * (the sink never holds it whole), a failure half-way through it cuts the
+ * file back to where the batch began, and redelivery stores it once. */
+static void test_huge_event_streamed(void)
+{
+    char *path = path_in_tmp("huge.jsonl");
+    pgspout_event *evs[2] = {make_event(0xC000, 1, 100),
+                             make_event(0xC000, 2, 5u << 20)};
+    char *first = expected_lines(evs, 0, 1);
+    char *expected = expected_lines(evs, 0, 2);
+    void *sink;
+
+    stream_calls = 0;
+    ack_count = 0;
+    CHECK(create_sink(&sink, path, "false", NULL) == PGSPOUT_OK);
+    CHECK(write_events(sink, evs, 0, 1) == PGSPOUT_OK);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+
+    /* write(2) fails once 2.5 MiB of the 5 MiB line went out. */
+    arm_fault((5u << 20) / 2, ENOSPC);
+    CHECK(write_events(sink, evs, 1, 2) == PGSPOUT_RETRY);
+    disarm_fault();
+    CHECK(content_is(path, first));
+    CHECK(!acked(0xC000, 2));
+
+    file_write_calls = 0;
+    CHECK(write_events(sink, evs, 1, 2) == PGSPOUT_OK);
+    /* The line went out a megabyte at a time while it was being streamed.
+     */
+    CHECK(writes_before_last_piece >= 4);
+    CHECK(flush_sink(sink) == PGSPOUT_OK);
+    CHECK(content_is(path, expected));
+    CHECK(acked(0xC000, 2));
+    CHECK(stream_calls == 3);
+    destroy_sink(sink);
+
+    CHECK(create_sink(&sink, path, "false", NULL) == PGSPOUT_OK);
+    CHECK(resume_is(sink, 0xC000, 2));
+    destroy_sink(sink);
+    free(first);
+    free(expected);
+    free_events(evs, 2);
+    free(path);
+}
+
 static void remove_tmpdir(void)
 {
     DIR *d = opendir(tmpdir);
@@ -1163,27 +1239,40 @@ int main(int argc, char **argv)
         return check_summary();
     desc = entry();
     handle.desc = desc;
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
+    test_descriptor();
+
+    /* Every scenario with a 1.0 host (whole JSON per event), then with a
+     * 1.1 host streaming small pieces, then default-sized ones. */
+    const pgspout_host_api *hosts[] = {&host_1_0, &host_1_1, &host_1_1};
+    const size_t pieces[] = {0, 4093, PGSPOUT_JSON_PIECE_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        printf("# host ABI 1.%d, pieces of %zu bytes\n", hosts[i]->abi_minor,
+               pieces[i]);
+        host = hosts[i];
+        stream_piece = pieces[i] ? pieces[i] : 1;
+        strcpy(tmpdir, "/tmp/pgspout-file-test-XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            return 2;
+        }
+        test_write_flush_recover();
+        test_whole_file_torn();
+        test_schema_last();
+        test_long_lines();
+        test_rotation();
+        test_stdout();
+        test_missing_directory();
+        test_large_batches_and_retries();
+        test_deleted();
+        test_renamed();
+        test_resume_after_rename();
+        test_truncated();
+        test_replaced();
+        if (host == &host_1_1)
+            test_huge_event_streamed();
+        remove_tmpdir();
     }
 
-    test_descriptor();
-    test_write_flush_recover();
-    test_whole_file_torn();
-    test_schema_last();
-    test_long_lines();
-    test_rotation();
-    test_stdout();
-    test_missing_directory();
-    test_large_batches_and_retries();
-    test_deleted();
-    test_renamed();
-    test_resume_after_rename();
-    test_truncated();
-    test_replaced();
-
-    remove_tmpdir();
     dlclose(lib);
     return check_summary();
 }

@@ -26,11 +26,63 @@ static void require_valid_json(void)
     json_decref(v);
 }
 
+static value_type kind(value_kind k)
+{
+    value_type t = {k, VK_TEXT, ',', 0, {0}};
+    return t;
+}
+
+/* Collects what a stream hands on, checking the piece bound. */
+typedef struct collector {
+    strbuf text;
+    size_t piece;
+    bool bad_piece; /* empty, or longer than the bound */
+} collector;
+
+static bool collect(void *ctx, const char *data, size_t len)
+{
+    collector *c = ctx;
+    if (len == 0 || len > c->piece)
+        c->bad_piece = true;
+    sbuf_append(&c->text, data, len);
+    return true;
+}
+
+static int stream_mismatch_count;
+
+/* Streamed in pieces of any size, the JSON must be exactly what `out` got
+ * as a whole: pieces from 1 byte (a flush after every write, and every
+ * array or json value long enough to take the dry-run path) up. */
+static void require_same_streamed(value_type t, const char *text, size_t len,
+                                  bool plain_string)
+{
+    static const size_t pieces[] = {1, 2, 3, 5, 8, 13, 64, 1000};
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        strbuf scratch = STRBUF_INIT;
+        collector c = {STRBUF_INIT, pieces[i], false};
+        json_out o = json_out_stream(&scratch, pieces[i], collect, &c);
+        if (plain_string)
+            json_write_string(&o, text, len);
+        else
+            value_json_write(&o, t, text, len);
+        bool ok = json_out_finish(&o);
+        if (!ok || c.bad_piece || c.text.len != out.len ||
+            (out.len && memcmp(c.text.data, out.data, out.len) != 0)) {
+            stream_mismatch_count++;
+            printf("# streamed in %zu-byte pieces: %.*s\n", pieces[i],
+                   (int)c.text.len, c.text.data ? c.text.data : "");
+        }
+        sbuf_free(&scratch);
+        sbuf_free(&c.text);
+    }
+}
+
 static const char *encode_len(value_type t, const char *text, size_t len)
 {
     sbuf_reset(&out);
     value_json_append(&out, t, text, len);
     require_valid_json();
+    require_same_streamed(t, text, len, false);
     return out.data;
 }
 
@@ -44,13 +96,8 @@ static const char *string_of(const char *text, size_t len)
     sbuf_reset(&out);
     json_append_string(&out, text, len);
     require_valid_json();
+    require_same_streamed(kind(VK_TEXT), text, len, true);
     return out.data;
-}
-
-static value_type kind(value_kind k)
-{
-    value_type t = {k, VK_TEXT, ',', 0, {0}};
-    return t;
 }
 
 static value_type array_of(value_kind elem, char delim)
@@ -451,6 +498,72 @@ static void test_strings(void)
     sbuf_free(&sb);
 }
 
+/* Memory a stream used for a value: its scratch buffer's capacity. */
+static size_t streamed_scratch(value_type t, const char *text, size_t len,
+                               strbuf *collected)
+{
+    strbuf scratch = STRBUF_INIT;
+    collector c = {STRBUF_INIT, JSON_OUT_PIECE, false};
+    json_out o = json_out_stream(&scratch, 0, collect, &c);
+    value_json_write(&o, t, text, len);
+    CHECK(json_out_finish(&o) && !c.bad_piece);
+    size_t cap = scratch.cap;
+    sbuf_free(&scratch);
+    *collected = c.text;
+    return cap;
+}
+
+/* open 1,1,...,1 close */
+static void fill_list(char *text, size_t n, char open, char close)
+{
+    for (size_t i = 1; i + 1 < n; i++)
+        text[i] = i % 2 ? '1' : ',';
+    text[0] = open;
+    text[n - 1] = close;
+}
+
+/* Huge values stream with a bounded buffer, whatever their kind, and give
+ * the same JSON as when encoded whole: text that needs no escaping, text
+ * that is all escapes (6 bytes out per byte in), json and arrays that are
+ * valid, and ones that turn out malformed only at their very end (which
+ * then fall back to a string). */
+static void test_huge_values_stream_bounded(void)
+{
+    const size_t n = ((size_t)4 << 20) + 1; /* odd, for fill_list */
+    char *text = xmalloc(n);
+    const struct {
+        value_type type;
+        char fill, open, close; /* fill 0: a list */
+        char json_starts;
+    } cases[] = {
+        {kind(VK_TEXT), 'a', 0, 0, '"'},
+        {kind(VK_TEXT), '\x01', 0, 0, '"'},
+        {kind(VK_JSON), 0, '[', ']', '['},
+        {kind(VK_JSON), 0, '[', '}', '"'},
+        {array_of(VK_INT, ','), 0, '{', '}', '['},
+        {array_of(VK_INT, ','), 0, '{', ']', '"'},
+    };
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        if (cases[k].fill)
+            memset(text, cases[k].fill, n);
+        else
+            fill_list(text, n, cases[k].open, cases[k].close);
+        strbuf whole = STRBUF_INIT, streamed;
+        value_json_append(&whole, cases[k].type, text, n);
+        size_t cap = streamed_scratch(cases[k].type, text, n, &streamed);
+        printf("# case %zu: %zu bytes of JSON, scratch buffer %zu bytes\n", k,
+               whole.len, cap);
+        CHECK(cap <= 4 * JSON_OUT_PIECE);
+        CHECK(whole.data[0] == cases[k].json_starts);
+        CHECK(streamed.len == whole.len &&
+              memcmp(streamed.data, whole.data, whole.len) == 0);
+        sbuf_free(&whole);
+        sbuf_free(&streamed);
+    }
+    free(text);
+}
+
 int main(void)
 {
     test_typeinfo();
@@ -460,7 +573,9 @@ int main(void)
     test_arrays_of_arrays();
     test_string_word_scan();
     test_strings();
+    test_huge_values_stream_bounded();
     CHECK(invalid_json_count == 0);
+    CHECK(stream_mismatch_count == 0);
     sbuf_free(&out);
     return check_summary();
 }

@@ -20,6 +20,14 @@
 /* The host's handle for one sink instance; passed back on every call. */
 typedef struct pgspout_sink_handle pgspout_sink_handle;
 
+/* The largest piece event_json_stream hands to its writer. */
+#define PGSPOUT_JSON_PIECE_MAX ((size_t)64 << 10)
+
+/* Takes the next piece of streamed JSON (`length` bytes, not NUL-terminated,
+ * valid only during the call). Returns false to stop the stream, e.g. after
+ * a failed write. */
+typedef bool (*pgspout_json_writer)(void *ctx, const char *data, size_t length);
+
 typedef enum pgspout_log_level {
     PGSPOUT_LOG_DEBUG = 0,
     PGSPOUT_LOG_INFO = 1,
@@ -88,6 +96,19 @@ typedef struct pgspout_host_api {
      * promptly, and the host stops without confirming anything the sink has
      * not acknowledged. Thread-safe. */
     bool (*should_stop)(pgspout_sink_handle *sink);
+
+    /* --- ABI 1.1 --- */
+
+    /* The same JSON as event_json, handed to `writer` in order, in pieces of
+     * at most PGSPOUT_JSON_PIECE_MAX bytes, instead of as one buffer: the
+     * host never builds it whole (unless event_json already did), so a sink
+     * that passes the pieces on (a file, a socket) holds no whole copy of an
+     * event with a huge value. Returns true once every piece was taken;
+     * false when `writer` returned false (no piece follows) or `part` is out
+     * of range. Call it during the write callback, like event_json. */
+    bool (*event_json_stream)(const pgspout_event *event,
+                              pgspout_event_part part,
+                              pgspout_json_writer writer, void *ctx);
 } pgspout_host_api;
 
 #endif

@@ -14,6 +14,8 @@
 #endif
 #ifdef VARIANT_NEWER_MINOR
 #define MINOR (PGSPOUT_ABI_MINOR + 1)
+#elif defined(VARIANT_OLDER_MINOR)
+#define MINOR 0 /* built against ABI 1.0 headers */
 #else
 #define MINOR PGSPOUT_ABI_MINOR
 #endif
