@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libconfig.h>
-#include <libpq-fe.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 
 #include "config_tokens.h"
 #include "conninfo.h"
+#include "lsn.h"
 #include "strbuf.h"
 
 #ifndef PGSPOUT_VERSION
@@ -86,30 +86,6 @@ void config_free(pgspout_config *cfg)
     sinks_free(cfg);
     free(cfg->config_file);
     memset(cfg, 0, sizeof(*cfg));
-}
-
-bool config_parse_lsn(const char *text, uint64_t *lsn)
-{
-    uint64_t parts[2] = {0, 0};
-    const char *p = text;
-    for (int part = 0; part < 2; part++) {
-        int digits = 0;
-        while (isxdigit((unsigned char)*p)) {
-            if (++digits > 8)
-                return false;
-            int c = tolower((unsigned char)*p++);
-            parts[part] = parts[part] * 16 +
-                          (uint64_t)(isdigit(c) ? c - '0' : c - 'a' + 10);
-        }
-        if (digits == 0)
-            return false;
-        if (part == 0 && *p++ != '/')
-            return false;
-    }
-    if (*p != '\0')
-        return false;
-    *lsn = parts[0] << 32 | parts[1];
-    return true;
 }
 
 static bool all_chars_in(const char *s, bool (*ok)(int c))
@@ -510,7 +486,7 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *s,
     } else if (strcmp(key, "endpos") == 0) {
         if (read_string(ctx, s, key, &value) != 0)
             return CONFIG_USAGE_ERROR;
-        if (!config_parse_lsn(value, &cfg->endpos))
+        if (!lsn_parse(value, &cfg->endpos))
             return setting_error(ctx, s, key,
                                  "invalid LSN \"%s\" (expected X/X, e.g. "
                                  "\"0/16B3748\")",
@@ -994,7 +970,7 @@ static int parse_argv(int argc, char **argv, cli_args *cli, char *err,
             break;
         }
         case 'E':
-            if (!config_parse_lsn(optarg, &cli->endpos))
+            if (!lsn_parse(optarg, &cli->endpos))
                 return usage_error(err, errlen,
                                    "invalid --endpos \"%s\" (expected an LSN "
                                    "like 0/16B3748)",
@@ -1281,65 +1257,4 @@ void config_print_usage(FILE *out)
         "  -V, --version              print the version and exit\n"
         "      --help                 print this help and exit\n",
         out);
-}
-
-/* ---- conninfo redaction ---- */
-
-/* libpq marks its secret keywords with dispchar "*"; the names are checked
- * as well in case an older libpq leaves sslpassword unmarked. */
-static bool is_secret_keyword(const PQconninfoOption *o)
-{
-    return (o->dispchar && o->dispchar[0] == '*') ||
-           strcmp(o->keyword, "password") == 0 ||
-           strcmp(o->keyword, "sslpassword") == 0;
-}
-
-/* Quotes as libpq's key=value syntax requires, so the output can be pasted
- * back (with the password filled in). */
-static void append_conninfo_value(strbuf *sb, const char *value)
-{
-    bool plain = *value != '\0';
-    for (const char *p = value; *p && plain; p++) {
-        if (isspace((unsigned char)*p) || *p == '\'' || *p == '\\' || *p == '=')
-            plain = false;
-    }
-    if (plain) {
-        sbuf_append_str(sb, value);
-        return;
-    }
-    sbuf_append_char(sb, '\'');
-    for (const char *p = value; *p; p++) {
-        if (*p == '\'' || *p == '\\')
-            sbuf_append_char(sb, '\\');
-        sbuf_append_char(sb, *p);
-    }
-    sbuf_append_char(sb, '\'');
-}
-
-char *conninfo_redacted(const char *conninfo)
-{
-    if (!conninfo)
-        return xstrdup("");
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
-    if (!opts) {
-        /* The error text may quote the input, password and all. */
-        if (errmsg)
-            PQfreemem(errmsg);
-        return xstrdup("(unparseable conninfo)");
-    }
-    strbuf sb = STRBUF_INIT;
-    for (const PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val)
-            continue;
-        if (sb.len > 0)
-            sbuf_append_char(&sb, ' ');
-        sbuf_appendf(&sb, "%s=", o->keyword);
-        if (is_secret_keyword(o))
-            sbuf_append_str(&sb, "********");
-        else
-            append_conninfo_value(&sb, o->val);
-    }
-    PQconninfoFree(opts);
-    return sbuf_detach(&sb);
 }

@@ -92,14 +92,4 @@ void config_free(pgspout_config *cfg);
 
 void config_print_usage(FILE *out);
 
-/* Parses "X/X" (two hex numbers of at most 8 digits, as PostgreSQL prints an
- * LSN). */
-bool config_parse_lsn(const char *text, uint64_t *lsn);
-
-/* A loggable copy of a conninfo string or URI: key=value pairs with password
- * and sslpassword replaced by ********. Returns "(unparseable conninfo)"
- * rather than echoing text libpq cannot parse, and "" for NULL. Free with
- * free(). */
-char *conninfo_redacted(const char *conninfo);
-
 #endif

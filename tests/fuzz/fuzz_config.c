@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "conninfo.h"
+#include "lsn.h"
 #include "options.h"
 
 static char config_path[256];
@@ -135,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t i64;
     bool b;
     double d;
-    config_parse_lsn(text, &lsn);
+    lsn_parse(text, &lsn);
     option_parse_int(text, &i64);
     option_parse_duration(text, &i64);
     option_parse_bool(text, &b);
