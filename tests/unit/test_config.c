@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "config_usage.h"
 #include "strbuf.h"
 
 static char tmpdir[] = "/tmp/pgspout-test-config-XXXXXX";
