@@ -1,6 +1,8 @@
 /* The table of core settings (core/settings.c): its entries are consistent,
- * their defaults are valid values that land where the table says, and
- * --help shows every flag, key, doc and default. */
+ * their defaults are valid values that land where the table says, --help
+ * shows every flag, key, doc and default, and README's Usage section (the
+ * synopsis and the option table; its path is the first argument) says what
+ * the table says, row for row, so neither can drift from the other. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,11 +172,161 @@ static void test_usage_shows_the_table(void)
     free(text);
 }
 
-int main(void)
+/* ---- README ---- */
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    strbuf sb = STRBUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sbuf_append(&sb, chunk, n);
+    fclose(f);
+    return sbuf_detach(&sb);
+}
+
+/* The next line of *p (without its newline) into line; false at the end. */
+static bool next_line(const char **p, strbuf *line)
+{
+    if (!**p)
+        return false;
+    size_t len = strcspn(*p, "\n");
+    sbuf_reset(line);
+    sbuf_append(line, *p, len);
+    *p += len + ((*p)[len] == '\n');
+    return true;
+}
+
+static void test_readme_synopsis(const char *readme)
+{
+    const char *usage = strstr(readme, "\n## Usage\n\n```\n");
+    CHECK(usage != NULL);
+    if (!usage)
+        return;
+    usage += strlen("\n## Usage\n\n```\n");
+    const char *end = strstr(usage, "```\n");
+    CHECK(end && (size_t)(end - usage) == strlen(config_usage_synopsis) &&
+          strncmp(usage, config_usage_synopsis, (size_t)(end - usage)) == 0);
+}
+
+static char *trimmed(const char *s, size_t len)
+{
+    while (len > 0 && *s == ' ') {
+        s++;
+        len--;
+    }
+    while (len > 0 && s[len - 1] == ' ')
+        len--;
+    return xstrndup(s, len);
+}
+
+/* Splits "| a | b | c | d |" into four trimmed cells. */
+static bool split_row(const char *row, char *cells[4])
+{
+    const char *p = row + 1;
+    for (int i = 0; i < 4; i++) {
+        const char *bar = strchr(p, '|');
+        if (!bar)
+            return false;
+        cells[i] = trimmed(p, (size_t)(bar - p));
+        p = bar + 1;
+    }
+    return *p == '\0';
+}
+
+static char *without_backticks(const char *s)
+{
+    strbuf sb = STRBUF_INIT;
+    sbuf_append(&sb, "", 0);
+    for (; *s; s++) {
+        if (*s != '`')
+            sbuf_append_char(&sb, *s);
+    }
+    return sbuf_detach(&sb);
+}
+
+/* The cells the table says a setting's row has. */
+static void expected_cells(const core_setting *s, strbuf *option, strbuf *key,
+                           strbuf *def)
+{
+    if (s->short_flag)
+        sbuf_appendf(option, "`-%c`, ", s->short_flag);
+    if (s->long_flag)
+        sbuf_appendf(option, "`--%s%s%s`", s->long_flag, s->arg_name ? " " : "",
+                     s->arg_name ? s->arg_name : "");
+    sbuf_append(option, "", 0);
+    if (s->key)
+        sbuf_appendf(key, "`%s`", s->key);
+    sbuf_append(key, "", 0);
+    if (s->default_text)
+        sbuf_appendf(def, "`%s`", s->default_text);
+    sbuf_append(def, "", 0);
+}
+
+static void check_row(const core_setting *s, char *cells[4])
+{
+    strbuf option = STRBUF_INIT, key = STRBUF_INIT, def = STRBUF_INIT;
+    expected_cells(s, &option, &key, &def);
+    printf("# README row %s\n", option.len ? option.data : key.data);
+    CHECK_STR(cells[0], option.data);
+    CHECK_STR(cells[1], key.data);
+    CHECK_STR(cells[2], def.data);
+    char *meaning = without_backticks(cells[3]);
+    bool starts = strncmp(meaning, s->doc, strlen(s->doc)) == 0;
+    if (!starts)
+        printf("# the meaning must start with: %s\n", s->doc);
+    CHECK(starts);
+    free(meaning);
+    sbuf_free(&option);
+    sbuf_free(&key);
+    sbuf_free(&def);
+}
+
+static void test_readme_table(const char *readme)
+{
+    static const char header[] = "| option | config key | default | meaning |";
+    const char *p = strstr(readme, header);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    strbuf line = STRBUF_INIT;
+    next_line(&p, &line); /* the header */
+    next_line(&p, &line); /* |---|---| */
+    size_t row = 0;
+    while (next_line(&p, &line) && line.data[0] == '|') {
+        char *cells[4] = {NULL, NULL, NULL, NULL};
+        bool four = split_row(line.data, cells);
+        if (!four)
+            printf("# not four cells: %s\n", line.data);
+        CHECK(four);
+        CHECK(row < n_core_settings); /* nothing else */
+        if (four && row < n_core_settings)
+            check_row(&core_settings[row], cells);
+        for (int i = 0; i < 4; i++)
+            free(cells[i]);
+        row++;
+    }
+    CHECK(row == n_core_settings); /* every setting, in the table's order */
+    sbuf_free(&line);
+}
+
+int main(int argc, char **argv)
 {
     test_table_is_consistent();
     test_defaults_land();
     test_values_land();
     test_usage_shows_the_table();
+    char *readme = argc > 1 ? read_file(argv[1]) : NULL;
+    if (!readme)
+        printf("# README.md not readable: %s\n", argc > 1 ? argv[1] : "");
+    CHECK(readme != NULL);
+    if (readme) {
+        test_readme_synopsis(readme);
+        test_readme_table(readme);
+    }
+    free(readme);
     return check_summary();
 }
