@@ -1,28 +1,28 @@
-/* pgspout's settings: the command line (pg_recvlogical style) merged over an
- * optional libconfig file given with -c. Parsing never exits and never
+/* pgspout's configuration: the settings of the command line (pg_recvlogical
+ * style) merged over an optional libconfig file given with -c, over the
+ * defaults of the settings table (settings.h). Parsing never exits and never
  * prints: it returns CONFIG_USAGE_ERROR (the process exit status for usage
  * and config errors) with a message naming the file, line and key, so that
  * main() decides how to report and tests can inspect the message.
  *
  * Sink options are only collected here; they are validated against each
  * sink's option table once the sink is loaded (config_validate_sink), still
- * before anything connects. */
+ * before anything connects.
+ *
+ * Also here: the small pieces the config file reader (config_file.h), the
+ * command line (config_cli.h) and the settings table share to build up a
+ * configuration: string lists and sink entries. */
 #ifndef PGSPOUT_CONFIG_H
 #define PGSPOUT_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "options.h"
 #include "pgspout/option.h"
 
 #define CONFIG_USAGE_ERROR 2
-
-#define CONFIG_DEFAULT_SLOT "pgspout"
-#define CONFIG_DEFAULT_PUBLICATION "pgspout"
-#define CONFIG_DEFAULT_STATUS_INTERVAL_S 10
 
 typedef struct sink_config {
     char *name;     /* unique among the configured sinks; names log lines */
@@ -40,6 +40,8 @@ typedef struct sink_config {
     char *origin;
 } sink_config;
 
+/* Each field that a core setting sets is named in the settings table
+ * (settings.c), which says where its value comes from and its default. */
 typedef struct pgspout_config {
     char *conninfo; /* NULL: libpq takes everything from PG* variables */
     char *slot;
@@ -78,28 +80,33 @@ typedef struct pgspout_config {
 int config_from_args(int argc, char **argv, pgspout_config *cfg, char *err,
                      size_t errlen);
 
-/* Reads a config file into *cfg, which must hold defaults or earlier values;
- * values in the file replace them. Exposed for tests; config_from_args
- * calls it. Returns 0 or CONFIG_USAGE_ERROR. */
-int config_read_file_into(const char *path, pgspout_config *cfg, char *err,
-                          size_t errlen);
-
 /* Validates one sink's collected options against its loaded option table. */
 int config_validate_sink(sink_config *sink, const pgspout_option_def *defs,
                          char *err, size_t errlen);
 
 void config_free(pgspout_config *cfg);
 
-void config_print_usage(FILE *out);
+/* ---- building a configuration ---- */
 
-/* Parses "X/X" (two hex numbers of at most 8 digits, as PostgreSQL prints an
- * LSN). */
-bool config_parse_lsn(const char *text, uint64_t *lsn);
+/* A string list (items, n): append a copy; free all of it (empty after). */
+void config_list_push(char ***items, size_t *n, const char *value);
+void config_list_free(char ***items, size_t *n);
 
-/* A loggable copy of a conninfo string or URI: key=value pairs with password
- * and sslpassword replaced by ********. Returns "(unparseable conninfo)"
- * rather than echoing text libpq cannot parse, and "" for NULL. Free with
- * free(). */
-char *conninfo_redacted(const char *conninfo);
+/* Replaces *dst with a copy of value (NULL: none). */
+void config_replace_string(char **dst, const char *value);
+
+/* Appends an empty sink (with an empty option set) and returns it. */
+sink_config *config_add_sink(pgspout_config *cfg);
+
+/* Removes every sink. */
+void config_clear_sinks(pgspout_config *cfg);
+
+/* Sink names (a sink's `name`, and what a sink type names): letters,
+ * digits, '_' and '-'. */
+bool config_sink_name_valid(const char *name);
+
+/* Why a sink type (a name, or an absolute path to a .so) cannot be loaded
+ * as given, or NULL when it can be tried. */
+const char *config_sink_type_problem(const char *type);
 
 #endif

@@ -413,3 +413,64 @@ char *conninfo_value(const char *conninfo, const char *keyword)
     PQconninfoFree(given);
     return value;
 }
+
+/* ---- redaction ---- */
+
+/* libpq marks its secret keywords with dispchar "*"; the names are checked
+ * as well in case an older libpq leaves sslpassword unmarked. */
+static bool is_secret_keyword(const PQconninfoOption *o)
+{
+    return (o->dispchar && o->dispchar[0] == '*') ||
+           strcmp(o->keyword, "password") == 0 ||
+           strcmp(o->keyword, "sslpassword") == 0;
+}
+
+/* Quotes as libpq's key=value syntax requires, so the output can be pasted
+ * back (with the password filled in). */
+static void append_conninfo_value(strbuf *sb, const char *value)
+{
+    bool plain = *value != '\0';
+    for (const char *p = value; *p && plain; p++) {
+        if (isspace((unsigned char)*p) || *p == '\'' || *p == '\\' || *p == '=')
+            plain = false;
+    }
+    if (plain) {
+        sbuf_append_str(sb, value);
+        return;
+    }
+    sbuf_append_char(sb, '\'');
+    for (const char *p = value; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            sbuf_append_char(sb, '\\');
+        sbuf_append_char(sb, *p);
+    }
+    sbuf_append_char(sb, '\'');
+}
+
+char *conninfo_redacted(const char *conninfo)
+{
+    if (!conninfo)
+        return xstrdup("");
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+    if (!opts) {
+        /* The error text may quote the input, password and all. */
+        if (errmsg)
+            PQfreemem(errmsg);
+        return xstrdup("(unparseable conninfo)");
+    }
+    strbuf sb = STRBUF_INIT;
+    for (const PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val)
+            continue;
+        if (sb.len > 0)
+            sbuf_append_char(&sb, ' ');
+        sbuf_appendf(&sb, "%s=", o->keyword);
+        if (is_secret_keyword(o))
+            sbuf_append_str(&sb, "********");
+        else
+            append_conninfo_value(&sb, o->val);
+    }
+    PQconninfoFree(opts);
+    return sbuf_detach(&sb);
+}

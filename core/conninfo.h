@@ -1,7 +1,8 @@
 /* Connection strings checked before anything connects: libpq itself only
  * checks most option values (sslmode=bogus, port=abc) when it connects, which
  * would make a usage error look like a connection failure (exit 1, retried
- * forever under --retry-initial). */
+ * forever under --retry-initial). And a connection string made fit for logs
+ * (conninfo_redacted). */
 #ifndef PGSPOUT_CONNINFO_H
 #define PGSPOUT_CONNINFO_H
 
@@ -31,5 +32,11 @@ bool conninfo_check(const char *conninfo, char *err, size_t errlen);
  * conninfo, else its PG* environment variable or libpq's default; NULL when
  * there is none (or conninfo does not parse). Free with free(). */
 char *conninfo_value(const char *conninfo, const char *keyword);
+
+/* A loggable copy of a conninfo string or URI: key=value pairs with password
+ * and sslpassword replaced by ********. Returns "(unparseable conninfo)"
+ * rather than echoing text libpq cannot parse, and "" for NULL. Free with
+ * free(). */
+char *conninfo_redacted(const char *conninfo);
 
 #endif

@@ -11,6 +11,7 @@
 #include "backoff.h"
 #include "catalog.h"
 #include "config.h"
+#include "config_usage.h"
 #include "conninfo.h"
 #include "loader.h"
 #include "log.h"
@@ -438,6 +439,22 @@ static int stopped_while_disconnected(sink_set *set, bool sinks_created)
     return EXIT_RUNTIME_FAILURE;
 }
 
+/* The stream's settings: the user's from the configuration, the fixed
+ * limits from stream_settings_default. */
+static void stream_settings_from_config(const pgspout_config *cfg,
+                                        uint64_t start_lsn,
+                                        stream_settings *settings)
+{
+    stream_settings_default(settings);
+    settings->conninfo = cfg->conninfo;
+    settings->slot = cfg->slot;
+    settings->publication = cfg->publication;
+    settings->start_lsn = start_lsn;
+    settings->has_endpos = cfg->has_endpos;
+    settings->endpos = cfg->endpos;
+    settings->status_interval_ms = cfg->status_interval_s * 1000;
+}
+
 /* Streams, reconnecting whenever the connection is lost (a server restart,
  * a failover, a network cut): each sink then skips what it already took in
  * this process, and the slot resends everything not confirmed. */
@@ -481,14 +498,7 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
                     sink_handle_skip_delivered(set->sinks[i]);
             }
             stream_settings settings;
-            stream_settings_default(&settings);
-            settings.conninfo = cfg->conninfo;
-            settings.slot = cfg->slot;
-            settings.publication = cfg->publication;
-            settings.start_lsn = start_lsn;
-            settings.has_endpos = cfg->has_endpos;
-            settings.endpos = cfg->endpos;
-            settings.status_interval_ms = cfg->status_interval_s * 1000;
+            stream_settings_from_config(cfg, start_lsn, &settings);
             int64_t streamed_since = now_us();
             rc = stream_run(repl, &catalog, global, set->sinks, set->n,
                             &settings, &stop_requested);

@@ -27,9 +27,6 @@
 void stream_settings_default(stream_settings *s)
 {
     memset(s, 0, sizeof *s);
-    s->slot = "pgspout";
-    s->publication = "pgspout";
-    s->status_interval_ms = 10000;
     s->batch_max_events = 1024;
     s->batch_max_bytes = 8u << 20;
     s->flush_interval_ms = 1000;

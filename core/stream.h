@@ -12,6 +12,8 @@
 #include "sink_host.h"
 
 typedef struct stream_settings {
+    /* The user's settings, from the configuration (defaults: the settings
+     * table, settings.c); the caller sets them. */
     const char *conninfo; /* for a new catalog connection */
     const char *slot;
     const char *publication;
@@ -19,7 +21,8 @@ typedef struct stream_settings {
     bool has_endpos;
     uint64_t endpos;
     int status_interval_ms;
-    /* A batch handed to sinks in one write call holds at most this much. */
+    /* Fixed limits, not user settings; stream_settings_default sets them.
+     * A batch handed to sinks in one write call holds at most this much. */
     size_t batch_max_events;
     size_t batch_max_bytes;
     /* A sink is flushed when idle, after this long, or with this many
@@ -32,6 +35,7 @@ typedef struct stream_settings {
     uint64_t max_unflushed_events;
 } stream_settings;
 
+/* Zeroes *s and sets the fixed limits (the values README documents). */
 void stream_settings_default(stream_settings *s);
 
 /* stream_run's answer when the connection to the server was lost: the

@@ -16,8 +16,22 @@ chmod 755 "$TEST_TMP"
 export PGSPOUT_TEST_TMPDIR=$TEST_TMP
 
 extra_failures=0
+extra_passes=0
 
 log() { printf '\n=== %s\n' "$*"; }
+
+# A check that is one command: counted in the summary as one test.
+run_check() {
+    local name=$1
+    shift
+    log "check: $name"
+    if "$@"; then
+        extra_passes=$((extra_passes + 1))
+    else
+        echo "test.sh: check failed: $name" >&2
+        extra_failures=$((extra_failures + 1))
+    fi
+}
 
 # Servers left behind by a killed pytest are found through their pid files;
 # each one is stopped by its own pid.
@@ -131,6 +145,9 @@ main() {
     PYTHON=$(pick_python) || PYTHON=
     [ -n "$PYTHON" ] || echo "test.sh: no python3 with pytest" >&2
 
+    run_check "no function over 120 lines in core/ lib/ plugins/" \
+        "${PYTHON:-python3}" tests/check_function_length.py
+
     if build_and_unit_test build/release --prefix="$REPO/build/prefix" \
         -Dwerror=true; then
         run_pytest release "$REPO/build/prefix/bin/pgspout" build/release
@@ -172,13 +189,14 @@ main() {
 
     stop_leftover_servers
     log "summary"
-    "${PYTHON:-python3}" - "$RESULTS" "$extra_failures" <<'PY'
+    "${PYTHON:-python3}" - "$RESULTS" "$extra_failures" "$extra_passes" <<'PY'
 """Adds up unit-test checks (each program's "N passed, N failed" line, or
-the program itself when it printed none) and pytest's junit results."""
+the program itself when it printed none), pytest's junit results and the
+script's own checks (run_check)."""
 import glob, json, os, re, sys
 import xml.etree.ElementTree as ET
 
-results, passed, failed = sys.argv[1], 0, int(sys.argv[2])
+results, passed, failed = sys.argv[1], int(sys.argv[3]), int(sys.argv[2])
 summary_re = re.compile(r"^(\d+) passed, (\d+) failed$", re.M)
 for path in sorted(glob.glob(os.path.join(results, "unit-*.json"))):
     with open(path) as f:

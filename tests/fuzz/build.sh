@@ -30,7 +30,7 @@ SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 declare -A SOURCES=(
     [pgoutput]="core/pgoutput.c core/strbuf.c"
     [pattern]="core/pattern.c core/strbuf.c core/error.c"
-    [config]="core/config.c core/config_tokens.c core/conninfo.c core/options.c core/strbuf.c core/error.c"
+    [config]="core/config.c core/config_cli.c core/config_file.c core/config_load.c core/config_tokens.c core/settings.c core/lsn.c core/conninfo.c core/options.c core/strbuf.c core/error.c"
     [value_json]="core/value_json.c core/json_out.c core/typeinfo.c core/strbuf.c"
 )
 declare -A LIBS=(

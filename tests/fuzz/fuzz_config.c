@@ -12,7 +12,11 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_file.h"
+#include "conninfo.h"
+#include "lsn.h"
 #include "options.h"
+#include "settings.h"
 
 static char config_path[256];
 
@@ -101,9 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pgspout_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.slot = strdup(CONFIG_DEFAULT_SLOT);
-    cfg.publication = strdup(CONFIG_DEFAULT_PUBLICATION);
-    cfg.status_interval_s = CONFIG_DEFAULT_STATUS_INTERVAL_S;
+    settings_apply_defaults(&cfg);
     char err[2048];
     err[0] = '\0';
     if (config_read_file_into(config_path, &cfg, err, sizeof err) == 0) {
@@ -135,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t i64;
     bool b;
     double d;
-    config_parse_lsn(text, &lsn);
+    lsn_parse(text, &lsn);
     option_parse_int(text, &i64);
     option_parse_duration(text, &i64);
     option_parse_bool(text, &b);

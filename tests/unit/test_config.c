@@ -1,6 +1,6 @@
 /* Command line and config file parsing: good configs, every error class
  * (each message must name the file, the line and the key), command-line
- * overrides, mode checks, and conninfo redaction. */
+ * overrides and mode checks. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "config_usage.h"
 #include "strbuf.h"
 
 static char tmpdir[] = "/tmp/pgspout-test-config-XXXXXX";
@@ -747,68 +748,6 @@ static void test_cli_secret_values_not_echoed(void)
     config_free(&cfg);
 }
 
-static void test_parse_lsn(void)
-{
-    uint64_t lsn;
-    CHECK(config_parse_lsn("0/16B3748", &lsn) && lsn == 0x16B3748);
-    CHECK(config_parse_lsn("16/b374d848", &lsn) &&
-          lsn == ((uint64_t)0x16 << 32 | 0xB374D848u));
-    CHECK(config_parse_lsn("FFFFFFFF/FFFFFFFF", &lsn) && lsn == UINT64_MAX);
-    CHECK(!config_parse_lsn("", &lsn));
-    CHECK(!config_parse_lsn("/1", &lsn));
-    CHECK(!config_parse_lsn("1/", &lsn));
-    CHECK(!config_parse_lsn("1/2/3", &lsn));
-    CHECK(!config_parse_lsn("123456789/0", &lsn));
-    CHECK(!config_parse_lsn("0x1/0", &lsn));
-    CHECK(!config_parse_lsn(" 1/0", &lsn));
-}
-
-static void test_conninfo_redacted(void)
-{
-    char *r = conninfo_redacted("host=db port=5433 user=app password=s3cret "
-                                "dbname=shop");
-    CHECK(!contains(r, "s3cret"));
-    CHECK(contains(r, "password=********"));
-    CHECK(contains(r, "host=db"));
-    CHECK(contains(r, "port=5433"));
-    CHECK(contains(r, "dbname=shop"));
-    free(r);
-
-    r = conninfo_redacted("postgresql://app:s3cret@db.example:5433/shop"
-                          "?sslmode=require&sslpassword=keypass");
-    CHECK(!contains(r, "s3cret"));
-    CHECK(!contains(r, "keypass"));
-    CHECK(contains(r, "password=********"));
-    CHECK(contains(r, "sslpassword=********"));
-    CHECK(contains(r, "host=db.example"));
-    CHECK(contains(r, "user=app"));
-    CHECK(contains(r, "sslmode=require"));
-    free(r);
-
-    /* Values needing quotes come out in a form libpq parses back. */
-    r = conninfo_redacted("application_name='my app' options='-c x=y'");
-    CHECK(contains(r, "application_name='my app'"));
-    CHECK(contains(r, "options='-c x=y'"));
-    free(r);
-    r = conninfo_redacted("dbname='o\\'brien'");
-    CHECK_STR(r, "dbname='o\\'brien'");
-    free(r);
-
-    /* Nothing to hide, nothing echoed from a broken string. */
-    r = conninfo_redacted("host=db password='unterminated s3cret");
-    CHECK_STR(r, "(unparseable conninfo)");
-    free(r);
-    r = conninfo_redacted("postgresql://u:s3cret@/db?nosuchparam=1");
-    CHECK_STR(r, "(unparseable conninfo)");
-    free(r);
-    r = conninfo_redacted("");
-    CHECK_STR(r, "");
-    free(r);
-    r = conninfo_redacted(NULL);
-    CHECK_STR(r, "");
-    free(r);
-}
-
 static void test_usage_text(void)
 {
     char *buf = NULL;
@@ -876,8 +815,6 @@ int main(void)
     test_cli_modes();
     test_cli_errors();
     test_cli_secret_values_not_echoed();
-    test_parse_lsn();
-    test_conninfo_redacted();
     test_usage_text();
     test_example_config();
 

@@ -1,6 +1,7 @@
 /* Connection option values that libpq would refuse only when connecting are
  * refused up front, from the connection string or the environment, with a
- * message naming the option and the value and never a password. */
+ * message naming the option and the value and never a password; and a
+ * connection string made fit for logs. */
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,57 @@ static void test_no_secrets(void)
     CHECK(!used_ok(long_value) && strlen(err) < 300 && err_has("x...\""));
 }
 
+static bool contains(const char *haystack, const char *needle)
+{
+    return haystack && strstr(haystack, needle) != NULL;
+}
+
+static void test_conninfo_redacted(void)
+{
+    char *r = conninfo_redacted("host=db port=5433 user=app password=s3cret "
+                                "dbname=shop");
+    CHECK(!contains(r, "s3cret"));
+    CHECK(contains(r, "password=********"));
+    CHECK(contains(r, "host=db"));
+    CHECK(contains(r, "port=5433"));
+    CHECK(contains(r, "dbname=shop"));
+    free(r);
+
+    r = conninfo_redacted("postgresql://app:s3cret@db.example:5433/shop"
+                          "?sslmode=require&sslpassword=keypass");
+    CHECK(!contains(r, "s3cret"));
+    CHECK(!contains(r, "keypass"));
+    CHECK(contains(r, "password=********"));
+    CHECK(contains(r, "sslpassword=********"));
+    CHECK(contains(r, "host=db.example"));
+    CHECK(contains(r, "user=app"));
+    CHECK(contains(r, "sslmode=require"));
+    free(r);
+
+    /* Values needing quotes come out in a form libpq parses back. */
+    r = conninfo_redacted("application_name='my app' options='-c x=y'");
+    CHECK(contains(r, "application_name='my app'"));
+    CHECK(contains(r, "options='-c x=y'"));
+    free(r);
+    r = conninfo_redacted("dbname='o\\'brien'");
+    CHECK_STR(r, "dbname='o\\'brien'");
+    free(r);
+
+    /* Nothing to hide, nothing echoed from a broken string. */
+    r = conninfo_redacted("host=db password='unterminated s3cret");
+    CHECK_STR(r, "(unparseable conninfo)");
+    free(r);
+    r = conninfo_redacted("postgresql://u:s3cret@/db?nosuchparam=1");
+    CHECK_STR(r, "(unparseable conninfo)");
+    free(r);
+    r = conninfo_redacted("");
+    CHECK_STR(r, "");
+    free(r);
+    r = conninfo_redacted(NULL);
+    CHECK_STR(r, "");
+    free(r);
+}
+
 int main(void)
 {
     clear_pg_environment();
@@ -248,5 +300,6 @@ int main(void)
     test_combinations();
     test_environment();
     test_no_secrets();
+    test_conninfo_redacted();
     return check_summary();
 }
