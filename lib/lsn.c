@@ -2,16 +2,7 @@
 
 #include <string.h>
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "hex.h"
 
 /* Reads 1 to 8 hex digits; returns the position after them, or NULL. */
 static const char *parse_hex32(const char *p, uint32_t *out)
@@ -20,7 +11,7 @@ static const char *parse_hex32(const char *p, uint32_t *out)
     int digits = 0;
     int d;
 
-    while ((d = hex_value(*p)) >= 0) {
+    while ((d = hex_digit_value(*p)) >= 0) {
         if (++digits > 8)
             return NULL;
         v = (v << 4) | (uint32_t)d;

@@ -1,10 +1,12 @@
-/* A growable byte buffer. Allocation failure aborts: pgspout cannot do
- * anything useful without memory, and callers stay simple. */
+/* A growable byte buffer. Growing it never fails: allocation follows the
+ * one out-of-memory policy (alloc.h), which this header brings along. */
 #ifndef PGSPOUT_STRBUF_H
 #define PGSPOUT_STRBUF_H
 
 #include <stdarg.h>
 #include <stddef.h>
+
+#include "alloc.h"
 
 typedef struct strbuf {
     char *data; /* always NUL-terminated once anything was appended */
@@ -28,12 +30,5 @@ void sbuf_reset(strbuf *sb); /* len = 0, keeps the allocation */
 void sbuf_free(strbuf *sb);
 /* Hands the buffer to the caller (never NULL) and resets sb. */
 char *sbuf_detach(strbuf *sb);
-
-/* malloc/calloc/strdup that abort on failure. */
-void *xmalloc(size_t size);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t size);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
 
 #endif

@@ -4,49 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void out_of_memory(void)
-{
-    fputs("pgspout: out of memory\n", stderr);
-    abort();
-}
-
-void *xmalloc(size_t size)
-{
-    void *p = malloc(size ? size : 1);
-    if (!p)
-        out_of_memory();
-    return p;
-}
-
-void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p)
-        out_of_memory();
-    return p;
-}
-
-void *xrealloc(void *p, size_t size)
-{
-    p = realloc(p, size ? size : 1);
-    if (!p)
-        out_of_memory();
-    return p;
-}
-
-char *xstrdup(const char *s)
-{
-    return xstrndup(s, strlen(s));
-}
-
-char *xstrndup(const char *s, size_t n)
-{
-    char *p = xmalloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 /* Past this, a buffer grows by a quarter rather than doubling. */
 #define SBUF_GEOMETRIC_LIMIT ((size_t)64 << 20)
 
