@@ -74,9 +74,14 @@ void sbuf_appendf(strbuf *sb, const char *fmt, ...)
 
 void sbuf_reset(strbuf *sb)
 {
-    sb->len = 0;
+    sbuf_truncate(sb, 0);
+}
+
+void sbuf_truncate(strbuf *sb, size_t len)
+{
+    sb->len = len;
     if (sb->data)
-        sb->data[0] = '\0';
+        sb->data[len] = '\0';
 }
 
 void sbuf_free(strbuf *sb)

@@ -27,6 +27,8 @@ void sbuf_appendf(strbuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sbuf_vappendf(strbuf *sb, const char *fmt, va_list ap);
 void sbuf_reset(strbuf *sb); /* len = 0, keeps the allocation */
+/* Keeps the first len bytes (len <= sb->len), and the allocation. */
+void sbuf_truncate(strbuf *sb, size_t len);
 void sbuf_free(strbuf *sb);
 /* Hands the buffer to the caller (never NULL) and resets sb. */
 char *sbuf_detach(strbuf *sb);
