@@ -16,6 +16,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "base64.h"
+#include "percent.h"
 #include "strbuf.h"
 
 typedef enum auth_kind { AUTH_NONE, AUTH_KEY, AUTH_METADATA } auth_kind;
@@ -134,25 +136,9 @@ void bq_auth_free(bq_auth *a)
     free(a);
 }
 
-char *bq_base64url(const unsigned char *data, size_t len)
-{
-    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    while (n > 0 && out[n - 1] == '=')
-        n--;
-    out[n] = '\0';
-    for (char *p = out; *p; p++) {
-        if (*p == '+')
-            *p = '-';
-        else if (*p == '/')
-            *p = '_';
-    }
-    return out;
-}
-
 static char *base64url_str(const char *s)
 {
-    return bq_base64url((const unsigned char *)s, strlen(s));
+    return base64url_encode(s, strlen(s));
 }
 
 char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
@@ -163,7 +149,8 @@ char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
         json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", client_email, "scope",
                   scope, "aud", audience, "iat", (json_int_t)iat, "exp",
                   (json_int_t)(iat + lifetime_s));
-    char *claims_text = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *claims_text =
+        xnonnull(json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER));
     json_decref(claims);
     char *header = base64url_str("{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
     char *payload = base64url_str(claims_text);
@@ -194,7 +181,7 @@ char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
         sbuf_free(&signing_input);
         return NULL;
     }
-    char *sig64 = bq_base64url(sig, siglen);
+    char *sig64 = base64url_encode(sig, siglen);
     free(sig);
     sbuf_appendf(&signing_input, ".%s", sig64);
     free(sig64);
@@ -244,18 +231,10 @@ static bool take_token(bq_auth *a, const sinkkit_http_response *resp,
     return true;
 }
 
-/* Form-encodes the few characters a JWT and the grant type can hold. */
+/* Form-encodes a value (a JWT, the grant type). */
 static void append_form_value(strbuf *sb, const char *s)
 {
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-            c == '~')
-            sbuf_append_char(sb, (char)c);
-        else
-            sbuf_appendf(sb, "%%%02X", c);
-    }
+    percent_encode(sb, s, strlen(s), NULL);
 }
 
 static bool fetch_with_key(bq_auth *a, bool *transient, char *err,
@@ -300,12 +279,9 @@ static bool fetch_with_key(bq_auth *a, bool *transient, char *err,
 static bool fetch_from_metadata(bq_auth *a, bool *transient, char *err,
                                 size_t errlen)
 {
-    char *url = NULL;
-    if (asprintf(&url,
-                 "%s/computeMetadata/v1/instance/service-accounts/default/"
-                 "token",
-                 a->metadata_base) < 0)
-        abort();
+    char *url = xasprintf("%s/computeMetadata/v1/instance/service-accounts/"
+                          "default/token",
+                          a->metadata_base);
     sinkkit_http_request req;
     sinkkit_http_response resp;
     memset(&resp, 0, sizeof resp);

@@ -57,7 +57,4 @@ char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
                        const char *scope, const char *audience, int64_t iat,
                        int64_t lifetime_s);
 
-/* base64url without padding; caller frees. */
-char *bq_base64url(const unsigned char *data, size_t len);
-
 #endif

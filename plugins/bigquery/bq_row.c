@@ -10,32 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
+#include "base64.h"
+#include "hex.h"
 #include "strbuf.h"
-
-char *bq_base64(const unsigned char *data, size_t len)
-{
-    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    return out;
-}
 
 void bq_insert_id(pgspout_position pos, const char *suffix, char *buf,
                   size_t buflen)
 {
     snprintf(buf, buflen, "%" PRIX64 "-%" PRIu64 "%s", pos.commit_lsn, pos.seq,
              suffix ? suffix : "");
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
 }
 
 /* bytea in PostgreSQL's hex output ("\x0a0b") to base64. */
@@ -55,8 +38,8 @@ static json_t *bytea_to_base64(const char *s, char *err, size_t errlen)
     }
     unsigned char *bytes = xmalloc(n / 2 + 1);
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval((unsigned char)s[2 * i]);
-        int lo = hexval((unsigned char)s[2 * i + 1]);
+        int hi = hex_digit_value(s[2 * i]);
+        int lo = hex_digit_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(bytes);
             snprintf(err, errlen, "bytea value with a non-hex digit");
@@ -64,7 +47,7 @@ static json_t *bytea_to_base64(const char *s, char *err, size_t errlen)
         }
         bytes[i] = (unsigned char)(hi << 4 | lo);
     }
-    char *b64 = bq_base64(bytes, n / 2);
+    char *b64 = base64_encode(bytes, n / 2);
     free(bytes);
     json_t *v = json_string(b64);
     free(b64);
@@ -243,10 +226,7 @@ json_t *bq_convert_value(const bq_column *col, json_t *value, char *err,
 
 static char *compact(json_t *v)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!s)
-        abort();
-    return s;
+    return xnonnull(json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY));
 }
 
 /* The key object of the old row: the new key's members, valued from the

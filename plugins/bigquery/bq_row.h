@@ -31,9 +31,6 @@ json_t *bq_convert_value(const bq_column *col, json_t *value, char *err,
 void bq_insert_id(pgspout_position pos, const char *suffix, char *buf,
                   size_t buflen);
 
-/* Standard base64 (bytes to BigQuery BYTES); caller frees. */
-char *bq_base64(const unsigned char *data, size_t len);
-
 /* A timestamptz as PostgreSQL prints it ("2026-11-21 23:55:22.12+01",
  * possibly BC or infinity) in UTC as RFC 3339, into buf. False when it
  * cannot be read. */

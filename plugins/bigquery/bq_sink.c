@@ -21,6 +21,8 @@
 #include "bq_auth.h"
 #include "bq_row.h"
 #include "bq_schema.h"
+#include "fileio.h"
+#include "percent.h"
 #include "pipeline.h"
 #include "strbuf.h"
 
@@ -105,14 +107,7 @@ typedef struct bq_sink {
 /* Percent-encodes a URL path segment (table names may hold anything). */
 static void append_segment(strbuf *sb, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-            (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
-            *p == '~')
-            sbuf_append_char(sb, (char)*p);
-        else
-            sbuf_appendf(sb, "%%%02X", *p);
-    }
+    percent_encode(sb, s, strlen(s), NULL);
 }
 
 /* endpoint/bigquery/v2/projects/P, the root of every API URL. */
@@ -676,35 +671,6 @@ static void bq_destroy(void *state)
     free(s);
 }
 
-static bool read_file(const char *path, char **data, size_t *len, char *err,
-                      size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return false;
-    }
-    strbuf sb = STRBUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        sbuf_append(&sb, chunk, n);
-    bool failed = ferror(f);
-    fclose(f);
-    OPENSSL_cleanse(chunk, sizeof chunk);
-    if (failed) {
-        snprintf(err, errlen, "cannot read %s", path);
-        if (sb.data)
-            OPENSSL_cleanse(sb.data, sb.len);
-        sbuf_free(&sb);
-        return false;
-    }
-    *len = sb.len;
-    sbuf_append_str(&sb, "");
-    *data = sbuf_detach(&sb);
-    return true;
-}
-
 static bool make_auth(bq_sink *s, char *err, size_t errlen)
 {
     const pgspout_host_api *h = s->host;
@@ -733,10 +699,12 @@ static bool make_auth(bq_sink *s, char *err, size_t errlen)
                      "GOOGLE_APPLICATION_CREDENTIALS");
             return false;
         }
-        char *data = NULL;
         size_t len = 0;
-        if (!read_file(file, &data, &len, err, errlen))
+        char *data = read_whole_file(file, &len);
+        if (!data) {
+            snprintf(err, errlen, "cannot read %s: %s", file, strerror(errno));
             return false;
+        }
         char why[300];
         s->auth = bq_auth_from_key(data, len, &s->config.http, why, sizeof why);
         OPENSSL_cleanse(data, len);

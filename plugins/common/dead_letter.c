@@ -2,14 +2,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "alloc.h"
+#include "base64.h"
+#include "fileio.h"
+#include "lsn.h"
 
 struct sinkkit_dead_letter {
     int fd;
@@ -25,12 +28,7 @@ sinkkit_dead_letter *sinkkit_dead_letter_open(const char *path, char *err,
                  strerror(errno));
         return NULL;
     }
-    sinkkit_dead_letter *dl = calloc(1, sizeof *dl);
-    if (!dl) {
-        close(fd);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    sinkkit_dead_letter *dl = xcalloc(1, sizeof *dl);
     dl->fd = fd;
     pthread_mutex_init(&dl->lock, NULL);
     return dl;
@@ -44,13 +42,8 @@ static json_t *record_value(const char *payload, size_t len)
         if (v)
             return v;
     }
-    size_t cap = 4 * ((len + 2) / 3) + 1;
-    unsigned char *b64 = malloc(cap);
-    if (!b64)
-        return json_null();
-    int n = EVP_EncodeBlock(
-        b64, (const unsigned char *)(payload ? payload : ""), (int)len);
-    json_t *v = json_pack("{s:s%}", "base64", (const char *)b64, (size_t)n);
+    char *b64 = base64_encode(payload ? payload : "", len);
+    json_t *v = json_pack("{s:s}", "base64", b64);
     free(b64);
     return v;
 }
@@ -60,9 +53,8 @@ bool sinkkit_dead_letter_write(sinkkit_dead_letter *dl, const char *sink,
                                const char *payload, size_t len, char *err,
                                size_t errlen)
 {
-    char lsn[32];
-    snprintf(lsn, sizeof lsn, "%" PRIX32 "/%" PRIX32,
-             (uint32_t)(pos.commit_lsn >> 32), (uint32_t)pos.commit_lsn);
+    char lsn[LSN_FORMAT_BUFSIZE];
+    lsn_format(pos.commit_lsn, lsn, sizeof lsn);
     json_t *line =
         json_pack("{s:s, s:s, s:s, s:I, s:o}", "reason", reason, "sink", sink,
                   "commit_lsn", lsn, "seq", (json_int_t)pos.seq, "record",
@@ -77,18 +69,10 @@ bool sinkkit_dead_letter_write(sinkkit_dead_letter *dl, const char *sink,
     text[text_len] = '\n'; /* replaces the terminator; length kept below */
     bool ok = true;
     pthread_mutex_lock(&dl->lock);
-    size_t done = 0;
-    while (done < text_len + 1) {
-        ssize_t w = write(dl->fd, text + done, text_len + 1 - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            snprintf(err, errlen, "cannot write the dead-letter file: %s",
-                     strerror(errno));
-            ok = false;
-            break;
-        }
-        done += (size_t)w;
+    if (!write_all(dl->fd, text, text_len + 1)) {
+        snprintf(err, errlen, "cannot write the dead-letter file: %s",
+                 strerror(errno));
+        ok = false;
     }
     if (ok && fsync(dl->fd) != 0) {
         snprintf(err, errlen, "cannot fsync the dead-letter file: %s",

@@ -9,41 +9,25 @@
 #include <strings.h>
 
 #include "http_internal.h"
-
-static void *must(void *p)
-{
-    if (!p) {
-        fputs("pgspout sink: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static char *dup_string(const char *s)
-{
-    return must(strdup(s));
-}
+#include "strbuf.h"
 
 void sinkkit_request_init(sinkkit_http_request *req, const char *method,
                           const char *url)
 {
     memset(req, 0, sizeof *req);
-    req->method = dup_string(method);
-    req->url = dup_string(url);
+    req->method = xstrdup(method);
+    req->url = xstrdup(url);
 }
 
 void sinkkit_request_header(sinkkit_http_request *req, const char *fmt, ...)
 {
+    strbuf line = STRBUF_INIT;
     va_list ap;
     va_start(ap, fmt);
-    char *line = NULL;
-    if (vasprintf(&line, fmt, ap) < 0)
-        line = NULL;
+    sbuf_vappendf(&line, fmt, ap);
     va_end(ap);
-    must(line);
-    req->headers =
-        must(realloc(req->headers, (req->nheaders + 1) * sizeof(char *)));
-    req->headers[req->nheaders++] = line;
+    req->headers = xrealloc(req->headers, (req->nheaders + 1) * sizeof(char *));
+    req->headers[req->nheaders++] = sbuf_detach(&line);
 }
 
 void sinkkit_request_body(sinkkit_http_request *req, char *body, size_t len)
@@ -94,16 +78,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
     http_transfer *t = userdata;
     size_t n = size * nmemb;
-    if (t->body_len + n + 1 > t->body_cap) {
-        size_t cap = t->body_cap ? t->body_cap : 4096;
-        while (cap < t->body_len + n + 1)
-            cap *= 2;
-        t->body = must(realloc(t->body, cap));
-        t->body_cap = cap;
-    }
-    memcpy(t->body + t->body_len, data, n);
-    t->body_len += n;
-    t->body[t->body_len] = '\0';
+    sbuf_append(&t->body, data, n);
     return n;
 }
 
@@ -192,12 +167,10 @@ void http_transfer_finish(http_transfer *t, int curl_code,
         resp->status = 0;
         const char *why =
             t->error[0] ? t->error : curl_easy_strerror((CURLcode)curl_code);
-        resp->error = dup_string(why);
+        resp->error = xstrdup(why);
     }
-    resp->body = t->body ? t->body : dup_string("");
-    resp->body_len = t->body_len;
-    t->body = NULL;
-    t->body_len = t->body_cap = 0;
+    resp->body_len = t->body.len;
+    resp->body = sbuf_detach(&t->body);
 }
 
 void http_transfer_cleanup(http_transfer *t)
@@ -205,7 +178,7 @@ void http_transfer_cleanup(http_transfer *t)
     if (t->easy)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
-    free(t->body);
+    sbuf_free(&t->body);
     memset(t, 0, sizeof *t);
 }
 

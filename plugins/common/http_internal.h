@@ -8,12 +8,12 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "strbuf.h"
 
 typedef struct http_transfer {
     CURL *easy;
     struct curl_slist *headers;
-    char *body; /* the response body as it arrives */
-    size_t body_len, body_cap;
+    strbuf body; /* the response body as it arrives */
     long retry_after_s;
     char error[CURL_ERROR_SIZE];
 } http_transfer;

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "backoff.h"
+#include "clock.h"
 #include "dead_letter.h"
 #include "http_internal.h"
 
@@ -21,15 +23,6 @@ typedef struct keymap {
     int *counts;
     size_t cap, used;
 } keymap;
-
-static void *must(void *p)
-{
-    if (!p) {
-        fputs("pgspout sink: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
 
 static size_t keymap_home(const keymap *m, uint64_t key)
 {
@@ -48,8 +41,8 @@ static void keymap_grow(keymap *m)
 {
     keymap old = *m;
     m->cap = old.cap ? old.cap * 2 : 64;
-    m->keys = must(calloc(m->cap, sizeof *m->keys));
-    m->counts = must(calloc(m->cap, sizeof *m->counts));
+    m->keys = xcalloc(m->cap, sizeof *m->keys);
+    m->counts = xcalloc(m->cap, sizeof *m->counts);
     m->used = 0;
     for (size_t i = 0; i < old.cap; i++) {
         if (!old.keys[i])
@@ -173,13 +166,6 @@ struct sinkkit_pipeline {
     bool failed;
 };
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 uint64_t sinkkit_order_key(const char *data, size_t len)
 {
     /* FNV-1a: cheap and well spread; collisions only serialise. */
@@ -194,7 +180,7 @@ uint64_t sinkkit_order_key(const char *data, size_t len)
 sinkkit_record *sinkkit_record_new(pgspout_position pos, char *data, size_t len,
                                    uint64_t order_key, void *meta)
 {
-    sinkkit_record *r = must(calloc(1, sizeof *r));
+    sinkkit_record *r = xcalloc(1, sizeof *r);
     r->pos = pos;
     r->data = data;
     r->len = len;
@@ -259,7 +245,7 @@ static void ack_done_prefix(sinkkit_pipeline *p)
 static void append_entry(sinkkit_pipeline *p, sinkkit_record *rec,
                          entry_state state)
 {
-    entry *e = must(calloc(1, sizeof *e));
+    entry *e = xcalloc(1, sizeof *e);
     e->rec = rec;
     e->state = state;
     e->queued_us = now_us();
@@ -352,18 +338,17 @@ static size_t pick_batch(sinkkit_pipeline *p, entry **chosen, int64_t now,
 static void start_requests(sinkkit_pipeline *p, int64_t *wake_us)
 {
     while (!p->failed && p->in_flight < p->cfg.max_in_flight) {
-        entry **chosen =
-            must(malloc(p->cfg.max_batch_records * sizeof *chosen));
+        entry **chosen = xmalloc(p->cfg.max_batch_records * sizeof *chosen);
         size_t n = pick_batch(p, chosen, now_us(), wake_us);
         if (n == 0) {
             free(chosen);
             return;
         }
         p->in_flight++;
-        request *r = must(calloc(1, sizeof *r));
+        request *r = xcalloc(1, sizeof *r);
         r->entries = chosen;
         r->n = n;
-        sinkkit_record **records = must(malloc(n * sizeof *records));
+        sinkkit_record **records = xmalloc(n * sizeof *records);
         for (size_t i = 0; i < n; i++) {
             records[i] = chosen[i]->rec;
             records[i]->attempts++;
@@ -421,8 +406,8 @@ static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
     curl_multi_remove_handle(p->multi, r->transfer.easy);
     http_transfer_finish(&r->transfer, curl_code, &resp);
 
-    sinkkit_outcome *outcomes = must(calloc(r->n, sizeof *outcomes));
-    sinkkit_record **records = must(malloc(r->n * sizeof *records));
+    sinkkit_outcome *outcomes = xcalloc(r->n, sizeof *outcomes);
+    sinkkit_record **records = xmalloc(r->n * sizeof *records);
     bool transient = sinkkit_http_transient(&resp);
     for (size_t i = 0; i < r->n; i++) {
         records[i] = r->entries[i]->rec;
@@ -572,7 +557,7 @@ sinkkit_pipeline *sinkkit_pipeline_new(const pgspout_host_api *host,
                                        char *err, size_t errlen)
 {
     http_global_init();
-    sinkkit_pipeline *p = must(calloc(1, sizeof *p));
+    sinkkit_pipeline *p = xcalloc(1, sizeof *p);
     p->host = host;
     p->handle = handle;
     p->cfg = *config;
@@ -629,13 +614,7 @@ static bool host_gives_up(const sinkkit_pipeline *p)
  * host gives up. Lock held. */
 static void wait_changed(sinkkit_pipeline *p)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += 100 * 1000 * 1000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = clock_after_ms(CLOCK_MONOTONIC, 100);
     pthread_cond_timedwait(&p->changed, &p->lock, &until);
 }
 

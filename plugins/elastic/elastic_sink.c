@@ -17,9 +17,13 @@
 #include <jansson.h>
 #include <pgspout/pgspout.h>
 
+#include "base64.h"
 #include "elastic_format.h"
 #include "http.h"
+#include "json_string.h"
+#include "percent.h"
 #include "pipeline.h"
+#include "strbuf.h"
 
 #define ELASTIC_SINK_VERSION "0.1.0"
 #define ELASTIC_MAX_URLS 16
@@ -119,17 +123,14 @@ static bool build_bulk(void *ctx, sinkkit_record *const *records, size_t n,
     (void)errlen;
     for (size_t i = 0; i < n; i++)
         total += records[i]->len;
-    char *body = malloc(total + 1);
-    if (!body)
-        abort();
+    char *body = xmalloc(total + 1);
     total = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(body + total, records[i]->data, records[i]->len);
         total += records[i]->len;
     }
     body[total] = '\0';
-    if (asprintf(&url, "%s%s", pick_url(es), bulk_query) < 0)
-        abort();
+    url = xasprintf("%s%s", pick_url(es), bulk_query);
     sinkkit_request_init(req, "POST", url);
     free(url);
     add_common_headers(es, req, "application/x-ndjson");
@@ -184,10 +185,8 @@ static void handle_bulk(void *ctx, const sinkkit_http_response *resp,
     size_t nactions = 0;
     for (size_t i = 0; i < n; i++)
         nactions += ((record_meta *)records[i]->meta)->nactions;
-    es_action *actions = malloc(nactions * sizeof *actions);
-    es_item *items = calloc(nactions, sizeof *items);
-    if (!actions || !items)
-        abort();
+    es_action *actions = xmalloc(nactions * sizeof *actions);
+    es_item *items = xcalloc(nactions, sizeof *items);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const record_meta *m = records[i]->meta;
@@ -267,12 +266,12 @@ static pgspout_status fatal(elastic_sink *es, const char *fmt, ...)
 
 static uint64_t order_key_of(const char *index, const char *id)
 {
-    es_buf b = {0};
-    es_buf_puts(&b, index);
-    es_buf_append(&b, "", 1); /* index names hold no NUL: unambiguous */
-    es_buf_puts(&b, id);
+    strbuf b = STRBUF_INIT;
+    sbuf_append_str(&b, index);
+    sbuf_append(&b, "", 1); /* index names hold no NUL: unambiguous */
+    sbuf_append_str(&b, id);
     uint64_t key = sinkkit_order_key(b.data, b.len);
-    es_buf_free(&b);
+    sbuf_free(&b);
     return key;
 }
 
@@ -283,11 +282,7 @@ dead_letter_event(elastic_sink *es, const pgspout_event *ev, const char *reason)
 {
     size_t len;
     const char *json = es->host->event_json(ev, PGSPOUT_PART_EVENT, &len);
-    char *copy = malloc(len + 1);
-    if (!copy)
-        abort();
-    memcpy(copy, json, len);
-    copy[len] = '\0';
+    char *copy = xstrndup(json, len);
     char full[700];
     snprintf(full, sizeof full, "%s.%s: %s", es->host->event_schema(ev),
              es->host->event_table(ev), reason);
@@ -305,16 +300,9 @@ static pgspout_status control_call(elastic_sink *es, const char *method,
 
 static char *url_escape(const char *s)
 {
-    es_buf b = {0};
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            (c >= '0' && c <= '9') || strchr("-._~", c))
-            es_buf_append(&b, s, 1);
-        else
-            es_buf_printf(&b, "%%%02X", c);
-    }
-    return es_buf_take(&b, NULL);
+    strbuf b = STRBUF_INIT;
+    percent_encode(&b, s, strlen(s), NULL);
+    return sbuf_detach(&b);
 }
 
 /* An update that changed the row's key and did not send unchanged TOAST
@@ -335,8 +323,7 @@ static pgspout_status merge_from_old(elastic_sink *es, const char *index,
 
     *source = NULL;
     if (st == PGSPOUT_OK) {
-        if (asprintf(&path, "/%s/_doc/%s", index, escaped) < 0)
-            abort();
+        path = xasprintf("/%s/_doc/%s", index, escaped);
         st = control_call(es, "GET", path, NULL, &reply);
         free(path);
     }
@@ -345,14 +332,17 @@ static pgspout_status merge_from_old(elastic_sink *es, const char *index,
     if (st == PGSPOUT_OK && json_is_object(doc) &&
         json_is_true(json_object_get(reply, "found"))) {
         json_t *fresh = json_loadb(after, after_len, 0, &jerr);
-        if (!fresh)
-            abort();
+        if (!fresh) {
+            json_decref(reply);
+            return fatal(es,
+                         "cannot merge the new row into document %s/%s: "
+                         "%s",
+                         index, old_id, jerr.text);
+        }
         json_object_del(doc, es->version_field);
         json_object_update(doc, fresh);
         json_decref(fresh);
-        *source = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (!*source)
-            abort();
+        *source = xnonnull(json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
         *source_len = strlen(*source);
     }
     json_decref(reply);
@@ -380,10 +370,8 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     if (!id)
         return dead_letter_event(es, ev, err);
 
-    record_meta *meta = calloc(1, sizeof *meta);
-    es_buf b = {0};
-    if (!meta)
-        abort();
+    record_meta *meta = xcalloc(1, sizeof *meta);
+    strbuf b = STRBUF_INIT;
     if (op == PGSPOUT_OP_DELETE) {
         es_bulk_delete(&b, index, id, version);
         meta->actions[meta->nactions++] = ES_ACTION_DELETE;
@@ -401,7 +389,7 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
                 if (!old_id) {
                     free(id);
                     free(meta);
-                    es_buf_free(&b);
+                    sbuf_free(&b);
                     return dead_letter_event(es, ev, err);
                 }
                 if (strcmp(old_id, id) != 0) {
@@ -438,8 +426,8 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     }
     uint64_t order_key = order_key_of(index, id);
     free(id);
-    size_t len;
-    char *data = es_buf_take(&b, &len);
+    size_t len = b.len;
+    char *data = sbuf_detach(&b);
     sinkkit_record *rec =
         sinkkit_record_new(h->event_position(ev), data, len, order_key, meta);
     return sinkkit_submit(es->pipeline, rec);
@@ -460,14 +448,11 @@ static pgspout_status control_call(elastic_sink *es, const char *method,
 
     if (reply)
         *reply = NULL;
-    if (asprintf(&url, "%s%s", pick_url(es), path) < 0)
-        abort();
+    url = xasprintf("%s%s", pick_url(es), path);
     sinkkit_request_init(&req, method, url);
     add_common_headers(es, &req, body ? "application/json" : NULL);
     if (body) {
-        char *copy = strdup(body);
-        if (!copy)
-            abort();
+        char *copy = xstrdup(body);
         sinkkit_request_body(&req, copy, strlen(copy));
     }
     memset(&resp, 0, sizeof resp);
@@ -516,14 +501,12 @@ static pgspout_status delete_listed(elastic_sink *es, const char *index,
         const char *id = json_string_value(json_object_get(hit, "_id"));
         if (!id)
             continue;
-        record_meta *meta = calloc(1, sizeof *meta);
-        es_buf b = {0};
-        size_t len;
-        if (!meta)
-            abort();
+        record_meta *meta = xcalloc(1, sizeof *meta);
+        strbuf b = STRBUF_INIT;
         meta->actions[meta->nactions++] = ES_ACTION_DELETE;
         es_bulk_delete(&b, index, id, version);
-        char *data = es_buf_take(&b, &len);
+        size_t len = b.len;
+        char *data = sbuf_detach(&b);
         pgspout_status st = sinkkit_submit(
             es->pipeline,
             sinkkit_record_new(pos, data, len, order_key_of(index, id), meta));
@@ -556,14 +539,12 @@ static pgspout_status truncate_index(elastic_sink *es, const char *index,
 
     if (st != PGSPOUT_OK)
         return st;
-    if (asprintf(&path, "/%s/_refresh", index) < 0)
-        abort();
+    path = xasprintf("/%s/_refresh", index);
     st = control_call(es, "POST", path, NULL, NULL);
     free(path);
     if (st != PGSPOUT_OK)
         return st;
-    if (asprintf(&path, "/%s/_search?scroll=2m", index) < 0)
-        abort();
+    path = xasprintf("/%s/_search?scroll=2m", index);
     st = control_call(es, "POST", path,
                       "{\"size\":1000,\"_source\":false,\"sort\":[\"_doc\"],"
                       "\"query\":{\"match_all\":{}}}",
@@ -575,26 +556,26 @@ static pgspout_status truncate_index(elastic_sink *es, const char *index,
             json_string_value(json_object_get(page, "_scroll_id"));
         if (json_array_size(hits) == 0 || !scroll_id) {
             if (scroll_id) {
-                es_buf b = {0};
-                es_buf_puts(&b, "{\"scroll_id\":");
-                es_buf_json_string(&b, scroll_id);
-                es_buf_puts(&b, "}");
+                strbuf b = STRBUF_INIT;
+                sbuf_append_str(&b, "{\"scroll_id\":");
+                json_append_string(&b, scroll_id, strlen(scroll_id));
+                sbuf_append_str(&b, "}");
                 control_call(es, "DELETE", "/_search/scroll", b.data, NULL);
-                es_buf_free(&b);
+                sbuf_free(&b);
             }
             break;
         }
         st = delete_listed(es, index, page, pos, version, &count);
         if (st != PGSPOUT_OK)
             break;
-        es_buf b = {0};
-        es_buf_puts(&b, "{\"scroll\":\"2m\",\"scroll_id\":");
-        es_buf_json_string(&b, scroll_id);
-        es_buf_puts(&b, "}");
+        strbuf b = STRBUF_INIT;
+        sbuf_append_str(&b, "{\"scroll\":\"2m\",\"scroll_id\":");
+        json_append_string(&b, scroll_id, strlen(scroll_id));
+        sbuf_append_str(&b, "}");
         json_decref(page);
         page = NULL;
         st = control_call(es, "POST", "/_search/scroll", b.data, &page);
-        es_buf_free(&b);
+        sbuf_free(&b);
         if (st == PGSPOUT_OK && !page) {
             /* 404: the scroll expired while the queue was full. */
             es->host->log(es->handle, PGSPOUT_LOG_WARNING,
@@ -697,9 +678,7 @@ static bool parse_urls(elastic_sink *es, const char *list, char *err,
             snprintf(err, errlen, "url: at most %d URLs", ELASTIC_MAX_URLS);
             return false;
         }
-        char *url = strndup(start, n);
-        if (!url)
-            abort();
+        char *url = xstrndup(start, n);
         es->urls[es->nurls++] = url;
         if (strncmp(url, "http://", 7) != 0 &&
             strncmp(url, "https://", 8) != 0) {
@@ -730,8 +709,7 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
         return false;
     }
     if (api_key) {
-        if (asprintf(&es->auth_header, "Authorization: ApiKey %s", api_key) < 0)
-            abort();
+        es->auth_header = xasprintf("Authorization: ApiKey %s", api_key);
         return true;
     }
     if (!user && !password)
@@ -740,14 +718,11 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
         snprintf(err, errlen, "username and password go together");
         return false;
     }
-    char *plain;
-    if (asprintf(&plain, "%s:%s", user, password) < 0)
-        abort();
-    char *encoded = es_base64(plain, strlen(plain));
+    char *plain = xasprintf("%s:%s", user, password);
+    char *encoded = base64_encode(plain, strlen(plain));
     memset(plain, 0, strlen(plain));
     free(plain);
-    if (asprintf(&es->auth_header, "Authorization: Basic %s", encoded) < 0)
-        abort();
+    es->auth_header = xasprintf("Authorization: Basic %s", encoded);
     memset(encoded, 0, strlen(encoded));
     free(encoded);
     return true;
@@ -756,12 +731,10 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
 static pgspout_status elastic_create(const pgspout_host_api *host,
                                      pgspout_sink_handle *handle, void **state)
 {
-    elastic_sink *es = calloc(1, sizeof *es);
+    elastic_sink *es = xcalloc(1, sizeof *es);
     const char *urls = NULL, *truncate = NULL;
     char err[400];
 
-    if (!es)
-        abort();
     es->host = host;
     es->handle = handle;
     host->option_string(handle, "url", &urls);

@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
+#include "base64.h"
+#include "json_string.h"
 #include "sigv4.h"
 #include "strbuf.h"
 
@@ -50,24 +51,6 @@ char *kinesis_partition_key(kinesis_key_mode mode, const char *fixed,
     return sbuf_detach(&sb);
 }
 
-static void append_json_string(strbuf *out, const char *s)
-{
-    sbuf_append_char(out, '"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\') {
-            sbuf_append_char(out, '\\');
-            sbuf_append_char(out, (char)c);
-        } else if (c < 0x20) {
-            sbuf_appendf(out, "\\u%04x", c);
-        } else {
-            sbuf_append_char(out, (char)c);
-        }
-    }
-    sbuf_append_char(out, '"');
-}
-
 char *kinesis_put_records_body(const char *stream, const kinesis_entry *entries,
                                size_t n, size_t *len)
 {
@@ -75,24 +58,20 @@ char *kinesis_put_records_body(const char *stream, const kinesis_entry *entries,
     size_t estimate = 64 + strlen(stream);
 
     for (size_t i = 0; i < n; i++)
-        estimate += 4 * ((entries[i].len + 2) / 3) + 48 +
+        estimate += BASE64_ENCODED_LEN(entries[i].len) + 48 +
                     2 * strlen(entries[i].partition_key);
     sbuf_reserve(&sb, estimate);
     sbuf_append_str(&sb, "{\"StreamName\":");
-    append_json_string(&sb, stream);
+    json_append_string(&sb, stream, strlen(stream));
     sbuf_append_str(&sb, ",\"Records\":[");
     for (size_t i = 0; i < n; i++) {
-        size_t b64_len = 4 * ((entries[i].len + 2) / 3);
-
         sbuf_append_str(&sb, i ? ",{\"Data\":\"" : "{\"Data\":\"");
-        sbuf_reserve(&sb, b64_len + 1);
-        EVP_EncodeBlock((unsigned char *)sb.data + sb.len,
-                        (const unsigned char *)entries[i].data,
-                        (int)entries[i].len);
-        sb.len += b64_len;
-        sb.data[sb.len] = '\0';
+        sbuf_reserve(&sb, BASE64_ENCODED_LEN(entries[i].len));
+        sb.len += base64_encode_into(sb.data + sb.len, entries[i].data,
+                                     entries[i].len);
         sbuf_append_str(&sb, "\",\"PartitionKey\":");
-        append_json_string(&sb, entries[i].partition_key);
+        json_append_string(&sb, entries[i].partition_key,
+                           strlen(entries[i].partition_key));
         sbuf_append_char(&sb, '}');
     }
     sbuf_append_str(&sb, "]}");

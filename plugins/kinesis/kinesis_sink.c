@@ -11,6 +11,7 @@
 #include <pgspout/pgspout.h>
 
 #include "aws_config.h"
+#include "clock.h"
 #include "kinesis_api.h"
 #include "kpl.h"
 #include "pipeline.h"
@@ -44,7 +45,7 @@ typedef struct kinesis_sink {
     char *pending_first; /* sent as is when the run stays one event long */
     size_t pending_first_len;
     pgspout_position pending_last;
-    struct timespec pending_since;
+    int64_t pending_since_us;
 } kinesis_sink;
 
 static const pgspout_option_def kinesis_options[] = {
@@ -261,11 +262,9 @@ static pgspout_status add_aggregated(kinesis_sink *ks, pgspout_position pos,
     }
     if (!ks->pending_key) {
         ks->pending_key = key;
-        ks->pending_first = xmalloc(len + 1);
-        memcpy(ks->pending_first, json, len);
-        ks->pending_first[len] = '\0';
+        ks->pending_first = xstrndup(json, len);
         ks->pending_first_len = len;
-        clock_gettime(CLOCK_MONOTONIC, &ks->pending_since);
+        ks->pending_since_us = now_us();
     } else {
         free(key);
     }
@@ -276,15 +275,10 @@ static pgspout_status add_aggregated(kinesis_sink *ks, pgspout_position pos,
 
 static bool pending_is_old(kinesis_sink *ks)
 {
-    struct timespec now;
-    int64_t age_ms;
-
     if (!ks->pending_key)
         return false;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    age_ms = (int64_t)(now.tv_sec - ks->pending_since.tv_sec) * 1000 +
-             (now.tv_nsec - ks->pending_since.tv_nsec) / 1000000;
-    return age_ms >= ks->config.linger_ms;
+    int64_t age_us = now_us() - ks->pending_since_us;
+    return age_us >= (int64_t)ks->config.linger_ms * 1000;
 }
 
 static char *event_partition_key(kinesis_sink *ks, const pgspout_event *ev,
@@ -325,9 +319,7 @@ static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
                  position_text(ks, pos, where, sizeof where),
                  ks->host->event_schema(ev), ks->host->event_table(ev),
                  len + strlen(key), KINESIS_MAX_RECORD_BYTES);
-        copy = xmalloc(len + 1);
-        memcpy(copy, json, len);
-        copy[len] = '\0';
+        copy = xstrndup(json, len);
         if (status != PGSPOUT_OK) {
             free(copy);
             free(key);
@@ -340,9 +332,7 @@ static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
     }
     if (ks->aggregate)
         return add_aggregated(ks, pos, json, len, key);
-    copy = xmalloc(len + 1);
-    memcpy(copy, json, len);
-    copy[len] = '\0';
+    copy = xstrndup(json, len);
     return submit(ks, pos, copy, len, key, !keyless_row);
 }
 
