@@ -24,7 +24,7 @@ typedef enum auth_kind { AUTH_NONE, AUTH_KEY, AUTH_METADATA } auth_kind;
 
 struct bq_auth {
     auth_kind kind;
-    sinkkit_http_settings http;
+    kit_http_settings http;
     EVP_PKEY *key;
     char *client_email;
     char *token_uri;
@@ -57,7 +57,7 @@ bq_auth *bq_auth_none(void)
 }
 
 bq_auth *bq_auth_from_key(const char *key_json, size_t len,
-                          const sinkkit_http_settings *http, char *err,
+                          const kit_http_settings *http, char *err,
                           size_t errlen)
 {
     json_t *root = json_loadb(key_json, len, 0, NULL);
@@ -105,7 +105,7 @@ bq_auth *bq_auth_from_key(const char *key_json, size_t len,
     return a;
 }
 
-bq_auth *bq_auth_metadata(const char *base, const sinkkit_http_settings *http)
+bq_auth *bq_auth_metadata(const char *base, const kit_http_settings *http)
 {
     bq_auth *a = auth_new(AUTH_METADATA);
     a->metadata_base = xstrdup(base);
@@ -189,11 +189,11 @@ char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
 }
 
 /* Takes access_token and expires_in from a token answer. */
-static bool take_token(bq_auth *a, const sinkkit_http_response *resp,
+static bool take_token(bq_auth *a, const kit_http_response *resp,
                        bool *transient, char *err, size_t errlen)
 {
     if (resp->status != 200) {
-        *transient = sinkkit_http_transient(resp);
+        *transient = kit_http_transient(resp);
         json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
         /* OAuth errors are {"error":"invalid_grant","error_description":..};
          * neither echoes the assertion. */
@@ -255,15 +255,14 @@ static bool fetch_with_key(bq_auth *a, bool *transient, char *err,
     OPENSSL_cleanse(jwt, strlen(jwt));
     free(jwt);
 
-    sinkkit_http_request req;
-    sinkkit_http_response resp;
+    kit_http_request req;
+    kit_http_response resp;
     memset(&resp, 0, sizeof resp);
-    sinkkit_request_init(&req, "POST", a->token_uri);
-    sinkkit_request_header(&req,
-                           "Content-Type: application/x-www-form-urlencoded");
+    kit_request_init(&req, "POST", a->token_uri);
+    kit_request_header(&req, "Content-Type: application/x-www-form-urlencoded");
     size_t len = form.len;
-    sinkkit_request_body(&req, sbuf_detach(&form), len);
-    bool ok = sinkkit_http_perform(&a->http, &req, &resp);
+    kit_request_body(&req, sbuf_detach(&form), len);
+    bool ok = kit_http_perform(&a->http, &req, &resp);
     if (!ok) {
         *transient = false;
         snprintf(err, errlen, "cannot set up the token request");
@@ -271,8 +270,8 @@ static bool fetch_with_key(bq_auth *a, bool *transient, char *err,
         ok = take_token(a, &resp, transient, err, errlen);
     }
     OPENSSL_cleanse(req.body, req.body_len);
-    sinkkit_request_free(&req);
-    sinkkit_response_free(&resp);
+    kit_request_free(&req);
+    kit_response_free(&resp);
     return ok;
 }
 
@@ -282,13 +281,13 @@ static bool fetch_from_metadata(bq_auth *a, bool *transient, char *err,
     char *url = xasprintf("%s/computeMetadata/v1/instance/service-accounts/"
                           "default/token",
                           a->metadata_base);
-    sinkkit_http_request req;
-    sinkkit_http_response resp;
+    kit_http_request req;
+    kit_http_response resp;
     memset(&resp, 0, sizeof resp);
-    sinkkit_request_init(&req, "GET", url);
+    kit_request_init(&req, "GET", url);
     free(url);
-    sinkkit_request_header(&req, "Metadata-Flavor: Google");
-    bool ok = sinkkit_http_perform(&a->http, &req, &resp);
+    kit_request_header(&req, "Metadata-Flavor: Google");
+    bool ok = kit_http_perform(&a->http, &req, &resp);
     if (!ok) {
         *transient = false;
         snprintf(err, errlen, "cannot set up the metadata server request");
@@ -297,8 +296,8 @@ static bool fetch_from_metadata(bq_auth *a, bool *transient, char *err,
         if (!ok && resp.status == 0)
             *transient = true;
     }
-    sinkkit_request_free(&req);
-    sinkkit_response_free(&resp);
+    kit_request_free(&req);
+    kit_response_free(&resp);
     return ok;
 }
 

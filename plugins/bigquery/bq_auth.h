@@ -27,11 +27,11 @@ bq_auth *bq_auth_none(void);
 /* A service-account key file's contents (JSON). NULL with err on a
  * malformed key (the message never quotes the key). */
 bq_auth *bq_auth_from_key(const char *key_json, size_t len,
-                          const sinkkit_http_settings *http, char *err,
+                          const kit_http_settings *http, char *err,
                           size_t errlen);
 
 /* The metadata server at base (e.g. "http://metadata.google.internal"). */
-bq_auth *bq_auth_metadata(const char *base, const sinkkit_http_settings *http);
+bq_auth *bq_auth_metadata(const char *base, const kit_http_settings *http);
 
 void bq_auth_free(bq_auth *auth);
 

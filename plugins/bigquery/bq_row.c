@@ -432,8 +432,7 @@ const char *bq_error_reason(json_t *body)
     return reason ? reason : "";
 }
 
-void bq_error_message(const sinkkit_http_response *resp, char *buf,
-                      size_t buflen)
+void bq_error_message(const kit_http_response *resp, char *buf, size_t buflen)
 {
     if (resp->status == 0) {
         snprintf(buf, buflen, "%s", resp->error ? resp->error : "no response");
@@ -489,13 +488,13 @@ static void note_row_error(record_errors *re, json_int_t row, json_t *e)
                      message ? message : "");
 }
 
-static void set_row_outcome(record_errors *re, sinkkit_outcome *o)
+static void set_row_outcome(record_errors *re, kit_outcome *o)
 {
     if (!re->any) {
-        o->kind = SINKKIT_DONE;
+        o->kind = KIT_DONE;
         return;
     }
-    o->kind = re->permanent ? SINKKIT_REJECTED : SINKKIT_RETRY;
+    o->kind = re->permanent ? KIT_REJECTED : KIT_RETRY;
     snprintf(o->reason, sizeof o->reason, "insertAll row errors: %s",
              re->why.len ? re->why.data : "rows not inserted");
 }
@@ -505,7 +504,7 @@ static void set_row_outcome(record_errors *re, sinkkit_outcome *o)
  * nothing to go by: then every record takes all the errors, as one. */
 static void row_errors_outcomes(json_t *insert_errors,
                                 const size_t *record_rows, size_t n,
-                                sinkkit_outcome *outcomes)
+                                kit_outcome *outcomes)
 {
     record_errors *per = xcalloc(n + 1, sizeof *per);
     record_errors *whole = &per[n];
@@ -544,9 +543,9 @@ static void row_errors_outcomes(json_t *insert_errors,
     free(per);
 }
 
-void bq_insert_outcomes(const sinkkit_http_response *resp,
+void bq_insert_outcomes(const kit_http_response *resp,
                         const size_t *record_rows, size_t n,
-                        sinkkit_outcome *outcomes, bool *auth_failed)
+                        kit_outcome *outcomes, bool *auth_failed)
 {
     *auth_failed = false;
     if (n == 0)
@@ -556,7 +555,7 @@ void bq_insert_outcomes(const sinkkit_http_response *resp,
         json_t *errs = json_object_get(body, "insertErrors");
         if (!body) {
             for (size_t i = 0; i < n; i++) {
-                outcomes[i].kind = SINKKIT_RETRY;
+                outcomes[i].kind = KIT_RETRY;
                 snprintf(outcomes[i].reason, sizeof outcomes[i].reason,
                          "insertAll answered 200 with an unreadable body");
             }
@@ -564,7 +563,7 @@ void bq_insert_outcomes(const sinkkit_http_response *resp,
             row_errors_outcomes(errs, record_rows, n, outcomes);
         } else {
             for (size_t i = 0; i < n; i++)
-                outcomes[i].kind = SINKKIT_DONE;
+                outcomes[i].kind = KIT_DONE;
         }
         json_decref(body);
         return;
@@ -575,20 +574,20 @@ void bq_insert_outcomes(const sinkkit_http_response *resp,
     bq_error_message(resp, message, sizeof message);
     json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
     const char *reason = bq_error_reason(body);
-    sinkkit_outcome_kind kind;
-    if (outcomes[0].kind == SINKKIT_RETRY) {
-        kind = SINKKIT_RETRY; /* pre-filled for no answer, 408, 429, 5xx */
+    kit_outcome_kind kind;
+    if (outcomes[0].kind == KIT_RETRY) {
+        kind = KIT_RETRY; /* pre-filled for no answer, 408, 429, 5xx */
     } else if (resp->status == 401) {
         *auth_failed = true;
-        kind = SINKKIT_RETRY;
+        kind = KIT_RETRY;
     } else if (resp->status == 403 &&
                (strcmp(reason, "rateLimitExceeded") == 0 ||
                 strcmp(reason, "quotaExceeded") == 0)) {
-        kind = SINKKIT_RETRY;
+        kind = KIT_RETRY;
     } else if (resp->status == 400 || resp->status == 413) {
-        kind = SINKKIT_REJECTED;
+        kind = KIT_REJECTED;
     } else {
-        kind = SINKKIT_FATAL;
+        kind = KIT_FATAL;
     }
     for (size_t i = 0; i < n; i++) {
         outcomes[i].kind = kind;

@@ -2,7 +2,7 @@
  * through the _bulk API, one index per table, each action carrying an
  * external version so that replays and retries never overwrite newer data.
  * Batching, requests in flight, retries and acknowledgements are the sink
- * kit's (plugins/common); this file says what to send and reads what came
+ * kit's (plugins/kit); this file says what to send and reads what came
  * back. See README.md for the design. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -64,14 +64,14 @@ static const pgspout_option_def elastic_options[] = {
      .flags = PGSPOUT_OPTF_SECRET,
      .doc = "API key, sent as Authorization: ApiKey <value> (the base64 "
             "id:key form Elasticsearch returns as \"encoded\")"},
-    SINKKIT_PIPELINE_OPTIONS("1000", "5M", "50ms", "4"),
+    KIT_PIPELINE_OPTIONS("1000", "5M", "50ms", "4"),
     PGSPOUT_OPTION_END};
 
 typedef struct elastic_sink {
     const pgspout_host_api *host;
     pgspout_sink_handle *handle;
-    sinkkit_pipeline_config config;
-    sinkkit_pipeline *pipeline;
+    kit_pipeline_config config;
+    kit_pipeline *pipeline;
 
     char *urls[ELASTIC_MAX_URLS]; /* without a trailing slash */
     size_t nurls;
@@ -102,18 +102,18 @@ static const char *pick_url(elastic_sink *es)
     return es->urls[n % es->nurls];
 }
 
-static void add_common_headers(elastic_sink *es, sinkkit_http_request *req,
+static void add_common_headers(elastic_sink *es, kit_http_request *req,
                                const char *content_type)
 {
     if (content_type)
-        sinkkit_request_header(req, "Content-Type: %s", content_type);
-    sinkkit_request_header(req, "Accept: application/json");
+        kit_request_header(req, "Content-Type: %s", content_type);
+    kit_request_header(req, "Accept: application/json");
     if (es->auth_header)
-        sinkkit_request_header(req, "%s", es->auth_header);
+        kit_request_header(req, "%s", es->auth_header);
 }
 
-static bool build_bulk(void *ctx, sinkkit_record *const *records, size_t n,
-                       sinkkit_http_request *req, char *err, size_t errlen)
+static bool build_bulk(void *ctx, kit_record *const *records, size_t n,
+                       kit_http_request *req, char *err, size_t errlen)
 {
     elastic_sink *es = ctx;
     size_t total = 0;
@@ -131,14 +131,14 @@ static bool build_bulk(void *ctx, sinkkit_record *const *records, size_t n,
     }
     body[total] = '\0';
     url = xasprintf("%s%s", pick_url(es), bulk_query);
-    sinkkit_request_init(req, "POST", url);
+    kit_request_init(req, "POST", url);
     free(url);
     add_common_headers(es, req, "application/x-ndjson");
-    sinkkit_request_body(req, body, total);
+    kit_request_body(req, body, total);
     return true;
 }
 
-static void set_outcome(sinkkit_outcome *o, sinkkit_outcome_kind kind,
+static void set_outcome(kit_outcome *o, kit_outcome_kind kind,
                         const char *reason)
 {
     size_t n = strnlen(reason, sizeof o->reason - 1);
@@ -148,24 +148,24 @@ static void set_outcome(sinkkit_outcome *o, sinkkit_outcome_kind kind,
 }
 
 /* A request-level failure: every record shares it. */
-static void fail_all(sinkkit_outcome *outcomes, size_t n,
-                     sinkkit_outcome_kind kind, const char *reason)
+static void fail_all(kit_outcome *outcomes, size_t n, kit_outcome_kind kind,
+                     const char *reason)
 {
     for (size_t i = 0; i < n; i++)
         set_outcome(&outcomes[i], kind, reason);
 }
 
-static void handle_bulk(void *ctx, const sinkkit_http_response *resp,
-                        sinkkit_record *const *records, size_t n,
-                        sinkkit_outcome *outcomes)
+static void handle_bulk(void *ctx, const kit_http_response *resp,
+                        kit_record *const *records, size_t n,
+                        kit_outcome *outcomes)
 {
     elastic_sink *es = ctx;
     char reason[600];
 
-    if (sinkkit_http_transient(resp))
+    if (kit_http_transient(resp))
         return; /* already RETRY */
     if (resp->status < 200 || resp->status >= 300) {
-        sinkkit_outcome_kind kind = SINKKIT_FATAL;
+        kit_outcome_kind kind = KIT_FATAL;
         if (resp->status == 401 || resp->status == 403)
             snprintf(reason, sizeof reason,
                      "_bulk: HTTP %ld: not authorised (check username/"
@@ -198,7 +198,7 @@ static void handle_bulk(void *ctx, const sinkkit_http_response *resp,
                                 actions, items, nactions, err, sizeof err)) {
         /* Sending again is safe (versions make it idempotent). */
         snprintf(reason, sizeof reason, "%s", err);
-        fail_all(outcomes, n, SINKKIT_RETRY, reason);
+        fail_all(outcomes, n, KIT_RETRY, reason);
         goto out;
     }
     /* A record succeeds when all its items do; the worst item decides. */
@@ -224,16 +224,16 @@ static void handle_bulk(void *ctx, const sinkkit_http_response *resp,
         switch (worst) {
         case ES_ITEM_DONE:
         case ES_ITEM_MISSING:
-            outcomes[i].kind = SINKKIT_DONE;
+            outcomes[i].kind = KIT_DONE;
             break;
         case ES_ITEM_RETRY:
-            set_outcome(&outcomes[i], SINKKIT_RETRY, why);
+            set_outcome(&outcomes[i], KIT_RETRY, why);
             break;
         case ES_ITEM_REJECTED:
-            set_outcome(&outcomes[i], SINKKIT_REJECTED, why);
+            set_outcome(&outcomes[i], KIT_REJECTED, why);
             break;
         case ES_ITEM_FATAL:
-            set_outcome(&outcomes[i], SINKKIT_FATAL, why);
+            set_outcome(&outcomes[i], KIT_FATAL, why);
             break;
         }
     }
@@ -242,7 +242,7 @@ out:
     free(items);
 }
 
-static const sinkkit_ops elastic_ops = {
+static const kit_ops elastic_ops = {
     .build_request = build_bulk,
     .handle_response = handle_bulk,
     .free_meta = free,
@@ -270,7 +270,7 @@ static uint64_t order_key_of(const char *index, const char *id)
     sbuf_append_str(&b, index);
     sbuf_append(&b, "", 1); /* index names hold no NUL: unambiguous */
     sbuf_append_str(&b, id);
-    uint64_t key = sinkkit_order_key(b.data, b.len);
+    uint64_t key = kit_order_key(b.data, b.len);
     sbuf_free(&b);
     return key;
 }
@@ -289,9 +289,9 @@ dead_letter_event(elastic_sink *es, const pgspout_event *ev, const char *reason)
     if (!es->config.dead_letter_path)
         es->host->log(es->handle, PGSPOUT_LOG_ERROR,
                       "%s (no dead_letter file: stopping)", full);
-    sinkkit_record *rec =
-        sinkkit_record_new(es->host->event_position(ev), copy, len, 0, NULL);
-    return sinkkit_submit_dead_letter(es->pipeline, rec, full);
+    kit_record *rec =
+        kit_record_new(es->host->event_position(ev), copy, len, 0, NULL);
+    return kit_submit_dead_letter(es->pipeline, rec, full);
 }
 
 static pgspout_status control_call(elastic_sink *es, const char *method,
@@ -319,7 +319,7 @@ static pgspout_status merge_from_old(elastic_sink *es, const char *index,
     json_t *reply = NULL, *doc;
     json_error_t jerr;
     char *path, *escaped = url_escape(old_id);
-    pgspout_status st = sinkkit_flush(es->pipeline);
+    pgspout_status st = kit_flush(es->pipeline);
 
     *source = NULL;
     if (st == PGSPOUT_OK) {
@@ -428,9 +428,9 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     free(id);
     size_t len = b.len;
     char *data = sbuf_detach(&b);
-    sinkkit_record *rec =
-        sinkkit_record_new(h->event_position(ev), data, len, order_key, meta);
-    return sinkkit_submit(es->pipeline, rec);
+    kit_record *rec =
+        kit_record_new(h->event_position(ev), data, len, order_key, meta);
+    return kit_submit(es->pipeline, rec);
 }
 
 /* Blocking control-plane call for TRUNCATE. Returns OK, RETRY (transient;
@@ -441,24 +441,24 @@ static pgspout_status control_call(elastic_sink *es, const char *method,
                                    const char *path, const char *body,
                                    json_t **reply)
 {
-    sinkkit_http_request req;
-    sinkkit_http_response resp;
+    kit_http_request req;
+    kit_http_response resp;
     char *url;
     pgspout_status st = PGSPOUT_OK;
 
     if (reply)
         *reply = NULL;
     url = xasprintf("%s%s", pick_url(es), path);
-    sinkkit_request_init(&req, method, url);
+    kit_request_init(&req, method, url);
     add_common_headers(es, &req, body ? "application/json" : NULL);
     if (body) {
         char *copy = xstrdup(body);
-        sinkkit_request_body(&req, copy, strlen(copy));
+        kit_request_body(&req, copy, strlen(copy));
     }
     memset(&resp, 0, sizeof resp);
-    if (!sinkkit_http_perform(&es->config.http, &req, &resp)) {
+    if (!kit_http_perform(&es->config.http, &req, &resp)) {
         st = fatal(es, "%s %s: could not set up the request", method, path);
-    } else if (sinkkit_http_transient(&resp)) {
+    } else if (kit_http_transient(&resp)) {
         es->host->log(es->handle, PGSPOUT_LOG_WARNING, "%s %s: %s (will retry)",
                       method, path,
                       resp.status  ? "server busy or failing"
@@ -481,8 +481,8 @@ static pgspout_status control_call(elastic_sink *es, const char *method,
             st = PGSPOUT_RETRY;
         }
     }
-    sinkkit_response_free(&resp);
-    sinkkit_request_free(&req);
+    kit_response_free(&resp);
+    kit_request_free(&req);
     free(url);
     return st;
 }
@@ -507,9 +507,9 @@ static pgspout_status delete_listed(elastic_sink *es, const char *index,
         es_bulk_delete(&b, index, id, version);
         size_t len = b.len;
         char *data = sbuf_detach(&b);
-        pgspout_status st = sinkkit_submit(
+        pgspout_status st = kit_submit(
             es->pipeline,
-            sinkkit_record_new(pos, data, len, order_key_of(index, id), meta));
+            kit_record_new(pos, data, len, order_key_of(index, id), meta));
         if (st != PGSPOUT_OK)
             return st;
         (*count)++;
@@ -535,7 +535,7 @@ static pgspout_status truncate_index(elastic_sink *es, const char *index,
     char *path;
     json_t *page = NULL;
     size_t count = 0;
-    pgspout_status st = sinkkit_flush(es->pipeline);
+    pgspout_status st = kit_flush(es->pipeline);
 
     if (st != PGSPOUT_OK)
         return st;
@@ -608,7 +608,7 @@ elastic_write(void *state, const pgspout_event *const *events, size_t count)
             continue;
         if (op == PGSPOUT_OP_SCHEMA ||
             (op == PGSPOUT_OP_TRUNCATE && !es->truncate_delete)) {
-            st = sinkkit_submit_marker(es->pipeline, pos);
+            st = kit_submit_marker(es->pipeline, pos);
         } else {
             char *index = es_index_name(es->index_template, h->event_schema(ev),
                                         h->event_table(ev), err, sizeof err);
@@ -620,7 +620,7 @@ elastic_write(void *state, const pgspout_event *const *events, size_t count)
             if (op == PGSPOUT_OP_TRUNCATE) {
                 st = truncate_index(es, index, ev);
                 if (st == PGSPOUT_OK)
-                    st = sinkkit_submit_marker(es->pipeline, pos);
+                    st = kit_submit_marker(es->pipeline, pos);
             } else {
                 st = submit_change(es, ev, index);
             }
@@ -637,7 +637,7 @@ elastic_write(void *state, const pgspout_event *const *events, size_t count)
 static pgspout_status elastic_flush(void *state)
 {
     elastic_sink *es = state;
-    return sinkkit_flush(es->pipeline);
+    return kit_flush(es->pipeline);
 }
 
 static void elastic_destroy(void *state)
@@ -646,7 +646,7 @@ static void elastic_destroy(void *state)
     if (!es)
         return;
     if (es->pipeline)
-        sinkkit_pipeline_free(es->pipeline);
+        kit_pipeline_free(es->pipeline);
     for (size_t i = 0; i < es->nurls; i++)
         free(es->urls[i]);
     if (es->auth_header) {
@@ -758,13 +758,13 @@ static pgspout_status elastic_create(const pgspout_host_api *host,
         return PGSPOUT_FATAL;
     }
 
-    sinkkit_pipeline_config_from_options(host, handle, "elastic", &es->config);
+    kit_pipeline_config_from_options(host, handle, "elastic", &es->config);
     /* Items of one document may share a request: the node applies them in
      * order, and external versions make a retried older item harmless. */
     es->config.same_key_in_request = true;
     es->config.http.user_agent = "pgspout-elastic/" ELASTIC_SINK_VERSION;
-    es->pipeline = sinkkit_pipeline_new(host, handle, &es->config, &elastic_ops,
-                                        es, err, sizeof err);
+    es->pipeline = kit_pipeline_new(host, handle, &es->config, &elastic_ops, es,
+                                    err, sizeof err);
     if (!es->pipeline) {
         host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
         elastic_destroy(es);

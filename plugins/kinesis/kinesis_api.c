@@ -112,8 +112,8 @@ bool kinesis_error_is_transient(const char *type)
     return false;
 }
 
-static void set_all(sinkkit_outcome *outcomes, size_t n,
-                    sinkkit_outcome_kind kind, const char *reason)
+static void set_all(kit_outcome *outcomes, size_t n, kit_outcome_kind kind,
+                    const char *reason)
 {
     for (size_t i = 0; i < n; i++) {
         outcomes[i].kind = kind;
@@ -137,14 +137,13 @@ static void error_type_name(const char *raw, char *out, size_t outlen)
 }
 
 static void request_error(long status, json_t *doc, const char *body,
-                          const char *stream, size_t n,
-                          sinkkit_outcome *outcomes)
+                          const char *stream, size_t n, kit_outcome *outcomes)
 {
     const char *raw_type = json_string_value(json_object_get(doc, "__type"));
     const char *message = json_string_value(json_object_get(doc, "message"));
     char type[128] = "";
     char reason[512];
-    sinkkit_outcome_kind kind;
+    kit_outcome_kind kind;
 
     if (!message)
         message = json_string_value(json_object_get(doc, "Message"));
@@ -153,11 +152,11 @@ static void request_error(long status, json_t *doc, const char *body,
     if (*type)
         kind =
             kinesis_error_is_transient(type) || status >= 500 || status == 429
-                ? SINKKIT_RETRY
-                : SINKKIT_FATAL;
+                ? KIT_RETRY
+                : KIT_FATAL;
     else
-        kind = status >= 500 || status == 429 || status == 408 ? SINKKIT_RETRY
-                                                               : SINKKIT_FATAL;
+        kind = status >= 500 || status == 429 || status == 408 ? KIT_RETRY
+                                                               : KIT_FATAL;
     if (*type)
         snprintf(reason, sizeof reason,
                  "PutRecords to stream \"%s\" failed with HTTP %ld: %s: %.300s",
@@ -171,7 +170,7 @@ static void request_error(long status, json_t *doc, const char *body,
 
 void kinesis_put_records_outcomes(long status, const char *body,
                                   const char *stream, size_t n,
-                                  sinkkit_outcome *outcomes)
+                                  kit_outcome *outcomes)
 {
     json_t *doc, *records;
     json_error_t jerr;
@@ -188,7 +187,7 @@ void kinesis_put_records_outcomes(long status, const char *body,
     if (!json_is_array(records) || json_array_size(records) != n) {
         /* An answer we cannot map to the records leaves their fate open;
          * sending again can only duplicate, never lose. */
-        set_all(outcomes, n, SINKKIT_RETRY,
+        set_all(outcomes, n, KIT_RETRY,
                 "PutRecords answer without one result per record");
         json_decref(doc);
         return;
@@ -202,14 +201,14 @@ void kinesis_put_records_outcomes(long status, const char *body,
             json_string_value(json_object_get(rec, "ErrorMessage"));
 
         if (seq && !code) {
-            outcomes[i].kind = SINKKIT_DONE;
+            outcomes[i].kind = KIT_DONE;
             outcomes[i].reason[0] = '\0';
             continue;
         }
         /* Per record, the API documents only throughput and internal
          * failures, both transient; an unknown code is retried too (and
          * logged each time) rather than dropping a change. */
-        outcomes[i].kind = SINKKIT_RETRY;
+        outcomes[i].kind = KIT_RETRY;
         snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s: %.300s",
                  code ? code : "record without SequenceNumber",
                  message ? message : "");

@@ -1,16 +1,21 @@
-/* The delivery pipeline every network sink shares: it batches records into
- * requests, keeps several requests in flight, retries what failed
- * transiently (exponential backoff with jitter, without limit), keeps one
- * ordering key's records in order across partial failures, sends what the
- * service rejects for good to the dead-letter file (when configured) or
- * stops, and acknowledges positions to the host strictly in order.
+/* The sink kit (plugins/kit), which every network sink links: its delivery
+ * pipeline (this header), HTTP (http.h) and the dead-letter file
+ * (dead_letter.h). Every name it exports starts with kit_ (KIT_ for
+ * macros).
  *
- * A sink supplies the service-specific parts through sinkkit_ops: how a
- * batch of records becomes one HTTP request, and what the response says
- * about each record. Records are submitted from the sink's write callback;
+ * The pipeline batches records into requests, keeps several requests in
+ * flight, retries what failed transiently (exponential backoff with
+ * jitter, without limit), keeps one ordering key's records in order across
+ * partial failures, sends what the service rejects for good to the
+ * dead-letter file (when configured) or stops, and acknowledges positions
+ * to the host strictly in order.
+ *
+ * A sink supplies the service-specific parts through kit_ops: how a batch
+ * of records becomes one HTTP request, and what the response says about
+ * each record. Records are submitted from the sink's write callback;
  * the pipeline's own thread does the I/O. */
-#ifndef SINKKIT_PIPELINE_H
-#define SINKKIT_PIPELINE_H
+#ifndef KIT_PIPELINE_H
+#define KIT_PIPELINE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,9 +26,9 @@
 #include "http.h"
 
 /* One unit the service stores: an event's document, a Kinesis record, a
- * BigQuery row. Allocate with sinkkit_record_new; after submission the
+ * BigQuery row. Allocate with kit_record_new; after submission the
  * pipeline owns it. */
-typedef struct sinkkit_record {
+typedef struct kit_record {
     pgspout_position pos; /* the (last) event this record carries */
     char *data;           /* payload, malloc'd; may be NULL for a marker */
     size_t len;
@@ -44,42 +49,42 @@ typedef struct sinkkit_record {
     /* How often delivery was tried; maintained by the pipeline, visible
      * to build_request (e.g. for logging). */
     unsigned attempts;
-} sinkkit_record;
+} kit_record;
 
-sinkkit_record *sinkkit_record_new(pgspout_position pos, char *data, size_t len,
-                                   uint64_t order_key, void *meta);
+kit_record *kit_record_new(pgspout_position pos, char *data, size_t len,
+                           uint64_t order_key, void *meta);
 
 /* What happened to one record of a request. */
-typedef enum sinkkit_outcome_kind {
-    SINKKIT_DONE = 0,     /* stored (or already stored: a replay) */
-    SINKKIT_RETRY = 1,    /* transient: send again after a backoff */
-    SINKKIT_REJECTED = 2, /* the service refuses it for good: dead-letter
+typedef enum kit_outcome_kind {
+    KIT_DONE = 0,     /* stored (or already stored: a replay) */
+    KIT_RETRY = 1,    /* transient: send again after a backoff */
+    KIT_REJECTED = 2, /* the service refuses it for good: dead-letter
                              file when configured, else the stream stops */
-    SINKKIT_FATAL = 3     /* stop the stream (access denied, no such
+    KIT_FATAL = 3     /* stop the stream (access denied, no such
                              stream/index/table) */
-} sinkkit_outcome_kind;
+} kit_outcome_kind;
 
-typedef struct sinkkit_outcome {
-    sinkkit_outcome_kind kind;
+typedef struct kit_outcome {
+    kit_outcome_kind kind;
     char reason[512]; /* for RETRY (logged), REJECTED and FATAL; no secrets */
-} sinkkit_outcome;
+} kit_outcome;
 
-typedef struct sinkkit_ops {
+typedef struct kit_ops {
     /* Builds the request for records[0..n) into req (initialised empty).
      * Return false to fail the stream (err says why). Called on the
      * pipeline thread; may refresh credentials. */
-    bool (*build_request)(void *ctx, sinkkit_record *const *records, size_t n,
-                          sinkkit_http_request *req, char *err, size_t errlen);
+    bool (*build_request)(void *ctx, kit_record *const *records, size_t n,
+                          kit_http_request *req, char *err, size_t errlen);
     /* Sets outcomes[i] for each record from the response. The pipeline
-     * pre-fills every outcome with RETRY when sinkkit_http_transient(resp)
+     * pre-fills every outcome with RETRY when kit_http_transient(resp)
      * holds and with DONE otherwise, so a sink only changes what differs. */
-    void (*handle_response)(void *ctx, const sinkkit_http_response *resp,
-                            sinkkit_record *const *records, size_t n,
-                            sinkkit_outcome *outcomes);
+    void (*handle_response)(void *ctx, const kit_http_response *resp,
+                            kit_record *const *records, size_t n,
+                            kit_outcome *outcomes);
     void (*free_meta)(void *meta); /* may be NULL */
-} sinkkit_ops;
+} kit_ops;
 
-typedef struct sinkkit_pipeline_config {
+typedef struct kit_pipeline_config {
     const char *sink_name;    /* names the sink in dead-letter lines */
     size_t max_batch_records; /* per request */
     size_t max_batch_bytes;   /* per request: sum of len + overhead */
@@ -95,54 +100,53 @@ typedef struct sinkkit_pipeline_config {
     int retry_base_ms; /* backoff: base * 2^attempt, full jitter, capped */
     int retry_cap_ms;
     const char *dead_letter_path; /* NULL: REJECTED stops the stream */
-    sinkkit_http_settings http;
-} sinkkit_pipeline_config;
+    kit_http_settings http;
+} kit_pipeline_config;
 
-typedef struct sinkkit_pipeline sinkkit_pipeline;
+typedef struct kit_pipeline kit_pipeline;
 
 /* Starts the pipeline thread. NULL with err set on failure. */
-sinkkit_pipeline *sinkkit_pipeline_new(const pgspout_host_api *host,
-                                       pgspout_sink_handle *handle,
-                                       const sinkkit_pipeline_config *config,
-                                       const sinkkit_ops *ops, void *ctx,
-                                       char *err, size_t errlen);
+kit_pipeline *kit_pipeline_new(const pgspout_host_api *host,
+                               pgspout_sink_handle *handle,
+                               const kit_pipeline_config *config,
+                               const kit_ops *ops, void *ctx, char *err,
+                               size_t errlen);
 
 /* Queues a record (blocking while the queue is full). Returns FATAL, and
  * frees the record, once the pipeline has failed. */
-pgspout_status sinkkit_submit(sinkkit_pipeline *p, sinkkit_record *record);
+pgspout_status kit_submit(kit_pipeline *p, kit_record *record);
 
 /* Marks a position that carries nothing to send (an event the sink skips
  * by design, such as a schema event), so acknowledgements pass it in
  * order. */
-pgspout_status sinkkit_submit_marker(sinkkit_pipeline *p, pgspout_position pos);
+pgspout_status kit_submit_marker(kit_pipeline *p, pgspout_position pos);
 
 /* Sends what is queued without waiting for the linger time and waits until
  * everything submitted is acknowledged. FATAL when the pipeline failed. */
-pgspout_status sinkkit_flush(sinkkit_pipeline *p);
+pgspout_status kit_flush(kit_pipeline *p);
 
 /* Writes a record straight to the dead-letter file (e.g. one too large to
  * send), keeping acknowledgement order. FATAL when no dead-letter file is
  * configured (the stream must stop) or the write failed. Frees record. */
-pgspout_status sinkkit_submit_dead_letter(sinkkit_pipeline *p,
-                                          sinkkit_record *record,
-                                          const char *reason);
+pgspout_status kit_submit_dead_letter(kit_pipeline *p, kit_record *record,
+                                      const char *reason);
 
 /* Order keys with records in flight now (for tests and diagnostics: it
  * must not grow with the number of distinct keys ever seen). */
-size_t sinkkit_pipeline_tracked_keys(sinkkit_pipeline *p);
+size_t kit_pipeline_tracked_keys(kit_pipeline *p);
 
 /* Stops the thread; what was not acknowledged is dropped (the host has
  * not confirmed it and will send it again). */
-void sinkkit_pipeline_free(sinkkit_pipeline *p);
+void kit_pipeline_free(kit_pipeline *p);
 
 /* ---- options every network sink shares ----
  *
- * SINKKIT_PIPELINE_OPTIONS(records, bytes, linger, inflight) expands to
+ * KIT_PIPELINE_OPTIONS(records, bytes, linger, inflight) expands to
  * option table entries: batch_records, batch_bytes, linger, in_flight,
  * queue_records, queue_bytes, retry_base, retry_max, dead_letter, ca_file,
  * tls_verify, connect_timeout, request_timeout. The arguments are the
  * defaults as strings (the service's limits differ). */
-#define SINKKIT_PIPELINE_OPTIONS(records, bytes, linger, inflight)             \
+#define KIT_PIPELINE_OPTIONS(records, bytes, linger, inflight)                 \
     {.name = "batch_records",                                                  \
      .type = PGSPOUT_OPT_INT,                                                  \
      .default_value = records,                                                 \
@@ -205,16 +209,16 @@ void sinkkit_pipeline_free(sinkkit_pipeline *p);
         .default_value = "60s", .doc = "whole-request timeout"                 \
     }
 
-/* A key for sinkkit_record.order_key from bytes (a partition key, a
+/* A key for kit_record.order_key from bytes (a partition key, a
  * document id): equal inputs give equal keys; a collision only orders two
  * unrelated keys together. Never 0. */
-uint64_t sinkkit_order_key(const char *data, size_t len);
+uint64_t kit_order_key(const char *data, size_t len);
 
 /* Reads those options into config (strings stay owned by the host); sets
  * sink_name to the given name. */
-void sinkkit_pipeline_config_from_options(const pgspout_host_api *host,
-                                          pgspout_sink_handle *handle,
-                                          const char *sink_name,
-                                          sinkkit_pipeline_config *config);
+void kit_pipeline_config_from_options(const pgspout_host_api *host,
+                                      pgspout_sink_handle *handle,
+                                      const char *sink_name,
+                                      kit_pipeline_config *config);
 
 #endif

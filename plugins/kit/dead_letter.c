@@ -14,13 +14,13 @@
 #include "fileio.h"
 #include "lsn.h"
 
-struct sinkkit_dead_letter {
+struct kit_dead_letter {
     int fd;
     pthread_mutex_t lock;
 };
 
-sinkkit_dead_letter *sinkkit_dead_letter_open(const char *path, char *err,
-                                              size_t errlen)
+kit_dead_letter *kit_dead_letter_open(const char *path, char *err,
+                                      size_t errlen)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
@@ -28,7 +28,7 @@ sinkkit_dead_letter *sinkkit_dead_letter_open(const char *path, char *err,
                  strerror(errno));
         return NULL;
     }
-    sinkkit_dead_letter *dl = xcalloc(1, sizeof *dl);
+    kit_dead_letter *dl = xcalloc(1, sizeof *dl);
     dl->fd = fd;
     pthread_mutex_init(&dl->lock, NULL);
     return dl;
@@ -48,10 +48,10 @@ static json_t *record_value(const char *payload, size_t len)
     return v;
 }
 
-bool sinkkit_dead_letter_write(sinkkit_dead_letter *dl, const char *sink,
-                               pgspout_position pos, const char *reason,
-                               const char *payload, size_t len, char *err,
-                               size_t errlen)
+bool kit_dead_letter_write(kit_dead_letter *dl, const char *sink,
+                           pgspout_position pos, const char *reason,
+                           const char *payload, size_t len, char *err,
+                           size_t errlen)
 {
     char lsn[LSN_FORMAT_BUFSIZE];
     lsn_format(pos.commit_lsn, lsn, sizeof lsn);
@@ -84,7 +84,7 @@ bool sinkkit_dead_letter_write(sinkkit_dead_letter *dl, const char *sink,
     return ok;
 }
 
-void sinkkit_dead_letter_close(sinkkit_dead_letter *dl)
+void kit_dead_letter_close(kit_dead_letter *dl)
 {
     if (!dl)
         return;

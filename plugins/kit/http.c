@@ -11,15 +11,15 @@
 #include "http_internal.h"
 #include "strbuf.h"
 
-void sinkkit_request_init(sinkkit_http_request *req, const char *method,
-                          const char *url)
+void kit_request_init(kit_http_request *req, const char *method,
+                      const char *url)
 {
     memset(req, 0, sizeof *req);
     req->method = xstrdup(method);
     req->url = xstrdup(url);
 }
 
-void sinkkit_request_header(sinkkit_http_request *req, const char *fmt, ...)
+void kit_request_header(kit_http_request *req, const char *fmt, ...)
 {
     strbuf line = STRBUF_INIT;
     va_list ap;
@@ -30,14 +30,14 @@ void sinkkit_request_header(sinkkit_http_request *req, const char *fmt, ...)
     req->headers[req->nheaders++] = sbuf_detach(&line);
 }
 
-void sinkkit_request_body(sinkkit_http_request *req, char *body, size_t len)
+void kit_request_body(kit_http_request *req, char *body, size_t len)
 {
     free(req->body);
     req->body = body;
     req->body_len = len;
 }
 
-void sinkkit_request_free(sinkkit_http_request *req)
+void kit_request_free(kit_http_request *req)
 {
     free(req->method);
     free(req->url);
@@ -48,7 +48,7 @@ void sinkkit_request_free(sinkkit_http_request *req)
     memset(req, 0, sizeof *req);
 }
 
-void sinkkit_response_free(sinkkit_http_response *resp)
+void kit_response_free(kit_http_response *resp)
 {
     free(resp->body);
     free(resp->error);
@@ -56,7 +56,7 @@ void sinkkit_response_free(sinkkit_http_response *resp)
     resp->retry_after_s = -1;
 }
 
-bool sinkkit_http_transient(const sinkkit_http_response *resp)
+bool kit_http_transient(const kit_http_response *resp)
 {
     return resp->status == 0 || resp->status == 408 || resp->status == 429 ||
            resp->status >= 500;
@@ -69,14 +69,14 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void http_global_init(void)
+void kit_http_global_init(void)
 {
     pthread_once(&curl_once, curl_init_once);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-    http_transfer *t = userdata;
+    kit_http_transfer *t = userdata;
     size_t n = size * nmemb;
     sbuf_append(&t->body, data, n);
     return n;
@@ -84,7 +84,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 
 static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
 {
-    http_transfer *t = userdata;
+    kit_http_transfer *t = userdata;
     size_t n = size * nitems;
     static const char name[] = "retry-after:";
     if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
@@ -102,11 +102,11 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
     return n;
 }
 
-bool http_transfer_setup(http_transfer *t,
-                         const sinkkit_http_settings *settings,
-                         const sinkkit_http_request *req)
+bool kit_http_transfer_setup(kit_http_transfer *t,
+                             const kit_http_settings *settings,
+                             const kit_http_request *req)
 {
-    http_global_init();
+    kit_http_global_init();
     memset(t, 0, sizeof *t);
     t->retry_after_s = -1;
     t->easy = curl_easy_init();
@@ -156,8 +156,8 @@ bool http_transfer_setup(http_transfer *t,
     return true;
 }
 
-void http_transfer_finish(http_transfer *t, int curl_code,
-                          sinkkit_http_response *resp)
+void kit_http_transfer_finish(kit_http_transfer *t, int curl_code,
+                              kit_http_response *resp)
 {
     memset(resp, 0, sizeof *resp);
     resp->retry_after_s = t->retry_after_s;
@@ -173,7 +173,7 @@ void http_transfer_finish(http_transfer *t, int curl_code,
     resp->body = sbuf_detach(&t->body);
 }
 
-void http_transfer_cleanup(http_transfer *t)
+void kit_http_transfer_cleanup(kit_http_transfer *t)
 {
     if (t->easy)
         curl_easy_cleanup(t->easy);
@@ -182,17 +182,16 @@ void http_transfer_cleanup(http_transfer *t)
     memset(t, 0, sizeof *t);
 }
 
-bool sinkkit_http_perform(const sinkkit_http_settings *settings,
-                          const sinkkit_http_request *req,
-                          sinkkit_http_response *resp)
+bool kit_http_perform(const kit_http_settings *settings,
+                      const kit_http_request *req, kit_http_response *resp)
 {
-    http_transfer t;
-    if (!http_transfer_setup(&t, settings, req)) {
-        http_transfer_cleanup(&t);
+    kit_http_transfer t;
+    if (!kit_http_transfer_setup(&t, settings, req)) {
+        kit_http_transfer_cleanup(&t);
         return false;
     }
     CURLcode rc = curl_easy_perform(t.easy);
-    http_transfer_finish(&t, (int)rc, resp);
-    http_transfer_cleanup(&t);
+    kit_http_transfer_finish(&t, (int)rc, resp);
+    kit_http_transfer_cleanup(&t);
     return true;
 }

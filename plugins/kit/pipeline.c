@@ -124,7 +124,7 @@ typedef enum entry_state {
 } entry_state;
 
 typedef struct entry {
-    sinkkit_record *rec;
+    kit_record *rec;
     entry_state state;
     int64_t queued_us;
     int64_t not_before_us; /* retries wait until then */
@@ -132,20 +132,20 @@ typedef struct entry {
 } entry;
 
 typedef struct request {
-    http_transfer transfer;
-    sinkkit_http_request req;
+    kit_http_transfer transfer;
+    kit_http_request req;
     entry **entries;
     size_t n;
     struct request *next;
 } request;
 
-struct sinkkit_pipeline {
+struct kit_pipeline {
     const pgspout_host_api *host;
     pgspout_sink_handle *handle;
-    sinkkit_pipeline_config cfg;
-    const sinkkit_ops *ops;
+    kit_pipeline_config cfg;
+    const kit_ops *ops;
     void *ctx;
-    sinkkit_dead_letter *dead_letter;
+    kit_dead_letter *dead_letter;
 
     pthread_t thread;
     bool thread_started;
@@ -166,7 +166,7 @@ struct sinkkit_pipeline {
     bool failed;
 };
 
-uint64_t sinkkit_order_key(const char *data, size_t len)
+uint64_t kit_order_key(const char *data, size_t len)
 {
     /* FNV-1a: cheap and well spread; collisions only serialise. */
     uint64_t h = UINT64_C(0xcbf29ce484222325);
@@ -177,10 +177,10 @@ uint64_t sinkkit_order_key(const char *data, size_t len)
     return h ? h : 1;
 }
 
-sinkkit_record *sinkkit_record_new(pgspout_position pos, char *data, size_t len,
-                                   uint64_t order_key, void *meta)
+kit_record *kit_record_new(pgspout_position pos, char *data, size_t len,
+                           uint64_t order_key, void *meta)
 {
-    sinkkit_record *r = xcalloc(1, sizeof *r);
+    kit_record *r = xcalloc(1, sizeof *r);
     r->pos = pos;
     r->data = data;
     r->len = len;
@@ -189,7 +189,7 @@ sinkkit_record *sinkkit_record_new(pgspout_position pos, char *data, size_t len,
     return r;
 }
 
-static void record_free(sinkkit_pipeline *p, sinkkit_record *r)
+static void record_free(kit_pipeline *p, kit_record *r)
 {
     if (!r)
         return;
@@ -199,18 +199,18 @@ static void record_free(sinkkit_pipeline *p, sinkkit_record *r)
     free(r);
 }
 
-static const char *sink_name(const sinkkit_pipeline *p)
+static const char *sink_name(const kit_pipeline *p)
 {
     return p->cfg.sink_name ? p->cfg.sink_name : "sink";
 }
 
-static size_t record_bytes(const sinkkit_record *r)
+static size_t record_bytes(const kit_record *r)
 {
     return r->len + r->overhead;
 }
 
 /* Called with the lock held. */
-static void fail_locked(sinkkit_pipeline *p, const char *reason)
+static void fail_locked(kit_pipeline *p, const char *reason)
 {
     if (!p->failed)
         p->host->log(p->handle, PGSPOUT_LOG_ERROR,
@@ -220,7 +220,7 @@ static void fail_locked(sinkkit_pipeline *p, const char *reason)
 }
 
 /* Acknowledges the run of delivered records at the head. Lock held. */
-static void ack_done_prefix(sinkkit_pipeline *p)
+static void ack_done_prefix(kit_pipeline *p)
 {
     bool any = false;
     pgspout_position last = {0, 0};
@@ -242,8 +242,7 @@ static void ack_done_prefix(sinkkit_pipeline *p)
     }
 }
 
-static void append_entry(sinkkit_pipeline *p, sinkkit_record *rec,
-                         entry_state state)
+static void append_entry(kit_pipeline *p, kit_record *rec, entry_state state)
 {
     entry *e = xcalloc(1, sizeof *e);
     e->rec = rec;
@@ -263,10 +262,10 @@ static void append_entry(sinkkit_pipeline *p, sinkkit_record *rec,
  * or with an earlier record that cannot go yet, waits. Returns the number
  * chosen (0 when nothing should be sent now; *wake_us then says when to
  * look again). Lock held. */
-static size_t pick_batch(sinkkit_pipeline *p, entry **chosen, int64_t now,
+static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
                          int64_t *wake_us)
 {
-    const sinkkit_pipeline_config *c = &p->cfg;
+    const kit_pipeline_config *c = &p->cfg;
     size_t n = 0, bytes = 0;
     bool full = false, retrying = false;
     int64_t oldest = 0;
@@ -335,7 +334,7 @@ static size_t pick_batch(sinkkit_pipeline *p, entry **chosen, int64_t now,
 
 /* Starts requests while the in-flight limit allows. Lock held; released
  * around the sink's build_request. */
-static void start_requests(sinkkit_pipeline *p, int64_t *wake_us)
+static void start_requests(kit_pipeline *p, int64_t *wake_us)
 {
     while (!p->failed && p->in_flight < p->cfg.max_in_flight) {
         entry **chosen = xmalloc(p->cfg.max_batch_records * sizeof *chosen);
@@ -348,7 +347,7 @@ static void start_requests(sinkkit_pipeline *p, int64_t *wake_us)
         request *r = xcalloc(1, sizeof *r);
         r->entries = chosen;
         r->n = n;
-        sinkkit_record **records = xmalloc(n * sizeof *records);
+        kit_record **records = xmalloc(n * sizeof *records);
         for (size_t i = 0; i < n; i++) {
             records[i] = chosen[i]->rec;
             records[i]->attempts++;
@@ -359,8 +358,8 @@ static void start_requests(sinkkit_pipeline *p, int64_t *wake_us)
         bool built =
             p->ops->build_request(p->ctx, records, n, &r->req, err, sizeof err);
         free(records);
-        bool ready =
-            built && http_transfer_setup(&r->transfer, &p->cfg.http, &r->req);
+        bool ready = built && kit_http_transfer_setup(&r->transfer,
+                                                      &p->cfg.http, &r->req);
         if (ready)
             curl_multi_add_handle(p->multi, r->transfer.easy);
 
@@ -369,8 +368,8 @@ static void start_requests(sinkkit_pipeline *p, int64_t *wake_us)
             fail_locked(p, built  ? "cannot set up an HTTP transfer"
                            : *err ? err
                                   : "the sink could not build a request");
-            http_transfer_cleanup(&r->transfer);
-            sinkkit_request_free(&r->req);
+            kit_http_transfer_cleanup(&r->transfer);
+            kit_request_free(&r->req);
             free(r->entries);
             free(r);
             p->in_flight--;
@@ -381,7 +380,7 @@ static void start_requests(sinkkit_pipeline *p, int64_t *wake_us)
     }
 }
 
-static void unlink_request(sinkkit_pipeline *p, request *r)
+static void unlink_request(kit_pipeline *p, request *r)
 {
     for (request **pp = &p->requests; *pp; pp = &(*pp)->next) {
         if (*pp == r) {
@@ -391,7 +390,7 @@ static void unlink_request(sinkkit_pipeline *p, request *r)
     }
 }
 
-static request *request_of(sinkkit_pipeline *p, CURL *easy)
+static request *request_of(kit_pipeline *p, CURL *easy)
 {
     for (request *r = p->requests; r; r = r->next)
         if (r->transfer.easy == easy)
@@ -400,18 +399,18 @@ static request *request_of(sinkkit_pipeline *p, CURL *easy)
 }
 
 /* A request ended: apply each record's outcome. Called without the lock. */
-static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
+static void complete_request(kit_pipeline *p, request *r, int curl_code)
 {
-    sinkkit_http_response resp;
+    kit_http_response resp;
     curl_multi_remove_handle(p->multi, r->transfer.easy);
-    http_transfer_finish(&r->transfer, curl_code, &resp);
+    kit_http_transfer_finish(&r->transfer, curl_code, &resp);
 
-    sinkkit_outcome *outcomes = xcalloc(r->n, sizeof *outcomes);
-    sinkkit_record **records = xmalloc(r->n * sizeof *records);
-    bool transient = sinkkit_http_transient(&resp);
+    kit_outcome *outcomes = xcalloc(r->n, sizeof *outcomes);
+    kit_record **records = xmalloc(r->n * sizeof *records);
+    bool transient = kit_http_transient(&resp);
     for (size_t i = 0; i < r->n; i++) {
         records[i] = r->entries[i]->rec;
-        outcomes[i].kind = transient ? SINKKIT_RETRY : SINKKIT_DONE;
+        outcomes[i].kind = transient ? KIT_RETRY : KIT_DONE;
         if (transient && resp.status == 0)
             snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s",
                      resp.error ? resp.error : "no response");
@@ -424,19 +423,18 @@ static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
     /* Rejected records go to the dead-letter file before they count as
      * handled; without one, the stream stops. */
     for (size_t i = 0; i < r->n; i++) {
-        if (outcomes[i].kind != SINKKIT_REJECTED || !p->dead_letter)
+        if (outcomes[i].kind != KIT_REJECTED || !p->dead_letter)
             continue;
         char err[512];
-        if (sinkkit_dead_letter_write(p->dead_letter, sink_name(p),
-                                      records[i]->pos, outcomes[i].reason,
-                                      records[i]->data, records[i]->len, err,
-                                      sizeof err)) {
+        if (kit_dead_letter_write(p->dead_letter, sink_name(p), records[i]->pos,
+                                  outcomes[i].reason, records[i]->data,
+                                  records[i]->len, err, sizeof err)) {
             p->host->log(p->handle, PGSPOUT_LOG_WARNING,
                          "record sent to the dead-letter file: %s",
                          outcomes[i].reason);
-            outcomes[i].kind = SINKKIT_DONE;
+            outcomes[i].kind = KIT_DONE;
         } else {
-            outcomes[i].kind = SINKKIT_FATAL;
+            outcomes[i].kind = KIT_FATAL;
             snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s", err);
         }
     }
@@ -448,12 +446,12 @@ static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
      * repeat harmless (external versions). */
     for (size_t i = 0; i < r->n; i++) {
         uint64_t k = records[i]->order_key;
-        if (!k || outcomes[i].kind != SINKKIT_RETRY)
+        if (!k || outcomes[i].kind != KIT_RETRY)
             continue;
         for (size_t j = i + 1; j < r->n; j++) {
-            if (records[j]->order_key != k || outcomes[j].kind != SINKKIT_DONE)
+            if (records[j]->order_key != k || outcomes[j].kind != KIT_DONE)
                 continue;
-            outcomes[j].kind = SINKKIT_RETRY;
+            outcomes[j].kind = KIT_RETRY;
             snprintf(outcomes[j].reason, sizeof outcomes[j].reason,
                      "sent again after an earlier change of its key");
         }
@@ -468,10 +466,10 @@ static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
         if (e->rec->order_key)
             keymap_add(&p->in_flight_keys, e->rec->order_key, -1);
         switch (outcomes[i].kind) {
-        case SINKKIT_DONE:
+        case KIT_DONE:
             e->state = ENTRY_DONE;
             break;
-        case SINKKIT_RETRY: {
+        case KIT_RETRY: {
             int64_t delay = backoff_delay_between((int)e->rec->attempts,
                                                   p->cfg.retry_base_ms,
                                                   p->cfg.retry_cap_ms);
@@ -484,8 +482,8 @@ static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
             retries++;
             break;
         }
-        case SINKKIT_REJECTED:
-        case SINKKIT_FATAL:
+        case KIT_REJECTED:
+        case KIT_FATAL:
             e->state = ENTRY_PENDING; /* never sent again: failed stops all */
             fail_locked(p, outcomes[i].reason);
             break;
@@ -503,16 +501,16 @@ static void complete_request(sinkkit_pipeline *p, request *r, int curl_code)
                      r->n, retry_reason ? retry_reason : "transient failure");
     free(outcomes);
     free(records);
-    sinkkit_response_free(&resp);
-    http_transfer_cleanup(&r->transfer);
-    sinkkit_request_free(&r->req);
+    kit_response_free(&resp);
+    kit_http_transfer_cleanup(&r->transfer);
+    kit_request_free(&r->req);
     free(r->entries);
     free(r);
 }
 
 static void *pipeline_main(void *arg)
 {
-    sinkkit_pipeline *p = arg;
+    kit_pipeline *p = arg;
     for (;;) {
         pthread_mutex_lock(&p->lock);
         /* Stopping after a failure (or from destroy, which marks the
@@ -550,14 +548,14 @@ static void *pipeline_main(void *arg)
     return NULL;
 }
 
-sinkkit_pipeline *sinkkit_pipeline_new(const pgspout_host_api *host,
-                                       pgspout_sink_handle *handle,
-                                       const sinkkit_pipeline_config *config,
-                                       const sinkkit_ops *ops, void *ctx,
-                                       char *err, size_t errlen)
+kit_pipeline *kit_pipeline_new(const pgspout_host_api *host,
+                               pgspout_sink_handle *handle,
+                               const kit_pipeline_config *config,
+                               const kit_ops *ops, void *ctx, char *err,
+                               size_t errlen)
 {
-    http_global_init();
-    sinkkit_pipeline *p = xcalloc(1, sizeof *p);
+    kit_http_global_init();
+    kit_pipeline *p = xcalloc(1, sizeof *p);
     p->host = host;
     p->handle = handle;
     p->cfg = *config;
@@ -577,34 +575,34 @@ sinkkit_pipeline *sinkkit_pipeline_new(const pgspout_host_api *host,
     pthread_condattr_destroy(&attr);
     if (config->dead_letter_path && *config->dead_letter_path) {
         p->dead_letter =
-            sinkkit_dead_letter_open(config->dead_letter_path, err, errlen);
+            kit_dead_letter_open(config->dead_letter_path, err, errlen);
         if (!p->dead_letter) {
-            sinkkit_pipeline_free(p);
+            kit_pipeline_free(p);
             return NULL;
         }
     }
     p->multi = curl_multi_init();
     if (!p->multi) {
         snprintf(err, errlen, "cannot create a libcurl multi handle");
-        sinkkit_pipeline_free(p);
+        kit_pipeline_free(p);
         return NULL;
     }
     if (pthread_create(&p->thread, NULL, pipeline_main, p) != 0) {
         snprintf(err, errlen, "cannot start the delivery thread");
-        sinkkit_pipeline_free(p);
+        kit_pipeline_free(p);
         return NULL;
     }
     p->thread_started = true;
     return p;
 }
 
-static void wake(sinkkit_pipeline *p)
+static void wake(kit_pipeline *p)
 {
     curl_multi_wakeup(p->multi);
 }
 
 /* The host asked to stop and no longer waits for this sink. */
-static bool host_gives_up(const sinkkit_pipeline *p)
+static bool host_gives_up(const kit_pipeline *p)
 {
     return PGSPOUT_HAS_FIELD(p->host, pgspout_host_api, should_stop) &&
            p->host->should_stop && p->host->should_stop(p->handle);
@@ -612,14 +610,14 @@ static bool host_gives_up(const sinkkit_pipeline *p)
 
 /* Waits on `changed` for at most 100 ms, so a waiter also notices when the
  * host gives up. Lock held. */
-static void wait_changed(sinkkit_pipeline *p)
+static void wait_changed(kit_pipeline *p)
 {
     struct timespec until = clock_after_ms(CLOCK_MONOTONIC, 100);
     pthread_cond_timedwait(&p->changed, &p->lock, &until);
 }
 
-static pgspout_status append_and_wake(sinkkit_pipeline *p,
-                                      sinkkit_record *record, entry_state state)
+static pgspout_status append_and_wake(kit_pipeline *p, kit_record *record,
+                                      entry_state state)
 {
     pthread_mutex_lock(&p->lock);
     /* Backpressure: the caller (the host's main loop) waits here while the
@@ -648,20 +646,19 @@ static pgspout_status append_and_wake(sinkkit_pipeline *p,
     return PGSPOUT_OK;
 }
 
-pgspout_status sinkkit_submit(sinkkit_pipeline *p, sinkkit_record *record)
+pgspout_status kit_submit(kit_pipeline *p, kit_record *record)
 {
     return append_and_wake(p, record, ENTRY_PENDING);
 }
 
-pgspout_status sinkkit_submit_marker(sinkkit_pipeline *p, pgspout_position pos)
+pgspout_status kit_submit_marker(kit_pipeline *p, pgspout_position pos)
 {
-    return append_and_wake(p, sinkkit_record_new(pos, NULL, 0, 0, NULL),
+    return append_and_wake(p, kit_record_new(pos, NULL, 0, 0, NULL),
                            ENTRY_DONE);
 }
 
-pgspout_status sinkkit_submit_dead_letter(sinkkit_pipeline *p,
-                                          sinkkit_record *record,
-                                          const char *reason)
+pgspout_status kit_submit_dead_letter(kit_pipeline *p, kit_record *record,
+                                      const char *reason)
 {
     char err[512];
     if (!p->dead_letter) {
@@ -671,9 +668,9 @@ pgspout_status sinkkit_submit_dead_letter(sinkkit_pipeline *p,
         record_free(p, record);
         return PGSPOUT_FATAL;
     }
-    if (!sinkkit_dead_letter_write(p->dead_letter, sink_name(p), record->pos,
-                                   reason, record->data, record->len, err,
-                                   sizeof err)) {
+    if (!kit_dead_letter_write(p->dead_letter, sink_name(p), record->pos,
+                               reason, record->data, record->len, err,
+                               sizeof err)) {
         pthread_mutex_lock(&p->lock);
         fail_locked(p, err);
         pthread_mutex_unlock(&p->lock);
@@ -684,10 +681,10 @@ pgspout_status sinkkit_submit_dead_letter(sinkkit_pipeline *p,
                  "record sent to the dead-letter file: %s", reason);
     pgspout_position pos = record->pos;
     record_free(p, record);
-    return sinkkit_submit_marker(p, pos);
+    return kit_submit_marker(p, pos);
 }
 
-pgspout_status sinkkit_flush(sinkkit_pipeline *p)
+pgspout_status kit_flush(kit_pipeline *p)
 {
     pthread_mutex_lock(&p->lock);
     p->flush_waiters++;
@@ -703,7 +700,7 @@ pgspout_status sinkkit_flush(sinkkit_pipeline *p)
     return failed ? PGSPOUT_FATAL : gave_up ? PGSPOUT_RETRY : PGSPOUT_OK;
 }
 
-size_t sinkkit_pipeline_tracked_keys(sinkkit_pipeline *p)
+size_t kit_pipeline_tracked_keys(kit_pipeline *p)
 {
     pthread_mutex_lock(&p->lock);
     size_t n = p->in_flight_keys.used;
@@ -711,7 +708,7 @@ size_t sinkkit_pipeline_tracked_keys(sinkkit_pipeline *p)
     return n;
 }
 
-void sinkkit_pipeline_free(sinkkit_pipeline *p)
+void kit_pipeline_free(kit_pipeline *p)
 {
     if (!p)
         return;
@@ -728,8 +725,8 @@ void sinkkit_pipeline_free(sinkkit_pipeline *p)
     for (request *r = p->requests, *next; r; r = next) {
         next = r->next;
         curl_multi_remove_handle(p->multi, r->transfer.easy);
-        http_transfer_cleanup(&r->transfer);
-        sinkkit_request_free(&r->req);
+        kit_http_transfer_cleanup(&r->transfer);
+        kit_request_free(&r->req);
         free(r->entries);
         free(r);
     }
@@ -740,7 +737,7 @@ void sinkkit_pipeline_free(sinkkit_pipeline *p)
     }
     if (p->multi)
         curl_multi_cleanup(p->multi);
-    sinkkit_dead_letter_close(p->dead_letter);
+    kit_dead_letter_close(p->dead_letter);
     keymap_free(&p->in_flight_keys);
     keymap_free(&p->scan_blocked);
     keymap_free(&p->scan_batch);
@@ -749,10 +746,10 @@ void sinkkit_pipeline_free(sinkkit_pipeline *p)
     free(p);
 }
 
-void sinkkit_pipeline_config_from_options(const pgspout_host_api *host,
-                                          pgspout_sink_handle *handle,
-                                          const char *sink_name,
-                                          sinkkit_pipeline_config *c)
+void kit_pipeline_config_from_options(const pgspout_host_api *host,
+                                      pgspout_sink_handle *handle,
+                                      const char *sink_name,
+                                      kit_pipeline_config *c)
 {
     int64_t v;
     bool b;
