@@ -747,12 +747,10 @@ static pgspout_status bq_create(const pgspout_host_api *host,
         return PGSPOUT_FATAL;
     }
 
-    kit_pipeline_config_from_options(host, handle, "bigquery", &s->config);
-    if (!s->config.http.user_agent)
-        s->config.http.user_agent = "pgspout-bigquery/0.1";
-
     char err[512];
-    if (!make_auth(s, err, sizeof err)) {
+    if (!kit_pipeline_config_from_options(host, handle, "bigquery", &s->config,
+                                          err, sizeof err) ||
+        !make_auth(s, err, sizeof err)) {
         host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
         bq_destroy(s);
         return PGSPOUT_FATAL;

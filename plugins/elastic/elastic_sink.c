@@ -758,13 +758,16 @@ static pgspout_status elastic_create(const pgspout_host_api *host,
         return PGSPOUT_FATAL;
     }
 
-    kit_pipeline_config_from_options(host, handle, "elastic", &es->config);
-    /* Items of one document may share a request: the node applies them in
-     * order, and external versions make a retried older item harmless. */
-    es->config.same_key_in_request = true;
-    es->config.http.user_agent = "pgspout-elastic/" ELASTIC_SINK_VERSION;
-    es->pipeline = kit_pipeline_new(host, handle, &es->config, &elastic_ops, es,
-                                    err, sizeof err);
+    if (kit_pipeline_config_from_options(host, handle, "elastic", &es->config,
+                                         err, sizeof err)) {
+        /* Items of one document may share a request: the node applies them
+         * in order, and external versions make a retried older item
+         * harmless. */
+        es->config.same_key_in_request = true;
+        es->config.http.user_agent = "pgspout-elastic/" ELASTIC_SINK_VERSION;
+        es->pipeline = kit_pipeline_new(host, handle, &es->config, &elastic_ops,
+                                        es, err, sizeof err);
+    }
     if (!es->pipeline) {
         host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
         elastic_destroy(es);

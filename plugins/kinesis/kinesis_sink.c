@@ -412,8 +412,7 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
                                "256 characters",
                                key_option);
     }
-    if (!host->option_bool(handle, "aggregate", &ks->aggregate))
-        ks->aggregate = false;
+    host->option_bool(handle, "aggregate", &ks->aggregate);
 
     given = (aws_explicit_settings){
         .access_key_id = option_or_null(ks, "access_key_id"),
@@ -432,7 +431,9 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
         sbuf_append_char(&url, '/');
     ks->url = sbuf_detach(&url);
 
-    kit_pipeline_config_from_options(host, handle, "kinesis", &ks->config);
+    if (!kit_pipeline_config_from_options(host, handle, "kinesis", &ks->config,
+                                          err, sizeof err))
+        return fail_create(ks, "%s", err);
     /* Kinesis may store a later record of a key while an earlier one of the
      * same request failed; only one unfinished record per key keeps order. */
     ks->config.same_key_in_request = false;

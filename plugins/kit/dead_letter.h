@@ -1,5 +1,5 @@
-/* The sink kit's dead-letter file: records a sink chose not to deliver (too large,
- * rejected by the service as invalid), one JSON object per line with the
+/* The sink kit's dead-letter file: records a sink chose not to deliver (too
+ * large, rejected by the service as invalid), one JSON object per line with the
  * reason, fsynced before the record counts as handled. */
 #ifndef KIT_DEAD_LETTER_H
 #define KIT_DEAD_LETTER_H

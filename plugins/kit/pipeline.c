@@ -746,37 +746,66 @@ void kit_pipeline_free(kit_pipeline *p)
     free(p);
 }
 
-void kit_pipeline_config_from_options(const pgspout_host_api *host,
+/* Reads options that KIT_PIPELINE_OPTIONS declares with a default,
+ * remembering the first one the host has no value for. */
+typedef struct option_reader {
+    const pgspout_host_api *host;
+    pgspout_sink_handle *handle;
+    const char *missing;
+} option_reader;
+
+static int64_t read_int(option_reader *r, const char *name)
+{
+    int64_t value = 0;
+    if (!r->host->option_int(r->handle, name, &value) && !r->missing)
+        r->missing = name;
+    return value;
+}
+
+static bool read_bool(option_reader *r, const char *name)
+{
+    bool value = false;
+    if (!r->host->option_bool(r->handle, name, &value) && !r->missing)
+        r->missing = name;
+    return value;
+}
+
+/* An option declared without a default (NULL when unset). */
+static const char *read_optional_string(option_reader *r, const char *name)
+{
+    const char *value = NULL;
+    return r->host->option_string(r->handle, name, &value) ? value : NULL;
+}
+
+bool kit_pipeline_config_from_options(const pgspout_host_api *host,
                                       pgspout_sink_handle *handle,
                                       const char *sink_name,
-                                      kit_pipeline_config *c)
+                                      kit_pipeline_config *c, char *err,
+                                      size_t errlen)
 {
-    int64_t v;
-    bool b;
-    const char *s;
+    option_reader r = {host, handle, NULL};
     memset(c, 0, sizeof *c);
     c->sink_name = sink_name;
-    c->max_batch_records =
-        host->option_int(handle, "batch_records", &v) ? (size_t)v : 500;
-    c->max_batch_bytes =
-        host->option_int(handle, "batch_bytes", &v) ? (size_t)v : 5u << 20;
-    c->linger_ms = host->option_int(handle, "linger", &v) ? (int)v : 50;
-    c->max_in_flight = host->option_int(handle, "in_flight", &v) ? (int)v : 4;
-    c->queue_max_records =
-        host->option_int(handle, "queue_records", &v) ? (size_t)v : 20000;
-    c->queue_max_bytes =
-        host->option_int(handle, "queue_bytes", &v) ? (size_t)v : 64u << 20;
-    c->retry_base_ms =
-        host->option_int(handle, "retry_base", &v) ? (int)v : 100;
-    c->retry_cap_ms =
-        host->option_int(handle, "retry_max", &v) ? (int)v : 30000;
-    c->dead_letter_path =
-        host->option_string(handle, "dead_letter", &s) ? s : NULL;
-    c->http.ca_file = host->option_string(handle, "ca_file", &s) ? s : NULL;
-    c->http.verify_tls = host->option_bool(handle, "tls_verify", &b) ? b : true;
-    c->http.connect_timeout_ms =
-        host->option_int(handle, "connect_timeout", &v) ? (long)v : 10000;
-    c->http.request_timeout_ms =
-        host->option_int(handle, "request_timeout", &v) ? (long)v : 60000;
+    c->max_batch_records = (size_t)read_int(&r, "batch_records");
+    c->max_batch_bytes = (size_t)read_int(&r, "batch_bytes");
+    c->linger_ms = (int)read_int(&r, "linger");
+    c->max_in_flight = (int)read_int(&r, "in_flight");
+    c->queue_max_records = (size_t)read_int(&r, "queue_records");
+    c->queue_max_bytes = (size_t)read_int(&r, "queue_bytes");
+    c->retry_base_ms = (int)read_int(&r, "retry_base");
+    c->retry_cap_ms = (int)read_int(&r, "retry_max");
+    c->dead_letter_path = read_optional_string(&r, "dead_letter");
+    c->http.ca_file = read_optional_string(&r, "ca_file");
+    c->http.verify_tls = read_bool(&r, "tls_verify");
+    c->http.connect_timeout_ms = (long)read_int(&r, "connect_timeout");
+    c->http.request_timeout_ms = (long)read_int(&r, "request_timeout");
     c->http.user_agent = "pgspout";
+    if (r.missing) {
+        snprintf(err, errlen,
+                 "option \"%s\" has no value: the sink's option table must "
+                 "include KIT_PIPELINE_OPTIONS",
+                 r.missing);
+        return false;
+    }
+    return true;
 }

@@ -215,10 +215,15 @@ void kit_pipeline_free(kit_pipeline *p);
 uint64_t kit_order_key(const char *data, size_t len);
 
 /* Reads those options into config (strings stay owned by the host); sets
- * sink_name to the given name. */
-void kit_pipeline_config_from_options(const pgspout_host_api *host,
+ * sink_name to the given name and http.user_agent to "pgspout". Each
+ * default is declared once, in the option table: the host always has a
+ * value for an option declared with one, so there is no fallback here, and
+ * an option without a value (a sink whose table lacks
+ * KIT_PIPELINE_OPTIONS) is an error: false with err naming it. */
+bool kit_pipeline_config_from_options(const pgspout_host_api *host,
                                       pgspout_sink_handle *handle,
                                       const char *sink_name,
-                                      kit_pipeline_config *config);
+                                      kit_pipeline_config *config, char *err,
+                                      size_t errlen);
 
 #endif
