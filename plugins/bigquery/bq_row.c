@@ -494,9 +494,9 @@ static void set_row_outcome(record_errors *re, kit_outcome *o)
         o->kind = KIT_DONE;
         return;
     }
-    o->kind = re->permanent ? KIT_REJECTED : KIT_RETRY;
-    snprintf(o->reason, sizeof o->reason, "insertAll row errors: %s",
-             re->why.len ? re->why.data : "rows not inserted");
+    kit_outcome_set(o, re->permanent ? KIT_REJECTED : KIT_RETRY,
+                    "insertAll row errors: %s",
+                    re->why.len ? re->why.data : "rows not inserted");
 }
 
 /* Maps each insertErrors entry to the record its row index falls in. An
@@ -554,11 +554,9 @@ void bq_insert_outcomes(const kit_http_response *resp,
         json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
         json_t *errs = json_object_get(body, "insertErrors");
         if (!body) {
-            for (size_t i = 0; i < n; i++) {
-                outcomes[i].kind = KIT_RETRY;
-                snprintf(outcomes[i].reason, sizeof outcomes[i].reason,
-                         "insertAll answered 200 with an unreadable body");
-            }
+            kit_outcome_set_all(outcomes, n, KIT_RETRY,
+                                "insertAll answered 200 with an unreadable "
+                                "body");
         } else if (json_array_size(errs) > 0) {
             row_errors_outcomes(errs, record_rows, n, outcomes);
         } else {
@@ -589,10 +587,6 @@ void bq_insert_outcomes(const kit_http_response *resp,
     } else {
         kind = KIT_FATAL;
     }
-    for (size_t i = 0; i < n; i++) {
-        outcomes[i].kind = kind;
-        snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "insertAll: %s",
-                 message);
-    }
+    kit_outcome_set_all(outcomes, n, kind, "insertAll: %s", message);
     json_decref(body);
 }

@@ -138,47 +138,30 @@ static bool build_bulk(void *ctx, kit_record *const *records, size_t n,
     return true;
 }
 
-static void set_outcome(kit_outcome *o, kit_outcome_kind kind,
-                        const char *reason)
-{
-    size_t n = strnlen(reason, sizeof o->reason - 1);
-    o->kind = kind;
-    memcpy(o->reason, reason, n);
-    o->reason[n] = '\0';
-}
-
-/* A request-level failure: every record shares it. */
-static void fail_all(kit_outcome *outcomes, size_t n, kit_outcome_kind kind,
-                     const char *reason)
-{
-    for (size_t i = 0; i < n; i++)
-        set_outcome(&outcomes[i], kind, reason);
-}
-
 static void handle_bulk(void *ctx, const kit_http_response *resp,
                         kit_record *const *records, size_t n,
                         kit_outcome *outcomes)
 {
     elastic_sink *es = ctx;
-    char reason[600];
 
     if (kit_http_transient(resp))
         return; /* already RETRY */
+    if (resp->status == 401 || resp->status == 403) {
+        kit_outcome_set_all(outcomes, n, KIT_FATAL,
+                            "_bulk: HTTP %ld: not authorised (check "
+                            "username/password or api_key)",
+                            resp->status);
+        return;
+    }
+    if (resp->status == 413) {
+        kit_outcome_set_all(outcomes, n, KIT_FATAL,
+                            "_bulk: HTTP 413: request too large for the "
+                            "node; lower batch_bytes");
+        return;
+    }
     if (resp->status < 200 || resp->status >= 300) {
-        kit_outcome_kind kind = KIT_FATAL;
-        if (resp->status == 401 || resp->status == 403)
-            snprintf(reason, sizeof reason,
-                     "_bulk: HTTP %ld: not authorised (check username/"
-                     "password or api_key)",
-                     resp->status);
-        else if (resp->status == 413)
-            snprintf(reason, sizeof reason,
-                     "_bulk: HTTP 413: request too large for the node; "
-                     "lower batch_bytes");
-        else
-            snprintf(reason, sizeof reason, "_bulk: HTTP %ld: %.400s",
-                     resp->status, resp->body ? resp->body : "");
-        fail_all(outcomes, n, kind, reason);
+        kit_outcome_set_all(outcomes, n, KIT_FATAL, "_bulk: HTTP %ld: %.400s",
+                            resp->status, resp->body ? resp->body : "");
         return;
     }
 
@@ -197,8 +180,7 @@ static void handle_bulk(void *ctx, const kit_http_response *resp,
     if (!es_parse_bulk_response(resp->body ? resp->body : "", resp->body_len,
                                 actions, items, nactions, err, sizeof err)) {
         /* Sending again is safe (versions make it idempotent). */
-        snprintf(reason, sizeof reason, "%s", err);
-        fail_all(outcomes, n, KIT_RETRY, reason);
+        kit_outcome_set_all(outcomes, n, KIT_RETRY, "%s", err);
         goto out;
     }
     /* A record succeeds when all its items do; the worst item decides. */
@@ -227,13 +209,13 @@ static void handle_bulk(void *ctx, const kit_http_response *resp,
             outcomes[i].kind = KIT_DONE;
             break;
         case ES_ITEM_RETRY:
-            set_outcome(&outcomes[i], KIT_RETRY, why);
+            kit_outcome_set(&outcomes[i], KIT_RETRY, "%s", why);
             break;
         case ES_ITEM_REJECTED:
-            set_outcome(&outcomes[i], KIT_REJECTED, why);
+            kit_outcome_set(&outcomes[i], KIT_REJECTED, "%s", why);
             break;
         case ES_ITEM_FATAL:
-            set_outcome(&outcomes[i], KIT_FATAL, why);
+            kit_outcome_set(&outcomes[i], KIT_FATAL, "%s", why);
             break;
         }
     }

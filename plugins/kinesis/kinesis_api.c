@@ -112,15 +112,6 @@ bool kinesis_error_is_transient(const char *type)
     return false;
 }
 
-static void set_all(kit_outcome *outcomes, size_t n, kit_outcome_kind kind,
-                    const char *reason)
-{
-    for (size_t i = 0; i < n; i++) {
-        outcomes[i].kind = kind;
-        snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s", reason);
-    }
-}
-
 /* "com.amazonaws.kinesis.v20131202#ResourceNotFoundException" and
  * "ResourceNotFoundException:http://..." both name ResourceNotFoundException.
  */
@@ -142,7 +133,6 @@ static void request_error(long status, json_t *doc, const char *body,
     const char *raw_type = json_string_value(json_object_get(doc, "__type"));
     const char *message = json_string_value(json_object_get(doc, "message"));
     char type[128] = "";
-    char reason[512];
     kit_outcome_kind kind;
 
     if (!message)
@@ -158,14 +148,15 @@ static void request_error(long status, json_t *doc, const char *body,
         kind = status >= 500 || status == 429 || status == 408 ? KIT_RETRY
                                                                : KIT_FATAL;
     if (*type)
-        snprintf(reason, sizeof reason,
-                 "PutRecords to stream \"%s\" failed with HTTP %ld: %s: %.300s",
-                 stream, status, type, message ? message : "(no message)");
+        kit_outcome_set_all(
+            outcomes, n, kind,
+            "PutRecords to stream \"%s\" failed with HTTP %ld: %s: %.300s",
+            stream, status, type, message ? message : "(no message)");
     else
-        snprintf(reason, sizeof reason,
-                 "PutRecords to stream \"%s\" failed with HTTP %ld: %.200s",
-                 stream, status, body && *body ? body : "(empty answer)");
-    set_all(outcomes, n, kind, reason);
+        kit_outcome_set_all(
+            outcomes, n, kind,
+            "PutRecords to stream \"%s\" failed with HTTP %ld: %.200s", stream,
+            status, body && *body ? body : "(empty answer)");
 }
 
 void kinesis_put_records_outcomes(long status, const char *body,
@@ -187,8 +178,8 @@ void kinesis_put_records_outcomes(long status, const char *body,
     if (!json_is_array(records) || json_array_size(records) != n) {
         /* An answer we cannot map to the records leaves their fate open;
          * sending again can only duplicate, never lose. */
-        set_all(outcomes, n, KIT_RETRY,
-                "PutRecords answer without one result per record");
+        kit_outcome_set_all(outcomes, n, KIT_RETRY,
+                            "PutRecords answer without one result per record");
         json_decref(doc);
         return;
     }
@@ -208,10 +199,9 @@ void kinesis_put_records_outcomes(long status, const char *body,
         /* Per record, the API documents only throughput and internal
          * failures, both transient; an unknown code is retried too (and
          * logged each time) rather than dropping a change. */
-        outcomes[i].kind = KIT_RETRY;
-        snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s: %.300s",
-                 code ? code : "record without SequenceNumber",
-                 message ? message : "");
+        kit_outcome_set(&outcomes[i], KIT_RETRY, "%s: %.300s",
+                        code ? code : "record without SequenceNumber",
+                        message ? message : "");
     }
     json_decref(doc);
 }

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,35 @@ kit_record *kit_record_new(pgspout_position pos, char *data, size_t len,
     r->order_key = order_key;
     r->meta = meta;
     return r;
+}
+
+static void outcome_vset(kit_outcome *o, kit_outcome_kind kind, const char *fmt,
+                         va_list ap)
+{
+    o->kind = kind;
+    vsnprintf(o->reason, sizeof o->reason, fmt, ap);
+}
+
+void kit_outcome_set(kit_outcome *o, kit_outcome_kind kind, const char *fmt,
+                     ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    outcome_vset(o, kind, fmt, ap);
+    va_end(ap);
+}
+
+void kit_outcome_set_all(kit_outcome *outcomes, size_t n, kit_outcome_kind kind,
+                         const char *fmt, ...)
+{
+    if (n == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    outcome_vset(&outcomes[0], kind, fmt, ap);
+    va_end(ap);
+    for (size_t i = 1; i < n; i++)
+        outcomes[i] = outcomes[0];
 }
 
 static void record_free(kit_pipeline *p, kit_record *r)
@@ -405,19 +435,15 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
     curl_multi_remove_handle(p->multi, r->transfer.easy);
     kit_http_transfer_finish(&r->transfer, curl_code, &resp);
 
-    kit_outcome *outcomes = xcalloc(r->n, sizeof *outcomes);
+    kit_outcome *outcomes = xcalloc(r->n, sizeof *outcomes); /* all DONE */
     kit_record **records = xmalloc(r->n * sizeof *records);
-    bool transient = kit_http_transient(&resp);
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < r->n; i++)
         records[i] = r->entries[i]->rec;
-        outcomes[i].kind = transient ? KIT_RETRY : KIT_DONE;
-        if (transient && resp.status == 0)
-            snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s",
-                     resp.error ? resp.error : "no response");
-        else if (transient)
-            snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "HTTP %ld",
-                     resp.status);
-    }
+    if (kit_http_transient(&resp) && resp.status == 0)
+        kit_outcome_set_all(outcomes, r->n, KIT_RETRY, "%s",
+                            resp.error ? resp.error : "no response");
+    else if (kit_http_transient(&resp))
+        kit_outcome_set_all(outcomes, r->n, KIT_RETRY, "HTTP %ld", resp.status);
     p->ops->handle_response(p->ctx, &resp, records, r->n, outcomes);
 
     /* Rejected records go to the dead-letter file before they count as
@@ -434,8 +460,7 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
                          outcomes[i].reason);
             outcomes[i].kind = KIT_DONE;
         } else {
-            outcomes[i].kind = KIT_FATAL;
-            snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s", err);
+            kit_outcome_set(&outcomes[i], KIT_FATAL, "%s", err);
         }
     }
 
@@ -451,9 +476,8 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
         for (size_t j = i + 1; j < r->n; j++) {
             if (records[j]->order_key != k || outcomes[j].kind != KIT_DONE)
                 continue;
-            outcomes[j].kind = KIT_RETRY;
-            snprintf(outcomes[j].reason, sizeof outcomes[j].reason,
-                     "sent again after an earlier change of its key");
+            kit_outcome_set(&outcomes[j], KIT_RETRY,
+                            "sent again after an earlier change of its key");
         }
     }
 

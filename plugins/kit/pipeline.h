@@ -69,6 +69,16 @@ typedef struct kit_outcome {
     char reason[512]; /* for RETRY (logged), REJECTED and FATAL; no secrets */
 } kit_outcome;
 
+/* Sets an outcome: its kind and its reason, formatted as by printf and cut
+ * to fit. */
+void kit_outcome_set(kit_outcome *o, kit_outcome_kind kind, const char *fmt,
+                     ...) PGSPOUT_PRINTF(3, 4);
+
+/* The same outcome for each of outcomes[0..n): an answer about the whole
+ * request, which every record shares. */
+void kit_outcome_set_all(kit_outcome *outcomes, size_t n, kit_outcome_kind kind,
+                         const char *fmt, ...) PGSPOUT_PRINTF(4, 5);
+
 typedef struct kit_ops {
     /* Builds the request for records[0..n) into req (initialised empty).
      * Return false to fail the stream (err says why). Called on the
