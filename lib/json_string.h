@@ -1,6 +1,7 @@
 /* JSON string escaping: the one escaper for every JSON string pgspout
- * writes, whether the core's event encoder (which streams huge values in
- * bounded pieces, core/json_out.h) or a sink's request body.
+ * writes, whether the daemon's event encoder (which streams huge values in
+ * bounded pieces and so writes through these primitives, not a strbuf) or
+ * a sink's request body.
  *
  * Valid UTF-8 passes through unchanged; '"', '\\' and control characters
  * are escaped (\n, \t, \r, \b, \f, else \u00XX), and each byte that is not
