@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "config_tokens.h"
+#include "fileio.h"
 #include "error.h"
 #include "strbuf.h"
 
@@ -77,22 +78,6 @@ static char *parse_error_hint(const char *text, size_t len, int line)
 
 /* libconfig's nesting limit for @include. */
 #define MAX_INCLUDE_DEPTH 10
-
-/* The file's whole content (it may hold NUL bytes); NULL if unreadable. */
-static char *read_whole_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    strbuf sb = STRBUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        sbuf_append(&sb, chunk, n);
-    fclose(f);
-    *len = sb.len;
-    return sbuf_detach(&sb);
-}
 
 /* Where an @include directive's file name starts, as libconfig's scanner
  * sees one: at the start of a line, after blanks, "@include", at least one

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hex.h"
 #include "lsn.h"
 #include "value_json.h"
 
@@ -73,8 +74,6 @@ static void append_nullable_string(json_out *out, const char *s)
  * time so that a stream never holds the whole value. */
 static void append_binary(json_out *out, const char *data, uint32_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)data;
     const size_t block = 4096;
 
     if (!json_out_streaming(out))
@@ -82,11 +81,7 @@ static void append_binary(json_out *out, const char *data, uint32_t len)
     APPEND_LITERAL(out, "\"\\\\x");
     for (size_t done = 0; done < len; done += block) {
         size_t n = len - done < block ? len - done : block;
-        char *w = json_out_room(out, 2 * n);
-        for (size_t i = 0; i < n; i++) {
-            *w++ = hex[p[done + i] >> 4];
-            *w++ = hex[p[done + i] & 0xF];
-        }
+        hex_encode(data + done, n, json_out_room(out, 2 * n));
         json_out_commit(out, 2 * n);
     }
     json_out_putc(out, '"');

@@ -29,22 +29,15 @@ bool pq_stop_requested(void)
     return stop_signals && *stop_signals >= stop_threshold;
 }
 
-bool pq_sleep_unless_stopped(int64_t ms)
+static bool stop_requested(void *unused)
 {
-    while (ms > 0 && !pq_stop_requested()) {
-        int64_t step = ms < STOP_POLL_MS ? ms : STOP_POLL_MS;
-        struct timespec ts = {step / 1000, (long)(step % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        ms -= step;
-    }
-    return !pq_stop_requested();
+    (void)unused;
+    return pq_stop_requested();
 }
 
-int64_t now_us(void)
+bool pq_sleep_unless_stopped(int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return sleep_unless(ms, stop_requested, NULL);
 }
 
 void pq_copy_error(PGconn *conn, const char *what, char *err, size_t errlen)
@@ -176,13 +169,7 @@ static PGconn *await_job(connect_job *job)
 {
     pthread_mutex_lock(&job->lock);
     while (!job->done && !pq_stop_requested()) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += STOP_POLL_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_after_ms(CLOCK_REALTIME, STOP_POLL_MS);
         pthread_cond_timedwait(&job->finished, &job->lock, &until);
     }
     bool done = job->done;

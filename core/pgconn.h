@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h" /* now_us(), which deadlines here are measured by */
+
 #define PGSPOUT_DEFAULT_CONNECT_TIMEOUT_S 30
 
 /* Startup options appended after the user's own, so they win (the server
@@ -76,8 +78,5 @@ bool pq_sqlstate_retryable(const char *sqlstate);
 
 /* Sleeps ms milliseconds unless a stop is requested first; false then. */
 bool pq_sleep_unless_stopped(int64_t ms);
-
-/* Microseconds on the monotonic clock. */
-int64_t now_us(void);
 
 #endif

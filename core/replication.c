@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pgconn.h"
 #include "strbuf.h"
@@ -18,10 +19,7 @@
 
 static int64_t postgres_now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 -
-           POSTGRES_EPOCH_OFFSET_US;
+    return wall_clock_us() - POSTGRES_EPOCH_OFFSET_US;
 }
 
 static uint64_t read_be64(const char *p)
@@ -133,13 +131,7 @@ static void *status_thread_main(void *arg)
         /* A condition variable rather than a sleep: a stop wakes the thread
          * at once, so ending a run costs no tick. */
         pthread_mutex_lock(&rs->wait_lock);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 200 * 1000 * 1000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = clock_after_ms(CLOCK_MONOTONIC, 200);
         while (!atomic_load(&rs->stopping) &&
                pthread_cond_timedwait(&rs->wake, &rs->wait_lock, &until) == 0)
             ;

@@ -10,6 +10,7 @@
 #include "backoff.h"
 #include "catalog.h"
 #include "checkpoint.h"
+#include "clock.h"
 #include "event_internal.h"
 #include "log.h"
 #include "lsn.h"
@@ -378,20 +379,10 @@ static bool batch_has_room(const stream *st, size_t events)
 
 /* While streaming, one stop signal ends a retry loop; while stopping
  * cleanly (the first signal already came), a second one does. */
-static bool stop_pressed(const stream *st)
+static bool stop_pressed(void *ctx)
 {
+    const stream *st = ctx;
     return *st->stop >= (st->final_phase ? 2 : 1);
-}
-
-static bool sleep_unless_stopped(stream *st, int64_t ms)
-{
-    while (ms > 0 && !stop_pressed(st)) {
-        int64_t step = ms < 100 ? ms : 100;
-        struct timespec ts = {step / 1000, (long)(step % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        ms -= step;
-    }
-    return !stop_pressed(st);
 }
 
 /* A sink that holds everything up to `resume` needs no change at or before
@@ -434,7 +425,7 @@ static delivery_result call_with_retry(stream *st, sink_handle *s,
         int64_t delay = backoff_delay_ms(attempt);
         log_warning("sink '%s': %s failed (attempt %d), retrying in %lld ms",
                     s->name, what, attempt, (long long)delay);
-        if (!sleep_unless_stopped(st, delay)) {
+        if (!sleep_unless(delay, stop_pressed, st)) {
             log_error("sink '%s': stop requested while it was failing; "
                       "its unacknowledged changes will be sent again on "
                       "restart",

@@ -6,152 +6,26 @@
 #include <string.h>
 #include <strings.h>
 
-static const char replacement_char[] = "\xEF\xBF\xBD"; /* U+FFFD */
-
-/* Length of the well-formed UTF-8 sequence at s, or 0 if there is none.
- * Overlong forms, surrogates and code points past U+10FFFF count as
- * malformed, as RFC 3629 says. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
-{
-    unsigned char lead = s[0];
-    size_t n;
-
-    if (lead < 0x80)
-        return 1;
-    if (lead < 0xC2)
-        return 0;
-    if (lead < 0xE0)
-        n = 2;
-    else if (lead < 0xF0)
-        n = 3;
-    else if (lead < 0xF5)
-        n = 4;
-    else
-        return 0;
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if (lead == 0xE0 && s[1] < 0xA0)
-        return 0;
-    if (lead == 0xED && s[1] >= 0xA0)
-        return 0;
-    if (lead == 0xF0 && s[1] < 0x90)
-        return 0;
-    if (lead == 0xF4 && s[1] >= 0x90)
-        return 0;
-    return n;
-}
-
-static void append_escaped_char(json_out *out, unsigned char c)
-{
-    static const char hex[] = "0123456789abcdef";
-    char esc[6] = {'\\', 0, 0, 0, 0, 0};
-    size_t n = 2;
-
-    switch (c) {
-    case '"':
-        esc[1] = '"';
-        break;
-    case '\\':
-        esc[1] = '\\';
-        break;
-    case '\n':
-        esc[1] = 'n';
-        break;
-    case '\t':
-        esc[1] = 't';
-        break;
-    case '\r':
-        esc[1] = 'r';
-        break;
-    case '\b':
-        esc[1] = 'b';
-        break;
-    case '\f':
-        esc[1] = 'f';
-        break;
-    default:
-        esc[1] = 'u';
-        esc[2] = '0';
-        esc[3] = '0';
-        esc[4] = hex[c >> 4];
-        esc[5] = hex[c & 0xF];
-        n = 6;
-    }
-    json_out_put(out, esc, n);
-}
-
-/* True when any of the 8 bytes in w needs a look of its own: a control
- * character, a quote, a backslash or a non-ASCII byte. The usual word-at-a-
- * time tests (a byte below n: (w - n*ones) & ~w & highs), so that long plain
- * text, the bulk of TOASTed values, is scanned 8 bytes per step. */
-static bool word_needs_care(uint64_t w)
-{
-    const uint64_t ones = UINT64_C(0x0101010101010101);
-    const uint64_t highs = UINT64_C(0x8080808080808080);
-    uint64_t quote = w ^ (ones * '"');
-    uint64_t backslash = w ^ (ones * '\\');
-    uint64_t control = (w - ones * 0x20) & ~w;
-    uint64_t is_quote = (quote - ones) & ~quote;
-    uint64_t is_backslash = (backslash - ones) & ~backslash;
-    return ((control | is_quote | is_backslash) & highs) || (w & highs);
-}
-
 void json_write_string(json_out *out, const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    const unsigned char *end = p + len;
-
     /* Most strings need no escaping: a buffer reserves room for all of it
      * at once; runs of bytes that pass through unchanged are copied whole
      * (or, by a stream, handed on straight from s). */
     if (!json_out_streaming(out))
         sbuf_reserve(out->buf, len + 2);
     json_out_putc(out, '"');
-    while (p < end) {
-        const unsigned char *run = p;
-        while (p < end) {
-            uint64_t word;
-            if (end - p >= 8) {
-                memcpy(&word, p, 8);
-                if (!word_needs_care(word)) {
-                    p += 8;
-                    continue;
-                }
-            }
-            unsigned char c = *p;
-            if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-                p++;
-                continue;
-            }
-            if (c >= 0x80) {
-                size_t n = utf8_sequence_length(p, (size_t)(end - p));
-                if (n) {
-                    p += n;
-                    continue;
-                }
-            }
-            break;
+    for (size_t i = 0; i < len;) {
+        size_t run = json_plain_span(s + i, len - i);
+        if (run)
+            json_out_copy(out, s + i, run);
+        i += run;
+        if (i < len) {
+            char esc[JSON_ESCAPE_MAX];
+            size_t n = json_escape_byte((unsigned char)s[i++], esc);
+            json_out_put(out, esc, n);
         }
-        if (p > run)
-            json_out_copy(out, (const char *)run, (size_t)(p - run));
-        if (p == end)
-            break;
-        if (*p >= 0x80)
-            json_out_put(out, replacement_char, 3);
-        else
-            append_escaped_char(out, *p);
-        p++;
     }
     json_out_putc(out, '"');
-}
-
-void json_append_string(strbuf *out, const char *s, size_t len)
-{
-    json_out o = json_out_buffer(out);
-    json_write_string(&o, s, len);
 }
 
 static bool is_digit(char c)

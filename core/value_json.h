@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "json_out.h"
+#include "json_string.h"
 #include "strbuf.h"
 #include "typeinfo.h"
 
@@ -28,9 +29,8 @@ bool value_json_is_null(value_type t, const char *text, size_t len);
 void value_json_write(json_out *out, value_type t, const char *text,
                       size_t len);
 
-/* Appends s as a JSON string. Valid UTF-8 passes through unchanged; each
- * byte that is not part of valid UTF-8 becomes U+FFFD. */
-void json_append_string(strbuf *out, const char *s, size_t len);
+/* Writes s as a JSON string, escaped as json_append_string (lib's
+ * json_string.h, included here) escapes it. */
 void json_write_string(json_out *out, const char *s, size_t len);
 
 #endif

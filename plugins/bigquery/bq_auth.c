@@ -16,13 +16,15 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "base64.h"
+#include "percent.h"
 #include "strbuf.h"
 
 typedef enum auth_kind { AUTH_NONE, AUTH_KEY, AUTH_METADATA } auth_kind;
 
 struct bq_auth {
     auth_kind kind;
-    sinkkit_http_settings http;
+    kit_http_settings http;
     EVP_PKEY *key;
     char *client_email;
     char *token_uri;
@@ -55,7 +57,7 @@ bq_auth *bq_auth_none(void)
 }
 
 bq_auth *bq_auth_from_key(const char *key_json, size_t len,
-                          const sinkkit_http_settings *http, char *err,
+                          const kit_http_settings *http, char *err,
                           size_t errlen)
 {
     json_t *root = json_loadb(key_json, len, 0, NULL);
@@ -103,7 +105,7 @@ bq_auth *bq_auth_from_key(const char *key_json, size_t len,
     return a;
 }
 
-bq_auth *bq_auth_metadata(const char *base, const sinkkit_http_settings *http)
+bq_auth *bq_auth_metadata(const char *base, const kit_http_settings *http)
 {
     bq_auth *a = auth_new(AUTH_METADATA);
     a->metadata_base = xstrdup(base);
@@ -134,25 +136,9 @@ void bq_auth_free(bq_auth *a)
     free(a);
 }
 
-char *bq_base64url(const unsigned char *data, size_t len)
-{
-    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    while (n > 0 && out[n - 1] == '=')
-        n--;
-    out[n] = '\0';
-    for (char *p = out; *p; p++) {
-        if (*p == '+')
-            *p = '-';
-        else if (*p == '/')
-            *p = '_';
-    }
-    return out;
-}
-
 static char *base64url_str(const char *s)
 {
-    return bq_base64url((const unsigned char *)s, strlen(s));
+    return base64url_encode(s, strlen(s));
 }
 
 char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
@@ -163,7 +149,8 @@ char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
         json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", client_email, "scope",
                   scope, "aud", audience, "iat", (json_int_t)iat, "exp",
                   (json_int_t)(iat + lifetime_s));
-    char *claims_text = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *claims_text =
+        xnonnull(json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER));
     json_decref(claims);
     char *header = base64url_str("{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
     char *payload = base64url_str(claims_text);
@@ -194,7 +181,7 @@ char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
         sbuf_free(&signing_input);
         return NULL;
     }
-    char *sig64 = bq_base64url(sig, siglen);
+    char *sig64 = base64url_encode(sig, siglen);
     free(sig);
     sbuf_appendf(&signing_input, ".%s", sig64);
     free(sig64);
@@ -202,11 +189,11 @@ char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
 }
 
 /* Takes access_token and expires_in from a token answer. */
-static bool take_token(bq_auth *a, const sinkkit_http_response *resp,
+static bool take_token(bq_auth *a, const kit_http_response *resp,
                        bool *transient, char *err, size_t errlen)
 {
     if (resp->status != 200) {
-        *transient = sinkkit_http_transient(resp);
+        *transient = kit_http_transient(resp);
         json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
         /* OAuth errors are {"error":"invalid_grant","error_description":..};
          * neither echoes the assertion. */
@@ -244,18 +231,10 @@ static bool take_token(bq_auth *a, const sinkkit_http_response *resp,
     return true;
 }
 
-/* Form-encodes the few characters a JWT and the grant type can hold. */
+/* Form-encodes a value (a JWT, the grant type). */
 static void append_form_value(strbuf *sb, const char *s)
 {
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-            c == '~')
-            sbuf_append_char(sb, (char)c);
-        else
-            sbuf_appendf(sb, "%%%02X", c);
-    }
+    percent_encode(sb, s, strlen(s), NULL);
 }
 
 static bool fetch_with_key(bq_auth *a, bool *transient, char *err,
@@ -276,15 +255,14 @@ static bool fetch_with_key(bq_auth *a, bool *transient, char *err,
     OPENSSL_cleanse(jwt, strlen(jwt));
     free(jwt);
 
-    sinkkit_http_request req;
-    sinkkit_http_response resp;
+    kit_http_request req;
+    kit_http_response resp;
     memset(&resp, 0, sizeof resp);
-    sinkkit_request_init(&req, "POST", a->token_uri);
-    sinkkit_request_header(&req,
-                           "Content-Type: application/x-www-form-urlencoded");
+    kit_request_init(&req, "POST", a->token_uri);
+    kit_request_header(&req, "Content-Type: application/x-www-form-urlencoded");
     size_t len = form.len;
-    sinkkit_request_body(&req, sbuf_detach(&form), len);
-    bool ok = sinkkit_http_perform(&a->http, &req, &resp);
+    kit_request_body(&req, sbuf_detach(&form), len);
+    bool ok = kit_http_perform(&a->http, &req, &resp);
     if (!ok) {
         *transient = false;
         snprintf(err, errlen, "cannot set up the token request");
@@ -292,27 +270,24 @@ static bool fetch_with_key(bq_auth *a, bool *transient, char *err,
         ok = take_token(a, &resp, transient, err, errlen);
     }
     OPENSSL_cleanse(req.body, req.body_len);
-    sinkkit_request_free(&req);
-    sinkkit_response_free(&resp);
+    kit_request_free(&req);
+    kit_response_free(&resp);
     return ok;
 }
 
 static bool fetch_from_metadata(bq_auth *a, bool *transient, char *err,
                                 size_t errlen)
 {
-    char *url = NULL;
-    if (asprintf(&url,
-                 "%s/computeMetadata/v1/instance/service-accounts/default/"
-                 "token",
-                 a->metadata_base) < 0)
-        abort();
-    sinkkit_http_request req;
-    sinkkit_http_response resp;
+    char *url = xasprintf("%s/computeMetadata/v1/instance/service-accounts/"
+                          "default/token",
+                          a->metadata_base);
+    kit_http_request req;
+    kit_http_response resp;
     memset(&resp, 0, sizeof resp);
-    sinkkit_request_init(&req, "GET", url);
+    kit_request_init(&req, "GET", url);
     free(url);
-    sinkkit_request_header(&req, "Metadata-Flavor: Google");
-    bool ok = sinkkit_http_perform(&a->http, &req, &resp);
+    kit_request_header(&req, "Metadata-Flavor: Google");
+    bool ok = kit_http_perform(&a->http, &req, &resp);
     if (!ok) {
         *transient = false;
         snprintf(err, errlen, "cannot set up the metadata server request");
@@ -321,8 +296,8 @@ static bool fetch_from_metadata(bq_auth *a, bool *transient, char *err,
         if (!ok && resp.status == 0)
             *transient = true;
     }
-    sinkkit_request_free(&req);
-    sinkkit_response_free(&resp);
+    kit_request_free(&req);
+    kit_response_free(&resp);
     return ok;
 }
 

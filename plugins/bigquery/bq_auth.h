@@ -27,11 +27,11 @@ bq_auth *bq_auth_none(void);
 /* A service-account key file's contents (JSON). NULL with err on a
  * malformed key (the message never quotes the key). */
 bq_auth *bq_auth_from_key(const char *key_json, size_t len,
-                          const sinkkit_http_settings *http, char *err,
+                          const kit_http_settings *http, char *err,
                           size_t errlen);
 
 /* The metadata server at base (e.g. "http://metadata.google.internal"). */
-bq_auth *bq_auth_metadata(const char *base, const sinkkit_http_settings *http);
+bq_auth *bq_auth_metadata(const char *base, const kit_http_settings *http);
 
 void bq_auth_free(bq_auth *auth);
 
@@ -56,8 +56,5 @@ void bq_auth_set_clock(bq_auth *auth, int64_t (*now)(void));
 char *bq_jwt_assertion(EVP_PKEY *key, const char *client_email,
                        const char *scope, const char *audience, int64_t iat,
                        int64_t lifetime_s);
-
-/* base64url without padding; caller frees. */
-char *bq_base64url(const unsigned char *data, size_t len);
 
 #endif

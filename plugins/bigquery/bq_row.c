@@ -10,32 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
+#include "base64.h"
+#include "hex.h"
 #include "strbuf.h"
-
-char *bq_base64(const unsigned char *data, size_t len)
-{
-    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    return out;
-}
 
 void bq_insert_id(pgspout_position pos, const char *suffix, char *buf,
                   size_t buflen)
 {
     snprintf(buf, buflen, "%" PRIX64 "-%" PRIu64 "%s", pos.commit_lsn, pos.seq,
              suffix ? suffix : "");
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
 }
 
 /* bytea in PostgreSQL's hex output ("\x0a0b") to base64. */
@@ -55,8 +38,8 @@ static json_t *bytea_to_base64(const char *s, char *err, size_t errlen)
     }
     unsigned char *bytes = xmalloc(n / 2 + 1);
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval((unsigned char)s[2 * i]);
-        int lo = hexval((unsigned char)s[2 * i + 1]);
+        int hi = hex_digit_value(s[2 * i]);
+        int lo = hex_digit_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(bytes);
             snprintf(err, errlen, "bytea value with a non-hex digit");
@@ -64,7 +47,7 @@ static json_t *bytea_to_base64(const char *s, char *err, size_t errlen)
         }
         bytes[i] = (unsigned char)(hi << 4 | lo);
     }
-    char *b64 = bq_base64(bytes, n / 2);
+    char *b64 = base64_encode(bytes, n / 2);
     free(bytes);
     json_t *v = json_string(b64);
     free(b64);
@@ -243,10 +226,7 @@ json_t *bq_convert_value(const bq_column *col, json_t *value, char *err,
 
 static char *compact(json_t *v)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!s)
-        abort();
-    return s;
+    return xnonnull(json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY));
 }
 
 /* The key object of the old row: the new key's members, valued from the
@@ -452,8 +432,7 @@ const char *bq_error_reason(json_t *body)
     return reason ? reason : "";
 }
 
-void bq_error_message(const sinkkit_http_response *resp, char *buf,
-                      size_t buflen)
+void bq_error_message(const kit_http_response *resp, char *buf, size_t buflen)
 {
     if (resp->status == 0) {
         snprintf(buf, buflen, "%s", resp->error ? resp->error : "no response");
@@ -509,15 +488,15 @@ static void note_row_error(record_errors *re, json_int_t row, json_t *e)
                      message ? message : "");
 }
 
-static void set_row_outcome(record_errors *re, sinkkit_outcome *o)
+static void set_row_outcome(record_errors *re, kit_outcome *o)
 {
     if (!re->any) {
-        o->kind = SINKKIT_DONE;
+        o->kind = KIT_DONE;
         return;
     }
-    o->kind = re->permanent ? SINKKIT_REJECTED : SINKKIT_RETRY;
-    snprintf(o->reason, sizeof o->reason, "insertAll row errors: %s",
-             re->why.len ? re->why.data : "rows not inserted");
+    kit_outcome_set(o, re->permanent ? KIT_REJECTED : KIT_RETRY,
+                    "insertAll row errors: %s",
+                    re->why.len ? re->why.data : "rows not inserted");
 }
 
 /* Maps each insertErrors entry to the record its row index falls in. An
@@ -525,7 +504,7 @@ static void set_row_outcome(record_errors *re, sinkkit_outcome *o)
  * nothing to go by: then every record takes all the errors, as one. */
 static void row_errors_outcomes(json_t *insert_errors,
                                 const size_t *record_rows, size_t n,
-                                sinkkit_outcome *outcomes)
+                                kit_outcome *outcomes)
 {
     record_errors *per = xcalloc(n + 1, sizeof *per);
     record_errors *whole = &per[n];
@@ -564,9 +543,9 @@ static void row_errors_outcomes(json_t *insert_errors,
     free(per);
 }
 
-void bq_insert_outcomes(const sinkkit_http_response *resp,
+void bq_insert_outcomes(const kit_http_response *resp,
                         const size_t *record_rows, size_t n,
-                        sinkkit_outcome *outcomes, bool *auth_failed)
+                        kit_outcome *outcomes, bool *auth_failed)
 {
     *auth_failed = false;
     if (n == 0)
@@ -575,16 +554,14 @@ void bq_insert_outcomes(const sinkkit_http_response *resp,
         json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
         json_t *errs = json_object_get(body, "insertErrors");
         if (!body) {
-            for (size_t i = 0; i < n; i++) {
-                outcomes[i].kind = SINKKIT_RETRY;
-                snprintf(outcomes[i].reason, sizeof outcomes[i].reason,
-                         "insertAll answered 200 with an unreadable body");
-            }
+            kit_outcome_set_all(outcomes, n, KIT_RETRY,
+                                "insertAll answered 200 with an unreadable "
+                                "body");
         } else if (json_array_size(errs) > 0) {
             row_errors_outcomes(errs, record_rows, n, outcomes);
         } else {
             for (size_t i = 0; i < n; i++)
-                outcomes[i].kind = SINKKIT_DONE;
+                outcomes[i].kind = KIT_DONE;
         }
         json_decref(body);
         return;
@@ -595,25 +572,21 @@ void bq_insert_outcomes(const sinkkit_http_response *resp,
     bq_error_message(resp, message, sizeof message);
     json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
     const char *reason = bq_error_reason(body);
-    sinkkit_outcome_kind kind;
-    if (outcomes[0].kind == SINKKIT_RETRY) {
-        kind = SINKKIT_RETRY; /* pre-filled for no answer, 408, 429, 5xx */
+    kit_outcome_kind kind;
+    if (outcomes[0].kind == KIT_RETRY) {
+        kind = KIT_RETRY; /* pre-filled for no answer, 408, 429, 5xx */
     } else if (resp->status == 401) {
         *auth_failed = true;
-        kind = SINKKIT_RETRY;
+        kind = KIT_RETRY;
     } else if (resp->status == 403 &&
                (strcmp(reason, "rateLimitExceeded") == 0 ||
                 strcmp(reason, "quotaExceeded") == 0)) {
-        kind = SINKKIT_RETRY;
+        kind = KIT_RETRY;
     } else if (resp->status == 400 || resp->status == 413) {
-        kind = SINKKIT_REJECTED;
+        kind = KIT_REJECTED;
     } else {
-        kind = SINKKIT_FATAL;
+        kind = KIT_FATAL;
     }
-    for (size_t i = 0; i < n; i++) {
-        outcomes[i].kind = kind;
-        snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "insertAll: %s",
-                 message);
-    }
+    kit_outcome_set_all(outcomes, n, kind, "insertAll: %s", message);
     json_decref(body);
 }

@@ -31,9 +31,6 @@ json_t *bq_convert_value(const bq_column *col, json_t *value, char *err,
 void bq_insert_id(pgspout_position pos, const char *suffix, char *buf,
                   size_t buflen);
 
-/* Standard base64 (bytes to BigQuery BYTES); caller frees. */
-char *bq_base64(const unsigned char *data, size_t len);
-
 /* A timestamptz as PostgreSQL prints it ("2026-11-21 23:55:22.12+01",
  * possibly BC or infinity) in UTC as RFC 3339, into buf. False when it
  * cannot be read. */
@@ -45,14 +42,13 @@ bool bq_timestamptz(const char *pg, char *buf, size_t buflen);
  * answer about the whole request (an HTTP error) gives every record the
  * same outcome. The pipeline pre-filled RETRY for a transient HTTP status.
  * Sets *auth_failed on 401 so the caller drops its cached token. */
-void bq_insert_outcomes(const sinkkit_http_response *resp,
+void bq_insert_outcomes(const kit_http_response *resp,
                         const size_t *record_rows, size_t n,
-                        sinkkit_outcome *outcomes, bool *auth_failed);
+                        kit_outcome *outcomes, bool *auth_failed);
 
 /* A control-plane answer's error message ("reason: message"), or the
  * status. */
-void bq_error_message(const sinkkit_http_response *resp, char *buf,
-                      size_t buflen);
+void bq_error_message(const kit_http_response *resp, char *buf, size_t buflen);
 
 /* The first error reason of a Google API error body, or "". */
 const char *bq_error_reason(json_t *body);

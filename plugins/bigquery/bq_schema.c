@@ -231,9 +231,7 @@ static char *dump(json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(j);
-    if (!s)
-        abort();
-    return s;
+    return xnonnull(s);
 }
 
 char *bq_changelog_table_json(const char *project, const char *dataset,
@@ -302,9 +300,7 @@ static void append_ident(strbuf *sb, const char *name)
 static void append_table_path(strbuf *sb, const char *project,
                               const char *dataset, const char *table)
 {
-    char *path = NULL;
-    if (asprintf(&path, "%s.%s.%s", project, dataset, table) < 0)
-        abort();
+    char *path = xasprintf("%s.%s.%s", project, dataset, table);
     append_ident(sb, path);
     free(path);
 }
@@ -464,13 +460,10 @@ void bq_schema_diff_compute(const bq_columns *table, const bq_columns *source,
             a->name = xstrdup(s->name);
             a->pg_type = xstrdup(s->pg_type);
         } else if (!same_type(t, s)) {
-            char *msg = NULL;
-            if (asprintf(&msg, "%s: %s%s in BigQuery, %s (%s%s) in PostgreSQL",
-                         s->name, t->repeated ? "REPEATED " : "", t->type,
-                         s->pg_type, s->repeated ? "REPEATED " : "",
-                         s->type) < 0)
-                abort();
-            diff->retyped[diff->nretyped++] = msg;
+            diff->retyped[diff->nretyped++] =
+                xasprintf("%s: %s%s in BigQuery, %s (%s%s) in PostgreSQL",
+                          s->name, t->repeated ? "REPEATED " : "", t->type,
+                          s->pg_type, s->repeated ? "REPEATED " : "", s->type);
         }
     }
     for (size_t i = 0; i < table->n; i++)

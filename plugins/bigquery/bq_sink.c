@@ -1,7 +1,8 @@
 /* The BigQuery sink: each source table gets a changelog table (one row per
  * change, written with tabledata.insertAll) and a view of every row's
- * latest state. Delivery, retries and acknowledgements are the sink kit's;
- * this file turns events into requests and keeps the tables in shape. */
+ * latest state. Delivery, retries and acknowledgements are the sink kit's
+ * (plugins/kit); this file turns events into requests and keeps the tables
+ * in shape. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -21,6 +22,8 @@
 #include "bq_auth.h"
 #include "bq_row.h"
 #include "bq_schema.h"
+#include "fileio.h"
+#include "percent.h"
 #include "pipeline.h"
 #include "strbuf.h"
 
@@ -69,7 +72,7 @@ static const pgspout_option_def bq_options[] = {
      .default_value = "warn",
      .choices = "warn|stop",
      .doc = "a column changed type or was dropped: warn and go on, or stop"},
-    SINKKIT_PIPELINE_OPTIONS("500", "5M", "200ms", "4"),
+    KIT_PIPELINE_OPTIONS("500", "5M", "200ms", "4"),
     PGSPOUT_OPTION_END};
 
 typedef struct bq_table {
@@ -94,9 +97,9 @@ typedef struct bq_sink {
     const char *project, *dataset, *endpoint, *location;
     const char *table_tmpl, *view_tmpl;
     bool stop_on_mismatch;
-    sinkkit_pipeline_config config;
+    kit_pipeline_config config;
     bq_auth *auth;
-    sinkkit_pipeline *pipeline;
+    kit_pipeline *pipeline;
     bq_table *tables;
     bool have_taken;
     pgspout_position last_taken; /* newest change event taken */
@@ -105,14 +108,7 @@ typedef struct bq_sink {
 /* Percent-encodes a URL path segment (table names may hold anything). */
 static void append_segment(strbuf *sb, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-            (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
-            *p == '~')
-            sbuf_append_char(sb, (char)*p);
-        else
-            sbuf_appendf(sb, "%%%02X", *p);
-    }
+    percent_encode(sb, s, strlen(s), NULL);
 }
 
 /* endpoint/bigquery/v2/projects/P, the root of every API URL. */
@@ -153,7 +149,7 @@ static char *queries_url(const bq_sink *s)
 
 /* Adds the Authorization header. A token that cannot be had for now
  * leaves it out: the service answers 401, which is retried. */
-static bool add_auth(bq_sink *s, sinkkit_http_request *req, char *err,
+static bool add_auth(bq_sink *s, kit_http_request *req, char *err,
                      size_t errlen)
 {
     char header[4096];
@@ -167,15 +163,15 @@ static bool add_auth(bq_sink *s, sinkkit_http_request *req, char *err,
         return true;
     }
     if (header[0])
-        sinkkit_request_header(req, "%s", header);
+        kit_request_header(req, "%s", header);
     OPENSSL_cleanse(header, sizeof header);
     return true;
 }
 
 /* ---- pipeline callbacks (pipeline thread) ---- */
 
-static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
-                          sinkkit_http_request *req, char *err, size_t errlen)
+static bool build_request(void *ctx, kit_record *const *records, size_t n,
+                          kit_http_request *req, char *err, size_t errlen)
 {
     bq_sink *s = ctx;
     const bq_table *table = ((const bq_record_meta *)records[0]->meta)->table;
@@ -184,7 +180,7 @@ static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
                            "\"ignoreUnknownValues\":false,\"rows\":[");
     unsigned attempts = 0;
     for (size_t i = 0; i < n; i++) {
-        const sinkkit_record *r = records[i];
+        const kit_record *r = records[i];
         const bq_record_meta *meta = r->meta;
         /* The batch key is the table's, and unique per table. */
         if (meta->table != table) {
@@ -204,15 +200,15 @@ static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
     sbuf_append_str(&body, "]}");
 
     char *url = dataset_url(s, table->changelog_id, "/insertAll");
-    sinkkit_request_init(req, "POST", url);
+    kit_request_init(req, "POST", url);
     free(url);
-    sinkkit_request_header(req, "Content-Type: application/json");
+    kit_request_header(req, "Content-Type: application/json");
     if (!add_auth(s, req, err, errlen)) {
         sbuf_free(&body);
         return false;
     }
     size_t len = body.len;
-    sinkkit_request_body(req, sbuf_detach(&body), len);
+    kit_request_body(req, sbuf_detach(&body), len);
     if (attempts > 1)
         s->host->log(s->handle, PGSPOUT_LOG_DEBUG,
                      "insertAll of %zu changes into %s, attempt %u", n,
@@ -220,9 +216,9 @@ static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
     return true;
 }
 
-static void handle_response(void *ctx, const sinkkit_http_response *resp,
-                            sinkkit_record *const *records, size_t n,
-                            sinkkit_outcome *outcomes)
+static void handle_response(void *ctx, const kit_http_response *resp,
+                            kit_record *const *records, size_t n,
+                            kit_outcome *outcomes)
 {
     bq_sink *s = ctx;
     size_t *record_rows = xcalloc(n, sizeof *record_rows);
@@ -234,8 +230,7 @@ static void handle_response(void *ctx, const sinkkit_http_response *resp,
     if (auth_failed)
         bq_auth_invalidate(s->auth);
     for (size_t i = 0; i < n; i++) {
-        if (outcomes[i].kind == SINKKIT_FATAL ||
-            outcomes[i].kind == SINKKIT_REJECTED) {
+        if (outcomes[i].kind == KIT_FATAL || outcomes[i].kind == KIT_REJECTED) {
             const bq_record_meta *meta = records[i]->meta;
             size_t used = strlen(outcomes[i].reason);
             snprintf(outcomes[i].reason + used,
@@ -245,7 +240,7 @@ static void handle_response(void *ctx, const sinkkit_http_response *resp,
     }
 }
 
-static const sinkkit_ops bq_ops = {
+static const kit_ops bq_ops = {
     .build_request = build_request,
     .handle_response = handle_response,
     .free_meta = free,
@@ -257,29 +252,29 @@ static const sinkkit_ops bq_ops = {
  * any answer, which the caller reads and frees; FATAL (resp empty) when the
  * request could not be made at all. */
 static pgspout_status api_call(bq_sink *s, const char *method, char *url,
-                               char *body, sinkkit_http_response *resp)
+                               char *body, kit_http_response *resp)
 {
-    sinkkit_http_request req;
+    kit_http_request req;
     char err[512];
     memset(resp, 0, sizeof *resp);
-    sinkkit_request_init(&req, method, url);
+    kit_request_init(&req, method, url);
     free(url);
     if (!add_auth(s, &req, err, sizeof err)) {
         s->host->log(s->handle, PGSPOUT_LOG_ERROR, "%s", err);
-        sinkkit_request_free(&req);
+        kit_request_free(&req);
         free(body);
         return PGSPOUT_FATAL;
     }
     if (body) {
-        sinkkit_request_header(&req, "Content-Type: application/json");
-        sinkkit_request_body(&req, body, strlen(body));
+        kit_request_header(&req, "Content-Type: application/json");
+        kit_request_body(&req, body, strlen(body));
     }
-    bool ok = sinkkit_http_perform(&s->config.http, &req, resp);
-    sinkkit_request_free(&req);
+    bool ok = kit_http_perform(&s->config.http, &req, resp);
+    kit_request_free(&req);
     if (!ok) {
         s->host->log(s->handle, PGSPOUT_LOG_ERROR,
                      "cannot set up a request to %s", s->endpoint);
-        sinkkit_response_free(resp);
+        kit_response_free(resp);
         return PGSPOUT_FATAL;
     }
     if (resp->status == 401)
@@ -289,11 +284,11 @@ static pgspout_status api_call(bq_sink *s, const char *method, char *url,
 
 /* The status for an answer that is not what was hoped for. */
 static pgspout_status call_failed(bq_sink *s, const char *what,
-                                  const sinkkit_http_response *resp)
+                                  const kit_http_response *resp)
 {
     char message[512];
     bq_error_message(resp, message, sizeof message);
-    bool transient = sinkkit_http_transient(resp) || resp->status == 401;
+    bool transient = kit_http_transient(resp) || resp->status == 401;
     json_t *body = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
     const char *reason = bq_error_reason(body);
     if (resp->status == 403 && (strcmp(reason, "rateLimitExceeded") == 0 ||
@@ -314,7 +309,7 @@ static pgspout_status run_query(bq_sink *s, const char *what, const char *sql)
         json_object_set_new(req, "location", json_string(s->location));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    sinkkit_http_response resp;
+    kit_http_response resp;
     pgspout_status st = api_call(s, "POST", queries_url(s), body, &resp);
     if (st != PGSPOUT_OK)
         return st;
@@ -342,14 +337,14 @@ static pgspout_status run_query(bq_sink *s, const char *what, const char *sql)
         }
         json_decref(answer);
     }
-    sinkkit_response_free(&resp);
+    kit_response_free(&resp);
     return st;
 }
 
 static pgspout_status get_table(bq_sink *s, const char *table_id,
                                 json_t **table)
 {
-    sinkkit_http_response resp;
+    kit_http_response resp;
     *table = NULL;
     pgspout_status st =
         api_call(s, "GET", dataset_url(s, table_id, NULL), NULL, &resp);
@@ -359,7 +354,7 @@ static pgspout_status get_table(bq_sink *s, const char *table_id,
         st = call_failed(s, "reading the changelog table", &resp);
     else if (!(*table = json_loads(resp.body, 0, NULL)))
         st = PGSPOUT_RETRY;
-    sinkkit_response_free(&resp);
+    kit_response_free(&resp);
     return st;
 }
 
@@ -367,14 +362,14 @@ static pgspout_status add_columns(bq_sink *s, bq_table *t, json_t *existing,
                                   const bq_column *added, size_t nadded)
 {
     char *body = bq_patch_add_columns_json(existing, added, nadded);
-    sinkkit_http_response resp;
+    kit_http_response resp;
     pgspout_status st = api_call(
         s, "PATCH", dataset_url(s, t->changelog_id, NULL), body, &resp);
     if (st != PGSPOUT_OK)
         return st;
     if (resp.status != 200)
         st = call_failed(s, "adding columns to the changelog table", &resp);
-    sinkkit_response_free(&resp);
+    kit_response_free(&resp);
     /* tables.patch is the API's way; the same change as DDL is a no-op on
      * BigQuery once the patch went through, and keeps emulators whose
      * patch only updates metadata consistent. */
@@ -455,7 +450,7 @@ static pgspout_status ensure_tables(bq_sink *s, bq_table *t,
 {
     char *body = bq_changelog_table_json(s->project, s->dataset,
                                          t->changelog_id, source);
-    sinkkit_http_response resp;
+    kit_http_response resp;
     pgspout_status st =
         api_call(s, "POST", dataset_url(s, NULL, NULL), body, &resp);
     if (st != PGSPOUT_OK)
@@ -470,7 +465,7 @@ static pgspout_status ensure_tables(bq_sink *s, bq_table *t,
     } else {
         st = call_failed(s, "creating the changelog table", &resp);
     }
-    sinkkit_response_free(&resp);
+    kit_response_free(&resp);
     if (st == PGSPOUT_OK && !existing)
         st = get_table(s, t->changelog_id, &existing);
     if (st == PGSPOUT_OK)
@@ -508,7 +503,7 @@ static bq_table *find_table(bq_sink *s, const char *schema, const char *name)
  * even when two names hash alike. */
 static uint64_t table_batch_key(const bq_sink *s, const char *changelog_id)
 {
-    uint64_t key = sinkkit_order_key(changelog_id, strlen(changelog_id));
+    uint64_t key = kit_order_key(changelog_id, strlen(changelog_id));
     for (;;) {
         bool taken = key == 0;
         for (const bq_table *t = s->tables; t && !taken; t = t->next)
@@ -527,12 +522,11 @@ static pgspout_status submit_rows(bq_sink *s, const bq_table *t,
     bq_record_meta *meta = xcalloc(1, sizeof *meta);
     meta->table = t;
     meta->nrows = nrows;
-    sinkkit_record *r =
-        sinkkit_record_new(pos, rows_json, strlen(rows_json), 0, meta);
+    kit_record *r = kit_record_new(pos, rows_json, strlen(rows_json), 0, meta);
     r->batch_key = t->batch_key;
     /* the comma that joins it to the request's other rows */
     r->overhead = 1;
-    return sinkkit_submit(s->pipeline, r);
+    return kit_submit(s->pipeline, r);
 }
 
 static pgspout_status handle_schema(bq_sink *s, const pgspout_event *ev)
@@ -552,7 +546,7 @@ static pgspout_status handle_schema(bq_sink *s, const pgspout_event *ev)
     }
     /* Rows already submitted were converted for the table as it was:
      * they go out before the table changes. */
-    pgspout_status st = sinkkit_flush(s->pipeline);
+    pgspout_status st = kit_flush(s->pipeline);
     bq_table *t = find_table(s, schema, name);
     if (st == PGSPOUT_OK && !t) {
         t = xcalloc(1, sizeof *t);
@@ -568,7 +562,7 @@ static pgspout_status handle_schema(bq_sink *s, const pgspout_event *ev)
         st = ensure_tables(s, t, &source);
     bq_columns_free(&source);
     if (st == PGSPOUT_OK)
-        st = sinkkit_submit_marker(s->pipeline, h->event_position(ev));
+        st = kit_submit_marker(s->pipeline, h->event_position(ev));
     return st;
 }
 
@@ -595,11 +589,10 @@ static pgspout_status handle_change(bq_sink *s, const pgspout_event *ev)
         json_decref(rows);
         if (!*err)
             snprintf(err, sizeof err, "unreadable event JSON");
-        sinkkit_record *r =
-            sinkkit_record_new(pos, xstrndup(text, len), len, 0, NULL);
+        kit_record *r = kit_record_new(pos, xstrndup(text, len), len, 0, NULL);
         char reason[700];
         snprintf(reason, sizeof reason, "%s.%s: %s", t->schema, t->name, err);
-        pgspout_status st = sinkkit_submit_dead_letter(s->pipeline, r, reason);
+        pgspout_status st = kit_submit_dead_letter(s->pipeline, r, reason);
         if (st != PGSPOUT_OK)
             h->log(s->handle, PGSPOUT_LOG_ERROR,
                    "cannot store a change in BigQuery (%s) and no "
@@ -612,7 +605,7 @@ static pgspout_status handle_change(bq_sink *s, const pgspout_event *ev)
     json_decref(rows);
     if (nrows == 0) {
         free(rows_json);
-        return sinkkit_submit_marker(s->pipeline, pos);
+        return kit_submit_marker(s->pipeline, pos);
     }
     return submit_rows(s, t, pos, rows_json, nrows);
 }
@@ -637,7 +630,7 @@ static pgspout_status bq_write(void *state, const pgspout_event *const *events,
             st = op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
                          op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_TRUNCATE
                      ? handle_change(s, ev)
-                     : sinkkit_submit_marker(s->pipeline, pos);
+                     : kit_submit_marker(s->pipeline, pos);
             if (st == PGSPOUT_OK) {
                 s->have_taken = true;
                 s->last_taken = pos;
@@ -652,7 +645,7 @@ static pgspout_status bq_write(void *state, const pgspout_event *const *events,
 static pgspout_status bq_flush(void *state)
 {
     bq_sink *s = state;
-    return sinkkit_flush(s->pipeline);
+    return kit_flush(s->pipeline);
 }
 
 static void bq_destroy(void *state)
@@ -661,7 +654,7 @@ static void bq_destroy(void *state)
     if (!s)
         return;
     if (s->pipeline)
-        sinkkit_pipeline_free(s->pipeline);
+        kit_pipeline_free(s->pipeline);
     while (s->tables) {
         bq_table *t = s->tables;
         s->tables = t->next;
@@ -674,35 +667,6 @@ static void bq_destroy(void *state)
     }
     bq_auth_free(s->auth);
     free(s);
-}
-
-static bool read_file(const char *path, char **data, size_t *len, char *err,
-                      size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return false;
-    }
-    strbuf sb = STRBUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        sbuf_append(&sb, chunk, n);
-    bool failed = ferror(f);
-    fclose(f);
-    OPENSSL_cleanse(chunk, sizeof chunk);
-    if (failed) {
-        snprintf(err, errlen, "cannot read %s", path);
-        if (sb.data)
-            OPENSSL_cleanse(sb.data, sb.len);
-        sbuf_free(&sb);
-        return false;
-    }
-    *len = sb.len;
-    sbuf_append_str(&sb, "");
-    *data = sbuf_detach(&sb);
-    return true;
 }
 
 static bool make_auth(bq_sink *s, char *err, size_t errlen)
@@ -733,10 +697,12 @@ static bool make_auth(bq_sink *s, char *err, size_t errlen)
                      "GOOGLE_APPLICATION_CREDENTIALS");
             return false;
         }
-        char *data = NULL;
         size_t len = 0;
-        if (!read_file(file, &data, &len, err, errlen))
+        char *data = read_whole_file(file, &len);
+        if (!data) {
+            snprintf(err, errlen, "cannot read %s: %s", file, strerror(errno));
             return false;
+        }
         char why[300];
         s->auth = bq_auth_from_key(data, len, &s->config.http, why, sizeof why);
         OPENSSL_cleanse(data, len);
@@ -781,18 +747,16 @@ static pgspout_status bq_create(const pgspout_host_api *host,
         return PGSPOUT_FATAL;
     }
 
-    sinkkit_pipeline_config_from_options(host, handle, "bigquery", &s->config);
-    if (!s->config.http.user_agent)
-        s->config.http.user_agent = "pgspout-bigquery/0.1";
-
     char err[512];
-    if (!make_auth(s, err, sizeof err)) {
+    if (!kit_pipeline_config_from_options(host, handle, "bigquery", &s->config,
+                                          err, sizeof err) ||
+        !make_auth(s, err, sizeof err)) {
         host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
         bq_destroy(s);
         return PGSPOUT_FATAL;
     }
-    s->pipeline = sinkkit_pipeline_new(host, handle, &s->config, &bq_ops, s,
-                                       err, sizeof err);
+    s->pipeline =
+        kit_pipeline_new(host, handle, &s->config, &bq_ops, s, err, sizeof err);
     if (!s->pipeline) {
         host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
         bq_destroy(s);

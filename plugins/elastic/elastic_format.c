@@ -5,99 +5,13 @@
 #include "elastic_format.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-static void *must(void *p)
-{
-    if (!p)
-        abort();
-    return p;
-}
-
-void es_buf_append(es_buf *b, const char *data, size_t n)
-{
-    if (b->cap - b->len < n + 1) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n + 1)
-            cap *= 2;
-        b->data = must(realloc(b->data, cap));
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void es_buf_puts(es_buf *b, const char *s)
-{
-    es_buf_append(b, s, strlen(s));
-}
-
-void es_buf_printf(es_buf *b, const char *fmt, ...)
-{
-    char small[256];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        abort();
-    if ((size_t)n < sizeof small) {
-        es_buf_append(b, small, (size_t)n);
-        return;
-    }
-    char *big = must(malloc((size_t)n + 1));
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    es_buf_append(b, big, (size_t)n);
-    free(big);
-}
-
-void es_buf_json_string(es_buf *b, const char *s)
-{
-    es_buf_append(b, "\"", 1);
-    for (const char *run = s;; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c != '\0' && c != '"' && c != '\\' && c >= 0x20)
-            continue;
-        es_buf_append(b, run, (size_t)(s - run));
-        if (c == '\0')
-            break;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            es_buf_append(b, esc, 2);
-        } else {
-            es_buf_printf(b, "\\u%04x", c);
-        }
-        run = s + 1;
-    }
-    es_buf_append(b, "\"", 1);
-}
-
-char *es_buf_take(es_buf *b, size_t *len)
-{
-    char *data = b->data ? b->data : must(calloc(1, 1));
-    if (len)
-        *len = b->len;
-    b->data = NULL;
-    b->len = b->cap = 0;
-    return data;
-}
-
-void es_buf_free(es_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
+#include "json_string.h"
 
 /* ---- index names ---- */
 
@@ -172,19 +86,19 @@ bool es_index_name_valid(const char *name, char *err, size_t errlen)
 char *es_index_name(const char *tmpl, const char *schema, const char *table,
                     char *err, size_t errlen)
 {
-    es_buf b = {0};
+    strbuf b = STRBUF_INIT;
 
     for (const char *p = tmpl; *p; p++) {
         size_t skip;
         const char *ph = *p == '{' ? placeholder_at(p, &skip) : NULL;
         if (!ph) {
-            es_buf_append(&b, p, 1);
+            sbuf_append(&b, p, 1);
             continue;
         }
-        es_buf_puts(&b, ph[1] == 's' ? schema : table);
+        sbuf_append_str(&b, ph[1] == 's' ? schema : table);
         p += skip - 1;
     }
-    char *name = es_buf_take(&b, NULL);
+    char *name = sbuf_detach(&b);
     /* ASCII only: Elasticsearch lower-cases nothing else either, and a
      * locale must not change index names. */
     for (char *p = name; *p; p++)
@@ -282,12 +196,12 @@ static int split_object(const char *json, size_t len, raw_member *out, int max)
 char *es_doc_id(const char *key_json, size_t key_len, const char *values_json,
                 size_t values_len, char *err, size_t errlen)
 {
-    raw_member *key = must(malloc(ES_MAX_KEY_COLUMNS * sizeof *key));
+    raw_member *key = xmalloc(ES_MAX_KEY_COLUMNS * sizeof *key);
     raw_member *vals = NULL;
     int nkey = split_object(key_json, key_len, key, ES_MAX_KEY_COLUMNS);
     int nvals = 0;
     char *id = NULL;
-    es_buf b = {0};
+    strbuf b = STRBUF_INIT;
 
     if (nkey < 0) {
         snprintf(err, errlen, "key is not a JSON object");
@@ -301,7 +215,7 @@ char *es_doc_id(const char *key_json, size_t key_len, const char *values_json,
         goto out;
     }
     if (values_json) {
-        vals = must(malloc(ES_MAX_KEY_COLUMNS * sizeof *vals));
+        vals = xmalloc(ES_MAX_KEY_COLUMNS * sizeof *vals);
         nvals = split_object(values_json, values_len, vals, ES_MAX_KEY_COLUMNS);
         if (nvals < 0) {
             snprintf(err, errlen, "old row is not a JSON object");
@@ -326,18 +240,18 @@ char *es_doc_id(const char *key_json, size_t key_len, const char *values_json,
             snprintf(err, errlen, "key value is not valid JSON");
             goto out;
         }
-        es_buf_append(&b, json_string_value(s), json_string_length(s));
+        sbuf_append(&b, json_string_value(s), json_string_length(s));
         json_decref(s);
     } else if (nkey == 1) {
-        es_buf_append(&b, key[0].value, key[0].value_len);
+        sbuf_append(&b, key[0].value, key[0].value_len);
     } else {
-        es_buf_append(&b, "[", 1);
+        sbuf_append(&b, "[", 1);
         for (int i = 0; i < nkey; i++) {
             if (i)
-                es_buf_append(&b, ",", 1);
-            es_buf_append(&b, key[i].value, key[i].value_len);
+                sbuf_append(&b, ",", 1);
+            sbuf_append(&b, key[i].value, key[i].value_len);
         }
-        es_buf_append(&b, "]", 1);
+        sbuf_append(&b, "]", 1);
     }
     if (b.len == 0 || b.len > ES_MAX_ID || memchr(b.data, '\0', b.len)) {
         snprintf(err, errlen,
@@ -346,9 +260,9 @@ char *es_doc_id(const char *key_json, size_t key_len, const char *values_json,
                  b.len, ES_MAX_ID);
         goto out;
     }
-    id = es_buf_take(&b, NULL);
+    id = sbuf_detach(&b);
 out:
-    es_buf_free(&b);
+    sbuf_free(&b);
     free(key);
     free(vals);
     return id;
@@ -363,48 +277,48 @@ const char es_merge_script[] =
     "else { ctx._source.putAll(params.doc); ctx._source[params.f] = params.v; "
     "}";
 
-static void action_head(es_buf *b, const char *action, const char *index,
+static void action_head(strbuf *b, const char *action, const char *index,
                         const char *id)
 {
-    es_buf_printf(b, "{\"%s\":{\"_index\":", action);
-    es_buf_json_string(b, index);
-    es_buf_puts(b, ",\"_id\":");
-    es_buf_json_string(b, id);
+    sbuf_appendf(b, "{\"%s\":{\"_index\":", action);
+    json_append_string(b, index, strlen(index));
+    sbuf_append_str(b, ",\"_id\":");
+    json_append_string(b, id, strlen(id));
 }
 
-void es_bulk_index(es_buf *b, const char *index, const char *id,
+void es_bulk_index(strbuf *b, const char *index, const char *id,
                    uint64_t version, const char *source, size_t source_len)
 {
     action_head(b, "index", index, id);
-    es_buf_printf(b, ",\"version\":%llu,\"version_type\":\"external\"}}\n",
-                  (unsigned long long)version);
-    es_buf_append(b, source, source_len);
-    es_buf_append(b, "\n", 1);
+    sbuf_appendf(b, ",\"version\":%llu,\"version_type\":\"external\"}}\n",
+                 (unsigned long long)version);
+    sbuf_append(b, source, source_len);
+    sbuf_append(b, "\n", 1);
 }
 
-void es_bulk_delete(es_buf *b, const char *index, const char *id,
+void es_bulk_delete(strbuf *b, const char *index, const char *id,
                     uint64_t version)
 {
     action_head(b, "delete", index, id);
-    es_buf_printf(b, ",\"version\":%llu,\"version_type\":\"external\"}}\n",
-                  (unsigned long long)version);
+    sbuf_appendf(b, ",\"version\":%llu,\"version_type\":\"external\"}}\n",
+                 (unsigned long long)version);
 }
 
-void es_bulk_update(es_buf *b, const char *index, const char *id,
+void es_bulk_update(strbuf *b, const char *index, const char *id,
                     uint64_t version, const char *version_field,
                     const char *doc, size_t doc_len)
 {
     action_head(b, "update", index, id);
     /* Conflicts here are concurrent writes to the same document (the
      * update reads, then writes); re-running the script is what we want. */
-    es_buf_puts(b, ",\"retry_on_conflict\":3}}\n{\"script\":{\"source\":");
-    es_buf_json_string(b, es_merge_script);
-    es_buf_printf(b, ",\"lang\":\"painless\",\"params\":{\"v\":%llu,\"f\":",
-                  (unsigned long long)version);
-    es_buf_json_string(b, version_field);
-    es_buf_puts(b, ",\"doc\":");
-    es_buf_append(b, doc, doc_len);
-    es_buf_puts(b, "}}}\n");
+    sbuf_append_str(b, ",\"retry_on_conflict\":3}}\n{\"script\":{\"source\":");
+    json_append_string(b, es_merge_script, strlen(es_merge_script));
+    sbuf_appendf(b, ",\"lang\":\"painless\",\"params\":{\"v\":%llu,\"f\":",
+                 (unsigned long long)version);
+    json_append_string(b, version_field, strlen(version_field));
+    sbuf_append_str(b, ",\"doc\":");
+    sbuf_append(b, doc, doc_len);
+    sbuf_append_str(b, "}}}\n");
 }
 
 /* ---- bulk results ---- */
@@ -495,29 +409,4 @@ bool es_parse_bulk_response(const char *body, size_t len,
 out:
     json_decref(root);
     return ok;
-}
-
-/* ---- auth ---- */
-
-char *es_base64(const char *data, size_t len)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *in = (const unsigned char *)data;
-    char *out = must(malloc((len + 2) / 3 * 4 + 1));
-    char *o = out;
-
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        *o++ = alphabet[(v >> 18) & 63];
-        *o++ = alphabet[(v >> 12) & 63];
-        *o++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < len ? alphabet[v & 63] : '=';
-    }
-    *o = '\0';
-    return out;
 }

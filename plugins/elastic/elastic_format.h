@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strbuf.h"
+
 /* Elasticsearch limits */
 #define ES_MAX_INDEX_NAME 255 /* bytes */
 #define ES_MAX_ID 512         /* bytes */
@@ -20,22 +22,6 @@ typedef enum es_action {
     ES_ACTION_DELETE = 1,
     ES_ACTION_UPDATE = 2 /* the TOAST-preserving scripted partial update */
 } es_action;
-
-/* A growable output buffer; allocation failure aborts. */
-typedef struct es_buf {
-    char *data;
-    size_t len, cap;
-} es_buf;
-
-void es_buf_append(es_buf *b, const char *data, size_t n);
-void es_buf_puts(es_buf *b, const char *s);
-void es_buf_printf(es_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string literal (quotes and escapes). */
-void es_buf_json_string(es_buf *b, const char *s);
-/* Hands the contents over (NUL-terminated, malloc'd) and empties b. */
-char *es_buf_take(es_buf *b, size_t *len);
-void es_buf_free(es_buf *b);
 
 /* ---- index names ---- */
 
@@ -71,17 +57,17 @@ char *es_doc_id(const char *key_json, size_t key_len, const char *values_json,
 /* ---- bulk lines ---- */
 
 /* Appends an index action with external version and the source line. */
-void es_bulk_index(es_buf *b, const char *index, const char *id,
+void es_bulk_index(strbuf *b, const char *index, const char *id,
                    uint64_t version, const char *source, size_t source_len);
 /* Appends a delete action with external version. */
-void es_bulk_delete(es_buf *b, const char *index, const char *id,
+void es_bulk_delete(strbuf *b, const char *index, const char *id,
                     uint64_t version);
 /* Appends an update action running the merge script: the fields of `doc`
  * are set, every other field is kept, and `version_field` records the
  * version. The script is a no-op when the document already holds that
  * version or a newer one (its version_field, or its _version when the last
  * write was an external-versioned index). */
-void es_bulk_update(es_buf *b, const char *index, const char *id,
+void es_bulk_update(strbuf *b, const char *index, const char *id,
                     uint64_t version, const char *version_field,
                     const char *doc, size_t doc_len);
 
@@ -121,10 +107,5 @@ es_item_result es_classify_item(es_action action, int status,
 bool es_parse_bulk_response(const char *body, size_t len,
                             const es_action *actions, es_item *items,
                             size_t nitems, char *err, size_t errlen);
-
-/* ---- auth ---- */
-
-/* Standard base64 (with padding) of data; malloc'd. */
-char *es_base64(const char *data, size_t len);
 
 #endif

@@ -2,7 +2,7 @@
  * through the _bulk API, one index per table, each action carrying an
  * external version so that replays and retries never overwrite newer data.
  * Batching, requests in flight, retries and acknowledgements are the sink
- * kit's (plugins/common); this file says what to send and reads what came
+ * kit's (plugins/kit); this file says what to send and reads what came
  * back. See README.md for the design. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -17,9 +17,13 @@
 #include <jansson.h>
 #include <pgspout/pgspout.h>
 
+#include "base64.h"
 #include "elastic_format.h"
 #include "http.h"
+#include "json_string.h"
+#include "percent.h"
 #include "pipeline.h"
+#include "strbuf.h"
 
 #define ELASTIC_SINK_VERSION "0.1.0"
 #define ELASTIC_MAX_URLS 16
@@ -60,14 +64,14 @@ static const pgspout_option_def elastic_options[] = {
      .flags = PGSPOUT_OPTF_SECRET,
      .doc = "API key, sent as Authorization: ApiKey <value> (the base64 "
             "id:key form Elasticsearch returns as \"encoded\")"},
-    SINKKIT_PIPELINE_OPTIONS("1000", "5M", "50ms", "4"),
+    KIT_PIPELINE_OPTIONS("1000", "5M", "50ms", "4"),
     PGSPOUT_OPTION_END};
 
 typedef struct elastic_sink {
     const pgspout_host_api *host;
     pgspout_sink_handle *handle;
-    sinkkit_pipeline_config config;
-    sinkkit_pipeline *pipeline;
+    kit_pipeline_config config;
+    kit_pipeline *pipeline;
 
     char *urls[ELASTIC_MAX_URLS]; /* without a trailing slash */
     size_t nurls;
@@ -98,18 +102,18 @@ static const char *pick_url(elastic_sink *es)
     return es->urls[n % es->nurls];
 }
 
-static void add_common_headers(elastic_sink *es, sinkkit_http_request *req,
+static void add_common_headers(elastic_sink *es, kit_http_request *req,
                                const char *content_type)
 {
     if (content_type)
-        sinkkit_request_header(req, "Content-Type: %s", content_type);
-    sinkkit_request_header(req, "Accept: application/json");
+        kit_request_header(req, "Content-Type: %s", content_type);
+    kit_request_header(req, "Accept: application/json");
     if (es->auth_header)
-        sinkkit_request_header(req, "%s", es->auth_header);
+        kit_request_header(req, "%s", es->auth_header);
 }
 
-static bool build_bulk(void *ctx, sinkkit_record *const *records, size_t n,
-                       sinkkit_http_request *req, char *err, size_t errlen)
+static bool build_bulk(void *ctx, kit_record *const *records, size_t n,
+                       kit_http_request *req, char *err, size_t errlen)
 {
     elastic_sink *es = ctx;
     size_t total = 0;
@@ -119,75 +123,53 @@ static bool build_bulk(void *ctx, sinkkit_record *const *records, size_t n,
     (void)errlen;
     for (size_t i = 0; i < n; i++)
         total += records[i]->len;
-    char *body = malloc(total + 1);
-    if (!body)
-        abort();
+    char *body = xmalloc(total + 1);
     total = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(body + total, records[i]->data, records[i]->len);
         total += records[i]->len;
     }
     body[total] = '\0';
-    if (asprintf(&url, "%s%s", pick_url(es), bulk_query) < 0)
-        abort();
-    sinkkit_request_init(req, "POST", url);
+    url = xasprintf("%s%s", pick_url(es), bulk_query);
+    kit_request_init(req, "POST", url);
     free(url);
     add_common_headers(es, req, "application/x-ndjson");
-    sinkkit_request_body(req, body, total);
+    kit_request_body(req, body, total);
     return true;
 }
 
-static void set_outcome(sinkkit_outcome *o, sinkkit_outcome_kind kind,
-                        const char *reason)
-{
-    size_t n = strnlen(reason, sizeof o->reason - 1);
-    o->kind = kind;
-    memcpy(o->reason, reason, n);
-    o->reason[n] = '\0';
-}
-
-/* A request-level failure: every record shares it. */
-static void fail_all(sinkkit_outcome *outcomes, size_t n,
-                     sinkkit_outcome_kind kind, const char *reason)
-{
-    for (size_t i = 0; i < n; i++)
-        set_outcome(&outcomes[i], kind, reason);
-}
-
-static void handle_bulk(void *ctx, const sinkkit_http_response *resp,
-                        sinkkit_record *const *records, size_t n,
-                        sinkkit_outcome *outcomes)
+static void handle_bulk(void *ctx, const kit_http_response *resp,
+                        kit_record *const *records, size_t n,
+                        kit_outcome *outcomes)
 {
     elastic_sink *es = ctx;
-    char reason[600];
 
-    if (sinkkit_http_transient(resp))
+    if (kit_http_transient(resp))
         return; /* already RETRY */
+    if (resp->status == 401 || resp->status == 403) {
+        kit_outcome_set_all(outcomes, n, KIT_FATAL,
+                            "_bulk: HTTP %ld: not authorised (check "
+                            "username/password or api_key)",
+                            resp->status);
+        return;
+    }
+    if (resp->status == 413) {
+        kit_outcome_set_all(outcomes, n, KIT_FATAL,
+                            "_bulk: HTTP 413: request too large for the "
+                            "node; lower batch_bytes");
+        return;
+    }
     if (resp->status < 200 || resp->status >= 300) {
-        sinkkit_outcome_kind kind = SINKKIT_FATAL;
-        if (resp->status == 401 || resp->status == 403)
-            snprintf(reason, sizeof reason,
-                     "_bulk: HTTP %ld: not authorised (check username/"
-                     "password or api_key)",
-                     resp->status);
-        else if (resp->status == 413)
-            snprintf(reason, sizeof reason,
-                     "_bulk: HTTP 413: request too large for the node; "
-                     "lower batch_bytes");
-        else
-            snprintf(reason, sizeof reason, "_bulk: HTTP %ld: %.400s",
-                     resp->status, resp->body ? resp->body : "");
-        fail_all(outcomes, n, kind, reason);
+        kit_outcome_set_all(outcomes, n, KIT_FATAL, "_bulk: HTTP %ld: %.400s",
+                            resp->status, resp->body ? resp->body : "");
         return;
     }
 
     size_t nactions = 0;
     for (size_t i = 0; i < n; i++)
         nactions += ((record_meta *)records[i]->meta)->nactions;
-    es_action *actions = malloc(nactions * sizeof *actions);
-    es_item *items = calloc(nactions, sizeof *items);
-    if (!actions || !items)
-        abort();
+    es_action *actions = xmalloc(nactions * sizeof *actions);
+    es_item *items = xcalloc(nactions, sizeof *items);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const record_meta *m = records[i]->meta;
@@ -198,8 +180,7 @@ static void handle_bulk(void *ctx, const sinkkit_http_response *resp,
     if (!es_parse_bulk_response(resp->body ? resp->body : "", resp->body_len,
                                 actions, items, nactions, err, sizeof err)) {
         /* Sending again is safe (versions make it idempotent). */
-        snprintf(reason, sizeof reason, "%s", err);
-        fail_all(outcomes, n, SINKKIT_RETRY, reason);
+        kit_outcome_set_all(outcomes, n, KIT_RETRY, "%s", err);
         goto out;
     }
     /* A record succeeds when all its items do; the worst item decides. */
@@ -225,16 +206,16 @@ static void handle_bulk(void *ctx, const sinkkit_http_response *resp,
         switch (worst) {
         case ES_ITEM_DONE:
         case ES_ITEM_MISSING:
-            outcomes[i].kind = SINKKIT_DONE;
+            outcomes[i].kind = KIT_DONE;
             break;
         case ES_ITEM_RETRY:
-            set_outcome(&outcomes[i], SINKKIT_RETRY, why);
+            kit_outcome_set(&outcomes[i], KIT_RETRY, "%s", why);
             break;
         case ES_ITEM_REJECTED:
-            set_outcome(&outcomes[i], SINKKIT_REJECTED, why);
+            kit_outcome_set(&outcomes[i], KIT_REJECTED, "%s", why);
             break;
         case ES_ITEM_FATAL:
-            set_outcome(&outcomes[i], SINKKIT_FATAL, why);
+            kit_outcome_set(&outcomes[i], KIT_FATAL, "%s", why);
             break;
         }
     }
@@ -243,7 +224,7 @@ out:
     free(items);
 }
 
-static const sinkkit_ops elastic_ops = {
+static const kit_ops elastic_ops = {
     .build_request = build_bulk,
     .handle_response = handle_bulk,
     .free_meta = free,
@@ -267,12 +248,12 @@ static pgspout_status fatal(elastic_sink *es, const char *fmt, ...)
 
 static uint64_t order_key_of(const char *index, const char *id)
 {
-    es_buf b = {0};
-    es_buf_puts(&b, index);
-    es_buf_append(&b, "", 1); /* index names hold no NUL: unambiguous */
-    es_buf_puts(&b, id);
-    uint64_t key = sinkkit_order_key(b.data, b.len);
-    es_buf_free(&b);
+    strbuf b = STRBUF_INIT;
+    sbuf_append_str(&b, index);
+    sbuf_append(&b, "", 1); /* index names hold no NUL: unambiguous */
+    sbuf_append_str(&b, id);
+    uint64_t key = kit_order_key(b.data, b.len);
+    sbuf_free(&b);
     return key;
 }
 
@@ -283,20 +264,16 @@ dead_letter_event(elastic_sink *es, const pgspout_event *ev, const char *reason)
 {
     size_t len;
     const char *json = es->host->event_json(ev, PGSPOUT_PART_EVENT, &len);
-    char *copy = malloc(len + 1);
-    if (!copy)
-        abort();
-    memcpy(copy, json, len);
-    copy[len] = '\0';
+    char *copy = xstrndup(json, len);
     char full[700];
     snprintf(full, sizeof full, "%s.%s: %s", es->host->event_schema(ev),
              es->host->event_table(ev), reason);
     if (!es->config.dead_letter_path)
         es->host->log(es->handle, PGSPOUT_LOG_ERROR,
                       "%s (no dead_letter file: stopping)", full);
-    sinkkit_record *rec =
-        sinkkit_record_new(es->host->event_position(ev), copy, len, 0, NULL);
-    return sinkkit_submit_dead_letter(es->pipeline, rec, full);
+    kit_record *rec =
+        kit_record_new(es->host->event_position(ev), copy, len, 0, NULL);
+    return kit_submit_dead_letter(es->pipeline, rec, full);
 }
 
 static pgspout_status control_call(elastic_sink *es, const char *method,
@@ -305,16 +282,9 @@ static pgspout_status control_call(elastic_sink *es, const char *method,
 
 static char *url_escape(const char *s)
 {
-    es_buf b = {0};
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            (c >= '0' && c <= '9') || strchr("-._~", c))
-            es_buf_append(&b, s, 1);
-        else
-            es_buf_printf(&b, "%%%02X", c);
-    }
-    return es_buf_take(&b, NULL);
+    strbuf b = STRBUF_INIT;
+    percent_encode(&b, s, strlen(s), NULL);
+    return sbuf_detach(&b);
 }
 
 /* An update that changed the row's key and did not send unchanged TOAST
@@ -331,12 +301,11 @@ static pgspout_status merge_from_old(elastic_sink *es, const char *index,
     json_t *reply = NULL, *doc;
     json_error_t jerr;
     char *path, *escaped = url_escape(old_id);
-    pgspout_status st = sinkkit_flush(es->pipeline);
+    pgspout_status st = kit_flush(es->pipeline);
 
     *source = NULL;
     if (st == PGSPOUT_OK) {
-        if (asprintf(&path, "/%s/_doc/%s", index, escaped) < 0)
-            abort();
+        path = xasprintf("/%s/_doc/%s", index, escaped);
         st = control_call(es, "GET", path, NULL, &reply);
         free(path);
     }
@@ -345,14 +314,17 @@ static pgspout_status merge_from_old(elastic_sink *es, const char *index,
     if (st == PGSPOUT_OK && json_is_object(doc) &&
         json_is_true(json_object_get(reply, "found"))) {
         json_t *fresh = json_loadb(after, after_len, 0, &jerr);
-        if (!fresh)
-            abort();
+        if (!fresh) {
+            json_decref(reply);
+            return fatal(es,
+                         "cannot merge the new row into document %s/%s: "
+                         "%s",
+                         index, old_id, jerr.text);
+        }
         json_object_del(doc, es->version_field);
         json_object_update(doc, fresh);
         json_decref(fresh);
-        *source = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (!*source)
-            abort();
+        *source = xnonnull(json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
         *source_len = strlen(*source);
     }
     json_decref(reply);
@@ -380,10 +352,8 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     if (!id)
         return dead_letter_event(es, ev, err);
 
-    record_meta *meta = calloc(1, sizeof *meta);
-    es_buf b = {0};
-    if (!meta)
-        abort();
+    record_meta *meta = xcalloc(1, sizeof *meta);
+    strbuf b = STRBUF_INIT;
     if (op == PGSPOUT_OP_DELETE) {
         es_bulk_delete(&b, index, id, version);
         meta->actions[meta->nactions++] = ES_ACTION_DELETE;
@@ -401,7 +371,7 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
                 if (!old_id) {
                     free(id);
                     free(meta);
-                    es_buf_free(&b);
+                    sbuf_free(&b);
                     return dead_letter_event(es, ev, err);
                 }
                 if (strcmp(old_id, id) != 0) {
@@ -438,11 +408,11 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     }
     uint64_t order_key = order_key_of(index, id);
     free(id);
-    size_t len;
-    char *data = es_buf_take(&b, &len);
-    sinkkit_record *rec =
-        sinkkit_record_new(h->event_position(ev), data, len, order_key, meta);
-    return sinkkit_submit(es->pipeline, rec);
+    size_t len = b.len;
+    char *data = sbuf_detach(&b);
+    kit_record *rec =
+        kit_record_new(h->event_position(ev), data, len, order_key, meta);
+    return kit_submit(es->pipeline, rec);
 }
 
 /* Blocking control-plane call for TRUNCATE. Returns OK, RETRY (transient;
@@ -453,27 +423,24 @@ static pgspout_status control_call(elastic_sink *es, const char *method,
                                    const char *path, const char *body,
                                    json_t **reply)
 {
-    sinkkit_http_request req;
-    sinkkit_http_response resp;
+    kit_http_request req;
+    kit_http_response resp;
     char *url;
     pgspout_status st = PGSPOUT_OK;
 
     if (reply)
         *reply = NULL;
-    if (asprintf(&url, "%s%s", pick_url(es), path) < 0)
-        abort();
-    sinkkit_request_init(&req, method, url);
+    url = xasprintf("%s%s", pick_url(es), path);
+    kit_request_init(&req, method, url);
     add_common_headers(es, &req, body ? "application/json" : NULL);
     if (body) {
-        char *copy = strdup(body);
-        if (!copy)
-            abort();
-        sinkkit_request_body(&req, copy, strlen(copy));
+        char *copy = xstrdup(body);
+        kit_request_body(&req, copy, strlen(copy));
     }
     memset(&resp, 0, sizeof resp);
-    if (!sinkkit_http_perform(&es->config.http, &req, &resp)) {
+    if (!kit_http_perform(&es->config.http, &req, &resp)) {
         st = fatal(es, "%s %s: could not set up the request", method, path);
-    } else if (sinkkit_http_transient(&resp)) {
+    } else if (kit_http_transient(&resp)) {
         es->host->log(es->handle, PGSPOUT_LOG_WARNING, "%s %s: %s (will retry)",
                       method, path,
                       resp.status  ? "server busy or failing"
@@ -496,8 +463,8 @@ static pgspout_status control_call(elastic_sink *es, const char *method,
             st = PGSPOUT_RETRY;
         }
     }
-    sinkkit_response_free(&resp);
-    sinkkit_request_free(&req);
+    kit_response_free(&resp);
+    kit_request_free(&req);
     free(url);
     return st;
 }
@@ -516,17 +483,15 @@ static pgspout_status delete_listed(elastic_sink *es, const char *index,
         const char *id = json_string_value(json_object_get(hit, "_id"));
         if (!id)
             continue;
-        record_meta *meta = calloc(1, sizeof *meta);
-        es_buf b = {0};
-        size_t len;
-        if (!meta)
-            abort();
+        record_meta *meta = xcalloc(1, sizeof *meta);
+        strbuf b = STRBUF_INIT;
         meta->actions[meta->nactions++] = ES_ACTION_DELETE;
         es_bulk_delete(&b, index, id, version);
-        char *data = es_buf_take(&b, &len);
-        pgspout_status st = sinkkit_submit(
+        size_t len = b.len;
+        char *data = sbuf_detach(&b);
+        pgspout_status st = kit_submit(
             es->pipeline,
-            sinkkit_record_new(pos, data, len, order_key_of(index, id), meta));
+            kit_record_new(pos, data, len, order_key_of(index, id), meta));
         if (st != PGSPOUT_OK)
             return st;
         (*count)++;
@@ -552,18 +517,16 @@ static pgspout_status truncate_index(elastic_sink *es, const char *index,
     char *path;
     json_t *page = NULL;
     size_t count = 0;
-    pgspout_status st = sinkkit_flush(es->pipeline);
+    pgspout_status st = kit_flush(es->pipeline);
 
     if (st != PGSPOUT_OK)
         return st;
-    if (asprintf(&path, "/%s/_refresh", index) < 0)
-        abort();
+    path = xasprintf("/%s/_refresh", index);
     st = control_call(es, "POST", path, NULL, NULL);
     free(path);
     if (st != PGSPOUT_OK)
         return st;
-    if (asprintf(&path, "/%s/_search?scroll=2m", index) < 0)
-        abort();
+    path = xasprintf("/%s/_search?scroll=2m", index);
     st = control_call(es, "POST", path,
                       "{\"size\":1000,\"_source\":false,\"sort\":[\"_doc\"],"
                       "\"query\":{\"match_all\":{}}}",
@@ -575,26 +538,26 @@ static pgspout_status truncate_index(elastic_sink *es, const char *index,
             json_string_value(json_object_get(page, "_scroll_id"));
         if (json_array_size(hits) == 0 || !scroll_id) {
             if (scroll_id) {
-                es_buf b = {0};
-                es_buf_puts(&b, "{\"scroll_id\":");
-                es_buf_json_string(&b, scroll_id);
-                es_buf_puts(&b, "}");
+                strbuf b = STRBUF_INIT;
+                sbuf_append_str(&b, "{\"scroll_id\":");
+                json_append_string(&b, scroll_id, strlen(scroll_id));
+                sbuf_append_str(&b, "}");
                 control_call(es, "DELETE", "/_search/scroll", b.data, NULL);
-                es_buf_free(&b);
+                sbuf_free(&b);
             }
             break;
         }
         st = delete_listed(es, index, page, pos, version, &count);
         if (st != PGSPOUT_OK)
             break;
-        es_buf b = {0};
-        es_buf_puts(&b, "{\"scroll\":\"2m\",\"scroll_id\":");
-        es_buf_json_string(&b, scroll_id);
-        es_buf_puts(&b, "}");
+        strbuf b = STRBUF_INIT;
+        sbuf_append_str(&b, "{\"scroll\":\"2m\",\"scroll_id\":");
+        json_append_string(&b, scroll_id, strlen(scroll_id));
+        sbuf_append_str(&b, "}");
         json_decref(page);
         page = NULL;
         st = control_call(es, "POST", "/_search/scroll", b.data, &page);
-        es_buf_free(&b);
+        sbuf_free(&b);
         if (st == PGSPOUT_OK && !page) {
             /* 404: the scroll expired while the queue was full. */
             es->host->log(es->handle, PGSPOUT_LOG_WARNING,
@@ -627,7 +590,7 @@ elastic_write(void *state, const pgspout_event *const *events, size_t count)
             continue;
         if (op == PGSPOUT_OP_SCHEMA ||
             (op == PGSPOUT_OP_TRUNCATE && !es->truncate_delete)) {
-            st = sinkkit_submit_marker(es->pipeline, pos);
+            st = kit_submit_marker(es->pipeline, pos);
         } else {
             char *index = es_index_name(es->index_template, h->event_schema(ev),
                                         h->event_table(ev), err, sizeof err);
@@ -639,7 +602,7 @@ elastic_write(void *state, const pgspout_event *const *events, size_t count)
             if (op == PGSPOUT_OP_TRUNCATE) {
                 st = truncate_index(es, index, ev);
                 if (st == PGSPOUT_OK)
-                    st = sinkkit_submit_marker(es->pipeline, pos);
+                    st = kit_submit_marker(es->pipeline, pos);
             } else {
                 st = submit_change(es, ev, index);
             }
@@ -656,7 +619,7 @@ elastic_write(void *state, const pgspout_event *const *events, size_t count)
 static pgspout_status elastic_flush(void *state)
 {
     elastic_sink *es = state;
-    return sinkkit_flush(es->pipeline);
+    return kit_flush(es->pipeline);
 }
 
 static void elastic_destroy(void *state)
@@ -665,7 +628,7 @@ static void elastic_destroy(void *state)
     if (!es)
         return;
     if (es->pipeline)
-        sinkkit_pipeline_free(es->pipeline);
+        kit_pipeline_free(es->pipeline);
     for (size_t i = 0; i < es->nurls; i++)
         free(es->urls[i]);
     if (es->auth_header) {
@@ -697,9 +660,7 @@ static bool parse_urls(elastic_sink *es, const char *list, char *err,
             snprintf(err, errlen, "url: at most %d URLs", ELASTIC_MAX_URLS);
             return false;
         }
-        char *url = strndup(start, n);
-        if (!url)
-            abort();
+        char *url = xstrndup(start, n);
         es->urls[es->nurls++] = url;
         if (strncmp(url, "http://", 7) != 0 &&
             strncmp(url, "https://", 8) != 0) {
@@ -730,8 +691,7 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
         return false;
     }
     if (api_key) {
-        if (asprintf(&es->auth_header, "Authorization: ApiKey %s", api_key) < 0)
-            abort();
+        es->auth_header = xasprintf("Authorization: ApiKey %s", api_key);
         return true;
     }
     if (!user && !password)
@@ -740,14 +700,11 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
         snprintf(err, errlen, "username and password go together");
         return false;
     }
-    char *plain;
-    if (asprintf(&plain, "%s:%s", user, password) < 0)
-        abort();
-    char *encoded = es_base64(plain, strlen(plain));
+    char *plain = xasprintf("%s:%s", user, password);
+    char *encoded = base64_encode(plain, strlen(plain));
     memset(plain, 0, strlen(plain));
     free(plain);
-    if (asprintf(&es->auth_header, "Authorization: Basic %s", encoded) < 0)
-        abort();
+    es->auth_header = xasprintf("Authorization: Basic %s", encoded);
     memset(encoded, 0, strlen(encoded));
     free(encoded);
     return true;
@@ -756,12 +713,10 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
 static pgspout_status elastic_create(const pgspout_host_api *host,
                                      pgspout_sink_handle *handle, void **state)
 {
-    elastic_sink *es = calloc(1, sizeof *es);
+    elastic_sink *es = xcalloc(1, sizeof *es);
     const char *urls = NULL, *truncate = NULL;
     char err[400];
 
-    if (!es)
-        abort();
     es->host = host;
     es->handle = handle;
     host->option_string(handle, "url", &urls);
@@ -785,13 +740,16 @@ static pgspout_status elastic_create(const pgspout_host_api *host,
         return PGSPOUT_FATAL;
     }
 
-    sinkkit_pipeline_config_from_options(host, handle, "elastic", &es->config);
-    /* Items of one document may share a request: the node applies them in
-     * order, and external versions make a retried older item harmless. */
-    es->config.same_key_in_request = true;
-    es->config.http.user_agent = "pgspout-elastic/" ELASTIC_SINK_VERSION;
-    es->pipeline = sinkkit_pipeline_new(host, handle, &es->config, &elastic_ops,
+    if (kit_pipeline_config_from_options(host, handle, "elastic", &es->config,
+                                         err, sizeof err)) {
+        /* Items of one document may share a request: the node applies them
+         * in order, and external versions make a retried older item
+         * harmless. */
+        es->config.same_key_in_request = true;
+        es->config.http.user_agent = "pgspout-elastic/" ELASTIC_SINK_VERSION;
+        es->pipeline = kit_pipeline_new(host, handle, &es->config, &elastic_ops,
                                         es, err, sizeof err);
+    }
     if (!es->pipeline) {
         host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
         elastic_destroy(es);

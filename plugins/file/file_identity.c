@@ -15,6 +15,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "fileio.h"
+#include "lsn.h"
+
 #define STATE_SUFFIX ".pgspout-state"
 #define STATE_MAGIC "pgspout-file-state 1"
 /* Far more than a state line takes: anything longer is not one. */
@@ -56,28 +60,25 @@ char *file_state_path(const char *path)
 {
     char *dir, *state;
     const char *base;
-    int n;
 
     file_split_path(path, &dir, &base);
-    if (!dir)
-        return NULL;
-    n = asprintf(&state, "%s/.%s" STATE_SUFFIX, dir, base);
+    state = xasprintf("%s/.%s" STATE_SUFFIX, dir, base);
     free(dir);
-    return n < 0 ? NULL : state;
+    return state;
 }
 
 static void format_state(const file_state *state, char *text, size_t len)
 {
-    char btime[48] = "none", before[64] = "none";
+    char btime[48] = "none", before[64] = "none", lsn[LSN_FORMAT_BUFSIZE];
     const file_identity *id = &state->file;
 
     if (id->has_btime)
         snprintf(btime, sizeof btime, "%" PRId64 ".%09" PRIu32, id->btime_sec,
                  id->btime_nsec);
     if (state->has_before)
-        snprintf(before, sizeof before, "%X/%X:%" PRIu64,
-                 (unsigned)(state->before.commit_lsn >> 32),
-                 (unsigned)state->before.commit_lsn, state->before.seq);
+        snprintf(before, sizeof before, "%s:%" PRIu64,
+                 lsn_format(state->before.commit_lsn, lsn, sizeof lsn),
+                 state->before.seq);
     snprintf(text, len,
              STATE_MAGIC " device=%" PRIu64 " inode=%" PRIu64
                          " btime=%s before=%s\n",
@@ -110,7 +111,7 @@ static bool parse_before(char *text, file_state *state)
     if (!colon)
         return false;
     *colon = '\0';
-    if (!file_parse_lsn(text, &state->before.commit_lsn))
+    if (!lsn_parse(text, &state->before.commit_lsn))
         return false;
     errno = 0;
     state->before.seq = strtoull(colon + 1, &end, 10);
@@ -172,8 +173,6 @@ bool file_state_read(const char *path, bool *found, file_state *state,
     bool ok;
 
     *found = false;
-    if (!name)
-        return file_fail(err, ENOMEM, "out of memory");
     ok = read_small_file(name, text, sizeof text, &len, err);
     if (ok && len > 0) {
         *found = true;
@@ -194,19 +193,9 @@ bool file_state_read(const char *path, bool *found, file_state *state,
 static bool install(int fd, const char *tmp, const char *name, const char *text,
                     bool sync, file_error *err)
 {
-    size_t len = strlen(text);
-
-    while (len > 0) {
-        ssize_t n = write(fd, text, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return file_fail(err, errno, "cannot write \"%s\": %s", tmp,
-                             strerror(errno));
-        text += n;
-        len -= (size_t)n;
-    }
+    if (!write_all(fd, text, strlen(text)))
+        return file_fail(err, errno, "cannot write \"%s\": %s", tmp,
+                         strerror(errno));
     if (sync && fsync(fd) != 0)
         return file_fail(err, errno, "cannot fsync \"%s\": %s", tmp,
                          strerror(errno));
@@ -219,15 +208,11 @@ static bool install(int fd, const char *tmp, const char *name, const char *text,
 bool file_state_write(const char *path, const file_state *state, bool sync,
                       file_error *err)
 {
-    char *name = file_state_path(path), *tmp = NULL;
+    char *name = file_state_path(path), *tmp = xasprintf("%s.tmp", name);
     char text[STATE_MAX];
     int fd;
     bool ok;
 
-    if (!name || asprintf(&tmp, "%s.tmp", name) < 0) {
-        free(name);
-        return file_fail(err, ENOMEM, "out of memory");
-    }
     format_state(state, text, sizeof text);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -268,27 +253,15 @@ bool file_find_by_identity(const char *path, const file_identity *id,
     struct dirent *entry;
 
     *found = NULL;
-    file_split_path(path, &dir, &base);
-    if (!dir)
-        return file_fail(err, ENOMEM, "out of memory");
-    d = opendir(dir);
-    if (!d) {
-        file_fail(err, errno, "cannot list directory \"%s\": %s", dir,
-                  strerror(errno));
-        free(dir);
+    d = file_open_parent_dir(path, &dir, &base, err);
+    if (!d)
         return false;
-    }
     /* The inode number in each entry spares a stat of every other file. */
     while ((entry = readdir(d)) != NULL) {
         if ((uint64_t)entry->d_ino != id->ino ||
             !entry_is(dirfd(d), entry->d_name, id))
             continue;
-        if (asprintf(found, "%s/%s", dir, entry->d_name) < 0) {
-            *found = NULL;
-            closedir(d);
-            free(dir);
-            return file_fail(err, ENOMEM, "out of memory");
-        }
+        *found = xasprintf("%s/%s", dir, entry->d_name);
         break;
     }
     closedir(d);

@@ -18,6 +18,9 @@
 
 #include <jansson.h>
 
+#include "alloc.h"
+#include "lsn.h"
+
 /* Small enough for any thread's stack budget, large enough that a typical
  * last line is found in one read. */
 #define TAIL_CHUNK 16384
@@ -82,26 +85,6 @@ static bool find_newline_before(int fd, const char *path, off_t end,
     return true;
 }
 
-bool file_parse_lsn(const char *text, pgspout_lsn *lsn)
-{
-    const char *slash = strchr(text, '/');
-    char *end;
-    unsigned long long hi, lo;
-
-    if (!slash || slash == text || !isxdigit((unsigned char)text[0]) ||
-        !isxdigit((unsigned char)slash[1]))
-        return false;
-    errno = 0;
-    hi = strtoull(text, &end, 16);
-    if (errno || end != slash || hi > UINT32_MAX)
-        return false;
-    lo = strtoull(slash + 1, &end, 16);
-    if (errno || *end != '\0' || lo > UINT32_MAX)
-        return false;
-    *lsn = ((pgspout_lsn)hi << 32) | (pgspout_lsn)lo;
-    return true;
-}
-
 typedef enum line_verdict {
     LINE_HAS_POSITION,
     LINE_WITHOUT_POSITION, /* a schema event: look further back */
@@ -128,11 +111,7 @@ static line_verdict read_line_position(const char *line, size_t len,
         return LINE_INVALID;
     }
     size_t header_len = (size_t)(end - line);
-    char *header = malloc(header_len + 2);
-    if (!header) {
-        snprintf(why, whylen, "out of memory");
-        return LINE_INVALID;
-    }
+    char *header = xmalloc(header_len + 2);
     memcpy(header, line, header_len);
     header[header_len] = '}';
     header[header_len + 1] = '\0';
@@ -153,7 +132,7 @@ static line_verdict read_line_position(const char *line, size_t len,
     seq = json_object_get(obj, "seq");
     op = json_object_get(obj, "op");
     if (!json_is_string(lsn_text) ||
-        !file_parse_lsn(json_string_value(lsn_text), &pos->commit_lsn)) {
+        !lsn_parse(json_string_value(lsn_text), &pos->commit_lsn)) {
         snprintf(why, whylen, "lacks a valid \"commit_lsn\"");
         goto done;
     }
@@ -221,9 +200,7 @@ bool file_tail_read(int fd, const char *path, file_tail *tail, file_error *err)
             return false;
         start = newline + 1;
         len = (size_t)(line_end - start);
-        line = malloc(len + 1);
-        if (!line)
-            return file_fail(err, ENOMEM, "out of memory reading \"%s\"", path);
+        line = xmalloc(len + 1);
         if (!read_exactly(fd, path, line, len, start, err)) {
             free(line);
             return false;
@@ -281,15 +258,29 @@ void file_split_path(const char *path, char **dir, const char **base)
     const char *slash = strrchr(path, '/');
 
     if (!slash) {
-        *dir = strdup(".");
+        *dir = xstrdup(".");
         *base = path;
     } else if (slash == path) {
-        *dir = strdup("/");
+        *dir = xstrdup("/");
         *base = slash + 1;
     } else {
-        *dir = strndup(path, (size_t)(slash - path));
+        *dir = xstrndup(path, (size_t)(slash - path));
         *base = slash + 1;
     }
+}
+
+DIR *file_open_parent_dir(const char *path, char **dir, const char **base,
+                          file_error *err)
+{
+    file_split_path(path, dir, base);
+    DIR *d = opendir(*dir);
+    if (!d) {
+        file_fail(err, errno, "cannot list directory \"%s\": %s", *dir,
+                  strerror(errno));
+        free(*dir);
+        *dir = NULL;
+    }
+    return d;
 }
 
 bool file_rotation_last(const char *path, uint64_t *last, file_error *err)
@@ -301,17 +292,10 @@ bool file_rotation_last(const char *path, uint64_t *last, file_error *err)
     struct dirent *entry;
 
     *last = 0;
-    file_split_path(path, &dir, &base);
-    if (!dir)
-        return file_fail(err, ENOMEM, "out of memory");
-    base_len = strlen(base);
-    d = opendir(dir);
-    if (!d) {
-        file_fail(err, errno, "cannot list directory \"%s\": %s", dir,
-                  strerror(errno));
-        free(dir);
+    d = file_open_parent_dir(path, &dir, &base, err);
+    if (!d)
         return false;
-    }
+    base_len = strlen(base);
     while ((entry = readdir(d)) != NULL) {
         const char *suffix;
         size_t digits;
@@ -335,11 +319,7 @@ bool file_rotation_last(const char *path, uint64_t *last, file_error *err)
 
 char *file_rotation_name(const char *path, uint64_t n)
 {
-    char *name;
-
-    if (asprintf(&name, "%s.%06" PRIu64, path, n) < 0)
-        return NULL;
-    return name;
+    return xasprintf("%s.%06" PRIu64, path, n);
 }
 
 bool file_sync_parent_dir(const char *path, file_error *err)
@@ -350,8 +330,6 @@ bool file_sync_parent_dir(const char *path, file_error *err)
     bool ok = true;
 
     file_split_path(path, &dir, &base);
-    if (!dir)
-        return file_fail(err, ENOMEM, "out of memory");
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         ok = file_fail(err, errno, "cannot open directory \"%s\": %s", dir,

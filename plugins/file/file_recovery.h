@@ -4,6 +4,7 @@
 #ifndef PGSPOUT_FILE_RECOVERY_H
 #define PGSPOUT_FILE_RECOVERY_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -60,10 +61,13 @@ bool file_fail(file_error *err, int errnum, const char *fmt, ...);
  * it) and its last component (pointing into `path`). */
 void file_split_path(const char *path, char **dir, const char **base);
 
+/* Opens the directory holding `path` for listing; *dir and *base as
+ * file_split_path() sets them (*dir freed and NULL again on failure).
+ * NULL with `err` filled when it cannot be opened. */
+DIR *file_open_parent_dir(const char *path, char **dir, const char **base,
+                          file_error *err);
+
 /* Makes renames and creations inside the directory holding `path` durable. */
 bool file_sync_parent_dir(const char *path, file_error *err);
-
-/* Parses PostgreSQL's "X/X" text form of an LSN. */
-bool file_parse_lsn(const char *text, pgspout_lsn *lsn);
 
 #endif

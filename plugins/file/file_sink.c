@@ -21,6 +21,7 @@
 
 #include "file_identity.h"
 #include "file_recovery.h"
+#include "strbuf.h"
 
 /* Past this much pending output, write() hands it to the kernel, so a huge
  * transaction never piles up in memory between flushes. */
@@ -41,10 +42,11 @@ typedef struct file_sink {
     int64_t rotate_size;
     uint64_t last_rotation;
 
-    /* Output not yet in the file is buf[sent..len); `sent` survives a failed
-     * write(2), so a retry never repeats bytes that already went out. */
-    char *buf;
-    size_t len, cap, sent;
+    /* Output not yet in the file is out.data[sent..out.len); `sent` survives
+     * a failed write(2), so a retry never repeats bytes that already went
+     * out. */
+    strbuf out;
+    size_t sent;
     off_t file_size;     /* bytes already handed to the file */
     off_t verified_size; /* file_size when the file was last seen whole */
 
@@ -105,37 +107,20 @@ static const char *lsn_text(const file_sink *fs, pgspout_lsn lsn, char *buf,
     return fs->host->format_lsn(lsn, buf, buflen);
 }
 
-static bool buffer_append(file_sink *fs, const char *data, size_t n)
-{
-    if (fs->cap - fs->len < n) {
-        size_t cap = fs->cap ? fs->cap : 65536;
-        char *grown;
-
-        while (cap - fs->len < n)
-            cap *= 2;
-        grown = realloc(fs->buf, cap);
-        if (!grown)
-            return false;
-        fs->buf = grown;
-        fs->cap = cap;
-    }
-    memcpy(fs->buf + fs->len, data, n);
-    fs->len += n;
-    return true;
-}
-
 /* Returns 0, or the errno of the failed write(2) with the unsent rest kept. */
 static int drain(file_sink *fs)
 {
-    while (fs->sent < fs->len) {
-        ssize_t n = write(fs->fd, fs->buf + fs->sent, fs->len - fs->sent);
+    while (fs->sent < fs->out.len) {
+        ssize_t n =
+            write(fs->fd, fs->out.data + fs->sent, fs->out.len - fs->sent);
 
         if (n < 0)
             return errno;
         fs->sent += (size_t)n;
         fs->file_size += n;
     }
-    fs->len = fs->sent = 0;
+    sbuf_reset(&fs->out);
+    fs->sent = 0;
     fs->have_handed = fs->have_written;
     fs->last_handed = fs->last_written;
     return 0;
@@ -144,7 +129,7 @@ static int drain(file_sink *fs)
 /* Everything the sink holds, on disk or still buffered. */
 static off_t logical_size(const file_sink *fs)
 {
-    return fs->file_size + (off_t)(fs->len - fs->sent);
+    return fs->file_size + (off_t)(fs->out.len - fs->sent);
 }
 
 /* Forgets all output past `mark`, so the host can redeliver a batch that
@@ -152,7 +137,7 @@ static off_t logical_size(const file_sink *fs)
 static pgspout_status rollback(file_sink *fs, off_t mark)
 {
     if (mark >= fs->file_size) {
-        fs->len = fs->sent + (size_t)(mark - fs->file_size);
+        sbuf_truncate(&fs->out, fs->sent + (size_t)(mark - fs->file_size));
         return PGSPOUT_OK;
     }
     if (!fs->path) {
@@ -170,7 +155,8 @@ static pgspout_status rollback(file_sink *fs, off_t mark)
     fs->file_size = mark;
     if (fs->verified_size > mark)
         fs->verified_size = mark;
-    fs->len = fs->sent = 0;
+    sbuf_reset(&fs->out);
+    fs->sent = 0;
     return PGSPOUT_OK;
 }
 
@@ -315,8 +301,6 @@ static pgspout_status rotate(file_sink *fs)
 
     for (;;) {
         target = file_rotation_name(fs->path, n);
-        if (!target)
-            return report(fs->host, fs->handle, ENOMEM, "cannot rotate");
         if (lstat(target, &st) != 0 && errno == ENOENT)
             break;
         /* Someone else's file, or one we could not inspect: never touch it. */
@@ -535,23 +519,16 @@ typedef struct resume_point {
     off_t line; /* offset of its line; -1 when read from the state file */
 } resume_point;
 
-static pgspout_status consider(file_sink *fs, resume_point *best,
-                               const char *from, off_t line,
-                               pgspout_position pos)
+static void consider(resume_point *best, const char *from, off_t line,
+                     pgspout_position pos)
 {
-    char *copy;
-
     if (best->have && pgspout_position_cmp(pos, best->pos) <= 0)
-        return PGSPOUT_OK;
-    copy = strdup(from);
-    if (!copy)
-        return report(fs->host, fs->handle, ENOMEM, "cannot recover");
+        return;
     free(best->from);
     best->have = true;
     best->pos = pos;
-    best->from = copy;
+    best->from = xstrdup(from);
     best->line = line;
-    return PGSPOUT_OK;
 }
 
 static void log_torn(file_sink *fs, const char *name, const file_tail *tail)
@@ -598,9 +575,9 @@ static pgspout_status read_other(file_sink *fs, const char *name, bool strict,
     if (!ok)
         return report_error(fs, &err);
     log_torn(fs, name, &tail);
-    if (!tail.has_position)
-        return PGSPOUT_OK;
-    return consider(fs, best, name, tail.position_line, tail.position);
+    if (tail.has_position)
+        consider(best, name, tail.position_line, tail.position);
+    return PGSPOUT_OK;
 }
 
 /* When the state names another file than `path`, the file last written was
@@ -653,10 +630,7 @@ static pgspout_status find_resume(file_sink *fs, resume_point *best)
     log_torn(fs, fs->path, &tail);
     fs->file_size = fs->verified_size = tail.size;
     if (tail.has_position)
-        status =
-            consider(fs, best, fs->path, tail.position_line, tail.position);
-    if (status != PGSPOUT_OK)
-        return status;
+        consider(best, fs->path, tail.position_line, tail.position);
     if (!file_state_read(fs->path, &fs->have_state, &fs->state, &err))
         return report_error(fs, &err);
     if (fs->have_state && (status = read_moved(fs, best)) != PGSPOUT_OK)
@@ -665,16 +639,12 @@ static pgspout_status find_resume(file_sink *fs, resume_point *best)
         return report_error(fs, &err);
     if (!tail.has_position && fs->last_rotation > 0) {
         name = file_rotation_name(fs->path, fs->last_rotation);
-        if (!name)
-            return report(fs->host, fs->handle, ENOMEM, "cannot recover");
         status = read_other(fs, name, true, best);
         free(name);
     }
     if (status == PGSPOUT_OK && fs->have_state && fs->state.has_before) {
         name = file_state_path(fs->path);
-        if (!name)
-            return report(fs->host, fs->handle, ENOMEM, "cannot recover");
-        status = consider(fs, best, name, -1, fs->state.before);
+        consider(best, name, -1, fs->state.before);
         free(name);
     }
     return status;
@@ -741,9 +711,7 @@ static pgspout_status file_create(const pgspout_host_api *host,
         return PGSPOUT_FATAL;
     }
 
-    fs = calloc(1, sizeof *fs);
-    if (!fs)
-        return report(host, handle, ENOMEM, "cannot create the file sink");
+    fs = xcalloc(1, sizeof *fs);
     fs->host = host;
     fs->handle = handle;
     fs->fd = -1;
@@ -754,11 +722,7 @@ static pgspout_status file_create(const pgspout_host_api *host,
         *state = fs;
         return PGSPOUT_OK;
     }
-    fs->path = strdup(path);
-    if (!fs->path) {
-        file_destroy(fs);
-        return report(host, handle, ENOMEM, "cannot create the file sink");
-    }
+    fs->path = xstrdup(path);
     fs->sync = sync;
     fs->rotate_size = rotate_size;
 
@@ -826,9 +790,8 @@ static pgspout_status write_out(file_sink *fs, off_t *mark)
 static pgspout_status put_output(file_sink *fs, const char *data, size_t n,
                                  off_t *mark)
 {
-    if (!buffer_append(fs, data, n))
-        return report(fs->host, fs->handle, ENOMEM, "cannot buffer events");
-    if (fs->len - fs->sent < FILE_SINK_WRITE_THRESHOLD)
+    sbuf_append(&fs->out, data, n);
+    if (fs->out.len - fs->sent < FILE_SINK_WRITE_THRESHOLD)
         return PGSPOUT_OK;
     return write_out(fs, mark);
 }
@@ -913,7 +876,7 @@ undo:
     fs->last_written = was_written;
     if (rollback(fs, mark) != PGSPOUT_OK)
         return PGSPOUT_FATAL;
-    if (fs->len == 0) { /* the file ends where the batch began */
+    if (fs->out.len == 0) { /* the file ends where the batch began */
         fs->have_handed = had_written;
         fs->last_handed = was_written;
     }
@@ -925,7 +888,7 @@ static pgspout_status file_flush(void *state)
     file_sink *fs = state;
     pgspout_status status = ready(fs);
 
-    if (status == PGSPOUT_OK && fs->len > fs->sent)
+    if (status == PGSPOUT_OK && fs->out.len > fs->sent)
         status = write_out(fs, NULL);
     if (status != PGSPOUT_OK)
         return status;
@@ -962,7 +925,7 @@ static void file_destroy(void *state)
     if (fs->path && fs->fd >= 0)
         close(fs->fd);
     free(fs->path);
-    free(fs->buf);
+    sbuf_free(&fs->out);
     free(fs);
 }
 

@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
+#include "base64.h"
+#include "json_string.h"
 #include "sigv4.h"
 #include "strbuf.h"
 
@@ -50,24 +51,6 @@ char *kinesis_partition_key(kinesis_key_mode mode, const char *fixed,
     return sbuf_detach(&sb);
 }
 
-static void append_json_string(strbuf *out, const char *s)
-{
-    sbuf_append_char(out, '"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\') {
-            sbuf_append_char(out, '\\');
-            sbuf_append_char(out, (char)c);
-        } else if (c < 0x20) {
-            sbuf_appendf(out, "\\u%04x", c);
-        } else {
-            sbuf_append_char(out, (char)c);
-        }
-    }
-    sbuf_append_char(out, '"');
-}
-
 char *kinesis_put_records_body(const char *stream, const kinesis_entry *entries,
                                size_t n, size_t *len)
 {
@@ -75,24 +58,20 @@ char *kinesis_put_records_body(const char *stream, const kinesis_entry *entries,
     size_t estimate = 64 + strlen(stream);
 
     for (size_t i = 0; i < n; i++)
-        estimate += 4 * ((entries[i].len + 2) / 3) + 48 +
+        estimate += BASE64_ENCODED_LEN(entries[i].len) + 48 +
                     2 * strlen(entries[i].partition_key);
     sbuf_reserve(&sb, estimate);
     sbuf_append_str(&sb, "{\"StreamName\":");
-    append_json_string(&sb, stream);
+    json_append_string(&sb, stream, strlen(stream));
     sbuf_append_str(&sb, ",\"Records\":[");
     for (size_t i = 0; i < n; i++) {
-        size_t b64_len = 4 * ((entries[i].len + 2) / 3);
-
         sbuf_append_str(&sb, i ? ",{\"Data\":\"" : "{\"Data\":\"");
-        sbuf_reserve(&sb, b64_len + 1);
-        EVP_EncodeBlock((unsigned char *)sb.data + sb.len,
-                        (const unsigned char *)entries[i].data,
-                        (int)entries[i].len);
-        sb.len += b64_len;
-        sb.data[sb.len] = '\0';
+        sbuf_reserve(&sb, BASE64_ENCODED_LEN(entries[i].len));
+        sb.len += base64_encode_into(sb.data + sb.len, entries[i].data,
+                                     entries[i].len);
         sbuf_append_str(&sb, "\",\"PartitionKey\":");
-        append_json_string(&sb, entries[i].partition_key);
+        json_append_string(&sb, entries[i].partition_key,
+                           strlen(entries[i].partition_key));
         sbuf_append_char(&sb, '}');
     }
     sbuf_append_str(&sb, "]}");
@@ -133,15 +112,6 @@ bool kinesis_error_is_transient(const char *type)
     return false;
 }
 
-static void set_all(sinkkit_outcome *outcomes, size_t n,
-                    sinkkit_outcome_kind kind, const char *reason)
-{
-    for (size_t i = 0; i < n; i++) {
-        outcomes[i].kind = kind;
-        snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s", reason);
-    }
-}
-
 /* "com.amazonaws.kinesis.v20131202#ResourceNotFoundException" and
  * "ResourceNotFoundException:http://..." both name ResourceNotFoundException.
  */
@@ -158,14 +128,12 @@ static void error_type_name(const char *raw, char *out, size_t outlen)
 }
 
 static void request_error(long status, json_t *doc, const char *body,
-                          const char *stream, size_t n,
-                          sinkkit_outcome *outcomes)
+                          const char *stream, size_t n, kit_outcome *outcomes)
 {
     const char *raw_type = json_string_value(json_object_get(doc, "__type"));
     const char *message = json_string_value(json_object_get(doc, "message"));
     char type[128] = "";
-    char reason[512];
-    sinkkit_outcome_kind kind;
+    kit_outcome_kind kind;
 
     if (!message)
         message = json_string_value(json_object_get(doc, "Message"));
@@ -174,25 +142,26 @@ static void request_error(long status, json_t *doc, const char *body,
     if (*type)
         kind =
             kinesis_error_is_transient(type) || status >= 500 || status == 429
-                ? SINKKIT_RETRY
-                : SINKKIT_FATAL;
+                ? KIT_RETRY
+                : KIT_FATAL;
     else
-        kind = status >= 500 || status == 429 || status == 408 ? SINKKIT_RETRY
-                                                               : SINKKIT_FATAL;
+        kind = status >= 500 || status == 429 || status == 408 ? KIT_RETRY
+                                                               : KIT_FATAL;
     if (*type)
-        snprintf(reason, sizeof reason,
-                 "PutRecords to stream \"%s\" failed with HTTP %ld: %s: %.300s",
-                 stream, status, type, message ? message : "(no message)");
+        kit_outcome_set_all(
+            outcomes, n, kind,
+            "PutRecords to stream \"%s\" failed with HTTP %ld: %s: %.300s",
+            stream, status, type, message ? message : "(no message)");
     else
-        snprintf(reason, sizeof reason,
-                 "PutRecords to stream \"%s\" failed with HTTP %ld: %.200s",
-                 stream, status, body && *body ? body : "(empty answer)");
-    set_all(outcomes, n, kind, reason);
+        kit_outcome_set_all(
+            outcomes, n, kind,
+            "PutRecords to stream \"%s\" failed with HTTP %ld: %.200s", stream,
+            status, body && *body ? body : "(empty answer)");
 }
 
 void kinesis_put_records_outcomes(long status, const char *body,
                                   const char *stream, size_t n,
-                                  sinkkit_outcome *outcomes)
+                                  kit_outcome *outcomes)
 {
     json_t *doc, *records;
     json_error_t jerr;
@@ -209,8 +178,8 @@ void kinesis_put_records_outcomes(long status, const char *body,
     if (!json_is_array(records) || json_array_size(records) != n) {
         /* An answer we cannot map to the records leaves their fate open;
          * sending again can only duplicate, never lose. */
-        set_all(outcomes, n, SINKKIT_RETRY,
-                "PutRecords answer without one result per record");
+        kit_outcome_set_all(outcomes, n, KIT_RETRY,
+                            "PutRecords answer without one result per record");
         json_decref(doc);
         return;
     }
@@ -223,17 +192,16 @@ void kinesis_put_records_outcomes(long status, const char *body,
             json_string_value(json_object_get(rec, "ErrorMessage"));
 
         if (seq && !code) {
-            outcomes[i].kind = SINKKIT_DONE;
+            outcomes[i].kind = KIT_DONE;
             outcomes[i].reason[0] = '\0';
             continue;
         }
         /* Per record, the API documents only throughput and internal
          * failures, both transient; an unknown code is retried too (and
          * logged each time) rather than dropping a change. */
-        outcomes[i].kind = SINKKIT_RETRY;
-        snprintf(outcomes[i].reason, sizeof outcomes[i].reason, "%s: %.300s",
-                 code ? code : "record without SequenceNumber",
-                 message ? message : "");
+        kit_outcome_set(&outcomes[i], KIT_RETRY, "%s: %.300s",
+                        code ? code : "record without SequenceNumber",
+                        message ? message : "");
     }
     json_decref(doc);
 }

@@ -61,6 +61,6 @@ bool kinesis_error_is_transient(const char *type);
  * names the stream in messages. */
 void kinesis_put_records_outcomes(long status, const char *body,
                                   const char *stream, size_t n,
-                                  sinkkit_outcome *outcomes);
+                                  kit_outcome *outcomes);
 
 #endif

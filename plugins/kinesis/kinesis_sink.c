@@ -1,7 +1,7 @@
 /* The Kinesis sink: each event's canonical JSON becomes one Kinesis record
  * (or, with aggregate = true, part of a KPL aggregated record), sent with
  * PutRecords signed by SigV4. Batching, requests in flight, retries, per-key
- * order and in-order acknowledgements are the sink kit's (pipeline.h). */
+ * order and in-order acknowledgements are the sink kit's (plugins/kit). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include <pgspout/pgspout.h>
 
 #include "aws_config.h"
+#include "clock.h"
 #include "kinesis_api.h"
 #include "kpl.h"
 #include "pipeline.h"
@@ -22,8 +23,8 @@
 typedef struct kinesis_sink {
     const pgspout_host_api *host;
     pgspout_sink_handle *handle;
-    sinkkit_pipeline *pipeline;
-    sinkkit_pipeline_config config;
+    kit_pipeline *pipeline;
+    kit_pipeline_config config;
 
     aws_settings aws;
     const char *stream;
@@ -44,7 +45,7 @@ typedef struct kinesis_sink {
     char *pending_first; /* sent as is when the run stays one event long */
     size_t pending_first_len;
     pgspout_position pending_last;
-    struct timespec pending_since;
+    int64_t pending_since_us;
 } kinesis_sink;
 
 static const pgspout_option_def kinesis_options[] = {
@@ -84,7 +85,7 @@ static const pgspout_option_def kinesis_options[] = {
      .type = PGSPOUT_OPT_STRING,
      .flags = PGSPOUT_OPTF_SECRET,
      .doc = "AWS session token of temporary credentials"},
-    SINKKIT_PIPELINE_OPTIONS("500", "5M", "50ms", "8"),
+    KIT_PIPELINE_OPTIONS("500", "5M", "50ms", "8"),
     PGSPOUT_OPTION_END};
 
 static const char *option_or_null(kinesis_sink *ks, const char *name)
@@ -115,8 +116,8 @@ static void redact(char *s, const char *secret)
     }
 }
 
-static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
-                          sinkkit_http_request *req, char *err, size_t errlen)
+static bool build_request(void *ctx, kit_record *const *records, size_t n,
+                          kit_http_request *req, char *err, size_t errlen)
 {
     kinesis_sink *ks = ctx;
     kinesis_entry *entries = xcalloc(n, sizeof *entries);
@@ -152,23 +153,22 @@ static bool build_request(void *ctx, sinkkit_record *const *records, size_t n,
         free(body);
         return false;
     }
-    sinkkit_request_init(req, "POST", ks->url);
+    kit_request_init(req, "POST", ks->url);
     for (size_t i = 0; i < sizeof headers / sizeof *headers; i++)
-        sinkkit_request_header(req, "%s: %s", headers[i].name,
-                               headers[i].value);
-    sinkkit_request_header(req, "X-Amz-Date: %s", sig.amz_date);
+        kit_request_header(req, "%s: %s", headers[i].name, headers[i].value);
+    kit_request_header(req, "X-Amz-Date: %s", sig.amz_date);
     if (ks->aws.session_token)
-        sinkkit_request_header(req, "X-Amz-Security-Token: %s",
-                               ks->aws.session_token);
-    sinkkit_request_header(req, "Authorization: %s", sig.authorization);
-    sinkkit_request_body(req, body, body_len);
+        kit_request_header(req, "X-Amz-Security-Token: %s",
+                           ks->aws.session_token);
+    kit_request_header(req, "Authorization: %s", sig.authorization);
+    kit_request_body(req, body, body_len);
     sigv4_signature_free(&sig);
     return true;
 }
 
-static void handle_response(void *ctx, const sinkkit_http_response *resp,
-                            sinkkit_record *const *records, size_t n,
-                            sinkkit_outcome *outcomes)
+static void handle_response(void *ctx, const kit_http_response *resp,
+                            kit_record *const *records, size_t n,
+                            kit_outcome *outcomes)
 {
     kinesis_sink *ks = ctx;
 
@@ -190,7 +190,7 @@ static void handle_response(void *ctx, const sinkkit_http_response *resp,
     }
 }
 
-static const sinkkit_ops kinesis_ops = {
+static const kit_ops kinesis_ops = {
     .build_request = build_request,
     .handle_response = handle_response,
     .free_meta = free,
@@ -212,11 +212,11 @@ static const char *position_text(kinesis_sink *ks, pgspout_position pos,
 static pgspout_status submit(kinesis_sink *ks, pgspout_position pos, char *data,
                              size_t len, char *key, bool ordered)
 {
-    sinkkit_record *rec = sinkkit_record_new(
-        pos, data, len, ordered ? sinkkit_order_key(key, strlen(key)) : 0, key);
+    kit_record *rec = kit_record_new(
+        pos, data, len, ordered ? kit_order_key(key, strlen(key)) : 0, key);
 
     rec->overhead = strlen(key);
-    return sinkkit_submit(ks->pipeline, rec);
+    return kit_submit(ks->pipeline, rec);
 }
 
 /* Sends the pending run of same-key events as one record. */
@@ -261,11 +261,9 @@ static pgspout_status add_aggregated(kinesis_sink *ks, pgspout_position pos,
     }
     if (!ks->pending_key) {
         ks->pending_key = key;
-        ks->pending_first = xmalloc(len + 1);
-        memcpy(ks->pending_first, json, len);
-        ks->pending_first[len] = '\0';
+        ks->pending_first = xstrndup(json, len);
         ks->pending_first_len = len;
-        clock_gettime(CLOCK_MONOTONIC, &ks->pending_since);
+        ks->pending_since_us = now_us();
     } else {
         free(key);
     }
@@ -276,15 +274,10 @@ static pgspout_status add_aggregated(kinesis_sink *ks, pgspout_position pos,
 
 static bool pending_is_old(kinesis_sink *ks)
 {
-    struct timespec now;
-    int64_t age_ms;
-
     if (!ks->pending_key)
         return false;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    age_ms = (int64_t)(now.tv_sec - ks->pending_since.tv_sec) * 1000 +
-             (now.tv_nsec - ks->pending_since.tv_nsec) / 1000000;
-    return age_ms >= ks->config.linger_ms;
+    int64_t age_us = now_us() - ks->pending_since_us;
+    return age_us >= (int64_t)ks->config.linger_ms * 1000;
 }
 
 static char *event_partition_key(kinesis_sink *ks, const pgspout_event *ev,
@@ -325,9 +318,7 @@ static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
                  position_text(ks, pos, where, sizeof where),
                  ks->host->event_schema(ev), ks->host->event_table(ev),
                  len + strlen(key), KINESIS_MAX_RECORD_BYTES);
-        copy = xmalloc(len + 1);
-        memcpy(copy, json, len);
-        copy[len] = '\0';
+        copy = xstrndup(json, len);
         if (status != PGSPOUT_OK) {
             free(copy);
             free(key);
@@ -335,14 +326,12 @@ static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
         }
         /* Without a dead_letter file the kit stops the stream with this
          * reason, which names the event. */
-        return sinkkit_submit_dead_letter(
-            ks->pipeline, sinkkit_record_new(pos, copy, len, 0, key), reason);
+        return kit_submit_dead_letter(
+            ks->pipeline, kit_record_new(pos, copy, len, 0, key), reason);
     }
     if (ks->aggregate)
         return add_aggregated(ks, pos, json, len, key);
-    copy = xmalloc(len + 1);
-    memcpy(copy, json, len);
-    copy[len] = '\0';
+    copy = xstrndup(json, len);
     return submit(ks, pos, copy, len, key, !keyless_row);
 }
 
@@ -367,7 +356,7 @@ static pgspout_status kinesis_flush(void *state)
     kinesis_sink *ks = state;
     pgspout_status status = emit_pending(ks);
 
-    return status == PGSPOUT_OK ? sinkkit_flush(ks->pipeline) : status;
+    return status == PGSPOUT_OK ? kit_flush(ks->pipeline) : status;
 }
 
 static void kinesis_destroy(void *state)
@@ -376,7 +365,7 @@ static void kinesis_destroy(void *state)
 
     if (!ks)
         return;
-    sinkkit_pipeline_free(ks->pipeline);
+    kit_pipeline_free(ks->pipeline);
     kpl_aggregate_free(&ks->pending);
     free(ks->pending_key);
     free(ks->pending_first);
@@ -423,8 +412,7 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
                                "256 characters",
                                key_option);
     }
-    if (!host->option_bool(handle, "aggregate", &ks->aggregate))
-        ks->aggregate = false;
+    host->option_bool(handle, "aggregate", &ks->aggregate);
 
     given = (aws_explicit_settings){
         .access_key_id = option_or_null(ks, "access_key_id"),
@@ -443,7 +431,9 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
         sbuf_append_char(&url, '/');
     ks->url = sbuf_detach(&url);
 
-    sinkkit_pipeline_config_from_options(host, handle, "kinesis", &ks->config);
+    if (!kit_pipeline_config_from_options(host, handle, "kinesis", &ks->config,
+                                          err, sizeof err))
+        return fail_create(ks, "%s", err);
     /* Kinesis may store a later record of a key while an earlier one of the
      * same request failed; only one unfinished record per key keeps order. */
     ks->config.same_key_in_request = false;
@@ -451,8 +441,8 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
         ks->config.max_batch_records = KINESIS_MAX_RECORDS_PER_REQUEST;
     if (ks->config.max_batch_bytes > KINESIS_MAX_REQUEST_BYTES)
         ks->config.max_batch_bytes = KINESIS_MAX_REQUEST_BYTES;
-    ks->pipeline = sinkkit_pipeline_new(host, handle, &ks->config, &kinesis_ops,
-                                        ks, err, sizeof err);
+    ks->pipeline = kit_pipeline_new(host, handle, &ks->config, &kinesis_ops, ks,
+                                    err, sizeof err);
     if (!ks->pipeline)
         return fail_create(ks, "%s", err);
     host->log(handle, PGSPOUT_LOG_INFO,

@@ -11,20 +11,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "hex.h"
+#include "percent.h"
 #include "strbuf.h"
 
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
-
-static void hex_encode(const unsigned char *bytes, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 void sigv4_sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -40,6 +31,7 @@ void sigv4_sha256_hex(const void *data, size_t len, char out[65])
         return;
     }
     hex_encode(digest, 32, out);
+    out[64] = '\0';
 }
 
 static bool hmac_sha256(const void *key, size_t key_len, const char *msg,
@@ -76,56 +68,6 @@ bool sigv4_signing_key(const char *secret_access_key, const char *date,
     return ok;
 }
 
-static bool is_unreserved(unsigned char c)
-{
-    return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-static void uri_encode(strbuf *out, const char *s, size_t len, bool keep_slash)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (is_unreserved(c) || (keep_slash && c == '/'))
-            sbuf_append_char(out, (char)c);
-        else
-            sbuf_appendf(out, "%%%02X", c);
-    }
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Query parameters arrive in wire form; decoding first makes "%e1%88%b4",
- * "%E1%88%B4" and the raw UTF-8 sign the same way. */
-static char *percent_decode(const char *s, size_t len)
-{
-    char *out = xmalloc(len + 1);
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-
-        if (s[i] == '%' && i + 2 < len && (hi = hex_value(s[i + 1])) >= 0 &&
-            (lo = hex_value(s[i + 2])) >= 0) {
-            out[n++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    out[n] = '\0';
-    return out;
-}
-
 /* RFC 3986 dot-segment removal, plus dropping empty segments ("//"), as
  * the AWS SDKs normalise paths for every service but S3. */
 static void canonical_path(strbuf *out, const char *path, bool normalize)
@@ -141,7 +83,7 @@ static void canonical_path(strbuf *out, const char *path, bool normalize)
         if (len == 0)
             sbuf_append_char(out, '/');
         else
-            uri_encode(out, path, len, true);
+            percent_encode(out, path, len, "/");
         return;
     }
     segs = xcalloc(len + 1, sizeof *segs);
@@ -168,7 +110,7 @@ static void canonical_path(strbuf *out, const char *path, bool normalize)
     for (size_t i = 0; i < nsegs; i++) {
         if (i > 0)
             sbuf_append_char(out, '/');
-        uri_encode(out, segs[i], seg_lens[i], false);
+        percent_encode(out, segs[i], seg_lens[i], NULL);
     }
     if (nsegs > 0 && trailing_slash)
         sbuf_append_char(out, '/');
@@ -189,12 +131,14 @@ static int compare_params(const void *a, const void *b)
     return c ? c : strcmp(pa->value, pb->value);
 }
 
+/* Query parameters arrive in wire form; decoding first makes "%e1%88%b4",
+ * "%E1%88%B4" and the raw UTF-8 sign the same way. */
 static char *encode_component(const char *s, size_t len)
 {
     char *decoded = percent_decode(s, len);
     strbuf sb = STRBUF_INIT;
 
-    uri_encode(&sb, decoded, strlen(decoded), false);
+    percent_encode(&sb, decoded, strlen(decoded), NULL);
     free(decoded);
     return sbuf_detach(&sb);
 }
@@ -371,6 +315,7 @@ bool sigv4_sign(const sigv4_request *req, const sigv4_params *params,
         return false;
     }
     hex_encode(raw_signature, 32, sig->signature);
+    sig->signature[64] = '\0';
 
     sbuf_appendf(&auth,
                  "%s Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "

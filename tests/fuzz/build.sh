@@ -23,15 +23,17 @@ for c in clang-14 clang; do
 done
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror
-    -fno-omit-frame-pointer -I"$REPO/core" -I"$REPO/sdk/include"
+    -fno-omit-frame-pointer -I"$REPO/core" -I"$REPO/lib" -I"$REPO/sdk/include"
     $(pkg-config --cflags libpq libconfig))
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 
+# Every target links the whole utility library (lib/), as the daemon does.
+UTIL=$(cd "$REPO" && echo lib/*.c)
 declare -A SOURCES=(
-    [pgoutput]="core/pgoutput.c core/strbuf.c"
-    [pattern]="core/pattern.c core/strbuf.c core/error.c"
-    [config]="core/config.c core/config_cli.c core/config_file.c core/config_load.c core/config_tokens.c core/settings.c core/lsn.c core/conninfo.c core/options.c core/strbuf.c core/error.c"
-    [value_json]="core/value_json.c core/json_out.c core/typeinfo.c core/strbuf.c"
+    [pgoutput]="core/pgoutput.c $UTIL"
+    [pattern]="core/pattern.c core/error.c $UTIL"
+    [config]="core/config.c core/config_cli.c core/config_file.c core/config_load.c core/config_tokens.c core/settings.c core/conninfo.c core/options.c core/error.c $UTIL"
+    [value_json]="core/value_json.c core/json_out.c core/typeinfo.c $UTIL"
 )
 declare -A LIBS=(
     [config]="$(pkg-config --libs libpq libconfig)"

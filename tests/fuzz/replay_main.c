@@ -1,8 +1,8 @@
-/* A main() for the fuzz targets without libFuzzer: runs each file given
- * (or each file in each directory given) through LLVMFuzzerTestOneInput
- * once. build.sh links it with gcc and the sanitizers, so the corpora,
- * crash reproducers included, are replayed as regression tests even where
- * clang is not installed. */
+/* A main() for the fuzz targets without libFuzzer: runs each file given, or
+ * each file below each directory given, through LLVMFuzzerTestOneInput
+ * once. build.sh links it with gcc and the sanitizers, so the corpora, crash
+ * reproducers included, are replayed as regression tests even where clang
+ * is not installed. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,47 +42,57 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void replay_path(const char *path, int *files, int *errors);
+
+/* Every file below dir, subdirectories included (as libFuzzer reads a
+ * corpus), in name order. */
+static void replay_dir(const char *dir, int *files, int *errors)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        perror(dir);
+        (*errors)++;
+        return;
+    }
+    char **names = NULL;
+    size_t nnames = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        names = realloc(names, (nnames + 1) * sizeof *names);
+        size_t plen = strlen(dir) + strlen(e->d_name) + 2;
+        names[nnames] = malloc(plen);
+        snprintf(names[nnames++], plen, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    qsort(names, nnames, sizeof *names, compare_names);
+    for (size_t j = 0; j < nnames; j++) {
+        replay_path(names[j], files, errors);
+        free(names[j]);
+    }
+    free(names);
+}
+
+static void replay_path(const char *path, int *files, int *errors)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        perror(path);
+        (*errors)++;
+    } else if (S_ISDIR(st.st_mode)) {
+        replay_dir(path, files, errors);
+    } else {
+        *errors += run_file(path) != 0;
+        (*files)++;
+    }
+}
+
 int main(int argc, char **argv)
 {
     int files = 0, errors = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) != 0) {
-            perror(argv[i]);
-            errors++;
-            continue;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            errors += run_file(argv[i]) != 0;
-            files++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            perror(argv[i]);
-            errors++;
-            continue;
-        }
-        char **names = NULL;
-        size_t nnames = 0;
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            names = realloc(names, (nnames + 1) * sizeof *names);
-            size_t plen = strlen(argv[i]) + strlen(e->d_name) + 2;
-            names[nnames] = malloc(plen);
-            snprintf(names[nnames++], plen, "%s/%s", argv[i], e->d_name);
-        }
-        closedir(d);
-        qsort(names, nnames, sizeof *names, compare_names);
-        for (size_t j = 0; j < nnames; j++) {
-            errors += run_file(names[j]) != 0;
-            files++;
-            free(names[j]);
-        }
-        free(names);
-    }
+    for (int i = 1; i < argc; i++)
+        replay_path(argv[i], &files, &errors);
     printf("replayed %d inputs, %d unreadable\n", files, errors);
     return errors ? 1 : 0;
 }

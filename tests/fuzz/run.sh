@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Replays every seed corpus as a regression test, then fuzzes each target
-# for SECONDS (default 20) with libFuzzer. Exits non-zero when a target
+# for SECONDS (default 20) with libFuzzer. The config target's seeds are
+# tests/fuzz/corpus/config (its own: valid files and crash reproducers) and
+# the bad-config corpus tests/corpus/bad-config, stored once and read from
+# there. Exits non-zero when a target
 # crashes, leaks or breaks an invariant; the input that did it is written to
 # OUT/crashes/ (copy it into tests/fuzz/corpus/<target>/ as a regression
 # seed once fixed).
@@ -25,10 +28,19 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 failures=0
 total=0
 
+# The seed directories of a target.
+seeds() {
+    echo "$HERE/corpus/$1"
+    if [ "$1" = config ]; then
+        echo "$HERE/../corpus/bad-config"
+    fi
+}
+
 # Regression: every seed (crash reproducers included) runs clean, and every
 # message captured from a real server decodes.
 for t in "${TARGETS[@]}"; do
-    if ! "$OUT/replay_$t" "$HERE/corpus/$t" >"$OUT/replay_$t.log" 2>&1; then
+    mapfile -t dirs < <(seeds "$t")
+    if ! "$OUT/replay_$t" "${dirs[@]}" >"$OUT/replay_$t.log" 2>&1; then
         echo "run.sh: replaying corpus/$t failed:" >&2
         tail -n 30 "$OUT/replay_$t.log" >&2
         failures=$((failures + 1))
@@ -53,10 +65,11 @@ mkdir -p "$OUT/crashes"
 for t in "${TARGETS[@]}"; do
     mkdir -p "$OUT/work/$t"
     log=$OUT/fuzz_$t.log
+    mapfile -t dirs < <(seeds "$t")
     "$OUT/fuzz_$t" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
         -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$OUT/crashes/$t-" \
-        "$OUT/work/$t" "$HERE/corpus/$t" >"$log" 2>&1
+        "$OUT/work/$t" "${dirs[@]}" >"$log" 2>&1
     status=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     total=$((total + ${execs:-0}))

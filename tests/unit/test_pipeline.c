@@ -228,15 +228,15 @@ static const pgspout_host_api host = {
 
 static int port;
 
-static bool build(void *ctx, sinkkit_record *const *records, size_t n,
-                  sinkkit_http_request *req, char *err, size_t errlen)
+static bool build(void *ctx, kit_record *const *records, size_t n,
+                  kit_http_request *req, char *err, size_t errlen)
 {
     (void)ctx;
     (void)err;
     (void)errlen;
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    sinkkit_request_init(req, "POST", url);
+    kit_request_init(req, "POST", url);
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += records[i]->len + 1;
@@ -247,13 +247,12 @@ static bool build(void *ctx, sinkkit_record *const *records, size_t n,
         off += records[i]->len;
         body[off++] = '\n';
     }
-    sinkkit_request_body(req, body, off);
+    kit_request_body(req, body, off);
     return true;
 }
 
-static void handle(void *ctx, const sinkkit_http_response *resp,
-                   sinkkit_record *const *records, size_t n,
-                   sinkkit_outcome *outcomes)
+static void handle(void *ctx, const kit_http_response *resp,
+                   kit_record *const *records, size_t n, kit_outcome *outcomes)
 {
     (void)ctx;
     (void)records;
@@ -262,23 +261,22 @@ static void handle(void *ctx, const sinkkit_http_response *resp,
     for (size_t i = 0; i < n && 2 * i < resp->body_len; i++) {
         char v = resp->body[2 * i];
         if (v == 'R') {
-            outcomes[i].kind = SINKKIT_RETRY;
+            outcomes[i].kind = KIT_RETRY;
             snprintf(outcomes[i].reason, sizeof outcomes[i].reason,
                      "throttled");
         } else if (v == 'X') {
-            outcomes[i].kind = SINKKIT_REJECTED;
+            outcomes[i].kind = KIT_REJECTED;
             snprintf(outcomes[i].reason, sizeof outcomes[i].reason,
                      "mapping error");
         }
     }
 }
 
-static const sinkkit_ops ops = {.build_request = build,
-                                .handle_response = handle};
+static const kit_ops ops = {.build_request = build, .handle_response = handle};
 
-static sinkkit_pipeline_config base_config(void)
+static kit_pipeline_config base_config(void)
 {
-    sinkkit_pipeline_config c = {0};
+    kit_pipeline_config c = {0};
     c.sink_name = "test";
     c.max_batch_records = 7;
     c.max_batch_bytes = 1 << 20;
@@ -294,7 +292,7 @@ static sinkkit_pipeline_config base_config(void)
     return c;
 }
 
-static sinkkit_record *make_record(int key, int index)
+static kit_record *make_record(int key, int index)
 {
     char *data = malloc(32);
     int len = snprintf(data, 32, "%d:%d", key, index);
@@ -303,8 +301,8 @@ static sinkkit_record *make_record(int key, int index)
     /* Positions: one transaction per 10 records. */
     pgspout_position pos = {(uint64_t)(1 + index / 10) << 8,
                             (uint64_t)(index % 10 + 1)};
-    return sinkkit_record_new(pos, data, (size_t)len,
-                              sinkkit_order_key(keytext, (size_t)klen), NULL);
+    return kit_record_new(pos, data, (size_t)len,
+                          kit_order_key(keytext, (size_t)klen), NULL);
 }
 
 /* Whatever was stored twice, each key's records were last stored in
@@ -339,16 +337,16 @@ static void run_ordering(bool same_key_in_request)
     s.retry_every = 3;
     s.fail_every = 5;
     memset(&acked, 0, sizeof acked);
-    sinkkit_pipeline_config c = base_config();
+    kit_pipeline_config c = base_config();
     c.same_key_in_request = same_key_in_request;
     char err[256];
-    sinkkit_pipeline *p =
-        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
     CHECK(p != NULL);
     const int n = 400;
     for (int i = 0; i < n; i++)
-        CHECK(sinkkit_submit(p, make_record(i % 5, i)) == PGSPOUT_OK);
-    CHECK(sinkkit_flush(p) == PGSPOUT_OK);
+        CHECK(kit_submit(p, make_record(i % 5, i)) == PGSPOUT_OK);
+    CHECK(kit_flush(p) == PGSPOUT_OK);
     pgspout_position last = {(uint64_t)(1 + (n - 1) / 10) << 8,
                              (uint64_t)((n - 1) % 10 + 1)};
     CHECK(pgspout_position_cmp(last_ack(), last) == 0);
@@ -365,9 +363,9 @@ static void run_ordering(bool same_key_in_request)
         CHECK(s.duplicates == 0);
         CHECK(per_key_in_order(&s));
     }
-    CHECK(sinkkit_pipeline_tracked_keys(p) == 0);
+    CHECK(kit_pipeline_tracked_keys(p) == 0);
     CHECK(s.max_concurrent > 1); /* several requests really were in flight */
-    sinkkit_pipeline_free(p);
+    kit_pipeline_free(p);
     server_stop(&s);
 }
 
@@ -380,24 +378,24 @@ static void run_batch_keys(void)
     port = s.port;
     s.retry_every = 4;
     memset(&acked, 0, sizeof acked);
-    sinkkit_pipeline_config c = base_config();
+    kit_pipeline_config c = base_config();
     c.same_key_in_request = true;
     char err[256];
-    sinkkit_pipeline *p =
-        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
     const int n = 200;
     for (int i = 0; i < n; i++) {
-        sinkkit_record *r = make_record((i / 3) % 3, i);
+        kit_record *r = make_record((i / 3) % 3, i);
         r->batch_key = (uint64_t)((i / 3) % 3) + 1;
         r->order_key = 0;
-        CHECK(sinkkit_submit(p, r) == PGSPOUT_OK);
+        CHECK(kit_submit(p, r) == PGSPOUT_OK);
     }
-    CHECK(sinkkit_flush(p) == PGSPOUT_OK);
+    CHECK(kit_flush(p) == PGSPOUT_OK);
     CHECK(s.stored_total == n);
     CHECK(s.duplicates == 0);
     CHECK(s.mixed_requests == 0);
     CHECK(ack_backwards == 0);
-    sinkkit_pipeline_free(p);
+    kit_pipeline_free(p);
     server_stop(&s);
 }
 
@@ -409,21 +407,21 @@ static void run_many_keys(void)
     server_start(&s);
     port = s.port;
     memset(&acked, 0, sizeof acked);
-    sinkkit_pipeline_config c = base_config();
+    kit_pipeline_config c = base_config();
     c.max_batch_records = 50;
     char err[256];
-    sinkkit_pipeline *p =
-        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
     const int n = 3000;
     for (int i = 0; i < n; i++) {
-        sinkkit_record *r = make_record(0, i);
+        kit_record *r = make_record(0, i);
         r->order_key = (uint64_t)i + 1; /* a key per record */
-        CHECK(sinkkit_submit(p, r) == PGSPOUT_OK);
+        CHECK(kit_submit(p, r) == PGSPOUT_OK);
     }
-    CHECK(sinkkit_flush(p) == PGSPOUT_OK);
+    CHECK(kit_flush(p) == PGSPOUT_OK);
     CHECK(s.stored_total == n);
-    CHECK(sinkkit_pipeline_tracked_keys(p) == 0);
-    sinkkit_pipeline_free(p);
+    CHECK(kit_pipeline_tracked_keys(p) == 0);
+    kit_pipeline_free(p);
     server_stop(&s);
 }
 
@@ -437,23 +435,23 @@ static void run_markers_and_dead_letter(void)
     char path[] = "/tmp/pgspout-dl-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
-    sinkkit_pipeline_config c = base_config();
+    kit_pipeline_config c = base_config();
     c.dead_letter_path = path;
     char err[256];
-    sinkkit_pipeline *p =
-        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
     CHECK(p != NULL);
     for (int i = 0; i < 8; i++)
-        CHECK(sinkkit_submit(p, make_record(1, i)) == PGSPOUT_OK);
+        CHECK(kit_submit(p, make_record(1, i)) == PGSPOUT_OK);
     /* Like a schema event: the position of the change before it. */
     pgspout_position marker = {1 << 8, 8};
-    CHECK(sinkkit_submit_marker(p, marker) == PGSPOUT_OK);
-    CHECK(sinkkit_submit_dead_letter(p, make_record(2, 9), "too large") ==
+    CHECK(kit_submit_marker(p, marker) == PGSPOUT_OK);
+    CHECK(kit_submit_dead_letter(p, make_record(2, 9), "too large") ==
           PGSPOUT_OK);
-    CHECK(sinkkit_flush(p) == PGSPOUT_OK);
+    CHECK(kit_flush(p) == PGSPOUT_OK);
     pgspout_position last = {1 << 8, 10};
     CHECK(pgspout_position_cmp(last_ack(), last) == 0);
-    sinkkit_pipeline_free(p);
+    kit_pipeline_free(p);
     server_stop(&s);
 
     FILE *f = fopen(path, "r");
@@ -482,23 +480,23 @@ static void run_rejected_without_dead_letter(void)
     port = s.port;
     s.reject_index = 3;
     memset(&acked, 0, sizeof acked);
-    sinkkit_pipeline_config c = base_config();
+    kit_pipeline_config c = base_config();
     c.max_batch_records = 1; /* one record a request: acks are exact */
     c.max_in_flight = 1;
     char err[256];
-    sinkkit_pipeline *p =
-        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
     pgspout_status st = PGSPOUT_OK;
     for (int i = 0; i < 6 && st == PGSPOUT_OK; i++)
-        st = sinkkit_submit(p, make_record(0, i));
+        st = kit_submit(p, make_record(0, i));
     if (st == PGSPOUT_OK)
-        st = sinkkit_flush(p);
+        st = kit_flush(p);
     CHECK(st == PGSPOUT_FATAL);
     /* Nothing at or after the rejected record is acknowledged. */
     pgspout_position rejected = {1 << 8, 4};
     CHECK(pgspout_position_cmp(last_ack(), rejected) < 0);
-    CHECK(sinkkit_submit(p, make_record(0, 9)) == PGSPOUT_FATAL);
-    sinkkit_pipeline_free(p);
+    CHECK(kit_submit(p, make_record(0, 9)) == PGSPOUT_FATAL);
+    kit_pipeline_free(p);
     server_stop(&s);
 }
 
@@ -511,18 +509,102 @@ static void run_unreachable_retries(void)
     port = s.port;
     server_stop(&s);
     memset(&acked, 0, sizeof acked);
-    sinkkit_pipeline_config c = base_config();
+    kit_pipeline_config c = base_config();
     char err[256];
-    sinkkit_pipeline *p =
-        sinkkit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
-    CHECK(sinkkit_submit(p, make_record(0, 1)) == PGSPOUT_OK);
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    CHECK(kit_submit(p, make_record(0, 1)) == PGSPOUT_OK);
     usleep(200 * 1000);
     CHECK(last_ack().commit_lsn == 0);
-    sinkkit_pipeline_free(p);
+    kit_pipeline_free(p);
+}
+
+/* ---- the options every network sink shares ---- */
+
+/* What the host hands over for a table with KIT_PIPELINE_OPTIONS: every
+ * option declared with a default has a value; `absent` plays a table that
+ * lacks one. */
+static const struct {
+    const char *name;
+    int64_t value;
+} declared_ints[] = {
+    {"batch_records", 500}, {"batch_bytes", 5 << 20},
+    {"linger", 50},         {"in_flight", 8},
+    {"queue_records", 900}, {"queue_bytes", 64 << 20},
+    {"retry_base", 100},    {"retry_max", 30000},
+    {"connect_timeout", 7}, {"request_timeout", 60000},
+};
+static const char *absent;
+
+static bool fake_option_int(pgspout_sink_handle *h, const char *name,
+                            int64_t *value)
+{
+    (void)h;
+    for (size_t i = 0; i < sizeof declared_ints / sizeof *declared_ints; i++)
+        if (strcmp(declared_ints[i].name, name) == 0 &&
+            !(absent && strcmp(absent, name) == 0)) {
+            *value = declared_ints[i].value;
+            return true;
+        }
+    return false;
+}
+
+static bool fake_option_bool(pgspout_sink_handle *h, const char *name,
+                             bool *value)
+{
+    (void)h;
+    if (strcmp(name, "tls_verify") != 0 || (absent && !strcmp(absent, name)))
+        return false;
+    *value = true;
+    return true;
+}
+
+static bool fake_option_string(pgspout_sink_handle *h, const char *name,
+                               const char **value)
+{
+    (void)h;
+    if (strcmp(name, "dead_letter") != 0)
+        return false; /* ca_file: declared without a default, unset */
+    *value = "/tmp/dl";
+    return true;
+}
+
+static void run_config_from_options(void)
+{
+    pgspout_host_api options_host = host;
+    options_host.option_int = fake_option_int;
+    options_host.option_bool = fake_option_bool;
+    options_host.option_string = fake_option_string;
+    kit_pipeline_config c;
+    char err[256] = "";
+
+    absent = NULL;
+    CHECK(kit_pipeline_config_from_options(&options_host, NULL, "k", &c, err,
+                                           sizeof err));
+    /* The values the table declares, never a fallback of the kit's own
+     * (which once said in_flight 4 where Kinesis declares 8). */
+    CHECK(c.max_in_flight == 8 && c.max_batch_records == 500 &&
+          c.queue_max_records == 900 && c.http.connect_timeout_ms == 7);
+    CHECK(c.http.verify_tls && !c.http.ca_file);
+    CHECK_STR(c.dead_letter_path, "/tmp/dl");
+    CHECK_STR(c.sink_name, "k");
+
+    /* A table without an option the kit reads is the sink's bug: said,
+     * not papered over with a second default. */
+    const char *const each[] = {"in_flight", "tls_verify", "request_timeout"};
+    for (size_t i = 0; i < sizeof each / sizeof *each; i++) {
+        absent = each[i];
+        err[0] = '\0';
+        CHECK(!kit_pipeline_config_from_options(&options_host, NULL, "k", &c,
+                                                err, sizeof err));
+        CHECK(strstr(err, each[i]) && strstr(err, "KIT_PIPELINE_OPTIONS"));
+    }
+    absent = NULL;
 }
 
 int main(void)
 {
+    run_config_from_options();
     run_ordering(false);
     run_ordering(true);
     run_batch_keys();

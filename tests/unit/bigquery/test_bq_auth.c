@@ -247,9 +247,9 @@ static void test_exchange_and_refresh(EVP_PKEY *key, EVP_PKEY *pub)
     token_server ts;
     token_server_start(&ts);
     char *json = key_file_json(key, ts.port);
-    sinkkit_http_settings http = {.verify_tls = true,
-                                  .connect_timeout_ms = 5000,
-                                  .request_timeout_ms = 10000};
+    kit_http_settings http = {.verify_tls = true,
+                              .connect_timeout_ms = 5000,
+                              .request_timeout_ms = 10000};
     char err[512] = "", header[4096];
     bool transient;
     bq_auth *auth =
@@ -317,7 +317,7 @@ static void test_exchange_and_refresh(EVP_PKEY *key, EVP_PKEY *pub)
 
 static void test_bad_keys(void)
 {
-    sinkkit_http_settings http = {0};
+    kit_http_settings http = {0};
     char err[512];
     CHECK(bq_auth_from_key("nope", 4, &http, err, sizeof err) == NULL);
     CHECK(strstr(err, "not valid JSON") != NULL);

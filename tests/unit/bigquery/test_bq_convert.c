@@ -263,13 +263,13 @@ static void test_json_null_rows(void)
 }
 
 /* The outcome of a request of one record of one row. */
-static sinkkit_outcome outcome(long status, const char *body, bool prefill)
+static kit_outcome outcome(long status, const char *body, bool prefill)
 {
-    sinkkit_http_response resp = {.status = status,
-                                  .body = (char *)body,
-                                  .body_len = body ? strlen(body) : 0,
-                                  .retry_after_s = -1};
-    sinkkit_outcome o = {.kind = prefill ? SINKKIT_RETRY : SINKKIT_DONE};
+    kit_http_response resp = {.status = status,
+                              .body = (char *)body,
+                              .body_len = body ? strlen(body) : 0,
+                              .retry_after_s = -1};
+    kit_outcome o = {.kind = prefill ? KIT_RETRY : KIT_DONE};
     size_t rows = 1;
     bool auth_failed;
     bq_insert_outcomes(&resp, &rows, 1, &o, &auth_failed);
@@ -278,41 +278,41 @@ static sinkkit_outcome outcome(long status, const char *body, bool prefill)
 
 static void test_outcomes(void)
 {
-    CHECK(outcome(200, "{\"kind\":\"x\"}", false).kind == SINKKIT_DONE);
-    CHECK(outcome(200, "{\"insertErrors\":[]}", false).kind == SINKKIT_DONE);
-    CHECK(outcome(200, "not json", false).kind == SINKKIT_RETRY);
-    sinkkit_outcome o = outcome(
+    CHECK(outcome(200, "{\"kind\":\"x\"}", false).kind == KIT_DONE);
+    CHECK(outcome(200, "{\"insertErrors\":[]}", false).kind == KIT_DONE);
+    CHECK(outcome(200, "not json", false).kind == KIT_RETRY);
+    kit_outcome o = outcome(
         200,
         "{\"insertErrors\":[{\"index\":0,\"errors\":[{\"reason\":\"invalid\","
         "\"location\":\"qty\",\"message\":\"Cannot convert value\"}]}]}",
         false);
-    CHECK(o.kind == SINKKIT_REJECTED);
+    CHECK(o.kind == KIT_REJECTED);
     CHECK(strstr(o.reason, "row 0: invalid at qty: Cannot convert") != NULL);
     o = outcome(200,
                 "{\"insertErrors\":[{\"index\":0,\"errors\":[{\"reason\":"
                 "\"backendError\"}]}]}",
                 false);
-    CHECK(o.kind == SINKKIT_RETRY);
-    CHECK(outcome(503, "", true).kind == SINKKIT_RETRY);
+    CHECK(o.kind == KIT_RETRY);
+    CHECK(outcome(503, "", true).kind == KIT_RETRY);
     CHECK(outcome(403,
                   "{\"error\":{\"code\":403,\"message\":\"Exceeded rate "
                   "limits\",\"errors\":[{\"reason\":\"rateLimitExceeded\"}]}}",
                   false)
-              .kind == SINKKIT_RETRY);
+              .kind == KIT_RETRY);
     o = outcome(403,
                 "{\"error\":{\"code\":403,\"message\":\"Access Denied\","
                 "\"errors\":[{\"reason\":\"accessDenied\"}]}}",
                 false);
-    CHECK(o.kind == SINKKIT_FATAL);
+    CHECK(o.kind == KIT_FATAL);
     CHECK(strstr(o.reason, "Access Denied") != NULL);
-    CHECK(outcome(404, "{}", false).kind == SINKKIT_FATAL);
-    CHECK(outcome(400, "{}", false).kind == SINKKIT_REJECTED);
-    sinkkit_http_response resp = {.status = 401, .retry_after_s = -1};
-    sinkkit_outcome o401 = {.kind = SINKKIT_DONE};
+    CHECK(outcome(404, "{}", false).kind == KIT_FATAL);
+    CHECK(outcome(400, "{}", false).kind == KIT_REJECTED);
+    kit_http_response resp = {.status = 401, .retry_after_s = -1};
+    kit_outcome o401 = {.kind = KIT_DONE};
     size_t rows = 1;
     bool auth_failed = false;
     bq_insert_outcomes(&resp, &rows, 1, &o401, &auth_failed);
-    CHECK(auth_failed && o401.kind == SINKKIT_RETRY);
+    CHECK(auth_failed && o401.kind == KIT_RETRY);
 }
 
 /* insertErrors' row indexes count the request's rows; each record carries
@@ -321,7 +321,7 @@ static void test_outcomes_per_record(void)
 {
     /* records of 1, 2 and 1 rows: rows 0 | 1 2 | 3 */
     const size_t rows[] = {1, 2, 1};
-    sinkkit_outcome o[3];
+    kit_outcome o[3];
     bool auth_failed;
     const char *body =
         "{\"insertErrors\":["
@@ -329,17 +329,17 @@ static void test_outcomes_per_record(void)
         "{\"index\":2,\"errors\":[{\"reason\":\"invalid\",\"location\":"
         "\"qty\",\"message\":\"Cannot convert value\"}]},"
         "{\"index\":3,\"errors\":[{\"reason\":\"stopped\"}]}]}";
-    sinkkit_http_response resp = {.status = 200,
-                                  .body = (char *)body,
-                                  .body_len = strlen(body),
-                                  .retry_after_s = -1};
+    kit_http_response resp = {.status = 200,
+                              .body = (char *)body,
+                              .body_len = strlen(body),
+                              .retry_after_s = -1};
     memset(o, 0, sizeof o);
     bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
-    CHECK(o[0].kind == SINKKIT_RETRY);
-    CHECK(o[1].kind == SINKKIT_REJECTED);
+    CHECK(o[0].kind == KIT_RETRY);
+    CHECK(o[1].kind == KIT_REJECTED);
     /* the row's index within its record */
     CHECK(strstr(o[1].reason, "row 1: invalid at qty: Cannot convert") != NULL);
-    CHECK(o[2].kind == SINKKIT_RETRY);
+    CHECK(o[2].kind == KIT_RETRY);
     CHECK(!auth_failed);
 
     /* rows without errors were stored */
@@ -349,9 +349,9 @@ static void test_outcomes_per_record(void)
     resp.body_len = strlen(body);
     memset(o, 0, sizeof o);
     bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
-    CHECK(o[0].kind == SINKKIT_DONE);
-    CHECK(o[1].kind == SINKKIT_RETRY);
-    CHECK(o[2].kind == SINKKIT_DONE);
+    CHECK(o[0].kind == KIT_DONE);
+    CHECK(o[1].kind == KIT_RETRY);
+    CHECK(o[2].kind == KIT_DONE);
 
     /* an index that fits no record concerns them all */
     body = "{\"insertErrors\":[{\"index\":9,\"errors\":[{\"reason\":"
@@ -360,8 +360,8 @@ static void test_outcomes_per_record(void)
     resp.body_len = strlen(body);
     memset(o, 0, sizeof o);
     bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
-    CHECK(o[0].kind == SINKKIT_REJECTED && o[1].kind == SINKKIT_REJECTED &&
-          o[2].kind == SINKKIT_REJECTED);
+    CHECK(o[0].kind == KIT_REJECTED && o[1].kind == KIT_REJECTED &&
+          o[2].kind == KIT_REJECTED);
 
     /* a request-level answer applies to every record */
     body = "{\"error\":{\"code\":400,\"message\":\"Bad request\","
@@ -372,16 +372,16 @@ static void test_outcomes_per_record(void)
     memset(o, 0, sizeof o);
     bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
     for (int i = 0; i < 3; i++) {
-        CHECK(o[i].kind == SINKKIT_REJECTED);
+        CHECK(o[i].kind == KIT_REJECTED);
         CHECK(strstr(o[i].reason, "Bad request") != NULL);
     }
     resp.status = 503;
     resp.body = NULL;
     resp.body_len = 0;
     for (int i = 0; i < 3; i++)
-        o[i].kind = SINKKIT_RETRY;
+        o[i].kind = KIT_RETRY;
     bq_insert_outcomes(&resp, rows, 3, o, &auth_failed);
-    CHECK(o[0].kind == SINKKIT_RETRY && o[2].kind == SINKKIT_RETRY);
+    CHECK(o[0].kind == KIT_RETRY && o[2].kind == KIT_RETRY);
 }
 
 static void test_view_and_tables(void)

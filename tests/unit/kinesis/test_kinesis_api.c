@@ -92,7 +92,7 @@ static void test_body(void)
     free(body);
 }
 
-static void prefill(sinkkit_outcome *o, size_t n, sinkkit_outcome_kind kind)
+static void prefill(kit_outcome *o, size_t n, kit_outcome_kind kind)
 {
     for (size_t i = 0; i < n; i++) {
         o[i].kind = kind;
@@ -102,9 +102,9 @@ static void prefill(sinkkit_outcome *o, size_t n, sinkkit_outcome_kind kind)
 
 static void test_outcomes(void)
 {
-    sinkkit_outcome o[3];
+    kit_outcome o[3];
 
-    prefill(o, 3, SINKKIT_DONE);
+    prefill(o, 3, KIT_DONE);
     kinesis_put_records_outcomes(
         200,
         "{\"FailedRecordCount\":2,\"Records\":["
@@ -113,80 +113,80 @@ static void test_outcomes(void)
         "\"ErrorMessage\":\"Rate exceeded for shard\"},"
         "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"x\"}]}",
         "orders", 3, o);
-    CHECK(o[0].kind == SINKKIT_DONE);
-    CHECK(o[1].kind == SINKKIT_RETRY);
+    CHECK(o[0].kind == KIT_DONE);
+    CHECK(o[1].kind == KIT_RETRY);
     CHECK(strstr(o[1].reason, "ProvisionedThroughputExceededException"));
-    CHECK(o[2].kind == SINKKIT_RETRY);
+    CHECK(o[2].kind == KIT_RETRY);
     CHECK(strstr(o[2].reason, "InternalFailure"));
 
     /* An answer that does not match the request: send again. */
-    prefill(o, 3, SINKKIT_DONE);
+    prefill(o, 3, KIT_DONE);
     kinesis_put_records_outcomes(
         200, "{\"FailedRecordCount\":0,\"Records\":[]}", "orders", 3, o);
-    CHECK(o[0].kind == SINKKIT_RETRY && o[2].kind == SINKKIT_RETRY);
-    prefill(o, 1, SINKKIT_DONE);
+    CHECK(o[0].kind == KIT_RETRY && o[2].kind == KIT_RETRY);
+    prefill(o, 1, KIT_DONE);
     kinesis_put_records_outcomes(200, "not json", "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_RETRY);
+    CHECK(o[0].kind == KIT_RETRY);
 
-    prefill(o, 2, SINKKIT_DONE);
+    prefill(o, 2, KIT_DONE);
     kinesis_put_records_outcomes(
         400,
         "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Stream "
         "orders under account 000000000000 not found.\"}",
         "orders", 2, o);
-    CHECK(o[0].kind == SINKKIT_FATAL && o[1].kind == SINKKIT_FATAL);
+    CHECK(o[0].kind == KIT_FATAL && o[1].kind == KIT_FATAL);
     CHECK(strstr(o[0].reason, "ResourceNotFoundException") != NULL);
     CHECK(strstr(o[0].reason, "\"orders\"") != NULL);
     CHECK(strstr(o[0].reason, "not found") != NULL);
 
-    prefill(o, 1, SINKKIT_DONE);
+    prefill(o, 1, KIT_DONE);
     kinesis_put_records_outcomes(
         400,
         "{\"__type\":\"com.amazonaws.kinesis.v20131202#AccessDeniedException\","
         "\"Message\":\"not allowed\"}",
         "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_FATAL);
+    CHECK(o[0].kind == KIT_FATAL);
     CHECK(strstr(o[0].reason, "AccessDeniedException: not allowed") != NULL);
 
-    prefill(o, 1, SINKKIT_DONE);
+    prefill(o, 1, KIT_DONE);
     kinesis_put_records_outcomes(
         400, "{\"__type\":\"ValidationException\",\"message\":\"bad\"}",
         "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_FATAL);
+    CHECK(o[0].kind == KIT_FATAL);
 
-    prefill(o, 1, SINKKIT_DONE);
+    prefill(o, 1, KIT_DONE);
     kinesis_put_records_outcomes(
         400, "{\"__type\":\"LimitExceededException\",\"message\":\"slow\"}",
         "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_RETRY);
-    prefill(o, 1, SINKKIT_DONE);
+    CHECK(o[0].kind == KIT_RETRY);
+    prefill(o, 1, KIT_DONE);
     kinesis_put_records_outcomes(
         400,
         "{\"__type\":\"ProvisionedThroughputExceededException\",\"message\":"
         "\"slow\"}",
         "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_RETRY);
-    prefill(o, 1, SINKKIT_DONE);
+    CHECK(o[0].kind == KIT_RETRY);
+    prefill(o, 1, KIT_DONE);
     kinesis_put_records_outcomes(
         400, "{\"__type\":\"ThrottlingException\",\"message\":\"x\"}", "orders",
         1, o);
-    CHECK(o[0].kind == SINKKIT_RETRY);
+    CHECK(o[0].kind == KIT_RETRY);
 
-    prefill(o, 1, SINKKIT_RETRY);
+    prefill(o, 1, KIT_RETRY);
     kinesis_put_records_outcomes(503, "", "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_RETRY);
-    prefill(o, 1, SINKKIT_RETRY);
+    CHECK(o[0].kind == KIT_RETRY);
+    prefill(o, 1, KIT_RETRY);
     kinesis_put_records_outcomes(500, "{\"__type\":\"InternalFailure\"}",
                                  "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_RETRY);
-    prefill(o, 1, SINKKIT_DONE);
+    CHECK(o[0].kind == KIT_RETRY);
+    prefill(o, 1, KIT_DONE);
     kinesis_put_records_outcomes(404, "<html>no</html>", "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_FATAL);
+    CHECK(o[0].kind == KIT_FATAL);
     CHECK(strstr(o[0].reason, "HTTP 404") != NULL);
     /* No answer at all: left as the kit pre-filled it. */
-    prefill(o, 1, SINKKIT_RETRY);
+    prefill(o, 1, KIT_RETRY);
     kinesis_put_records_outcomes(0, NULL, "orders", 1, o);
-    CHECK(o[0].kind == SINKKIT_RETRY);
+    CHECK(o[0].kind == KIT_RETRY);
 }
 
 static void test_varints(void)
