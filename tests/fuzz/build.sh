@@ -23,14 +23,15 @@ for c in clang-14 clang; do
 done
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror
-    -fno-omit-frame-pointer -I"$REPO/core" -I"$REPO/sdk/include"
+    -fno-omit-frame-pointer -I"$REPO/core" -I"$REPO/core/source"
+    -I"$REPO/core/delivery" -I"$REPO/sdk/include"
     $(pkg-config --cflags libpq libconfig))
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 
 declare -A SOURCES=(
-    [pgoutput]="core/pgoutput.c core/strbuf.c"
+    [pgoutput]="core/source/pgoutput.c core/strbuf.c"
     [pattern]="core/pattern.c core/strbuf.c core/error.c"
-    [config]="core/config.c core/config_tokens.c core/conninfo.c core/options.c core/strbuf.c core/error.c"
+    [config]="core/config.c core/config_tokens.c core/conninfo.c core/delivery/options.c core/strbuf.c core/error.c"
     [value_json]="core/value_json.c core/json_out.c core/typeinfo.c core/strbuf.c"
 )
 declare -A LIBS=(
