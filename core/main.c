@@ -26,14 +26,16 @@
 #define EXIT_USAGE 2
 #define RECOVERED_AFTER_US (INT64_C(10) * 1000000)
 
-static volatile sig_atomic_t stop_requested;
+/* The one stop state (stop.h), passed down to everything that waits; a
+ * static only because the signal handler has no other way to reach it. */
+static stop_state stop;
 
 /* Counts signals: the first asks for a clean stop, a second one gives up
  * on a sink that keeps failing during that stop. */
 static void request_stop(int signo)
 {
     (void)signo;
-    stop_requested = stop_requested + 1;
+    stop_signal(&stop);
 }
 
 /* Threads that sinks start inherit the creator's signal mask; keeping stop
@@ -185,8 +187,8 @@ static int load_sources(PGconn *conn, const char *publication, bool exists,
                         catalog_source **sources, size_t *n)
 {
     char err[2048], what[256];
-    if (!catalog_publication_sources(conn, publication, exists, sources, n, err,
-                                     sizeof err)) {
+    if (!catalog_publication_sources(conn, &stop, publication, exists, sources,
+                                     n, err, sizeof err)) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
@@ -209,14 +211,15 @@ static int load_sources(PGconn *conn, const char *publication, bool exists,
 static int list_tables(const pgspout_config *cfg, const table_filter *filter)
 {
     char err[1024];
-    PGconn *conn = pq_connect(cfg->conninfo, false, NULL, err, sizeof err);
+    PGconn *conn =
+        pq_connect(cfg->conninfo, false, &stop, NULL, err, sizeof err);
     if (!conn) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
     bool exists, via_root;
-    if (!catalog_publication_info(conn, cfg->publication, &exists, &via_root,
-                                  err, sizeof err, NULL)) {
+    if (!catalog_publication_info(conn, &stop, cfg->publication, &exists,
+                                  &via_root, err, sizeof err, NULL)) {
         log_error("%s", err);
         PQfinish(conn);
         return EXIT_RUNTIME_FAILURE;
@@ -250,13 +253,14 @@ static int list_tables(const pgspout_config *cfg, const table_filter *filter)
 static int drop_slot(const pgspout_config *cfg)
 {
     char err[1024];
-    PGconn *repl = pq_connect(cfg->conninfo, true, NULL, err, sizeof err);
+    PGconn *repl =
+        pq_connect(cfg->conninfo, true, &stop, NULL, err, sizeof err);
     if (!repl) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
-    bool ok =
-        repl_drop_slot(repl, cfg->slot, cfg->drop_slot_wait_s, err, sizeof err);
+    bool ok = repl_drop_slot(repl, &stop, cfg->slot, cfg->drop_slot_wait_s, err,
+                             sizeof err);
     if (ok)
         log_info("dropped replication slot \"%s\"", cfg->slot);
     else
@@ -276,13 +280,13 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
 {
     char err[1024];
     bool create = cfg->create_slot && !reconnecting;
-    if (!catalog_ensure_publication(catalog, cfg->publication, create, err,
-                                    sizeof err)) {
+    if (!catalog_ensure_publication(catalog, &stop, cfg->publication, create,
+                                    err, sizeof err)) {
         log_error("%s", err);
         return false;
     }
     bool exists;
-    if (!catalog_slot_exists(catalog, cfg->slot, &exists, confirmed, err,
+    if (!catalog_slot_exists(catalog, &stop, cfg->slot, &exists, confirmed, err,
                              sizeof err)) {
         log_error("%s", err);
         return false;
@@ -303,7 +307,7 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
                   cfg->slot);
         return false;
     }
-    if (!repl_create_slot(repl, cfg->slot, err, sizeof err)) {
+    if (!repl_create_slot(repl, &stop, cfg->slot, err, sizeof err)) {
         log_error("%s", err);
         return false;
     }
@@ -354,7 +358,8 @@ static int load_sinks(pgspout_config *cfg, char **dirs, size_t ndirs,
             sink_library_close(&lib);
             return EXIT_USAGE;
         }
-        set->sinks[set->n++] = sink_handle_new(sc->name, lib, sc->options, f);
+        set->sinks[set->n++] =
+            sink_handle_new(sc->name, lib, sc->options, f, &stop);
     }
     return 0;
 }
@@ -365,7 +370,7 @@ static bool wait_to_reconnect(int attempt)
 {
     int64_t ms = backoff_delay_ms(attempt);
     log_info("reconnecting in %lld ms (attempt %d)", (long long)ms, attempt);
-    return pq_sleep_unless_stopped(ms);
+    return stop_sleep(&stop, ms);
 }
 
 /* Before anything streams or is created: with publish_via_partition_root
@@ -379,8 +384,8 @@ static int check_partition_filters(const pgspout_config *cfg, PGconn *catalog,
     bool exists, via_root;
     if (!selection_has_patterns(sel))
         return 0;
-    if (!catalog_publication_info(catalog, cfg->publication, &exists, &via_root,
-                                  err, sizeof err, NULL)) {
+    if (!catalog_publication_info(catalog, &stop, cfg->publication, &exists,
+                                  &via_root, err, sizeof err, NULL)) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
@@ -407,9 +412,11 @@ static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
 {
     char err[1024];
     pq_outcome outcome;
-    *catalog = pq_connect(cfg->conninfo, false, &outcome, err, sizeof err);
+    *catalog =
+        pq_connect(cfg->conninfo, false, &stop, &outcome, err, sizeof err);
     if (*catalog)
-        *repl = pq_connect(cfg->conninfo, true, &outcome, err, sizeof err);
+        *repl =
+            pq_connect(cfg->conninfo, true, &stop, &outcome, err, sizeof err);
     if (!*catalog || !*repl) {
         log_error("%s", err);
         *retryable = outcome != PQ_STOPPED;
@@ -420,7 +427,7 @@ static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
         rc = EXIT_RUNTIME_FAILURE;
     /* A broken or unanswered connection is the server's doing; a stop is
      * the user's. */
-    *retryable = rc == EXIT_RUNTIME_FAILURE && !pq_stop_requested() &&
+    *retryable = rc == EXIT_RUNTIME_FAILURE && !stop_requested(&stop) &&
                  (!catalog_connection_usable(*catalog) ||
                   !catalog_connection_usable(*repl));
     return rc;
@@ -447,7 +454,7 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
     char *where = conninfo_redacted(cfg->conninfo);
     log_debug("connecting to %s", where);
     free(where);
-    if (host_wake_init() < 0) {
+    if (!stop_open_wake(&stop)) {
         log_error("cannot create the wake-up pipe");
         return EXIT_RUNTIME_FAILURE;
     }
@@ -491,7 +498,7 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
             settings.status_interval_ms = cfg->status_interval_s * 1000;
             int64_t streamed_since = now_us();
             rc = stream_run(repl, &catalog, global, set->sinks, set->n,
-                            &settings, &stop_requested);
+                            &settings, &stop);
             retryable = rc == STREAM_DISCONNECTED;
             /* Connecting is not recovering: a stream that fails at once
              * (the slot still held by another client, a server that drops
@@ -503,7 +510,7 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         }
         PQfinish(repl);
         PQfinish(catalog);
-        if (!connected && pq_stop_requested())
+        if (!connected && stop_requested(&stop))
             return stopped_while_disconnected(set, sinks_created);
         if (!retryable)
             return rc;
@@ -533,8 +540,8 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg.verbosity > 0 ? PGSPOUT_LOG_DEBUG : PGSPOUT_LOG_INFO);
+    stop_init(&stop);
     install_signal_handlers();
-    pq_set_stop_state(&stop_requested, 1);
 
     char **dirs = NULL;
     size_t ndirs = 0;

@@ -51,7 +51,7 @@ typedef struct stream {
     selection *sel;
     sink_handle **sinks;
     size_t nsinks;
-    volatile sig_atomic_t *stop;
+    stop_state *stop;
     repl_stream rs;
     pgoutput_parser parser;
     char **search_path;
@@ -80,7 +80,6 @@ typedef struct stream {
     checkpoint cp;
     uint64_t idle_wal_end; /* from a keepalive received between txns */
     bool endpos_reached;
-    bool final_phase; /* stopping: only a second signal ends retries */
 } stream;
 
 /* ---- relation cache: open addressing on the OID ---- */
@@ -148,8 +147,8 @@ static bool relation_source(stream *st, const relation *rel,
                             bool *retryable)
 {
     bool found;
-    if (!catalog_relation_source(*st->catalog, rel->oid, src, &found, err,
-                                 errlen, retryable))
+    if (!catalog_relation_source(*st->catalog, st->stop, rel->oid, src, &found,
+                                 err, errlen, retryable))
         return false;
     if (!found) {
         src->chain.tables = xcalloc(1, sizeof *src->chain.tables);
@@ -189,9 +188,9 @@ static bool relation_sink_mask(stream *st, const relation *rel, uint64_t *mask,
         return false;
     bool ok = true, exists, via_root = false;
     if (src.nleaves > 0)
-        ok = catalog_publication_info(*st->catalog, st->settings->publication,
-                                      &exists, &via_root, err, errlen,
-                                      retryable);
+        ok = catalog_publication_info(*st->catalog, st->stop,
+                                      st->settings->publication, &exists,
+                                      &via_root, err, errlen, retryable);
     if (ok && via_root) {
         char what[256];
         snprintf(what, sizeof what, "publication \"%s\"",
@@ -211,7 +210,7 @@ static bool ask_catalog(stream *st, relation *rel, uint64_t *mask, char *err,
                         size_t errlen, bool *retryable)
 {
     *retryable = true;
-    return catalog_describe_columns(*st->catalog, rel, err, errlen,
+    return catalog_describe_columns(*st->catalog, st->stop, rel, err, errlen,
                                     retryable) &&
            relation_sink_mask(st, rel, mask, err, errlen, retryable);
 }
@@ -223,7 +222,8 @@ static void reconnect_catalog(stream *st, char *err, size_t errlen)
     if (catalog_connection_usable(*st->catalog))
         return;
     PQfinish(*st->catalog);
-    *st->catalog = pq_connect(st->settings->conninfo, false, NULL, err, errlen);
+    *st->catalog =
+        pq_connect(st->settings->conninfo, false, st->stop, NULL, err, errlen);
     if (*st->catalog)
         log_info("catalog connection re-established");
 }
@@ -254,7 +254,7 @@ static bool describe_relation(stream *st, relation *rel, uint64_t *mask,
         log_warning("%s; asking the catalog again in %lld ms (attempt %d); "
                     "nothing new is confirmed meanwhile",
                     err, (long long)delay, attempt);
-        if (!pq_sleep_unless_stopped(delay)) {
+        if (!stop_sleep(st->stop, delay)) {
             *stopped = true;
             snprintf(err, errlen,
                      "stop requested while waiting for the catalog");
@@ -379,24 +379,6 @@ static bool batch_has_room(const stream *st, size_t events)
 
 /* ---- delivery ---- */
 
-/* While streaming, one stop signal ends a retry loop; while stopping
- * cleanly (the first signal already came), a second one does. */
-static bool stop_pressed(const stream *st)
-{
-    return *st->stop >= (st->final_phase ? 2 : 1);
-}
-
-static bool sleep_unless_stopped(stream *st, int64_t ms)
-{
-    while (ms > 0 && !stop_pressed(st)) {
-        int64_t step = ms < 100 ? ms : 100;
-        struct timespec ts = {step / 1000, (long)(step % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        ms -= step;
-    }
-    return !stop_pressed(st);
-}
-
 /* A sink that holds everything up to `resume` needs no change at or before
  * it. A schema event at `resume` itself came after the change there and may
  * not have reached the sink: sending it again is harmless, losing it not. */
@@ -437,7 +419,10 @@ static delivery_result call_with_retry(stream *st, sink_handle *s,
         int64_t delay = backoff_delay_ms(attempt);
         log_warning("sink '%s': %s failed (attempt %d), retrying in %lld ms",
                     s->name, what, attempt, (long long)delay);
-        if (!sleep_unless_stopped(st, delay)) {
+        /* While streaming, one stop signal ends a retry loop; while
+         * stopping cleanly (the first signal already came), a second one
+         * does. */
+        if (!stop_sleep(st->stop, delay)) {
             log_error("sink '%s': stop requested while it was failing; "
                       "its unacknowledged changes will be sent again on "
                       "restart",
@@ -703,7 +688,7 @@ static void log_stop_position(stream *st, const char *why)
 
 int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
                sink_handle **sinks, size_t nsinks,
-               const stream_settings *settings, volatile sig_atomic_t *stop)
+               const stream_settings *settings, stop_state *stop)
 {
     char err[2048];
     if (nsinks > SELECTION_MAX_SINKS) {
@@ -720,14 +705,13 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
     st->parser.proto_version = PGOUTPUT_PROTO_VERSION;
     checkpoint_init(&st->cp, settings->start_lsn);
     ensure_batch_capacity(st, settings->batch_max_events);
-    st->search_path = catalog_search_path(*catalog, &st->search_path_len);
+    st->search_path = catalog_search_path(*catalog, stop, &st->search_path_len);
     int exit_code = 1;
     bool started = false;
 
-    int wake_fd = host_wake_read_fd();
-    host_set_stop_state(stop, 1);
-    pq_set_stop_state(stop, 1);
-    if (!repl_start(&st->rs, repl, settings->slot, settings->publication,
+    int wake_fd = stop_wake_fd(stop);
+    stop_set_phase(stop, STOP_STREAMING);
+    if (!repl_start(&st->rs, repl, stop, settings->slot, settings->publication,
                     PGOUTPUT_PROTO_VERSION, settings->status_interval_ms, err,
                     sizeof err)) {
         log_error("%s", err);
@@ -740,7 +724,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
              settings->publication);
 
     bool failed = false, disconnected = false, server_refused = false;
-    while (!failed && !*stop && !st->endpos_reached) {
+    while (!failed && !stop_requested(stop) && !st->endpos_reached) {
         /* A batch full by size goes out before the next message is read:
          * reading copies that message out of libpq, and the batch may hold
          * a huge one already (two such copies would coexist). */
@@ -786,9 +770,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
             break;
         }
         if (r == 0) {
-            char drain[64];
-            while (wake_fd >= 0 && read(wake_fd, drain, sizeof drain) > 0)
-                ;
+            stop_drain_wake(stop);
             if (!checkpoint_now(st, st->batch_count == 0 && !st->in_txn))
                 failed = true;
             continue;
@@ -878,9 +860,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
      * again, so sinks that cannot recognise repeats see fewer of them. */
     if (st->in_txn)
         drop_uncommitted_tail(st);
-    st->final_phase = true;
-    host_set_stop_state(stop, 2);
-    pq_set_stop_state(stop, 2);
+    stop_set_phase(stop, STOP_FINAL);
     if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
         goto out;
     if (!confirm_durable(st, err, sizeof err) ||

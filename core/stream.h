@@ -3,13 +3,13 @@
 #define PGSPOUT_STREAM_H
 
 #include <libpq-fe.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "pattern.h"
 #include "sink_host.h"
+#include "stop.h"
 
 typedef struct stream_settings {
     const char *conninfo; /* for a new catalog connection */
@@ -39,7 +39,7 @@ void stream_settings_default(stream_settings *s);
  * confirmed; the server sends it again). */
 #define STREAM_DISCONNECTED (-1)
 
-/* Streams until endpos, a stop signal (*stop set), a lost connection or a
+/* Streams until endpos, a stop signal (see stop.h), a lost connection or a
  * failure. Sinks must be created. *catalog may be replaced by a new
  * connection (the caller closes whichever it holds at the end). Returns the
  * process exit status: 0 after a clean stop with everything durable
@@ -47,6 +47,6 @@ void stream_settings_default(stream_settings *s);
  * STREAM_DISCONNECTED. */
 int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
                sink_handle **sinks, size_t nsinks,
-               const stream_settings *settings, volatile sig_atomic_t *stop);
+               const stream_settings *settings, stop_state *stop);
 
 #endif

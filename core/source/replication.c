@@ -50,14 +50,14 @@ static void write_be64(char *p, uint64_t v)
 /* How long a clean stop waits for the server to end COPY. */
 #define REPL_FINISH_TIMEOUT_MS 30000
 
-static bool run_command(PGconn *conn, const char *sql, int timeout_ms,
-                        const char *what, char *err, size_t errlen,
-                        char *sqlstate)
+static bool run_command(PGconn *conn, const stop_state *stop, const char *sql,
+                        int timeout_ms, const char *what, char *err,
+                        size_t errlen, char *sqlstate)
 {
     char why[512];
     pq_outcome outcome;
-    PGresult *res =
-        pq_exec(conn, sql, 0, NULL, timeout_ms, &outcome, why, sizeof why);
+    PGresult *res = pq_exec(conn, sql, 0, NULL, timeout_ms, stop, &outcome, why,
+                            sizeof why);
     if (!res) {
         snprintf(err, errlen, "%s: %s", what, why);
         return false;
@@ -74,7 +74,8 @@ static bool run_command(PGconn *conn, const char *sql, int timeout_ms,
     return ok;
 }
 
-bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
+bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
+                      char *err, size_t errlen)
 {
     char sql[256];
     /* NOEXPORT_SNAPSHOT: pgspout streams changes, it takes no initial copy. */
@@ -82,15 +83,15 @@ bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
              "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput "
              "NOEXPORT_SNAPSHOT",
              slot);
-    return run_command(repl, sql, -1, "cannot create replication slot", err,
-                       errlen, NULL);
+    return run_command(repl, stop, sql, -1, "cannot create replication slot",
+                       err, errlen, NULL);
 }
 
 /* Without WAIT the server refuses at once while another client holds the
  * slot; pgspout retries itself so that the wait is bounded and a stop ends
  * it without dropping a slot the user gave up on. */
-bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
-                    size_t errlen)
+bool repl_drop_slot(PGconn *repl, const stop_state *stop, const char *slot,
+                    int wait_s, char *err, size_t errlen)
 {
     char sql[256];
     snprintf(sql, sizeof sql, "DROP_REPLICATION_SLOT \"%s\"", slot);
@@ -98,7 +99,7 @@ bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
     bool announced = false;
     for (;;) {
         char state[6];
-        if (run_command(repl, sql, REPL_COMMAND_TIMEOUT_MS,
+        if (run_command(repl, stop, sql, REPL_COMMAND_TIMEOUT_MS,
                         "cannot drop replication slot", err, errlen, state))
             return true;
         if (strcmp(state, "55006") != 0)
@@ -116,7 +117,7 @@ bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
             log_info("%s; waiting up to %d s for it to be released", err,
                      wait_s);
         announced = true;
-        if (!pq_sleep_unless_stopped(DROP_RETRY_MS)) {
+        if (!stop_sleep(stop, DROP_RETRY_MS)) {
             snprintf(err, errlen,
                      "stop requested while waiting for replication slot "
                      "\"%s\" to be released; the slot was not dropped",
@@ -158,12 +159,13 @@ static void *status_thread_main(void *arg)
     return NULL;
 }
 
-bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
-                const char *publication, int proto_version,
+bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
+                const char *slot, const char *publication, int proto_version,
                 int status_interval_ms, char *err, size_t errlen)
 {
     memset(rs, 0, sizeof *rs);
     rs->conn = repl;
+    rs->stop = stop;
     rs->status_interval_ms = status_interval_ms;
     pthread_mutex_init(&rs->lock, NULL);
     pthread_mutex_init(&rs->wait_lock, NULL);
@@ -193,7 +195,7 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
     char why[512];
     pq_outcome outcome;
     PGresult *res = pq_exec(repl, sql.data, 0, NULL, REPL_COMMAND_TIMEOUT_MS,
-                            &outcome, why, sizeof why);
+                            stop, &outcome, why, sizeof why);
     sbuf_free(&sql);
     sbuf_free(&pub);
     if (!res) {
@@ -396,8 +398,8 @@ static void stop_status_thread(repl_stream *rs)
 
 /* Sends what libpq holds for the server; false when the deadline passed,
  * a stop was requested or the connection broke (err set). */
-static bool flush_before(PGconn *conn, int64_t deadline, char *err,
-                         size_t errlen)
+static bool flush_before(PGconn *conn, const stop_state *stop, int64_t deadline,
+                         char *err, size_t errlen)
 {
     for (;;) {
         int unsent = PQflush(conn);
@@ -407,7 +409,7 @@ static bool flush_before(PGconn *conn, int64_t deadline, char *err,
             pq_copy_error(conn, "cannot end streaming", err, errlen);
             return false;
         }
-        int wait = pq_wait_socket(conn, true, deadline);
+        int wait = pq_wait_socket(conn, true, deadline, stop);
         if (wait != 1) {
             snprintf(err, errlen, "cannot end streaming: %s",
                      wait == 0 ? "the server did not take the data in time"
@@ -418,9 +420,10 @@ static bool flush_before(PGconn *conn, int64_t deadline, char *err,
 }
 
 /* Waits for more input from the server and reads it. */
-static bool read_more(PGconn *conn, int64_t deadline, char *err, size_t errlen)
+static bool read_more(PGconn *conn, const stop_state *stop, int64_t deadline,
+                      char *err, size_t errlen)
 {
-    int wait = pq_wait_socket(conn, false, deadline);
+    int wait = pq_wait_socket(conn, false, deadline, stop);
     if (wait == 1 && PQconsumeInput(conn))
         return true;
     snprintf(err, errlen, "streaming did not end cleanly: %s",
@@ -432,8 +435,8 @@ static bool read_more(PGconn *conn, int64_t deadline, char *err, size_t errlen)
 
 /* Reads until the server has ended its side of COPY: what it still sent
  * before it saw CopyDone is dropped. */
-static bool await_copy_end(PGconn *conn, int64_t deadline, char *err,
-                           size_t errlen)
+static bool await_copy_end(PGconn *conn, const stop_state *stop,
+                           int64_t deadline, char *err, size_t errlen)
 {
     for (;;) {
         char *buf = NULL;
@@ -445,19 +448,19 @@ static bool await_copy_end(PGconn *conn, int64_t deadline, char *err,
             pq_copy_error(conn, "streaming did not end cleanly", err, errlen);
             return false;
         }
-        if (len == 0 && !read_more(conn, deadline, err, errlen))
+        if (len == 0 && !read_more(conn, stop, deadline, err, errlen))
             return false;
     }
 }
 
 /* Takes the command's final results; false unless all of them succeeded. */
-static bool await_results(PGconn *conn, int64_t deadline, char *err,
-                          size_t errlen)
+static bool await_results(PGconn *conn, const stop_state *stop,
+                          int64_t deadline, char *err, size_t errlen)
 {
     bool ok = true;
     for (;;) {
         if (PQisBusy(conn)) {
-            if (!read_more(conn, deadline, err, errlen))
+            if (!read_more(conn, stop, deadline, err, errlen))
                 return false;
             continue;
         }
@@ -488,9 +491,9 @@ bool repl_finish(repl_stream *rs, char *err, size_t errlen)
         pq_copy_error(rs->conn, "cannot end streaming", err, errlen);
         return false;
     }
-    return flush_before(rs->conn, deadline, err, errlen) &&
-           await_copy_end(rs->conn, deadline, err, errlen) &&
-           await_results(rs->conn, deadline, err, errlen);
+    return flush_before(rs->conn, rs->stop, deadline, err, errlen) &&
+           await_copy_end(rs->conn, rs->stop, deadline, err, errlen) &&
+           await_results(rs->conn, rs->stop, deadline, err, errlen);
 }
 
 void repl_stop(repl_stream *rs)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "pgconn.h"
+#include "stop.h"
 
 /* What one CopyData message from the walsender was. */
 typedef enum repl_msg_kind {
@@ -30,6 +31,7 @@ typedef struct repl_msg {
 
 typedef struct repl_stream {
     PGconn *conn;
+    const stop_state *stop; /* ends the waits of repl_finish */
     /* Serialises libpq calls: the status thread sends standby status updates
      * while the main thread may be busy inside a slow sink. */
     pthread_mutex_t lock;
@@ -49,15 +51,16 @@ typedef struct repl_stream {
     int64_t probe_sent_us;
 } repl_stream;
 
-bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen);
+bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
+                      char *err, size_t errlen);
 /* Drops the slot; while another client holds it, asks again for up to
  * wait_s seconds (0: fails at once), ending early on a stop request. */
-bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
-                    size_t errlen);
+bool repl_drop_slot(PGconn *repl, const stop_state *stop, const char *slot,
+                    int wait_s, char *err, size_t errlen);
 
 /* START_REPLICATION from the slot's confirmed position. */
-bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
-                const char *publication, int proto_version,
+bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
+                const char *slot, const char *publication, int proto_version,
                 int status_interval_ms, char *err, size_t errlen);
 
 /* Waits up to timeout_ms for the next message. Returns 1 with *msg filled,
