@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "batch.h"
 #include "catalog.h"
 #include "checkpoint.h"
 #include "event_internal.h"
@@ -70,12 +71,9 @@ typedef struct stream {
     pgspout_position committed_pos; /* last_pos at the latest COMMIT */
     int64_t last_checkpoint_us;
 
-    event **batch;
-    uint64_t *batch_masks;
-    size_t batch_count, batch_bytes;
-    char **buffers; /* CopyData buffers the batch's tuples point into */
-    size_t nbuffers, buffers_cap;
-    event **sink_events; /* scratch: one sink's share of the batch */
+    batch batch;
+    const event **sink_events; /* scratch: one sink's share of the batch */
+    size_t sink_events_cap;
 
     checkpoint cp;
     uint64_t idle_wal_end; /* from a keepalive received between txns */
@@ -301,29 +299,7 @@ static step_result handle_relation(stream *st, const pgoutput_msg *m, char *err,
     return STEP_OK;
 }
 
-/* ---- batch ---- */
-
-static void batch_free_events(stream *st)
-{
-    for (size_t i = 0; i < st->batch_count; i++) {
-        event_clear(st->batch[i]);
-        free(st->batch[i]);
-    }
-    st->batch_count = 0;
-    st->batch_bytes = 0;
-    for (size_t i = 0; i < st->nbuffers; i++)
-        PQfreemem(st->buffers[i]);
-    st->nbuffers = 0;
-}
-
-static void batch_keep_buffer(stream *st, char *buffer)
-{
-    if (st->nbuffers == st->buffers_cap) {
-        st->buffers_cap = st->buffers_cap ? st->buffers_cap * 2 : 64;
-        st->buffers = xrealloc(st->buffers, st->buffers_cap * sizeof(char *));
-    }
-    st->buffers[st->nbuffers++] = buffer;
-}
+/* ---- events ---- */
 
 /* Changes are numbered by their place among all changes the server sent in
  * the transaction, filtered or not, so a transaction resent after a restart
@@ -345,10 +321,7 @@ static event *new_event(stream *st, rel_entry *e, pgspout_op op, uint64_t lsn,
     ev->pos.seq = st->txn_seq;
     if (op != PGSPOUT_OP_SCHEMA)
         st->last_pos = ev->pos;
-    st->batch[st->batch_count] = ev;
-    st->batch_masks[st->batch_count] = e->sink_mask;
-    st->batch_count++;
-    st->batch_bytes += approx_bytes + 256;
+    batch_add(&st->batch, ev, e->sink_mask, approx_bytes);
     return ev;
 }
 
@@ -358,23 +331,6 @@ static void maybe_schema_event(stream *st, rel_entry *e, uint64_t lsn)
         return;
     e->schema_pending = false;
     new_event(st, e, PGSPOUT_OP_SCHEMA, lsn, 64u * (size_t)e->rel->ncols);
-}
-
-static void drop_uncommitted_tail(stream *st)
-{
-    while (st->batch_count > 0) {
-        event *ev = st->batch[st->batch_count - 1];
-        if (pgspout_position_cmp(ev->pos, st->committed_pos) <= 0)
-            break;
-        event_clear(ev);
-        free(ev);
-        st->batch_count--;
-    }
-}
-
-static bool batch_has_room(const stream *st, size_t events)
-{
-    return st->batch_count + events <= st->settings->batch_max_events;
 }
 
 /* ---- delivery ---- */
@@ -435,20 +391,25 @@ static delivery_result call_with_retry(stream *st, sink_handle *s,
 static delivery_result deliver_batch(stream *st)
 {
     delivery_result result = DELIVERED;
+    const batch *b = &st->batch;
+    if (st->sink_events_cap < b->count) {
+        st->sink_events_cap = b->cap;
+        st->sink_events =
+            xrealloc(st->sink_events, st->sink_events_cap * sizeof(event *));
+    }
     for (size_t i = 0; i < st->nsinks && result == DELIVERED; i++) {
         sink_handle *s = st->sinks[i];
         size_t n = 0;
-        for (size_t j = 0; j < st->batch_count; j++) {
-            if (!(st->batch_masks[j] & (UINT64_C(1) << i)))
+        for (size_t j = 0; j < b->count; j++) {
+            if (!(b->routes[j] & (UINT64_C(1) << i)))
                 continue;
-            if (s->has_resume && already_held(st->batch[j], s->resume))
+            if (s->has_resume && already_held(b->events[j], s->resume))
                 continue;
-            st->sink_events[n++] = st->batch[j];
+            st->sink_events[n++] = b->events[j];
         }
         if (n == 0)
             continue;
-        result =
-            call_with_retry(st, s, "write", (const event **)st->sink_events, n);
+        result = call_with_retry(st, s, "write", st->sink_events, n);
         if (result == DELIVERED) {
             s->delivered = st->sink_events[n - 1]->pos;
             if (s->unflushed == 0)
@@ -456,7 +417,7 @@ static delivery_result deliver_batch(stream *st)
             s->unflushed += n;
         }
     }
-    batch_free_events(st);
+    batch_clear(&st->batch);
     return result;
 }
 
@@ -528,7 +489,7 @@ static bool confirm_durable(stream *st, char *err, size_t errlen)
         everything = false;
     }
     bool moved = checkpoint_advance(&st->cp, everything, durable);
-    if (!st->in_txn && st->batch_count == 0 && st->idle_wal_end)
+    if (!st->in_txn && batch_empty(&st->batch) && st->idle_wal_end)
         moved |= checkpoint_idle(&st->cp, st->idle_wal_end);
     if (!moved)
         return true;
@@ -653,22 +614,13 @@ static size_t events_needed(const pgoutput_msg *m)
     return m->type == PGO_TRUNCATE ? 2 * (size_t)m->u.truncate.nrelids : 2;
 }
 
-static void ensure_batch_capacity(stream *st, size_t cap)
-{
-    if (cap <= st->settings->batch_max_events)
-        cap = st->settings->batch_max_events;
-    st->batch = xrealloc(st->batch, cap * sizeof *st->batch);
-    st->batch_masks = xrealloc(st->batch_masks, cap * sizeof *st->batch_masks);
-    st->sink_events = xrealloc(st->sink_events, cap * sizeof *st->sink_events);
-}
-
 /* Delivers the batch, flushes sinks that are due (all when idle) and
  * confirms what became durable. */
 static bool checkpoint_now(stream *st, bool idle)
 {
     char err[1024];
     st->last_checkpoint_us = now_us();
-    if (st->batch_count > 0 && deliver_batch(st) != DELIVERED)
+    if (!batch_empty(&st->batch) && deliver_batch(st) != DELIVERED)
         return false;
     if (flush_sinks(st, idle) != DELIVERED)
         return false;
@@ -704,7 +656,8 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
     st->stop = stop;
     st->parser.proto_version = PGOUTPUT_PROTO_VERSION;
     checkpoint_init(&st->cp, settings->start_lsn);
-    ensure_batch_capacity(st, settings->batch_max_events);
+    batch_init(&st->batch, settings->batch_max_events,
+               settings->batch_max_bytes);
     st->search_path = catalog_search_path(*catalog, stop, &st->search_path_len);
     int exit_code = 1;
     bool started = false;
@@ -728,8 +681,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
         /* A batch full by size goes out before the next message is read:
          * reading copies that message out of libpq, and the batch may hold
          * a huge one already (two such copies would coexist). */
-        if (st->batch_bytes >= settings->batch_max_bytes &&
-            !checkpoint_now(st, false)) {
+        if (batch_full_by_size(&st->batch) && !checkpoint_now(st, false)) {
             failed = true;
             break;
         }
@@ -740,7 +692,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
          * much longer, however busy the stream. */
         int timeout = 1000;
         int64_t oldest = st->in_txn ? 0 : oldest_unflushed_us(st);
-        if (st->batch_count > 0) {
+        if (!batch_empty(&st->batch)) {
             timeout = 0;
         } else if (oldest) {
             int64_t left =
@@ -771,7 +723,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
         }
         if (r == 0) {
             stop_drain_wake(stop);
-            if (!checkpoint_now(st, st->batch_count == 0 && !st->in_txn))
+            if (!checkpoint_now(st, batch_empty(&st->batch) && !st->in_txn))
                 failed = true;
             continue;
         }
@@ -813,8 +765,8 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
         bool due = now - st->last_checkpoint_us >=
                        (int64_t)settings->flush_interval_ms * 1000 ||
                    linger_over(st, now);
-        if (!batch_has_room(st, need) ||
-            st->batch_bytes >= settings->batch_max_bytes || due) {
+        if (!batch_has_room(&st->batch, need) ||
+            batch_full_by_size(&st->batch) || due) {
             if (!checkpoint_now(st, false)) {
                 failed = true;
                 pgoutput_msg_free(&m);
@@ -822,9 +774,6 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
                 break;
             }
         }
-        if (need > settings->batch_max_events)
-            ensure_batch_capacity(st, need);
-
         bool keep = false;
         step_result step = handle_message(st, &rm, &m, &keep, err, sizeof err);
         if (step == STEP_FAILED) {
@@ -835,7 +784,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
         }
         pgoutput_msg_free(&m);
         if (keep)
-            batch_keep_buffer(st, rm.buffer);
+            batch_keep_buffer(&st->batch, rm.buffer, PQfreemem);
         else
             PQfreemem(rm.buffer);
     }
@@ -859,7 +808,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
      * transaction that has not committed yet: the server sends all of it
      * again, so sinks that cannot recognise repeats see fewer of them. */
     if (st->in_txn)
-        drop_uncommitted_tail(st);
+        batch_drop_uncommitted_tail(&st->batch, st->committed_pos);
     stop_set_phase(stop, STOP_FINAL);
     if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
         goto out;
@@ -877,7 +826,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
 out:
     if (started)
         repl_stop(&st->rs);
-    batch_free_events(st);
+    batch_free(&st->batch);
     for (size_t i = 0; i < st->rels_cap; i++)
         if (st->rels[i].rel)
             relation_unref(st->rels[i].rel);
@@ -886,10 +835,7 @@ out:
     free(st->search_path);
     selection_free(st->sel);
     free(st->rels);
-    free(st->batch);
-    free(st->batch_masks);
     free(st->sink_events);
-    free(st->buffers);
     checkpoint_free(&st->cp);
     free(st);
     return exit_code;
