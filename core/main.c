@@ -1,7 +1,6 @@
 /* pgspout: stream PostgreSQL changes to sinks. Modes: stream (default),
  * --drop-slot, --list-tables, --list-sinks, --help, --version. */
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +11,13 @@
 #include "catalog.h"
 #include "config.h"
 #include "conninfo.h"
+#include "delivery.h"
 #include "loader.h"
 #include "log.h"
 #include "pattern.h"
 #include "pgspout/abi.h"
 #include "replication.h"
 #include "selection.h"
-#include "sink_host.h"
 #include "strbuf.h"
 #include "stream.h"
 
@@ -36,17 +35,6 @@ static void request_stop(int signo)
 {
     (void)signo;
     stop_signal(&stop);
-}
-
-/* Threads that sinks start inherit the creator's signal mask; keeping stop
- * signals blocked while sinks are created leaves them to the main thread. */
-static void block_stop_signals(bool block)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
 static void install_signal_handlers(void)
@@ -142,30 +130,6 @@ static char *expected_dbname(const char *conninfo)
     else
         free(user);
     return dbname;
-}
-
-/* Compiles include/exclude patterns; an error names where the pattern came
- * from ("FILE:LINE: sinks.[0].include", "command line: -t"). */
-static table_filter *build_filter(char **include, size_t n_include,
-                                  const char *include_origin, char **exclude,
-                                  size_t n_exclude, const char *exclude_origin,
-                                  const char *dbname, char *err, size_t errlen)
-{
-    table_filter *f = table_filter_new();
-    char why[1024];
-    for (size_t i = 0; i < n_include + n_exclude; i++) {
-        bool excl = i >= n_include;
-        const char *pat = excl ? exclude[i - n_include] : include[i];
-        if (!table_filter_add(f, excl, pat, dbname, why, sizeof why)) {
-            const char *origin = excl ? exclude_origin : include_origin;
-            snprintf(err, errlen, "%s: invalid %s pattern \"%s\": %s",
-                     origin ? origin : "table filter",
-                     excl ? "exclude" : "include", pat, why);
-            table_filter_free(f);
-            return NULL;
-        }
-    }
-    return f;
 }
 
 static int compare_sources(const void *a, const void *b)
@@ -315,55 +279,6 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
     return true;
 }
 
-typedef struct sink_set {
-    sink_handle **sinks;
-    size_t n;
-} sink_set;
-
-static void sink_set_free(sink_set *set)
-{
-    for (size_t i = 0; i < set->n; i++)
-        sink_handle_free(set->sinks[i]);
-    free(set->sinks);
-    set->sinks = NULL;
-    set->n = 0;
-}
-
-/* Loads every configured sink and validates its options and filters; all
- * of it before anything connects, so configuration mistakes exit 2. */
-static int load_sinks(pgspout_config *cfg, char **dirs, size_t ndirs,
-                      const char *dbname, sink_set *set)
-{
-    char err[2048];
-    set->sinks = xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *set->sinks);
-    for (size_t i = 0; i < cfg->n_sinks; i++) {
-        sink_config *sc = &cfg->sinks[i];
-        sink_library lib;
-        if (!sink_library_open(sc->type, dirs, ndirs, &lib, err, sizeof err)) {
-            fprintf(stderr, "pgspout: %s%s: %s\n", sc->origin,
-                    strncmp(sc->origin, "command line", 12) ? ".type" : "",
-                    err);
-            return EXIT_USAGE;
-        }
-        if (config_validate_sink(sc, lib.desc->options, err, sizeof err) != 0) {
-            fprintf(stderr, "pgspout: %s\n", err);
-            sink_library_close(&lib);
-            return EXIT_USAGE;
-        }
-        table_filter *f = build_filter(
-            sc->include, sc->n_include, sc->include_origin, sc->exclude,
-            sc->n_exclude, sc->exclude_origin, dbname, err, sizeof err);
-        if (!f) {
-            fprintf(stderr, "pgspout: %s\n", err);
-            sink_library_close(&lib);
-            return EXIT_USAGE;
-        }
-        set->sinks[set->n++] =
-            sink_handle_new(sc->name, lib, sc->options, f, &stop);
-    }
-    return 0;
-}
-
 /* Waits before the next connection attempt; false when a stop signal came
  * meanwhile. */
 static bool wait_to_reconnect(int attempt)
@@ -435,11 +350,10 @@ static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
 
 /* A stop while no connection streams (waiting to reconnect, or inside a
  * connection attempt): nothing more can be confirmed. */
-static int stopped_while_disconnected(sink_set *set, bool sinks_created)
+static int stopped_while_disconnected(delivery *d)
 {
     /* What the sinks took is flushed; it is confirmed next time. */
-    for (size_t i = 0; i < set->n && sinks_created; i++)
-        set->sinks[i]->lib.desc->flush(set->sinks[i]->state);
+    delivery_flush_abandoned(d);
     log_error("stopped while disconnected; changes not yet confirmed are "
               "sent again on restart");
     return EXIT_RUNTIME_FAILURE;
@@ -448,8 +362,7 @@ static int stopped_while_disconnected(sink_set *set, bool sinks_created)
 /* Streams, reconnecting whenever the connection is lost (a server restart,
  * a failover, a network cut): each sink then skips what it already took in
  * this process, and the slot resends everything not confirmed. */
-static int run_stream(pgspout_config *cfg, const table_filter *global,
-                      const selection *sel, sink_set *set)
+static int run_stream(pgspout_config *cfg, delivery *d)
 {
     char *where = conninfo_redacted(cfg->conninfo);
     log_debug("connecting to %s", where);
@@ -458,34 +371,21 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         log_error("cannot create the wake-up pipe");
         return EXIT_RUNTIME_FAILURE;
     }
-    bool sinks_created = false;
     for (int attempt = 1;; attempt++) {
         PGconn *catalog = NULL, *repl = NULL;
         uint64_t start_lsn = 0;
         bool retryable = false;
-        int rc = connect_and_prepare(cfg, sel, sinks_created, &catalog, &repl,
-                                     &start_lsn, &retryable);
+        bool reconnecting = delivery_started(d);
+        int rc = connect_and_prepare(cfg, delivery_selection(d), reconnecting,
+                                     &catalog, &repl, &start_lsn, &retryable);
         bool connected = rc == 0;
         if (connected) {
-            if (!sinks_created) {
-                block_stop_signals(true);
-                bool ok = true;
-                for (size_t i = 0; i < set->n && ok; i++) {
-                    ok = sink_handle_create(set->sinks[i]) == PGSPOUT_OK;
-                    if (!ok)
-                        log_error("sink \"%s\" could not be started",
-                                  set->sinks[i]->name);
-                }
-                block_stop_signals(false);
-                if (!ok) {
-                    PQfinish(repl);
-                    PQfinish(catalog);
-                    return EXIT_RUNTIME_FAILURE;
-                }
-                sinks_created = true;
-            } else {
-                for (size_t i = 0; i < set->n; i++)
-                    sink_handle_skip_delivered(set->sinks[i]);
+            if (reconnecting) {
+                delivery_skip_delivered(d);
+            } else if (!delivery_start(d)) {
+                PQfinish(repl);
+                PQfinish(catalog);
+                return EXIT_RUNTIME_FAILURE;
             }
             stream_settings settings;
             stream_settings_default(&settings);
@@ -497,8 +397,7 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
             settings.endpos = cfg->endpos;
             settings.status_interval_ms = cfg->status_interval_s * 1000;
             int64_t streamed_since = now_us();
-            rc = stream_run(repl, &catalog, global, set->sinks, set->n,
-                            &settings, &stop);
+            rc = stream_run(repl, &catalog, d, &settings, &stop);
             retryable = rc == STREAM_DISCONNECTED;
             /* Connecting is not recovering: a stream that fails at once
              * (the slot still held by another client, a server that drops
@@ -511,17 +410,17 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         PQfinish(repl);
         PQfinish(catalog);
         if (!connected && stop_requested(&stop))
-            return stopped_while_disconnected(set, sinks_created);
+            return stopped_while_disconnected(d);
         if (!retryable)
             return rc;
-        if (!sinks_created && !cfg->retry_initial) {
+        if (!delivery_started(d) && !cfg->retry_initial) {
             log_error("cannot start (--retry-initial keeps trying)");
             return EXIT_RUNTIME_FAILURE;
         }
         log_warning("connection to the server lost; nothing unacknowledged "
                     "was confirmed");
         if (!wait_to_reconnect(attempt + 1))
-            return stopped_while_disconnected(set, sinks_created);
+            return stopped_while_disconnected(d);
     }
 }
 
@@ -558,7 +457,7 @@ int main(int argc, char **argv)
     }
     char *dbname = expected_dbname(cfg.conninfo);
     table_filter *global = NULL;
-    sink_set sinks = {0};
+    delivery *sinks = NULL;
 
     if (cfg.show_help || cfg.list_sinks) {
         if (cfg.show_help) {
@@ -579,9 +478,9 @@ int main(int argc, char **argv)
         rc = drop_slot(&cfg);
         goto done;
     }
-    global = build_filter(cfg.include, cfg.n_include, cfg.include_origin,
-                          cfg.exclude, cfg.n_exclude, cfg.exclude_origin,
-                          dbname, err, sizeof err);
+    global = table_filter_build(cfg.include, cfg.n_include, cfg.include_origin,
+                                cfg.exclude, cfg.n_exclude, cfg.exclude_origin,
+                                dbname, err, sizeof err);
     if (!global) {
         rc = usage_error(err);
         goto done;
@@ -590,15 +489,13 @@ int main(int argc, char **argv)
         rc = list_tables(&cfg, global);
         goto done;
     }
-    rc = load_sinks(&cfg, dirs, ndirs, dbname, &sinks);
-    if (rc == 0) {
-        selection *sel = selection_new(global, sinks.sinks, sinks.n);
-        rc = run_stream(&cfg, global, sel, &sinks);
-        selection_free(sel);
-    }
+    sinks = delivery_new(global, &stop);
+    rc = delivery_load(sinks, cfg.sinks, cfg.n_sinks, dirs, ndirs, dbname);
+    if (rc == 0)
+        rc = run_stream(&cfg, sinks);
 
 done:
-    sink_set_free(&sinks);
+    delivery_free(sinks);
     if (global)
         table_filter_free(global);
     free(dbname);

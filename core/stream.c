@@ -11,6 +11,7 @@
 #include "batch.h"
 #include "catalog.h"
 #include "checkpoint.h"
+#include "delivery.h"
 #include "event_internal.h"
 #include "log.h"
 #include "lsn.h"
@@ -49,9 +50,7 @@ typedef struct rel_entry {
 typedef struct stream {
     const stream_settings *settings;
     PGconn **catalog; /* replaced when it must be reconnected */
-    selection *sel;
-    sink_handle **sinks;
-    size_t nsinks;
+    delivery *delivery;
     stop_state *stop;
     repl_stream rs;
     pgoutput_parser parser;
@@ -72,8 +71,6 @@ typedef struct stream {
     int64_t last_checkpoint_us;
 
     batch batch;
-    const event **sink_events; /* scratch: one sink's share of the batch */
-    size_t sink_events_cap;
 
     checkpoint cp;
     uint64_t idle_wal_end; /* from a keepalive received between txns */
@@ -178,8 +175,9 @@ static bool relation_source(stream *st, const relation *rel,
 static bool relation_sink_mask(stream *st, const relation *rel, uint64_t *mask,
                                char *err, size_t errlen, bool *retryable)
 {
-    *mask = st->nsinks ? UINT64_MAX >> (64 - st->nsinks) : 0;
-    if (!selection_has_patterns(st->sel))
+    const selection *sel = delivery_selection(st->delivery);
+    *mask = delivery_all_routes(st->delivery);
+    if (!selection_has_patterns(sel))
         return true;
     catalog_source src;
     if (!relation_source(st, rel, &src, err, errlen, retryable))
@@ -194,10 +192,10 @@ static bool relation_sink_mask(stream *st, const relation *rel, uint64_t *mask,
         snprintf(what, sizeof what, "publication \"%s\"",
                  st->settings->publication);
         *retryable = false;
-        ok = selection_check_partitions(st->sel, &src, what, err, errlen);
+        ok = selection_check_partitions(sel, &src, what, err, errlen);
     }
     if (ok)
-        *mask = selection_mask(st->sel, &src.chain);
+        *mask = selection_mask(sel, &src.chain);
     catalog_source_clear(&src);
     return ok;
 }
@@ -333,161 +331,20 @@ static void maybe_schema_event(stream *st, rel_entry *e, uint64_t lsn)
     new_event(st, e, PGSPOUT_OP_SCHEMA, lsn, 64u * (size_t)e->rel->ncols);
 }
 
-/* ---- delivery ---- */
-
-/* A sink that holds everything up to `resume` needs no change at or before
- * it. A schema event at `resume` itself came after the change there and may
- * not have reached the sink: sending it again is harmless, losing it not. */
-static bool already_held(const event *ev, pgspout_position resume)
+/* Hands the batch to the sinks; the batch is empty afterwards. */
+static bool deliver_batch(stream *st)
 {
-    int c = pgspout_position_cmp(ev->pos, resume);
-    return ev->op == PGSPOUT_OP_SCHEMA ? c < 0 : c <= 0;
-}
-
-typedef enum delivery_result {
-    DELIVERED,
-    DELIVERY_FAILED,     /* FATAL from a sink */
-    DELIVERY_INTERRUPTED /* a stop signal came while a sink kept failing */
-} delivery_result;
-
-/* Calls a sink until it stops asking for a retry. */
-static delivery_result call_with_retry(stream *st, sink_handle *s,
-                                       const char *what, const event **events,
-                                       size_t count)
-{
-    for (int attempt = 1;; attempt++) {
-        pgspout_status rc =
-            events ? s->lib.desc->write(
-                         s->state, (const pgspout_event *const *)events, count)
-                   : s->lib.desc->flush(s->state);
-        if (rc == PGSPOUT_OK) {
-            if (attempt > 1)
-                log_info("sink '%s': %s succeeded after %d attempts", s->name,
-                         what, attempt);
-            return DELIVERED;
-        }
-        if (rc != PGSPOUT_RETRY) {
-            log_error("sink '%s': %s failed permanently; stopping without "
-                      "confirming what it has not acknowledged",
-                      s->name, what);
-            return DELIVERY_FAILED;
-        }
-        int64_t delay = backoff_delay_ms(attempt);
-        log_warning("sink '%s': %s failed (attempt %d), retrying in %lld ms",
-                    s->name, what, attempt, (long long)delay);
-        /* While streaming, one stop signal ends a retry loop; while
-         * stopping cleanly (the first signal already came), a second one
-         * does. */
-        if (!stop_sleep(st->stop, delay)) {
-            log_error("sink '%s': stop requested while it was failing; "
-                      "its unacknowledged changes will be sent again on "
-                      "restart",
-                      s->name);
-            return DELIVERY_INTERRUPTED;
-        }
-    }
-}
-
-static delivery_result deliver_batch(stream *st)
-{
-    delivery_result result = DELIVERED;
-    const batch *b = &st->batch;
-    if (st->sink_events_cap < b->count) {
-        st->sink_events_cap = b->cap;
-        st->sink_events =
-            xrealloc(st->sink_events, st->sink_events_cap * sizeof(event *));
-    }
-    for (size_t i = 0; i < st->nsinks && result == DELIVERED; i++) {
-        sink_handle *s = st->sinks[i];
-        size_t n = 0;
-        for (size_t j = 0; j < b->count; j++) {
-            if (!(b->routes[j] & (UINT64_C(1) << i)))
-                continue;
-            if (s->has_resume && already_held(b->events[j], s->resume))
-                continue;
-            st->sink_events[n++] = b->events[j];
-        }
-        if (n == 0)
-            continue;
-        result = call_with_retry(st, s, "write", st->sink_events, n);
-        if (result == DELIVERED) {
-            s->delivered = st->sink_events[n - 1]->pos;
-            if (s->unflushed == 0)
-                s->unflushed_since_us = now_us();
-            s->unflushed += n;
-        }
-    }
+    delivery_result r = delivery_write(st->delivery, &st->batch);
     batch_clear(&st->batch);
-    return result;
-}
-
-/* When the oldest event not yet flushed in any sink was written; 0 when
- * every sink is flushed. */
-static int64_t oldest_unflushed_us(const stream *st)
-{
-    int64_t oldest = 0;
-    for (size_t i = 0; i < st->nsinks; i++) {
-        const sink_handle *s = st->sinks[i];
-        if (s->unflushed > 0 && (!oldest || s->unflushed_since_us < oldest))
-            oldest = s->unflushed_since_us;
-    }
-    return oldest;
-}
-
-/* The linger is counted from the oldest unflushed event, not from the
- * last message: a busy stream never falls silent, and its changes must
- * still become durable (and be confirmed) within the linger. Inside a
- * transaction it does not apply: nothing can be confirmed before the
- * commit arrives, so flushing there costs fsyncs and buys no latency
- * (memory stays bounded by max_unflushed_events and the sinks' buffers). */
-static bool linger_over(const stream *st, int64_t now)
-{
-    if (st->in_txn)
-        return false;
-    int64_t oldest = oldest_unflushed_us(st);
-    return oldest &&
-           now - oldest >= (int64_t)st->settings->flush_linger_ms * 1000;
-}
-
-static delivery_result flush_sinks(stream *st, bool everything)
-{
-    int64_t now = now_us();
-    for (size_t i = 0; i < st->nsinks; i++) {
-        sink_handle *s = st->sinks[i];
-        if (s->unflushed == 0) {
-            s->last_flush_us = now;
-            continue;
-        }
-        bool due =
-            everything || s->unflushed >= st->settings->max_unflushed_events ||
-            (!st->in_txn && now - s->unflushed_since_us >=
-                                (int64_t)st->settings->flush_linger_ms * 1000);
-        if (!due)
-            continue;
-        delivery_result r = call_with_retry(st, s, "flush", NULL, 0);
-        if (r != DELIVERED)
-            return r;
-        s->unflushed = 0;
-        s->last_flush_us = now_us();
-    }
-    return DELIVERED;
+    return r == DELIVERED;
 }
 
 /* Confirms what every sink has made durable; sends a status update when
  * that moved. */
 static bool confirm_durable(stream *st, char *err, size_t errlen)
 {
-    bool everything = true;
-    pgspout_position durable = {0, 0};
-    for (size_t i = 0; i < st->nsinks; i++) {
-        sink_handle *s = st->sinks[i];
-        pgspout_position acked = sink_handle_acked(s);
-        if (pgspout_position_cmp(acked, s->delivered) >= 0)
-            continue;
-        if (everything || pgspout_position_cmp(acked, durable) < 0)
-            durable = acked;
-        everything = false;
-    }
+    pgspout_position durable;
+    bool everything = delivery_durable(st->delivery, &durable);
     bool moved = checkpoint_advance(&st->cp, everything, durable);
     if (!st->in_txn && batch_empty(&st->batch) && st->idle_wal_end)
         moved |= checkpoint_idle(&st->cp, st->idle_wal_end);
@@ -620,9 +477,9 @@ static bool checkpoint_now(stream *st, bool idle)
 {
     char err[1024];
     st->last_checkpoint_us = now_us();
-    if (!batch_empty(&st->batch) && deliver_batch(st) != DELIVERED)
+    if (!batch_empty(&st->batch) && !deliver_batch(st))
         return false;
-    if (flush_sinks(st, idle) != DELIVERED)
+    if (delivery_flush(st->delivery, idle, st->in_txn) != DELIVERED)
         return false;
     if (!confirm_durable(st, err, sizeof err)) {
         log_error("%s", err);
@@ -638,21 +495,20 @@ static void log_stop_position(stream *st, const char *why)
              lsn_format(st->cp.confirmed, lsn, sizeof lsn));
 }
 
-int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
-               sink_handle **sinks, size_t nsinks,
+int stream_run(PGconn *repl, PGconn **catalog, delivery *d,
                const stream_settings *settings, stop_state *stop)
 {
     char err[2048];
-    if (nsinks > SELECTION_MAX_SINKS) {
+    if (delivery_sink_count(d) > SELECTION_MAX_SINKS) {
         log_error("at most %d sinks can run at once", SELECTION_MAX_SINKS);
         return 1;
     }
     stream *st = xcalloc(1, sizeof *st);
     st->settings = settings;
     st->catalog = catalog;
-    st->sel = selection_new(global, sinks, nsinks);
-    st->sinks = sinks;
-    st->nsinks = nsinks;
+    st->delivery = d;
+    delivery_set_flush_policy(d, settings->flush_linger_ms,
+                              settings->max_unflushed_events);
     st->stop = stop;
     st->parser.proto_version = PGOUTPUT_PROTO_VERSION;
     checkpoint_init(&st->cp, settings->start_lsn);
@@ -691,12 +547,11 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
          * arriving meanwhile share that fsync (group commit), and none waits
          * much longer, however busy the stream. */
         int timeout = 1000;
-        int64_t oldest = st->in_txn ? 0 : oldest_unflushed_us(st);
+        int64_t deadline = st->in_txn ? 0 : delivery_linger_deadline(d);
         if (!batch_empty(&st->batch)) {
             timeout = 0;
-        } else if (oldest) {
-            int64_t left =
-                oldest + (int64_t)settings->flush_linger_ms * 1000 - now_us();
+        } else if (deadline) {
+            int64_t left = deadline - now_us();
             timeout = left <= 0 ? 0 : (int)((left + 999) / 1000);
         }
         repl_msg rm;
@@ -764,7 +619,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
         int64_t now = now_us();
         bool due = now - st->last_checkpoint_us >=
                        (int64_t)settings->flush_interval_ms * 1000 ||
-                   linger_over(st, now);
+                   delivery_linger_over(d, now, st->in_txn);
         if (!batch_has_room(&st->batch, need) ||
             batch_full_by_size(&st->batch) || due) {
             if (!checkpoint_now(st, false)) {
@@ -810,7 +665,7 @@ int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
     if (st->in_txn)
         batch_drop_uncommitted_tail(&st->batch, st->committed_pos);
     stop_set_phase(stop, STOP_FINAL);
-    if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
+    if (!deliver_batch(st) || delivery_flush(d, true, st->in_txn) != DELIVERED)
         goto out;
     if (!confirm_durable(st, err, sizeof err) ||
         !repl_finish(&st->rs, err, sizeof err)) {
@@ -833,9 +688,7 @@ out:
     for (size_t i = 0; i < st->search_path_len; i++)
         free(st->search_path[i]);
     free(st->search_path);
-    selection_free(st->sel);
     free(st->rels);
-    free(st->sink_events);
     checkpoint_free(&st->cp);
     free(st);
     return exit_code;

@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pattern.h"
-#include "sink_host.h"
+#include "delivery.h"
 #include "stop.h"
 
 typedef struct stream_settings {
@@ -40,13 +39,12 @@ void stream_settings_default(stream_settings *s);
 #define STREAM_DISCONNECTED (-1)
 
 /* Streams until endpos, a stop signal (see stop.h), a lost connection or a
- * failure. Sinks must be created. *catalog may be replaced by a new
- * connection (the caller closes whichever it holds at the end). Returns the
+ * failure. The delivery's sinks must be started. *catalog may be replaced by a
+ * new connection (the caller closes whichever it holds at the end). Returns the
  * process exit status: 0 after a clean stop with everything durable
  * confirmed, 1 on failure (nothing unacknowledged was confirmed), or
  * STREAM_DISCONNECTED. */
-int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
-               sink_handle **sinks, size_t nsinks,
+int stream_run(PGconn *repl, PGconn **catalog, delivery *d,
                const stream_settings *settings, stop_state *stop);
 
 #endif

@@ -27,7 +27,6 @@ struct pgspout_sink_handle {
     pgspout_position resume;    /* skip events at or before this */
     uint64_t unflushed;         /* events written since the last flush */
     int64_t unflushed_since_us; /* when the oldest of them was written */
-    int64_t last_flush_us;
 
     /* Written by ack_durable from any thread. */
     pthread_mutex_t ack_lock;
