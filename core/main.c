@@ -397,7 +397,7 @@ static int run_stream(pgspout_config *cfg, delivery *d)
             settings.endpos = cfg->endpos;
             settings.status_interval_ms = cfg->status_interval_s * 1000;
             int64_t streamed_since = now_us();
-            rc = stream_run(repl, &catalog, d, &settings, &stop);
+            rc = stream_from_server(repl, &catalog, d, &settings, &stop);
             retryable = rc == STREAM_DISCONNECTED;
             /* Connecting is not recovering: a stream that fails at once
              * (the slot still held by another client, a server that drops

@@ -119,6 +119,25 @@ uint64_t delivery_all_routes(const delivery *d)
     return d->nsinks >= 64 ? UINT64_MAX : UINT64_MAX >> (64 - d->nsinks);
 }
 
+bool delivery_routes_by_relation(const delivery *d)
+{
+    return selection_has_patterns(d->sel);
+}
+
+bool delivery_route(const delivery *d, const catalog_source *src, bool via_root,
+                    const char *publication, uint64_t *route, char *err,
+                    size_t errlen)
+{
+    if (via_root) {
+        char what[256];
+        snprintf(what, sizeof what, "publication \"%s\"", publication);
+        if (!selection_check_partitions(d->sel, src, what, err, errlen))
+            return false;
+    }
+    *route = selection_mask(d->sel, &src->chain);
+    return true;
+}
+
 /* Threads that sinks start inherit the creator's signal mask; keeping stop
  * signals blocked while sinks are created leaves them to the main thread. */
 static void block_stop_signals(bool block)

@@ -54,6 +54,19 @@ const selection *delivery_selection(const delivery *d);
 /* The route that reaches every sink. */
 uint64_t delivery_all_routes(const delivery *d);
 
+/* False when no filter has a pattern: every relation's route is then
+ * delivery_all_routes, whatever the catalog says of it. */
+bool delivery_routes_by_relation(const delivery *d);
+
+/* The route of the changes arriving under the relation src describes
+ * (its chain and leaves). With via_root (the publication sends the leaves'
+ * changes under the relation's name), a filter that selects a leaf apart
+ * from the relation is refused: false with a message naming the pattern,
+ * the partition and `publication` (its name). */
+bool delivery_route(const delivery *d, const catalog_source *src, bool via_root,
+                    const char *publication, uint64_t *route, char *err,
+                    size_t errlen);
+
 /* Creates every sink (their threads start with stop signals blocked, so
  * signals stay with the main thread) and reads where each resumes. False,
  * logged, when one cannot start. */

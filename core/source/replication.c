@@ -281,8 +281,8 @@ bool repl_check_alive(repl_stream *rs, char *err, size_t errlen)
     return repl_send_status(rs, true, err, errlen);
 }
 
-static int parse_copy_data(char *buf, int len, repl_msg *msg, char *err,
-                           size_t errlen)
+static repl_read_result parse_copy_data(char *buf, int len, repl_msg *msg,
+                                        char *err, size_t errlen)
 {
     memset(msg, 0, sizeof *msg);
     msg->buffer = buf;
@@ -292,24 +292,24 @@ static int parse_copy_data(char *buf, int len, repl_msg *msg, char *err,
         msg->wal_end = read_be64(buf + 9);
         msg->payload = buf + 25;
         msg->payload_len = (size_t)len - 25;
-        return 1;
+        return REPL_READ_MESSAGE;
     }
     if (len >= 18 && buf[0] == 'k') {
         msg->kind = REPL_KEEPALIVE;
         msg->wal_end = read_be64(buf + 1);
         msg->reply_requested = buf[17] != 0;
-        return 1;
+        return REPL_READ_MESSAGE;
     }
     snprintf(err, errlen,
              "unexpected message from the server: type '%c', %d bytes",
              len > 0 ? buf[0] : '?', len);
     PQfreemem(buf);
     msg->buffer = NULL;
-    return -1;
+    return REPL_READ_LOST;
 }
 
-int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
-              char *err, size_t errlen)
+repl_read_result repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms,
+                           int wake_fd, char *err, size_t errlen)
 {
     int64_t deadline = now_us() + (int64_t)timeout_ms * 1000;
     /* Even with no time to wait, look at the socket once: libpq's buffer
@@ -340,13 +340,13 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
             }
             PQclear(res);
             pthread_mutex_unlock(&rs->lock);
-            return permanent ? -2 : -1;
+            return permanent ? REPL_READ_REFUSED : REPL_READ_LOST;
         }
         int64_t left = deadline - now_us();
         if (left < 0)
             left = 0;
         if (left == 0 && looked)
-            return 0;
+            return REPL_READ_TIMEOUT;
         looked = true;
         pthread_mutex_lock(&rs->lock);
         int unsent = PQflush(rs->conn); /* status updates queued earlier */
@@ -354,34 +354,47 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
             pq_copy_error(rs->conn, "replication connection lost", err, errlen);
         pthread_mutex_unlock(&rs->lock);
         if (unsent < 0)
-            return -1;
+            return REPL_READ_LOST;
         short events = POLLIN | (unsent ? POLLOUT : 0);
         struct pollfd fds[2] = {{.fd = PQsocket(rs->conn), .events = events},
                                 {.fd = wake_fd, .events = POLLIN}};
         int n = poll(fds, wake_fd >= 0 ? 2 : 1, (int)((left + 999) / 1000));
         if (n < 0 && errno != EINTR) {
             snprintf(err, errlen, "poll: %s", strerror(errno));
-            return -1;
+            return REPL_READ_LOST;
         }
         if (n < 0)
-            return 0; /* a signal: the caller looks at its stop flag */
+            return REPL_READ_TIMEOUT; /* a signal: see the stop state */
         if (n == 0) {
             if (left == 0)
-                return 0;
+                return REPL_READ_TIMEOUT;
             continue;
         }
         if (fds[0].revents & POLLOUT)
             continue; /* room to send what was queued */
         if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
-            return 0; /* only the wake-up pipe */
+            return REPL_READ_TIMEOUT; /* only the wake-up pipe */
         pthread_mutex_lock(&rs->lock);
         int ok = PQconsumeInput(rs->conn);
         if (!ok)
             pq_copy_error(rs->conn, "replication connection lost", err, errlen);
         pthread_mutex_unlock(&rs->lock);
         if (!ok)
-            return -1;
+            return REPL_READ_LOST;
     }
+}
+
+void repl_note_received(repl_stream *rs, uint64_t lsn)
+{
+    /* Only the main thread raises it; the status thread reads it. */
+    if (lsn > atomic_load(&rs->received))
+        atomic_store(&rs->received, lsn);
+}
+
+bool repl_confirm(repl_stream *rs, uint64_t lsn, char *err, size_t errlen)
+{
+    atomic_store(&rs->flushed, lsn);
+    return repl_send_status(rs, false, err, errlen);
 }
 
 static void stop_status_thread(repl_stream *rs)
