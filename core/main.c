@@ -1,7 +1,6 @@
 /* pgspout: stream PostgreSQL changes to sinks. Modes: stream (default),
  * --drop-slot, --list-tables, --list-sinks, --help, --version. */
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +12,13 @@
 #include "config.h"
 #include "config_usage.h"
 #include "conninfo.h"
+#include "delivery.h"
 #include "loader.h"
 #include "log.h"
 #include "pattern.h"
 #include "pgspout/abi.h"
 #include "replication.h"
 #include "selection.h"
-#include "sink_host.h"
 #include "strbuf.h"
 #include "stream.h"
 
@@ -27,25 +26,16 @@
 #define EXIT_USAGE 2
 #define RECOVERED_AFTER_US (INT64_C(10) * 1000000)
 
-static volatile sig_atomic_t stop_requested;
+/* The one stop state (stop.h), passed down to everything that waits; a
+ * static only because the signal handler has no other way to reach it. */
+static stop_state stop;
 
 /* Counts signals: the first asks for a clean stop, a second one gives up
  * on a sink that keeps failing during that stop. */
 static void request_stop(int signo)
 {
     (void)signo;
-    stop_requested = stop_requested + 1;
-}
-
-/* Threads that sinks start inherit the creator's signal mask; keeping stop
- * signals blocked while sinks are created leaves them to the main thread. */
-static void block_stop_signals(bool block)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+    stop_signal(&stop);
 }
 
 static void install_signal_handlers(void)
@@ -143,30 +133,6 @@ static char *expected_dbname(const char *conninfo)
     return dbname;
 }
 
-/* Compiles include/exclude patterns; an error names where the pattern came
- * from ("FILE:LINE: sinks.[0].include", "command line: -t"). */
-static table_filter *build_filter(char **include, size_t n_include,
-                                  const char *include_origin, char **exclude,
-                                  size_t n_exclude, const char *exclude_origin,
-                                  const char *dbname, char *err, size_t errlen)
-{
-    table_filter *f = table_filter_new();
-    char why[1024];
-    for (size_t i = 0; i < n_include + n_exclude; i++) {
-        bool excl = i >= n_include;
-        const char *pat = excl ? exclude[i - n_include] : include[i];
-        if (!table_filter_add(f, excl, pat, dbname, why, sizeof why)) {
-            const char *origin = excl ? exclude_origin : include_origin;
-            snprintf(err, errlen, "%s: invalid %s pattern \"%s\": %s",
-                     origin ? origin : "table filter",
-                     excl ? "exclude" : "include", pat, why);
-            table_filter_free(f);
-            return NULL;
-        }
-    }
-    return f;
-}
-
 static int compare_sources(const void *a, const void *b)
 {
     const catalog_table *x = &((const catalog_source *)a)->chain.tables[0];
@@ -186,8 +152,8 @@ static int load_sources(PGconn *conn, const char *publication, bool exists,
                         catalog_source **sources, size_t *n)
 {
     char err[2048], what[256];
-    if (!catalog_publication_sources(conn, publication, exists, sources, n, err,
-                                     sizeof err)) {
+    if (!catalog_publication_sources(conn, &stop, publication, exists, sources,
+                                     n, err, sizeof err)) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
@@ -210,14 +176,15 @@ static int load_sources(PGconn *conn, const char *publication, bool exists,
 static int list_tables(const pgspout_config *cfg, const table_filter *filter)
 {
     char err[1024];
-    PGconn *conn = pq_connect(cfg->conninfo, false, NULL, err, sizeof err);
+    PGconn *conn =
+        pq_connect(cfg->conninfo, false, &stop, NULL, err, sizeof err);
     if (!conn) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
     bool exists, via_root;
-    if (!catalog_publication_info(conn, cfg->publication, &exists, &via_root,
-                                  err, sizeof err, NULL)) {
+    if (!catalog_publication_info(conn, &stop, cfg->publication, &exists,
+                                  &via_root, err, sizeof err, NULL)) {
         log_error("%s", err);
         PQfinish(conn);
         return EXIT_RUNTIME_FAILURE;
@@ -251,13 +218,14 @@ static int list_tables(const pgspout_config *cfg, const table_filter *filter)
 static int drop_slot(const pgspout_config *cfg)
 {
     char err[1024];
-    PGconn *repl = pq_connect(cfg->conninfo, true, NULL, err, sizeof err);
+    PGconn *repl =
+        pq_connect(cfg->conninfo, true, &stop, NULL, err, sizeof err);
     if (!repl) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
-    bool ok =
-        repl_drop_slot(repl, cfg->slot, cfg->drop_slot_wait_s, err, sizeof err);
+    bool ok = repl_drop_slot(repl, &stop, cfg->slot, cfg->drop_slot_wait_s, err,
+                             sizeof err);
     if (ok)
         log_info("dropped replication slot \"%s\"", cfg->slot);
     else
@@ -277,13 +245,13 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
 {
     char err[1024];
     bool create = cfg->create_slot && !reconnecting;
-    if (!catalog_ensure_publication(catalog, cfg->publication, create, err,
-                                    sizeof err)) {
+    if (!catalog_ensure_publication(catalog, &stop, cfg->publication, create,
+                                    err, sizeof err)) {
         log_error("%s", err);
         return false;
     }
     bool exists;
-    if (!catalog_slot_exists(catalog, cfg->slot, &exists, confirmed, err,
+    if (!catalog_slot_exists(catalog, &stop, cfg->slot, &exists, confirmed, err,
                              sizeof err)) {
         log_error("%s", err);
         return false;
@@ -304,60 +272,12 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
                   cfg->slot);
         return false;
     }
-    if (!repl_create_slot(repl, cfg->slot, err, sizeof err)) {
+    if (!repl_create_slot(repl, &stop, cfg->slot, err, sizeof err)) {
         log_error("%s", err);
         return false;
     }
     log_info("created replication slot \"%s\"", cfg->slot);
     return true;
-}
-
-typedef struct sink_set {
-    sink_handle **sinks;
-    size_t n;
-} sink_set;
-
-static void sink_set_free(sink_set *set)
-{
-    for (size_t i = 0; i < set->n; i++)
-        sink_handle_free(set->sinks[i]);
-    free(set->sinks);
-    set->sinks = NULL;
-    set->n = 0;
-}
-
-/* Loads every configured sink and validates its options and filters; all
- * of it before anything connects, so configuration mistakes exit 2. */
-static int load_sinks(pgspout_config *cfg, char **dirs, size_t ndirs,
-                      const char *dbname, sink_set *set)
-{
-    char err[2048];
-    set->sinks = xcalloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *set->sinks);
-    for (size_t i = 0; i < cfg->n_sinks; i++) {
-        sink_config *sc = &cfg->sinks[i];
-        sink_library lib;
-        if (!sink_library_open(sc->type, dirs, ndirs, &lib, err, sizeof err)) {
-            fprintf(stderr, "pgspout: %s%s: %s\n", sc->origin,
-                    strncmp(sc->origin, "command line", 12) ? ".type" : "",
-                    err);
-            return EXIT_USAGE;
-        }
-        if (config_validate_sink(sc, lib.desc->options, err, sizeof err) != 0) {
-            fprintf(stderr, "pgspout: %s\n", err);
-            sink_library_close(&lib);
-            return EXIT_USAGE;
-        }
-        table_filter *f = build_filter(
-            sc->include, sc->n_include, sc->include_origin, sc->exclude,
-            sc->n_exclude, sc->exclude_origin, dbname, err, sizeof err);
-        if (!f) {
-            fprintf(stderr, "pgspout: %s\n", err);
-            sink_library_close(&lib);
-            return EXIT_USAGE;
-        }
-        set->sinks[set->n++] = sink_handle_new(sc->name, lib, sc->options, f);
-    }
-    return 0;
 }
 
 /* Waits before the next connection attempt; false when a stop signal came
@@ -366,7 +286,7 @@ static bool wait_to_reconnect(int attempt)
 {
     int64_t ms = backoff_delay_ms(attempt);
     log_info("reconnecting in %lld ms (attempt %d)", (long long)ms, attempt);
-    return pq_sleep_unless_stopped(ms);
+    return stop_sleep(&stop, ms);
 }
 
 /* Before anything streams or is created: with publish_via_partition_root
@@ -380,8 +300,8 @@ static int check_partition_filters(const pgspout_config *cfg, PGconn *catalog,
     bool exists, via_root;
     if (!selection_has_patterns(sel))
         return 0;
-    if (!catalog_publication_info(catalog, cfg->publication, &exists, &via_root,
-                                  err, sizeof err, NULL)) {
+    if (!catalog_publication_info(catalog, &stop, cfg->publication, &exists,
+                                  &via_root, err, sizeof err, NULL)) {
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
@@ -408,9 +328,11 @@ static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
 {
     char err[1024];
     pq_outcome outcome;
-    *catalog = pq_connect(cfg->conninfo, false, &outcome, err, sizeof err);
+    *catalog =
+        pq_connect(cfg->conninfo, false, &stop, &outcome, err, sizeof err);
     if (*catalog)
-        *repl = pq_connect(cfg->conninfo, true, &outcome, err, sizeof err);
+        *repl =
+            pq_connect(cfg->conninfo, true, &stop, &outcome, err, sizeof err);
     if (!*catalog || !*repl) {
         log_error("%s", err);
         *retryable = outcome != PQ_STOPPED;
@@ -421,7 +343,7 @@ static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
         rc = EXIT_RUNTIME_FAILURE;
     /* A broken or unanswered connection is the server's doing; a stop is
      * the user's. */
-    *retryable = rc == EXIT_RUNTIME_FAILURE && !pq_stop_requested() &&
+    *retryable = rc == EXIT_RUNTIME_FAILURE && !stop_requested(&stop) &&
                  (!catalog_connection_usable(*catalog) ||
                   !catalog_connection_usable(*repl));
     return rc;
@@ -429,11 +351,10 @@ static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
 
 /* A stop while no connection streams (waiting to reconnect, or inside a
  * connection attempt): nothing more can be confirmed. */
-static int stopped_while_disconnected(sink_set *set, bool sinks_created)
+static int stopped_while_disconnected(delivery *d)
 {
     /* What the sinks took is flushed; it is confirmed next time. */
-    for (size_t i = 0; i < set->n && sinks_created; i++)
-        set->sinks[i]->lib.desc->flush(set->sinks[i]->state);
+    delivery_flush_abandoned(d);
     log_error("stopped while disconnected; changes not yet confirmed are "
               "sent again on restart");
     return EXIT_RUNTIME_FAILURE;
@@ -458,50 +379,35 @@ static void stream_settings_from_config(const pgspout_config *cfg,
 /* Streams, reconnecting whenever the connection is lost (a server restart,
  * a failover, a network cut): each sink then skips what it already took in
  * this process, and the slot resends everything not confirmed. */
-static int run_stream(pgspout_config *cfg, const table_filter *global,
-                      const selection *sel, sink_set *set)
+static int run_stream(pgspout_config *cfg, delivery *d)
 {
     char *where = conninfo_redacted(cfg->conninfo);
     log_debug("connecting to %s", where);
     free(where);
-    if (host_wake_init() < 0) {
+    if (!stop_open_wake(&stop)) {
         log_error("cannot create the wake-up pipe");
         return EXIT_RUNTIME_FAILURE;
     }
-    bool sinks_created = false;
     for (int attempt = 1;; attempt++) {
         PGconn *catalog = NULL, *repl = NULL;
         uint64_t start_lsn = 0;
         bool retryable = false;
-        int rc = connect_and_prepare(cfg, sel, sinks_created, &catalog, &repl,
-                                     &start_lsn, &retryable);
+        bool reconnecting = delivery_started(d);
+        int rc = connect_and_prepare(cfg, delivery_selection(d), reconnecting,
+                                     &catalog, &repl, &start_lsn, &retryable);
         bool connected = rc == 0;
         if (connected) {
-            if (!sinks_created) {
-                block_stop_signals(true);
-                bool ok = true;
-                for (size_t i = 0; i < set->n && ok; i++) {
-                    ok = sink_handle_create(set->sinks[i]) == PGSPOUT_OK;
-                    if (!ok)
-                        log_error("sink \"%s\" could not be started",
-                                  set->sinks[i]->name);
-                }
-                block_stop_signals(false);
-                if (!ok) {
-                    PQfinish(repl);
-                    PQfinish(catalog);
-                    return EXIT_RUNTIME_FAILURE;
-                }
-                sinks_created = true;
-            } else {
-                for (size_t i = 0; i < set->n; i++)
-                    sink_handle_skip_delivered(set->sinks[i]);
+            if (reconnecting) {
+                delivery_skip_delivered(d);
+            } else if (!delivery_start(d)) {
+                PQfinish(repl);
+                PQfinish(catalog);
+                return EXIT_RUNTIME_FAILURE;
             }
             stream_settings settings;
             stream_settings_from_config(cfg, start_lsn, &settings);
             int64_t streamed_since = now_us();
-            rc = stream_run(repl, &catalog, global, set->sinks, set->n,
-                            &settings, &stop_requested);
+            rc = stream_from_server(repl, &catalog, d, &settings, &stop);
             retryable = rc == STREAM_DISCONNECTED;
             /* Connecting is not recovering: a stream that fails at once
              * (the slot still held by another client, a server that drops
@@ -513,18 +419,18 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         }
         PQfinish(repl);
         PQfinish(catalog);
-        if (!connected && pq_stop_requested())
-            return stopped_while_disconnected(set, sinks_created);
+        if (!connected && stop_requested(&stop))
+            return stopped_while_disconnected(d);
         if (!retryable)
             return rc;
-        if (!sinks_created && !cfg->retry_initial) {
+        if (!delivery_started(d) && !cfg->retry_initial) {
             log_error("cannot start (--retry-initial keeps trying)");
             return EXIT_RUNTIME_FAILURE;
         }
         log_warning("connection to the server lost; nothing unacknowledged "
                     "was confirmed");
         if (!wait_to_reconnect(attempt + 1))
-            return stopped_while_disconnected(set, sinks_created);
+            return stopped_while_disconnected(d);
     }
 }
 
@@ -543,8 +449,8 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg.verbosity > 0 ? PGSPOUT_LOG_DEBUG : PGSPOUT_LOG_INFO);
+    stop_init(&stop);
     install_signal_handlers();
-    pq_set_stop_state(&stop_requested, 1);
 
     char **dirs = NULL;
     size_t ndirs = 0;
@@ -561,7 +467,7 @@ int main(int argc, char **argv)
     }
     char *dbname = expected_dbname(cfg.conninfo);
     table_filter *global = NULL;
-    sink_set sinks = {0};
+    delivery *sinks = NULL;
 
     if (cfg.show_help || cfg.list_sinks) {
         if (cfg.show_help) {
@@ -582,9 +488,9 @@ int main(int argc, char **argv)
         rc = drop_slot(&cfg);
         goto done;
     }
-    global = build_filter(cfg.include, cfg.n_include, cfg.include_origin,
-                          cfg.exclude, cfg.n_exclude, cfg.exclude_origin,
-                          dbname, err, sizeof err);
+    global = table_filter_build(cfg.include, cfg.n_include, cfg.include_origin,
+                                cfg.exclude, cfg.n_exclude, cfg.exclude_origin,
+                                dbname, err, sizeof err);
     if (!global) {
         rc = usage_error(err);
         goto done;
@@ -593,15 +499,13 @@ int main(int argc, char **argv)
         rc = list_tables(&cfg, global);
         goto done;
     }
-    rc = load_sinks(&cfg, dirs, ndirs, dbname, &sinks);
-    if (rc == 0) {
-        selection *sel = selection_new(global, sinks.sinks, sinks.n);
-        rc = run_stream(&cfg, global, sel, &sinks);
-        selection_free(sel);
-    }
+    sinks = delivery_new(global, &stop);
+    rc = delivery_load(sinks, cfg.sinks, cfg.n_sinks, dirs, ndirs, dbname);
+    if (rc == 0)
+        rc = run_stream(&cfg, sinks);
 
 done:
-    sink_set_free(&sinks);
+    delivery_free(sinks);
     if (global)
         table_filter_free(global);
     free(dbname);

@@ -698,6 +698,29 @@ void table_filter_free(table_filter *f)
     free(f);
 }
 
+table_filter *table_filter_build(char *const *include, size_t n_include,
+                                 const char *include_origin,
+                                 char *const *exclude, size_t n_exclude,
+                                 const char *exclude_origin, const char *dbname,
+                                 char *err, size_t errlen)
+{
+    table_filter *f = table_filter_new();
+    char why[1024];
+    for (size_t i = 0; i < n_include + n_exclude; i++) {
+        bool excl = i >= n_include;
+        const char *pat = excl ? exclude[i - n_include] : include[i];
+        if (!table_filter_add(f, excl, pat, dbname, why, sizeof why)) {
+            const char *origin = excl ? exclude_origin : include_origin;
+            snprintf(err, errlen, "%s: invalid %s pattern \"%s\": %s",
+                     origin ? origin : "table filter",
+                     excl ? "exclude" : "include", pat, why);
+            table_filter_free(f);
+            return NULL;
+        }
+    }
+    return f;
+}
+
 /* ---- quote_ident ---- */
 
 /* Keywords quote_ident() quotes: every category but unreserved (reserved,

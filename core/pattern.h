@@ -57,6 +57,15 @@ bool table_filter_has_include(const table_filter *f);
 bool table_filter_is_empty(const table_filter *f);
 void table_filter_free(table_filter *f);
 
+/* A filter of the include and exclude patterns given; an error names where
+ * a pattern came from ("FILE:LINE: sinks.[0].include", "command line: -t";
+ * NULL origin: "table filter") and returns NULL. */
+table_filter *table_filter_build(char *const *include, size_t n_include,
+                                 const char *include_origin,
+                                 char *const *exclude, size_t n_exclude,
+                                 const char *exclude_origin, const char *dbname,
+                                 char *err, size_t errlen);
+
 /* Returns a malloc'd copy of ident, double-quoted when PostgreSQL's
  * quote_ident() would quote it. */
 char *quote_ident_dup(const char *ident);

@@ -1,33 +1,23 @@
 #include "stream.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "backoff.h"
-#include "catalog.h"
+#include "batch.h"
+#include "catalog_client.h"
 #include "checkpoint.h"
-#include "clock.h"
-#include "event_internal.h"
 #include "log.h"
 #include "lsn.h"
-#include "pgoutput.h"
-#include "replication.h"
+#include "pgconn.h"
+#include "repl_io.h"
 #include "selection.h"
-#include "strbuf.h"
-
-/* pgoutput protocol 1 is enough: pgspout does not ask for in-progress
- * transactions to be streamed, because their commit LSN (part of every
- * event's position) is unknown until they end; the server spills large
- * transactions to disk and sends them whole at commit instead. */
-#define PGOUTPUT_PROTO_VERSION 1
 
 void stream_settings_default(stream_settings *s)
 {
     memset(s, 0, sizeof *s);
+    s->slot = "pgspout";
+    s->publication = "pgspout";
+    s->status_interval_ms = 10000;
     s->batch_max_events = 1024;
     s->batch_max_bytes = 8u << 20;
     s->flush_interval_ms = 1000;
@@ -35,645 +25,74 @@ void stream_settings_default(stream_settings *s)
     s->max_unflushed_events = 100000;
 }
 
-/* What pgspout knows about one relation OID. */
-typedef struct rel_entry {
-    uint32_t oid; /* 0: free slot */
-    relation *rel;
-    bool schema_pending; /* emit a schema event before its next change */
-    uint64_t sink_mask;  /* sinks that receive its changes */
-} rel_entry;
-
 typedef struct stream {
     const stream_settings *settings;
-    PGconn **catalog; /* replaced when it must be reconnected */
-    selection *sel;
-    sink_handle **sinks;
-    size_t nsinks;
-    volatile sig_atomic_t *stop;
-    repl_stream rs;
-    pgoutput_parser parser;
-    char **search_path;
-    size_t search_path_len;
-
-    rel_entry *rels;
-    size_t rels_cap, rels_used;
-
-    bool in_txn;
-    bool skipping_txn; /* a transaction past endpos: not delivered */
-    uint64_t txn_commit_lsn;
-    uint32_t txn_xid;
-    int64_t txn_commit_time;
-    uint64_t txn_seq;
-    pgspout_position last_pos;      /* newest change event created */
-    pgspout_position committed_pos; /* last_pos at the latest COMMIT */
-    int64_t last_checkpoint_us;
-
-    event **batch;
-    uint64_t *batch_masks;
-    size_t batch_count, batch_bytes;
-    char **buffers; /* CopyData buffers the batch's tuples point into */
-    size_t nbuffers, buffers_cap;
-    event **sink_events; /* scratch: one sink's share of the batch */
-
+    source *source;
+    delivery *delivery;
+    stop_state *stop;
+    batch batch;
     checkpoint cp;
-    uint64_t idle_wal_end; /* from a keepalive received between txns */
-    bool endpos_reached;
-    bool final_phase; /* stopping: only a second signal ends retries */
+    int64_t last_checkpoint_us;
 } stream;
 
-/* ---- relation cache: open addressing on the OID ---- */
+/* How a run goes on or why it ended before a clean stop. */
+typedef enum run_state {
+    RUN_ON,
+    RUN_FAILED,  /* a failure (logged); maybe the connection broke too */
+    RUN_LOST,    /* the connection broke: reconnect */
+    RUN_REFUSED, /* the server refused to go on; reconnecting cannot cure */
+} run_state;
 
-static rel_entry *rel_lookup(stream *st, uint32_t oid, bool create)
+/* The router the source asks about each relation: which sinks get its
+ * changes, by the delivery's filters. */
+static bool route_relation(void *ctx, const relation_lineage *lineage,
+                           uint64_t *route, char *err, size_t errlen)
 {
-    if (create && (st->rels_used + 1) * 2 > st->rels_cap) {
-        size_t old_cap = st->rels_cap;
-        rel_entry *old = st->rels;
-        st->rels_cap = old_cap ? old_cap * 2 : 64;
-        st->rels = xcalloc(st->rels_cap, sizeof *st->rels);
-        for (size_t i = 0; i < old_cap; i++) {
-            if (!old[i].oid)
-                continue;
-            size_t j = old[i].oid % st->rels_cap;
-            while (st->rels[j].oid)
-                j = (j + 1) % st->rels_cap;
-            st->rels[j] = old[i];
-        }
-        free(old);
-    }
-    if (!st->rels_cap)
-        return NULL;
-    size_t i = oid % st->rels_cap;
-    while (st->rels[i].oid) {
-        if (st->rels[i].oid == oid)
-            return &st->rels[i];
-        i = (i + 1) % st->rels_cap;
-    }
-    if (!create)
-        return NULL;
-    st->rels[i].oid = oid;
-    st->rels_used++;
-    return &st->rels[i];
-}
-
-static bool same_definition(const relation *a, const relation *b)
-{
-    if (strcmp(a->schema, b->schema) != 0 || strcmp(a->table, b->table) != 0 ||
-        a->ncols != b->ncols || a->replica_identity != b->replica_identity)
-        return false;
-    for (int i = 0; i < a->ncols; i++) {
-        const relation_column *x = &a->cols[i], *y = &b->cols[i];
-        if (strcmp(x->name, y->name) != 0 || x->type_oid != y->type_oid ||
-            x->typmod != y->typmod || x->key != y->key)
-            return false;
-    }
-    return true;
-}
-
-static bool in_search_path(const stream *st, const char *schema)
-{
-    for (size_t i = 0; i < st->search_path_len; i++)
-        if (strcmp(st->search_path[i], schema) == 0)
-            return true;
-    return false;
-}
-
-/* The relation's chain and leaves as the catalog has them now. Its own
- * name is the one its changes carry (from the Relation message). A
- * relation dropped since is judged alone, visible when its schema is in
- * search_path. */
-static bool relation_source(stream *st, const relation *rel,
-                            catalog_source *src, char *err, size_t errlen,
-                            bool *retryable)
-{
-    bool found;
-    if (!catalog_relation_source(*st->catalog, rel->oid, src, &found, err,
-                                 errlen, retryable))
-        return false;
-    if (!found) {
-        src->chain.tables = xcalloc(1, sizeof *src->chain.tables);
-        src->chain.n = 1;
-        src->chain.tables[0].visible = in_search_path(st, rel->schema);
-    }
-    catalog_table *self = &src->chain.tables[0];
-    free(self->schema);
-    free(self->table);
-    free(self->quoted);
-    self->schema = xstrdup(rel->schema);
-    self->table = xstrdup(rel->table);
-    char *schema = quote_ident_dup(rel->schema),
-         *table = quote_ident_dup(rel->table);
-    strbuf quoted = STRBUF_INIT;
-    sbuf_appendf(&quoted, "%s.%s", schema, table);
-    self->quoted = quoted.data;
-    free(schema);
-    free(table);
-    return true;
-}
-
-/* Which sinks get the changes arriving under rel, judged by the catalog at
- * this moment: ATTACH and DETACH PARTITION make the server send the
- * Relation message again, so this runs for every one. A partitioned
- * relation whose leaves' changes arrive under its name
- * (publish_via_partition_root) stops the stream when a leaf is selected
- * unlike it: neither dropping nor streaming those changes is right. */
-static bool relation_sink_mask(stream *st, const relation *rel, uint64_t *mask,
-                               char *err, size_t errlen, bool *retryable)
-{
-    *mask = st->nsinks ? UINT64_MAX >> (64 - st->nsinks) : 0;
-    if (!selection_has_patterns(st->sel))
+    const delivery *d = ctx;
+    if (!lineage) {
+        *route = delivery_all_routes(d);
         return true;
-    catalog_source src;
-    if (!relation_source(st, rel, &src, err, errlen, retryable))
-        return false;
-    bool ok = true, exists, via_root = false;
-    if (src.nleaves > 0)
-        ok = catalog_publication_info(*st->catalog, st->settings->publication,
-                                      &exists, &via_root, err, errlen,
-                                      retryable);
-    if (ok && via_root) {
-        char what[256];
-        snprintf(what, sizeof what, "publication \"%s\"",
-                 st->settings->publication);
-        *retryable = false;
-        ok = selection_check_partitions(st->sel, &src, what, err, errlen);
     }
-    if (ok)
-        *mask = selection_mask(st->sel, &src.chain);
-    catalog_source_clear(&src);
-    return ok;
+    return delivery_route(d, &lineage->src, lineage->via_root,
+                          lineage->publication, route, err, errlen);
 }
 
-/* What the catalog says of a relation: its column types, and the sinks
- * that receive its changes. */
-static bool ask_catalog(stream *st, relation *rel, uint64_t *mask, char *err,
-                        size_t errlen, bool *retryable)
+/* Hands the batch to the sinks; the batch is empty afterwards. */
+static bool deliver_batch(stream *st)
 {
-    *retryable = true;
-    return catalog_describe_columns(*st->catalog, rel, err, errlen,
-                                    retryable) &&
-           relation_sink_mask(st, rel, mask, err, errlen, retryable);
+    delivery_result r = delivery_write(st->delivery, &st->batch);
+    batch_clear(&st->batch);
+    return r == DELIVERED;
 }
 
-/* Replaces a catalog connection that can take no more queries; on failure
- * leaves none, with err saying why. */
-static void reconnect_catalog(stream *st, char *err, size_t errlen)
-{
-    if (catalog_connection_usable(*st->catalog))
-        return;
-    PQfinish(*st->catalog);
-    *st->catalog = pq_connect(st->settings->conninfo, false, NULL, err, errlen);
-    if (*st->catalog)
-        log_info("catalog connection re-established");
-}
-
-/* Asks the catalog about a relation until it answers: the catalog
- * connection sits idle between Relation messages, so the server may have
- * closed it (idle_session_timeout, a terminated backend) and a new one may
- * be refused for a while (max_connections reached, a restart). Replication
- * itself is healthy meanwhile: wait with backoff, confirming nothing new
- * (the status thread keeps the walsender alive), until the catalog answers
- * or a stop is requested (*stopped). Returns false with err set on an
- * error that asking again cannot cure, or on a stop. */
-static bool describe_relation(stream *st, relation *rel, uint64_t *mask,
-                              bool *stopped, char *err, size_t errlen)
-{
-    *stopped = false;
-    if (!catalog_connection_usable(*st->catalog))
-        snprintf(err, errlen, "the catalog connection is closed");
-    for (int attempt = 1;; attempt++) {
-        bool retryable = true;
-        if (catalog_connection_usable(*st->catalog)) {
-            if (ask_catalog(st, rel, mask, err, errlen, &retryable))
-                return true;
-            if (!retryable)
-                return false;
-        }
-        int64_t delay = backoff_delay_ms(attempt);
-        log_warning("%s; asking the catalog again in %lld ms (attempt %d); "
-                    "nothing new is confirmed meanwhile",
-                    err, (long long)delay, attempt);
-        if (!pq_sleep_unless_stopped(delay)) {
-            *stopped = true;
-            snprintf(err, errlen,
-                     "stop requested while waiting for the catalog");
-            return false;
-        }
-        reconnect_catalog(st, err, errlen);
-    }
-}
-
-typedef enum step_result { STEP_OK, STEP_FAILED, STEP_STOPPED } step_result;
-
-static step_result handle_relation(stream *st, const pgoutput_msg *m, char *err,
-                                   size_t errlen)
-{
-    relation *rel = xcalloc(1, sizeof *rel);
-    rel->refcount = 1;
-    rel->oid = m->u.relation.oid;
-    rel->schema =
-        xstrdup(*m->u.relation.nspname ? m->u.relation.nspname : "pg_catalog");
-    rel->table = xstrdup(m->u.relation.relname);
-    rel->replica_identity = m->u.relation.replica_identity;
-    rel->ncols = m->u.relation.ncols;
-    rel->cols = xcalloc((size_t)rel->ncols, sizeof *rel->cols);
-    for (int i = 0; i < rel->ncols; i++) {
-        const pgoutput_column *c = &m->u.relation.cols[i];
-        rel->cols[i].name = xstrdup(c->name);
-        rel->cols[i].type_oid = c->type_oid;
-        rel->cols[i].typmod = c->typmod;
-        rel->cols[i].key = c->key;
-    }
-    uint64_t mask;
-    bool stopped;
-    if (!describe_relation(st, rel, &mask, &stopped, err, errlen)) {
-        relation_unref(rel);
-        return stopped ? STEP_STOPPED : STEP_FAILED;
-    }
-    rel_entry *e = rel_lookup(st, rel->oid, true);
-    if (!e->rel || !same_definition(e->rel, rel))
-        e->schema_pending = true;
-    e->sink_mask = mask;
-    if (e->rel)
-        relation_unref(e->rel);
-    e->rel = rel;
-    return STEP_OK;
-}
-
-/* ---- batch ---- */
-
-static void batch_free_events(stream *st)
-{
-    for (size_t i = 0; i < st->batch_count; i++) {
-        event_clear(st->batch[i]);
-        free(st->batch[i]);
-    }
-    st->batch_count = 0;
-    st->batch_bytes = 0;
-    for (size_t i = 0; i < st->nbuffers; i++)
-        PQfreemem(st->buffers[i]);
-    st->nbuffers = 0;
-}
-
-static void batch_keep_buffer(stream *st, char *buffer)
-{
-    if (st->nbuffers == st->buffers_cap) {
-        st->buffers_cap = st->buffers_cap ? st->buffers_cap * 2 : 64;
-        st->buffers = xrealloc(st->buffers, st->buffers_cap * sizeof(char *));
-    }
-    st->buffers[st->nbuffers++] = buffer;
-}
-
-/* Changes are numbered by their place among all changes the server sent in
- * the transaction, filtered or not, so a transaction resent after a restart
- * numbers its changes exactly as before, whatever sinks and filters are
- * configured now; sinks rely on that to skip what they already hold. A
- * schema event takes the position of the change before it (seq 0 at the
- * start of a transaction): it is always followed by a change in the same
- * batch, so no transaction is confirmed on a schema event alone. */
-static event *new_event(stream *st, rel_entry *e, pgspout_op op, uint64_t lsn,
-                        size_t approx_bytes)
-{
-    event *ev = xcalloc(1, sizeof *ev);
-    ev->op = op;
-    ev->rel = relation_ref(e->rel);
-    ev->lsn = lsn;
-    ev->xid = st->txn_xid;
-    ev->commit_time_us = st->txn_commit_time;
-    ev->pos.commit_lsn = st->txn_commit_lsn;
-    ev->pos.seq = st->txn_seq;
-    if (op != PGSPOUT_OP_SCHEMA)
-        st->last_pos = ev->pos;
-    st->batch[st->batch_count] = ev;
-    st->batch_masks[st->batch_count] = e->sink_mask;
-    st->batch_count++;
-    st->batch_bytes += approx_bytes + 256;
-    return ev;
-}
-
-static void maybe_schema_event(stream *st, rel_entry *e, uint64_t lsn)
-{
-    if (!e->schema_pending)
-        return;
-    e->schema_pending = false;
-    new_event(st, e, PGSPOUT_OP_SCHEMA, lsn, 64u * (size_t)e->rel->ncols);
-}
-
-static void drop_uncommitted_tail(stream *st)
-{
-    while (st->batch_count > 0) {
-        event *ev = st->batch[st->batch_count - 1];
-        if (pgspout_position_cmp(ev->pos, st->committed_pos) <= 0)
-            break;
-        event_clear(ev);
-        free(ev);
-        st->batch_count--;
-    }
-}
-
-static bool batch_has_room(const stream *st, size_t events)
-{
-    return st->batch_count + events <= st->settings->batch_max_events;
-}
-
-/* ---- delivery ---- */
-
-/* While streaming, one stop signal ends a retry loop; while stopping
- * cleanly (the first signal already came), a second one does. */
-static bool stop_pressed(void *ctx)
-{
-    const stream *st = ctx;
-    return *st->stop >= (st->final_phase ? 2 : 1);
-}
-
-/* A sink that holds everything up to `resume` needs no change at or before
- * it. A schema event at `resume` itself came after the change there and may
- * not have reached the sink: sending it again is harmless, losing it not. */
-static bool already_held(const event *ev, pgspout_position resume)
-{
-    int c = pgspout_position_cmp(ev->pos, resume);
-    return ev->op == PGSPOUT_OP_SCHEMA ? c < 0 : c <= 0;
-}
-
-typedef enum delivery_result {
-    DELIVERED,
-    DELIVERY_FAILED,     /* FATAL from a sink */
-    DELIVERY_INTERRUPTED /* a stop signal came while a sink kept failing */
-} delivery_result;
-
-/* Calls a sink until it stops asking for a retry. */
-static delivery_result call_with_retry(stream *st, sink_handle *s,
-                                       const char *what, const event **events,
-                                       size_t count)
-{
-    for (int attempt = 1;; attempt++) {
-        pgspout_status rc =
-            events ? s->lib.desc->write(
-                         s->state, (const pgspout_event *const *)events, count)
-                   : s->lib.desc->flush(s->state);
-        if (rc == PGSPOUT_OK) {
-            if (attempt > 1)
-                log_info("sink '%s': %s succeeded after %d attempts", s->name,
-                         what, attempt);
-            return DELIVERED;
-        }
-        if (rc != PGSPOUT_RETRY) {
-            log_error("sink '%s': %s failed permanently; stopping without "
-                      "confirming what it has not acknowledged",
-                      s->name, what);
-            return DELIVERY_FAILED;
-        }
-        int64_t delay = backoff_delay_ms(attempt);
-        log_warning("sink '%s': %s failed (attempt %d), retrying in %lld ms",
-                    s->name, what, attempt, (long long)delay);
-        if (!sleep_unless(delay, stop_pressed, st)) {
-            log_error("sink '%s': stop requested while it was failing; "
-                      "its unacknowledged changes will be sent again on "
-                      "restart",
-                      s->name);
-            return DELIVERY_INTERRUPTED;
-        }
-    }
-}
-
-static delivery_result deliver_batch(stream *st)
-{
-    delivery_result result = DELIVERED;
-    for (size_t i = 0; i < st->nsinks && result == DELIVERED; i++) {
-        sink_handle *s = st->sinks[i];
-        size_t n = 0;
-        for (size_t j = 0; j < st->batch_count; j++) {
-            if (!(st->batch_masks[j] & (UINT64_C(1) << i)))
-                continue;
-            if (s->has_resume && already_held(st->batch[j], s->resume))
-                continue;
-            st->sink_events[n++] = st->batch[j];
-        }
-        if (n == 0)
-            continue;
-        result =
-            call_with_retry(st, s, "write", (const event **)st->sink_events, n);
-        if (result == DELIVERED) {
-            s->delivered = st->sink_events[n - 1]->pos;
-            if (s->unflushed == 0)
-                s->unflushed_since_us = now_us();
-            s->unflushed += n;
-        }
-    }
-    batch_free_events(st);
-    return result;
-}
-
-/* When the oldest event not yet flushed in any sink was written; 0 when
- * every sink is flushed. */
-static int64_t oldest_unflushed_us(const stream *st)
-{
-    int64_t oldest = 0;
-    for (size_t i = 0; i < st->nsinks; i++) {
-        const sink_handle *s = st->sinks[i];
-        if (s->unflushed > 0 && (!oldest || s->unflushed_since_us < oldest))
-            oldest = s->unflushed_since_us;
-    }
-    return oldest;
-}
-
-/* The linger is counted from the oldest unflushed event, not from the
- * last message: a busy stream never falls silent, and its changes must
- * still become durable (and be confirmed) within the linger. Inside a
- * transaction it does not apply: nothing can be confirmed before the
- * commit arrives, so flushing there costs fsyncs and buys no latency
- * (memory stays bounded by max_unflushed_events and the sinks' buffers). */
-static bool linger_over(const stream *st, int64_t now)
-{
-    if (st->in_txn)
-        return false;
-    int64_t oldest = oldest_unflushed_us(st);
-    return oldest &&
-           now - oldest >= (int64_t)st->settings->flush_linger_ms * 1000;
-}
-
-static delivery_result flush_sinks(stream *st, bool everything)
-{
-    int64_t now = now_us();
-    for (size_t i = 0; i < st->nsinks; i++) {
-        sink_handle *s = st->sinks[i];
-        if (s->unflushed == 0) {
-            s->last_flush_us = now;
-            continue;
-        }
-        bool due =
-            everything || s->unflushed >= st->settings->max_unflushed_events ||
-            (!st->in_txn && now - s->unflushed_since_us >=
-                                (int64_t)st->settings->flush_linger_ms * 1000);
-        if (!due)
-            continue;
-        delivery_result r = call_with_retry(st, s, "flush", NULL, 0);
-        if (r != DELIVERED)
-            return r;
-        s->unflushed = 0;
-        s->last_flush_us = now_us();
-    }
-    return DELIVERED;
-}
-
-/* Confirms what every sink has made durable; sends a status update when
- * that moved. */
+/* Confirms the end of every transaction that every sink has made durable,
+ * or the server's WAL end when nothing is pending at all; sends a status
+ * update when that moved. */
 static bool confirm_durable(stream *st, char *err, size_t errlen)
 {
-    bool everything = true;
-    pgspout_position durable = {0, 0};
-    for (size_t i = 0; i < st->nsinks; i++) {
-        sink_handle *s = st->sinks[i];
-        pgspout_position acked = sink_handle_acked(s);
-        if (pgspout_position_cmp(acked, s->delivered) >= 0)
-            continue;
-        if (everything || pgspout_position_cmp(acked, durable) < 0)
-            durable = acked;
-        everything = false;
-    }
+    pgspout_position durable;
+    bool everything = delivery_durable(st->delivery, &durable);
     bool moved = checkpoint_advance(&st->cp, everything, durable);
-    if (!st->in_txn && st->batch_count == 0 && st->idle_wal_end)
-        moved |= checkpoint_idle(&st->cp, st->idle_wal_end);
+    uint64_t idle_end = source_idle_wal_end(st->source);
+    if (!source_in_txn(st->source) && batch_empty(&st->batch) && idle_end)
+        moved |= checkpoint_idle(&st->cp, idle_end);
     if (!moved)
         return true;
-    atomic_store(&st->rs.flushed, st->cp.confirmed);
     char lsn[LSN_FORMAT_BUFSIZE];
     log_debug("confirmed %s", lsn_format(st->cp.confirmed, lsn, sizeof lsn));
-    return repl_send_status(&st->rs, false, err, errlen);
+    return source_confirm(st->source, st->cp.confirmed, err, errlen);
 }
 
-/* ---- messages ---- */
-
-static rel_entry *change_relation(stream *st, uint32_t relid, char *err,
-                                  size_t errlen)
-{
-    rel_entry *e = rel_lookup(st, relid, false);
-    if (!e || !e->rel)
-        snprintf(err, errlen,
-                 "protocol error: change for relation %u before its "
-                 "Relation message",
-                 relid);
-    return e && e->rel ? e : NULL;
-}
-
-/* Returns true when the CopyData buffer must stay alive with the batch. */
-static step_result handle_message(stream *st, const repl_msg *rm,
-                                  pgoutput_msg *m, bool *keep_buffer, char *err,
-                                  size_t errlen)
-{
-    *keep_buffer = false;
-    switch (m->type) {
-    case PGO_BEGIN:
-        if (st->settings->has_endpos &&
-            m->u.begin.final_lsn > st->settings->endpos) {
-            st->endpos_reached = true;
-            st->skipping_txn = true;
-            return STEP_OK;
-        }
-        st->in_txn = true;
-        st->txn_commit_lsn = m->u.begin.final_lsn;
-        st->txn_commit_time = m->u.begin.commit_time;
-        st->txn_xid = m->xid;
-        st->txn_seq = 0;
-        return STEP_OK;
-    case PGO_COMMIT:
-        if (st->skipping_txn)
-            return STEP_OK;
-        st->in_txn = false;
-        st->committed_pos = st->last_pos;
-        checkpoint_commit(&st->cp, st->last_pos, m->u.commit.end_lsn);
-        /* As pg_recvlogical: a commit ending at or past endpos is the last
-         * one wanted; waiting for a keepalive instead could wait forever. */
-        if (st->settings->has_endpos &&
-            m->u.commit.end_lsn >= st->settings->endpos)
-            st->endpos_reached = true;
-        return STEP_OK;
-    case PGO_RELATION:
-        return handle_relation(st, m, err, errlen);
-    case PGO_INSERT:
-    case PGO_UPDATE:
-    case PGO_DELETE: {
-        if (st->skipping_txn)
-            return STEP_OK;
-        rel_entry *e = change_relation(st, m->u.change.relid, err, errlen);
-        if (!e)
-            return STEP_FAILED;
-        if (!e->sink_mask) {
-            st->txn_seq++;
-            return STEP_OK;
-        }
-        maybe_schema_event(st, e, rm->wal_start);
-        st->txn_seq++;
-        pgspout_op op = m->type == PGO_INSERT   ? PGSPOUT_OP_INSERT
-                        : m->type == PGO_UPDATE ? PGSPOUT_OP_UPDATE
-                                                : PGSPOUT_OP_DELETE;
-        event *ev = new_event(st, e, op, rm->wal_start, rm->payload_len);
-        ev->old_kind = m->u.change.old_kind;
-        ev->old_tuple = m->u.change.old_tuple;
-        ev->new_tuple = m->u.change.new_tuple;
-        /* The event owns the column arrays now. */
-        memset(&m->u.change.old_tuple, 0, sizeof(tuple));
-        memset(&m->u.change.new_tuple, 0, sizeof(tuple));
-        *keep_buffer = true;
-        return STEP_OK;
-    }
-    case PGO_TRUNCATE:
-        if (st->skipping_txn)
-            return STEP_OK;
-        for (uint32_t i = 0; i < m->u.truncate.nrelids; i++) {
-            rel_entry *e =
-                change_relation(st, m->u.truncate.relids[i], err, errlen);
-            if (!e)
-                return STEP_FAILED;
-            if (!e->sink_mask) {
-                st->txn_seq++;
-                continue;
-            }
-            maybe_schema_event(st, e, rm->wal_start);
-            st->txn_seq++;
-            event *ev = new_event(st, e, PGSPOUT_OP_TRUNCATE, rm->wal_start, 0);
-            ev->cascade = m->u.truncate.cascade;
-            ev->restart_identity = m->u.truncate.restart_identity;
-        }
-        return STEP_OK;
-    case PGO_ORIGIN:
-    case PGO_TYPE:
-    case PGO_MESSAGE:
-        /* Type names come from the catalog; logical decoding messages and
-         * origins are not changes of a table. */
-        return STEP_OK;
-    default:
-        snprintf(err, errlen,
-                 "unexpected pgoutput message '%s' for protocol version %d",
-                 pgoutput_msg_type_name(m->type), st->parser.proto_version);
-        return STEP_FAILED;
-    }
-}
-
-/* Room for the largest number of events one message can create: a
- * TRUNCATE makes a schema event and a truncate event per relation. */
-static size_t events_needed(const pgoutput_msg *m)
-{
-    return m->type == PGO_TRUNCATE ? 2 * (size_t)m->u.truncate.nrelids : 2;
-}
-
-static void ensure_batch_capacity(stream *st, size_t cap)
-{
-    if (cap <= st->settings->batch_max_events)
-        cap = st->settings->batch_max_events;
-    st->batch = xrealloc(st->batch, cap * sizeof *st->batch);
-    st->batch_masks = xrealloc(st->batch_masks, cap * sizeof *st->batch_masks);
-    st->sink_events = xrealloc(st->sink_events, cap * sizeof *st->sink_events);
-}
-
-/* Delivers the batch, flushes sinks that are due (all when idle) and
+/* Delivers the batch, flushes the sinks that are due (all when idle) and
  * confirms what became durable. */
 static bool checkpoint_now(stream *st, bool idle)
 {
     char err[1024];
     st->last_checkpoint_us = now_us();
-    if (st->batch_count > 0 && deliver_batch(st) != DELIVERED)
+    if (!batch_empty(&st->batch) && !deliver_batch(st))
         return false;
-    if (flush_sinks(st, idle) != DELIVERED)
+    bool in_txn = source_in_txn(st->source);
+    if (delivery_flush(st->delivery, idle, in_txn) != DELIVERED)
         return false;
     if (!confirm_durable(st, err, sizeof err)) {
         log_error("%s", err);
@@ -682,223 +101,185 @@ static bool checkpoint_now(stream *st, bool idle)
     return true;
 }
 
-static void log_stop_position(stream *st, const char *why)
+/* Read without waiting while data is there and the batch has room; once
+ * the socket is drained, hand the batch over. Sinks are flushed when their
+ * oldest unflushed change has waited the linger: changes arriving
+ * meanwhile share that fsync (group commit), and none waits much longer,
+ * however busy the stream. */
+static int read_timeout_ms(const stream *st)
 {
-    char lsn[LSN_FORMAT_BUFSIZE];
-    log_info("%s; confirmed up to %s", why,
-             lsn_format(st->cp.confirmed, lsn, sizeof lsn));
+    if (!batch_empty(&st->batch))
+        return 0;
+    int64_t deadline =
+        source_in_txn(st->source) ? 0 : delivery_linger_deadline(st->delivery);
+    if (!deadline)
+        return 1000;
+    int64_t left = deadline - now_us();
+    return left <= 0 ? 0 : (int)((left + 999) / 1000);
 }
 
-int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
-               sink_handle **sinks, size_t nsinks,
-               const stream_settings *settings, volatile sig_atomic_t *stop)
+/* Makes room for the waiting message's events, then has the source turn
+ * it into them. A full batch is handed over first; and while the socket
+ * never runs dry, the batch is still delivered, sinks flushed and the slot
+ * confirmed at the flush interval, so that sinks and the slot keep
+ * moving. */
+static run_state take_message(stream *st, char *err, size_t errlen)
 {
-    char err[2048];
-    if (nsinks > SELECTION_MAX_SINKS) {
-        log_error("at most %d sinks can run at once", SELECTION_MAX_SINKS);
-        return 1;
-    }
-    stream *st = xcalloc(1, sizeof *st);
-    st->settings = settings;
-    st->catalog = catalog;
-    st->sel = selection_new(global, sinks, nsinks);
-    st->sinks = sinks;
-    st->nsinks = nsinks;
-    st->stop = stop;
-    st->parser.proto_version = PGOUTPUT_PROTO_VERSION;
-    checkpoint_init(&st->cp, settings->start_lsn);
-    ensure_batch_capacity(st, settings->batch_max_events);
-    st->search_path = catalog_search_path(*catalog, &st->search_path_len);
-    int exit_code = 1;
-    bool started = false;
-
-    int wake_fd = host_wake_read_fd();
-    host_set_stop_state(stop, 1);
-    pq_set_stop_state(stop, 1);
-    if (!repl_start(&st->rs, repl, settings->slot, settings->publication,
-                    PGOUTPUT_PROTO_VERSION, settings->status_interval_ms, err,
-                    sizeof err)) {
+    size_t need = source_events_needed(st->source);
+    int64_t now = now_us();
+    bool due =
+        now - st->last_checkpoint_us >=
+            (int64_t)st->settings->flush_interval_ms * 1000 ||
+        delivery_linger_over(st->delivery, now, source_in_txn(st->source));
+    if ((!batch_has_room(&st->batch, need) || batch_full_by_size(&st->batch) ||
+         due) &&
+        !checkpoint_now(st, false))
+        return RUN_FAILED;
+    source_status s = source_apply(st->source, &st->batch, err, errlen);
+    if (s == SOURCE_FAILED) {
         log_error("%s", err);
-        if (st->rs.start_retryable)
-            exit_code = STREAM_DISCONNECTED;
-        goto out;
+        return RUN_FAILED;
     }
-    started = true;
-    log_info("streaming from slot \"%s\", publication \"%s\"", settings->slot,
-             settings->publication);
+    if (s == SOURCE_STOPPED)
+        log_info("%s", err); /* the run ends: a stop is requested */
+    return RUN_ON;
+}
 
-    bool failed = false, disconnected = false, server_refused = false;
-    while (!failed && !*stop && !st->endpos_reached) {
-        /* A batch full by size goes out before the next message is read:
-         * reading copies that message out of libpq, and the batch may hold
-         * a huge one already (two such copies would coexist). */
-        if (st->batch_bytes >= settings->batch_max_bytes &&
-            !checkpoint_now(st, false)) {
-            failed = true;
-            break;
-        }
-        /* Read without waiting while data is there and the batch has room;
-         * once the socket is drained, hand the batch over. Sinks are flushed
-         * when their oldest unflushed change has waited the linger: changes
-         * arriving meanwhile share that fsync (group commit), and none waits
-         * much longer, however busy the stream. */
-        int timeout = 1000;
-        int64_t oldest = st->in_txn ? 0 : oldest_unflushed_us(st);
-        if (st->batch_count > 0) {
-            timeout = 0;
-        } else if (oldest) {
-            int64_t left =
-                oldest + (int64_t)settings->flush_linger_ms * 1000 - now_us();
-            timeout = left <= 0 ? 0 : (int)((left + 999) / 1000);
-        }
-        repl_msg rm;
-        int r = repl_read(&st->rs, &rm, timeout, wake_fd, err, sizeof err);
-        if (r == -2) {
-            /* The server refused to go on (e.g. the publication was
-             * dropped); it would refuse again at the same position after
-             * any reconnect. */
-            log_error("%s", err);
-            log_error("the server stopped replication with an error that "
-                      "reconnecting cannot cure");
-            failed = server_refused = true;
-            break;
-        }
-        if (r < 0) {
-            log_error("%s", err);
-            failed = disconnected = true;
-            break;
-        }
-        if (r == 0 && !repl_check_alive(&st->rs, err, sizeof err)) {
-            log_error("%s", err);
-            failed = disconnected = true;
-            break;
-        }
-        if (r == 0) {
-            char drain[64];
-            while (wake_fd >= 0 && read(wake_fd, drain, sizeof drain) > 0)
-                ;
-            if (!checkpoint_now(st, st->batch_count == 0 && !st->in_txn))
-                failed = true;
-            continue;
-        }
-        if (rm.kind == REPL_KEEPALIVE) {
-            if (!st->in_txn) {
-                st->idle_wal_end = rm.wal_end;
-                uint64_t received = atomic_load(&st->rs.received);
-                if (rm.wal_end > received)
-                    atomic_store(&st->rs.received, rm.wal_end);
-                if (settings->has_endpos && rm.wal_end >= settings->endpos)
-                    st->endpos_reached = true;
-            }
-            PQfreemem(rm.buffer);
-            if (rm.reply_requested &&
-                !repl_send_status(&st->rs, false, err, sizeof err)) {
-                log_error("%s", err);
-                failed = disconnected = true;
-            }
-            continue;
-        }
+/* A failure ends the run: with STREAM_DISCONNECTED when the connection is
+ * gone (a failed status update is a lost connection too), so the caller
+ * reconnects; a walsender that refused for good closes the connection as
+ * well, which must not turn its error into a retry. */
+static int after_failure(stream *st, run_state state)
+{
+    if (state == RUN_LOST ||
+        (state == RUN_FAILED && !source_connected(st->source)))
+        return STREAM_DISCONNECTED;
+    log_error("stopped on an error; nothing unacknowledged was "
+              "confirmed, a restart resumes from the slot");
+    return 1;
+}
 
-        if (rm.wal_start > atomic_load(&st->rs.received))
-            atomic_store(&st->rs.received, rm.wal_start);
-        pgoutput_msg m;
-        if (!pgoutput_parse(&st->parser, rm.payload, rm.payload_len, &m, err,
-                            sizeof err)) {
-            char lsn[LSN_FORMAT_BUFSIZE];
-            log_error("cannot decode message at %s: %s",
-                      lsn_format(rm.wal_start, lsn, sizeof lsn), err);
-            PQfreemem(rm.buffer);
-            failed = true;
-            break;
-        }
-        size_t need = events_needed(&m);
-        /* Hand over a full batch; and while the socket never runs dry, still
-         * deliver, flush and confirm at the flush interval so sinks and the
-         * slot keep moving. */
-        int64_t now = now_us();
-        bool due = now - st->last_checkpoint_us >=
-                       (int64_t)settings->flush_interval_ms * 1000 ||
-                   linger_over(st, now);
-        if (!batch_has_room(st, need) ||
-            st->batch_bytes >= settings->batch_max_bytes || due) {
-            if (!checkpoint_now(st, false)) {
-                failed = true;
-                pgoutput_msg_free(&m);
-                PQfreemem(rm.buffer);
-                break;
-            }
-        }
-        if (need > settings->batch_max_events)
-            ensure_batch_capacity(st, need);
-
-        bool keep = false;
-        step_result step = handle_message(st, &rm, &m, &keep, err, sizeof err);
-        if (step == STEP_FAILED) {
-            log_error("%s", err);
-            failed = true;
-        } else if (step == STEP_STOPPED) {
-            log_info("%s", err); /* the loop ends: *stop is set */
-        }
-        pgoutput_msg_free(&m);
-        if (keep)
-            batch_keep_buffer(st, rm.buffer);
-        else
-            PQfreemem(rm.buffer);
-    }
-
-    if (failed) {
-        /* A failed status update is a lost connection too; a walsender
-         * that refused for good closes the connection as well, which must
-         * not turn its error into a retry. */
-        if (!server_refused)
-            disconnected |= PQstatus(repl) != CONNECTION_OK;
-        if (disconnected) {
-            exit_code = STREAM_DISCONNECTED;
-            goto out;
-        }
-        log_error("stopped on an error; nothing unacknowledged was "
-                  "confirmed, a restart resumes from the slot");
-        goto out;
-    }
-    /* A clean stop: everything taken from the server goes to the sinks and
-     * is made durable before the final confirmation, except the tail of a
-     * transaction that has not committed yet: the server sends all of it
-     * again, so sinks that cannot recognise repeats see fewer of them. */
-    if (st->in_txn)
-        drop_uncommitted_tail(st);
-    st->final_phase = true;
-    host_set_stop_state(stop, 2);
-    pq_set_stop_state(stop, 2);
-    if (deliver_batch(st) != DELIVERED || flush_sinks(st, true) != DELIVERED)
-        goto out;
+/* A clean stop: everything taken from the server goes to the sinks and is
+ * made durable before the final confirmation, except the tail of a
+ * transaction that has not committed yet: the server sends all of it
+ * again, so sinks that cannot recognise repeats see fewer of them. From
+ * here on only a second signal ends the waits for a failing sink. */
+static int clean_stop(stream *st)
+{
+    char err[2048], lsn[LSN_FORMAT_BUFSIZE];
+    bool in_txn = source_in_txn(st->source);
+    if (in_txn)
+        batch_drop_uncommitted_tail(&st->batch, source_committed(st->source));
+    stop_set_phase(st->stop, STOP_FINAL);
+    if (!deliver_batch(st) ||
+        delivery_flush(st->delivery, true, in_txn) != DELIVERED)
+        return 1;
     if (!confirm_durable(st, err, sizeof err) ||
-        !repl_finish(&st->rs, err, sizeof err)) {
+        !source_finish(st->source, err, sizeof err)) {
         log_error("%s; the server may not have received the final "
                   "confirmation, a restart resumes from the slot",
                   err);
-        goto out;
+        return 1;
     }
-    log_stop_position(st, st->endpos_reached ? "reached endpos"
-                                             : "stopped on request");
-    exit_code = 0;
+    log_info("%s; confirmed up to %s",
+             source_endpos_reached(st->source) ? "reached endpos"
+                                               : "stopped on request",
+             lsn_format(st->cp.confirmed, lsn, sizeof lsn));
+    return 0;
+}
 
-out:
-    if (started)
-        repl_stop(&st->rs);
-    batch_free_events(st);
-    for (size_t i = 0; i < st->rels_cap; i++)
-        if (st->rels[i].rel)
-            relation_unref(st->rels[i].rel);
-    for (size_t i = 0; i < st->search_path_len; i++)
-        free(st->search_path[i]);
-    free(st->search_path);
-    selection_free(st->sel);
-    free(st->rels);
-    free(st->batch);
-    free(st->batch_masks);
-    free(st->sink_events);
-    free(st->buffers);
-    checkpoint_free(&st->cp);
-    free(st);
-    return exit_code;
+int stream_run(const stream_settings *settings, const source_io *io,
+               const source_catalog *catalog, delivery *d, stop_state *stop)
+{
+    char err[2048];
+    stream st = {.settings = settings, .delivery = d, .stop = stop};
+    checkpoint_init(&st.cp, settings->start_lsn);
+    batch_init(&st.batch, settings->batch_max_events,
+               settings->batch_max_bytes);
+    delivery_set_flush_policy(d, settings->flush_linger_ms,
+                              settings->max_unflushed_events);
+    source_router router = {.ctx = d,
+                            .needs_lineage = delivery_routes_by_relation(d),
+                            .route = route_relation};
+    st.source = source_new(io, catalog, &router, &st.cp, settings->has_endpos,
+                           settings->endpos);
+    stop_set_phase(stop, STOP_STREAMING);
+
+    run_state state = RUN_ON;
+    while (state == RUN_ON && !stop_requested(stop) &&
+           !source_endpos_reached(st.source)) {
+        /* A batch full by size goes out before the next message is read:
+         * reading copies that message out of libpq, and the batch may hold
+         * a huge one already (two such copies would coexist). */
+        if (batch_full_by_size(&st.batch) && !checkpoint_now(&st, false)) {
+            state = RUN_FAILED;
+            break;
+        }
+        switch (source_read(st.source, read_timeout_ms(&st), stop_wake_fd(stop),
+                            err, sizeof err)) {
+        case SOURCE_MESSAGE: /* pgoutput: events into the batch */
+            state = take_message(&st, err, sizeof err);
+            break;
+        case SOURCE_OK: /* a keepalive */
+            break;
+        case SOURCE_IDLE: { /* nothing to read, or a sink acknowledged */
+            stop_drain_wake(stop);
+            bool idle = batch_empty(&st.batch) && !source_in_txn(st.source);
+            if (!checkpoint_now(&st, idle))
+                state = RUN_FAILED;
+            break;
+        }
+        case SOURCE_LOST:
+            log_error("%s", err);
+            state = RUN_LOST;
+            break;
+        case SOURCE_REFUSED:
+            /* e.g. the publication was dropped: the server would refuse
+             * again at the same position after any reconnect */
+            log_error("%s", err);
+            log_error("the server stopped replication with an error that "
+                      "reconnecting cannot cure");
+            state = RUN_REFUSED;
+            break;
+        case SOURCE_FAILED:
+        case SOURCE_STOPPED:
+            log_error("%s", err);
+            state = RUN_FAILED;
+            break;
+        }
+    }
+    int rc = state == RUN_ON ? clean_stop(&st) : after_failure(&st, state);
+    source_free(st.source);
+    batch_free(&st.batch);
+    checkpoint_free(&st.cp);
+    return rc;
+}
+
+int stream_from_server(PGconn *repl, PGconn **catalog, delivery *d,
+                       const stream_settings *settings, stop_state *stop)
+{
+    char err[2048];
+    if (delivery_sink_count(d) > SELECTION_MAX_SINKS) {
+        log_error("at most %d sinks can run at once", SELECTION_MAX_SINKS);
+        return 1;
+    }
+    stop_set_phase(stop, STOP_STREAMING);
+    catalog_client *cat = catalog_client_new(catalog, settings->conninfo,
+                                             settings->publication, stop);
+    bool retryable = false;
+    repl_io *io = repl_io_start(
+        repl, stop, settings->slot, settings->publication,
+        settings->status_interval_ms, err, sizeof err, &retryable);
+    if (!io) {
+        log_error("%s", err);
+        catalog_client_free(cat);
+        return retryable ? STREAM_DISCONNECTED : 1;
+    }
+    log_info("streaming from slot \"%s\", publication \"%s\"", settings->slot,
+             settings->publication);
+    int rc = stream_run(settings, repl_io_source(io),
+                        catalog_client_source(cat), d, stop);
+    repl_io_free(io);
+    catalog_client_free(cat);
+    return rc;
 }

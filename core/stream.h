@@ -1,15 +1,17 @@
-/* Streaming: pgoutput messages in, events to sinks, confirmations out. */
+/* The stream: the loop that joins the source (core/source: messages in,
+ * events out), delivery (core/delivery: events to sinks, acknowledgements
+ * back) and the checkpoint (what may be confirmed), and confirms. */
 #ifndef PGSPOUT_STREAM_H
 #define PGSPOUT_STREAM_H
 
 #include <libpq-fe.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pattern.h"
-#include "sink_host.h"
+#include "delivery.h"
+#include "source.h"
+#include "stop.h"
 
 typedef struct stream_settings {
     /* The user's settings, from the configuration (defaults: the settings
@@ -43,14 +45,23 @@ void stream_settings_default(stream_settings *s);
  * confirmed; the server sends it again). */
 #define STREAM_DISCONNECTED (-1)
 
-/* Streams until endpos, a stop signal (*stop set), a lost connection or a
- * failure. Sinks must be created. *catalog may be replaced by a new
- * connection (the caller closes whichever it holds at the end). Returns the
- * process exit status: 0 after a clean stop with everything durable
- * confirmed, 1 on failure (nothing unacknowledged was confirmed), or
+/* Streams until endpos, a stop signal (see stop.h), a lost connection or a
+ * failure: the source reads changes into a batch, the delivery hands it to
+ * the sinks and flushes them, and the end of every transaction all sinks
+ * made durable is confirmed through the source's I/O. The delivery's sinks
+ * must be started, and at most SELECTION_MAX_SINKS. Returns the process
+ * exit status: 0 after a clean stop with everything durable confirmed, 1
+ * on failure (nothing unacknowledged was confirmed), or
  * STREAM_DISCONNECTED. */
-int stream_run(PGconn *repl, PGconn **catalog, const table_filter *global,
-               sink_handle **sinks, size_t nsinks,
-               const stream_settings *settings, volatile sig_atomic_t *stop);
+int stream_run(const stream_settings *settings, const source_io *io,
+               const source_catalog *catalog, delivery *d, stop_state *stop);
+
+/* stream_run from a connected server: starts replication on repl and asks
+ * the catalog over *catalog, which may be replaced by a new connection
+ * (the caller closes whichever it holds at the end). Returns as
+ * stream_run, STREAM_DISCONNECTED too when replication could not start for
+ * a reason a reconnect may cure. */
+int stream_from_server(PGconn *repl, PGconn **catalog, delivery *d,
+                       const stream_settings *settings, stop_state *stop);
 
 #endif

@@ -23,16 +23,17 @@ for c in clang-14 clang; do
 done
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror
-    -fno-omit-frame-pointer -I"$REPO/core" -I"$REPO/lib" -I"$REPO/sdk/include"
+    -fno-omit-frame-pointer -I"$REPO/core" -I"$REPO/core/source"
+    -I"$REPO/core/delivery" -I"$REPO/lib" -I"$REPO/sdk/include"
     $(pkg-config --cflags libpq libconfig))
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 
 # Every target links the whole utility library (lib/), as the daemon does.
 UTIL=$(cd "$REPO" && echo lib/*.c)
 declare -A SOURCES=(
-    [pgoutput]="core/pgoutput.c $UTIL"
+    [pgoutput]="core/source/pgoutput.c $UTIL"
     [pattern]="core/pattern.c core/error.c $UTIL"
-    [config]="core/config.c core/config_cli.c core/config_file.c core/config_load.c core/config_tokens.c core/settings.c core/conninfo.c core/options.c core/error.c $UTIL"
+    [config]="core/config.c core/config_cli.c core/config_file.c core/config_load.c core/config_tokens.c core/settings.c core/conninfo.c core/delivery/options.c core/error.c $UTIL"
     [value_json]="core/value_json.c core/json_out.c core/typeinfo.c $UTIL"
 )
 declare -A LIBS=(

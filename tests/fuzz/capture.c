@@ -7,7 +7,12 @@
  * Usage: capture CONNINFO SLOT PUBLICATION PROTO ENDPOS OUTDIR [OPTIONS]
  * OPTIONS is appended to the START_REPLICATION option list, e.g.
  * "streaming 'on', binary 'true'". Stops once the server reports a WAL end
- * at or past ENDPOS and nothing arrived for a second (or after 30 s). */
+ * at or past ENDPOS and nothing arrived for a second (or after 30 s).
+ *
+ * When OUTDIR ends in ".frames" it is instead one file that receives every
+ * CopyData message the server sent, XLogData and keepalives alike, each as
+ * a 4-byte big-endian length and the message: a whole stream, for the unit
+ * tests that replay one (tests/unit/capture_stream.py). */
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -41,6 +46,16 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Appends one CopyData message to a .frames file. */
+static bool write_frame(FILE *f, const char *buf, int len)
+{
+    unsigned char head[4] = {(unsigned char)(len >> 24),
+                             (unsigned char)(len >> 16),
+                             (unsigned char)(len >> 8), (unsigned char)len};
+    return fwrite(head, 1, 4, f) == 4 &&
+           fwrite(buf, 1, (size_t)len, f) == (size_t)len;
 }
 
 static void write_u64(char *p, uint64_t v)
@@ -82,6 +97,13 @@ int main(int argc, char **argv)
     }
     const char *options = argc > 7 ? argv[7] : "";
     bool abort_has_lsn = strstr(options, "parallel") != NULL;
+    size_t outlen = strlen(outdir);
+    FILE *frames = NULL;
+    if (outlen > 7 && strcmp(outdir + outlen - 7, ".frames") == 0 &&
+        !(frames = fopen(outdir, "wb"))) {
+        fprintf(stderr, "capture: %s: %s\n", outdir, strerror(errno));
+        return 1;
+    }
 
     char conninfo[4096];
     snprintf(conninfo, sizeof conninfo, "%s replication=database", argv[1]);
@@ -126,6 +148,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "capture: stream ended: %s", PQerrorMessage(conn));
             break;
         }
+        if (frames && !write_frame(frames, buf, len)) {
+            fprintf(stderr, "capture: %s: %s\n", outdir, strerror(errno));
+            return 1;
+        }
         if (buf[0] == 'k' && len >= 18) {
             uint64_t end = read_u64(buf + 1);
             if (end > wal_end)
@@ -139,6 +165,12 @@ int main(int argc, char **argv)
                 received = start_lsn;
             const char *payload = buf + 25;
             size_t plen = (size_t)len - 25;
+            last_data = now_s();
+            if (frames) {
+                count++;
+                PQfreemem(buf);
+                continue;
+            }
             char path[4096];
             snprintf(path, sizeof path, "%s/p%d-%05u-%c.bin", outdir, proto,
                      count++, payload[0]);
@@ -157,11 +189,14 @@ int main(int argc, char **argv)
                 in_stream = true;
             else if (payload[0] == 'E')
                 in_stream = false;
-            last_data = now_s();
         }
         PQfreemem(buf);
     }
     printf("captured %u messages (protocol %d)\n", count, proto);
+    if (frames && fclose(frames) != 0) {
+        fprintf(stderr, "capture: %s: %s\n", outdir, strerror(errno));
+        return 1;
+    }
     PQfinish(conn);
     return count > 0 ? 0 : 1;
 }

@@ -1,8 +1,9 @@
 /* A sink for tests of the host's delivery rules: it writes each event's JSON
  * to a file like the file sink (without fsync), and can be told to be slow,
- * to ask for retries, to fail for good, or never to acknowledge (which keeps
- * the slot's confirmed position where it is, whatever other sinks store).
- * Built with the tests, never installed. */
+ * to ask for retries, to fail for good, never to acknowledge (which keeps
+ * the slot's confirmed position where it is, whatever other sinks store),
+ * or to wait in every write until the host says to stop waiting. Built with
+ * the tests, never installed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ typedef struct fault_sink {
     int64_t fatal_write;  /* write call number N returns FATAL (0: never) */
     int64_t write_calls;
     bool ack;
+    bool wait_for_stop;
     bool have_pending;
     pgspout_position pending; /* last event written, not yet acknowledged */
 } fault_sink;
@@ -45,6 +47,11 @@ static const pgspout_option_def fault_options[] = {
      .type = PGSPOUT_OPT_BOOL,
      .default_value = "true",
      .doc = "acknowledge what flush wrote (false: never)"},
+    {.name = "wait_for_stop",
+     .type = PGSPOUT_OPT_BOOL,
+     .default_value = "false",
+     .doc = "every write waits (up to 30 s) until the host's should_stop "
+            "says to give up, then answers RETRY"},
     PGSPOUT_OPTION_END};
 
 static pgspout_status fault_create(const pgspout_host_api *host,
@@ -61,6 +68,7 @@ static pgspout_status fault_create(const pgspout_host_api *host,
     host->option_int(handle, "retry_writes", &s->retry_writes);
     host->option_int(handle, "fatal_write", &s->fatal_write);
     host->option_bool(handle, "ack", &s->ack);
+    host->option_bool(handle, "wait_for_stop", &s->wait_for_stop);
     s->out = path ? fopen(path, "a") : NULL;
     if (!s->out) {
         host->log(handle, PGSPOUT_LOG_ERROR, "cannot open %s: %s",
@@ -72,16 +80,35 @@ static pgspout_status fault_create(const pgspout_host_api *host,
     return PGSPOUT_OK;
 }
 
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* As a sink waiting for a service that does not answer: only the host's
+ * should_stop ends the wait. */
+static pgspout_status wait_for_stop(fault_sink *s)
+{
+    for (int waited = 0; waited < 3000; waited++) {
+        if (s->host->should_stop(s->handle))
+            break;
+        sleep_ms(10);
+    }
+    s->host->log(s->handle, PGSPOUT_LOG_WARNING,
+                 "write call %lld gave up waiting", (long long)s->write_calls);
+    return PGSPOUT_RETRY;
+}
+
 static pgspout_status
 fault_write(void *state, const pgspout_event *const *events, size_t count)
 {
     fault_sink *s = state;
     s->write_calls++;
-    if (s->write_delay_ms > 0) {
-        struct timespec ts = {s->write_delay_ms / 1000,
-                              (long)(s->write_delay_ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-    }
+    if (s->write_delay_ms > 0)
+        sleep_ms(s->write_delay_ms);
+    if (s->wait_for_stop)
+        return wait_for_stop(s);
     if (s->write_calls <= s->retry_writes) {
         s->host->log(s->handle, PGSPOUT_LOG_WARNING,
                      "injected RETRY for write call %lld",

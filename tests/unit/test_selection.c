@@ -4,6 +4,7 @@
  * (publish_via_partition_root). */
 #include "check.h"
 #include "selection.h"
+#include "sink_host.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

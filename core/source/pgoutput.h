@@ -2,6 +2,12 @@
  * Replication Message Formats" in the PostgreSQL docs), protocol versions 1
  * to 4. It parses the payload of one XLogData message and does no I/O.
  *
+ * The daemon asks for protocol 1 (SOURCE_PGOUTPUT_PROTO_VERSION, source.h).
+ * Versions 2 to 4 (streamed in-progress transactions, two-phase commit,
+ * parallel streaming) are decoded all the same, on purpose: the fuzzers
+ * feed them real captured messages, and streaming large transactions, a
+ * planned change, will ask for them.
+ *
  * Zero-copy: every string and column value in a decoded message points into
  * the caller's buffer, which must outlive the message. Only the tuple column
  * arrays, the relation column array and the truncate OID array are allocated;

@@ -15,31 +15,6 @@
  * before poll() starts does not interrupt it. */
 #define STOP_POLL_MS 100
 
-static volatile sig_atomic_t *stop_signals;
-static int stop_threshold = 1;
-
-void pq_set_stop_state(volatile sig_atomic_t *signals, int threshold)
-{
-    stop_signals = signals;
-    stop_threshold = threshold;
-}
-
-bool pq_stop_requested(void)
-{
-    return stop_signals && *stop_signals >= stop_threshold;
-}
-
-static bool stop_requested(void *unused)
-{
-    (void)unused;
-    return pq_stop_requested();
-}
-
-bool pq_sleep_unless_stopped(int64_t ms)
-{
-    return sleep_unless(ms, stop_requested, NULL);
-}
-
 void pq_copy_error(PGconn *conn, const char *what, char *err, size_t errlen)
 {
     const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
@@ -165,10 +140,10 @@ static bool start_detached(connect_job *job)
 
 /* Waits for the attempt; on a stop leaves it to its thread. Returns the
  * connection (possibly failed), or NULL when stopped. */
-static PGconn *await_job(connect_job *job)
+static PGconn *await_job(connect_job *job, const stop_state *stop)
 {
     pthread_mutex_lock(&job->lock);
-    while (!job->done && !pq_stop_requested()) {
+    while (!job->done && !stop_requested(stop)) {
         struct timespec until = clock_after_ms(CLOCK_REALTIME, STOP_POLL_MS);
         pthread_cond_timedwait(&job->finished, &job->lock, &until);
     }
@@ -182,14 +157,15 @@ static PGconn *await_job(connect_job *job)
     return conn;
 }
 
-PGconn *pq_connect(const char *conninfo, bool replication, pq_outcome *outcome,
-                   char *err, size_t errlen)
+PGconn *pq_connect(const char *conninfo, bool replication,
+                   const stop_state *stop, pq_outcome *outcome, char *err,
+                   size_t errlen)
 {
     pq_outcome ignored;
     outcome = outcome ? outcome : &ignored;
     const char *what =
         replication ? "replication connection failed" : "connection failed";
-    if (pq_stop_requested()) {
+    if (stop_requested(stop)) {
         *outcome = PQ_STOPPED;
         snprintf(err, errlen, "%s: stop requested", what);
         return NULL;
@@ -201,7 +177,7 @@ PGconn *pq_connect(const char *conninfo, bool replication, pq_outcome *outcome,
         snprintf(err, errlen, "%s: cannot start a thread", what);
         return NULL;
     }
-    PGconn *conn = await_job(job);
+    PGconn *conn = await_job(job, stop);
     if (!conn) {
         *outcome = PQ_STOPPED;
         snprintf(err, errlen, "%s: stop requested while connecting", what);
@@ -219,10 +195,11 @@ PGconn *pq_connect(const char *conninfo, bool replication, pq_outcome *outcome,
 
 /* ---- waiting and queries ---- */
 
-int pq_wait_socket(PGconn *conn, bool for_write, int64_t deadline_us)
+int pq_wait_socket(PGconn *conn, bool for_write, int64_t deadline_us,
+                   const stop_state *stop)
 {
     for (;;) {
-        if (pq_stop_requested())
+        if (stop_requested(stop))
             return -1;
         int64_t step = STOP_POLL_MS;
         if (deadline_us > 0) {
@@ -280,7 +257,8 @@ static void collect_ready(PGconn *conn, PGresult **last, bool *finished)
 
 PGresult *pq_exec(PGconn *conn, const char *sql, int nparams,
                   const char *const *params, int timeout_ms,
-                  pq_outcome *outcome, char *err, size_t errlen)
+                  const stop_state *stop, pq_outcome *outcome, char *err,
+                  size_t errlen)
 {
     pq_outcome ignored;
     outcome = outcome ? outcome : &ignored;
@@ -303,7 +281,7 @@ PGresult *pq_exec(PGconn *conn, const char *sql, int nparams,
             *outcome = PQ_OK;
             return last;
         }
-        int wait = pq_wait_socket(conn, false, deadline);
+        int wait = pq_wait_socket(conn, false, deadline, stop);
         if (wait != 1) {
             PQclear(last);
             return wait_failed(wait, outcome, err, errlen);

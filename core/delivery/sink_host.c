@@ -1,10 +1,8 @@
 #include "sink_host.h"
 
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "event_internal.h"
 #include "event_json.h"
@@ -12,38 +10,9 @@
 #include "lsn.h"
 #include "strbuf.h"
 
-static int wake_pipe[2] = {-1, -1};
-static volatile sig_atomic_t *stop_signals;
-static int stop_threshold = 1;
-
-void host_set_stop_state(volatile sig_atomic_t *signals, int threshold)
-{
-    stop_signals = signals;
-    stop_threshold = threshold;
-}
-
 static bool host_should_stop(pgspout_sink_handle *sink)
 {
-    (void)sink;
-    return stop_signals && *stop_signals >= stop_threshold;
-}
-
-int host_wake_init(void)
-{
-    if (wake_pipe[0] >= 0)
-        return wake_pipe[0];
-    if (pipe(wake_pipe) != 0) {
-        wake_pipe[0] = wake_pipe[1] = -1;
-        return -1;
-    }
-    fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK);
-    fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
-    return wake_pipe[0];
-}
-
-int host_wake_read_fd(void)
-{
-    return wake_pipe[0];
+    return stop_requested(sink->stop);
 }
 
 static void host_log(pgspout_sink_handle *sink, pgspout_log_level level,
@@ -157,12 +126,7 @@ static void host_ack_durable(pgspout_sink_handle *sink, pgspout_position upto)
                 sink->name);
         return;
     }
-    if (wake_pipe[1] >= 0) {
-        char byte = 1;
-        /* A full pipe already holds a pending wake-up. */
-        ssize_t ignored = write(wake_pipe[1], &byte, 1);
-        (void)ignored;
-    }
+    stop_wake(sink->stop);
 }
 
 static const pgspout_host_api api_table = {
@@ -195,13 +159,15 @@ const pgspout_host_api *host_api(void)
 }
 
 sink_handle *sink_handle_new(const char *name, sink_library lib,
-                             const sink_options *options, table_filter *filter)
+                             const sink_options *options, table_filter *filter,
+                             stop_state *stop)
 {
     sink_handle *s = xcalloc(1, sizeof *s);
     s->name = xstrdup(name);
     s->lib = lib;
     s->options = options;
     s->filter = filter;
+    s->stop = stop;
     pthread_mutex_init(&s->ack_lock, NULL);
     return s;
 }

@@ -16,14 +16,14 @@
 static char unanswered[256];
 static bool unanswered_retryable;
 
-static PGresult *query(PGconn *conn, const char *sql, int nparams,
-                       const char *const *params)
+static PGresult *query(PGconn *conn, const stop_state *stop, const char *sql,
+                       int nparams, const char *const *params)
 {
     pq_outcome outcome;
     unanswered[0] = '\0';
     PGresult *res =
-        pq_exec(conn, sql, nparams, params, CATALOG_QUERY_TIMEOUT_MS, &outcome,
-                unanswered, sizeof unanswered);
+        pq_exec(conn, sql, nparams, params, CATALOG_QUERY_TIMEOUT_MS, stop,
+                &outcome, unanswered, sizeof unanswered);
     unanswered_retryable = outcome != PQ_STOPPED;
     return res;
 }
@@ -147,14 +147,15 @@ static catalog_source *parse_sources(const PGresult *res, size_t *count)
     return sources;
 }
 
-static bool query_sources(PGconn *conn, const char *targets, int nparams,
+static bool query_sources(PGconn *conn, const stop_state *stop,
+                          const char *targets, int nparams,
                           const char *const *params, catalog_source **sources,
                           size_t *count, char *err, size_t errlen,
                           bool *retryable)
 {
     strbuf sql = STRBUF_INIT;
     sbuf_appendf(&sql, sources_sql, targets);
-    PGresult *res = query(conn, sql.data, nparams, params);
+    PGresult *res = query(conn, stop, sql.data, nparams, params);
     sbuf_free(&sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         result_error(conn, res, "cannot read partitions from the catalog", err,
@@ -167,9 +168,9 @@ static bool query_sources(PGconn *conn, const char *targets, int nparams,
     return true;
 }
 
-bool catalog_relation_source(PGconn *conn, uint32_t relid, catalog_source *src,
-                             bool *found, char *err, size_t errlen,
-                             bool *retryable)
+bool catalog_relation_source(PGconn *conn, const stop_state *stop,
+                             uint32_t relid, catalog_source *src, bool *found,
+                             char *err, size_t errlen, bool *retryable)
 {
     char oid[16];
     snprintf(oid, sizeof oid, "%u", relid);
@@ -177,8 +178,8 @@ bool catalog_relation_source(PGconn *conn, uint32_t relid, catalog_source *src,
     catalog_source *sources;
     size_t n;
     memset(src, 0, sizeof *src);
-    if (!query_sources(conn, "SELECT $1::pg_catalog.oid", 1, params, &sources,
-                       &n, err, errlen, retryable))
+    if (!query_sources(conn, stop, "SELECT $1::pg_catalog.oid", 1, params,
+                       &sources, &n, err, errlen, retryable))
         return false;
     *found = n == 1;
     if (*found) {
@@ -189,9 +190,10 @@ bool catalog_relation_source(PGconn *conn, uint32_t relid, catalog_source *src,
     return true;
 }
 
-bool catalog_publication_sources(PGconn *conn, const char *publication,
-                                 bool exists, catalog_source **sources,
-                                 size_t *count, char *err, size_t errlen)
+bool catalog_publication_sources(PGconn *conn, const stop_state *stop,
+                                 const char *publication, bool exists,
+                                 catalog_source **sources, size_t *count,
+                                 char *err, size_t errlen)
 {
     /* A publication lists only tables it can publish: permanent ones. */
     static const char published[] =
@@ -209,9 +211,9 @@ bool catalog_publication_sources(PGconn *conn, const char *publication,
         "WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' "
         "AND NOT c.relispartition AND " USER_SCHEMA("n");
     const char *params[] = {publication};
-    return query_sources(conn, exists ? published : all_roots, exists ? 1 : 0,
-                         exists ? params : NULL, sources, count, err, errlen,
-                         NULL);
+    return query_sources(conn, stop, exists ? published : all_roots,
+                         exists ? 1 : 0, exists ? params : NULL, sources, count,
+                         err, errlen, NULL);
 }
 
 static void chain_clear(catalog_chain *chain)
@@ -243,12 +245,13 @@ void catalog_sources_free(catalog_source *sources, size_t count)
     free(sources);
 }
 
-bool catalog_publication_info(PGconn *conn, const char *publication,
-                              bool *exists, bool *via_root, char *err,
-                              size_t errlen, bool *retryable)
+bool catalog_publication_info(PGconn *conn, const stop_state *stop,
+                              const char *publication, bool *exists,
+                              bool *via_root, char *err, size_t errlen,
+                              bool *retryable)
 {
     const char *params[] = {publication};
-    PGresult *res = query(conn,
+    PGresult *res = query(conn, stop,
                           "SELECT pubviaroot FROM pg_catalog.pg_publication "
                           "WHERE pubname = $1",
                           1, params);
@@ -268,8 +271,9 @@ bool catalog_publication_info(PGconn *conn, const char *publication,
  * type and arrays to their element type, as far as the catalog says.
  * Returns NULL, or the failed query's result (to describe the failure): a
  * type guessed wrongly would change how its values are encoded. */
-static PGresult *resolve_type(PGconn *conn, uint32_t oid, int depth,
-                              value_type *vt, bool *failed)
+static PGresult *resolve_type(PGconn *conn, const stop_state *stop,
+                              uint32_t oid, int depth, value_type *vt,
+                              bool *failed)
 {
     bool known;
     *vt = value_type_for_builtin(oid, &known);
@@ -279,7 +283,7 @@ static PGresult *resolve_type(PGconn *conn, uint32_t oid, int depth,
     snprintf(text, sizeof text, "%u", oid);
     const char *params[] = {text};
     PGresult *res =
-        query(conn,
+        query(conn, stop,
               "SELECT t.typtype, t.typbasetype, t.typelem, t.typcategory, "
               "coalesce(e.typdelim, ',') FROM pg_catalog.pg_type t "
               "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem "
@@ -297,12 +301,12 @@ static PGresult *resolve_type(PGconn *conn, uint32_t oid, int depth,
         char category = PQgetvalue(res, 0, 3)[0];
         char delim = PQgetvalue(res, 0, 4)[0];
         if (typtype == 'd' && base != 0) {
-            failure = resolve_type(conn, base, depth + 1, vt, failed);
+            failure = resolve_type(conn, stop, base, depth + 1, vt, failed);
         } else if (category == 'A' && elem != 0) {
             /* The element type may be an array itself when it is a domain
              * over an array type. */
             value_type ev;
-            failure = resolve_type(conn, elem, depth + 1, &ev, failed);
+            failure = resolve_type(conn, stop, elem, depth + 1, &ev, failed);
             *vt = value_type_array_of(ev, delim);
         }
     }
@@ -310,12 +314,12 @@ static PGresult *resolve_type(PGconn *conn, uint32_t oid, int depth,
     return failure;
 }
 
-static bool describe_types(PGconn *conn, relation *rel, char *err,
-                           size_t errlen, bool *retryable)
+static bool describe_types(PGconn *conn, const stop_state *stop, relation *rel,
+                           char *err, size_t errlen, bool *retryable)
 {
     for (int i = 0; i < rel->ncols; i++) {
         bool failed = false;
-        PGresult *res = resolve_type(conn, rel->cols[i].type_oid, 0,
+        PGresult *res = resolve_type(conn, stop, rel->cols[i].type_oid, 0,
                                      &rel->cols[i].vtype, &failed);
         if (failed) {
             result_error(conn, res, "cannot look up a column type", err, errlen,
@@ -327,8 +331,9 @@ static bool describe_types(PGconn *conn, relation *rel, char *err,
     return true;
 }
 
-bool catalog_describe_columns(PGconn *conn, relation *rel, char *err,
-                              size_t errlen, bool *retryable)
+bool catalog_describe_columns(PGconn *conn, const stop_state *stop,
+                              relation *rel, char *err, size_t errlen,
+                              bool *retryable)
 {
     if (retryable)
         *retryable = false;
@@ -345,7 +350,7 @@ bool catalog_describe_columns(PGconn *conn, relation *rel, char *err,
     sbuf_append_char(&typmods, '}');
     const char *params[] = {oids.data, typmods.data};
     PGresult *res = query(
-        conn,
+        conn, stop,
         "SELECT pg_catalog.format_type(u.t, nullif(u.m, -1)) FROM "
         "unnest($1::pg_catalog.oid[], $2::pg_catalog.int4[]) WITH ORDINALITY "
         "AS u(t, m, o) ORDER BY u.o",
@@ -364,15 +369,16 @@ bool catalog_describe_columns(PGconn *conn, relation *rel, char *err,
         rel->cols[i].type_name = xstrdup(PQgetvalue(res, i, 0));
     }
     PQclear(res);
-    return describe_types(conn, rel, err, errlen, retryable);
+    return describe_types(conn, stop, rel, err, errlen, retryable);
 }
 
-bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
-                         uint64_t *confirmed, char *err, size_t errlen)
+bool catalog_slot_exists(PGconn *conn, const stop_state *stop, const char *slot,
+                         bool *exists, uint64_t *confirmed, char *err,
+                         size_t errlen)
 {
     const char *params[] = {slot};
     PGresult *res =
-        query(conn,
+        query(conn, stop,
               "SELECT plugin, coalesce(confirmed_flush_lsn - '0/0', 0)::text, "
               "two_phase FROM pg_catalog.pg_replication_slots "
               "WHERE slot_name = $1",
@@ -407,12 +413,13 @@ bool catalog_slot_exists(PGconn *conn, const char *slot, bool *exists,
     return ok;
 }
 
-bool catalog_ensure_publication(PGconn *conn, const char *publication,
-                                bool create, char *err, size_t errlen)
+bool catalog_ensure_publication(PGconn *conn, const stop_state *stop,
+                                const char *publication, bool create, char *err,
+                                size_t errlen)
 {
     bool exists, via_root;
-    if (!catalog_publication_info(conn, publication, &exists, &via_root, err,
-                                  errlen, NULL))
+    if (!catalog_publication_info(conn, stop, publication, &exists, &via_root,
+                                  err, errlen, NULL))
         return false;
     if (exists)
         return true;
@@ -432,7 +439,7 @@ bool catalog_ensure_publication(PGconn *conn, const char *publication,
                  "WITH (publish_via_partition_root = true)",
                  ident);
     PQfreemem(ident);
-    PGresult *res = query(conn, sql.data, 0, NULL);
+    PGresult *res = query(conn, stop, sql.data, 0, NULL);
     sbuf_free(&sql);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
@@ -441,15 +448,10 @@ bool catalog_ensure_publication(PGconn *conn, const char *publication,
     return ok;
 }
 
-char *catalog_current_database(PGconn *conn)
+char **catalog_search_path(PGconn *conn, const stop_state *stop, size_t *count)
 {
-    return xstrdup(PQdb(conn));
-}
-
-char **catalog_search_path(PGconn *conn, size_t *count)
-{
-    PGresult *res =
-        query(conn, "SELECT unnest(pg_catalog.current_schemas(true))", 0, NULL);
+    PGresult *res = query(
+        conn, stop, "SELECT unnest(pg_catalog.current_schemas(true))", 0, NULL);
     *count = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);

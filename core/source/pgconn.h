@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "clock.h" /* now_us(), which deadlines here are measured by */
+#include "stop.h"
 
 #define PGSPOUT_DEFAULT_CONNECT_TIMEOUT_S 30
 
@@ -34,10 +35,6 @@
 #define PQ_PINNED_SETTINGS                                                     \
     "-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=3 "  \
     "-c bytea_output=hex -c TimeZone=UTC -c lc_monetary=C"
-
-/* The stop state waits look at: a wait ends once *signals >= threshold. */
-void pq_set_stop_state(volatile sig_atomic_t *signals, int threshold);
-bool pq_stop_requested(void);
 
 typedef enum pq_outcome {
     PQ_OK,        /* connected, or the query produced its results */
@@ -49,8 +46,9 @@ typedef enum pq_outcome {
 /* Opens a connection (replication = true: a logical walsender). Returns
  * NULL with err set (never quoting the conninfo) and *outcome telling why.
  * outcome may be NULL. */
-PGconn *pq_connect(const char *conninfo, bool replication, pq_outcome *outcome,
-                   char *err, size_t errlen);
+PGconn *pq_connect(const char *conninfo, bool replication,
+                   const stop_state *stop, pq_outcome *outcome, char *err,
+                   size_t errlen);
 
 /* Runs one statement (params as text, may be NULL) and returns its last
  * result, whatever its status (the caller checks PQresultStatus), or NULL
@@ -60,12 +58,14 @@ PGconn *pq_connect(const char *conninfo, bool replication, pq_outcome *outcome,
  * closed. A COPY_BOTH result (START_REPLICATION) is returned at once. */
 PGresult *pq_exec(PGconn *conn, const char *sql, int nparams,
                   const char *const *params, int timeout_ms,
-                  pq_outcome *outcome, char *err, size_t errlen);
+                  const stop_state *stop, pq_outcome *outcome, char *err,
+                  size_t errlen);
 
 /* Waits until the socket is readable (or writable), the deadline (a
  * now_us() value; <= 0 none) passes, or a stop is requested. Returns 1
  * ready, 0 deadline, -1 stop, -2 poll failed. */
-int pq_wait_socket(PGconn *conn, bool for_write, int64_t deadline_us);
+int pq_wait_socket(PGconn *conn, bool for_write, int64_t deadline_us,
+                   const stop_state *stop);
 
 /* Copies libpq's last error for conn into err as "what: message" without
  * the trailing newline. */
@@ -75,8 +75,5 @@ void pq_copy_error(PGconn *conn, const char *what, char *err, size_t errlen);
  * or terminated connection, a server shutting down, starting or out of
  * connections, a lack of resources, an I/O or internal error. */
 bool pq_sqlstate_retryable(const char *sqlstate);
-
-/* Sleeps ms milliseconds unless a stop is requested first; false then. */
-bool pq_sleep_unless_stopped(int64_t ms);
 
 #endif

@@ -12,7 +12,9 @@
 
 #include "catalog.h"
 #include "pattern.h"
-#include "sink_host.h"
+
+/* Sink handles stay opaque here (sink_host.h is delivery's own). */
+typedef struct pgspout_sink_handle sink_handle;
 
 /* One bit per sink in a mask. */
 #define SELECTION_MAX_SINKS 64

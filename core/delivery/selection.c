@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "sink_host.h"
 #include "strbuf.h"
 
 struct selection {

@@ -48,14 +48,14 @@ static void write_be64(char *p, uint64_t v)
 /* How long a clean stop waits for the server to end COPY. */
 #define REPL_FINISH_TIMEOUT_MS 30000
 
-static bool run_command(PGconn *conn, const char *sql, int timeout_ms,
-                        const char *what, char *err, size_t errlen,
-                        char *sqlstate)
+static bool run_command(PGconn *conn, const stop_state *stop, const char *sql,
+                        int timeout_ms, const char *what, char *err,
+                        size_t errlen, char *sqlstate)
 {
     char why[512];
     pq_outcome outcome;
-    PGresult *res =
-        pq_exec(conn, sql, 0, NULL, timeout_ms, &outcome, why, sizeof why);
+    PGresult *res = pq_exec(conn, sql, 0, NULL, timeout_ms, stop, &outcome, why,
+                            sizeof why);
     if (!res) {
         snprintf(err, errlen, "%s: %s", what, why);
         return false;
@@ -72,7 +72,8 @@ static bool run_command(PGconn *conn, const char *sql, int timeout_ms,
     return ok;
 }
 
-bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
+bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
+                      char *err, size_t errlen)
 {
     char sql[256];
     /* NOEXPORT_SNAPSHOT: pgspout streams changes, it takes no initial copy. */
@@ -80,15 +81,15 @@ bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen)
              "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput "
              "NOEXPORT_SNAPSHOT",
              slot);
-    return run_command(repl, sql, -1, "cannot create replication slot", err,
-                       errlen, NULL);
+    return run_command(repl, stop, sql, -1, "cannot create replication slot",
+                       err, errlen, NULL);
 }
 
 /* Without WAIT the server refuses at once while another client holds the
  * slot; pgspout retries itself so that the wait is bounded and a stop ends
  * it without dropping a slot the user gave up on. */
-bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
-                    size_t errlen)
+bool repl_drop_slot(PGconn *repl, const stop_state *stop, const char *slot,
+                    int wait_s, char *err, size_t errlen)
 {
     char sql[256];
     snprintf(sql, sizeof sql, "DROP_REPLICATION_SLOT \"%s\"", slot);
@@ -96,7 +97,7 @@ bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
     bool announced = false;
     for (;;) {
         char state[6];
-        if (run_command(repl, sql, REPL_COMMAND_TIMEOUT_MS,
+        if (run_command(repl, stop, sql, REPL_COMMAND_TIMEOUT_MS,
                         "cannot drop replication slot", err, errlen, state))
             return true;
         if (strcmp(state, "55006") != 0)
@@ -114,7 +115,7 @@ bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
             log_info("%s; waiting up to %d s for it to be released", err,
                      wait_s);
         announced = true;
-        if (!pq_sleep_unless_stopped(DROP_RETRY_MS)) {
+        if (!stop_sleep(stop, DROP_RETRY_MS)) {
             snprintf(err, errlen,
                      "stop requested while waiting for replication slot "
                      "\"%s\" to be released; the slot was not dropped",
@@ -150,12 +151,13 @@ static void *status_thread_main(void *arg)
     return NULL;
 }
 
-bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
-                const char *publication, int proto_version,
+bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
+                const char *slot, const char *publication, int proto_version,
                 int status_interval_ms, char *err, size_t errlen)
 {
     memset(rs, 0, sizeof *rs);
     rs->conn = repl;
+    rs->stop = stop;
     rs->status_interval_ms = status_interval_ms;
     pthread_mutex_init(&rs->lock, NULL);
     pthread_mutex_init(&rs->wait_lock, NULL);
@@ -185,7 +187,7 @@ bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
     char why[512];
     pq_outcome outcome;
     PGresult *res = pq_exec(repl, sql.data, 0, NULL, REPL_COMMAND_TIMEOUT_MS,
-                            &outcome, why, sizeof why);
+                            stop, &outcome, why, sizeof why);
     sbuf_free(&sql);
     sbuf_free(&pub);
     if (!res) {
@@ -271,8 +273,8 @@ bool repl_check_alive(repl_stream *rs, char *err, size_t errlen)
     return repl_send_status(rs, true, err, errlen);
 }
 
-static int parse_copy_data(char *buf, int len, repl_msg *msg, char *err,
-                           size_t errlen)
+static repl_read_result parse_copy_data(char *buf, int len, repl_msg *msg,
+                                        char *err, size_t errlen)
 {
     memset(msg, 0, sizeof *msg);
     msg->buffer = buf;
@@ -282,24 +284,24 @@ static int parse_copy_data(char *buf, int len, repl_msg *msg, char *err,
         msg->wal_end = read_be64(buf + 9);
         msg->payload = buf + 25;
         msg->payload_len = (size_t)len - 25;
-        return 1;
+        return REPL_READ_MESSAGE;
     }
     if (len >= 18 && buf[0] == 'k') {
         msg->kind = REPL_KEEPALIVE;
         msg->wal_end = read_be64(buf + 1);
         msg->reply_requested = buf[17] != 0;
-        return 1;
+        return REPL_READ_MESSAGE;
     }
     snprintf(err, errlen,
              "unexpected message from the server: type '%c', %d bytes",
              len > 0 ? buf[0] : '?', len);
     PQfreemem(buf);
     msg->buffer = NULL;
-    return -1;
+    return REPL_READ_LOST;
 }
 
-int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
-              char *err, size_t errlen)
+repl_read_result repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms,
+                           int wake_fd, char *err, size_t errlen)
 {
     int64_t deadline = now_us() + (int64_t)timeout_ms * 1000;
     /* Even with no time to wait, look at the socket once: libpq's buffer
@@ -330,13 +332,13 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
             }
             PQclear(res);
             pthread_mutex_unlock(&rs->lock);
-            return permanent ? -2 : -1;
+            return permanent ? REPL_READ_REFUSED : REPL_READ_LOST;
         }
         int64_t left = deadline - now_us();
         if (left < 0)
             left = 0;
         if (left == 0 && looked)
-            return 0;
+            return REPL_READ_TIMEOUT;
         looked = true;
         pthread_mutex_lock(&rs->lock);
         int unsent = PQflush(rs->conn); /* status updates queued earlier */
@@ -344,34 +346,47 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
             pq_copy_error(rs->conn, "replication connection lost", err, errlen);
         pthread_mutex_unlock(&rs->lock);
         if (unsent < 0)
-            return -1;
+            return REPL_READ_LOST;
         short events = POLLIN | (unsent ? POLLOUT : 0);
         struct pollfd fds[2] = {{.fd = PQsocket(rs->conn), .events = events},
                                 {.fd = wake_fd, .events = POLLIN}};
         int n = poll(fds, wake_fd >= 0 ? 2 : 1, (int)((left + 999) / 1000));
         if (n < 0 && errno != EINTR) {
             snprintf(err, errlen, "poll: %s", strerror(errno));
-            return -1;
+            return REPL_READ_LOST;
         }
         if (n < 0)
-            return 0; /* a signal: the caller looks at its stop flag */
+            return REPL_READ_TIMEOUT; /* a signal: see the stop state */
         if (n == 0) {
             if (left == 0)
-                return 0;
+                return REPL_READ_TIMEOUT;
             continue;
         }
         if (fds[0].revents & POLLOUT)
             continue; /* room to send what was queued */
         if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
-            return 0; /* only the wake-up pipe */
+            return REPL_READ_TIMEOUT; /* only the wake-up pipe */
         pthread_mutex_lock(&rs->lock);
         int ok = PQconsumeInput(rs->conn);
         if (!ok)
             pq_copy_error(rs->conn, "replication connection lost", err, errlen);
         pthread_mutex_unlock(&rs->lock);
         if (!ok)
-            return -1;
+            return REPL_READ_LOST;
     }
+}
+
+void repl_note_received(repl_stream *rs, uint64_t lsn)
+{
+    /* Only the main thread raises it; the status thread reads it. */
+    if (lsn > atomic_load(&rs->received))
+        atomic_store(&rs->received, lsn);
+}
+
+bool repl_confirm(repl_stream *rs, uint64_t lsn, char *err, size_t errlen)
+{
+    atomic_store(&rs->flushed, lsn);
+    return repl_send_status(rs, false, err, errlen);
 }
 
 static void stop_status_thread(repl_stream *rs)
@@ -388,8 +403,8 @@ static void stop_status_thread(repl_stream *rs)
 
 /* Sends what libpq holds for the server; false when the deadline passed,
  * a stop was requested or the connection broke (err set). */
-static bool flush_before(PGconn *conn, int64_t deadline, char *err,
-                         size_t errlen)
+static bool flush_before(PGconn *conn, const stop_state *stop, int64_t deadline,
+                         char *err, size_t errlen)
 {
     for (;;) {
         int unsent = PQflush(conn);
@@ -399,7 +414,7 @@ static bool flush_before(PGconn *conn, int64_t deadline, char *err,
             pq_copy_error(conn, "cannot end streaming", err, errlen);
             return false;
         }
-        int wait = pq_wait_socket(conn, true, deadline);
+        int wait = pq_wait_socket(conn, true, deadline, stop);
         if (wait != 1) {
             snprintf(err, errlen, "cannot end streaming: %s",
                      wait == 0 ? "the server did not take the data in time"
@@ -410,9 +425,10 @@ static bool flush_before(PGconn *conn, int64_t deadline, char *err,
 }
 
 /* Waits for more input from the server and reads it. */
-static bool read_more(PGconn *conn, int64_t deadline, char *err, size_t errlen)
+static bool read_more(PGconn *conn, const stop_state *stop, int64_t deadline,
+                      char *err, size_t errlen)
 {
-    int wait = pq_wait_socket(conn, false, deadline);
+    int wait = pq_wait_socket(conn, false, deadline, stop);
     if (wait == 1 && PQconsumeInput(conn))
         return true;
     snprintf(err, errlen, "streaming did not end cleanly: %s",
@@ -424,8 +440,8 @@ static bool read_more(PGconn *conn, int64_t deadline, char *err, size_t errlen)
 
 /* Reads until the server has ended its side of COPY: what it still sent
  * before it saw CopyDone is dropped. */
-static bool await_copy_end(PGconn *conn, int64_t deadline, char *err,
-                           size_t errlen)
+static bool await_copy_end(PGconn *conn, const stop_state *stop,
+                           int64_t deadline, char *err, size_t errlen)
 {
     for (;;) {
         char *buf = NULL;
@@ -437,19 +453,19 @@ static bool await_copy_end(PGconn *conn, int64_t deadline, char *err,
             pq_copy_error(conn, "streaming did not end cleanly", err, errlen);
             return false;
         }
-        if (len == 0 && !read_more(conn, deadline, err, errlen))
+        if (len == 0 && !read_more(conn, stop, deadline, err, errlen))
             return false;
     }
 }
 
 /* Takes the command's final results; false unless all of them succeeded. */
-static bool await_results(PGconn *conn, int64_t deadline, char *err,
-                          size_t errlen)
+static bool await_results(PGconn *conn, const stop_state *stop,
+                          int64_t deadline, char *err, size_t errlen)
 {
     bool ok = true;
     for (;;) {
         if (PQisBusy(conn)) {
-            if (!read_more(conn, deadline, err, errlen))
+            if (!read_more(conn, stop, deadline, err, errlen))
                 return false;
             continue;
         }
@@ -480,9 +496,9 @@ bool repl_finish(repl_stream *rs, char *err, size_t errlen)
         pq_copy_error(rs->conn, "cannot end streaming", err, errlen);
         return false;
     }
-    return flush_before(rs->conn, deadline, err, errlen) &&
-           await_copy_end(rs->conn, deadline, err, errlen) &&
-           await_results(rs->conn, deadline, err, errlen);
+    return flush_before(rs->conn, rs->stop, deadline, err, errlen) &&
+           await_copy_end(rs->conn, rs->stop, deadline, err, errlen) &&
+           await_results(rs->conn, rs->stop, deadline, err, errlen);
 }
 
 void repl_stop(repl_stream *rs)

@@ -3,7 +3,6 @@
 #define PGSPOUT_SINK_HOST_H
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -11,6 +10,7 @@
 #include "options.h"
 #include "pattern.h"
 #include "pgspout/sink.h"
+#include "stop.h"
 
 struct pgspout_sink_handle {
     char *name; /* instance name from the config (or the type) */
@@ -19,6 +19,7 @@ struct pgspout_sink_handle {
     table_filter *filter;        /* the sink's own filter, may be empty */
     void *state;
     bool created;
+    stop_state *stop; /* should_stop reads it; ack_durable wakes it */
 
     /* Only the main thread touches these. */
     pgspout_position delivered; /* last event handed over by a write OK */
@@ -26,7 +27,6 @@ struct pgspout_sink_handle {
     pgspout_position resume;    /* skip events at or before this */
     uint64_t unflushed;         /* events written since the last flush */
     int64_t unflushed_since_us; /* when the oldest of them was written */
-    int64_t last_flush_us;
 
     /* Written by ack_durable from any thread. */
     pthread_mutex_t ack_lock;
@@ -37,21 +37,12 @@ typedef struct pgspout_sink_handle sink_handle;
 
 const pgspout_host_api *host_api(void);
 
-/* A pipe that ack_durable writes a byte to, so the main loop, which waits
- * on its read end too, acts at once on an acknowledgement from a sink's own
- * thread. Created before any sink and never closed: a sink thread may ack
- * until its destroy returns, and a closed, reused descriptor must never
- * receive that byte. Returns the read end, or -1. */
-int host_wake_init(void);
-
-/* Sinks are told to stop waiting (should_stop) once *signals reaches
- * threshold: 1 while streaming, 2 during a clean stop, where the first
- * signal asked for that stop and a second one gives up on waiting. */
-void host_set_stop_state(volatile sig_atomic_t *signals, int threshold);
-int host_wake_read_fd(void);
-
+/* should_stop answers stop_requested(stop); ack_durable writes to stop's
+ * wake pipe, so the main loop, which waits on its read end too, acts at
+ * once on an acknowledgement from a sink's own thread. */
 sink_handle *sink_handle_new(const char *name, sink_library lib,
-                             const sink_options *options, table_filter *filter);
+                             const sink_options *options, table_filter *filter,
+                             stop_state *stop);
 void sink_handle_free(sink_handle *s);
 
 /* Calls create, then resume_position. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "pgconn.h"
+#include "stop.h"
 
 /* What one CopyData message from the walsender was. */
 typedef enum repl_msg_kind {
@@ -30,6 +31,7 @@ typedef struct repl_msg {
 
 typedef struct repl_stream {
     PGconn *conn;
+    const stop_state *stop; /* ends the waits of repl_finish */
     /* Serialises libpq calls: the status thread sends standby status updates
      * while the main thread may be busy inside a slow sink. */
     pthread_mutex_t lock;
@@ -49,23 +51,39 @@ typedef struct repl_stream {
     int64_t probe_sent_us;
 } repl_stream;
 
-bool repl_create_slot(PGconn *repl, const char *slot, char *err, size_t errlen);
+bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
+                      char *err, size_t errlen);
 /* Drops the slot; while another client holds it, asks again for up to
  * wait_s seconds (0: fails at once), ending early on a stop request. */
-bool repl_drop_slot(PGconn *repl, const char *slot, int wait_s, char *err,
-                    size_t errlen);
+bool repl_drop_slot(PGconn *repl, const stop_state *stop, const char *slot,
+                    int wait_s, char *err, size_t errlen);
 
 /* START_REPLICATION from the slot's confirmed position. */
-bool repl_start(repl_stream *rs, PGconn *repl, const char *slot,
-                const char *publication, int proto_version,
+bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
+                const char *slot, const char *publication, int proto_version,
                 int status_interval_ms, char *err, size_t errlen);
 
-/* Waits up to timeout_ms for the next message. Returns 1 with *msg filled,
- * 0 when nothing arrived in time, -1 on a lost connection or end of stream,
- * -2 when the server ended the stream with an error a reconnect cannot cure
- * (err set in both cases). */
-int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
-              char *err, size_t errlen);
+typedef enum repl_read_result {
+    REPL_READ_MESSAGE, /* *msg filled */
+    /* Nothing arrived in time, or wake_fd became readable, or a signal
+     * interrupted the wait (the caller looks at its stop state). */
+    REPL_READ_TIMEOUT,
+    REPL_READ_LOST,   /* a lost connection or end of stream (err set) */
+    REPL_READ_REFUSED /* the server ended the stream with an error that a
+                         reconnect cannot cure (err set) */
+} repl_read_result;
+
+/* Waits up to timeout_ms for the next message, or until wake_fd (-1: none)
+ * is readable. */
+repl_read_result repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms,
+                           int wake_fd, char *err, size_t errlen);
+
+/* Raises the position reported as received (written) to lsn. */
+void repl_note_received(repl_stream *rs, uint64_t lsn);
+
+/* Reports lsn as flushed: it and everything before it may be forgotten by
+ * the server. Sends a status update at once. */
+bool repl_confirm(repl_stream *rs, uint64_t lsn, char *err, size_t errlen);
 
 /* Called when a read found nothing. A server that has said nothing for
  * REPL_SILENCE_PROBE_S is asked for a sign of life (a status update with
@@ -77,7 +95,8 @@ int repl_read(repl_stream *rs, repl_msg *msg, int timeout_ms, int wake_fd,
 #define REPL_SILENCE_LIMIT_S 30
 bool repl_check_alive(repl_stream *rs, char *err, size_t errlen);
 
-/* Sends a standby status update reporting rs->flushed as flushed. */
+/* Sends a standby status update reporting the last confirmed position as
+ * flushed (a reply to a keepalive that asked for one). */
 bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
                       size_t errlen);
 

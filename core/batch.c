@@ -1,0 +1,93 @@
+#include "batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "strbuf.h"
+
+/* What an event costs beyond its change, in the byte count. */
+#define EVENT_OVERHEAD_BYTES 256
+
+void batch_init(batch *b, size_t max_events, size_t max_bytes)
+{
+    memset(b, 0, sizeof *b);
+    b->max_events = max_events;
+    b->max_bytes = max_bytes;
+}
+
+void batch_free(batch *b)
+{
+    batch_clear(b);
+    free(b->events);
+    free(b->routes);
+    free(b->buffers);
+    free(b->buffer_free);
+    memset(b, 0, sizeof *b);
+}
+
+void batch_add(batch *b, event *ev, uint64_t route, size_t approx_bytes)
+{
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : b->max_events ? b->max_events : 64;
+        b->events = xrealloc(b->events, cap * sizeof *b->events);
+        b->routes = xrealloc(b->routes, cap * sizeof *b->routes);
+        b->cap = cap;
+    }
+    b->events[b->count] = ev;
+    b->routes[b->count] = route;
+    b->count++;
+    b->bytes += approx_bytes + EVENT_OVERHEAD_BYTES;
+}
+
+void batch_keep_buffer(batch *b, void *buffer, batch_buffer_free free_fn)
+{
+    if (b->nbuffers == b->buffers_cap) {
+        b->buffers_cap = b->buffers_cap ? b->buffers_cap * 2 : 64;
+        b->buffers = xrealloc(b->buffers, b->buffers_cap * sizeof *b->buffers);
+        b->buffer_free =
+            xrealloc(b->buffer_free, b->buffers_cap * sizeof *b->buffer_free);
+    }
+    b->buffers[b->nbuffers] = buffer;
+    b->buffer_free[b->nbuffers] = free_fn;
+    b->nbuffers++;
+}
+
+bool batch_has_room(const batch *b, size_t n)
+{
+    return b->count + n <= b->max_events;
+}
+
+bool batch_full_by_size(const batch *b)
+{
+    return b->bytes >= b->max_bytes;
+}
+
+bool batch_empty(const batch *b)
+{
+    return b->count == 0;
+}
+
+void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        event_clear(b->events[i]);
+        free(b->events[i]);
+    }
+    b->count = 0;
+    b->bytes = 0;
+    for (size_t i = 0; i < b->nbuffers; i++)
+        b->buffer_free[i](b->buffers[i]);
+    b->nbuffers = 0;
+}
+
+void batch_drop_uncommitted_tail(batch *b, pgspout_position committed)
+{
+    while (b->count > 0) {
+        event *ev = b->events[b->count - 1];
+        if (pgspout_position_cmp(ev->pos, committed) <= 0)
+            break;
+        event_clear(ev);
+        free(ev);
+        b->count--;
+    }
+}
