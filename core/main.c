@@ -174,9 +174,10 @@ static table_filter *build_filter(char **include, size_t n_include,
         const char *pat = excl ? exclude[i - n_include] : include[i];
         if (!table_filter_add(f, excl, pat, dbname, why, sizeof why)) {
             const char *origin = excl ? exclude_origin : include_origin;
-            snprintf(err, errlen, "%s: invalid %s pattern \"%s\": %s",
+            /* why names the pattern, shortened when long */
+            snprintf(err, errlen, "%s: invalid %s pattern: %s",
                      origin ? origin : "table filter",
-                     excl ? "exclude" : "include", pat, why);
+                     excl ? "exclude" : "include", why);
             table_filter_free(f);
             return NULL;
         }
@@ -191,12 +192,42 @@ static int compare_tables(const void *a, const void *b)
     return c ? c : strcmp(x->table, y->table);
 }
 
-static int list_tables(const pgspout_config *cfg, const table_filter *filter)
+/* Makes the filters' character classes ([[:upper:]], \w...) those of the
+ * connected database's default collation, as the server would apply them
+ * (README "Table patterns"). On failure *retryable says whether the
+ * connection, not the setup, is at fault. */
+static bool follow_server_ctype(PGconn *conn, table_filter *global,
+                                sink_handle **sinks, size_t nsinks,
+                                bool *retryable)
+{
+    char err[1024];
+    database_ctype db;
+    bool ok = catalog_database_ctype(conn, &db, err, sizeof err);
+    if (ok) {
+        ok = table_filter_follow_database(global, &db, err, sizeof err);
+        for (size_t i = 0; ok && i < nsinks; i++)
+            ok = table_filter_follow_database(sinks[i]->filter, &db, err,
+                                              sizeof err);
+        catalog_database_ctype_free(&db);
+    }
+    if (!ok) {
+        log_error("%s", err);
+        *retryable = PQstatus(conn) != CONNECTION_OK;
+    }
+    return ok;
+}
+
+static int list_tables(const pgspout_config *cfg, table_filter *filter)
 {
     char err[1024];
     PGconn *conn = pg_connect(cfg->conninfo, false, err, sizeof err);
     if (!conn) {
         log_error("%s", err);
+        return EXIT_RUNTIME_FAILURE;
+    }
+    bool retryable;
+    if (!follow_server_ctype(conn, filter, NULL, 0, &retryable)) {
+        PQfinish(conn);
         return EXIT_RUNTIME_FAILURE;
     }
     catalog_table *tables;
@@ -370,8 +401,7 @@ static bool connect_and_prepare(pgspout_config *cfg, bool reconnecting,
 /* Streams, reconnecting whenever the connection is lost (a server restart,
  * a failover, a network cut): each sink then skips what it already took in
  * this process, and the slot resends everything not confirmed. */
-static int run_stream(pgspout_config *cfg, const table_filter *global,
-                      sink_set *set)
+static int run_stream(pgspout_config *cfg, table_filter *global, sink_set *set)
 {
     char *where = conninfo_redacted(cfg->conninfo);
     log_debug("connecting to %s", where);
@@ -387,6 +417,8 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         bool retryable = false;
         int rc = EXIT_RUNTIME_FAILURE;
         if (connect_and_prepare(cfg, sinks_created, &catalog, &repl, &start_lsn,
+                                &retryable) &&
+            follow_server_ctype(catalog, global, set->sinks, set->n,
                                 &retryable)) {
             if (!sinks_created) {
                 block_stop_signals(true);
