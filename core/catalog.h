@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "event_internal.h"
+#include "pattern.h"
 
 typedef struct catalog_table {
     char *schema;
@@ -81,6 +82,13 @@ bool catalog_ensure_publication(PGconn *conn, const char *publication,
                                 bool create, char *err, size_t errlen);
 
 char *catalog_current_database(PGconn *conn);
+
+/* What decides the character classes of the connected database's default
+ * collation, from pg_database (whichever columns this server version
+ * has); free it with catalog_database_ctype_free(). */
+bool catalog_database_ctype(PGconn *conn, database_ctype *db, char *err,
+                            size_t errlen);
+void catalog_database_ctype_free(database_ctype *db);
 
 /* current_schemas(true): the schemas an unqualified name is looked up in. */
 char **catalog_search_path(PGconn *conn, size_t *count);

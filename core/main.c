@@ -156,9 +156,10 @@ static table_filter *build_filter(char **include, size_t n_include,
         const char *pat = excl ? exclude[i - n_include] : include[i];
         if (!table_filter_add(f, excl, pat, dbname, why, sizeof why)) {
             const char *origin = excl ? exclude_origin : include_origin;
-            snprintf(err, errlen, "%s: invalid %s pattern \"%s\": %s",
+            /* why names the pattern, shortened when long */
+            snprintf(err, errlen, "%s: invalid %s pattern: %s",
                      origin ? origin : "table filter",
-                     excl ? "exclude" : "include", pat, why);
+                     excl ? "exclude" : "include", why);
             table_filter_free(f);
             return NULL;
         }
@@ -172,6 +173,31 @@ static int compare_sources(const void *a, const void *b)
     const catalog_table *y = &((const catalog_source *)b)->chain.tables[0];
     int c = strcmp(x->schema, y->schema);
     return c ? c : strcmp(x->table, y->table);
+}
+
+/* Makes the filters' character classes ([[:upper:]], \w...) those of the
+ * connected database's default collation, as the server would apply them
+ * (README "Table patterns"). On failure *retryable says whether the
+ * connection, not the setup, is at fault. */
+static bool follow_server_ctype(PGconn *conn, table_filter *global,
+                                sink_handle **sinks, size_t nsinks,
+                                bool *retryable)
+{
+    char err[1024];
+    database_ctype db;
+    bool ok = catalog_database_ctype(conn, &db, err, sizeof err);
+    if (ok) {
+        ok = table_filter_follow_database(global, &db, err, sizeof err);
+        for (size_t i = 0; ok && i < nsinks; i++)
+            ok = table_filter_follow_database(sinks[i]->filter, &db, err,
+                                              sizeof err);
+        catalog_database_ctype_free(&db);
+    }
+    if (!ok) {
+        log_error("%s", err);
+        *retryable = !pq_stop_requested() && !catalog_connection_usable(conn);
+    }
+    return ok;
 }
 
 /* The relations whose names the publication's changes carry (with
@@ -206,7 +232,7 @@ static int load_sources(PGconn *conn, const char *publication, bool exists,
 /* Prints what will stream and under which name: the tables whose changes
  * the publication sends, judged by the filter with their partition chains,
  * as their events name them. */
-static int list_tables(const pgspout_config *cfg, const table_filter *filter)
+static int list_tables(const pgspout_config *cfg, table_filter *filter)
 {
     char err[1024];
     PGconn *conn = pq_connect(cfg->conninfo, false, NULL, err, sizeof err);
@@ -214,8 +240,9 @@ static int list_tables(const pgspout_config *cfg, const table_filter *filter)
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
-    bool exists, via_root;
-    if (!catalog_publication_info(conn, cfg->publication, &exists, &via_root,
+    bool retryable, exists, via_root;
+    if (!follow_server_ctype(conn, filter, NULL, 0, &retryable) ||
+        !catalog_publication_info(conn, cfg->publication, &exists, &via_root,
                                   err, sizeof err, NULL)) {
         log_error("%s", err);
         PQfinish(conn);
@@ -400,7 +427,8 @@ static int check_partition_filters(const pgspout_config *cfg, PGconn *catalog,
  * 0 or the exit status, with *retryable telling whether the server, not
  * the setup, is at fault. Partitions attached later are checked as their
  * Relation messages arrive. */
-static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
+static int connect_and_prepare(pgspout_config *cfg, table_filter *global,
+                               const selection *sel, sink_set *set,
                                bool reconnecting, PGconn **catalog,
                                PGconn **repl, uint64_t *start_lsn,
                                bool *retryable)
@@ -415,6 +443,9 @@ static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
         *retryable = outcome != PQ_STOPPED;
         return EXIT_RUNTIME_FAILURE;
     }
+    /* The filters' classes first: the partition check applies them. */
+    if (!follow_server_ctype(*catalog, global, set->sinks, set->n, retryable))
+        return EXIT_RUNTIME_FAILURE;
     int rc = reconnecting ? 0 : check_partition_filters(cfg, *catalog, sel);
     if (rc == 0 && !prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn))
         rc = EXIT_RUNTIME_FAILURE;
@@ -441,7 +472,7 @@ static int stopped_while_disconnected(sink_set *set, bool sinks_created)
 /* Streams, reconnecting whenever the connection is lost (a server restart,
  * a failover, a network cut): each sink then skips what it already took in
  * this process, and the slot resends everything not confirmed. */
-static int run_stream(pgspout_config *cfg, const table_filter *global,
+static int run_stream(pgspout_config *cfg, table_filter *global,
                       const selection *sel, sink_set *set)
 {
     char *where = conninfo_redacted(cfg->conninfo);
@@ -456,8 +487,8 @@ static int run_stream(pgspout_config *cfg, const table_filter *global,
         PGconn *catalog = NULL, *repl = NULL;
         uint64_t start_lsn = 0;
         bool retryable = false;
-        int rc = connect_and_prepare(cfg, sel, sinks_created, &catalog, &repl,
-                                     &start_lsn, &retryable);
+        int rc = connect_and_prepare(cfg, global, sel, set, sinks_created,
+                                     &catalog, &repl, &start_lsn, &retryable);
         bool connected = rc == 0;
         if (connected) {
             if (!sinks_created) {

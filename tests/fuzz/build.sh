@@ -29,7 +29,7 @@ SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 
 declare -A SOURCES=(
     [pgoutput]="core/pgoutput.c core/strbuf.c"
-    [pattern]="core/pattern.c core/strbuf.c core/error.c"
+    [pattern]="core/pattern.c core/regex_cost.c core/strbuf.c core/error.c"
     [config]="core/config.c core/config_tokens.c core/conninfo.c core/options.c core/strbuf.c core/error.c"
     [value_json]="core/value_json.c core/json_out.c core/typeinfo.c core/strbuf.c"
 )
