@@ -141,6 +141,28 @@ static int compare_sources(const void *a, const void *b)
     return c ? c : strcmp(x->table, y->table);
 }
 
+/* Makes the filters' character classes ([[:upper:]], \w...) those of the
+ * connected database's default collation, as the server would apply them
+ * (README "Table patterns"). On failure *retryable says whether the
+ * connection, not the setup, is at fault. */
+static bool follow_server_ctype(PGconn *conn, table_filter *global, delivery *d,
+                                bool *retryable)
+{
+    char err[1024];
+    database_ctype db;
+    bool ok = catalog_database_ctype(conn, &stop, &db, err, sizeof err);
+    if (ok) {
+        ok = table_filter_follow_database(global, &db, err, sizeof err) &&
+             (!d || delivery_follow_database(d, &db, err, sizeof err));
+        catalog_database_ctype_free(&db);
+    }
+    if (!ok) {
+        log_error("%s", err);
+        *retryable = !stop_requested(&stop) && !catalog_connection_usable(conn);
+    }
+    return ok;
+}
+
 /* The relations whose names the publication's changes carry (with
  * `exists` false: those of the publication --create-slot would create);
  * with via_root, a filter that selects a partition apart from the
@@ -173,7 +195,7 @@ static int load_sources(PGconn *conn, const char *publication, bool exists,
 /* Prints what will stream and under which name: the tables whose changes
  * the publication sends, judged by the filter with their partition chains,
  * as their events name them. */
-static int list_tables(const pgspout_config *cfg, const table_filter *filter)
+static int list_tables(const pgspout_config *cfg, table_filter *filter)
 {
     char err[1024];
     PGconn *conn =
@@ -182,8 +204,9 @@ static int list_tables(const pgspout_config *cfg, const table_filter *filter)
         log_error("%s", err);
         return EXIT_RUNTIME_FAILURE;
     }
-    bool exists, via_root;
-    if (!catalog_publication_info(conn, &stop, cfg->publication, &exists,
+    bool retryable, exists, via_root;
+    if (!follow_server_ctype(conn, filter, NULL, &retryable) ||
+        !catalog_publication_info(conn, &stop, cfg->publication, &exists,
                                   &via_root, err, sizeof err, NULL)) {
         log_error("%s", err);
         PQfinish(conn);
@@ -321,8 +344,8 @@ static int check_partition_filters(const pgspout_config *cfg, PGconn *catalog,
  * 0 or the exit status, with *retryable telling whether the server, not
  * the setup, is at fault. Partitions attached later are checked as their
  * Relation messages arrive. */
-static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
-                               bool reconnecting, PGconn **catalog,
+static int connect_and_prepare(pgspout_config *cfg, table_filter *global,
+                               delivery *d, bool reconnecting, PGconn **catalog,
                                PGconn **repl, uint64_t *start_lsn,
                                bool *retryable)
 {
@@ -338,7 +361,12 @@ static int connect_and_prepare(pgspout_config *cfg, const selection *sel,
         *retryable = outcome != PQ_STOPPED;
         return EXIT_RUNTIME_FAILURE;
     }
-    int rc = reconnecting ? 0 : check_partition_filters(cfg, *catalog, sel);
+    /* The filters' classes first: the partition check applies them. */
+    if (!follow_server_ctype(*catalog, global, d, retryable))
+        return EXIT_RUNTIME_FAILURE;
+    int rc = reconnecting ? 0
+                          : check_partition_filters(cfg, *catalog,
+                                                    delivery_selection(d));
     if (rc == 0 && !prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn))
         rc = EXIT_RUNTIME_FAILURE;
     /* A broken or unanswered connection is the server's doing; a stop is
@@ -379,7 +407,7 @@ static void stream_settings_from_config(const pgspout_config *cfg,
 /* Streams, reconnecting whenever the connection is lost (a server restart,
  * a failover, a network cut): each sink then skips what it already took in
  * this process, and the slot resends everything not confirmed. */
-static int run_stream(pgspout_config *cfg, delivery *d)
+static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d)
 {
     char *where = conninfo_redacted(cfg->conninfo);
     log_debug("connecting to %s", where);
@@ -393,8 +421,8 @@ static int run_stream(pgspout_config *cfg, delivery *d)
         uint64_t start_lsn = 0;
         bool retryable = false;
         bool reconnecting = delivery_started(d);
-        int rc = connect_and_prepare(cfg, delivery_selection(d), reconnecting,
-                                     &catalog, &repl, &start_lsn, &retryable);
+        int rc = connect_and_prepare(cfg, global, d, reconnecting, &catalog,
+                                     &repl, &start_lsn, &retryable);
         bool connected = rc == 0;
         if (connected) {
             if (reconnecting) {
@@ -502,7 +530,7 @@ int main(int argc, char **argv)
     sinks = delivery_new(global, &stop);
     rc = delivery_load(sinks, cfg.sinks, cfg.n_sinks, dirs, ndirs, dbname);
     if (rc == 0)
-        rc = run_stream(&cfg, sinks);
+        rc = run_stream(&cfg, global, sinks);
 
 done:
     delivery_free(sinks);

@@ -14,9 +14,29 @@ typedef struct table_pattern table_pattern;
 /* Compiles one pattern. dbname is the connected database's name: a
  * three-part pattern db.schema.table is accepted only when its db part
  * equals it (NULL accepts none). On error returns NULL and writes a message
- * naming the pattern into err. */
+ * naming the pattern into err; a pattern too complex to compile in bounded
+ * time and memory is such an error (README "Table patterns"). */
 table_pattern *table_pattern_compile(const char *pattern, const char *dbname,
                                      char *err, size_t errlen);
+
+/* What decides how a database's default collation classifies characters
+ * ([[:alpha:]], [[:upper:]], \w, \d, \s...), from pg_database. */
+typedef struct database_ctype {
+    char provider;  /* datlocprovider: 'c' libc (always before 15), 'i' ICU,
+                       'b' builtin (17+) */
+    char *ctype;    /* datctype */
+    char *locale;   /* datlocale (17+) or daticulocale (15, 16); NULL: none */
+    char *encoding; /* the database encoding's name, e.g. "UTF8" */
+} database_ctype;
+
+/* Makes the pattern's character classes those the server applies to
+ * relname ~ regex COLLATE pg_catalog.default in that database (until
+ * then they are Unicode's): a C/POSIX ctype puts no non-ASCII character
+ * in any class. Recompiles when that changes anything; on failure
+ * (which a pattern that compiled before cannot meet short of running out
+ * of memory) p is unchanged and err says why. */
+bool table_pattern_follow_database(table_pattern *p, const database_ctype *db,
+                                   char *err, size_t errlen);
 
 /* visible_in_search_path is pg_table_is_visible() of the table on the
  * connection; it matters only for unqualified patterns. */
@@ -53,6 +73,9 @@ const char *table_filter_exclude_match(const table_filter *f,
                                        const char *schema, const char *table,
                                        bool visible_in_search_path);
 bool table_filter_has_include(const table_filter *f);
+/* table_pattern_follow_database() for every pattern of the filter. */
+bool table_filter_follow_database(table_filter *f, const database_ctype *db,
+                                  char *err, size_t errlen);
 /* True when no pattern at all was added: every table passes. */
 bool table_filter_is_empty(const table_filter *f);
 void table_filter_free(table_filter *f);

@@ -349,3 +349,12 @@ bool delivery_durable(const delivery *d, pgspout_position *durable)
     }
     return everything;
 }
+
+bool delivery_follow_database(delivery *d, const database_ctype *db, char *err,
+                              size_t errlen)
+{
+    for (size_t i = 0; i < d->nsinks; i++)
+        if (!table_filter_follow_database(d->sinks[i]->filter, db, err, errlen))
+            return false;
+    return true;
+}

@@ -115,4 +115,9 @@ bool delivery_linger_over(const delivery *d, int64_t now, bool in_txn);
  * pending does not hold it back). */
 bool delivery_durable(const delivery *d, pgspout_position *durable);
 
+/* Makes every sink's own filter apply the connected database's character
+ * classes (table_filter_follow_database). */
+bool delivery_follow_database(delivery *d, const database_ctype *db, char *err,
+                              size_t errlen);
+
 #endif

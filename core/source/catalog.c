@@ -448,6 +448,44 @@ bool catalog_ensure_publication(PGconn *conn, const stop_state *stop,
     return ok;
 }
 
+bool catalog_database_ctype(PGconn *conn, const stop_state *stop,
+                            database_ctype *db, char *err, size_t errlen)
+{
+    /* datlocprovider came in 15 (before, always libc); the ICU or
+     * builtin locale is daticulocale in 15 and 16, datlocale from 17 */
+    int version = PQserverVersion(conn);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT %s, d.datctype, %s, "
+             "pg_catalog.pg_encoding_to_char(d.encoding) "
+             "FROM pg_catalog.pg_database d "
+             "WHERE d.datname = pg_catalog.current_database()",
+             version >= 150000 ? "d.datlocprovider::text" : "'c'",
+             version >= 170000   ? "d.datlocale"
+             : version >= 150000 ? "d.daticulocale"
+                                 : "NULL");
+    PGresult *res = query(conn, stop, sql, 0, NULL);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        result_error(conn, res, "cannot read the database's collation", err,
+                     errlen, NULL);
+        PQclear(res);
+        return false;
+    }
+    db->provider = PQgetvalue(res, 0, 0)[0];
+    db->ctype = xstrdup(PQgetvalue(res, 0, 1));
+    db->locale = PQgetisnull(res, 0, 2) ? NULL : xstrdup(PQgetvalue(res, 0, 2));
+    db->encoding = xstrdup(PQgetvalue(res, 0, 3));
+    PQclear(res);
+    return true;
+}
+
+void catalog_database_ctype_free(database_ctype *db)
+{
+    free(db->ctype);
+    free(db->locale);
+    free(db->encoding);
+}
+
 char **catalog_search_path(PGconn *conn, const stop_state *stop, size_t *count)
 {
     PGresult *res = query(

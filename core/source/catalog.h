@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "event_internal.h"
+#include "pattern.h"
 #include "stop.h"
 
 typedef struct catalog_table {
@@ -86,6 +87,13 @@ bool catalog_slot_exists(PGconn *conn, const stop_state *stop, const char *slot,
 bool catalog_ensure_publication(PGconn *conn, const stop_state *stop,
                                 const char *publication, bool create, char *err,
                                 size_t errlen);
+
+/* What decides the character classes of the connected database's default
+ * collation, from pg_database (whichever columns this server version
+ * has); free it with catalog_database_ctype_free(). */
+bool catalog_database_ctype(PGconn *conn, const stop_state *stop,
+                            database_ctype *db, char *err, size_t errlen);
+void catalog_database_ctype_free(database_ctype *db);
 
 /* current_schemas(true): the schemas an unqualified name is looked up in. */
 char **catalog_search_path(PGconn *conn, const stop_state *stop, size_t *count);

@@ -32,7 +32,7 @@ SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 UTIL=$(cd "$REPO" && echo lib/*.c)
 declare -A SOURCES=(
     [pgoutput]="core/source/pgoutput.c $UTIL"
-    [pattern]="core/pattern.c core/error.c $UTIL"
+    [pattern]="core/pattern.c core/regex_cost.c core/error.c $UTIL"
     [config]="core/config.c core/config_cli.c core/config_file.c core/config_load.c core/config_tokens.c core/settings.c core/conninfo.c core/delivery/options.c core/error.c $UTIL"
     [value_json]="core/value_json.c core/json_out.c core/typeinfo.c $UTIL"
 )

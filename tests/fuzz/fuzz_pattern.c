@@ -3,7 +3,12 @@
  *
  * Input: up to four newline-separated fields: pattern, database name,
  * schema, table (missing fields are empty). The input's length parity
- * chooses whether the table counts as visible in the search_path. */
+ * chooses whether the table counts as visible in the search_path. A
+ * pattern that compiles is matched with Unicode classes and again with a
+ * C database's ASCII ones; switching must never fail. Schema and table are
+ * cut to 63 bytes, the longest name the server has (NAMEDATALEN - 1):
+ * glibc's matcher keeps state per character, and a pattern near the
+ * complexity limits would take minutes on a name of kilobytes. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,7 +16,11 @@
 
 #include "pattern.h"
 
+#define MAX_NAME_BYTES 63
+
 static volatile unsigned sink;
+
+static const database_ctype c_database = {'c', "C", NULL, "UTF8"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -29,12 +38,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         field[i] = p;
     }
     bool visible = (size & 1) != 0;
+    for (int i = 2; i < 4; i++)
+        if (strlen(field[i]) > MAX_NAME_BYTES)
+            field[i][MAX_NAME_BYTES] = '\0';
 
     char err[512];
     err[0] = '\0';
     table_pattern *tp =
         table_pattern_compile(field[0], field[1], err, sizeof err);
     if (tp) {
+        sink += table_pattern_matches(tp, field[2], field[3], visible);
+        if (!table_pattern_follow_database(tp, &c_database, err, sizeof err))
+            abort(); /* what compiled must compile with other classes */
         sink += table_pattern_matches(tp, field[2], field[3], visible);
         const char *s = table_pattern_schema_regex(tp);
         const char *n = table_pattern_name_regex(tp);

@@ -17,9 +17,11 @@ Each corpus file says in its header comments what it expects:
 import glob
 import os
 import re
+import resource
 import shutil
 import socket
 import threading
+import subprocess
 
 import pytest
 
@@ -375,3 +377,54 @@ def test_bad_option_value_in_config_file(pgspout, listener, tmp_path):
     r = pgspout.run("-c", str(cfg), timeout=30, env=clean_env())
     assert_option_refused(r, listener, "port", "12ab")
     assert "%s:2: connection: " % cfg in r.stderr, r.stderr
+
+
+# ---- table patterns too complex to compile ----
+
+# Patterns whose expansion glibc's regcomp() would need gigabytes for (3.4
+# GB and 10 s for the first; the others more, or a crash of its recursive
+# parser for the last); PostgreSQL itself calls each "too complex".
+TOO_COMPLEX = [
+    "((a{255}){255}){255}",
+    "(((a{255}){255}){255}){255}",
+    "(" + "|".join("table_%d" % i for i in range(4000)) + ")",
+    "(" * 20 + "a" + ")+" * 20,
+    "(" * 50000 + "a" + ")" * 50000,
+]
+
+ADDRESS_SPACE_LIMIT = 512 * 1024 * 1024
+
+
+def sanitizer_build(binary):
+    """ASan reserves terabytes of address space for its shadow memory, so
+    an address-space limit would stop the binary before main()."""
+    r = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
+@pytest.mark.parametrize("pattern", TOO_COMPLEX,
+                         ids=["nested-3", "nested-4", "alternation-4000",
+                              "plus-20", "depth-50000"])
+def test_too_complex_pattern_refused(pgspout_bin, dead_port, tmp_path,
+                                     pattern):
+    """Refused as a usage error before compiling it or connecting, within
+    512 MB of address space: without the limit check, regcomp() would fail
+    for want of memory (or take the machine's), not say why."""
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT,
+                                                ADDRESS_SPACE_LIMIT))
+
+    limited = not sanitizer_build(pgspout_bin)
+    r = subprocess.run([pgspout_bin, "--list-tables", "-d",
+                        dead_conninfo(dead_port), "-t", "orders", "-t",
+                        pattern],
+                       capture_output=True, text=True, timeout=120,
+                       env=clean_env(), cwd=str(tmp_path),
+                       preexec_fn=limit_memory if limited else None)
+    assert_refused_before_connecting(r)
+    assert "regular expression is too complex" in r.stderr, r.stderr
+    assert "command line: -t: invalid include pattern: table pattern" \
+        in r.stderr, r.stderr
+    # a long pattern is shortened, never the reason
+    assert pattern[:40] in r.stderr, r.stderr
+    assert len(r.stderr) < 1000, r.stderr

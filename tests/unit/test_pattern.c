@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "strbuf.h"
+
 #define DB "mydb"
 
 static table_pattern *compile(const char *pattern)
@@ -348,6 +350,283 @@ static void test_filter(void)
     table_filter_free(f);
 }
 
+/* ---- patterns too complex to compile ---- */
+
+/* alternatives^n joined by sep, each "w<i>", inside parentheses */
+static char *alternation(int n)
+{
+    strbuf sb = STRBUF_INIT;
+    sbuf_append_char(&sb, '(');
+    for (int i = 0; i < n; i++)
+        sbuf_appendf(&sb, "%sw%d", i ? "|" : "", i);
+    sbuf_append_char(&sb, ')');
+    return sbuf_detach(&sb);
+}
+
+static char *nested(int levels, const char *open, const char *inner,
+                    const char *close)
+{
+    strbuf sb = STRBUF_INIT;
+    for (int i = 0; i < levels; i++)
+        sbuf_append_str(&sb, open);
+    sbuf_append_str(&sb, inner);
+    for (int i = 0; i < levels; i++)
+        sbuf_append_str(&sb, close);
+    return sbuf_detach(&sb);
+}
+
+/* Long patterns do not fit in the message whole: it names their start. */
+static void check_too_complex(char *pattern)
+{
+    char err[512] = "";
+    table_pattern *p = table_pattern_compile(pattern, DB, err, sizeof err);
+    CHECK(p == NULL);
+    table_pattern_free(p);
+    printf("# %.60s... -> %.200s\n", pattern, err);
+    CHECK(strstr(err, "regular expression is too complex") != NULL);
+    char start[64];
+    snprintf(start, sizeof start, "table pattern \"%.40s", pattern);
+    CHECK(strncmp(err, start, strlen(start)) == 0);
+    free(pattern);
+}
+
+static void check_compiles(char *pattern)
+{
+    table_pattern *p = compile(pattern);
+    CHECK(p != NULL);
+    table_pattern_free(p);
+    free(pattern);
+}
+
+static void test_complexity(void)
+{
+    /* glibc would take 3.4 GB and 10 s for the first, 23 GB+ for the
+     * second; PostgreSQL refuses both */
+    check_too_complex(xstrdup("((a{255}){255}){255}"));
+    check_too_complex(xstrdup("(((a{255}){255}){255}){255}"));
+    check_too_complex(xstrdup("x((a{255}){255}){255}y|z"));
+    /* each "+" doubles what it repeats */
+    check_too_complex(nested(20, "(", "a", ")+"));
+    /* alternation costs glibc quadratic memory */
+    check_too_complex(alternation(3000));
+    /* optional parts that all apply at once make regexec slow */
+    check_too_complex(xstrdup("(a{0,255}){40}"));
+    check_too_complex(xstrdup("((x|y{0,1}){0,255}){0,20}"));
+    /* a group repeated zero times is still built by glibc: it is written
+     * as an empty alternation, which is counted */
+    check_too_complex(xstrdup("(x|(){100}){0,255}"));
+    check_too_complex(xstrdup("(x|(a{255}){0}){0,255}(x|(){100}){0,255}"));
+    /* glibc's parser recurses once per level */
+    check_too_complex(nested(257, "(", "a", ")"));
+
+    /* what PostgreSQL accepts in practice stays accepted */
+    check_compiles(xstrdup("(a{255}){255}"));
+    check_compiles(xstrdup("((a{35}){35}){35}"));
+    check_compiles(xstrdup("(a{0,1}){255}"));
+    check_compiles(xstrdup("[[:alpha:]_]{1,255}"));
+    check_compiles(xstrdup("events_[0-9]{4}_[0-9]{2}(_[0-9]{2})?"));
+    check_compiles(nested(15, "(", "a", ")+"));
+    check_compiles(nested(256, "(", "a", ")"));
+    check_compiles(xstrdup("(x|(a{255}){0}){0,255}"));
+    char *alt = alternation(1000);
+    CHECK(matches(alt, "public", "w999", true));
+    CHECK(!matches(alt, "public", "w1000", true));
+    free(alt);
+}
+
+/* psql's own "^" becomes a sentinel; the user's anchors are accepted only
+ * where glibc's constrained nodes cost nothing. (In a psql pattern "?"
+ * and "*" are wildcards and unquoted letters fold, so "^" and "$" after a
+ * literal backslash are the only anchors a user can write.) */
+static void test_anchors(void)
+{
+    CHECK(matches("^foo", "public", "foo", true));
+    CHECK(!matches("^foo", "public", "xfoo", true));
+    CHECK(matches("^^foo", "public", "foo", true));
+    CHECK(matches("(^a|b)x", "public", "ax", true));
+    CHECK(matches("(^a|b)x", "public", "bx", true));
+    CHECK(matches("a|^b", "public", "b", true));
+    CHECK(matches("(^a){0,1}b", "public", "ab", true));
+    CHECK(matches("(^a){0,1}b", "public", "b", true));
+    CHECK(!matches("(^a){0,1}b", "public", "xb", true));
+    CHECK(fails_with("a^b", DB, "only at the start"));
+    CHECK(fails_with("(a)^b", DB, "only at the start"));
+    CHECK(fails_with("x(^a)", DB, "only at the start"));
+    CHECK(fails_with("()^a", DB, "only at the start"));
+    CHECK(fails_with("(^a)+", DB, "repeated group"));
+    CHECK(fails_with("((^a)b){2}", DB, "repeated group"));
+    /* "\$" is a literal backslash and an end anchor, which must end the
+     * pattern */
+    CHECK(matches("(a|b)\\$", "public", "b\\", true));
+    CHECK(fails_with("(a\\$|b)", DB, "only at the end"));
+    CHECK(fails_with("a\\$b", DB, "only at the end"));
+    CHECK(fails_with("(a\\$){2}", DB, "only at the end"));
+    /* names never contain the sentinel byte, but must not trip on it */
+    CHECK(!matches("?*", "public", "", true));
+    CHECK(matches("*", "public", "\xff", true));
+}
+
+static void test_empty_groups(void)
+{
+    CHECK(matches("a()b", "public", "ab", true));
+    CHECK(matches("a(){3}b", "public", "ab", true));
+    CHECK(matches("a(b){0}c", "public", "ac", true));
+    CHECK(!matches("a(b){0}c", "public", "abc", true));
+    CHECK(matches("x(a{0})+y", "public", "xy", true));
+    CHECK(matches("x(a{0,0}|b)y", "public", "xby", true));
+    CHECK(matches("x(a{0,0}|b)y", "public", "xy", true));
+}
+
+/* ---- character classes by database collation ---- */
+
+static const database_ctype LIBC_C = {'c', "C", NULL, "UTF8"};
+static const database_ctype LIBC_POSIX = {'c', "POSIX", NULL, "UTF8"};
+static const database_ctype LIBC_UTF8 = {'c', "C.UTF-8", NULL, "UTF8"};
+static const database_ctype LIBC_MISSING = {'c', "xx_XX.UTF-8", NULL, "UTF8"};
+static const database_ctype LIBC_EUC = {'c', "ja_JP.eucJP", NULL, "EUC_JP"};
+static const database_ctype LIBC_LATIN1 = {'c', "de_DE.ISO-8859-1", NULL,
+                                           "LATIN1"};
+static const database_ctype SQL_ASCII = {'c', "en_US.UTF-8", NULL, "SQL_ASCII"};
+static const database_ctype ICU_WITH_C_CTYPE = {'i', "C", "und", "UTF8"};
+static const database_ctype BUILTIN_C = {'b', "C", "C", "UTF8"};
+static const database_ctype BUILTIN_UTF8 = {'b', "C", "C.UTF-8", "UTF8"};
+
+static bool matches_in(const database_ctype *db, const char *pattern,
+                       const char *table)
+{
+    table_pattern *p = compile(pattern);
+    if (!p)
+        return false;
+    char err[512] = "";
+    bool ok = table_pattern_follow_database(p, db, err, sizeof err);
+    CHECK(ok);
+    if (!ok)
+        printf("# %s: %s\n", pattern, err);
+    bool m = table_pattern_matches(p, "public", table, true);
+    table_pattern_free(p);
+    return m;
+}
+
+#define A_UML "\xc3\x84" /* U+00C4 */
+#define E_ACUTE "\xc3\xa9"
+#define SZLIG "\xc3\x9f"
+#define NIHON "\xe6\x97\xa5\xe6\x9c\xac"
+#define NEL "\xc2\x85"            /* U+0085, a C1 control */
+#define IDEO_SPACE "\xe3\x80\x80" /* U+3000 */
+
+static void test_c_ctype_classes(void)
+{
+    const database_ctype *c = &LIBC_C;
+    /* nothing beyond ASCII is in a class: not letters ... */
+    CHECK(!matches_in(c, "[[:upper:]]+", A_UML "RGER"));
+    CHECK(!matches_in(c, "[[:alpha:]]+", "t" E_ACUTE));
+    CHECK(!matches_in(c, "[[:lower:]]", SZLIG));
+    CHECK(!matches_in(c, "\\w+", NIHON));
+    CHECK(!matches_in(c, "[[:alnum:]]+", NIHON));
+    CHECK(!matches_in(c, "[[:graph:]]", E_ACUTE));
+    CHECK(!matches_in(c, "[[:print:]]", E_ACUTE));
+    CHECK(!matches_in(c, "[[:punct:]]", "\xc2\xbf")); /* U+00BF */
+    /* ... so negations take them */
+    CHECK(matches_in(c, "[^[:alpha:]]+", NIHON));
+    CHECK(matches_in(c, "[^\\w]", E_ACUTE));
+    CHECK(matches_in(c, "x[^[:alnum:]_]y", "x" SZLIG "y"));
+    CHECK(matches_in(c, "[^[:upper:][:lower:]]", A_UML));
+    /* ASCII is as before */
+    CHECK(matches_in(c, "[[:upper:]][[:lower:]]+", "Abc"));
+    CHECK(matches_in(c, "\\w+", "a1_b"));
+    CHECK(matches_in(c, "\\d+", "2024"));
+    CHECK(matches_in(c, "a\\sb", "a\tb"));
+    CHECK(matches_in(c, "[[:xdigit:]]+", "09afAF"));
+    CHECK(!matches_in(c, "[[:xdigit:]]", "g"));
+    /* the punctuation that means something inside a bracket */
+    CHECK(matches_in(c, "[[:punct:]]+", "]-^[\\"));
+    CHECK(matches_in(c, "[x[:punct:]]+", "x]x-"));
+    CHECK(!matches_in(c, "[^[:punct:]]", "]"));
+    CHECK(matches_in(c, "[^[:punct:]]", "a"));
+    CHECK(matches_in(c, "[[:digit:]-]+", "1-2"));
+    CHECK(matches_in(c, "[-[:digit:]]+", "1-2"));
+    CHECK(matches_in(&LIBC_POSIX, "[^[:alpha:]]", A_UML));
+}
+
+static void test_classes_fixed_by_postgresql(void)
+{
+    /* ascii, blank, cntrl and xdigit are the same in every database */
+    const database_ctype *dbs[] = {&LIBC_C, &LIBC_UTF8, &ICU_WITH_C_CTYPE};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        CHECK(matches_in(dbs[i], "[[:cntrl:]]", NEL));
+        CHECK(matches_in(dbs[i], "[[:cntrl:]]", "\x1f"));
+        CHECK(!matches_in(dbs[i], "[[:blank:]]", IDEO_SPACE));
+        CHECK(matches_in(dbs[i], "a[[:blank:]]b", "a\tb"));
+        CHECK(!matches_in(dbs[i], "[[:xdigit:]]", E_ACUTE));
+        CHECK(matches_in(dbs[i], "[[:ascii:]]+", "a~\x01"));
+        CHECK(!matches_in(dbs[i], "[[:ascii:]]", E_ACUTE));
+    }
+}
+
+static void test_unicode_ctype_classes(void)
+{
+    const database_ctype *dbs[] = {&LIBC_UTF8, &LIBC_MISSING, &LIBC_LATIN1,
+                                   &ICU_WITH_C_CTYPE, &BUILTIN_UTF8};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        printf("# provider %c, ctype %s\n", dbs[i]->provider, dbs[i]->ctype);
+        CHECK(matches_in(dbs[i], "[[:upper:]]+", A_UML "RGER"));
+        CHECK(matches_in(dbs[i], "[[:alpha:]]+", "t" E_ACUTE));
+        CHECK(matches_in(dbs[i], "[[:lower:]]", SZLIG));
+        CHECK(matches_in(dbs[i], "\\w+", NIHON));
+        CHECK(!matches_in(dbs[i], "[^[:alpha:]]+", NIHON));
+        CHECK(!matches_in(dbs[i], "[^\\w]", E_ACUTE));
+    }
+}
+
+static void test_ascii_databases(void)
+{
+    /* a multibyte encoding other than UTF-8, SQL_ASCII, and the builtin
+     * provider's C locale classify ASCII only */
+    const database_ctype *dbs[] = {&LIBC_EUC, &SQL_ASCII, &BUILTIN_C};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        CHECK(!matches_in(dbs[i], "[[:upper:]]", A_UML));
+        CHECK(matches_in(dbs[i], "[[:upper:]]", "A"));
+    }
+}
+
+static void test_follow_database(void)
+{
+    char err[512];
+    /* the same compiled pattern follows each database in turn */
+    table_pattern *p = compile("[[:upper:]]*");
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    CHECK(table_pattern_matches(p, "public", A_UML "rger", true));
+    CHECK(table_pattern_follow_database(p, &LIBC_C, err, sizeof err));
+    CHECK(!table_pattern_matches(p, "public", A_UML "rger", true));
+    CHECK(table_pattern_matches(p, "public", "Abc", true));
+    CHECK(table_pattern_follow_database(p, &LIBC_C, err, sizeof err));
+    CHECK(!table_pattern_matches(p, "public", A_UML "rger", true));
+    CHECK(table_pattern_follow_database(p, &ICU_WITH_C_CTYPE, err, sizeof err));
+    CHECK(table_pattern_matches(p, "public", A_UML "rger", true));
+    table_pattern_free(p);
+
+    /* a filter: include and exclude patterns alike */
+    table_filter *f = table_filter_new();
+    CHECK(table_filter_add(f, false, "*", DB, err, sizeof err));
+    CHECK(table_filter_add(f, true, "[[:upper:]]*", DB, err, sizeof err));
+    CHECK(!table_filter_matches(f, "public", A_UML "rger", true));
+    CHECK(table_filter_follow_database(f, &LIBC_C, err, sizeof err));
+    CHECK(table_filter_matches(f, "public", A_UML "rger", true));
+    CHECK(!table_filter_matches(f, "public", "Abc", true));
+    table_filter_free(f);
+}
+
+static void test_invalid_classes(void)
+{
+    CHECK(fails_with("[[:foo:]]", DB, "invalid character class"));
+    CHECK(fails_with("[[:digit:]-z]", DB, "invalid character range"));
+    CHECK(fails_with("[a-[:digit:]]", DB, "invalid character range"));
+    CHECK(fails_with("[\\d-z]", DB, "invalid character range"));
+    CHECK(fails_with("[a-\\d]", DB, "invalid character range"));
+}
+
 static void check_quote(const char *ident, const char *want)
 {
     char *q = quote_ident_dup(ident);
@@ -395,6 +674,15 @@ int main(void)
     test_multibyte();
     test_rejected();
     test_filter();
+    test_complexity();
+    test_anchors();
+    test_empty_groups();
+    test_c_ctype_classes();
+    test_classes_fixed_by_postgresql();
+    test_unicode_ctype_classes();
+    test_ascii_databases();
+    test_follow_database();
+    test_invalid_classes();
     test_quote_ident();
     return check_summary();
 }
