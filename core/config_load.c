@@ -10,8 +10,8 @@
 
 #include "config.h"
 #include "config_tokens.h"
-#include "fileio.h"
 #include "error.h"
+#include "fileio.h"
 #include "strbuf.h"
 
 /* libconfig names a setting's file as the @include directive spelt it,

@@ -186,26 +186,6 @@ static void append_after(json_out *out, const event *ev)
         append_row(out, ev, &ev->new_tuple, false);
 }
 
-static void append_unchanged_toast(json_out *out, const event *ev)
-{
-    bool first = true;
-    int n = relation_ncols(ev);
-
-    json_out_putc(out, '[');
-    if (ev->op != PGSPOUT_OP_DELETE && ev->new_tuple.ncols < n)
-        n = ev->new_tuple.ncols;
-    for (int i = 0; ev->op != PGSPOUT_OP_DELETE && i < n; i++) {
-        if (ev->new_tuple.cols[i].kind != COLVAL_UNCHANGED_TOAST)
-            continue;
-        if (!first)
-            json_out_putc(out, ',');
-        first = false;
-        const char *name = ev->rel->cols[i].name;
-        json_write_string(out, name, strlen(name));
-    }
-    json_out_putc(out, ']');
-}
-
 /* The tuple of the before image and of the after image (NULL when the
  * event has none), with whether the image holds key columns only. */
 static const tuple *before_tuple(const event *ev, bool *key_only)
@@ -239,14 +219,20 @@ static bool image_has_json_null(const event *ev, const tuple *t, bool key_only)
     return false;
 }
 
-static void append_json_null_names(json_out *out, const event *ev,
-                                   const tuple *t, bool key_only)
+/* Which columns a list of names in the event holds. */
+typedef bool (*column_test)(const event *ev, const tuple *t, int i,
+                            bool key_only);
+
+/* The JSON array of the names of the first n columns that test picks
+ * (empty when there is no tuple t). */
+static void append_name_list(json_out *out, const event *ev, const tuple *t,
+                             int n, bool key_only, column_test test)
 {
     bool first = true;
 
     json_out_putc(out, '[');
-    for (int i = 0; t && i < relation_ncols(ev); i++) {
-        if (!is_json_null(ev, t, i, key_only))
+    for (int i = 0; t && i < n; i++) {
+        if (!test(ev, t, i, key_only))
             continue;
         if (!first)
             json_out_putc(out, ',');
@@ -255,6 +241,24 @@ static void append_json_null_names(json_out *out, const event *ev,
         json_write_string(out, name, strlen(name));
     }
     json_out_putc(out, ']');
+}
+
+static bool is_unchanged_toast(const event *ev, const tuple *t, int i,
+                               bool key_only)
+{
+    (void)ev;
+    (void)key_only;
+    return t->cols[i].kind == COLVAL_UNCHANGED_TOAST;
+}
+
+static void append_unchanged_toast(json_out *out, const event *ev)
+{
+    const tuple *after = after_tuple(ev);
+    int n = relation_ncols(ev);
+
+    if (after && after->ncols < n)
+        n = after->ncols;
+    append_name_list(out, ev, after, n, false, is_unchanged_toast);
 }
 
 /* Only in events that have such a value, so that every other event (nearly
@@ -269,9 +273,10 @@ static void append_json_null(json_out *out, const event *ev)
         !image_has_json_null(ev, after, false))
         return;
     APPEND_LITERAL(out, ",\"json_null\":{\"before\":");
-    append_json_null_names(out, ev, before, key_only);
+    append_name_list(out, ev, before, relation_ncols(ev), key_only,
+                     is_json_null);
     APPEND_LITERAL(out, ",\"after\":");
-    append_json_null_names(out, ev, after, false);
+    append_name_list(out, ev, after, relation_ncols(ev), false, is_json_null);
     json_out_putc(out, '}');
 }
 

@@ -19,7 +19,9 @@ declare -A EMBEDDED_VERSION=(
 
 # What only the tests and the benchmark harness use, beyond the build.
 install_test_packages() {
-    local wanted=(strace time) # the benchmark harness (bench/)
+    # strace, time: the benchmark harness (bench/); clang-format: the
+    # format check of scripts/test.sh
+    local wanted=(strace time clang-format)
     if ! { python3 -m pytest --version >/dev/null 2>&1 ||
         /usr/bin/python3 -m pytest --version >/dev/null 2>&1; }; then
         wanted+=(python3-pytest)

@@ -147,6 +147,10 @@ main() {
 
     run_check "no function over 120 lines in core/ lib/ plugins/" \
         "${PYTHON:-python3}" tests/check_function_length.py
+    run_check "C sources formatted as .clang-format says" \
+        bash scripts/check-format.sh
+    run_check "the format check refuses a misformatted file" \
+        bash scripts/check-format.sh --self-test
 
     if build_and_unit_test build/release --prefix="$REPO/build/prefix" \
         -Dwerror=true; then

@@ -547,44 +547,55 @@ static const resolved_value *lookup(const sink_options *opts, const char *name)
     return NULL;
 }
 
+/* A set option's value when it has one of the types asked for (b may
+ * repeat a); NULL otherwise. */
+static const resolved_value *lookup_typed(const sink_options *opts,
+                                          const char *name,
+                                          pgspout_option_type a,
+                                          pgspout_option_type b)
+{
+    const resolved_value *v = lookup(opts, name);
+    return v && (v->type == a || v->type == b) ? v : NULL;
+}
+
 bool sink_options_get_string(const sink_options *opts, const char *name,
                              const char **value)
 {
-    const resolved_value *v = lookup(opts, name);
-    if (!v || v->type != PGSPOUT_OPT_STRING)
-        return false;
-    *value = v->s;
-    return true;
+    const resolved_value *v =
+        lookup_typed(opts, name, PGSPOUT_OPT_STRING, PGSPOUT_OPT_STRING);
+    if (v)
+        *value = v->s;
+    return v != NULL;
 }
 
 bool sink_options_get_int(const sink_options *opts, const char *name,
                           int64_t *value)
 {
-    const resolved_value *v = lookup(opts, name);
-    if (!v || (v->type != PGSPOUT_OPT_INT && v->type != PGSPOUT_OPT_DURATION))
-        return false;
-    *value = v->i;
-    return true;
+    const resolved_value *v =
+        lookup_typed(opts, name, PGSPOUT_OPT_INT, PGSPOUT_OPT_DURATION);
+    if (v)
+        *value = v->i;
+    return v != NULL;
 }
 
 bool sink_options_get_bool(const sink_options *opts, const char *name,
                            bool *value)
 {
-    const resolved_value *v = lookup(opts, name);
-    if (!v || v->type != PGSPOUT_OPT_BOOL)
-        return false;
-    *value = v->b;
-    return true;
+    const resolved_value *v =
+        lookup_typed(opts, name, PGSPOUT_OPT_BOOL, PGSPOUT_OPT_BOOL);
+    if (v)
+        *value = v->b;
+    return v != NULL;
 }
 
 bool sink_options_get_double(const sink_options *opts, const char *name,
                              double *value)
 {
-    const resolved_value *v = lookup(opts, name);
-    if (!v || v->type != PGSPOUT_OPT_DOUBLE)
-        return false;
-    *value = v->d;
-    return true;
+    const resolved_value *v =
+        lookup_typed(opts, name, PGSPOUT_OPT_DOUBLE, PGSPOUT_OPT_DOUBLE);
+    if (v)
+        *value = v->d;
+    return v != NULL;
 }
 
 /* ---- help output ---- */
