@@ -170,49 +170,47 @@ static bool parse_leading_integer(const char *text, int64_t *value,
     return true;
 }
 
-bool option_parse_int(const char *text, int64_t *value)
+/* A unit suffix and what it multiplies by. */
+typedef struct unit {
+    const char *suffix;
+    int64_t factor;
+} unit;
+
+static const unit size_units[] = {{"", 1},        {"k", 1024},
+                                  {"K", 1024},    {"M", 1024 * 1024},
+                                  {"G", 1 << 30}, {NULL, 0}};
+static const unit time_units[] = {
+    {"", 1}, {"ms", 1}, {"s", 1000}, {"min", 60 * 1000}, {NULL, 0}};
+
+/* text is an integer followed by one of units' suffixes; *out gets it
+ * scaled. False for another suffix or on overflow. */
+static bool parse_with_unit(const char *text, const unit *units, int64_t *out)
 {
     int64_t v;
     const char *suffix;
     if (!parse_leading_integer(text, &v, &suffix))
         return false;
-    int64_t multiplier;
-    if (*suffix == '\0')
-        multiplier = 1;
-    else if (strcmp(suffix, "k") == 0 || strcmp(suffix, "K") == 0)
-        multiplier = 1024;
-    else if (strcmp(suffix, "M") == 0)
-        multiplier = 1024 * 1024;
-    else if (strcmp(suffix, "G") == 0)
-        multiplier = 1024 * 1024 * 1024;
-    else
+    for (const unit *u = units; u->suffix; u++)
+        if (strcmp(suffix, u->suffix) == 0)
+            return !__builtin_mul_overflow(v, u->factor, out);
+    return false;
+}
+
+bool option_parse_int(const char *text, int64_t *value)
+{
+    int64_t v;
+    if (!parse_with_unit(text, size_units, &v))
         return false;
-    int64_t result;
-    if (__builtin_mul_overflow(v, multiplier, &result))
-        return false;
-    *value = result;
+    *value = v;
     return true;
 }
 
 bool option_parse_duration(const char *text, int64_t *ms)
 {
     int64_t v;
-    const char *suffix;
-    if (!parse_leading_integer(text, &v, &suffix) || v < 0)
+    if (!parse_with_unit(text, time_units, &v) || v < 0)
         return false;
-    int64_t multiplier;
-    if (*suffix == '\0' || strcmp(suffix, "ms") == 0)
-        multiplier = 1;
-    else if (strcmp(suffix, "s") == 0)
-        multiplier = 1000;
-    else if (strcmp(suffix, "min") == 0)
-        multiplier = 60 * 1000;
-    else
-        return false;
-    int64_t result;
-    if (__builtin_mul_overflow(v, multiplier, &result))
-        return false;
-    *ms = result;
+    *ms = v;
     return true;
 }
 
@@ -547,55 +545,58 @@ static const resolved_value *lookup(const sink_options *opts, const char *name)
     return NULL;
 }
 
-/* A set option's value when it has one of the types asked for (b may
- * repeat a); NULL otherwise. */
-static const resolved_value *lookup_typed(const sink_options *opts,
-                                          const char *name,
-                                          pgspout_option_type a,
-                                          pgspout_option_type b)
+/* Copies a set option's value of the type asked for into *out (the C
+ * type that option type uses; a duration is read as an int). False when
+ * the option is unset or of another type. */
+static bool get_typed(const sink_options *opts, const char *name,
+                      pgspout_option_type type, void *out)
 {
     const resolved_value *v = lookup(opts, name);
-    return v && (v->type == a || v->type == b) ? v : NULL;
+    pgspout_option_type have = v && v->type == PGSPOUT_OPT_DURATION
+                                   ? PGSPOUT_OPT_INT
+                                   : (v ? v->type : 0);
+    if (!v || have != type)
+        return false;
+    switch (type) {
+    case PGSPOUT_OPT_STRING:
+        *(const char **)out = v->s;
+        return true;
+    case PGSPOUT_OPT_INT:
+        *(int64_t *)out = v->i;
+        return true;
+    case PGSPOUT_OPT_BOOL:
+        *(bool *)out = v->b;
+        return true;
+    case PGSPOUT_OPT_DOUBLE:
+        *(double *)out = v->d;
+        return true;
+    default:
+        return false;
+    }
 }
 
 bool sink_options_get_string(const sink_options *opts, const char *name,
                              const char **value)
 {
-    const resolved_value *v =
-        lookup_typed(opts, name, PGSPOUT_OPT_STRING, PGSPOUT_OPT_STRING);
-    if (v)
-        *value = v->s;
-    return v != NULL;
+    return get_typed(opts, name, PGSPOUT_OPT_STRING, value);
 }
 
 bool sink_options_get_int(const sink_options *opts, const char *name,
                           int64_t *value)
 {
-    const resolved_value *v =
-        lookup_typed(opts, name, PGSPOUT_OPT_INT, PGSPOUT_OPT_DURATION);
-    if (v)
-        *value = v->i;
-    return v != NULL;
+    return get_typed(opts, name, PGSPOUT_OPT_INT, value);
 }
 
 bool sink_options_get_bool(const sink_options *opts, const char *name,
                            bool *value)
 {
-    const resolved_value *v =
-        lookup_typed(opts, name, PGSPOUT_OPT_BOOL, PGSPOUT_OPT_BOOL);
-    if (v)
-        *value = v->b;
-    return v != NULL;
+    return get_typed(opts, name, PGSPOUT_OPT_BOOL, value);
 }
 
 bool sink_options_get_double(const sink_options *opts, const char *name,
                              double *value)
 {
-    const resolved_value *v =
-        lookup_typed(opts, name, PGSPOUT_OPT_DOUBLE, PGSPOUT_OPT_DOUBLE);
-    if (v)
-        *value = v->d;
-    return v != NULL;
+    return get_typed(opts, name, PGSPOUT_OPT_DOUBLE, value);
 }
 
 /* ---- help output ---- */
