@@ -26,6 +26,24 @@ void relation_unref(relation *rel)
     free(rel);
 }
 
+void event_view_as_insert(const event *read, event *view)
+{
+    *view = *read;
+    view->op = PGSPOUT_OP_INSERT;
+    memset(&view->snapshot, 0, sizeof view->snapshot);
+    for (int part = 0; part < EVENT_PART_COUNT; part++) {
+        view->json[part] = NULL;
+        view->json_len[part] = 0;
+    }
+}
+
+void event_view_clear(event *view)
+{
+    for (int part = 0; part < EVENT_PART_COUNT; part++)
+        free(view->json[part]);
+    memset(view, 0, sizeof *view);
+}
+
 void event_clear(event *ev)
 {
     for (int part = 0; part < EVENT_PART_COUNT; part++)

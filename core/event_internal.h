@@ -38,6 +38,15 @@ void relation_unref(relation *rel);
 
 #define EVENT_PART_COUNT 6
 
+/* What a read event says of the copy that made it (its "snapshot" member).
+ * Kept in the event itself: no ownership to track across sinks. */
+typedef struct event_snapshot {
+    char id[24];        /* the backfill's id */
+    int64_t table_rows; /* the table's estimated row count (reltuples) */
+    uint64_t chunk;     /* 1-based chunk number within the table */
+    bool last;          /* the table's final chunk */
+} event_snapshot;
+
 struct pgspout_event {
     pgspout_op op;
     relation *rel; /* referenced */
@@ -55,6 +64,9 @@ struct pgspout_event {
     bool cascade;
     bool restart_identity;
 
+    /* read: which backfill and chunk copied the row */
+    event_snapshot snapshot;
+
     /* Encoded JSON per pgspout_event_part, built on first request. */
     char *json[EVENT_PART_COUNT];
     size_t json_len[EVENT_PART_COUNT];
@@ -64,5 +76,12 @@ typedef struct pgspout_event event;
 
 /* Frees the JSON caches and tuple arrays, drops the relation reference. */
 void event_clear(event *ev);
+
+/* A read event as an insert of the same row, for a sink that knows no read
+ * events: a shallow copy sharing the tuples and the relation of `read`
+ * (valid while `read` is), with JSON caches of its own. */
+void event_view_as_insert(const event *read, event *view);
+/* Frees what a view built itself (its JSON caches), nothing it shares. */
+void event_view_clear(event *view);
 
 #endif

@@ -21,6 +21,8 @@ const char *event_op_name(pgspout_op op)
         return "truncate";
     case PGSPOUT_OP_SCHEMA:
         return "schema";
+    case PGSPOUT_OP_READ:
+        return "read";
     }
     return NULL;
 }
@@ -28,7 +30,7 @@ const char *event_op_name(pgspout_op op)
 static bool is_row_op(pgspout_op op)
 {
     return op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
-           op == PGSPOUT_OP_DELETE;
+           op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_READ;
 }
 
 #define APPEND_LITERAL(out, lit) json_out_put((out), (lit), sizeof(lit) - 1)
@@ -300,6 +302,20 @@ static void append_columns(json_out *out, const event *ev)
     json_out_putc(out, ']');
 }
 
+static void append_snapshot(json_out *out, const event *ev)
+{
+    const event_snapshot *s = &ev->snapshot;
+    APPEND_LITERAL(out, ",\"snapshot\":{\"id\":");
+    json_write_string(out, s->id, strlen(s->id));
+    APPEND_LITERAL(out, ",\"table_rows\":");
+    append_u64(out, s->table_rows > 0 ? (uint64_t)s->table_rows : 0);
+    APPEND_LITERAL(out, ",\"chunk\":");
+    append_u64(out, s->chunk);
+    APPEND_LITERAL(out, ",\"last\":");
+    append_bool(out, s->last);
+    json_out_putc(out, '}');
+}
+
 static void append_event(json_out *out, const event *ev)
 {
     char time_buf[TIMESTAMP_FORMAT_BUFSIZE];
@@ -337,6 +353,8 @@ static void append_event(json_out *out, const event *ev)
         APPEND_LITERAL(out, ",\"unchanged_toast\":");
         append_unchanged_toast(out, ev);
         append_json_null(out, ev);
+        if (ev->op == PGSPOUT_OP_READ)
+            append_snapshot(out, ev);
     } else if (ev->op == PGSPOUT_OP_TRUNCATE) {
         APPEND_LITERAL(out, ",\"cascade\":");
         append_bool(out, ev->cascade);

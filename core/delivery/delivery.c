@@ -28,6 +28,7 @@ struct delivery {
 
     const event **share; /* scratch: one sink's share of a batch */
     size_t share_cap;
+    event *views; /* scratch: read events as inserts, for older sinks */
 };
 
 static int64_t default_backoff(void *ctx, int attempt)
@@ -55,6 +56,7 @@ void delivery_free(delivery *d)
     free(d->sinks);
     selection_free(d->sel);
     free(d->share);
+    free(d->views);
     free(d);
 }
 
@@ -256,11 +258,33 @@ static size_t share_of(delivery *d, size_t i, const batch *b)
     return n;
 }
 
+/* Read events appeared in ABI 1.2; a sink built against an older minor
+ * gets each as an insert of the same row, so it never receives an op it
+ * cannot know. Returns how many views were made (freed by the caller once
+ * the sink's write returned: events are only valid during the call). */
+#define ABI_MINOR_WITH_READ 2
+
+static size_t share_reads_as_inserts(delivery *d, const sink_handle *s,
+                                     size_t n)
+{
+    size_t views = 0;
+    if (s->lib.desc->abi_minor >= ABI_MINOR_WITH_READ)
+        return 0;
+    for (size_t j = 0; j < n; j++) {
+        if (d->share[j]->op != PGSPOUT_OP_READ)
+            continue;
+        event_view_as_insert(d->share[j], &d->views[views]);
+        d->share[j] = &d->views[views++];
+    }
+    return views;
+}
+
 delivery_result delivery_write(delivery *d, const batch *b)
 {
     if (d->share_cap < b->count) {
-        d->share_cap = b->cap;
+        d->share_cap = b->cap > b->count ? b->cap : b->count;
         d->share = xrealloc(d->share, d->share_cap * sizeof *d->share);
+        d->views = xrealloc(d->views, d->share_cap * sizeof *d->views);
     }
     delivery_result result = DELIVERED;
     for (size_t i = 0; i < d->nsinks && result == DELIVERED; i++) {
@@ -268,6 +292,7 @@ delivery_result delivery_write(delivery *d, const batch *b)
         size_t n = share_of(d, i, b);
         if (n == 0)
             continue;
+        size_t views = share_reads_as_inserts(d, s, n);
         result = call_with_retry(d, s, "write", d->share, n);
         if (result == DELIVERED) {
             s->delivered = d->share[n - 1]->pos;
@@ -275,6 +300,8 @@ delivery_result delivery_write(delivery *d, const batch *b)
                 s->unflushed_since_us = now_us();
             s->unflushed += n;
         }
+        for (size_t v = 0; v < views; v++)
+            event_view_clear(&d->views[v]);
     }
     return result;
 }

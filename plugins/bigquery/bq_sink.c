@@ -628,7 +628,8 @@ static pgspout_status bq_write(void *state, const pgspout_event *const *events,
             if (s->have_taken && pgspout_position_cmp(pos, s->last_taken) <= 0)
                 continue;
             st = op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
-                         op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_TRUNCATE
+                         op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_TRUNCATE ||
+                         op == PGSPOUT_OP_READ
                      ? handle_change(s, ev)
                      : kit_submit_marker(s->pipeline, pos);
             if (st == PGSPOUT_OK) {

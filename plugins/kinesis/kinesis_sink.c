@@ -290,7 +290,7 @@ static char *event_partition_key(kinesis_sink *ks, const pgspout_event *ev,
     *keyless_row = false;
     if (ks->key_mode == KINESIS_KEY_ROW &&
         (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
-         op == PGSPOUT_OP_DELETE)) {
+         op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_READ)) {
         key_json = ks->host->event_json(ev, PGSPOUT_PART_KEY, &key_len);
         *keyless_row = key_len == 2; /* "{}": REPLICA IDENTITY NOTHING */
     }

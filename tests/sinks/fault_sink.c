@@ -100,6 +100,20 @@ static pgspout_status wait_for_stop(fault_sink *s)
     return PGSPOUT_RETRY;
 }
 
+/* Built with FAULT_SINK_ABI_MINOR, the sink declares that older minor: the
+ * tests check what the host hands a sink built before an op existed. */
+#ifdef FAULT_SINK_ABI_MINOR
+#define FAULT_SINK_MINOR FAULT_SINK_ABI_MINOR
+#else
+#define FAULT_SINK_MINOR PGSPOUT_ABI_MINOR
+#endif
+
+/* Whether a sink of FAULT_SINK_MINOR can know the op (read: since 1.2). */
+static bool knows_op(pgspout_op op)
+{
+    return op != PGSPOUT_OP_READ || FAULT_SINK_MINOR >= 2;
+}
+
 static pgspout_status
 fault_write(void *state, const pgspout_event *const *events, size_t count)
 {
@@ -123,6 +137,12 @@ fault_write(void *state, const pgspout_event *const *events, size_t count)
     }
     for (size_t i = 0; i < count; i++) {
         size_t len;
+        if (!knows_op(s->host->event_op(events[i]))) {
+            s->host->log(s->handle, PGSPOUT_LOG_ERROR,
+                         "received op %d, unknown in ABI 1.%d",
+                         (int)s->host->event_op(events[i]), FAULT_SINK_MINOR);
+            return PGSPOUT_FATAL;
+        }
         const char *json =
             s->host->event_json(events[i], PGSPOUT_PART_EVENT, &len);
         fwrite(json, 1, len, s->out);
@@ -152,7 +172,10 @@ static void fault_destroy(void *state)
 }
 
 static const pgspout_sink_descriptor fault_descriptor = {
-    PGSPOUT_SINK_HEADER,
+    .magic = PGSPOUT_ABI_MAGIC,
+    .abi_major = PGSPOUT_ABI_MAJOR,
+    .abi_minor = FAULT_SINK_MINOR,
+    .size = sizeof(pgspout_sink_descriptor),
     .name = "fault",
     .version = "1.0",
     .description = "test sink: JSON lines, with injected delays and failures",

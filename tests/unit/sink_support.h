@@ -111,6 +111,20 @@ static delivery *start_delivery(test_sinks *t, const table_filter *global,
     return d;
 }
 
+/* Whether the file at path holds text (anywhere). */
+static inline bool file_contains(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[65536];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
 /* One event as a sink wrote it. */
 typedef struct written {
     char op[16];

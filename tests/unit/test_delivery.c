@@ -20,7 +20,7 @@
 #include "stop.h"
 #include "typeinfo.h"
 
-static const char *fault_so, *file_so;
+static const char *fault_so, *file_so, *fault_abi11_so;
 static table_filter *no_filter;
 static stop_state stop;
 
@@ -58,7 +58,7 @@ static event *make_event(relation *rel, pgspout_op op, uint64_t commit_lsn,
     ev->lsn = commit_lsn - 0x10 + seq;
     ev->pos = (pgspout_position){commit_lsn, seq};
     ev->xid = 700;
-    if (op == PGSPOUT_OP_INSERT) {
+    if (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_READ) {
         ev->new_tuple.ncols = 1;
         ev->new_tuple.cols = calloc(1, sizeof(colval));
         ev->new_tuple.cols[0] = (colval){COLVAL_TEXT, 1, id_text[seq % 10]};
@@ -132,6 +132,49 @@ static void test_fan_out(void)
     CHECK(w[1].id == 3);
     CHECK(read_written(b_path, w, 8) == 2);
     CHECK(w[0].seq == 2 && w[1].seq == 3);
+    batch_free(&b);
+    relation_unref(rel);
+    delivery_free(d);
+    free_sinks(&t);
+}
+
+/* Read events (ABI 1.2) reach a sink built for 1.1 as inserts of the same
+ * row at the same position, in its accessors (the 1.1 fault sink fails on
+ * an op it cannot know) and in its JSON; a 1.2 sink gets them as they are. */
+static void test_read_events_for_older_sinks(void)
+{
+    test_sinks t = {0};
+    char *new_path = test_path("read-new"), *old_path = test_path("read-old");
+    add_sink(&t, "new", fault_so, NULL, "path", new_path, NULL);
+    add_sink(&t, "old", fault_abi11_so, NULL, "path", old_path, NULL);
+    delivery *d = start_delivery(&t, no_filter, &stop);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    relation *rel = items_relation();
+    batch b;
+    batch_init(&b, 16, 1 << 20);
+    event *read = make_event(rel, PGSPOUT_OP_READ, 0x700, 1);
+    strcpy(read->snapshot.id, "00c0ffee00c0ffee");
+    read->snapshot.chunk = 3;
+    read->snapshot.table_rows = 42;
+    batch_add(&b, read, 3, 16);
+    add(&b, rel, 0x700, 2, 3);
+    CHECK(delivery_write(d, &b) == DELIVERED);
+    CHECK(delivery_flush(d, true, false) == DELIVERED);
+    written w[4];
+    CHECK(read_written(new_path, w, 4) == 2);
+    CHECK_STR(w[0].op, "read");
+    CHECK(w[0].id == 1 &&
+          same_pos((pgspout_position){w[0].commit_lsn, w[0].seq}, 0x700, 1));
+    CHECK(read_written(old_path, w, 4) == 2);
+    CHECK_STR(w[0].op, "insert");
+    CHECK(w[0].id == 1 && w[0].commit_lsn == 0x700 && w[0].seq == 1);
+    CHECK_STR(w[1].op, "insert");
+    CHECK(file_contains(new_path, "\"snapshot\":{\"id\":\"00c0ffee00c0ffee\","
+                                  "\"table_rows\":42,\"chunk\":3,"
+                                  "\"last\":false}"));
+    CHECK(!file_contains(old_path, "snapshot"));
     batch_free(&b);
     relation_unref(rel);
     delivery_free(d);
@@ -455,12 +498,14 @@ static void test_durable_position(void)
 int main(int argc, char **argv)
 {
     char err[1024];
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_delivery FAULT_SINK_SO FILE_SINK_SO\n");
+    if (argc != 4) {
+        fprintf(stderr, "usage: test_delivery FAULT_SINK_SO FILE_SINK_SO "
+                        "FAULT_SINK_ABI11_SO\n");
         return 2;
     }
     fault_so = argv[1];
     file_so = argv[2];
+    fault_abi11_so = argv[3];
     if (!loader_init(err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -469,6 +514,7 @@ int main(int argc, char **argv)
     stop_open_wake(&stop);
     no_filter = table_filter_new();
     test_fan_out();
+    test_read_events_for_older_sinks();
     test_resume_skip();
     test_skip_delivered();
     test_retry_with_backoff();

@@ -5,7 +5,10 @@
  * major, every struct the host and a sink exchange only grows at its end, so
  * an older sink's smaller descriptor and an older host's smaller function
  * table stay readable; each side checks the other's `size` before touching a
- * field that a later minor appended. */
+ * field that a later minor appended. Nor does a sink ever receive a value it
+ * cannot know: an event op added in a later minor (PGSPOUT_OP_READ, 1.2)
+ * reaches a sink declaring an older minor as the op it generalises (an
+ * insert), in the accessors and in the JSON alike. */
 #ifndef PGSPOUT_ABI_H
 #define PGSPOUT_ABI_H
 
@@ -14,7 +17,7 @@
 
 #define PGSPOUT_ABI_MAGIC 0x50475350u /* "PGSP" */
 #define PGSPOUT_ABI_MAJOR 1
-#define PGSPOUT_ABI_MINOR 1
+#define PGSPOUT_ABI_MINOR 2
 
 /* The one symbol every sink exports (declared in sink.h). */
 #define PGSPOUT_SINK_ENTRY_SYMBOL "pgspout_sink_entry"

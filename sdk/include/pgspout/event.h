@@ -11,7 +11,12 @@ typedef enum pgspout_op {
     PGSPOUT_OP_UPDATE = 2,
     PGSPOUT_OP_DELETE = 3,
     PGSPOUT_OP_TRUNCATE = 4,
-    PGSPOUT_OP_SCHEMA = 5
+    PGSPOUT_OP_SCHEMA = 5,
+    /* ABI 1.2: a row copied by a snapshot or backfill, as it was at the
+     * event's position; read like an insert (key, after). A sink built for
+     * an older minor never receives it: the host hands it such events as
+     * inserts. */
+    PGSPOUT_OP_READ = 6
 } pgspout_op;
 
 /* Parts of an event that can be had as JSON on their own. */
