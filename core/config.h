@@ -70,6 +70,12 @@ typedef struct pgspout_config {
     sink_config *sinks;
     size_t n_sinks;
     char *config_file; /* NULL when no -c */
+    /* Where the daemon keeps its backfill status table. */
+    char *status_schema;
+    /* pgspout backfill (backfill_cli.h): the request's where, and what the
+     * command does besides emitting it. */
+    char *backfill_where;
+    bool backfill_wait, backfill_status;
 } pgspout_config;
 
 /* Fills *cfg from argv (and the file named by -c). Returns 0, or

@@ -1,5 +1,6 @@
 /* pgspout: stream PostgreSQL changes to sinks. Modes: stream (default),
- * --drop-slot, --list-tables, --list-sinks, --help, --version. */
+ * --drop-slot, --list-tables, --list-sinks, --help, --version; and the
+ * subcommand `pgspout backfill` (backfill_cli.h). */
 #include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backfill_cli.h"
 #include "backoff.h"
 #include "catalog.h"
 #include "config.h"
@@ -102,35 +104,6 @@ static int list_sinks(char **dirs, size_t ndirs, bool with_options)
     if (n == 0)
         printf("no sinks found\n");
     return 0;
-}
-
-/* The database a connection will reach, for three-part patterns
- * (db.schema.table), without connecting: config errors come first. */
-static char *expected_dbname(const char *conninfo)
-{
-    char *dbname = NULL, *user = NULL;
-    if (conninfo && !conninfo_is_connection_string(conninfo))
-        return xstrdup(conninfo); /* a bare database name */
-    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
-    PQconninfoOption *defaults = PQconndefaults();
-    for (PQconninfoOption *set = opts ? opts : defaults; set;
-         set = set == opts ? defaults : NULL) {
-        for (PQconninfoOption *o = set; o && o->keyword; o++) {
-            if (!o->val || !*o->val)
-                continue;
-            if (!dbname && strcmp(o->keyword, "dbname") == 0)
-                dbname = xstrdup(o->val);
-            if (!user && strcmp(o->keyword, "user") == 0)
-                user = xstrdup(o->val);
-        }
-    }
-    PQconninfoFree(opts);
-    PQconninfoFree(defaults);
-    if (!dbname)
-        dbname = user ? user : xstrdup("");
-    else
-        free(user);
-    return dbname;
 }
 
 static int compare_sources(const void *a, const void *b)
@@ -466,6 +439,11 @@ int main(int argc, char **argv)
 {
     pgspout_config cfg;
     char err[2048];
+    if (argc > 1 && strcmp(argv[1], "backfill") == 0) {
+        stop_init(&stop);
+        install_signal_handlers();
+        return backfill_main(argc - 1, argv + 1, &stop);
+    }
     if (config_from_args(argc, argv, &cfg, err, sizeof err) != 0) {
         config_free(&cfg);
         return usage_error(err);
@@ -493,7 +471,7 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return EXIT_RUNTIME_FAILURE;
     }
-    char *dbname = expected_dbname(cfg.conninfo);
+    char *dbname = conninfo_dbname(cfg.conninfo);
     table_filter *global = NULL;
     delivery *sinks = NULL;
 

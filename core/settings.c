@@ -198,13 +198,18 @@ void setting_append_flag(strbuf *sb, const core_setting *s)
         sbuf_appendf(sb, "--%s", s->long_flag);
 }
 
+void settings_apply_defaults_of(pgspout_config *cfg, const core_setting *table,
+                                size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].default_text)
+            setting_store_text(cfg, &table[i], table[i].default_text, 0);
+    }
+}
+
 void settings_apply_defaults(pgspout_config *cfg)
 {
-    for (size_t i = 0; i < n_core_settings; i++) {
-        if (core_settings[i].default_text)
-            setting_store_text(cfg, &core_settings[i],
-                               core_settings[i].default_text, 0);
-    }
+    settings_apply_defaults_of(cfg, core_settings, n_core_settings);
 }
 
 void setting_store_bool(pgspout_config *cfg, const core_setting *s, bool value)

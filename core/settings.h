@@ -71,6 +71,10 @@ void setting_append_flag(strbuf *sb, const core_setting *s);
 /* Every setting with a default set to it; call on an empty config. */
 void settings_apply_defaults(pgspout_config *cfg);
 
+/* The same for the settings of another table (a subcommand's). */
+void settings_apply_defaults_of(pgspout_config *cfg, const core_setting *table,
+                                size_t n);
+
 /* Checks a value given as text: from the command line (or a default),
  * then the reason names the flag; from the config file (`in_file`), then it
  * follows "FILE:LINE: KEY: ". Returns false with the reason in why. A
