@@ -258,7 +258,7 @@ def test_status_lists_requests_waiting_in_the_wal(db, pgspout):
     r = backfill(pgspout, db, "--status")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    pending = [l.split()[0] for l in lines if " pending " in l]
+    pending = [l.split()[0] for l in lines if l.split()[2:3] == ["pending"]]
     assert pending == ids + ["by-hand-1"], r.stdout
     assert "    requested: -t order* -T order_items --where qty > 1 OR " \
            "id = 7" in lines

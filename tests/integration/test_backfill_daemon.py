@@ -117,7 +117,7 @@ def test_request_waits_in_the_wal(db, pgspout, tmp_path):
     ids = [first.stdout.strip(), second.stdout.strip()]
     status = backfill(pgspout, db, "--status")
     pending = [l.split()[0] for l in status.stdout.splitlines()
-               if " pending" in l]
+               if l.split()[2:3] == ["pending"]]
     assert pending == ids, status.stdout
 
     proc = pgspout.spawn("-c", daemon_config(tmp_path, db, out))
