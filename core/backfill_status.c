@@ -124,7 +124,7 @@ static int poll_once(waiter *w, PGconn *conn, const stop_state *stop)
         read_status(conn, stop, w->cfg, w->id, &res, err, sizeof err);
     if (o == STATUS_FAILED) {
         if (stop_requested(stop))
-            return EXIT_RUNTIME_FAILURE;
+            return -1; /* the caller says that the wait ended */
         if (!catalog_connection_usable(conn)) {
             log_warning("%s; connecting again", err);
             return -2;
