@@ -33,8 +33,10 @@ bool bf_snapshot_parse(const char *text, bf_snapshot *s)
             bf_snapshot_clear(s);
             return false;
         }
-        if (*p == ',')
-            p++;
+        if (*p == ',' && !*++p) {
+            bf_snapshot_clear(s);
+            return false;
+        }
         s->xip = xrealloc(s->xip, (s->nxip + 1) * sizeof *s->xip);
         s->xip[s->nxip++] = x;
     }
