@@ -22,7 +22,7 @@
 #define AT(field) offsetof(pgspout_config, field)
 
 /* In the order --help and README list them. */
-const core_setting backfill_settings[] = {
+const core_setting backfill_cli_settings[] = {
     {.short_flag = 'c',
      .long_flag = "config",
      .arg_name = "FILE",
@@ -97,8 +97,8 @@ const core_setting backfill_settings[] = {
      .doc = "print these options and exit"},
 };
 
-const size_t n_backfill_settings =
-    sizeof backfill_settings / sizeof backfill_settings[0];
+const size_t n_backfill_cli_settings =
+    sizeof backfill_cli_settings / sizeof backfill_cli_settings[0];
 
 /* The config file's include/exclude are the daemon's filters; the request
  * has its own patterns. */
@@ -119,13 +119,14 @@ int backfill_config_from_args(int argc, char **argv, pgspout_config *cfg,
 {
     memset(cfg, 0, sizeof *cfg);
     cli_args cli;
-    int rc = cli_parse(argc, argv, backfill_settings, n_backfill_settings, &cli,
-                       err, errlen);
+    int rc = cli_parse(argc, argv, backfill_cli_settings,
+                       n_backfill_cli_settings, &cli, err, errlen);
     if (rc == 0)
         rc = cli_check_combinations(&cli, err, errlen);
     if (rc == 0) {
         settings_apply_defaults(cfg);
-        settings_apply_defaults_of(cfg, backfill_settings, n_backfill_settings);
+        settings_apply_defaults_of(cfg, backfill_cli_settings,
+                                   n_backfill_cli_settings);
         if (cli.config_file && !cli.skips_config_file)
             rc = read_daemon_config(cli.config_file, cfg, err, errlen);
     }
@@ -156,7 +157,8 @@ static void print_help(void)
           "tables again,\nand shows the state of its backfills.\n\n",
           stdout);
     config_print_synopsis(stdout, BACKFILL_SYNOPSIS);
-    config_print_options(stdout, backfill_settings, n_backfill_settings);
+    config_print_options(stdout, backfill_cli_settings,
+                         n_backfill_cli_settings);
 }
 
 /* What can be checked before connecting: the connection options, the

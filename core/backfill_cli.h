@@ -24,8 +24,8 @@
     "[--wait]\n"                                                               \
     "pgspout backfill --status [-c FILE] [-d CONNINFO] [--slot NAME]\n"
 
-extern const core_setting backfill_settings[];
-extern const size_t n_backfill_settings;
+extern const core_setting backfill_cli_settings[];
+extern const size_t n_backfill_cli_settings;
 
 /* The command line after "backfill" (argv[0] is "backfill"), and the
  * config file it names, into *cfg: 0, or CONFIG_USAGE_ERROR with a

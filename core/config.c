@@ -77,6 +77,8 @@ void config_free(pgspout_config *cfg)
     free(cfg->exclude_origin);
     config_clear_sinks(cfg);
     free(cfg->config_file);
+    free(cfg->snapshot);
+    free(cfg->state_dir);
     free(cfg->status_schema);
     free(cfg->backfill_where);
     memset(cfg, 0, sizeof(*cfg));

@@ -134,7 +134,7 @@ static void test_values_land(void)
 static void print_backfill_usage(FILE *out)
 {
     config_print_synopsis(out, BACKFILL_SYNOPSIS);
-    config_print_options(out, backfill_settings, n_backfill_settings);
+    config_print_options(out, backfill_cli_settings, n_backfill_cli_settings);
 }
 
 /* pgspout backfill's flags land where its table says; the config file's
@@ -409,23 +409,23 @@ int main(int argc, char **argv)
 {
     static const readme_table readme_tables[] = {
         {"| option | config key | default | meaning |", core_settings, 0, true},
-        {"| `pgspout backfill` option | default | meaning |", backfill_settings,
-         0, false},
+        {"| `pgspout backfill` option | default | meaning |",
+         backfill_cli_settings, 0, false},
     };
     readme_table tables[2];
     memcpy(tables, readme_tables, sizeof tables);
     tables[0].n = n_core_settings;
-    tables[1].n = n_backfill_settings;
+    tables[1].n = n_backfill_cli_settings;
     test_table_is_consistent(core_settings, n_core_settings);
-    test_table_is_consistent(backfill_settings, n_backfill_settings);
+    test_table_is_consistent(backfill_cli_settings, n_backfill_cli_settings);
     test_lookups();
     test_defaults_land();
     test_values_land();
     test_backfill_values_land();
     test_usage_shows_the_table(config_print_usage, core_settings,
                                n_core_settings);
-    test_usage_shows_the_table(print_backfill_usage, backfill_settings,
-                               n_backfill_settings);
+    test_usage_shows_the_table(print_backfill_usage, backfill_cli_settings,
+                               n_backfill_cli_settings);
     char *readme = argc > 1 ? read_file(argv[1]) : NULL;
     if (!readme)
         printf("# README.md not readable: %s\n", argc > 1 ? argv[1] : "");
