@@ -14,7 +14,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#include "backfill_request.h"
+#include "backfill_message.h"
 #include "config.h"
 #include "pattern.h"
 #include "stop.h"

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "backfill_check.h"
-#include "backfill_request.h"
-#include "backfill_status.h"
+#include "backfill_message.h"
+#include "backfill_watch.h"
 #include "config_cli.h"
 #include "config_file.h"
 #include "config_usage.h"

@@ -1,48 +1,16 @@
 /* Backfill requests: the message, its record in the state, and the tables
  * it resolves to (the publication's, as the request's patterns and the
  * daemon's filters select them). */
-#include <ctype.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backfill_internal.h"
+#include "backfill_message.h"
 #include "log.h"
 #include "lsn.h"
 #include "pattern.h"
 #include "strbuf.h"
-
-#define MAX_ID_LEN 31
-
-static bool id_valid(const char *id)
-{
-    size_t len = id ? strlen(id) : 0;
-    if (len == 0 || len > MAX_ID_LEN)
-        return false;
-    for (const char *p = id; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("._:/-", *p))
-            return false;
-    return true;
-}
-
-static bool patterns_from(json_t *a, char ***items, size_t *n)
-{
-    *items = NULL;
-    *n = 0;
-    if (!a || json_is_null(a))
-        return true;
-    if (!json_is_array(a))
-        return false;
-    for (size_t i = 0; i < json_array_size(a); i++) {
-        const char *p = json_string_value(json_array_get(a, i));
-        if (!p)
-            return false;
-        *items = xrealloc(*items, (*n + 1) * sizeof **items);
-        (*items)[(*n)++] = xstrdup(p);
-    }
-    return true;
-}
 
 static void free_patterns(char **items, size_t n)
 {
@@ -51,22 +19,25 @@ static void free_patterns(char **items, size_t n)
     free(items);
 }
 
-/* Fills b from the message; false when it is not a request. */
-static bool request_from_json(json_t *msg, bf_backfill *b)
+/* The message as the one module that reads and writes it
+ * (backfill_message.h) parses it: a malformed request, or one whose where
+ * could change the structure of the chunk query, is refused there. False
+ * (with the reason in why) when it is not a well-formed request. */
+static bool request_from_message(const char *content, size_t len,
+                                 bf_backfill *b, char *why, size_t whylen)
 {
-    const char *id = json_string_value(json_object_get(msg, "id"));
-    json_t *where = json_object_get(msg, "where");
-    if (!id_valid(id) ||
-        (where && !json_is_null(where) && !json_is_string(where)))
+    backfill_request r;
+    if (backfill_message_parse(content, len, &r, why, whylen) !=
+        BACKFILL_MESSAGE_REQUEST)
         return false;
-    b->id = xstrdup(id);
-    b->where = json_is_string(where) && *json_string_value(where)
-                   ? xstrdup(json_string_value(where))
-                   : NULL;
-    return patterns_from(json_object_get(msg, "include"), &b->include,
-                         &b->n_include) &&
-           patterns_from(json_object_get(msg, "exclude"), &b->exclude,
-                         &b->n_exclude);
+    b->id = r.id;
+    b->where = r.where;
+    b->include = r.include;
+    b->n_include = r.n_include;
+    b->exclude = r.exclude;
+    b->n_exclude = r.n_exclude;
+    free(r.slot);
+    return true;
 }
 
 static void drop_last_backfill(bf_state *st)
@@ -83,16 +54,15 @@ backfill_verdict bf_request(backfill *bf, const backfill_txn *txn,
                             const char *content, size_t len, char *err,
                             size_t errlen)
 {
-    json_t *msg = json_loadb(content, len, 0, NULL);
     bf_backfill parsed;
     memset(&parsed, 0, sizeof parsed);
-    bool valid = request_from_json(msg, &parsed);
-    json_decref(msg);
+    char why[256];
+    bool valid = request_from_message(content, len, &parsed, why, sizeof why);
     backfill_verdict v = BACKFILL_NOTHING;
     pthread_mutex_lock(&bf->lock);
     bf_backfill *known = valid ? bf_state_find(&bf->st, parsed.id) : NULL;
     if (!valid) {
-        log_warning("ignoring a malformed backfill request: %.*s",
+        log_warning("ignoring a malformed backfill request (%s): %.*s", why,
                     (int)(len > 300 ? 300 : len), content);
     } else if (known) {
         /* Sent again after a restart: recorded already. */
@@ -304,11 +274,9 @@ bool backfill_request_initial(PGconn *conn, const stop_state *stop,
 {
     char text[LSN_FORMAT_BUFSIZE];
     snprintf(id, idlen, "initial-%s", lsn_format(lsn, text, sizeof text));
-    json_t *msg =
-        json_pack("{s s s s s s s [] s [] s n}", "type", "backfill", "slot",
-                  slot, "id", id, "include", "exclude", "where");
-    char *content = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
+    /* No patterns: every table the daemon's filters select. */
+    backfill_request r = {.slot = (char *)slot, .id = id};
+    char *content = backfill_request_json(&r);
     const char *params[] = {content};
     PGresult *res = bf_exec(
         conn, stop,

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backfill_request.h"
+#include "backfill_message.h"
 #include "check.h"
 
 static void test_round_trip(void)
@@ -63,15 +63,26 @@ static void test_hand_written(void)
           BACKFILL_MESSAGE_OTHER);
     CHECK(parse("{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\"}", err,
                 sizeof err) == BACKFILL_MESSAGE_REQUEST);
+    /* The daemon's own initial request, and a where given as "". */
+    backfill_request r;
+    const char *initial = "{\"type\":\"backfill\",\"slot\":\"s\",\"id\":"
+                          "\"initial-0/16B3748\",\"include\":null,"
+                          "\"where\":\"\"}";
+    CHECK(backfill_message_parse(initial, strlen(initial), &r, err,
+                                 sizeof err) == BACKFILL_MESSAGE_REQUEST);
+    CHECK(r.where == NULL && r.n_include == 0 && r.n_exclude == 0);
+    CHECK_STR(r.id, "initial-0/16B3748");
+    backfill_request_free(&r);
     static const char *const bad[][2] = {
         {"not json", "not JSON"},
         {"[1]", "no \"type\""},
         {"{\"type\":\"backfill\",\"id\":\"x\"}", "\"slot\""},
         {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"\"}", "\"id\""},
         {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":"
-         "\"0123456789012345678901234567890123456789012345678901234567890123"
-         "4\"}",
-         "at most 64 bytes"},
+         "\"0123456789abcdef0123456789abcdef\"}",
+         "1 to 31 characters"},
+        {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"a b\"}",
+         "1 to 31 characters"},
         {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"include\":[1]}",
          "\"include\" must be an array"},
         {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"exclude\":"

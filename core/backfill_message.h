@@ -11,8 +11,8 @@
  * so the parser trusts nothing in it: a hand-written request with a
  * `where` that could change the structure of the statement it is put into
  * is refused like any other malformed one. */
-#ifndef PGSPOUT_BACKFILL_REQUEST_H
-#define PGSPOUT_BACKFILL_REQUEST_H
+#ifndef PGSPOUT_BACKFILL_MESSAGE_H
+#define PGSPOUT_BACKFILL_MESSAGE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,11 +20,12 @@
 /* The prefix of every logical decoding message pgspout emits or acts on. */
 #define BACKFILL_MESSAGE_PREFIX "pgspout"
 
-/* Ids pgspout makes for requests: 16 lower-case hex digits. Ids longer
- * than BACKFILL_ID_MAX bytes are refused (the daemon's own initial
- * snapshot is "initial-<LSN>"). */
+/* Ids `pgspout backfill` makes: 16 lower-case hex digits. An id may be
+ * 1 to BACKFILL_ID_MAX characters of [A-Za-z0-9._:/-] (the daemon's own
+ * initial snapshot is "initial-<LSN>"), which a file name, a log line and
+ * the status table all take as they are. */
 #define BACKFILL_ID_LEN 16
-#define BACKFILL_ID_MAX 64
+#define BACKFILL_ID_MAX 31
 
 typedef struct backfill_request {
     char *slot;
@@ -35,6 +36,9 @@ typedef struct backfill_request {
     size_t n_exclude;
     char *where; /* a boolean SQL expression over the table; NULL: none */
 } backfill_request;
+
+/* Whether id is a valid request id (see BACKFILL_ID_MAX). */
+bool backfill_id_valid(const char *id);
 
 typedef enum backfill_message_kind {
     BACKFILL_MESSAGE_REQUEST, /* a well-formed request, parsed */
@@ -49,7 +53,8 @@ char *backfill_request_json(const backfill_request *r);
 
 /* Reads a message content of len bytes (not NUL-terminated). A request
  * goes into *out (free it with backfill_request_free); INVALID comes with
- * the reason in err. */
+ * the reason in err. `include` and `exclude` may be absent or null (no
+ * patterns), `where` absent, null or "" (none). */
 backfill_message_kind backfill_message_parse(const char *content, size_t len,
                                              backfill_request *out, char *err,
                                              size_t errlen);

@@ -1,10 +1,10 @@
-#include "backfill_status.h"
+#include "backfill_watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backfill_request.h"
+#include "backfill_message.h"
 #include "backoff.h"
 #include "catalog.h"
 #include "hex.h"

@@ -1,4 +1,4 @@
-#include "backfill_request.h"
+#include "backfill_message.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -38,16 +38,37 @@ char *backfill_request_json(const backfill_request *r)
     return text;
 }
 
-/* A member that must be a non-empty string (of at most max bytes when max
- * is not 0). */
-static bool take_string(json_t *doc, const char *name, size_t max, char **out,
-                        char *err, size_t errlen)
+bool backfill_id_valid(const char *id)
 {
-    const char *s = json_string_value(json_object_get(doc, name));
-    if (!s || !*s || (max && strlen(s) > max)) {
+    size_t len = id ? strlen(id) : 0;
+    if (len == 0 || len > BACKFILL_ID_MAX)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._:/-", *p))
+            return false;
+    return true;
+}
+
+static bool take_slot(json_t *doc, char **out, char *err, size_t errlen)
+{
+    const char *s = json_string_value(json_object_get(doc, "slot"));
+    if (!s || !*s) {
         snprintf(err, errlen,
-                 "backfill request: \"%s\" must be a non-empty string%s", name,
-                 max ? " of at most 64 bytes" : "");
+                 "backfill request: \"slot\" must be a non-empty string");
+        return false;
+    }
+    *out = xstrdup(s);
+    return true;
+}
+
+static bool take_id(json_t *doc, char **out, char *err, size_t errlen)
+{
+    const char *s = json_string_value(json_object_get(doc, "id"));
+    if (!backfill_id_valid(s)) {
+        snprintf(err, errlen,
+                 "backfill request: \"id\" must be 1 to %d characters of "
+                 "letters, digits and ._:/-",
+                 BACKFILL_ID_MAX);
         return false;
     }
     *out = xstrdup(s);
@@ -83,7 +104,7 @@ static bool take_patterns(json_t *doc, const char *name, char ***items,
 static bool take_where(json_t *doc, char **where, char *err, size_t errlen)
 {
     json_t *w = json_object_get(doc, "where");
-    if (!w || json_is_null(w))
+    if (!w || json_is_null(w) || (json_is_string(w) && !*json_string_value(w)))
         return true;
     const char *problem = json_is_string(w)
                               ? backfill_where_problem(json_string_value(w))
@@ -99,8 +120,8 @@ static bool take_where(json_t *doc, char **where, char *err, size_t errlen)
 static bool take_request(json_t *doc, backfill_request *r, char *err,
                          size_t errlen)
 {
-    return take_string(doc, "slot", 0, &r->slot, err, errlen) &&
-           take_string(doc, "id", BACKFILL_ID_MAX, &r->id, err, errlen) &&
+    return take_slot(doc, &r->slot, err, errlen) &&
+           take_id(doc, &r->id, err, errlen) &&
            take_patterns(doc, "include", &r->include, &r->n_include, err,
                          errlen) &&
            take_patterns(doc, "exclude", &r->exclude, &r->n_exclude, err,

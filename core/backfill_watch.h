@@ -3,8 +3,8 @@
  * row per backfill and table plus a `*` row for the backfill as a whole),
  * and, while no pgspout streams from the slot, the requests still waiting
  * in the WAL (peeked from the slot, which consumes nothing). */
-#ifndef PGSPOUT_BACKFILL_STATUS_H
-#define PGSPOUT_BACKFILL_STATUS_H
+#ifndef PGSPOUT_BACKFILL_WATCH_H
+#define PGSPOUT_BACKFILL_WATCH_H
 
 #include <libpq-fe.h>
 
