@@ -226,7 +226,7 @@ def test_config_file_gives_connection_and_slot(db, pgspout, tmp_path):
     assert msg["exclude"] == []
 
 
-def test_status_lists_requests_waiting_in_the_wal(db, pgspout):
+def test_status_lists_requests_waiting_in_the_wal(db, pgspout, tmp_path):
     setup(db)
     r = backfill(pgspout, db, "--status")
     assert r.returncode == 0, r.stderr
@@ -265,16 +265,22 @@ def test_status_lists_requests_waiting_in_the_wal(db, pgspout):
     assert "    requested: -t public.orders" in lines
     assert other.stdout.strip() not in r.stdout
 
-    # While something streams from the slot, the WAL is not peeked.
+    # Once pgspout streams from the slot, it has the requests (in its
+    # status table) and the WAL is not peeked.
     proc = pgspout.spawn("-d", db.conninfo, "--slot", db.name, "--sink",
-                         "file", "-o", "path=/dev/null", "-t", "other")
+                         "file", "-o", "path=/dev/null", "-t", "other",
+                         "--state-dir", str(tmp_path / "state"))
     try:
-        wait_until(lambda: db.slot_info(db.name)["active"], 30,
-                   "pgspout streaming")
-        r = backfill(pgspout, db, "--status")
-        assert r.returncode == 0, r.stderr
+        def listed():
+            r = backfill(pgspout, db, "--status")
+            assert r.returncode == 0, r.stderr
+            ids_in_table = [l.split()[0] for l in r.stdout.splitlines()
+                            if l.split()[1:2] == ["*"]]
+            return "streamed by pid" in r.stdout and \
+                ids_in_table == ids + ["by-hand-1"] and r
+        r = wait_until(listed, 60, "the requests in the status table")
         assert "streamed by pid" in r.stdout
-        assert "pending" not in r.stdout and "WAL" not in r.stdout
+        assert "requested:" not in r.stdout and "WAL" not in r.stdout
     finally:
         pgspout.stop(proc)
 
