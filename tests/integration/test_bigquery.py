@@ -255,17 +255,18 @@ def test_initial_snapshot_under_load(db, pgspout, emulator, dataset,
     for table in bw.TABLES:
         keys = bw.KEYS[table]
         columns = list(next(iter(want[table].values())))
-        expected = sorted(
-            ({c: bq_value(c, v) for c, v in row.items()}
-             for row in want[table].values()),
-            key=lambda r: [r[k] for k in keys])
+        expected = {tuple(row[k] for k in keys):
+                    {c: bq_value(c, v) for c, v in row.items()}
+                    for row in want[table].values()}
         rows = emulator.query("SELECT * FROM `%s.%s.public_%s`"
                               % (bigquery_server.PROJECT, dataset, table))
-        got = sorted(({c: r.get(c) for c in columns} for r in rows),
-                     key=lambda r: [r[k] for k in keys])
-        assert len(got) == len(expected), table
-        differ = [(g, w) for g, w in zip(got, expected) if g != w][:3]
-        assert not differ, (table, differ)
+        got = {tuple(r[k] for k in keys): {c: r.get(c) for c in columns}
+               for r in rows}
+        assert len(got) == len(rows), "a key twice in the view of " + table
+        differ = [(k, got.get(k), expected.get(k))
+                  for k in set(got) | set(expected)
+                  if got.get(k) != expected.get(k)]
+        assert not differ, (table, len(differ), differ[:3])
         ops = emulator.query(
             "SELECT _op, COUNT(*) AS n FROM `%s.%s.public_%s_changelog` "
             "GROUP BY _op" % (bigquery_server.PROJECT, dataset, table))
