@@ -603,8 +603,10 @@ class XminSampler:
 
 
 def server_cpu_s(server):
-    """CPU seconds used so far by the server's processes (postmaster and
-    backends), from /proc: where a drain's time goes besides the client."""
+    """CPU seconds used so far by the server's processes, from /proc: where
+    a drain's time goes besides the client. The live processes' own time,
+    plus the postmaster's children's time (cutime, cstime), which holds the
+    backends that ended and were reaped (a COPY's, a walsender's)."""
     uid = pwd.getpwnam(server.run_as).pw_uid if server.run_as else \
         os.geteuid()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -623,7 +625,18 @@ def server_cpu_s(server):
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+    return (total + postmaster_children_ticks(server)) / ticks
+
+
+def postmaster_children_ticks(server):
+    try:
+        with open(os.path.join(server.datadir, "postmaster.pid")) as f:
+            pid = int(f.readline())
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return 0
+    return int(fields[13]) + int(fields[14])  # cutime, cstime
 
 
 def measured_with_samples(server, application, argv, env, args, err_path,
@@ -659,13 +672,19 @@ def backfill_cmd(args, server, slot, out_path):
 
 
 def count_read_lines(path):
+    """Lines that are read events, counted without parsing JSON; the
+    chunks overlap by a line start's length so none is cut in two."""
+    start = b'\n{"op":"read"'
     reads = 0
     with open(path, "rb") as f:
+        tail = b"\n"  # the file's first line starts after it
         while True:
             chunk = f.read(1 << 22)
             if not chunk:
                 break
-            reads += chunk.count(b'{"op":"read"')
+            data = tail + chunk
+            reads += data.count(start)
+            tail = data[-(len(start) - 1):]
     return reads
 
 
