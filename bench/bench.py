@@ -603,40 +603,36 @@ class XminSampler:
 
 
 def server_cpu_s(server):
-    """CPU seconds used so far by the server's processes, from /proc: where
-    a drain's time goes besides the client. The live processes' own time,
-    plus the postmaster's children's time (cutime, cstime), which holds the
-    backends that ended and were reaped (a COPY's, a walsender's)."""
-    uid = pwd.getpwnam(server.run_as).pw_uid if server.run_as else \
-        os.geteuid()
+    """CPU seconds used so far by this server's processes, from /proc: where
+    a drain's time goes besides the client. The postmaster's and its live
+    children's own time, plus its children's that ended and were reaped
+    (cutime, cstime: a COPY's backend, a walsender). Other servers of the
+    same user and binaries (tests running beside) are not its children."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    try:
+        with open(os.path.join(server.datadir, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        fields = proc_stat(postmaster)
+    except (OSError, ValueError):
+        return 0.0
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            if os.stat("/proc/" + pid).st_uid != uid:
-                continue
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if not os.readlink("/proc/%s/exe" % pid).startswith(
-                    server.bindir):
-                continue
+            child = proc_stat(int(pid))
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return (total + postmaster_children_ticks(server)) / ticks
+        if int(child[1]) == postmaster:
+            total += int(child[11]) + int(child[12])  # utime, stime
+    return total / ticks
 
 
-def postmaster_children_ticks(server):
-    try:
-        with open(os.path.join(server.datadir, "postmaster.pid")) as f:
-            pid = int(f.readline())
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, ValueError):
-        return 0
-    return int(fields[13]) + int(fields[14])  # cutime, cstime
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name: [0] state,
+    [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
 
 
 def measured_with_samples(server, application, argv, env, args, err_path,
@@ -665,10 +661,13 @@ def drain_copy(server, args, tmpdir, run):
 
 
 def backfill_cmd(args, server, slot, out_path):
+    """The state directory goes beside the output (local disk, removed with
+    the work directory), not to pgspout's default under /var/lib."""
+    state = os.path.join(os.path.dirname(out_path), "state-" + slot)
     return [args.pgspout, "-d", server.conninfo(), "--slot", slot,
             "--publication", PUBLICATION, "--create-slot", "--snapshot",
-            "only", "-t", BACKFILL_TABLE, "--sink", "file",
-            "-o", "path=" + out_path, "-o", "fsync=true"]
+            "only", "--state-dir", state, "-t", BACKFILL_TABLE,
+            "--sink", "file", "-o", "path=" + out_path, "-o", "fsync=true"]
 
 
 def count_read_lines(path):
