@@ -585,14 +585,16 @@ class XminSampler:
         self._thread.start()
 
     def _loop(self):
-        while not self._stop.wait(0.2):
+        while True:
             try:
                 age, xact = self.server.sql(self.sql).split("|")
+                self.samples += 1
+                self.max_age = max(self.max_age, int(age))
+                self.max_xact_s = max(self.max_xact_s, float(xact))
             except BenchError:
-                continue
-            self.samples += 1
-            self.max_age = max(self.max_age, int(age))
-            self.max_xact_s = max(self.max_xact_s, float(xact))
+                pass
+            if self._stop.wait(0.2):
+                return
 
     def stop(self):
         self._stop.set()
@@ -716,6 +718,7 @@ def summarise_backfill(runs, rows):
     for key in ("max_xmin_age", "longest_xact_s"):
         s[key] = max(r[key] for r in runs)
     s["server_cpu_s"] = sum(r["server_cpu_s"] for r in runs) / len(runs)
+    s["samples"] = sum(r["samples"] for r in runs)
     return s
 
 
