@@ -298,8 +298,14 @@ bool backfill_attach(backfill *bf, const char *system_id, const char *database,
             bf->st.system_id = xstrdup(system_id);
             bf->st.database = xstrdup(database);
             bf->st.slot = xstrdup(bf->slot);
-            for (size_t i = 0; i < bf->st.nbackfills; i++)
-                bf->needs_resolution |= !bf->st.backfills[i].resolved;
+            for (size_t i = 0; i < bf->st.nbackfills; i++) {
+                bf_backfill *b = &bf->st.backfills[i];
+                bf->needs_resolution |= !b->resolved;
+                /* An earlier run may have stopped before writing them. */
+                for (size_t j = 0; j < b->ntables; j++)
+                    b->tables[j].status_dirty = true;
+                b->status_dirty = true;
+            }
             if (exists)
                 remove_leftovers(bf);
             bf->tty = isatty(STDERR_FILENO);
@@ -363,6 +369,13 @@ static void remove_window(backfill *bf, bf_window *w)
     bf->nwindows--;
 }
 
+void bf_drop_window_locked(backfill *bf, const char *token)
+{
+    bf_window *w = find_window(bf, token);
+    if (w)
+        remove_window(bf, w);
+}
+
 void bf_forget_token_locked(backfill *bf, const char *token)
 {
     for (size_t i = 0; i < bf->ninflight; i++) {
@@ -414,6 +427,9 @@ static void on_low_watermark(backfill *bf, const backfill_txn *txn,
         keycols = &c->keycols;
         oid = t->oid;
     }
+    log_debug("backfill: low watermark %s at %llX: %s", token,
+              (unsigned long long)txn->commit_lsn,
+              keycols ? "window opens" : "not ours");
     if (keycols && !find_window(bf, token)) {
         bf->windows =
             xrealloc(bf->windows, (bf->nwindows + 1) * sizeof *bf->windows);
@@ -489,6 +505,7 @@ static bool open_emission(backfill *bf, bf_window *w, bf_chunk *c,
 
 static backfill_verdict on_high_watermark(backfill *bf, const char *token)
 {
+    log_debug("backfill: high watermark %s", token);
     pthread_mutex_lock(&bf->lock);
     backfill_verdict v = BACKFILL_NOTHING;
     bf_window *w = find_window(bf, token);
@@ -807,6 +824,15 @@ void backfill_emission_end(backfill *bf, bool completed)
 
 /* ---- confirming ---- */
 
+static uint64_t hold_locked(const backfill *bf)
+{
+    uint64_t limit = UINT64_MAX;
+    for (size_t i = 0; i < bf->nwindows; i++)
+        if (bf->windows[i].lw_commit_lsn < limit)
+            limit = bf->windows[i].lw_commit_lsn;
+    return limit;
+}
+
 static void chunk_done_locked(backfill *bf, const bf_window *w)
 {
     bf_table *t;
@@ -846,10 +872,15 @@ uint64_t backfill_confirm_limit(backfill *bf, uint64_t durable_end)
         }
         pthread_cond_broadcast(&bf->changed);
     }
-    uint64_t limit = UINT64_MAX;
-    for (size_t i = 0; i < bf->nwindows; i++)
-        if (bf->windows[i].lw_commit_lsn < limit)
-            limit = bf->windows[i].lw_commit_lsn;
+    uint64_t limit = hold_locked(bf);
+    pthread_mutex_unlock(&bf->lock);
+    return limit;
+}
+
+uint64_t backfill_hold(backfill *bf)
+{
+    pthread_mutex_lock(&bf->lock);
+    uint64_t limit = hold_locked(bf);
     pthread_mutex_unlock(&bf->lock);
     return limit;
 }

@@ -179,6 +179,10 @@ void backfill_emission_end(backfill *bf, bool completed);
  * watermark whose chunk is not done (UINT64_MAX: none). */
 uint64_t backfill_confirm_limit(backfill *bf, uint64_t durable_end);
 
+/* The highest LSN that may be confirmed as the windows stand now (a low
+ * watermark just seen lowers it at once), without deciding what is done. */
+uint64_t backfill_hold(backfill *bf);
+
 /* The confirmation was sent: the spill files of done chunks go. */
 void backfill_confirmed(backfill *bf);
 

@@ -98,6 +98,7 @@ struct backfill {
 
     token_bucket bucket;
     stop_state worker_stop;
+    bool closing; /* no new work: the status rows are written, then stop */
     bool stopping;
     bf_worker *workers;
     bool workers_started;
@@ -120,9 +121,12 @@ bf_table *bf_find_table(bf_state *st, const char *id, uint32_t oid,
 bf_chunk *bf_find_chunk(bf_state *st, const char *token, bf_table **t,
                         bf_backfill **b);
 char *bf_spill_path(const backfill *bf, const char *name);
-/* A chunk's read was given up or its rows are known: forget its low
- * watermark (lock held). */
+/* A chunk's read is recorded in the state or was given up: it is no
+ * longer in flight (lock held). */
 void bf_forget_token_locked(backfill *bf, const char *token);
+/* A read given up: the window its low watermark opened (if the stream saw
+ * it) closes, and holds nothing back any more (lock held). */
+void bf_drop_window_locked(backfill *bf, const char *token);
 /* A table's chunks are all done (or it failed): its state, its
  * backfill's, logs and the status (lock held). */
 void bf_table_settle_locked(backfill *bf, bf_backfill *b, bf_table *t);

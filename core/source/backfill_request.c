@@ -212,6 +212,8 @@ static void resolve_one(backfill *bf, bf_backfill *b, const table_filter *f,
         log_error("backfill %s failed: %s; nothing was copied", b->id, problem);
         b->status = BF_FAILED;
         b->error = problem;
+        while (b->ntables > 0)
+            bf_backfill_drop_table(b, b->ntables - 1);
     } else {
         log_info("backfill %s: %zu table%s to copy", b->id, b->ntables,
                  b->ntables == 1 ? "" : "s");

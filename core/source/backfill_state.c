@@ -154,6 +154,14 @@ bf_table *bf_backfill_add_table(bf_backfill *b, uint32_t oid, const char *name)
     return t;
 }
 
+void bf_backfill_drop_table(bf_backfill *b, size_t i)
+{
+    table_clear(&b->tables[i]);
+    memmove(&b->tables[i], &b->tables[i + 1],
+            (b->ntables - i - 1) * sizeof *b->tables);
+    b->ntables--;
+}
+
 bf_chunk *bf_table_add_chunk(bf_table *t)
 {
     t->chunks = xrealloc(t->chunks, (t->nchunks + 1) * sizeof *t->chunks);

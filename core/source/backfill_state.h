@@ -123,6 +123,7 @@ bf_backfill *bf_state_find(bf_state *st, const char *id);
 /* Appends a zeroed backfill (owned by the state) and returns it. */
 bf_backfill *bf_state_add(bf_state *st);
 bf_table *bf_backfill_add_table(bf_backfill *b, uint32_t oid, const char *name);
+void bf_backfill_drop_table(bf_backfill *b, size_t i);
 /* Appends a zeroed chunk to the table and returns it (pointers into the
  * table's chunk array move when it grows). */
 bf_chunk *bf_table_add_chunk(bf_table *t);

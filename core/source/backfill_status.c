@@ -156,6 +156,7 @@ void bf_status_flush(backfill *bf, bf_worker *w)
         log_warning("%s; backfills go on without %s", err, table);
         bf->status_disabled = true;
     }
+    pthread_cond_broadcast(&bf->changed);
     pthread_mutex_unlock(&bf->lock);
     sbuf_free(&sql);
     free(table);
@@ -166,6 +167,7 @@ void bf_status_flush_abandon(backfill *bf)
     pthread_mutex_lock(&bf->lock);
     bf->status_busy = false;
     bf->status_due_us = now_us() + STATUS_EVERY_US;
+    pthread_cond_broadcast(&bf->changed);
     pthread_mutex_unlock(&bf->lock);
 }
 

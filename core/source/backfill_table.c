@@ -78,21 +78,28 @@ void bf_table_info_clear(bf_table_info *info)
     memset(info, 0, sizeof *info);
 }
 
+/* The tables holding a relation's rows: its leaf partitions, or itself
+ * (pg_partition_tree() lists nothing for a table that is no partition). */
+#define LEAVES_OF(rel)                                                         \
+    " pg_catalog.pg_class l WHERE l.relkind <> 'p' AND l.oid IN"               \
+    " (SELECT p.relid FROM pg_catalog.pg_partition_tree(" rel ") p"            \
+    " UNION ALL SELECT " rel ")"
+
 static const char relation_sql[] =
     "SELECT c.relkind, c.relreplident, n.nspname, c.relname,"
     " pg_catalog.quote_ident(n.nspname) || '.' ||"
     " pg_catalog.quote_ident(c.relname),"
     " (SELECT CASE WHEN bool_and(l.reltuples < 0) THEN -1"
     "  ELSE sum(greatest(l.reltuples, 0)) END::pg_catalog.int8"
-    "  FROM pg_catalog.pg_partition_tree(c.oid) p"
-    "  JOIN pg_catalog.pg_class l ON l.oid = p.relid WHERE p.isleaf),"
-    " (SELECT sum(l.reltuples) / greatest(sum(l.relpages), 1)"
-    "  FROM pg_catalog.pg_partition_tree(c.oid) p"
-    "  JOIN pg_catalog.pg_class l ON l.oid = p.relid"
-    "  WHERE p.isleaf AND l.reltuples > 0)::pg_catalog.float8 "
-    "FROM pg_catalog.pg_class c "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.oid = $1::pg_catalog.oid";
+    "  FROM" LEAVES_OF(
+        "c.oid") "),"
+                 " (SELECT sum(l.reltuples) / greatest(sum(l.relpages), 1)"
+                 "  FROM" LEAVES_OF(
+                     "c.oid") " AND l.reltuples > 0)::pg_catalog.float8 "
+                              "FROM pg_catalog.pg_class c "
+                              "JOIN pg_catalog.pg_namespace n ON n.oid = "
+                              "c.relnamespace "
+                              "WHERE c.oid = $1::pg_catalog.oid";
 
 static bool load_relation(PGconn *conn, const stop_state *stop, const char *oid,
                           bf_table_info *info, bool *gone, char *err,
@@ -304,10 +311,9 @@ bool bf_table_blocks(PGconn *conn, const stop_state *stop, uint32_t oid,
     const char *params[] = {text};
     PGresult *res = bf_exec(
         conn, stop,
-        "SELECT coalesce(max(pg_catalog.pg_relation_size(p.relid) /"
+        "SELECT coalesce(max(pg_catalog.pg_relation_size(l.oid) /"
         " pg_catalog.current_setting('block_size')::pg_catalog.int8), 0) "
-        "FROM pg_catalog.pg_partition_tree($1::pg_catalog.oid) p "
-        "WHERE p.isleaf",
+        "FROM" LEAVES_OF("$1::pg_catalog.oid"),
         1, params, PGRES_TUPLES_OK, "cannot read the table's size", err, errlen,
         retryable);
     if (!res)

@@ -83,10 +83,28 @@ static void drop_conn(bf_worker *w)
     w->conn = NULL;
 }
 
+/* After connection trouble (a server restart empties an UNLOGGED
+ * table), every status row is written again. */
+static void status_all_changed(backfill *bf)
+{
+    pthread_mutex_lock(&bf->lock);
+    for (size_t i = 0; i < bf->st.nbackfills; i++) {
+        bf_backfill *b = &bf->st.backfills[i];
+        for (size_t j = 0; j < b->ntables; j++)
+            bf_status_changed_locked(bf, b, &b->tables[j]);
+        bf_status_changed_locked(bf, b, NULL);
+    }
+    pthread_mutex_unlock(&bf->lock);
+}
+
 /* Connects (again) with backoff until it works or a stop comes. */
 static bool ensure_conn(bf_worker *w)
 {
     backfill *bf = w->bf;
+    if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
+        return true;
+    if (w->failures > 0)
+        status_all_changed(bf);
     while (!w->conn || PQstatus(w->conn) != CONNECTION_OK) {
         drop_conn(w);
         char err[1024];
@@ -241,6 +259,8 @@ static void pick_task_locked(backfill *bf, bf_worker *w, task *out)
         out->kind = TASK_STATUS;
         return;
     }
+    if (bf->closing)
+        return;
     if (hw_task(bf, out))
         return;
     bf_backfill *b;
@@ -668,6 +688,7 @@ static void give_up_chunk(bf_worker *w, const task *tk, const char *token,
     }
     pthread_mutex_lock(&bf->lock);
     bf_forget_token_locked(bf, token);
+    bf_drop_window_locked(bf, token);
     bf_backfill *b;
     bf_table *t = own_table(bf, w, &b);
     bf_chunk *range = tk->reread ? find_range(t, &tk->lo) : NULL;
@@ -864,11 +885,32 @@ void bf_workers_start(backfill *bf)
     bf->workers_started = true;
 }
 
+/* How long stopping waits for the status table to get its last rows. */
+#define FINAL_STATUS_WAIT_MS 5000
+
+static bool status_pending(const backfill *bf)
+{
+    for (size_t i = 0; i < bf->st.nbackfills && !bf->status_disabled; i++)
+        if (bf->st.backfills[i].status_dirty)
+            return true;
+    return bf->status_busy;
+}
+
 void bf_workers_stop(backfill *bf)
 {
     if (!bf->workers_started)
         return;
     pthread_mutex_lock(&bf->lock);
+    /* The last changes (a backfill just done) reach the status table
+     * before the workers go, unless that takes too long. */
+    bf->closing = true;
+    bf->status_due_us = 0;
+    pthread_cond_broadcast(&bf->changed);
+    int64_t deadline = now_us() + (int64_t)FINAL_STATUS_WAIT_MS * 1000;
+    while (status_pending(bf) && bf->nworkers > 0 && now_us() < deadline) {
+        struct timespec until = clock_after_ms(CLOCK_MONOTONIC, 100);
+        pthread_cond_timedwait(&bf->changed, &bf->lock, &until);
+    }
     bf->stopping = true;
     pthread_cond_broadcast(&bf->changed);
     pthread_mutex_unlock(&bf->lock);

@@ -500,8 +500,12 @@ static source_status handle_pgspout_message(source *s, batch *b, char *err,
                         .commit_lsn = s->txn_commit_lsn,
                         .commit_time_us = s->txn_commit_time,
                         .lsn = s->rm.wal_start};
-    switch (backfill_message(s->backfill, &txn, m->u.message.content,
-                             m->u.message.content_len, err, errlen)) {
+    backfill_verdict v =
+        backfill_message(s->backfill, &txn, m->u.message.content,
+                         m->u.message.content_len, err, errlen);
+    /* A low watermark holds the confirmation back from now on. */
+    checkpoint_set_limit(s->cp, backfill_hold(s->backfill));
+    switch (v) {
     case BACKFILL_RESOLVE:
         return resolve_backfills(s, err, errlen);
     case BACKFILL_EMIT:
