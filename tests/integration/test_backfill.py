@@ -149,18 +149,20 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     db.psql("select pg_logical_emit_message(true, 'pgspout', 'not json');")
     # A hand-written WHERE that closes the chunk's query and runs
     # statements of its own (sent as one simple query it would drop the
-    # table): refused, the table and the stream untouched.
+    # table): refused as it arrives, the table and the stream untouched.
     bs.request(db, "s1", "r5", ["nopk"], where=(
         "true) LIMIT 1) TO STDOUT; COMMIT; DROP TABLE nopk; "
         "COPY (SELECT 1 AS a WHERE (true"))
-    # After all that, a valid request (its WHERE ending in a comment) is
+    # A WHERE the server refuses when the chunk is read.
+    bs.request(db, "s1", "r7", ["nopk"], where="no_such_column > 0")
+    # After all that, a valid request (its WHERE with a comment) is
     # copied: the failures left nothing behind on the connections.
     bs.request(db, "s1", "r6", ["orders"],
-               where="customer = 7 -- one customer")
+               where="customer = 7 -- one customer\n")
     r1 = bs.wait_backfill(db, "s1", "r1", proc, pgspout, want="failed")
     r2 = bs.wait_backfill(db, "s1", "r2", proc, pgspout, want="failed")
     r3 = bs.wait_backfill(db, "s1", "r3", proc, pgspout, want="failed")
-    r5 = bs.wait_backfill(db, "s1", "r5", proc, pgspout, want="failed")
+    r7 = bs.wait_backfill(db, "s1", "r7", proc, pgspout, want="failed")
     r6 = bs.wait_backfill(db, "s1", "r6", proc, pgspout)
     db.psql("insert into orders (id, customer) values (-1, 7);")
     bs.drain(db, "s1", proc, pgspout)
@@ -171,8 +173,9 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     assert '"nope_*" matches no table' in r3["*"][2]
     assert set(r1) == set(r2) == set(r3) == {"*"}
     assert bs.status(db, "other_slot", "r4") == {}
-    assert "multiple commands" in r5["public.nopk"][2], r5
-    assert r5["*"][0] == "failed"
+    assert bs.status(db, "s1", "r5") == {}
+    assert '"no_such_column" does not exist' in r7["public.nopk"][2], r7
+    assert r7["*"][0] == "failed"
     assert db.scalar("select count(*) from nopk") == "100"
     assert r6["*"][0] == r6["public.orders"][0] == "done"
     events = read_jsonl(out)
@@ -185,6 +188,8 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     stderr = pgspout.stderr_of(proc)
     assert "backfill r1 failed" in stderr and "backfill r3 failed" in stderr
     assert "ignoring a pgspout message that is not JSON" in stderr
+    assert ("ignoring a malformed backfill request (backfill request: "
+            "\"where\" has a ')' that closes more than it opened") in stderr
 
 
 @pytest.mark.all_versions
