@@ -129,6 +129,18 @@ static bool take_request(json_t *doc, backfill_request *r, char *err,
            take_where(doc, &r->where, err, errlen);
 }
 
+/* A malformed request keeps only its slot and id (those valid before the
+ * member that was not): the daemon records the failure under that id, so
+ * that a `--wait` on it ends. */
+static void keep_only_address(backfill_request *r)
+{
+    char *slot = r->slot, *id = r->id;
+    r->slot = r->id = NULL;
+    backfill_request_free(r);
+    r->slot = slot;
+    r->id = id;
+}
+
 backfill_message_kind backfill_message_parse(const char *content, size_t len,
                                              backfill_request *out, char *err,
                                              size_t errlen)
@@ -147,7 +159,7 @@ backfill_message_kind backfill_message_parse(const char *content, size_t len,
     else if (take_request(doc, out, err, errlen))
         kind = BACKFILL_MESSAGE_REQUEST;
     else
-        backfill_request_free(out);
+        keep_only_address(out);
     json_decref(doc);
     return kind;
 }

@@ -52,9 +52,11 @@ typedef enum backfill_message_kind {
 char *backfill_request_json(const backfill_request *r);
 
 /* Reads a message content of len bytes (not NUL-terminated). A request
- * goes into *out (free it with backfill_request_free); INVALID comes with
- * the reason in err. `include` and `exclude` may be absent or null (no
- * patterns), `where` absent, null or "" (none). */
+ * goes into *out (free it with backfill_request_free, whatever the kind);
+ * INVALID comes with the reason in err, and with out->slot and out->id
+ * set when the message named them validly (a malformed request can then
+ * be reported as failed under its id). `include` and `exclude` may be
+ * absent or null (no patterns), `where` absent, null or "" (none). */
 backfill_message_kind backfill_message_parse(const char *content, size_t len,
                                              backfill_request *out, char *err,
                                              size_t errlen);

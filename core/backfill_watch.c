@@ -314,10 +314,11 @@ static void keep_if_request(char *data, const PGresult *status,
         return;
     backfill_request r;
     if (m.type == PGO_MESSAGE && m.u.message.transactional &&
-        strcmp(m.u.message.prefix, BACKFILL_MESSAGE_PREFIX) == 0 &&
-        backfill_message_parse(m.u.message.content, m.u.message.content_len, &r,
-                               err, sizeof err) == BACKFILL_MESSAGE_REQUEST) {
-        if (strcmp(r.slot, cfg->slot) == 0 && !listed(status, r.id)) {
+        strcmp(m.u.message.prefix, BACKFILL_MESSAGE_PREFIX) == 0) {
+        if (backfill_message_parse(m.u.message.content, m.u.message.content_len,
+                                   &r, err,
+                                   sizeof err) == BACKFILL_MESSAGE_REQUEST &&
+            strcmp(r.slot, cfg->slot) == 0 && !listed(status, r.id)) {
             pending->items = xrealloc(
                 pending->items, (pending->n + 1) * sizeof *pending->items);
             pending->items[pending->n++] = r;

@@ -28,8 +28,12 @@ static bool request_from_message(const char *content, size_t len,
 {
     backfill_request r;
     if (backfill_message_parse(content, len, &r, why, whylen) !=
-        BACKFILL_MESSAGE_REQUEST)
+        BACKFILL_MESSAGE_REQUEST) {
+        b->id = r.id; /* when valid: the failure is recorded under it */
+        r.id = NULL;
+        backfill_request_free(&r);
         return false;
+    }
     b->id = r.id;
     b->where = r.where;
     b->include = r.include;
@@ -47,7 +51,33 @@ static void drop_last_backfill(bf_state *st)
     free(b->where);
     free_patterns(b->include, b->n_include);
     free_patterns(b->exclude, b->n_exclude);
+    free(b->error);
     st->nbackfills--;
+}
+
+/* A malformed request that names a valid id: failed at once, with the
+ * reason in the status table, so that whoever waits on it learns why.
+ * Nothing is copied; the state keeps it like any finished backfill. */
+static void record_malformed_locked(backfill *bf, const backfill_txn *txn,
+                                    bf_backfill *parsed, const char *why)
+{
+    log_error("backfill %s failed: %s; nothing was copied", parsed->id, why);
+    char err[256];
+    if (!bf_ensure_dir_locked(bf, err, sizeof err))
+        return;
+    bf_backfill *b = bf_state_add(&bf->st);
+    b->id = parsed->id;
+    parsed->id = NULL;
+    b->request_lsn = txn->commit_lsn;
+    b->requested_at_us = txn->commit_time_us;
+    b->status = BF_FAILED;
+    b->error = xstrdup(why);
+    b->resolved = true;
+    if (!bf_save_locked(bf)) {
+        drop_last_backfill(&bf->st);
+        return;
+    }
+    bf_status_changed_locked(bf, b, NULL);
 }
 
 backfill_verdict bf_request(backfill *bf, const backfill_txn *txn,
@@ -60,10 +90,12 @@ backfill_verdict bf_request(backfill *bf, const backfill_txn *txn,
     bool valid = request_from_message(content, len, &parsed, why, sizeof why);
     backfill_verdict v = BACKFILL_NOTHING;
     pthread_mutex_lock(&bf->lock);
-    bf_backfill *known = valid ? bf_state_find(&bf->st, parsed.id) : NULL;
-    if (!valid) {
+    bf_backfill *known = parsed.id ? bf_state_find(&bf->st, parsed.id) : NULL;
+    if (!valid && (!parsed.id || known)) {
         log_warning("ignoring a malformed backfill request (%s): %.*s", why,
                     (int)(len > 300 ? 300 : len), content);
+    } else if (!valid) {
+        record_malformed_locked(bf, txn, &parsed, why);
     } else if (known) {
         /* Sent again after a restart: recorded already. */
         v = known->resolved ? BACKFILL_NOTHING : BACKFILL_RESOLVE;

@@ -153,6 +153,9 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     bs.request(db, "s1", "r5", ["nopk"], where=(
         "true) LIMIT 1) TO STDOUT; COMMIT; DROP TABLE nopk; "
         "COPY (SELECT 1 AS a WHERE (true"))
+    # Malformed with no valid id: nothing to report it under but the log.
+    db.psql("select pg_logical_emit_message(true, 'pgspout', "
+            "'{\"type\":\"backfill\",\"slot\":\"s1\",\"id\":\"a b\"}');")
     # A WHERE the server refuses when the chunk is read.
     bs.request(db, "s1", "r7", ["nopk"], where="no_such_column > 0")
     # After all that, a valid request (its WHERE with a comment) is
@@ -163,6 +166,7 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     r2 = bs.wait_backfill(db, "s1", "r2", proc, pgspout, want="failed")
     r3 = bs.wait_backfill(db, "s1", "r3", proc, pgspout, want="failed")
     r7 = bs.wait_backfill(db, "s1", "r7", proc, pgspout, want="failed")
+    r5 = bs.wait_backfill(db, "s1", "r5", proc, pgspout, want="failed")
     r6 = bs.wait_backfill(db, "s1", "r6", proc, pgspout)
     db.psql("insert into orders (id, customer) values (-1, 7);")
     bs.drain(db, "s1", proc, pgspout)
@@ -173,7 +177,8 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     assert '"nope_*" matches no table' in r3["*"][2]
     assert set(r1) == set(r2) == set(r3) == {"*"}
     assert bs.status(db, "other_slot", "r4") == {}
-    assert bs.status(db, "s1", "r5") == {}
+    assert set(r5) == {"*"} and ("\"where\" has a ')' that closes more "
+                                 "than it opened") in r5["*"][2], r5
     assert '"no_such_column" does not exist' in r7["public.nopk"][2], r7
     assert r7["*"][0] == "failed"
     assert db.scalar("select count(*) from nopk") == "100"
@@ -188,8 +193,9 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     stderr = pgspout.stderr_of(proc)
     assert "backfill r1 failed" in stderr and "backfill r3 failed" in stderr
     assert "ignoring a pgspout message that is not JSON" in stderr
+    assert "backfill r5 failed: backfill request: \"where\" has a ')'" in stderr
     assert ("ignoring a malformed backfill request (backfill request: "
-            "\"where\" has a ')' that closes more than it opened") in stderr
+            "\"id\" must be") in stderr
 
 
 @pytest.mark.all_versions
