@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "conninfo.h"
+#include "log.h"
 #include "strbuf.h"
 
 /* How often a wait looks at the stop state: a signal that lands just
@@ -157,6 +158,21 @@ static PGconn *await_job(connect_job *job, const stop_state *stop)
     return conn;
 }
 
+/* Server notices go to pgspout's log rather than libpq's default (raw
+ * lines on stderr, which would break JSON logs and alarm nobody usefully):
+ * a WARNING as a warning, the rest (the NOTICE of an IF NOT EXISTS, INFO)
+ * at debug level. */
+static void log_server_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    const char *severity =
+        PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    bool warning = severity && strcmp(severity, "WARNING") == 0;
+    log_msg(warning ? PGSPOUT_LOG_WARNING : PGSPOUT_LOG_DEBUG, "server %s: %s",
+            severity ? severity : "notice", text ? text : "");
+}
+
 PGconn *pq_connect(const char *conninfo, bool replication,
                    const stop_state *stop, pq_outcome *outcome, char *err,
                    size_t errlen)
@@ -189,6 +205,7 @@ PGconn *pq_connect(const char *conninfo, bool replication,
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeReceiver(conn, log_server_notice, NULL);
     *outcome = PQ_OK;
     return conn;
 }
