@@ -55,12 +55,42 @@ static void append_bool(json_out *out, bool b)
         APPEND_LITERAL(out, "false");
 }
 
-static void append_lsn(json_out *out, uint64_t lsn)
+/* A value formatted last, kept per thread: the events of a transaction
+ * share their commit LSN and time, the read events of a chunk their LSN
+ * too, so most events format none of them again. */
+typedef struct formatted {
+    bool valid;
+    uint64_t value;
+    size_t len;
+    char text[TIMESTAMP_FORMAT_BUFSIZE];
+} formatted;
+
+static _Thread_local formatted last_lsn, last_commit_lsn, last_commit_time;
+
+static void append_lsn(json_out *out, uint64_t lsn, formatted *last)
 {
-    char buf[LSN_FORMAT_BUFSIZE];
-    lsn_format(lsn, buf, sizeof buf);
+    if (!last->valid || last->value != lsn) {
+        lsn_format(lsn, last->text, sizeof last->text);
+        last->len = strlen(last->text);
+        last->value = lsn;
+        last->valid = true;
+    }
     json_out_putc(out, '"');
-    json_out_put(out, buf, strlen(buf));
+    json_out_put(out, last->text, last->len);
+    json_out_putc(out, '"');
+}
+
+static void append_commit_time(json_out *out, int64_t us)
+{
+    formatted *last = &last_commit_time;
+    if (!last->valid || last->value != (uint64_t)us) {
+        timestamp_format_utc(us, last->text, sizeof last->text);
+        last->len = strlen(last->text);
+        last->value = (uint64_t)us;
+        last->valid = true;
+    }
+    json_out_putc(out, '"');
+    json_out_put(out, last->text, last->len);
     json_out_putc(out, '"');
 }
 
@@ -318,8 +348,6 @@ static void append_snapshot(json_out *out, const event *ev)
 
 static void append_event(json_out *out, const event *ev)
 {
-    char time_buf[TIMESTAMP_FORMAT_BUFSIZE];
-
     APPEND_LITERAL(out, "{\"op\":");
     append_nullable_string(out, event_op_name(ev->op));
     APPEND_LITERAL(out, ",\"schema\":");
@@ -327,9 +355,9 @@ static void append_event(json_out *out, const event *ev)
     APPEND_LITERAL(out, ",\"table\":");
     append_nullable_string(out, ev->rel ? ev->rel->table : NULL);
     APPEND_LITERAL(out, ",\"lsn\":");
-    append_lsn(out, ev->lsn);
+    append_lsn(out, ev->lsn, &last_lsn);
     APPEND_LITERAL(out, ",\"commit_lsn\":");
-    append_lsn(out, ev->pos.commit_lsn);
+    append_lsn(out, ev->pos.commit_lsn, &last_commit_lsn);
     APPEND_LITERAL(out, ",\"xid\":");
     append_u64(out, ev->xid);
     /* A schema event is not a change: its place in the stream depends on
@@ -338,10 +366,8 @@ static void append_event(json_out *out, const event *ev)
         APPEND_LITERAL(out, ",\"seq\":");
         append_u64(out, ev->pos.seq);
     }
-    APPEND_LITERAL(out, ",\"commit_time\":\"");
-    timestamp_format_utc(ev->commit_time_us, time_buf, sizeof time_buf);
-    json_out_put(out, time_buf, strlen(time_buf));
-    json_out_putc(out, '"');
+    APPEND_LITERAL(out, ",\"commit_time\":");
+    append_commit_time(out, ev->commit_time_us);
 
     if (is_row_op(ev->op)) {
         APPEND_LITERAL(out, ",\"key\":");

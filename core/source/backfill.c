@@ -36,7 +36,7 @@ backfill *backfill_new(const backfill_settings *s)
     bf->state_dir = dup_or_null(s->state_dir);
     bf->status_schema = xstrdup(s->status_schema ? s->status_schema : "public");
     bf->dbname = dup_or_null(s->dbname);
-    bf->chunk_rows = s->chunk_rows > 0 ? s->chunk_rows : 10000;
+    bf->chunk_rows = s->chunk_rows > 0 ? s->chunk_rows : 100000;
     bf->nworkers = s->workers > 0 ? s->workers : 1;
     bf->max_rows_per_sec = s->max_rows_per_sec;
     bf->lock_fd = -1;

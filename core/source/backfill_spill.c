@@ -68,8 +68,16 @@ static size_t take_field(const char *line, size_t len, size_t *pos, char *out,
     size_t i = *pos, n = 0;
     *is_null = i + 2 <= len && line[i] == '\\' && line[i + 1] == 'N' &&
                (i + 2 == len || line[i + 2] == '\t');
+    const char *tab = *is_null ? NULL : memchr(line + i, '\t', len - i);
+    size_t end = tab ? (size_t)(tab - line) : len;
     if (*is_null) {
         i += 2;
+    } else if (!memchr(line + i, '\\', end - i)) {
+        /* Most fields have no escape: copied whole (in place: not at all). */
+        n = end - i;
+        if (out && out != line + i)
+            memmove(out, line + i, n);
+        i = end;
     } else {
         while (i < len && line[i] != '\t') {
             char c = line[i++];

@@ -397,21 +397,42 @@ static void refund(bf_worker *w, uint64_t rows)
     pthread_mutex_unlock(&bf->lock);
 }
 
-/* The key of the row just read (its key columns' text). */
+/* The key of a row read (its key columns' text). */
 static void take_key(const bf_table_info *info, const char *line, size_t len,
-                     strbuf *values)
+                     bf_key *out)
 {
-    for (int k = 0; k < info->nkey; k++) {
-        sbuf_reset(&values[k]);
+    strbuf values[64];
+    char *texts[64];
+    int nkey = info->nkey < 64 ? info->nkey : 64;
+    memset(values, 0, sizeof values);
+    for (int k = 0; k < nkey; k++) {
         sbuf_append(&values[k], "", 0);
         bf_copy_field(line, len, info->key[k].col, &values[k]);
+        texts[k] = values[k].data;
     }
+    bf_key_set(out, texts, (size_t)nkey);
+    for (int k = 0; k < nkey; k++)
+        sbuf_free(&values[k]);
+}
+
+/* The row kept last: only its key is needed (where the chunk ends), so
+ * it is parsed once at the end rather than every row on the way. */
+typedef struct last_row {
+    char *line;
+    int len;
+} last_row;
+
+static void keep_last(last_row *last, char *line, int len)
+{
+    PQfreemem(last->line);
+    last->line = line;
+    last->len = len;
 }
 
 /* Takes COPY's rows into the spill file: all of them for ctid ranges,
  * else at most `limit` (one more tells that more follow). */
 static bool copy_rows(bf_worker *w, bf_spill_writer *sw, uint64_t limit,
-                      chunk_read *r, strbuf *key, char *err, size_t errlen)
+                      chunk_read *r, last_row *last, char *err, size_t errlen)
 {
     PGconn *conn = w->conn;
     const bf_table_info *info = &w->info;
@@ -422,11 +443,12 @@ static bool copy_rows(bf_worker *w, bf_spill_writer *sw, uint64_t limit,
             bool keep = info->nkey == 0 || r->rows < limit;
             bool ok =
                 !keep || bf_spill_append(sw, buf, (size_t)len, err, errlen);
-            if (keep && info->nkey)
-                take_key(info, buf, (size_t)len - 1, key);
             r->rows += keep;
             r->more = r->more || !keep;
-            PQfreemem(buf);
+            if (keep && info->nkey)
+                keep_last(last, buf, len);
+            else
+                PQfreemem(buf);
             if (!ok)
                 return false;
             continue;
@@ -486,9 +508,7 @@ static bool read_rows(bf_worker *w, const char *sql, uint64_t limit,
                       size_t errlen, bool *retryable)
 {
     PGresult *res = NULL;
-    strbuf key[64];
-    int nkey = w->info.nkey < 64 ? w->info.nkey : 64;
-    memset(key, 0, sizeof key);
+    last_row last = {NULL, 0};
     bool ok = run_sql(w, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                       PGRES_COMMAND_OK, NULL, err, errlen, retryable) &&
               run_sql(w, "SELECT pg_catalog.pg_current_snapshot()::text",
@@ -499,19 +519,14 @@ static bool read_rows(bf_worker *w, const char *sql, uint64_t limit,
     PQclear(res);
     if (ok) {
         *retryable = true;
-        ok = copy_rows(w, sw, limit, r, key, err, errlen) &&
+        ok = copy_rows(w, sw, limit, r, &last, err, errlen) &&
              copy_result(w->conn, err, errlen, retryable) &&
              run_sql(w, "COMMIT", PGRES_COMMAND_OK, NULL, err, errlen,
                      retryable);
     }
-    if (ok && r->rows && nkey) {
-        char *values[64];
-        for (int k = 0; k < nkey; k++)
-            values[k] = key[k].data;
-        bf_key_set(&r->last_key, values, (size_t)nkey);
-    }
-    for (int k = 0; k < 64; k++)
-        sbuf_free(&key[k]);
+    if (ok && last.line)
+        take_key(&w->info, last.line, (size_t)last.len - 1, &r->last_key);
+    PQfreemem(last.line);
     return ok;
 }
 

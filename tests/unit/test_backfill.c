@@ -290,11 +290,20 @@ static void test_copy_text(void)
     CHECK(v[0].kind == COLVAL_TEXT && v[0].len == 2 &&
           memcmp(v[0].data, "Nx", 2) == 0);
     CHECK(v[1].kind == COLVAL_NULL);
+    /* A plain field after an escaped one: taken whole, in place. */
+    char after_escape[] = "a\\\\b\tplain text\t{\"k\": 1}";
+    CHECK(bf_copy_parse_line(after_escape, strlen(after_escape), v, 3));
+    CHECK(v[0].len == 3 && memcmp(v[0].data, "a\\b", 3) == 0);
+    CHECK(v[1].len == 10 && memcmp(v[1].data, "plain text", 10) == 0);
+    CHECK(v[2].len == 8 && memcmp(v[2].data, "{\"k\": 1}", 8) == 0);
 
     const char *row = "7\tk\\t1\t\\N\n";
     strbuf f = STRBUF_INIT;
     CHECK(bf_copy_field(row, strlen(row) - 1, 1, &f));
     CHECK_STR(f.data, "k\t1");
+    sbuf_reset(&f);
+    CHECK(bf_copy_field(row, strlen(row) - 1, 0, &f));
+    CHECK_STR(f.data, "7");
     sbuf_reset(&f);
     CHECK(!bf_copy_field(row, strlen(row) - 1, 2, &f)); /* NULL */
     CHECK(!bf_copy_field(row, strlen(row) - 1, 3, &f)); /* no such field */
