@@ -445,17 +445,62 @@ static void on_low_watermark(backfill *bf, const backfill_txn *txn,
     pthread_mutex_unlock(&bf->lock);
 }
 
-/* The chunk must be read again: its rows may be stale, or its window was
- * not seen whole. */
-static void chunk_read_again_locked(backfill *bf, bf_chunk *c, const char *why)
+static void unlink_spill(backfill *bf, const bf_chunk *c)
 {
-    log_info("backfill: chunk %llu must be read again: %s",
-             (unsigned long long)c->n, why);
     if (c->spill) {
         char *path = bf_spill_path(bf, c->spill);
         unlink(path);
         free(path);
     }
+}
+
+/* A keyed table's copy goes back to the stale chunk's start: the chunk,
+ * and every chunk read after it that the stream has not sent, are dropped
+ * and new chunks are read from there, with no upper bound. Reading only
+ * the stale chunk's key range again would lose a row whose key a change
+ * moved out of that range (past its last key, or into a chunk read after
+ * it) after those reads: neither read has it, and when that change is an
+ * update without its unchanged TOASTed values, no event ever gives a sink
+ * those values. Read in key order from the stale chunk on, the row is
+ * read at its new key, after the change. Sent chunks stay: they are all
+ * before the stale one, in key order. */
+static void rewind_table_locked(backfill *bf, bf_table *t, const bf_chunk *c)
+{
+    uint64_t from = c->n;
+    bf_key lo = {0};
+    bf_key_copy(&lo, &c->lo);
+    for (size_t i = t->nchunks; i-- > 0;) {
+        bf_chunk *d = &t->chunks[i];
+        if (d->n < from || d->processed)
+            continue;
+        if (d->n != from)
+            bf_drop_window_locked(bf, d->token);
+        unlink_spill(bf, d);
+        bf_table_remove_chunk(t, i);
+    }
+    bf_key_copy(&t->cursor, &lo);
+    bf_key_clear(&lo);
+    t->at_end = false;
+    t->rewinds++;
+    t->stale_streak++;
+}
+
+/* The chunk must be read again: its rows may be stale, or its window was
+ * not seen whole (the caller has removed its window). */
+static void chunk_read_again_locked(backfill *bf, bf_chunk *c, const char *why)
+{
+    log_info("backfill: chunk %llu must be read again: %s",
+             (unsigned long long)c->n, why);
+    bf_table *t;
+    bf_backfill *b;
+    if (c->keycols.n && bf_find_chunk(&bf->st, c->token, &t, &b) == c) {
+        rewind_table_locked(bf, t, c);
+        bf_save_locked(bf);
+        pthread_cond_broadcast(&bf->changed);
+        return;
+    }
+    /* ctid ranges: changes name no row, nothing moves out of a range. */
+    unlink_spill(bf, c);
     free(c->spill);
     free(c->snapshot);
     c->spill = NULL;
@@ -531,12 +576,13 @@ static backfill_verdict on_high_watermark(backfill *bf, const char *token)
         atomic_fetch_sub(&bf->open_windows, 1);
         w->phase = WINDOW_EMITTING;
         if (stale) {
+            remove_window(bf, w);
             chunk_read_again_locked(bf, c, "rows changed while it was read");
-            remove_window(bf, w);
         } else if (!open_emission(bf, w, c, b, t, drops)) {
-            chunk_read_again_locked(bf, c, "its spill file is not as written");
             remove_window(bf, w);
+            chunk_read_again_locked(bf, c, "its spill file is not as written");
         } else {
+            t->stale_streak = 0;
             w->hw_in_txn = true;
             v = BACKFILL_EMIT;
         }

@@ -74,6 +74,12 @@ typedef struct bf_table {
     size_t nchunks;
     /* Not saved: the worker copying it (-1: none), and progress. */
     int owner;
+    /* Not saved: times the copy went back to a stale chunk's start (a
+     * chunk read before the latest one is not recorded), and how many of
+     * them in a row without a chunk sent between (new chunks get smaller,
+     * so a hot range ends up read in pieces small enough). */
+    uint64_t rewinds;
+    int stale_streak;
     int64_t started_us, logged_us;
     bool status_dirty;
 } bf_table;

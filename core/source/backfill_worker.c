@@ -47,6 +47,7 @@ typedef struct task {
     bf_key lo, hi;
     uint64_t limit;
     uint64_t number;
+    uint64_t rewinds; /* the table's, when the task was picked */
     char *where;
 } task;
 
@@ -174,9 +175,9 @@ static bool table_has_work(bf_table *t)
 /* A stale range is read again with the chunk size halved each time it is
  * found stale once more, so that a hot range ends up read in pieces
  * small enough to get through. */
-static uint64_t reread_limit(const backfill *bf, const bf_chunk *c)
+static uint64_t reread_limit(const backfill *bf, int attempts)
 {
-    int halvings = c->attempts > 1 ? c->attempts - 1 : 0;
+    int halvings = attempts > 1 ? attempts - 1 : 0;
     uint64_t limit =
         (uint64_t)bf->chunk_rows >> (halvings > 30 ? 30 : halvings);
     return limit ? limit : 1;
@@ -197,11 +198,12 @@ static bool table_task(backfill *bf, bf_worker *w, bf_backfill *b, bf_table *t,
         out->reread = true;
         bf_key_copy(&out->lo, &r->lo);
         bf_key_copy(&out->hi, &r->hi);
-        out->limit = reread_limit(bf, r);
+        out->limit = reread_limit(bf, r->attempts);
     } else {
         bf_key_copy(&out->lo, &t->cursor);
-        out->limit = (uint64_t)bf->chunk_rows;
+        out->limit = reread_limit(bf, t->stale_streak);
     }
+    out->rewinds = t->rewinds;
     out->kind = TASK_CHUNK;
     out->number = t->next_chunk;
     out->where = b->where ? xstrdup(b->where) : NULL;
@@ -685,10 +687,12 @@ static bool record_chunk(backfill *bf, bf_worker *w, const task *tk,
     return bf_save_locked(bf);
 }
 
-/* Gives the chunk up: its low watermark is forgotten (its window, if the
- * stream opened one, closes), a range to read again is free again. */
-static void give_up_chunk(bf_worker *w, const task *tk, const char *token,
-                          chunk_read *r, bool retryable, const char *err)
+/* Forgets a chunk read (lock held): its low watermark (its window, if the
+ * stream opened one, closes), its spill file; a range to read again is
+ * free again. */
+static bf_table *discard_read_locked(bf_worker *w, const task *tk,
+                                     const char *token, const chunk_read *r,
+                                     bf_backfill **b)
 {
     backfill *bf = w->bf;
     if (r->spill) {
@@ -696,14 +700,23 @@ static void give_up_chunk(bf_worker *w, const task *tk, const char *token,
         unlink(path);
         free(path);
     }
-    pthread_mutex_lock(&bf->lock);
     bf_forget_token_locked(bf, token);
     bf_drop_window_locked(bf, token);
-    bf_backfill *b;
-    bf_table *t = own_table(bf, w, &b);
+    bf_table *t = own_table(bf, w, b);
     bf_chunk *range = tk->reread ? find_range(t, &tk->lo) : NULL;
     if (range)
         range->claimed = false;
+    return t;
+}
+
+/* Gives the chunk up after trouble. */
+static void give_up_chunk(bf_worker *w, const task *tk, const char *token,
+                          chunk_read *r, bool retryable, const char *err)
+{
+    backfill *bf = w->bf;
+    pthread_mutex_lock(&bf->lock);
+    bf_backfill *b;
+    bf_table *t = discard_read_locked(w, tk, token, r, &b);
     if (t && !retryable && !stop_requested(&bf->worker_stop))
         bf_table_fail_locked(bf, b, t, err);
     pthread_cond_broadcast(&bf->changed);
@@ -770,6 +783,16 @@ static void run_chunk(bf_worker *w, task *tk)
     bf_backfill *b;
     bf_table *t = own_table(bf, w, &b);
     bool last = decide_last(bf, w, tk, &r, find_range(t, &tk->lo));
+    t = own_table(bf, w, &b);
+    if (t && t->rewinds != tk->rewinds) {
+        /* The copy went back to a stale chunk read before this one: it
+         * starts there again. */
+        discard_read_locked(w, tk, token, &r, &b);
+        pthread_cond_broadcast(&bf->changed);
+        pthread_mutex_unlock(&bf->lock);
+        chunk_read_clear(&r);
+        return;
+    }
     bool recorded = record_chunk(bf, w, tk, token, &r, last);
     pthread_mutex_unlock(&bf->lock);
     if (!recorded) {

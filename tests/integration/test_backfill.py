@@ -11,13 +11,15 @@ The oracle is the table itself: replaying the file sink's events per key
 give exactly its rows, every value as its events encode it."""
 
 import os
+import subprocess
 import time
 
 import pytest
 
 import backfill_support as bs
 import faults_support as fs
-from pgharness import assert_positions_increase, read_jsonl, wait_until
+from pgharness import (assert_positions_increase, psql_env, read_jsonl,
+                       wait_until)
 
 
 def initial_id(db, slot):
@@ -280,3 +282,71 @@ def test_confirmation_held_at_open_low_watermark(db, pgspout, tmp_path):
                                     xids))
     assert xids > 200
     assert max_age < xids / 4, (max_age, xids)
+
+
+class AdvisoryLock:
+    """An exclusive advisory lock held by a psql session of its own until
+    release(): a chunk read whose condition takes the same lock (shared)
+    waits for it, after its snapshot was taken."""
+
+    def __init__(self, db, number):
+        self.db = db
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db.conninfo],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            env=psql_env())
+        self.proc.stdin.write("select pg_advisory_lock(%d);\n" % number)
+        self.proc.stdin.flush()
+        wait_until(lambda: self.waiters(granted=True) > 0,
+                   what="the advisory lock")
+
+    def waiters(self, granted=False):
+        return int(self.db.scalar(
+            "select count(*) from pg_locks where locktype = 'advisory' and "
+            "granted = %s" % ("true" if granted else "false")))
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+def test_key_moved_past_a_stale_chunk_is_read(db, pgspout, tmp_path):
+    """A row whose key an update moves past the end of the chunk being read
+    (an update that leaves its TOASTed value out: the stream never carries
+    that value) while the chunk is read: the chunk is stale, and the copy
+    must read the row at its new key afterwards, or the sink never gets the
+    value. The chunk read waits on an advisory lock after its snapshot was
+    taken, so the update commits inside its window, deterministically."""
+    bs.setup_tables(db, n=300)
+    # Only the read of row 150 waits: every chunk read evaluates it.
+    db.psql("""
+create function gate(k bigint) returns boolean language plpgsql as $$
+begin
+    if k = 150 then
+        perform pg_advisory_xact_lock_shared(4242);
+    end if;
+    return true;
+end $$;""")
+    out = str(tmp_path / "out.jsonl")
+    proc = start_streaming(db, pgspout, tmp_path, out, "true", extra=(
+        "backfill_chunk_rows = 1000;\n"))
+    gate = AdvisoryLock(db, 4242)
+    try:
+        bs.request(db, "s1", "k1", ["orders"], where="gate(id)")
+        wait_until(lambda: gate.waiters() > 0, timeout=120,
+                   what="the chunk read to wait at row 150")
+        # Row 20 has a TOASTed `big`: the update's event lacks it.
+        db.psql("update orders set id = 900000 where id = 20;")
+    finally:
+        gate.release()
+    bs.wait_backfill(db, "s1", "k1", proc, pgspout)
+    bs.drain(db, "s1", proc, pgspout)
+    events = read_jsonl(out)
+    moved = [e for e in events if e["table"] == "orders"
+             and e["op"] == "update" and e["after"]["id"] == 900000]
+    assert moved and moved[0]["unchanged_toast"] == ["big"], moved
+    assert "must be read again" in pgspout.stderr_of(proc)
+    bs.assert_reads_once(events)
+    bs.assert_chunks_well_formed(events, "k1", "orders")
+    bs.assert_replay_matches(db, events, ["orders"])
