@@ -409,7 +409,9 @@ static source_status emission_relation(source *s, const backfill_rows_desc *d,
 static void end_emission(source *s, bool completed)
 {
     backfill_emission_end(s->backfill, completed);
-    if (s->emit_entry_stale) {
+    /* A chunk without rows sent no schema event: the stream's next event
+     * of the table owes it (an empty table's first insert needs one). */
+    if (s->emit_entry_stale || s->emit_schema_due) {
         relcache_entry *e = relcache_find(&s->rels, s->emit_rel->oid);
         if (e)
             e->schema_pending = true;
