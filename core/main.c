@@ -15,10 +15,13 @@
 #include "delivery.h"
 #include "loader.h"
 #include "log.h"
+#include "ops.h"
 #include "pattern.h"
 #include "pgspout/abi.h"
 #include "replication.h"
 #include "selection.h"
+#include "slot_guard.h"
+#include "status_cli.h"
 #include "strbuf.h"
 #include "stream.h"
 
@@ -280,7 +283,7 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
         return false;
     }
     if (exists)
-        return true;
+        return slot_guard_check_start(catalog, &stop, cfg->slot);
     if (reconnecting) {
         log_error("replication slot \"%s\" was dropped while pgspout was "
                   "streaming from it; changes after its last confirmed "
@@ -421,6 +424,7 @@ static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d)
         uint64_t start_lsn = 0;
         bool retryable = false;
         bool reconnecting = delivery_started(d);
+        ops_connecting();
         int rc = connect_and_prepare(cfg, global, d, reconnecting, &catalog,
                                      &repl, &start_lsn, &retryable);
         bool connected = rc == 0;
@@ -457,6 +461,7 @@ static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d)
         }
         log_warning("connection to the server lost; nothing unacknowledged "
                     "was confirmed");
+        ops_reconnecting(attempt + 1);
         if (!wait_to_reconnect(attempt + 1))
             return stopped_while_disconnected(d);
     }
@@ -466,6 +471,8 @@ int main(int argc, char **argv)
 {
     pgspout_config cfg;
     char err[2048];
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return status_cli_main(argc - 1, argv + 1);
     if (config_from_args(argc, argv, &cfg, err, sizeof err) != 0) {
         config_free(&cfg);
         return usage_error(err);
@@ -477,6 +484,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg.verbosity > 0 ? PGSPOUT_LOG_DEBUG : PGSPOUT_LOG_INFO);
+    log_set_format((log_format)cfg.log_format);
     stop_init(&stop);
     install_signal_handlers();
 
@@ -528,11 +536,16 @@ int main(int argc, char **argv)
         goto done;
     }
     sinks = delivery_new(global, &stop);
+    if (!ops_start(&cfg, &stop, err, sizeof err)) {
+        rc = usage_error(err);
+        goto done;
+    }
     rc = delivery_load(sinks, cfg.sinks, cfg.n_sinks, dirs, ndirs, dbname);
     if (rc == 0)
         rc = run_stream(&cfg, global, sinks);
 
 done:
+    ops_finish();
     delivery_free(sinks);
     if (global)
         table_filter_free(global);

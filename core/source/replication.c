@@ -180,10 +180,13 @@ bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
     }
     sbuf_append_char(&pub, '"');
     strbuf sql = STRBUF_INIT;
+    /* messages (PostgreSQL 14+): logical decoding messages, pgspout's
+     * heartbeats among them (see slot_monitor.h). */
     sbuf_appendf(&sql,
                  "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 "
-                 "(proto_version '%d', publication_names '%s')",
-                 slot, proto_version, pub.data);
+                 "(proto_version '%d', publication_names '%s'%s)",
+                 slot, proto_version, pub.data,
+                 PQserverVersion(repl) >= 140000 ? ", messages 'true'" : "");
     char why[512];
     pq_outcome outcome;
     PGresult *res = pq_exec(repl, sql.data, 0, NULL, REPL_COMMAND_TIMEOUT_MS,

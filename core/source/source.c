@@ -7,6 +7,7 @@
 #include "lsn.h"
 #include "pgoutput.h"
 #include "relcache.h"
+#include "stats.h"
 #include "strbuf.h"
 
 struct source {
@@ -72,17 +73,24 @@ void source_free(source *s)
 
 /* ---- reading ---- */
 
+/* The server has sent everything before lsn, between transactions:
+ * nothing before it is pending for us. */
+static void reached_idle(source *s, uint64_t lsn)
+{
+    if (lsn > s->idle_wal_end)
+        s->idle_wal_end = lsn;
+    s->io.note_received(s->io.ctx, lsn);
+    if (s->has_endpos && lsn >= s->endpos)
+        s->endpos_reached = true;
+}
+
 /* A keepalive between transactions says that nothing before its WAL end
  * is pending for us. */
 static source_status take_keepalive(source *s, char *err, size_t errlen)
 {
     const repl_msg *rm = &s->rm;
-    if (!s->in_txn) {
-        s->idle_wal_end = rm->wal_end;
-        s->io.note_received(s->io.ctx, rm->wal_end);
-        if (s->has_endpos && rm->wal_end >= s->endpos)
-            s->endpos_reached = true;
-    }
+    if (!s->in_txn)
+        reached_idle(s, rm->wal_end);
     s->io.free_buffer(rm->buffer);
     if (rm->reply_requested && !s->io.reply(s->io.ctx, err, errlen))
         return SOURCE_LOST;
@@ -218,6 +226,7 @@ static event *new_event(source *s, batch *b, const relcache_entry *e,
     ev->pos.seq = s->txn_seq;
     if (op != PGSPOUT_OP_SCHEMA)
         s->last_pos = ev->pos;
+    stats_event_taken(ev, e->route);
     batch_add(b, ev, e->route, approx_bytes);
     return ev;
 }
@@ -303,6 +312,9 @@ static void handle_commit(source *s)
 {
     uint64_t end_lsn = s->m.u.commit.end_lsn;
     s->in_txn = false;
+    stats_txn_committed(s->txn_commit_time, end_lsn,
+                        pgspout_position_cmp(s->last_pos, s->committed_pos) !=
+                            0);
     s->committed_pos = s->last_pos;
     checkpoint_commit(s->cp, s->last_pos, end_lsn);
     /* As pg_recvlogical: a commit ending at or past endpos is the last one
@@ -333,11 +345,15 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
                        : handle_change(s, b, keep_buffer, err, errlen);
     case PGO_TRUNCATE:
         return skipped ? SOURCE_OK : handle_truncate(s, b, err, errlen);
+    case PGO_MESSAGE:
+        /* Not a change of a table; one outside a transaction (pgspout's
+         * heartbeats among them) shows how far the server has read. */
+        if (!s->in_txn && !s->m.u.message.transactional)
+            reached_idle(s, s->rm.wal_start);
+        return SOURCE_OK;
     case PGO_ORIGIN:
     case PGO_TYPE:
-    case PGO_MESSAGE:
-        /* Type names come from the catalog; logical decoding messages and
-         * origins are not changes of a table. */
+        /* Type names come from the catalog; origins are not changes. */
         return SOURCE_OK;
     default:
         snprintf(err, errlen,
