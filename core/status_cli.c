@@ -49,7 +49,7 @@ static int take(pgspout_config *cfg, const char *flag, const char *value)
     if (ok)
         setting_store_text(cfg, s, value, 0);
     else
-        fprintf(stderr, "pgspout: %s\n", why.data);
+        fprintf(stderr, "pgspout: %s\n%s", why.data, usage_text);
     sbuf_free(&why);
     return ok ? 0 : EXIT_USAGE;
 }
@@ -316,7 +316,7 @@ int status_cli_main(int argc, char **argv)
     if (rc == 0) {
         char err[1024];
         if (!conninfo_check(cfg.conninfo, err, sizeof err)) {
-            fprintf(stderr, "pgspout: %s\n", err);
+            fprintf(stderr, "pgspout: %s\n%s", err, usage_text);
             rc = EXIT_USAGE;
         } else {
             rc = report(&cfg);

@@ -12,6 +12,8 @@ import os
 import re
 import time
 
+import pytest
+
 from ops_support import free_port, scrape, spawn_streaming
 from pgharness import lsn_to_int, read_jsonl
 
@@ -108,6 +110,7 @@ def run_unpublished_writes(db, other, pgspout, tmp_path):
     assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
 
 
+@pytest.mark.all_versions
 def test_no_heartbeat_while_changes_flow(db, pgspout, tmp_path):
     db.psql("create table pub (id int primary key);")
     db.create_slot(db.name)

@@ -40,6 +40,7 @@ def run(pgspout, db, tmp_path):
                        "--endpos", db.current_lsn(), timeout=120)
 
 
+@pytest.mark.all_versions
 def test_unreserved_warns_and_lost_is_refused(db, pgspout, tmp_path,
                                               small_keep_size):
     db.psql("create table t (id int);")

@@ -51,6 +51,7 @@ def setup(db):
     db.psql("select pg_logical_emit_message(false, 'someone-else', 'x');")
 
 
+@pytest.mark.all_versions
 def test_status_of_an_idle_slot(db, pgspout):
     setup(db)
     before = server_view(db)
@@ -122,4 +123,5 @@ def test_status_usage_errors(pgspout, args, message):
         k: v for k, v in os.environ.items() if not k.startswith("PG")})
     assert r.returncode == 2, r.stderr
     assert message in r.stderr, r.stderr
+    assert "Usage: pgspout status [-c FILE]" in r.stderr, r.stderr
 
