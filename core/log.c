@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static pgspout_log_level min_level = PGSPOUT_LOG_INFO;
 static log_format line_format = LOG_FORMAT_TEXT;
 static void (*line_observer)(pgspout_log_level level);
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool progress_shown; /* under log_lock */
 
 /* One sink's rate limit; under log_lock. */
 typedef struct repeat_state {
@@ -130,6 +132,11 @@ static void write_line(pgspout_log_level level, const char *origin,
                        const char *message, uint64_t repeated)
 {
     strbuf line = STRBUF_INIT;
+    if (progress_shown) {
+        /* The progress line goes away before a message takes its place. */
+        sbuf_append_str(&line, "\r\033[K");
+        progress_shown = false;
+    }
     if (line_format == LOG_FORMAT_JSON) {
         format_json(&line, level, origin, fields, nfields, message, repeated);
     } else {
@@ -253,4 +260,18 @@ void log_msg(pgspout_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     log_emit(level, NULL, NULL, 0, fmt, ap);
     va_end(ap);
+}
+
+void log_progress_line(const char *line)
+{
+    /* A line rewritten in place would break JSON lines apart. */
+    if (line_format == LOG_FORMAT_JSON)
+        return;
+    pthread_mutex_lock(&log_lock);
+    if (line || progress_shown) {
+        fprintf(stderr, "\r%s\033[K", line ? line : "");
+        fflush(stderr);
+    }
+    progress_shown = line != NULL;
+    pthread_mutex_unlock(&log_lock);
 }
