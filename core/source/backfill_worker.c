@@ -509,6 +509,15 @@ static bool read_rows(bf_worker *w, const char *sql, uint64_t limit,
              run_sql(w, "COMMIT", PGRES_COMMAND_OK, NULL, err, errlen,
                      retryable);
     }
+    PGTransactionStatusType tx = PQtransactionStatus(w->conn);
+    if (!ok && (tx == PQTRANS_INERROR || tx == PQTRANS_INTRANS)) {
+        /* The connection goes on serving (the status table, the next
+         * chunk): not in the failed transaction. */
+        char ignored[256];
+        bool again;
+        run_sql(w, "ROLLBACK", PGRES_COMMAND_OK, NULL, ignored, sizeof ignored,
+                &again);
+    }
     if (ok && r->rows && nkey) {
         char *values[64];
         for (int k = 0; k < nkey; k++)
