@@ -61,6 +61,7 @@ static struct {
     metric_family *last_error, *build_info, *ready_gauge, *start_time;
     metric_family *slot_lag, *slot_retained, *slot_safe, *slot_status;
     metric_family *slot_active, *backfill_copied, *backfill_estimated;
+    metric_family *backfill_state, *backfill_chunks, *backfill_tables;
     sink_stats sinks[MAX_SINKS];
     size_t nsinks;
     lag_entry *lag_ring;
@@ -78,6 +79,8 @@ static const char *const sink_op[] = {"sink", "op", NULL};
 static const char *const sink_only[] = {"sink", NULL};
 static const char *const table_op[] = {"table", "op", NULL};
 static const char *const table_only[] = {"table", NULL};
+static const char *const table_state[] = {"table", "state", NULL};
+static const char *const state_only[] = {"state", NULL};
 
 static metric_family *counter(const char *name, const char *help,
                               const char *const *labels)
@@ -212,6 +215,11 @@ static void register_process(void)
                           "Version, sink ABI and PostgreSQL server version "
                           "(empty until connected)",
                           build_labels);
+}
+
+/* Backfills: their tables' progress and state. */
+static void register_backfill(void)
+{
     st.backfill_copied = gauge("pgspout_backfill_rows_copied",
                                "Rows of the table's backfill durable in "
                                "every sink",
@@ -221,6 +229,17 @@ static void register_process(void)
                                   "(pg_class.reltuples) when its backfill "
                                   "started",
                                   table_only);
+    st.backfill_state = gauge("pgspout_backfill_table_state",
+                              "The state of the table's backfill: 1 for the "
+                              "current one",
+                              table_state);
+    st.backfill_chunks = counter("pgspout_backfill_chunks_total",
+                                 "Chunks of the table's backfill that became "
+                                 "durable in every sink",
+                                 table_only);
+    st.backfill_tables =
+        gauge("pgspout_backfill_tables",
+              "Tables of the recorded backfills, by state", state_only);
 }
 
 static void set_build_info(void)
@@ -239,6 +258,7 @@ void stats_init(void)
     register_positions();
     register_slot();
     register_process();
+    register_backfill();
     metrics_series0(st.ack_lag);
     metrics_set(metrics_series0(st.last_error), 0);
     metrics_set(metrics_series0(st.start_time), (double)wall_clock_us() / 1e6);
@@ -564,14 +584,42 @@ void stats_refresh(void)
         metrics_set(metrics_series0(st.ready_gauge), health_ready() ? 1 : 0);
 }
 
-void stats_backfill_progress(const char *table, uint64_t rows_copied,
-                             int64_t rows_estimated)
+static const char *const backfill_states[] = {STATS_BACKFILL_STATES};
+#define N_BACKFILL_STATES (sizeof backfill_states / sizeof *backfill_states)
+
+void stats_backfill_table_now(const stats_backfill_table *t)
+{
+    if (!st.ready)
+        return;
+    const char *table[] = {t->table};
+    metrics_set(metrics_series(st.backfill_copied, table),
+                (double)t->rows_copied);
+    if (t->rows_estimated >= 0)
+        metrics_set(metrics_series(st.backfill_estimated, table),
+                    (double)t->rows_estimated);
+    for (size_t i = 0; i < N_BACKFILL_STATES; i++) {
+        const char *values[] = {t->table, backfill_states[i]};
+        metrics_set(metrics_series(st.backfill_state, values),
+                    strcmp(t->state, backfill_states[i]) == 0);
+    }
+    if (strcmp(t->state, "failed") == 0)
+        health_backfill_failed(t->table, t->error ? t->error : "failed");
+    else if (strcmp(t->state, "done") == 0)
+        health_backfill_failed(t->table, NULL);
+}
+
+void stats_backfill_chunk_done(const char *table)
 {
     if (!st.ready)
         return;
     const char *values[] = {table};
-    metrics_set(metrics_series(st.backfill_copied, values),
-                (double)rows_copied);
-    metrics_set(metrics_series(st.backfill_estimated, values),
-                (double)rows_estimated);
+    metrics_add(metrics_series(st.backfill_chunks, values), 1);
+}
+
+void stats_backfill_tables(const char *state, uint64_t n)
+{
+    if (!st.ready)
+        return;
+    const char *values[] = {state};
+    metrics_set(metrics_series(st.backfill_tables, values), (double)n);
 }

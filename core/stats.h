@@ -94,9 +94,26 @@ void stats_refresh(void);
 
 /* ---- backfills (called by the backfill engine) ---- */
 
-/* A table's backfill progress: rows copied (durable in every sink) and
- * the table's estimated row count. */
-void stats_backfill_progress(const char *table, uint64_t rows_copied,
-                             int64_t rows_estimated);
+/* The backfill states a table goes through, in order. */
+#define STATS_BACKFILL_STATES "pending", "copying", "done", "failed"
+
+/* A table of a backfill, as the engine's state has it now. */
+typedef struct stats_backfill_table {
+    const char *table;      /* schema.table */
+    const char *state;      /* one of STATS_BACKFILL_STATES */
+    const char *error;      /* why it failed (state "failed") */
+    uint64_t rows_copied;   /* read events durable in every sink */
+    int64_t rows_estimated; /* pg_class.reltuples at its start; -1: not yet */
+} stats_backfill_table;
+
+/* The table's progress and state; a failed table makes pgspout not ready
+ * until a later backfill of it is done. */
+void stats_backfill_table_now(const stats_backfill_table *t);
+
+/* A chunk of the table became durable in every sink. */
+void stats_backfill_chunk_done(const char *table);
+
+/* How many tables of the recorded backfills are in `state`. */
+void stats_backfill_tables(const char *state, uint64_t n);
 
 #endif

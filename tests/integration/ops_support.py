@@ -69,8 +69,12 @@ class Metrics:
         return {k[1]: v for k, v in self.samples.items() if k[0] == name}
 
     def names(self):
-        """Every sample name and every family name."""
-        return {k[0] for k in self.samples} | {f.name for f in self.families}
+        """Every sample name and every family name (a counter's with its
+        _total, which the parser drops, too: a family exposed before it
+        has a sample still names its series)."""
+        return {k[0] for k in self.samples} | {f.name for f in self.families} \
+            | {f.name + "_total" for f in self.families
+               if f.type == "counter"}
 
     def family(self, name):
         for f in self.families:
