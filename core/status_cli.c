@@ -1,31 +1,25 @@
 #include "status_cli.h"
 
 #include <getopt.h>
-#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backfill_watch.h"
 #include "config.h"
 #include "config_file.h"
 #include "conninfo.h"
 #include "lsn.h"
 #include "pgconn.h"
-#include "pgoutput.h"
 #include "settings.h"
 #include "slot_guard.h"
-#include "slot_monitor.h"
 #include "strbuf.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 /* Tables listed by name; more are counted. */
 #define MAX_TABLES_SHOWN 20
-/* Requests listed; more are counted. */
-#define MAX_REQUESTS_SHOWN 10
-/* Reading the requests decodes the slot's pending WAL: bounded. */
-#define PEEK_TIMEOUT_TEXT "'10s'"
 #define QUERY_TIMEOUT_MS 60000
 
 static const char usage_text[] =
@@ -190,95 +184,6 @@ static void print_publication(PGconn *conn, const stop_state *stop,
     PQclear(res);
 }
 
-/* A pending pgspout message worth listing (not a heartbeat): its content
- * into out. */
-static bool pending_request(const char *data, size_t len, strbuf *out)
-{
-    pgoutput_parser parser = {.proto_version = 1};
-    pgoutput_msg m;
-    char why[256];
-    if (!pgoutput_parse(&parser, data, len, &m, why, sizeof why))
-        return false;
-    bool wanted = m.type == PGO_MESSAGE &&
-                  strcmp(m.u.message.prefix, HEARTBEAT_PREFIX) == 0;
-    if (wanted) {
-        json_t *doc =
-            json_loadb(m.u.message.content, m.u.message.content_len, 0, NULL);
-        const char *type = json_string_value(json_object_get(doc, "type"));
-        wanted = !type || strcmp(type, "heartbeat") != 0;
-        json_decref(doc);
-        if (wanted)
-            sbuf_append(out, m.u.message.content, m.u.message.content_len);
-    }
-    pgoutput_msg_free(&m);
-    return wanted;
-}
-
-static void list_requests(PGresult *res)
-{
-    size_t shown = 0, total = 0;
-    strbuf lines = STRBUF_INIT;
-    for (int i = 0; i < PQntuples(res); i++) {
-        size_t len;
-        unsigned char *data =
-            PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 1), &len);
-        strbuf content = STRBUF_INIT;
-        if (data && pending_request((const char *)data, len, &content)) {
-            total++;
-            if (shown++ < MAX_REQUESTS_SHOWN)
-                sbuf_appendf(&lines, "  at %s: %.300s\n", PQgetvalue(res, i, 0),
-                             content.data);
-        }
-        sbuf_free(&content);
-        PQfreemem(data);
-    }
-    printf("pending backfill requests: %zu\n%s", total,
-           lines.data ? lines.data : "");
-    if (total > MAX_REQUESTS_SHOWN)
-        printf("  ... and %zu more\n", total - MAX_REQUESTS_SHOWN);
-    sbuf_free(&lines);
-}
-
-/* Requests wait in the WAL as pgspout's logical decoding messages after
- * the slot's confirmed position: peeking decodes them without moving the
- * slot, which only a slot nobody streams from allows. */
-static void print_requests(PGconn *conn, const stop_state *stop,
-                           const char *slot, const char *publication,
-                           const slot_state *st)
-{
-    if (st->active) {
-        printf("pending backfill requests: the slot is in use (walsender pid "
-               "%d): the pgspout streaming from it takes them\n",
-               st->active_pid);
-        return;
-    }
-    if (st->server_version < 140000 || strcmp(st->wal_status, "lost") == 0) {
-        printf("pending backfill requests: cannot be read (%s)\n",
-               st->server_version < 140000 ? "PostgreSQL 14 or later is needed"
-                                           : "the slot is lost");
-        return;
-    }
-    char err[1024];
-    const char *params[] = {slot, publication};
-    /* The server ends the decoding itself, releasing the slot at once. */
-    PQclear(ask(conn, stop, "SET statement_timeout = " PEEK_TIMEOUT_TEXT, 0,
-                NULL, QUERY_TIMEOUT_MS, err, sizeof err));
-    PGresult *res =
-        ask(conn, stop,
-            "SELECT lsn::text, data FROM "
-            "pg_catalog.pg_logical_slot_peek_binary_changes($1, NULL, NULL, "
-            "'proto_version', '1', 'publication_names', "
-            "pg_catalog.quote_ident($2), 'messages', 'true') "
-            "WHERE pg_catalog.get_byte(data, 0) = 77",
-            2, params, QUERY_TIMEOUT_MS, err, sizeof err);
-    if (!res) {
-        printf("pending backfill requests: cannot be read (%s)\n", err);
-        return;
-    }
-    list_requests(res);
-    PQclear(res);
-}
-
 static int report(const pgspout_config *cfg)
 {
     char err[1024];
@@ -302,7 +207,8 @@ static int report(const pgspout_config *cfg)
     } else {
         print_slot(cfg->slot, &st);
         print_publication(conn, &stop, cfg->publication);
-        print_requests(conn, &stop, cfg->slot, cfg->publication, &st);
+        if (!backfill_print_backfills(conn, &stop, cfg, true, st.active))
+            rc = EXIT_FAILED;
     }
     PQfinish(conn);
     return rc;

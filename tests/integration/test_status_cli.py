@@ -2,15 +2,18 @@
 the server alone, no daemon needed, checked against what the server says:
 in use or not (and by which walsender), the confirmed LSN, the lag and the
 retained WAL in bytes, wal_status, the publication's tables, and the
-backfill requests waiting in the WAL (pgspout's logical decoding messages
-past the confirmed position, heartbeats left out)."""
+slot's backfills: the status table's rows, and the requests waiting in the
+WAL (pgspout's logical decoding messages past the confirmed position,
+heartbeats and other slots' requests left out)."""
 
 import os
 import re
 
 import pytest
 
+import backfill_support as bs
 from ops_support import free_port, spawn_streaming
+from pgharness import wait_until
 
 
 def field(out, label):
@@ -42,10 +45,10 @@ def setup(db):
     db.psql("select pg_create_logical_replication_slot('%s', 'pgoutput');"
             % db.name)
     db.psql("insert into a select generate_series(1, 1000);")
-    # A request as the backfill engine's client sends one, and a
-    # heartbeat, which is not a request.
-    db.psql("select pg_logical_emit_message(true, 'pgspout', "
-            "'{\"type\":\"backfill\",\"tables\":[\"public.a\"]}');")
+    # A request as `pgspout backfill` sends one, one for another slot,
+    # and a heartbeat, which is not a request.
+    bs.request(db, db.name, "r1", ["a"])
+    bs.request(db, "other_slot", "r2", ["b"])
     db.psql("select pg_logical_emit_message(false, 'pgspout', "
             "'{\"type\":\"heartbeat\"}');")
     db.psql("select pg_logical_emit_message(false, 'someone-else', 'x');")
@@ -71,23 +74,34 @@ def test_status_of_an_idle_slot(db, pgspout):
     tables = out.split('publication "pgspout": 3 tables\n', 1)[1]
     assert tables.splitlines()[:3] == ['  public."Odd name"', "  public.a",
                                        "  public.b"], out
-    assert "pending backfill requests: 1\n" in out, out
-    assert '{"type":"backfill","tables":["public.a"]}' in out
-    assert "heartbeat" not in out
+    assert "the status table public.pgspout_backfill_status does not " \
+        "exist" in out, out
+    assert re.search(r"^r1 +\* +pending$", out, re.M), out
+    assert "    requested: -t a\n" in out, out
+    assert "r2" not in out and "heartbeat" not in out, out
     # Asking moved nothing.
     assert server_view(db)[0] == before[0]
 
 
 def test_status_of_a_slot_in_use(db, pgspout, tmp_path):
+    """The daemon takes the request: its status rows show the copy."""
     setup(db)
     port = free_port()
     proc = spawn_streaming(pgspout, db, port, "--sink", "file",
-                           "-o", "path=%s" % (tmp_path / "o.jsonl"))
-    r = pgspout.run("status", "-d", db.conninfo, "--slot", db.name)
-    assert r.returncode == 0, r.stderr
+                           "-o", "path=%s" % (tmp_path / "o.jsonl"),
+                           "--state-dir", str(tmp_path / "state"))
+
+    def status_when_copied():
+        r = pgspout.run("status", "-d", db.conninfo, "--slot", db.name)
+        assert r.returncode == 0, r.stderr
+        return r if re.search(r"^r1 +public\.a +done +1000 ", r.stdout,
+                              re.M) else None
+    r = wait_until(status_when_copied, timeout=120,
+                   what="public.a copied, as pgspout status shows it")
     pid = server_view(db)[3]
     assert field(r.stdout, "active") == "yes (walsender pid %s)" % pid
-    assert "the slot is in use (walsender pid %s)" % pid in r.stdout
+    assert re.search(r"^r1 +\* +done +1000 ", r.stdout, re.M), r.stdout
+    assert "requested:" not in r.stdout
     assert pgspout.stop(proc) == 0
 
 
@@ -100,7 +114,8 @@ def test_status_from_a_config_file(db, pgspout, tmp_path):
     r = pgspout.run("status", "-c", str(cfg))
     assert r.returncode == 0, r.stderr
     assert 'publication "nope": does not exist' in r.stdout
-    assert "pending backfill requests: cannot be read" in r.stdout
+    assert "requests waiting in the WAL cannot be listed: " \
+        'publication "nope" does not exist' in r.stdout, r.stdout
     # Flags win over the file.
     r = pgspout.run("status", "-c", str(cfg), "--publication", "pgspout")
     assert 'publication "pgspout": 3 tables' in r.stdout, r.stdout
