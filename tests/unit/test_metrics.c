@@ -1,9 +1,9 @@
 /* The production pieces that need no server: the metrics registry and its
  * exposition (counters, gauges, histograms, label escaping, the series
  * cap), what stats counts from the layers' hooks (events by sink and op,
- * acknowledgements, transactions timed until durable, a sink's reports),
- * readiness and liveness, the log's JSON lines and rate limit, and the
- * http_listen check. */
+ * acknowledgements, transactions timed until durable, a sink's reports,
+ * backfills), readiness and liveness, the log's JSON lines and rate limit, and
+ * the http_listen check. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +323,48 @@ static void test_http_listen(void)
     CHECK(has(http_listen_problem("h:80x"), "invalid port"));
 }
 
+/* A backfill's tables: progress, state, chunks, and a failure that keeps
+ * pgspout not ready until a later backfill of the table is done. */
+static void test_backfill_stats(void)
+{
+    health_reset();
+    stats_init();
+    health_set_phase(HEALTH_STREAMING);
+    stats_backfill_table_now(&(stats_backfill_table){
+        .table = "public.t", .state = "pending", .rows_estimated = -1});
+    stats_backfill_table_now(&(stats_backfill_table){.table = "public.t",
+                                                     .state = "copying",
+                                                     .rows_copied = 20,
+                                                     .rows_estimated = 50});
+    stats_backfill_chunk_done("public.t");
+    stats_backfill_chunk_done("public.t");
+    stats_backfill_tables("copying", 1);
+    char *text = render();
+    CHECK(has(text, "pgspout_backfill_rows_copied{table=\"public.t\"} 20\n"));
+    CHECK(has(text, "pgspout_backfill_rows_estimated{table=\"public.t\"} "
+                    "50\n"));
+    CHECK(has(text, "pgspout_backfill_table_state{table=\"public.t\","
+                    "state=\"copying\"} 1\n"));
+    CHECK(has(text, "pgspout_backfill_table_state{table=\"public.t\","
+                    "state=\"pending\"} 0\n"));
+    CHECK(has(text, "pgspout_backfill_chunks_total{table=\"public.t\"} 2\n"));
+    CHECK(has(text, "pgspout_backfill_tables{state=\"copying\"} 1\n"));
+    free(text);
+    CHECK(health_ready());
+    stats_backfill_table_now(&(stats_backfill_table){
+        .table = "public.t", .state = "failed", .error = "division by zero"});
+    CHECK(!health_ready());
+    /* Copied again: pending and copying keep the failure, done ends it. */
+    stats_backfill_table_now(
+        &(stats_backfill_table){.table = "public.t", .state = "copying"});
+    CHECK(!health_ready());
+    stats_backfill_table_now(&(stats_backfill_table){
+        .table = "public.t", .state = "done", .rows_copied = 50});
+    CHECK(health_ready());
+    stats_reset();
+    health_reset();
+}
+
 int main(void)
 {
     test_exposition();
@@ -330,6 +372,7 @@ int main(void)
     test_stats_hooks();
     test_stats_limits();
     test_readiness();
+    test_backfill_stats();
     test_log_lines();
     test_http_listen();
     return check_summary();
