@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "conninfo.h"
+#include "log.h"
 #include "strbuf.h"
 
 /* How often a wait looks at the stop state: a signal that lands just
@@ -157,6 +158,22 @@ static PGconn *await_job(connect_job *job, const stop_state *stop)
     return conn;
 }
 
+/* Server notices (a CREATE ... IF NOT EXISTS that skipped, say) go
+ * through the log rather than raw onto stderr, where they would break
+ * the JSON log lines: warnings as warnings, the rest as debug lines. */
+static void notice_to_log(void *arg, const PGresult *res)
+{
+    (void)arg;
+    const char *severity =
+        PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    message = message ? message : "";
+    if (severity && strcmp(severity, "WARNING") == 0)
+        log_warning("server warning: %s", message);
+    else
+        log_debug("server notice: %s", message);
+}
+
 PGconn *pq_connect(const char *conninfo, bool replication,
                    const stop_state *stop, pq_outcome *outcome, char *err,
                    size_t errlen)
@@ -189,6 +206,7 @@ PGconn *pq_connect(const char *conninfo, bool replication,
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeReceiver(conn, notice_to_log, NULL);
     *outcome = PQ_OK;
     return conn;
 }

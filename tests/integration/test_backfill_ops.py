@@ -3,11 +3,12 @@ rows copied against its estimate, its chunks and its state, and the
 tables of the recorded backfills by state; a table whose backfill failed
 makes /ready answer 503 (reason backfill_failed, naming the table and
 the error) until a later backfill of it is done, also across a restart
-(the state directory remembers it)."""
+(the state directory remembers it). The server's notices go through the
+log (JSON lines stay JSON)."""
 
 import backfill_support as bs
-from ops_support import (free_port, ready, scrape, spawn_streaming,
-                         wait_metric)
+from ops_support import (free_port, json_lines, ready, scrape,
+                         spawn_streaming, wait_metric)
 from pgharness import read_jsonl, wait_until
 
 # Reading row 3 divides by zero: the chunk's query fails for good.
@@ -77,12 +78,14 @@ def test_backfill_metrics_and_readiness(db, pgspout, tmp_path):
                  state="failed") == 1
     assert m.get("pgspout_backfill_tables", state="failed") == 1
 
-    # The state directory remembers the failure across a restart.
+    # The state directory remembers the failure across a restart (logging
+    # JSON lines: the server's notice that the status table exists is one
+    # of them, not a raw line).
     assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
     port = free_port()
     proc = pgspout.spawn("-d", db.conninfo, "--slot", db.name,
                          "--http", "127.0.0.1:%d" % port, "--sink", "file",
-                         "-o", "path=%s" % out,
+                         "-o", "path=%s" % out, "--log-format", "json", "-v",
                          "--state-dir", str(tmp_path / "state"))
     wait_until(lambda: backfill_failed_reasons(port)[1]
                if ready(port)[0] else None, timeout=60,
@@ -101,3 +104,6 @@ def test_backfill_metrics_and_readiness(db, pgspout, tmp_path):
     assert m.get("pgspout_backfill_tables", state="done") == 2
     assert m.get("pgspout_backfill_tables", state="failed") == 1
     assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
+    notices = [line for line in json_lines(pgspout.stderr_of(proc))
+               if line["message"].startswith("server notice: ")]
+    assert any("already exists" in line["message"] for line in notices)
