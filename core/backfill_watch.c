@@ -392,36 +392,33 @@ static void print_slot(const pgspout_config *cfg, const slot_info *slot)
                cfg->slot);
 }
 
-static void print_no_table(const pgspout_config *cfg, const slot_info *slot)
+static void print_no_table(const pgspout_config *cfg, bool slot_active)
 {
     printf("the status table %s." BACKFILL_STATUS_TABLE " does not exist%s\n",
            cfg->status_schema,
-           slot->active ? ": pgspout could not create it (its log says why), "
-                          "so no backfill state is known"
-                        : " (pgspout creates it when it starts)");
+           slot_active ? ": pgspout could not create it (its log says why), "
+                         "so no backfill state is known"
+                       : " (pgspout creates it when it starts)");
 }
 
-int backfill_print_status(PGconn *conn, const stop_state *stop,
-                          const pgspout_config *cfg)
+bool backfill_print_backfills(PGconn *conn, const stop_state *stop,
+                              const pgspout_config *cfg, bool slot_exists,
+                              bool slot_active)
 {
     char err[1024];
-    slot_info slot;
-    if (!read_slot(conn, stop, cfg->slot, &slot))
-        return EXIT_RUNTIME_FAILURE;
     PGresult *res;
     status_outcome o =
         read_status(conn, stop, cfg, NULL, &res, err, sizeof err);
     if (o == STATUS_FAILED) {
         log_error("%s", err);
-        return EXIT_RUNTIME_FAILURE;
+        return false;
     }
     pending_list pending = {0};
-    bool inactive = slot.exists && !slot.active;
+    bool inactive = slot_exists && !slot_active;
     if (inactive)
         find_pending(conn, stop, cfg, res, &pending);
-    print_slot(cfg, &slot);
     if (o == STATUS_NO_TABLE)
-        print_no_table(cfg, &slot);
+        print_no_table(cfg, slot_active);
     if ((res && PQntuples(res) > 0) || pending.n > 0)
         print_table(res, &pending);
     else if (res)
@@ -433,5 +430,17 @@ int backfill_print_status(PGconn *conn, const stop_state *stop,
         printf("no request is waiting in the WAL\n");
     pending_free(&pending);
     PQclear(res);
+    return true;
+}
+
+int backfill_print_status(PGconn *conn, const stop_state *stop,
+                          const pgspout_config *cfg)
+{
+    slot_info slot;
+    if (!read_slot(conn, stop, cfg->slot, &slot))
+        return EXIT_RUNTIME_FAILURE;
+    print_slot(cfg, &slot);
+    if (!backfill_print_backfills(conn, stop, cfg, slot.exists, slot.active))
+        return EXIT_RUNTIME_FAILURE;
     return slot.exists ? 0 : EXIT_BAD_INPUT;
 }

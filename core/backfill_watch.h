@@ -27,4 +27,12 @@ int backfill_wait(PGconn **conn, const stop_state *stop,
 int backfill_print_status(PGconn *conn, const stop_state *stop,
                           const pgspout_config *cfg);
 
+/* What --status prints after the slot's line (`pgspout status` too): the
+ * status table's rows of the slot's backfills and, while the slot exists
+ * and nothing streams from it, the requests not yet picked up. False
+ * (logged) when the status table cannot be read. */
+bool backfill_print_backfills(PGconn *conn, const stop_state *stop,
+                              const pgspout_config *cfg, bool slot_exists,
+                              bool slot_active);
+
 #endif

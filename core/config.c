@@ -77,6 +77,7 @@ void config_free(pgspout_config *cfg)
     free(cfg->exclude_origin);
     config_clear_sinks(cfg);
     free(cfg->config_file);
+    free(cfg->http_listen);
     free(cfg->snapshot);
     free(cfg->state_dir);
     free(cfg->status_schema);

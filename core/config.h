@@ -76,6 +76,13 @@ typedef struct pgspout_config {
     int backfill_workers;
     int backfill_max_rows_per_sec;
     int verbosity; /* number of -v */
+    /* Production (README "Production"): the HTTP endpoint ("HOST:PORT",
+     * NULL: off), heartbeats (0: off), the slot lag over which pgspout is
+     * not ready (bytes, 0: off), and the log_format of the lines. */
+    char *http_listen;
+    int heartbeat_interval_s;
+    uint64_t max_slot_lag;
+    int log_format;
     sink_config *sinks;
     size_t n_sinks;
     char *config_file; /* NULL when no -c */

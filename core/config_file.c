@@ -146,6 +146,29 @@ static int read_integer(file_ctx *ctx, const config_setting_t *cs,
     return rc;
 }
 
+/* An integer, or a string with a k/M/G suffix ("256M": libconfig truncates
+ * unsuffixed integers above 2^31). */
+static int read_bytes(file_ctx *ctx, const config_setting_t *cs,
+                      const core_setting *s, pgspout_config *cfg)
+{
+    int type = config_setting_type(cs);
+    if (type == CONFIG_TYPE_STRING)
+        return read_text(ctx, cs, s, cfg);
+    if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+        return setting_error(ctx, cs, s->key,
+                             "expected a size in bytes (an integer, or a "
+                             "string with a k, M or G suffix)");
+    long long bytes = config_setting_get_int64(cs);
+    strbuf why = STRBUF_INIT;
+    int rc = 0;
+    if (setting_check_bytes(bytes, &why))
+        setting_store_bytes(cfg, s, (uint64_t)bytes);
+    else
+        rc = setting_error(ctx, cs, s->key, "%s", why.data);
+    sbuf_free(&why);
+    return rc;
+}
+
 static int read_patterns(file_ctx *ctx, const config_setting_t *cs,
                          const core_setting *s, pgspout_config *cfg)
 {
@@ -371,9 +394,13 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *cs,
     case SETTING_SLOT_NAME:
     case SETTING_NAME:
     case SETTING_LSN:
+    case SETTING_LISTEN:
+    case SETTING_LOG_FORMAT:
     case SETTING_CHOICE:
     case SETTING_DIR:
         return read_text(ctx, cs, s, cfg);
+    case SETTING_BYTES:
+        return read_bytes(ctx, cs, s, cfg);
     case SETTING_BOOL:
         return read_bool(ctx, cs, s, cfg);
     case SETTING_SECONDS:

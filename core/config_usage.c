@@ -18,7 +18,9 @@ const char config_usage_synopsis[] =
     "pgspout [-d CONNINFO] [--slot NAME] --drop-slot [--wait SECS]\n"
     "pgspout [-d CONNINFO] [--publication NAME] [-t PATTERN]...\n"
     "        [-T PATTERN]... --list-tables\n" BACKFILL_SYNOPSIS
-    "pgspout --list-sinks | --help | --version\n";
+    "pgspout --list-sinks | --help | --version\n"
+    "pgspout status [-c FILE] [-d CONNINFO] [--slot NAME] [--publication "
+    "NAME]\n";
 
 /* Text placed in units (words, or groups of words kept together) after
  * `col` columns of a line, going on to new lines indented by `indent` before

@@ -18,10 +18,13 @@
 #include "delivery.h"
 #include "loader.h"
 #include "log.h"
+#include "ops.h"
 #include "pattern.h"
 #include "pgspout/abi.h"
 #include "replication.h"
 #include "selection.h"
+#include "slot_guard.h"
+#include "status_cli.h"
 #include "strbuf.h"
 #include "stream.h"
 
@@ -266,7 +269,7 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
         return false;
     }
     if (exists)
-        return true;
+        return slot_guard_check_start(catalog, &stop, cfg->slot);
     if (reconnecting) {
         log_error("replication slot \"%s\" was dropped while pgspout was "
                   "streaming from it; changes after its last confirmed "
@@ -504,6 +507,7 @@ static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d,
         uint64_t start_lsn = 0;
         bool retryable = false;
         bool reconnecting = delivery_started(d);
+        ops_connecting();
         int rc = connect_and_prepare(cfg, global, d, bf, reconnecting, &catalog,
                                      &repl, &start_lsn, &facts, &retryable);
         if (rc == 0 && !reconnecting)
@@ -546,6 +550,7 @@ static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d,
         }
         log_warning("connection to the server lost; nothing unacknowledged "
                     "was confirmed");
+        ops_reconnecting(attempt + 1);
         if (!wait_to_reconnect(attempt + 1))
             return stopped_while_disconnected(d);
     }
@@ -555,6 +560,8 @@ int main(int argc, char **argv)
 {
     pgspout_config cfg;
     char err[2048];
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return status_cli_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "backfill") == 0) {
         stop_init(&stop);
         install_signal_handlers();
@@ -571,6 +578,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg.verbosity > 0 ? PGSPOUT_LOG_DEBUG : PGSPOUT_LOG_INFO);
+    log_set_format((log_format)cfg.log_format);
     stop_init(&stop);
     install_signal_handlers();
 
@@ -622,6 +630,10 @@ int main(int argc, char **argv)
         goto done;
     }
     sinks = delivery_new(global, &stop);
+    if (!ops_start(&cfg, &stop, err, sizeof err)) {
+        rc = usage_error(err);
+        goto done;
+    }
     rc = delivery_load(sinks, cfg.sinks, cfg.n_sinks, dirs, ndirs, dbname);
     if (rc == 0) {
         backfill *bf = backfill_for(&cfg, dbname);
@@ -630,6 +642,7 @@ int main(int argc, char **argv)
     }
 
 done:
+    ops_finish();
     delivery_free(sinks);
     if (global)
         table_filter_free(global);

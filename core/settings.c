@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include "conninfo.h"
+#include "http.h"
+#include "log.h"
 #include "lsn.h"
+#include "options.h"
 
 /* Seconds; keeps the value in milliseconds within an int. */
 #define MAX_SECONDS (INT_MAX / 1000)
@@ -202,6 +205,40 @@ const core_setting core_settings[] = {
      .stream_only = true,
      .doc = "at most this many rows read per second, all workers together; "
             "0: no limit"},
+    {.long_flag = "http",
+     .arg_name = "ADDR:PORT",
+     .key = "http_listen",
+     .type = SETTING_LISTEN,
+     .at = AT(http_listen),
+     .stream_only = true,
+     .doc = "serve /health, /ready and /metrics over HTTP on ADDR:PORT "
+            "(off by default)"},
+    {.long_flag = "heartbeat-interval",
+     .arg_name = "SECS",
+     .key = "heartbeat_interval",
+     .type = SETTING_SECONDS,
+     .default_text = "60",
+     .min = 0,
+     .max = MAX_SECONDS,
+     .at = AT(heartbeat_interval_s),
+     .stream_only = true,
+     .doc = "after SECS seconds without an event for any sink, write a "
+            "heartbeat message to the WAL; 0 disables heartbeats"},
+    {.long_flag = "max-slot-lag",
+     .arg_name = "BYTES",
+     .key = "max_slot_lag",
+     .type = SETTING_BYTES,
+     .at = AT(max_slot_lag),
+     .stream_only = true,
+     .doc = "not ready, with a warning, while the slot is more than BYTES "
+            "behind (k/M/G suffixes; off by default)"},
+    {.long_flag = "log-format",
+     .arg_name = "FORMAT",
+     .key = "log_format",
+     .type = SETTING_LOG_FORMAT,
+     .default_text = "text",
+     .at = AT(log_format),
+     .doc = "log lines as text or json"},
     {.short_flag = 'c',
      .long_flag = "config",
      .arg_name = "FILE",
@@ -284,6 +321,12 @@ void setting_store_int(pgspout_config *cfg, const core_setting *s, int value)
     *FIELD(cfg, s->at, int) = value;
 }
 
+void setting_store_bytes(pgspout_config *cfg, const core_setting *s,
+                         uint64_t value)
+{
+    *FIELD(cfg, s->at, uint64_t) = value;
+}
+
 void setting_store_list(pgspout_config *cfg, const core_setting *s,
                         char **items, size_t n)
 {
@@ -351,10 +394,23 @@ void setting_store_text(pgspout_config *cfg, const core_setting *s,
     case SETTING_SLOT_NAME:
     case SETTING_NAME:
     case SETTING_CONFIG_FILE:
+    case SETTING_LISTEN:
     case SETTING_CHOICE:
     case SETTING_DIR:
         config_replace_string(FIELD(cfg, s->at, char *), text);
         break;
+    case SETTING_BYTES: {
+        int64_t bytes = 0;
+        option_parse_int(text, &bytes);
+        setting_store_bytes(cfg, s, (uint64_t)bytes);
+        break;
+    }
+    case SETTING_LOG_FORMAT: {
+        log_format format = LOG_FORMAT_TEXT;
+        log_format_parse(text, &format);
+        setting_store_int(cfg, s, (int)format);
+        break;
+    }
     case SETTING_BOOL:
     case SETTING_MODE:
         setting_store_bool(cfg, s, true);
@@ -406,6 +462,21 @@ static const char *slot_name_problem(const char *slot)
             return bad_chars;
     }
     return NULL;
+}
+
+static bool check_bytes_text(const char *text, strbuf *why)
+{
+    int64_t bytes;
+    if (!option_parse_int(text, &bytes)) {
+        sbuf_appendf(why,
+                     "invalid size \"%s\" (bytes: an integer, optionally "
+                     "with a k, M or G suffix)",
+                     text);
+        return false;
+    }
+    if (bytes < 0)
+        sbuf_appendf(why, "must not be negative (\"%s\")", text);
+    return bytes >= 0;
 }
 
 static bool check_choice(const core_setting *s, const char *text, strbuf *why)
@@ -464,6 +535,21 @@ static bool check_file_text(const core_setting *s, const char *text,
                          "loaded from the working directory",
                          text);
         return text[0] == '/';
+    case SETTING_LISTEN:
+        problem = http_listen_problem(text);
+        if (problem)
+            sbuf_appendf(why, "\"%s\" %s", text, problem);
+        return !problem;
+    case SETTING_BYTES:
+        return check_bytes_text(text, why);
+    case SETTING_LOG_FORMAT: {
+        log_format format;
+        if (log_format_parse(text, &format))
+            return true;
+        sbuf_appendf(why, "unknown log format \"%s\" (expected text or json)",
+                     text);
+        return false;
+    }
     case SETTING_DIR:
         if (text[0] != '/')
             sbuf_appendf(why, "\"%s\" is not an absolute path", text);
@@ -496,13 +582,19 @@ static bool check_cli_text(const core_setting *s, const char *text, strbuf *why)
         return check_file_text(s, text, why);
     case SETTING_NAME:
     case SETTING_PLUGIN_DIRS:
+    case SETTING_LISTEN:
+    case SETTING_BYTES:
+    case SETTING_LOG_FORMAT:
     case SETTING_DIR:
     case SETTING_CHOICE: {
         /* The config file's reason, after the flag. */
         strbuf reason = STRBUF_INIT;
         bool ok = check_file_text(s, text, &reason);
+        bool names_value =
+            s->type != SETTING_BYTES && s->type != SETTING_LOG_FORMAT;
         if (!ok)
-            sbuf_appendf(why, "--%s %s", s->long_flag, reason.data);
+            sbuf_appendf(why, "--%s%s %s", s->long_flag, names_value ? "" : ":",
+                         reason.data);
         sbuf_free(&reason);
         return ok;
     }
@@ -539,6 +631,14 @@ bool setting_check_text(const core_setting *s, const char *text, bool in_file,
 {
     return in_file ? check_file_text(s, text, why)
                    : check_cli_text(s, text, why);
+}
+
+bool setting_check_bytes(long long value, strbuf *why)
+{
+    if (value >= 0)
+        return true;
+    sbuf_append_str(why, "must not be negative");
+    return false;
 }
 
 bool setting_check_integer(const core_setting *s, long long value, strbuf *why)

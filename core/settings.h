@@ -37,7 +37,10 @@ typedef enum setting_type {
     SETTING_CONFIG_FILE, /* the file the other settings are read from */
     SETTING_SINK,        /* the one sink of the command line */
     SETTING_SINK_OPTION, /* KEY=VALUE, an option of that sink; repeatable */
-    SETTING_SINKS        /* the config file's list of sink groups */
+    SETTING_SINKS,       /* the config file's list of sink groups */
+    SETTING_LISTEN,      /* HOST:PORT to serve HTTP on */
+    SETTING_BYTES,       /* a size: an integer with an optional k/M/G */
+    SETTING_LOG_FORMAT   /* text or json */
 } setting_type;
 
 typedef struct core_setting {
@@ -91,6 +94,10 @@ bool setting_check_text(const core_setting *s, const char *text, bool in_file,
  * false, with why, when outside min..max. */
 bool setting_check_integer(const core_setting *s, long long value, strbuf *why);
 
+/* The config file's integer for SETTING_BYTES: false, with why, when
+ * negative. */
+bool setting_check_bytes(long long value, strbuf *why);
+
 /* Stores a value given as text that setting_check_text accepted. `nth`
  * counts the values of this setting stored from the command line before
  * it: the first pattern replaces the config file's list and later ones add
@@ -101,6 +108,8 @@ void setting_store_text(pgspout_config *cfg, const core_setting *s,
 /* Typed stores for the config file's values. */
 void setting_store_bool(pgspout_config *cfg, const core_setting *s, bool value);
 void setting_store_int(pgspout_config *cfg, const core_setting *s, int value);
+void setting_store_bytes(pgspout_config *cfg, const core_setting *s,
+                         uint64_t value);
 
 /* Replaces a list setting's items with (items, n), taking them over. */
 void setting_store_list(pgspout_config *cfg, const core_setting *s,

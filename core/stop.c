@@ -11,6 +11,7 @@ void stop_init(stop_state *s)
     s->signals = 0;
     atomic_store(&s->threshold, STOP_STREAMING);
     s->wake_pipe[0] = s->wake_pipe[1] = -1;
+    s->on_check = NULL;
 }
 
 void stop_signal(stop_state *s)
@@ -20,6 +21,8 @@ void stop_signal(stop_state *s)
 
 bool stop_requested(const stop_state *s)
 {
+    if (s->on_check)
+        s->on_check();
     return s->signals >= atomic_load(&s->threshold);
 }
 

@@ -31,9 +31,14 @@ typedef struct stop_state {
     /* A stop_phase; read by sink threads through should_stop. */
     _Atomic int threshold;
     int wake_pipe[2]; /* -1 until stop_open_wake */
+    /* Called by every stop_requested (NULL: none). Every wait asks that
+     * question at least every 100 ms or so, which makes it the main
+     * thread's pulse: liveness, the watchdog (core/ops.c). Called from
+     * any thread that asks; must be cheap. */
+    void (*on_check)(void);
 } stop_state;
 
-/* No signal yet, phase STOP_STREAMING, no wake pipe. */
+/* No signal yet, phase STOP_STREAMING, no wake pipe, no on_check. */
 void stop_init(stop_state *s);
 
 /* Counts one signal. Async-signal-safe: for the signal handler. */

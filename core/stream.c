@@ -9,9 +9,11 @@
 #include "checkpoint.h"
 #include "log.h"
 #include "lsn.h"
+#include "ops.h"
 #include "pgconn.h"
 #include "repl_io.h"
 #include "selection.h"
+#include "stats.h"
 
 void stream_settings_default(stream_settings *s)
 {
@@ -65,6 +67,7 @@ static bool deliver_batch(stream *st)
 {
     delivery_result r = delivery_write(st->delivery, &st->batch);
     batch_clear(&st->batch);
+    stats_batch_handed_over();
     return r == DELIVERED;
 }
 
@@ -89,6 +92,7 @@ static bool confirm_durable(stream *st, char *err, size_t errlen)
                                                   finish, &st->backfill_failed);
     if (!moved)
         return true;
+    stats_flushed(st->cp.confirmed);
     char lsn[LSN_FORMAT_BUFSIZE];
     log_debug("confirmed %s", lsn_format(st->cp.confirmed, lsn, sizeof lsn));
     return source_confirm(st->source, st->cp.confirmed, err, errlen);
@@ -220,6 +224,7 @@ int stream_run(const stream_settings *settings, const source_io *io,
         backfill_stream_start(settings->backfill);
     }
     stop_set_phase(stop, STOP_STREAMING);
+    stats_stream_started();
 
     run_state state = RUN_ON;
     while (state == RUN_ON && !stop_requested(stop) &&
@@ -308,8 +313,10 @@ int stream_from_server(PGconn *repl, PGconn **catalog, delivery *d,
     }
     log_info("streaming from slot \"%s\", publication \"%s\"", settings->slot,
              settings->publication);
+    ops_streaming(repl);
     int rc = stream_run(settings, repl_io_source(io),
                         catalog_client_source(cat), d, stop);
+    ops_stream_ended();
     repl_io_free(io);
     catalog_client_free(cat);
     return rc;

@@ -11,9 +11,12 @@ set -euo pipefail
 TEST_USER=${PGSPOUT_TEST_USER:-pgspout-test}
 
 install_debian_packages() {
+    # libmicrohttpd-dev: the HTTP endpoint (/metrics, /health, /ready);
+    # libsystemd-dev: sd_notify (Type=notify, the watchdog)
     local wanted=(build-essential meson ninja-build pkg-config libpq-dev
         libconfig-dev libjansson-dev libltdl-dev libcurl4-openssl-dev
-        libssl-dev postgresql-15 postgresql-client procps python3)
+        libssl-dev libmicrohttpd-dev libsystemd-dev postgresql-15
+        postgresql-client procps python3)
     local missing
     mapfile -t missing < <(missing_packages "${wanted[@]}")
     [ ${#missing[@]} -eq 0 ] && return 0

@@ -17,11 +17,16 @@ declare -A EMBEDDED_VERSION=(
     [17]=17.10.0-beta.17
 )
 
+# The Prometheus text parser the metrics tests read /metrics with: one
+# exact version, from PyPI.
+PROMETHEUS_CLIENT_VERSION=0.21.1
+
 # What only the tests and the benchmark harness use, beyond the build.
 install_test_packages() {
     # strace, time: the benchmark harness (bench/); clang-format: the
-    # format check of scripts/test.sh
-    local wanted=(strace time clang-format)
+    # format check of scripts/test.sh; systemd: systemd-analyze, which
+    # checks contrib/systemd's unit file
+    local wanted=(strace time clang-format systemd)
     if ! { python3 -m pytest --version >/dev/null 2>&1 ||
         /usr/bin/python3 -m pytest --version >/dev/null 2>&1; }; then
         wanted+=(python3-pytest)
@@ -30,6 +35,24 @@ install_test_packages() {
     local missing
     mapfile -t missing < <(missing_packages "${wanted[@]}")
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+# prometheus_client for the Python that runs pytest (the one scripts/test.sh
+# picks), pinned; pip itself comes from Debian when that Python lacks it.
+install_python_packages() {
+    local py
+    for py in python3 /usr/bin/python3; do
+        "$py" -m pytest --version >/dev/null 2>&1 && break
+    done
+    "$py" -m pip show prometheus_client 2>/dev/null |
+        grep -qx "Version: $PROMETHEUS_CLIENT_VERSION" && return 0
+    "$py" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    log "installing prometheus_client $PROMETHEUS_CLIENT_VERSION for $py"
+    # Debian's own Python is "externally managed" (PEP 668); a pip too old
+    # to know that ignores the variable.
+    PIP_BREAK_SYSTEM_PACKAGES=1 "$py" -m pip install --quiet \
+        --disable-pip-version-check \
+        "prometheus_client==$PROMETHEUS_CLIENT_VERSION" >&2
 }
 
 embedded_bindir() {
@@ -75,6 +98,7 @@ install_sink_services() {
 main() {
     bash "$(dirname "${BASH_SOURCE[0]}")/install-build-deps.sh"
     install_test_packages
+    install_python_packages
     mkdir -p "$PG_CACHE"
     chmod 755 "$PG_CACHE"
     local major

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "sink_host.h"
+#include "stats.h"
 #include "strbuf.h"
 
 struct delivery {
@@ -87,6 +88,7 @@ static int load_one(delivery *d, sink_config *sc, char *const *dirs,
     }
     d->sinks[d->nsinks++] =
         sink_handle_new(sc->name, lib, sc->options, f, d->stop);
+    stats_sink_named(d->nsinks - 1, sc->name);
     return 0;
 }
 
@@ -210,9 +212,12 @@ static delivery_result call_with_retry(delivery *d, sink_handle *s,
                          s->state, (const pgspout_event *const *)events, count)
                    : s->lib.desc->flush(s->state);
         if (rc == PGSPOUT_OK) {
-            if (attempt > 1)
-                log_info("sink '%s': %s succeeded after %d attempts", s->name,
-                         what, attempt);
+            if (attempt > 1) {
+                stats_sink_retry(s->name, false);
+                log_fields(PGSPOUT_LOG_INFO, s->name,
+                           (log_field[]){LOG_INT("attempts", attempt)}, 1,
+                           "%s succeeded after %d attempts", what, attempt);
+            }
             return DELIVERED;
         }
         if (rc != PGSPOUT_RETRY) {
@@ -222,8 +227,12 @@ static delivery_result call_with_retry(delivery *d, sink_handle *s,
             return DELIVERY_FAILED;
         }
         int64_t delay = d->backoff(d->backoff_ctx, attempt);
-        log_warning("sink '%s': %s failed (attempt %d), retrying in %lld ms",
-                    s->name, what, attempt, (long long)delay);
+        stats_sink_retry(s->name, true);
+        log_fields(PGSPOUT_LOG_WARNING, s->name,
+                   (log_field[]){LOG_INT("attempt", attempt),
+                                 LOG_INT("delay_ms", delay)},
+                   2, "%s failed (attempt %d), retrying in %lld ms", what,
+                   attempt, (long long)delay);
         if (!stop_sleep(d->stop, delay)) {
             log_error("sink '%s': stop requested while it was failing; "
                       "its unacknowledged changes will be sent again on "
@@ -295,6 +304,7 @@ delivery_result delivery_write(delivery *d, const batch *b)
         size_t views = share_reads_as_inserts(d, s, n);
         result = call_with_retry(d, s, "write", d->share, n);
         if (result == DELIVERED) {
+            stats_sink_delivered(i, d->share, n);
             s->delivered = d->share[n - 1]->pos;
             if (s->unflushed == 0)
                 s->unflushed_since_us = now_us();
@@ -368,6 +378,7 @@ bool delivery_durable(const delivery *d, pgspout_position *durable)
     for (size_t i = 0; i < d->nsinks; i++) {
         sink_handle *s = d->sinks[i];
         pgspout_position acked = sink_handle_acked(s);
+        stats_sink_acked(i, acked);
         if (pgspout_position_cmp(acked, s->delivered) >= 0)
             continue;
         if (everything || pgspout_position_cmp(acked, *durable) < 0)

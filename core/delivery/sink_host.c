@@ -8,6 +8,7 @@
 #include "event_json.h"
 #include "log.h"
 #include "lsn.h"
+#include "stats.h"
 #include "strbuf.h"
 
 static bool host_should_stop(pgspout_sink_handle *sink)
@@ -129,6 +130,12 @@ static void host_ack_durable(pgspout_sink_handle *sink, pgspout_position upto)
     stop_wake(sink->stop);
 }
 
+static void host_report_records(pgspout_sink_handle *sink,
+                                pgspout_record_outcome what, uint64_t n)
+{
+    stats_sink_report(sink->name, what, n);
+}
+
 static const pgspout_host_api api_table = {
     .size = sizeof(pgspout_host_api),
     .abi_major = PGSPOUT_ABI_MAJOR,
@@ -151,6 +158,7 @@ static const pgspout_host_api api_table = {
     .op_name = event_op_name,
     .should_stop = host_should_stop,
     .event_json_stream = host_event_json_stream,
+    .report_records = host_report_records,
 };
 
 const pgspout_host_api *host_api(void)

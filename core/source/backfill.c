@@ -14,6 +14,7 @@
 #include "backfill_internal.h"
 #include "log.h"
 #include "lsn.h"
+#include "stats.h"
 #include "strbuf.h"
 
 /* How long attaching waits for a pgspout that lost the slot to let go of
@@ -306,6 +307,7 @@ bool backfill_attach(backfill *bf, const char *system_id, const char *database,
                     b->tables[j].status_dirty = true;
                 b->status_dirty = true;
             }
+            bf_status_publish_all_locked(bf);
             if (exists)
                 remove_leftovers(bf);
             bf->tty = isatty(STDERR_FILENO);
@@ -887,6 +889,7 @@ static void chunk_done_locked(backfill *bf, const bf_window *w)
     if (!c)
         return; /* marked done before; the state is being saved again */
     t->rows_copied += w->emitted;
+    stats_backfill_chunk_done(t->name);
     bf->doomed = xrealloc(bf->doomed, (bf->ndoomed + 1) * sizeof *bf->doomed);
     bf->doomed[bf->ndoomed++] = c->spill ? bf_spill_path(bf, c->spill) : NULL;
     bf_table_remove_chunk(t, (size_t)(c - t->chunks));

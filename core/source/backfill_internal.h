@@ -155,10 +155,13 @@ void bf_status_flush_abandon(backfill *bf);
 /* Whether a flush is due (lock held). */
 bool bf_status_due_locked(backfill *bf);
 /* The status rows of b (its "*" row, and t's when t is not NULL) need
- * writing. */
+ * writing; t's metrics are updated now. */
 void bf_status_changed_locked(backfill *bf, bf_backfill *b, bf_table *t);
 /* Every row to be written again (the table may have lost them). */
 void bf_status_all_changed_locked(backfill *bf);
+/* Every table's progress and state to the metrics and readiness (the
+ * state just loaded; bf_status_changed_locked keeps them after). */
+void bf_status_publish_all_locked(backfill *bf);
 /* Logs progress every 10 s (on a terminal, a line on stderr every
  * second); lock held. */
 void bf_progress_tick_locked(backfill *bf);

@@ -1,12 +1,13 @@
 /* The status table (pgspout_backfill_status, UNLOGGED: never published,
- * no WAL) that `pgspout backfill --status` and `--wait` read, and the
- * progress logs. */
+ * no WAL) that `pgspout backfill --status` and `--wait` read, the progress
+ * logs, and the metrics and readiness (stats.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backfill_internal.h"
 #include "log.h"
+#include "stats.h"
 #include "strbuf.h"
 
 /* A table's row is written at least this often while it changes. */
@@ -14,11 +15,38 @@
 #define PROGRESS_LOG_EVERY_US INT64_C(10000000)
 #define PROGRESS_TTY_EVERY_US INT64_C(1000000)
 
+static void publish_table(const bf_table *t)
+{
+    stats_backfill_table_now(&(stats_backfill_table){
+        .table = t->name,
+        .state = bf_status_name(t->status),
+        .error = t->error,
+        .rows_copied = t->rows_copied,
+        .rows_estimated = t->rows_estimated,
+    });
+}
+
+/* The tables of every recorded backfill, counted by state. */
+static void publish_counts_locked(const backfill *bf)
+{
+    uint64_t counts[BF_FAILED + 1] = {0};
+    for (size_t i = 0; i < bf->st.nbackfills; i++) {
+        const bf_backfill *b = &bf->st.backfills[i];
+        for (size_t j = 0; j < b->ntables; j++)
+            counts[b->tables[j].status]++;
+    }
+    for (int s = BF_PENDING; s <= BF_FAILED; s++)
+        stats_backfill_tables(bf_status_name((bf_status)s), counts[s]);
+}
+
 void bf_status_changed_locked(backfill *bf, bf_backfill *b, bf_table *t)
 {
     b->status_dirty = true;
-    if (t)
+    if (t) {
         t->status_dirty = true;
+        publish_table(t);
+    }
+    publish_counts_locked(bf);
     pthread_cond_broadcast(&bf->changed);
 }
 
@@ -30,6 +58,18 @@ void bf_status_all_changed_locked(backfill *bf)
             bf_status_changed_locked(bf, b, &b->tables[j]);
         bf_status_changed_locked(bf, b, NULL);
     }
+}
+
+void bf_status_publish_all_locked(backfill *bf)
+{
+    /* In request order: a table failed in one backfill and done in a
+     * later one ends up done. */
+    for (size_t i = 0; i < bf->st.nbackfills; i++) {
+        const bf_backfill *b = &bf->st.backfills[i];
+        for (size_t j = 0; j < b->ntables; j++)
+            publish_table(&b->tables[j]);
+    }
+    publish_counts_locked(bf);
 }
 
 bool bf_status_due_locked(backfill *bf)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "replication.h"
+#include "stats.h"
 #include "strbuf.h"
 
 struct repl_io {
@@ -20,6 +21,8 @@ static repl_read_result io_read(void *ctx, repl_msg *msg, int timeout_ms,
         repl_read(&io->rs, msg, timeout_ms, wake_fd, err, errlen);
     if (r == REPL_READ_TIMEOUT && !repl_check_alive(&io->rs, err, errlen))
         return REPL_READ_LOST;
+    if (r == REPL_READ_MESSAGE)
+        stats_received_bytes(msg->payload_len);
     return r;
 }
 
@@ -32,12 +35,16 @@ static void io_note_received(void *ctx, uint64_t lsn)
 {
     repl_io *io = ctx;
     repl_note_received(&io->rs, lsn);
+    stats_received_lsn(lsn);
 }
 
 static bool io_confirm(void *ctx, uint64_t lsn, char *err, size_t errlen)
 {
     repl_io *io = ctx;
-    return repl_confirm(&io->rs, lsn, err, errlen);
+    bool ok = repl_confirm(&io->rs, lsn, err, errlen);
+    if (ok)
+        stats_confirmed_lsn(lsn);
+    return ok;
 }
 
 static bool io_reply(void *ctx, char *err, size_t errlen)

@@ -220,7 +220,7 @@ bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
     sbuf_append_char(&pub, '"');
     strbuf sql = STRBUF_INIT;
     /* Logical decoding messages (14+) carry backfill requests and
-     * watermarks. */
+     * watermarks, and pgspout's heartbeats (see slot_monitor.h). */
     sbuf_appendf(&sql,
                  "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 "
                  "(proto_version '%d', publication_names '%s'%s)",

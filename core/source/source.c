@@ -8,6 +8,7 @@
 #include "lsn.h"
 #include "pgoutput.h"
 #include "relcache.h"
+#include "stats.h"
 #include "strbuf.h"
 
 struct source {
@@ -93,17 +94,24 @@ void source_free(source *s)
 
 /* ---- reading ---- */
 
+/* The server has sent everything before lsn, between transactions:
+ * nothing before it is pending for us. */
+static void reached_idle(source *s, uint64_t lsn)
+{
+    if (lsn > s->idle_wal_end)
+        s->idle_wal_end = lsn;
+    s->io.note_received(s->io.ctx, lsn);
+    if (s->has_endpos && lsn >= s->endpos)
+        s->endpos_reached = true;
+}
+
 /* A keepalive between transactions says that nothing before its WAL end
  * is pending for us. */
 static source_status take_keepalive(source *s, char *err, size_t errlen)
 {
     const repl_msg *rm = &s->rm;
-    if (!s->in_txn) {
-        s->idle_wal_end = rm->wal_end;
-        s->io.note_received(s->io.ctx, rm->wal_end);
-        if (s->has_endpos && rm->wal_end >= s->endpos)
-            s->endpos_reached = true;
-    }
+    if (!s->in_txn)
+        reached_idle(s, rm->wal_end);
     s->io.free_buffer(rm->buffer);
     if (rm->reply_requested && !s->io.reply(s->io.ctx, err, errlen))
         return SOURCE_LOST;
@@ -241,6 +249,7 @@ static event *new_event(source *s, batch *b, relation *rel, uint64_t route,
     ev->pos.seq = s->txn_seq;
     if (op != PGSPOUT_OP_SCHEMA)
         s->last_pos = ev->pos;
+    stats_event_taken(ev, route);
     batch_add(b, ev, route, approx_bytes);
     return ev;
 }
@@ -542,6 +551,9 @@ static void handle_commit(source *s)
 {
     uint64_t end_lsn = s->m.u.commit.end_lsn;
     s->in_txn = false;
+    stats_txn_committed(s->txn_commit_time, end_lsn,
+                        pgspout_position_cmp(s->last_pos, s->committed_pos) !=
+                            0);
     if (s->txn_has_hw)
         backfill_note_commit(s->backfill, end_lsn);
     s->txn_has_hw = false;
@@ -580,6 +592,12 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
     case PGO_TRUNCATE:
         return skipped ? SOURCE_OK : handle_truncate(s, b, err, errlen);
     case PGO_MESSAGE:
+        /* Not a change of a table; one outside a transaction (pgspout's
+         * heartbeats among them) shows how far the server has read. */
+        if (!s->in_txn && !s->m.u.message.transactional) {
+            reached_idle(s, s->rm.wal_start);
+            return SOURCE_OK;
+        }
         return skipped ? SOURCE_OK : handle_pgspout_message(s, b, err, errlen);
     case PGO_ORIGIN:
     case PGO_TYPE:

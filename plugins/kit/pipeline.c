@@ -428,6 +428,46 @@ static request *request_of(kit_pipeline *p, CURL *easy)
     return NULL;
 }
 
+/* Tells the host what became of n records (ABI 1.3: an older host has no
+ * such function, and is told nothing). */
+static void report(kit_pipeline *p, pgspout_record_outcome what, size_t n)
+{
+    if (n && PGSPOUT_HAS_FIELD(p->host, pgspout_host_api, report_records) &&
+        p->host->report_records)
+        p->host->report_records(p->handle, what, n);
+}
+
+/* Rejected records go to the dead-letter file before they count as
+ * handled (then as done); without one, the stream stops. Returns how many
+ * went there. */
+static size_t dead_letter_rejected(kit_pipeline *p, kit_record **records,
+                                   kit_outcome *outcomes, size_t n)
+{
+    size_t rejected = 0, written = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (outcomes[i].kind != KIT_REJECTED)
+            continue;
+        rejected++;
+        if (!p->dead_letter)
+            continue;
+        char err[512];
+        if (kit_dead_letter_write(p->dead_letter, sink_name(p), records[i]->pos,
+                                  outcomes[i].reason, records[i]->data,
+                                  records[i]->len, err, sizeof err)) {
+            p->host->log(p->handle, PGSPOUT_LOG_WARNING,
+                         "record sent to the dead-letter file: %s",
+                         outcomes[i].reason);
+            outcomes[i].kind = KIT_DONE;
+            written++;
+        } else {
+            kit_outcome_set(&outcomes[i], KIT_FATAL, "%s", err);
+        }
+    }
+    report(p, PGSPOUT_RECORDS_REJECTED, rejected);
+    report(p, PGSPOUT_RECORDS_DEAD_LETTERED, written);
+    return written;
+}
+
 /* A request ended: apply each record's outcome. Called without the lock. */
 static void complete_request(kit_pipeline *p, request *r, int curl_code)
 {
@@ -446,23 +486,7 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
         kit_outcome_set_all(outcomes, r->n, KIT_RETRY, "HTTP %ld", resp.status);
     p->ops->handle_response(p->ctx, &resp, records, r->n, outcomes);
 
-    /* Rejected records go to the dead-letter file before they count as
-     * handled; without one, the stream stops. */
-    for (size_t i = 0; i < r->n; i++) {
-        if (outcomes[i].kind != KIT_REJECTED || !p->dead_letter)
-            continue;
-        char err[512];
-        if (kit_dead_letter_write(p->dead_letter, sink_name(p), records[i]->pos,
-                                  outcomes[i].reason, records[i]->data,
-                                  records[i]->len, err, sizeof err)) {
-            p->host->log(p->handle, PGSPOUT_LOG_WARNING,
-                         "record sent to the dead-letter file: %s",
-                         outcomes[i].reason);
-            outcomes[i].kind = KIT_DONE;
-        } else {
-            kit_outcome_set(&outcomes[i], KIT_FATAL, "%s", err);
-        }
-    }
+    size_t dead_lettered = dead_letter_rejected(p, records, outcomes, r->n);
 
     /* Records of one key may share a request (same_key_in_request); the
      * service answers each on its own, so a later one may have been applied
@@ -481,7 +505,7 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
         }
     }
 
-    size_t retries = 0;
+    size_t retries = 0, accepted = 0;
     const char *retry_reason = NULL;
     int64_t now = now_us();
     pthread_mutex_lock(&p->lock);
@@ -492,6 +516,7 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
         switch (outcomes[i].kind) {
         case KIT_DONE:
             e->state = ENTRY_DONE;
+            accepted++;
             break;
         case KIT_RETRY: {
             int64_t delay = backoff_delay_between((int)e->rec->attempts,
@@ -519,6 +544,9 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
 
+    /* Accepted first: a sink with records to send again is retrying. */
+    report(p, PGSPOUT_RECORDS_ACCEPTED, accepted - dead_lettered);
+    report(p, PGSPOUT_RECORDS_RETRIED, retries);
     if (retries)
         p->host->log(p->handle, PGSPOUT_LOG_WARNING,
                      "%zu of %zu records will be sent again (%s)", retries,
@@ -685,6 +713,7 @@ pgspout_status kit_submit_dead_letter(kit_pipeline *p, kit_record *record,
                                       const char *reason)
 {
     char err[512];
+    report(p, PGSPOUT_RECORDS_REJECTED, 1);
     if (!p->dead_letter) {
         pthread_mutex_lock(&p->lock);
         fail_locked(p, reason);
@@ -703,6 +732,7 @@ pgspout_status kit_submit_dead_letter(kit_pipeline *p, kit_record *record,
     }
     p->host->log(p->handle, PGSPOUT_LOG_WARNING,
                  "record sent to the dead-letter file: %s", reason);
+    report(p, PGSPOUT_RECORDS_DEAD_LETTERED, 1);
     pgspout_position pos = record->pos;
     record_free(p, record);
     return kit_submit_marker(p, pos);

@@ -10,7 +10,8 @@ with -d (like one given to psql or pg_recvlogical) can be read from
 PGPASSWORD, a .pgpass file or the config file's `connection` instead; the
 tests below check that those routes keep the password out of the process
 title, and that nothing pgspout itself shows (its thread names included)
-carries a secret."""
+carries a secret. The same holds for JSON log lines and for what the HTTP
+endpoint serves (/metrics, /ready, /health)."""
 
 import json
 import os
@@ -20,6 +21,7 @@ import time
 
 import pytest
 
+from ops_support import free_port, http_get, json_lines
 from pgharness import PASSWORD_USER, wait_until
 
 PASSWORD = "Sekr1t-pw-XYZZY"
@@ -223,3 +225,36 @@ def test_bigquery_broken_key_file(db, pgspout, tmp_path, secret_env):
     assert r.returncode != 0, r.stderr
     assert r.stderr.strip()
     assert_no_secret("bigquery broken key", r.stderr, r.stdout)
+
+
+def test_json_logs_and_http_endpoint(db, pgspout, tmp_path, secret_env,
+                                     dead_port):
+    """JSON logs, a password in the conninfo, an elastic sink with a
+    password whose service is down (so it retries and says so), and the
+    HTTP endpoint: no secret in any line, in any field, nor in what the
+    endpoint serves."""
+    db.psql("create table j (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into j select generate_series(1, 5);")
+    port = free_port()
+    proc = pgspout.spawn("-v", "--log-format", "json",
+                         "-d", password_conninfo(db), "--slot", db.name,
+                         "--sink", "elastic",
+                         "-o", "url=http://127.0.0.1:%d" % dead_port,
+                         "-o", "username=u", "-o", "password=" + ES_PASSWORD,
+                         "-o", "retry_max=200ms",
+                         "--http", "127.0.0.1:%d" % port, env=secret_env)
+    wait_until(lambda: "will be sent again" in pgspout.stderr_of(proc),
+               timeout=60, what="the sink retrying")
+    served = [http_get(port, path)[1]
+              for path in ("/metrics", "/ready", "/health")]
+    assert "pgspout_sink_records_retried_total" in served[0], served[0]
+    assert_no_secret("the HTTP endpoint", *served)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    log = pgspout.stderr_of(proc)
+    lines = json_lines(log)
+    assert any(x["level"] == "debug" for x in lines)
+    assert_no_secret("JSON log", log)
+    assert_no_secret("JSON log fields", *(json.dumps(x["fields"])
+                                          for x in lines))

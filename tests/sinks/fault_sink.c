@@ -2,13 +2,17 @@
  * to a file like the file sink (without fsync), and can be told to be slow,
  * to ask for retries, to fail for good, never to acknowledge (which keeps
  * the slot's confirmed position where it is, whatever other sinks store),
- * or to wait in every write until the host says to stop waiting. Built with
- * the tests, never installed. */
+ * to hold its acknowledgements while a file exists, to wait in every write
+ * until the host says to stop waiting, or to live through an outage of its
+ * service inside the first write as a network sink does (a warning and a
+ * record reported for retry per failed request). Built with the tests,
+ * never installed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <pgspout/pgspout.h>
 
@@ -22,6 +26,8 @@ typedef struct fault_sink {
     int64_t write_calls;
     bool ack;
     bool wait_for_stop;
+    int64_t outage_ms, outage_request_ms;
+    const char *hold_acks_file;
     bool have_pending;
     pgspout_position pending; /* last event written, not yet acknowledged */
 } fault_sink;
@@ -52,6 +58,18 @@ static const pgspout_option_def fault_options[] = {
      .default_value = "false",
      .doc = "every write waits (up to 30 s) until the host's should_stop "
             "says to give up, then answers RETRY"},
+    {.name = "outage",
+     .type = PGSPOUT_OPT_DURATION,
+     .default_value = "0",
+     .doc = "the first write lives through an outage this long: each failed "
+            "request logs a warning and reports a record to send again"},
+    {.name = "outage_request",
+     .type = PGSPOUT_OPT_DURATION,
+     .default_value = "10",
+     .doc = "during the outage, one failed request this often"},
+    {.name = "hold_acks_file",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "while this file exists, flush acknowledges nothing"},
     PGSPOUT_OPTION_END};
 
 static pgspout_status fault_create(const pgspout_host_api *host,
@@ -69,6 +87,9 @@ static pgspout_status fault_create(const pgspout_host_api *host,
     host->option_int(handle, "fatal_write", &s->fatal_write);
     host->option_bool(handle, "ack", &s->ack);
     host->option_bool(handle, "wait_for_stop", &s->wait_for_stop);
+    host->option_int(handle, "outage", &s->outage_ms);
+    host->option_int(handle, "outage_request", &s->outage_request_ms);
+    host->option_string(handle, "hold_acks_file", &s->hold_acks_file);
     s->out = path ? fopen(path, "a") : NULL;
     if (!s->out) {
         host->log(handle, PGSPOUT_LOG_ERROR, "cannot open %s: %s",
@@ -100,6 +121,32 @@ static pgspout_status wait_for_stop(fault_sink *s)
     return PGSPOUT_RETRY;
 }
 
+/* As a network sink whose service is down for outage_ms: each request
+ * fails, is logged and its record reported for a retry (when the host
+ * knows reports), until the service is back. */
+static void live_through_outage(fault_sink *s)
+{
+    int64_t failed = 0;
+    int64_t step = s->outage_request_ms > 0 ? s->outage_request_ms : 1;
+    bool reports =
+        PGSPOUT_HAS_FIELD(s->host, pgspout_host_api, report_records) &&
+        s->host->report_records;
+    for (int64_t waited = 0; waited < s->outage_ms; waited += step) {
+        failed++;
+        s->host->log(s->handle, PGSPOUT_LOG_WARNING,
+                     "outage: request %lld failed (connection refused)",
+                     (long long)failed);
+        if (reports)
+            s->host->report_records(s->handle, PGSPOUT_RECORDS_RETRIED, 1);
+        sleep_ms(step);
+    }
+    if (reports)
+        s->host->report_records(s->handle, PGSPOUT_RECORDS_ACCEPTED, 1);
+    s->host->log(s->handle, PGSPOUT_LOG_INFO,
+                 "outage over after %lld failed requests", (long long)failed);
+    s->outage_ms = 0;
+}
+
 /* Built with FAULT_SINK_ABI_MINOR, the sink declares that older minor: the
  * tests check what the host hands a sink built before an op existed. */
 #ifdef FAULT_SINK_ABI_MINOR
@@ -123,6 +170,8 @@ fault_write(void *state, const pgspout_event *const *events, size_t count)
         sleep_ms(s->write_delay_ms);
     if (s->wait_for_stop)
         return wait_for_stop(s);
+    if (s->outage_ms > 0)
+        live_through_outage(s);
     if (s->write_calls <= s->retry_writes) {
         s->host->log(s->handle, PGSPOUT_LOG_WARNING,
                      "injected RETRY for write call %lld",
@@ -158,6 +207,10 @@ static pgspout_status fault_flush(void *state)
     fault_sink *s = state;
     if (fflush(s->out) != 0)
         return PGSPOUT_FATAL;
+    /* Held acknowledgements are given with the next flush after the
+     * file is gone: pending is the newest position written. */
+    if (s->hold_acks_file && access(s->hold_acks_file, F_OK) == 0)
+        return PGSPOUT_OK;
     if (s->have_pending && s->ack)
         s->host->ack_durable(s->handle, s->pending);
     s->have_pending = false;

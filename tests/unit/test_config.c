@@ -13,6 +13,7 @@
 #include "check.h"
 #include "config.h"
 #include "config_usage.h"
+#include "log.h"
 #include "strbuf.h"
 
 static char tmpdir[] = "/tmp/pgspout-test-config-XXXXXX";
@@ -188,6 +189,30 @@ static void test_good_config(void)
           i == 1000000);
     config_free(&cfg);
     /* config_free leaves an empty struct, so a second call is harmless. */
+    config_free(&cfg);
+}
+
+/* The production keys from a file: a size as an integer or with a
+ * suffix. */
+static void test_production_keys(void)
+{
+    pgspout_config cfg;
+    char err[1024] = "";
+    const char *path =
+        write_conf("http_listen = \"[::1]:9187\";\nheartbeat_interval = 0;\n"
+                   "max_slot_lag = \"2G\";\nlog_format = \"json\";\n"
+                   "sinks = ( { name = \"out\"; type = \"file\"; } );\n");
+    CHECK(run(&cfg, err, sizeof(err), "-c", path, NULL) == 0);
+    CHECK_STR(cfg.http_listen, "[::1]:9187");
+    CHECK(cfg.heartbeat_interval_s == 0);
+    CHECK(cfg.max_slot_lag == (uint64_t)2 << 30);
+    CHECK(cfg.log_format == LOG_FORMAT_JSON);
+    config_free(&cfg);
+    path = write_conf("max_slot_lag = 1048576;\n"
+                      "sinks = ( { name = \"out\"; type = \"file\"; } );\n");
+    CHECK(run(&cfg, err, sizeof(err), "-c", path, "--log-format", "text",
+              NULL) == 0);
+    CHECK(cfg.max_slot_lag == 1048576 && cfg.log_format == LOG_FORMAT_TEXT);
     config_free(&cfg);
 }
 
@@ -805,6 +830,7 @@ int main(void)
 
     test_good_config();
     test_minimal_config_and_defaults();
+    test_production_keys();
     test_file_errors();
     test_token_limits();
     test_token_limits_in_include();

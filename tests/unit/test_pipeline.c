@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,12 +217,29 @@ static pgspout_position last_ack(void)
     return p;
 }
 
+/* What the kit reported, by outcome. */
+static _Atomic uint64_t reported[PGSPOUT_RECORDS_DEAD_LETTERED + 1];
+
+static void fake_report(pgspout_sink_handle *h, pgspout_record_outcome what,
+                        uint64_t n)
+{
+    (void)h;
+    reported[what] += n;
+}
+
+static void reset_reports(void)
+{
+    for (int i = 0; i <= PGSPOUT_RECORDS_DEAD_LETTERED; i++)
+        reported[i] = 0;
+}
+
 static const pgspout_host_api host = {
     .size = sizeof(pgspout_host_api),
     .abi_major = PGSPOUT_ABI_MAJOR,
     .abi_minor = PGSPOUT_ABI_MINOR,
     .log = fake_log,
     .ack_durable = fake_ack,
+    .report_records = fake_report,
 };
 
 /* ---- the sink side ---- */
@@ -432,6 +450,7 @@ static void run_markers_and_dead_letter(void)
     port = s.port;
     s.reject_index = 4;
     memset(&acked, 0, sizeof acked);
+    reset_reports();
     char path[] = "/tmp/pgspout-dl-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
@@ -453,6 +472,12 @@ static void run_markers_and_dead_letter(void)
     CHECK(pgspout_position_cmp(last_ack(), last) == 0);
     kit_pipeline_free(p);
     server_stop(&s);
+    /* Eight records sent, one refused by the service and one before it
+     * was sent, both into the dead-letter file. */
+    CHECK(reported[PGSPOUT_RECORDS_ACCEPTED] == 7);
+    CHECK(reported[PGSPOUT_RECORDS_RETRIED] == 0);
+    CHECK(reported[PGSPOUT_RECORDS_REJECTED] == 2);
+    CHECK(reported[PGSPOUT_RECORDS_DEAD_LETTERED] == 2);
 
     FILE *f = fopen(path, "r");
     char line[1024];
@@ -509,6 +534,7 @@ static void run_unreachable_retries(void)
     port = s.port;
     server_stop(&s);
     memset(&acked, 0, sizeof acked);
+    reset_reports();
     kit_pipeline_config c = base_config();
     char err[256];
     kit_pipeline *p =
@@ -517,6 +543,9 @@ static void run_unreachable_retries(void)
     usleep(200 * 1000);
     CHECK(last_ack().commit_lsn == 0);
     kit_pipeline_free(p);
+    /* One record, sent again and again, never accepted. */
+    CHECK(reported[PGSPOUT_RECORDS_RETRIED] >= 2);
+    CHECK(reported[PGSPOUT_RECORDS_ACCEPTED] == 0);
 }
 
 /* ---- the options every network sink shares ---- */

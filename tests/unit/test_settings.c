@@ -12,6 +12,7 @@
 #include "check.h"
 #include "config.h"
 #include "config_usage.h"
+#include "log.h"
 #include "settings.h"
 #include "strbuf.h"
 
@@ -83,6 +84,8 @@ static void test_defaults_land(void)
     CHECK(cfg.status_interval_s == 10);
     CHECK(cfg.drop_slot_wait_s == 0);
     CHECK(cfg.conninfo == NULL && !cfg.has_endpos && !cfg.create_slot);
+    CHECK(cfg.heartbeat_interval_s == 60 && cfg.max_slot_lag == 0);
+    CHECK(cfg.http_listen == NULL && cfg.log_format == LOG_FORMAT_TEXT);
     config_free(&cfg);
 }
 
@@ -112,6 +115,14 @@ static void test_values_land(void)
                     "file",
                     "-o",
                     "k=v",
+                    "--http",
+                    "127.0.0.1:9187",
+                    "--heartbeat-interval",
+                    "5",
+                    "--max-slot-lag",
+                    "64M",
+                    "--log-format",
+                    "json",
                     NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     pgspout_config cfg;
@@ -128,6 +139,9 @@ static void test_values_land(void)
     CHECK(cfg.has_endpos && cfg.endpos == ((uint64_t)1 << 32 | 2));
     CHECK(cfg.n_plugin_dirs == 1 && cfg.status_interval_s == 7);
     CHECK(cfg.verbosity == 1 && cfg.n_sinks == 1);
+    CHECK_STR(cfg.http_listen, "127.0.0.1:9187");
+    CHECK(cfg.heartbeat_interval_s == 5 && cfg.max_slot_lag == 64u << 20);
+    CHECK(cfg.log_format == LOG_FORMAT_JSON);
     config_free(&cfg);
 }
 

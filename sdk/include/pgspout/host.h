@@ -35,6 +35,15 @@ typedef enum pgspout_log_level {
     PGSPOUT_LOG_ERROR = 3
 } pgspout_log_level;
 
+/* What happened to records a sink sent to its service (report_records). */
+typedef enum pgspout_record_outcome {
+    PGSPOUT_RECORDS_ACCEPTED = 0,     /* the service took them */
+    PGSPOUT_RECORDS_RETRIED = 1,      /* a transient failure: sent again */
+    PGSPOUT_RECORDS_REJECTED = 2,     /* refused for good by the service */
+    PGSPOUT_RECORDS_DEAD_LETTERED = 3 /* rejected, and written to the
+                                         dead-letter file */
+} pgspout_record_outcome;
+
 typedef struct pgspout_host_api {
     /* Size of this table as the host built it, and the host's ABI version. */
     uint32_t size;
@@ -109,6 +118,18 @@ typedef struct pgspout_host_api {
     bool (*event_json_stream)(const pgspout_event *event,
                               pgspout_event_part part,
                               pgspout_json_writer writer, void *ctx);
+
+    /* --- ABI 1.3 --- */
+
+    /* What happened to `n` records the sink sent to its service, for
+     * pgspout's metrics and readiness (README, "Production"): accepted,
+     * to be sent again after a transient failure, refused for good,
+     * written to a dead-letter file. A sink that reports RETRIED counts as
+     * retrying (/ready answers 503) until it reports ACCEPTED records
+     * again. Optional: a sink that never calls it is judged by its write
+     * and flush answers alone. Thread-safe. */
+    void (*report_records)(pgspout_sink_handle *sink,
+                           pgspout_record_outcome what, uint64_t n);
 } pgspout_host_api;
 
 #endif
