@@ -105,5 +105,5 @@ def test_backfill_metrics_and_readiness(db, pgspout, tmp_path):
     assert m.get("pgspout_backfill_tables", state="failed") == 1
     assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
     notices = [line for line in json_lines(pgspout.stderr_of(proc))
-               if line["message"].startswith("server notice: ")]
+               if line["message"].startswith("server NOTICE: ")]
     assert any("already exists" in line["message"] for line in notices)
