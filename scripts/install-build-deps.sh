@@ -13,7 +13,7 @@ TEST_USER=${PGSPOUT_TEST_USER:-pgspout-test}
 install_debian_packages() {
     local wanted=(build-essential meson ninja-build pkg-config libpq-dev
         libconfig-dev libjansson-dev libltdl-dev libcurl4-openssl-dev
-        libssl-dev postgresql-15 postgresql-client procps python3)
+        libssl-dev librdkafka-dev postgresql-15 postgresql-client procps python3)
     local missing
     mapfile -t missing < <(missing_packages "${wanted[@]}")
     [ ${#missing[@]} -eq 0 ] && return 0
