@@ -12,11 +12,11 @@
 #include "backoff.h"
 #include "base64.h"
 #include "check.h"
-#include "redact.h"
 #include "clock.h"
 #include "fileio.h"
 #include "hex.h"
 #include "percent.h"
+#include "redact.h"
 #include "strbuf.h"
 
 static void test_base64(void)
