@@ -110,12 +110,21 @@ def table_rows(db, select, key):
     return out
 
 
+def record_position(r):
+    """A record's place in the stream, from its headers; a tombstone right
+    after the event it follows."""
+    h = r["headers"]
+    return (lsn_to_int(h["pgspout-commit-lsn"]), int(h["pgspout-seq"]),
+            r["payload"] is None)
+
+
 def replay(records):
     """The table state a consumer builds from pgspout-format records of one
-    topic, in offset order per partition (a key's records share one):
-    {key JSON: row}; tombstones remove, truncates clear."""
+    topic: {key JSON: row}; tombstones remove, truncates clear. Records
+    are taken in stream order (their headers' positions): a truncate has
+    no key, so it may sit in another partition than the rows it clears."""
     state = {}
-    for r in records:
+    for r in sorted(records, key=record_position):
         event = decode(r["payload"])
         if event is None:
             state.pop(r["key"], None)
@@ -164,3 +173,334 @@ def test_round_trip(db, pgspout, kafka, tmp_path):
     # The slot was confirmed up to the end.
     assert lsn_to_int(db.slot_info(slot)["confirmed_flush_lsn"]) >= \
         lsn_to_int(endpos)
+
+
+def keyed_records(broker, topic):
+    """{key: [record, ...]} in offset order, checking that each key stays in
+    one partition (which is what keeps its order)."""
+    per_key, partition_of = {}, {}
+    for r in broker.records(topic):
+        assert partition_of.setdefault(r["key"], r["partition"]) == \
+            r["partition"], "key %r in two partitions" % r["key"]
+        per_key.setdefault(r["key"], []).append(r)
+    return per_key
+
+
+def test_key_order_tombstones_headers(db, pgspout, kafka):
+    db.psql("create table acct (id int primary key, balance int);")
+    db.create_slot(db.name)
+    # Many small transactions touching the same keys over and over, a key
+    # change and deletes.
+    statements = ["insert into acct select g, 0 from generate_series(1, 20) g;"]
+    for i in range(1, 31):
+        statements.append("update acct set balance = %d where id %% 4 = %d;"
+                          % (i, i % 4))
+    statements += ["update acct set id = 100 where id = 5;",
+                   "delete from acct where id in (6, 7);",
+                   "insert into acct values (6, -1);"]
+    db.psql("\n".join(statements))
+    endpos = db.current_lsn()
+    prefix = new_prefix()
+    r = pgspout.run(*kafka_args(db, kafka, db.name, prefix,
+                                "--endpos", endpos))
+    assert r.returncode == 0, r.stderr[-4000:]
+
+    topic = prefix + ".public.acct"
+    per_key = keyed_records(kafka, topic)
+    for key, records in per_key.items():
+        events = [decode(r["payload"]) for r in records]
+        positions = [position(e) for e in events if e]
+        assert positions == sorted(positions), (key, positions)
+        # Headers name what the record carries (a tombstone: its event's).
+        for rec, event in zip(records, events):
+            h = rec["headers"]
+            assert set(h) == {"pgspout-op", "pgspout-commit-lsn",
+                              "pgspout-seq", "pgspout-table"}, h
+            assert h["pgspout-table"] == "public.acct"
+            if event:
+                assert h["pgspout-op"] == event["op"]
+                assert h["pgspout-commit-lsn"] == event["commit_lsn"]
+                assert h["pgspout-seq"] == str(event["seq"])
+    # A delete is followed by its key's tombstone; 6 came back after.
+    six = [decode(r["payload"]) for r in per_key['{"id":6}']]
+    assert [e["op"] if e else None for e in six][-3:] == \
+        ["delete", None, "insert"]
+    seven = per_key['{"id":7}']
+    assert decode(seven[-2]["payload"])["op"] == "delete"
+    assert seven[-1]["payload"] is None
+    assert seven[-1]["headers"]["pgspout-op"] == "delete"
+    # The key change: the update under the new key, a tombstone for the old.
+    moved = [decode(r["payload"]) for r in per_key['{"id":100}']]
+    assert [e["op"] for e in moved] == ["update"]
+    assert moved[0]["before"] == {"id": 5}
+    assert per_key['{"id":5}'][-1]["payload"] is None
+    assert per_key['{"id":5}'][-1]["headers"]["pgspout-op"] == "update"
+    # Final balances per key equal the table's.
+    state = replay(kafka.records(topic))
+    source = table_rows(db, "select * from acct", ["id"])
+    assert {json.dumps({"id": k[0]}, separators=(",", ":")): row
+            for k, row in source.items()} == state
+
+
+def test_key_modes_and_no_headers(db, pgspout, kafka):
+    db.psql("create table kv (id int primary key, v text);")
+    db.create_slot(db.name)
+    db.psql("insert into kv select g, 'x' from generate_series(1, 30) g;"
+            "delete from kv where id = 3;")
+    endpos = db.current_lsn()
+    by_table, no_key = new_prefix(), new_prefix()
+    r = pgspout.run(*kafka_args(db, kafka, db.name, by_table, "-o",
+                                "key=table", "-o", "headers=false",
+                                "--endpos", endpos))
+    assert r.returncode == 0, r.stderr[-4000:]
+    records = kafka.records(by_table + ".public.kv")
+    # One key, so one partition, in commit order; no tombstone (a table
+    # key names no row), no headers.
+    assert {r["key"] for r in records} == {"public.kv"}
+    assert len({r["partition"] for r in records}) == 1
+    assert all(r["headers"] == {} for r in records)
+    assert len(records) == 31 and all(r["payload"] for r in records)
+    seqs = [decode(r["payload"])["seq"] for r in records]
+    assert seqs[:30] == list(range(1, 31))
+
+    db.psql("select pg_create_logical_replication_slot('%s_2', 'pgoutput');"
+            % db.name)
+    db.psql("insert into kv values (99, 'y');")
+    r = pgspout.run(*kafka_args(db, kafka, db.name + "_2", no_key, "-o",
+                                "key=none", "--endpos", db.current_lsn()))
+    assert r.returncode == 0, r.stderr[-4000:]
+    records = kafka.records(no_key + ".public.kv")
+    assert [r["key"] for r in records] == [None]
+
+
+def test_schema_topic(db, pgspout, kafka):
+    db.psql("create table s1 (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into s1 values (1); alter table s1 add column v text;"
+            "insert into s1 values (2, 'b');")
+    prefix = new_prefix()
+    r = pgspout.run(*kafka_args(db, kafka, db.name, prefix, "-o",
+                                "schema_topic=%s.schemas" % prefix,
+                                "--endpos", db.current_lsn()))
+    assert r.returncode == 0, r.stderr[-4000:]
+    schemas = kafka.records(prefix + ".schemas")
+    events = [decode(r["payload"]) for r in schemas]
+    assert [e["op"] for e in events] == ["schema", "schema"]
+    assert [c["name"] for c in events[-1]["columns"]] == ["id", "v"]
+    assert {r["key"] for r in schemas} == {"public.s1"}
+    assert "pgspout-seq" not in schemas[0]["headers"]
+    assert schemas[0]["headers"]["pgspout-op"] == "schema"
+    assert len(kafka.records(prefix + ".public.s1")) == 2
+
+
+def test_debezium_format(db, pgspout, kafka, tmp_path):
+    db.psql("""
+        create table customers (id int primary key, first_name text,
+                                last_name text, email text, big text);
+        alter table customers alter column big set storage external;
+    """)
+    slot, ref_slot = two_slots(db)
+    db.psql("""
+        insert into customers values
+            (1, 'Anne', 'Kretchmar', 'annek@noanswer.org', repeat('z', 9000));
+        update customers set first_name = 'Anne Marie' where id = 1;
+        update customers set id = 2 where id = 1;
+        delete from customers where id = 2;
+        insert into customers values (3, 'Sally', 'Thomas', 's@x', null);
+        truncate customers;
+    """)
+    endpos = db.current_lsn()
+    prefix = new_prefix()
+    r = pgspout.run(*kafka_args(db, kafka, slot, prefix,
+                                "-o", "format=debezium",
+                                "-o", "debezium_name=PostgreSQL_server",
+                                "-o", "debezium_db=" + db.name,
+                                "--endpos", endpos))
+    assert r.returncode == 0, r.stderr[-4000:]
+    ref = [e for e in file_reference(db, pgspout, tmp_path, ref_slot, endpos)
+           if e["op"] != "schema"]
+    records = sorted(kafka.records(prefix + ".public.customers"),
+                     key=record_position)
+    values = [(r["key"], decode(r["payload"])) for r in records]
+    letters = {"insert": "c", "update": "u", "delete": "d",
+               "truncate": "t"}
+    changes = [(k, v) for k, v in values if v is not None]
+    assert len(changes) == len(ref)
+    for (key, v), e in zip(changes, ref):
+        assert v["op"] == letters[e["op"]]
+        src = v["source"]
+        assert src["connector"] == "postgresql"
+        assert src["name"] == "PostgreSQL_server"
+        assert src["db"] == db.name
+        assert (src["schema"], src["table"]) == ("public", "customers")
+        assert src["txId"] == e["xid"]
+        assert src["lsn"] == lsn_to_int(e["lsn"])
+        assert src["sequence"] == json.dumps(
+            [str(lsn_to_int(e["commit_lsn"])), str(lsn_to_int(e["lsn"]))],
+            separators=(",", ":"))
+        assert src["snapshot"] == "false" and src["xmin"] is None
+        # source.ts_* is the commit time; ts_ms at the top, processing time.
+        assert src["ts_us"] == _epoch_us(e["commit_time"])
+        assert src["ts_ms"] == src["ts_us"] // 1000
+        assert src["ts_ns"] == src["ts_us"] * 1000
+        assert v["ts_ms"] >= src["ts_ms"] and v["ts_us"] // 1000 == v["ts_ms"]
+        assert v["transaction"] is None
+        if e["op"] == "truncate":
+            assert key is None and "before" not in v and "after" not in v
+            continue
+        assert key == json.dumps(e["key"], separators=(",", ":"))
+        assert v["before"] == e["before"]
+        after = dict(e["after"]) if e["after"] is not None else None
+        for col in e["unchanged_toast"]:
+            after[col] = "__debezium_unavailable_value"
+        assert v["after"] == after
+    # The update that left `big` unchanged carries the placeholder.
+    assert changes[1][1]["after"]["big"] == "__debezium_unavailable_value"
+    # Tombstones after the delete and for the key the update moved away
+    # from, as Debezium's delete + tombstone.
+    tombstones = [k for k, v in values if v is None]
+    assert sorted(tombstones) == ['{"id":1}', '{"id":2}']
+
+
+def _epoch_us(text):
+    """Microseconds since the epoch of "2026-11-21T23:55:22.123456Z"."""
+    import datetime
+    t = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    t = t.replace(tzinfo=datetime.timezone.utc)
+    delta = t - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1000000 + \
+        delta.microseconds
+
+
+def big_row_workload(db, size):
+    db.psql("create table docs (id int primary key, body text);")
+    db.create_slot(db.name)
+    db.psql("insert into docs values (1, 'small');"
+            "insert into docs values (2, repeat('x', %d));"
+            "insert into docs values (3, 'after');" % size)
+
+
+def test_oversized_record_dead_letter(db, pgspout, kafka, tmp_path):
+    # 2 MB: over the producer's message.max.bytes (librdkafka's 1,000,000),
+    # refused before it is sent.
+    big_row_workload(db, 2000000)
+    endpos = db.current_lsn()
+    prefix = new_prefix()
+    dead = tmp_path / "dead.jsonl"
+    r = pgspout.run(*kafka_args(db, kafka, db.name, prefix,
+                                "-o", "dead_letter=%s" % dead,
+                                "--endpos", endpos))
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "dead-letter" in r.stderr
+    kept = [decode(r["payload"]) for r in
+            kafka.records(prefix + ".public.docs")]
+    assert sorted(e["after"]["id"] for e in kept) == [1, 3]
+    lines = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["sink"] == "kafka"
+    assert "Message size too large" in lines[0]["reason"] or \
+        "too large" in lines[0]["reason"], lines[0]["reason"]
+    assert lines[0]["record"]["after"]["id"] == 2
+    assert len(lines[0]["record"]["after"]["body"]) == 2000000
+    assert lsn_to_int(db.slot_info(db.name)["confirmed_flush_lsn"]) >= \
+        lsn_to_int(endpos)
+
+
+def test_broker_refused_record_dead_letter(db, pgspout, kafka, tmp_path):
+    # 1.5 MB passes the producer (its limit raised) but not the broker
+    # (message.max.bytes 1,048,588 by default): refused in the delivery
+    # report, for good.
+    big_row_workload(db, 1500000)
+    endpos = db.current_lsn()
+    prefix = new_prefix()
+    dead = tmp_path / "dead.jsonl"
+    r = pgspout.run(*kafka_args(db, kafka, db.name, prefix,
+                                "-o", "dead_letter=%s" % dead,
+                                "-o", "kafka.message.max.bytes=5000000",
+                                "--endpos", endpos))
+    assert r.returncode == 0, r.stderr[-4000:]
+    kept = [decode(r["payload"]) for r in
+            kafka.records(prefix + ".public.docs")]
+    assert sorted(e["after"]["id"] for e in kept) == [1, 3]
+    lines = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert [line["record"]["after"]["id"] for line in lines] == [2]
+    assert "Kafka refused the record" in lines[0]["reason"]
+
+
+def test_oversized_record_stops_without_dead_letter(db, pgspout, kafka):
+    big_row_workload(db, 2000000)
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    prefix = new_prefix()
+    r = pgspout.run(*kafka_args(db, kafka, db.name, prefix,
+                                "--endpos", db.current_lsn()))
+    assert r.returncode == 1, r.stderr[-4000:]
+    assert "delivery failed for good" in r.stderr
+    assert "(public.docs)" in r.stderr and "seq 1" in r.stderr
+    # Nothing at or after the refused row's transaction was confirmed.
+    rows = db.query("select pg_current_wal_lsn()::text")
+    assert lsn_to_int(db.slot_info(db.name)["confirmed_flush_lsn"]) < \
+        lsn_to_int(rows[0][0])
+    assert lsn_to_int(db.slot_info(db.name)["confirmed_flush_lsn"]) >= \
+        lsn_to_int(before)
+
+
+def test_invalid_topic_name_stops(db, pgspout, kafka):
+    db.psql('create table "Bad Name" (id int primary key);')
+    db.create_slot(db.name)
+    db.psql('insert into "Bad Name" values (1);')
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    r = pgspout.run(*kafka_args(db, kafka, db.name, new_prefix(),
+                                "--endpos", db.current_lsn()))
+    assert r.returncode == 1, r.stderr[-4000:]
+    assert "table public.Bad Name has no valid topic name" in r.stderr
+    assert "0x20" in r.stderr
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+
+
+@pytest.mark.parametrize("option,fragment", [
+    ("kafka.acks=1", "option kafka.acks is not accepted"),
+    ("kafka.enable.idempotence=false",
+     "option kafka.enable.idempotence is not accepted"),
+    ("kafka.message.timeout.ms=1000", "not accepted"),
+    ("kafka.no.such.thing=1", "No such configuration property"),
+    ("topic={db}.x", "unknown placeholder"),
+    ("compression=brotli", "expected one of: none|gzip|snappy|lz4|zstd"),
+])
+def test_refused_options(db, pgspout, kafka, option, fragment):
+    db.create_slot(db.name)
+    r = pgspout.run("-d", db.conninfo, "--slot", db.name, "--sink", "kafka",
+                    "-o", "brokers=" + kafka.bootstrap, "-o", option,
+                    "--endpos", db.current_lsn())
+    assert r.returncode in (1, 2), r.stderr
+    assert fragment in r.stderr, r.stderr
+
+
+def test_tls_verified_by_default(db, pgspout, kafka, tmp_path):
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into t values (1);")
+    endpos = db.current_lsn()
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    prefix = new_prefix()
+    args = ["-d", db.conninfo, "--slot", db.name, "--sink", "kafka",
+            "-o", "brokers=" + kafka.tls_bootstrap,
+            "-o", "topic=%s.{table}" % prefix,
+            "-o", "kafka.security.protocol=SSL"]
+    # The broker's certificate is self-signed: refused, so nothing is
+    # delivered or confirmed, and pgspout says why; a stop signal ends the
+    # wait (exit 1: nothing unacknowledged confirmed).
+    proc = pgspout.spawn(*args)
+    wait_until(lambda: "certificate verify failed" in
+               pgspout.stderr_of(proc), timeout=60,
+               what="a refused TLS handshake in the log")
+    assert proc.poll() is None
+    assert pgspout.stop(proc, timeout=30) == 1
+    assert "stop requested while it was failing" in pgspout.stderr_of(proc)
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+    assert prefix + ".t" not in kafka.topics()
+    # Trusting its certificate as the CA: delivered.
+    r = pgspout.run(*args, "-o", "kafka.ssl.ca.location=" + kafka.cert_path,
+                    "--endpos", endpos)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert [decode(x["payload"])["after"] for x in
+            kafka.records(prefix + ".t")] == [{"id": 1}]
