@@ -193,6 +193,10 @@ class KafkaBroker(ServiceProcess):
             proc.kill()
             proc.wait()
 
+    def stop_keeping_data(self):
+        """A clean shutdown (SIGTERM); start() brings it back."""
+        self._end_process()
+
     # ---- reading topics with kcat ----
 
     def kcat(self, *args, timeout=120):
