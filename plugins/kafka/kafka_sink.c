@@ -214,6 +214,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
     kafka_acks_complete(ks->acks, id);
 }
 
+/* Errors about the connection to a broker, which librdkafka also logs
+ * (as FAIL) and retries by itself. */
+static bool connection_error(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+           err == RD_KAFKA_RESP_ERR__SSL ||
+           err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+           err == RD_KAFKA_RESP_ERR__RESOLVE;
+}
+
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     kafka_sink *ks = opaque;
@@ -225,14 +235,18 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
     /* Everything else (brokers down, a TLS handshake refused) librdkafka
      * retries by itself; the stream waits meanwhile. */
-    log_redacted(ks, PGSPOUT_LOG_WARNING, "Kafka: ", reason);
+    log_redacted(
+        ks, connection_error(err) ? PGSPOUT_LOG_DEBUG : PGSPOUT_LOG_WARNING,
+        "Kafka: ", reason);
 }
 
+/* librdkafka's syslog levels; its errors are retried conditions (a broker
+ * down), so they are warnings here: pgspout's errors end the stream. */
 static void on_log(const rd_kafka_t *rk, int level, const char *facility,
                    const char *text)
 {
     kafka_sink *ks = rd_kafka_opaque(rk);
-    pgspout_log_level l = level <= 3   ? PGSPOUT_LOG_ERROR
+    pgspout_log_level l = level <= 2   ? PGSPOUT_LOG_ERROR
                           : level <= 4 ? PGSPOUT_LOG_WARNING
                           : level <= 6 ? PGSPOUT_LOG_INFO
                                        : PGSPOUT_LOG_DEBUG;
