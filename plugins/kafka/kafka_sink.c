@@ -48,6 +48,9 @@ typedef struct kafka_sink {
     /* The last table's topic, so a run of one table's events expands the
      * template once. */
     char *topic_schema, *topic_table, *topic_name;
+    /* Topics whose metadata was asked for (one per table at most). */
+    char **known_topics;
+    size_t n_known_topics;
 } kafka_sink;
 
 /* One record to produce. key NULL: none; value NULL: a tombstone. */
@@ -343,6 +346,49 @@ static pgspout_status produce(kafka_sink *ks, const kafka_message *m,
     }
 }
 
+/* How long the first record of a topic waits for its metadata, asking
+ * again every TOPIC_METADATA_RETRY_MS while the topic has no partitions. */
+#define TOPIC_METADATA_WAIT_MS 2000
+#define TOPIC_METADATA_RETRY_MS 50
+
+/* One metadata request for a topic: true once it has partitions. */
+static bool topic_has_partitions(kafka_sink *ks, rd_kafka_topic_t *rkt,
+                                 int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(ks->rk, 0, rkt, &md, timeout_ms) != 0)
+        return false;
+    bool ready = md->topic_cnt == 1 && md->topics[0].err == 0 &&
+                 md->topics[0].partition_cnt > 0;
+    rd_kafka_metadata_destroy(md);
+    return ready;
+}
+
+/* Asks the broker about a topic the first time it is used, until it has
+ * partitions (a broker that creates topics on demand creates it on the
+ * first request, and answers "unknown topic" meanwhile): librdkafka would
+ * otherwise look again on its next periodic scan, a second later, and hold
+ * the topic's records until then. A broker that does not answer in time
+ * only means that librdkafka finds out later by itself. */
+static void learn_topic(kafka_sink *ks, const char *name)
+{
+    for (size_t i = 0; i < ks->n_known_topics; i++)
+        if (strcmp(ks->known_topics[i], name) == 0)
+            return;
+    ks->known_topics = xrealloc(ks->known_topics, (ks->n_known_topics + 1) *
+                                                      sizeof *ks->known_topics);
+    ks->known_topics[ks->n_known_topics++] = xstrdup(name);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(ks->rk, name, NULL);
+    if (!rkt)
+        return;
+    int64_t deadline = now_us() + TOPIC_METADATA_WAIT_MS * 1000;
+    while (!topic_has_partitions(ks, rkt, TOPIC_METADATA_WAIT_MS) &&
+           now_us() + TOPIC_METADATA_RETRY_MS * 1000 < deadline &&
+           !host_gives_up(ks))
+        sleep_unless(TOPIC_METADATA_RETRY_MS, host_gives_up, ks);
+    rd_kafka_topic_destroy(rkt);
+}
+
 /* The topic of a table's events: the template expanded (the last table's
  * is kept), or NULL when the name is no valid topic, which stops the
  * stream. */
@@ -363,6 +409,7 @@ static const char *table_topic(kafka_sink *ks, const kafka_change *c)
         fail(ks, reason);
         return NULL;
     }
+    learn_topic(ks, name);
     free(ks->topic_schema);
     free(ks->topic_table);
     free(ks->topic_name);
@@ -449,6 +496,7 @@ static bool event_records_build(kafka_sink *ks, const pgspout_event *ev,
 {
     if (c->op == PGSPOUT_OP_SCHEMA) {
         if (ks->schema_topic) {
+            learn_topic(ks, ks->schema_topic);
             kafka_table_key(&r->key, c->schema, c->table);
             json_span v = event_part(ks, ev, PGSPOUT_PART_EVENT);
             add_record(r, ks->schema_topic, &r->key, true, v.p, v.len);
@@ -518,6 +566,7 @@ static void kafka_destroy(void *state)
         return;
     if (ks->poller_started) {
         atomic_store(&ks->stopping, true);
+        rd_kafka_yield(ks->rk); /* ends the poller's wait at once */
         pthread_join(ks->poller, NULL);
     }
     if (ks->rk) {
@@ -535,6 +584,9 @@ static void kafka_destroy(void *state)
     free(ks->topic_schema);
     free(ks->topic_table);
     free(ks->topic_name);
+    for (size_t i = 0; i < ks->n_known_topics; i++)
+        free(ks->known_topics[i]);
+    free(ks->known_topics);
     free(ks);
 }
 
