@@ -27,6 +27,21 @@
 
 #define KAFKA_SINK_VERSION "0.1.0"
 
+/* One record to produce. key NULL: none; value NULL: a tombstone. */
+typedef struct kafka_message {
+    const char *topic;
+    const char *key, *value;
+    size_t key_len, value_len;
+} kafka_message;
+
+/* The records of one event, all in one ack entry; the buffers are kept
+ * from event to event. */
+typedef struct event_records {
+    kafka_message m[3];
+    size_t n;
+    strbuf key, old_key, value;
+} event_records;
+
 typedef struct kafka_sink {
     const pgspout_host_api *host;
     pgspout_sink_handle *handle;
@@ -51,14 +66,8 @@ typedef struct kafka_sink {
     /* Topics whose metadata was asked for (one per table at most). */
     char **known_topics;
     size_t n_known_topics;
+    event_records records;
 } kafka_sink;
-
-/* One record to produce. key NULL: none; value NULL: a tombstone. */
-typedef struct kafka_message {
-    const char *topic;
-    const char *key, *value;
-    size_t key_len, value_len;
-} kafka_message;
 
 static const pgspout_option_def kafka_options[] = {
     {.name = "brokers",
@@ -347,9 +356,12 @@ static pgspout_status produce(kafka_sink *ks, const kafka_message *m,
 }
 
 /* How long the first record of a topic waits for its metadata, asking
- * again every TOPIC_METADATA_RETRY_MS while the topic has no partitions. */
+ * again every TOPIC_METADATA_RETRY_MS while the topic has no partitions,
+ * each request waiting at most TOPIC_METADATA_ASK_MS (so that should_stop
+ * is asked that often). */
 #define TOPIC_METADATA_WAIT_MS 2000
 #define TOPIC_METADATA_RETRY_MS 50
+#define TOPIC_METADATA_ASK_MS 100
 
 /* One metadata request for a topic: true once it has partitions. */
 static bool topic_has_partitions(kafka_sink *ks, rd_kafka_topic_t *rkt,
@@ -382,7 +394,7 @@ static void learn_topic(kafka_sink *ks, const char *name)
     if (!rkt)
         return;
     int64_t deadline = now_us() + TOPIC_METADATA_WAIT_MS * 1000;
-    while (!topic_has_partitions(ks, rkt, TOPIC_METADATA_WAIT_MS) &&
+    while (!topic_has_partitions(ks, rkt, TOPIC_METADATA_ASK_MS) &&
            now_us() + TOPIC_METADATA_RETRY_MS * 1000 < deadline &&
            !host_gives_up(ks))
         sleep_unless(TOPIC_METADATA_RETRY_MS, host_gives_up, ks);
@@ -453,13 +465,6 @@ static kafka_change read_change(kafka_sink *ks, const pgspout_event *ev)
     return c;
 }
 
-/* The records of one event, all in one ack entry. */
-typedef struct event_records {
-    kafka_message m[3];
-    size_t n;
-    strbuf key, old_key, value;
-} event_records;
-
 static void add_record(event_records *r, const char *topic, const strbuf *key,
                        bool has_key, const char *value, size_t value_len)
 {
@@ -510,24 +515,48 @@ static bool event_records_build(kafka_sink *ks, const pgspout_event *ev,
     return true;
 }
 
+/* A buffer is kept for the next event, unless one huge value made it
+ * large: memory follows the events at hand, not the largest ever seen. */
+#define SCRATCH_KEEP_BYTES ((size_t)1 << 20)
+
+static void scratch_reset(strbuf *sb)
+{
+    if (sb->cap > SCRATCH_KEEP_BYTES)
+        sbuf_free(sb);
+    else
+        sbuf_reset(sb);
+}
+
+static void event_records_reset(event_records *r)
+{
+    r->n = 0;
+    scratch_reset(&r->key);
+    scratch_reset(&r->old_key);
+    scratch_reset(&r->value);
+}
+
 static pgspout_status write_one(kafka_sink *ks, const pgspout_event *ev)
 {
     kafka_change c = read_change(ks, ev);
-    event_records r = {.n = 0};
+    event_records *r = &ks->records;
     pgspout_status status = PGSPOUT_FATAL;
     uint64_t id;
-    if (event_records_build(ks, ev, &c, &r)) {
-        status = kafka_acks_open(ks->acks, c.pos, (unsigned)r.n, &id,
+    event_records_reset(r);
+    bool built = event_records_build(ks, ev, &c, r);
+    /* Learning a new topic may have waited for the broker: a stop asked
+     * meanwhile must find this sink waiting, as a write on a full queue
+     * would. */
+    if (built && host_gives_up(ks))
+        return PGSPOUT_RETRY;
+    if (built) {
+        status = kafka_acks_open(ks->acks, c.pos, (unsigned)r->n, &id,
                                  host_gives_up, ks)
                      ? PGSPOUT_OK
                  : kafka_acks_failed(ks->acks, NULL, 0) ? PGSPOUT_FATAL
                                                         : PGSPOUT_RETRY;
-        for (size_t i = 0; i < r.n && status == PGSPOUT_OK; i++)
-            status = produce(ks, &r.m[i], &c, id);
+        for (size_t i = 0; i < r->n && status == PGSPOUT_OK; i++)
+            status = produce(ks, &r->m[i], &c, id);
     }
-    sbuf_free(&r.key);
-    sbuf_free(&r.old_key);
-    sbuf_free(&r.value);
     return status;
 }
 
@@ -545,9 +574,20 @@ kafka_write(void *state, const pgspout_event *const *events, size_t count)
     return PGSPOUT_OK;
 }
 
+/* How long one round of rd_kafka_flush may wait before should_stop is
+ * asked again. */
+#define FLUSH_ROUND_MS 100
+
 static pgspout_status kafka_flush(void *state)
 {
     kafka_sink *ks = state;
+    /* rd_kafka_flush sends what waits for linger.ms at once and serves
+     * delivery reports until librdkafka holds nothing: a flush costs one
+     * round trip to the broker, not the linger on top. */
+    while (kafka_acks_open_count(ks->acks) > 0 &&
+           !kafka_acks_failed(ks->acks, NULL, 0) && !host_gives_up(ks) &&
+           rd_kafka_flush(ks->rk, FLUSH_ROUND_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        ;
     bool all = kafka_acks_wait_all(ks->acks, host_gives_up, ks);
     if (kafka_acks_failed(ks->acks, NULL, 0))
         return PGSPOUT_FATAL;
@@ -587,6 +627,9 @@ static void kafka_destroy(void *state)
     for (size_t i = 0; i < ks->n_known_topics; i++)
         free(ks->known_topics[i]);
     free(ks->known_topics);
+    sbuf_free(&ks->records.key);
+    sbuf_free(&ks->records.old_key);
+    sbuf_free(&ks->records.value);
     free(ks);
 }
 

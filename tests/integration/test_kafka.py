@@ -493,6 +493,14 @@ def test_tls_verified_by_default(db, pgspout, kafka, tmp_path):
     wait_until(lambda: "certificate verify failed" in
                pgspout.stderr_of(proc), timeout=60,
                what="a refused TLS handshake in the log")
+    # The insert has reached pgspout, and the sink has had time to be
+    # asked to flush it (10 ms after it took it): the signal must find
+    # pgspout waiting for the broker, not between changes (where a stop
+    # is a clean stop that waits for the sink until a second signal).
+    wait_until(lambda: db.scalar(
+        "select count(*) from pg_stat_replication where sent_lsn >= '%s'"
+        % endpos) == "1", timeout=60, what="the insert sent to pgspout")
+    time.sleep(1)
     assert proc.poll() is None
     assert pgspout.stop(proc, timeout=30) == 1
     assert "stop requested while it was failing" in pgspout.stderr_of(proc)
