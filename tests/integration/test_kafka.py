@@ -512,3 +512,28 @@ def test_tls_verified_by_default(db, pgspout, kafka, tmp_path):
     assert r.returncode == 0, r.stderr[-4000:]
     assert [decode(x["payload"])["after"] for x in
             kafka.records(prefix + ".t")] == [{"id": 1}]
+
+
+def test_missing_topic_stops(db, pgspout):
+    """A broker that does not create topics: once librdkafka gives up on
+    the topic (topic.metadata.propagation.max.ms, shortened here), the
+    stream stops saying so, and nothing is confirmed."""
+    broker = kafka_server.KafkaBroker(
+        properties={"auto.create.topics.enable": "false"})
+    broker.require_installed()
+    broker.start()
+    try:
+        db.psql("create table t (id int primary key);")
+        db.create_slot(db.name)
+        db.psql("insert into t values (1);")
+        before = db.slot_info(db.name)["confirmed_flush_lsn"]
+        r = pgspout.run(*kafka_args(db, broker, db.name, new_prefix(),
+                                    "-o",
+                                    "kafka.topic.metadata.propagation.max.ms"
+                                    "=2000", "--endpos", db.current_lsn()))
+        assert r.returncode == 1, r.stderr[-4000:]
+        assert "Unknown topic or partition" in r.stderr, r.stderr[-4000:]
+        assert "delivery failed for good" in r.stderr
+        assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+    finally:
+        broker.stop()
