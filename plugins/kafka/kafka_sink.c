@@ -58,6 +58,10 @@ typedef struct kafka_sink {
 
     pthread_t poller;
     bool poller_started;
+    /* Held while a position is taken from the window and passed to the
+     * host: the poller and a flush both acknowledge, and the host must
+     * hear of positions in order. */
+    pthread_mutex_t ack_lock;
     atomic_bool stopping;
 
     /* The last table's topic, so a run of one table's events expands the
@@ -271,8 +275,10 @@ static void on_log(const rd_kafka_t *rk, int level, const char *facility,
 static void acknowledge_done(kafka_sink *ks)
 {
     pgspout_position upto;
+    pthread_mutex_lock(&ks->ack_lock);
     if (kafka_acks_take(ks->acks, &upto))
         ks->host->ack_durable(ks->handle, upto);
+    pthread_mutex_unlock(&ks->ack_lock);
 }
 
 static void *poll_main(void *arg)
@@ -630,6 +636,7 @@ static void kafka_destroy(void *state)
     sbuf_free(&ks->records.key);
     sbuf_free(&ks->records.old_key);
     sbuf_free(&ks->records.value);
+    pthread_mutex_destroy(&ks->ack_lock);
     free(ks);
 }
 
@@ -727,9 +734,10 @@ static pgspout_status kafka_create(const pgspout_host_api *host,
     char err[1024];
     ks->host = host;
     ks->handle = handle;
+    pthread_mutex_init(&ks->ack_lock, NULL);
     if (!PGSPOUT_HAS_FIELD(host, pgspout_host_api, option_prefixed)) {
         host->log(handle, PGSPOUT_LOG_ERROR, "this sink needs ABI 1.3");
-        free(ks);
+        kafka_destroy(ks);
         return PGSPOUT_FATAL;
     }
     if (!read_options(ks, err, sizeof err))
