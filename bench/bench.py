@@ -4,7 +4,9 @@
 Starts a throwaway PostgreSQL on 127.0.0.1, runs the workloads of
 bench/workloads, and for each one drains one of two identical slots with
 pgspout (file sink, fsync on) and the other with pg_recvlogical, the
-reference for how fast the server itself can decode. Then a fixed-rate
+reference for how fast the server itself can decode. The backfill workload
+copies a table with pgspout --snapshot only against COPY (SELECT *) TO
+STDOUT, sampling the xmin age of each reader's connections. Then a fixed-rate
 latency run (commit -> durable, measured from strace timestamps of the file
 sink's write and fsync calls), optionally the Kafka sink into a local
 broker on the same WAL (--kafka) and the peer comparison on OpenSearch.
@@ -547,20 +549,27 @@ def bench_workload(name, server, args, tmpdir):
 
 
 def profile_drain(name, server, args, tmpdir, slot, end):
-    """Drains a third slot under perf record (software clock: virtual
-    machines often expose no hardware counters) and keeps the flat profile
-    of pgspout and its sinks in the --profile directory. Not part of the
-    measured figures."""
+    """Drains a third slot under perf record (profile_command). Not part of
+    the measured figures."""
+    out = os.path.join(tmpdir, "%s-profile.jsonl" % name)
+    return profile_command(name, args, tmpdir,
+                           pgspout_file_cmd(args, server, slot, out, end), out)
+
+
+def profile_command(name, args, tmpdir, command, out):
+    """Runs a pgspout command (writing to out, removed afterwards) under
+    perf record (software clock: virtual machines often expose no hardware
+    counters) and keeps the flat profile of pgspout and its sinks in the
+    --profile directory."""
     perf = shutil.which("perf")
     if not perf:
         return {"error": "perf not found (apt-get install linux-perf)"}
     os.makedirs(args.profile, exist_ok=True)
     data = os.path.join(args.profile, "%s.perf.data" % name)
     report = os.path.join(args.profile, "%s.perf.txt" % name)
-    out = os.path.join(tmpdir, "%s-profile.jsonl" % name)
     err_path = os.path.join(tmpdir, "%s-profile.log" % name)
     argv = [perf, "record", "-q", "-e", "cpu-clock", "-F", "1999", "-o",
-            data, "--"] + pgspout_file_cmd(args, server, slot, out, end)
+            data, "--"] + command
     with open(err_path, "wb") as err:
         r = subprocess.run(argv, env=client_env(), stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=err)
@@ -582,6 +591,237 @@ def profile_drain(name, server, args, tmpdir, slot, end):
             top.append({"percent": float(m.group(1)), "dso": m.group(2),
                         "symbol": m.group(3)})
     return {"report": report, "top": top[:15]}
+
+
+# ---------------------------------------------------------------- backfill
+
+
+BACKFILL_TABLE = "public.bench_backfill"
+COPY_APP = "bench_copy"
+
+
+class XidBurner:
+    """pgbench running small transactions that each take a transaction id
+    (xid_burner.pgbench) at a fixed rate until stop(): without them no
+    xid is handed out during a drain and every xmin age would read 0."""
+
+    def __init__(self, server, rate):
+        self.proc = subprocess.Popen(
+            [client_tool("pgbench"), "-n", "-c", "2", "-j", "1", "-R",
+             str(rate), "-T", "100000", "-f",
+             os.path.join(WORKLOAD_DIR, "xid_burner.pgbench"), "-h",
+             "127.0.0.1", "-p", str(server.port), "-U", "postgres", "bench"],
+            env=client_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class XminSampler:
+    """Samples, every 0.2 s until stop(), the largest age(backend_xmin)
+    and the longest open transaction among the server's backends of one
+    application_name (pgspout's connections all say "pgspout")."""
+
+    SQL = ("select coalesce(max(age(backend_xmin)), 0), "
+           "coalesce(max(extract(epoch from clock_timestamp() - "
+           "xact_start)), 0) from pg_stat_activity "
+           "where application_name = '%s'")
+
+    def __init__(self, server, application):
+        self.server, self.sql = server, self.SQL % application
+        self.max_age, self.max_xact_s, self.samples = 0, 0.0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            try:
+                age, xact = self.server.sql(self.sql).split("|")
+                self.samples += 1
+                self.max_age = max(self.max_age, int(age))
+                self.max_xact_s = max(self.max_xact_s, float(xact))
+            except BenchError:
+                pass
+            if self._stop.wait(0.2):
+                return
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return {"max_xmin_age": self.max_age,
+                "longest_xact_s": round(self.max_xact_s, 3),
+                "samples": self.samples}
+
+
+def server_cpu_s(server):
+    """CPU seconds used so far by this server's processes, from /proc: where
+    a drain's time goes besides the client. The postmaster's and its live
+    children's own time, plus its children's that ended and were reaped
+    (cutime, cstime: a COPY's backend, a walsender). Other servers of the
+    same user and binaries (tests running beside) are not its children."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        with open(os.path.join(server.datadir, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        fields = proc_stat(postmaster)
+    except (OSError, ValueError):
+        return 0.0
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            child = proc_stat(int(pid))
+        except OSError:
+            continue
+        if int(child[1]) == postmaster:
+            total += int(child[11]) + int(child[12])  # utime, stime
+    return total / ticks
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name: [0] state,
+    [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def measured_with_samples(server, application, argv, env, args, err_path,
+                          stdout=subprocess.DEVNULL):
+    sampler = XminSampler(server, application)
+    cpu0 = server_cpu_s(server)
+    try:
+        r = run_measured(argv, env=env, stdout=stdout, timeout=args.timeout,
+                         stderr_path=err_path)
+    finally:
+        xmin = sampler.stop()
+    r["server_cpu_s"] = round(server_cpu_s(server) - cpu0, 2)
+    r.update(xmin)
+    return r
+
+
+def drain_copy(server, args, tmpdir, run):
+    err = os.path.join(tmpdir, "backfill-copy-%d.log" % run)
+    env = dict(client_env(), PGAPPNAME=COPY_APP)
+    argv = [client_tool("psql"), "-X", "-q", "-d", server.conninfo(), "-c",
+            "COPY (SELECT * FROM %s) TO STDOUT" % BACKFILL_TABLE]
+    r = measured_with_samples(server, COPY_APP, argv, env, args, err)
+    if r["exit"] != 0:
+        raise BenchError("COPY exited %d: %s" % (r["exit"], tail(err)))
+    return r
+
+
+def backfill_cmd(args, server, slot, out_path):
+    """The state directory goes beside the output (local disk, removed with
+    the work directory), not to pgspout's default under /var/lib."""
+    state = os.path.join(os.path.dirname(out_path), "state-" + slot)
+    return [args.pgspout, "-d", server.conninfo(), "--slot", slot,
+            "--publication", PUBLICATION, "--create-slot", "--snapshot",
+            "only", "--state-dir", state, "-t", BACKFILL_TABLE,
+            "--sink", "file", "-o", "path=" + out_path, "-o", "fsync=true"]
+
+
+def count_read_lines(path):
+    """Lines that are read events, counted without parsing JSON; the
+    chunks overlap by a line start's length so none is cut in two."""
+    start = b'\n{"op":"read"'
+    reads = 0
+    with open(path, "rb") as f:
+        tail = b"\n"  # the file's first line starts after it
+        while True:
+            chunk = f.read(1 << 22)
+            if not chunk:
+                break
+            data = tail + chunk
+            reads += data.count(start)
+            tail = data[-(len(start) - 1):]
+    return reads
+
+
+def drain_backfill(server, args, tmpdir, run, rows):
+    """pgspout --create-slot --snapshot only: creates its slot, copies the
+    table into the file sink (fsync on) and exits once the copy is
+    delivered, durable and confirmed."""
+    slot = "bench_backfill_%d" % run
+    out = os.path.join(tmpdir, "backfill-%d.jsonl" % run)
+    err = os.path.join(tmpdir, "backfill-pgspout-%d.log" % run)
+    r = measured_with_samples(server, "pgspout",
+                              backfill_cmd(args, server, slot, out),
+                              client_env(), args, err)
+    if r["exit"] != 0:
+        raise BenchError("pgspout exited %d on the backfill: %s"
+                         % (r["exit"], tail(err)))
+    r["rows_written"] = count_read_lines(out)
+    r["output_bytes"] = os.path.getsize(out)
+    os.unlink(out)
+    drop_slots(server, slot)
+    if r["rows_written"] != rows:
+        raise BenchError("backfill: pgspout wrote %d read events, expected "
+                         "%d" % (r["rows_written"], rows))
+    return r
+
+
+def summarise_backfill(runs, rows):
+    s = summarise(runs, rows, 0)
+    del s["wal_mb_per_s"]
+    for key in ("max_xmin_age", "longest_xact_s"):
+        s[key] = max(r[key] for r in runs)
+    s["server_cpu_s"] = sum(r["server_cpu_s"] for r in runs) / len(runs)
+    s["samples"] = sum(r["samples"] for r in runs)
+    return s
+
+
+def bench_backfill(server, args, tmpdir):
+    rows = args.backfill_rows or scaled(10_000_000, args.scale, 1000)
+    log("BACKFILL: %d rows, snapshot into the file sink vs COPY" % rows)
+    t0 = time.monotonic()
+    server.psql(file=os.path.join(WORKLOAD_DIR, "backfill_setup.sql"),
+                variables={"rows": rows}, dbname="bench")
+    result = {"workload": "BACKFILL", "rows": rows,
+              "size": "%d rows, one table" % rows,
+              "load_s": round(time.monotonic() - t0, 3),
+              "repeat": args.repeat, "xid_rate": args.backfill_xid_rate}
+    server.sql("checkpoint")
+    os.sync()
+    # The first read of the table pulls it into the page cache; an
+    # unmeasured COPY takes that cost for both.
+    drain_copy(server, args, tmpdir, 99)
+    burner = XidBurner(server, args.backfill_xid_rate)
+    copies, spouts = [], []
+    try:
+        for i in range(args.repeat):
+            steps = [drain_copy, drain_backfill]
+            if i % 2:
+                steps.reverse()
+            for step in steps:
+                if step is drain_copy:
+                    copies.append(drain_copy(server, args, tmpdir, i))
+                else:
+                    spouts.append(drain_backfill(server, args, tmpdir, i,
+                                                 rows))
+        if args.profile:
+            out = os.path.join(tmpdir, "backfill-profile.jsonl")
+            result["profile"] = profile_command(
+                "backfill", args, tmpdir,
+                backfill_cmd(args, server, "bench_backfill_profile", out),
+                out)
+            drop_slots(server, "bench_backfill_profile")
+    finally:
+        burner.stop()
+    server.sql("drop table %s" % BACKFILL_TABLE)
+    result["copy"] = summarise_backfill(copies, rows)
+    result["pgspout"] = summarise_backfill(spouts, rows)
+    result["rate_ratio"] = (result["pgspout"]["rows_per_s"] /
+                            result["copy"]["rows_per_s"])
+    return result
 
 
 # ---------------------------------------------------------------- latency
@@ -1087,6 +1327,23 @@ def render_table(results):
                              k["cpu_s"], fmt_mb(k["peak_rss_kb"]),
                              "{:,.0f}".format(k["rows_per_s"]),
                              w["kafka_vs_file_ratio"]))
+    bf = results.get("backfill")
+    if bf:
+        lines.append("")
+        lines.append("| backfill | size | tool | wall s | CPU s | server CPU s "
+                     "| peak RSS MB | rows/s | ratio | max xmin age | "
+                     "longest transaction s |")
+        lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for tool, label in (("copy", "COPY (SELECT *) TO STDOUT"),
+                            ("pgspout", "pgspout --snapshot only")):
+            r = bf[tool]
+            ratio = ("%.2f" % bf["rate_ratio"]) if tool == "pgspout" else ""
+            lines.append("| BACKFILL | %s | %s | %.2f | %.2f | %.2f | %s | %s "
+                         "| %s | %d | %.2f |" % (
+                             bf["size"], label, r["wall_s"], r["cpu_s"],
+                             r["server_cpu_s"], fmt_mb(r["peak_rss_kb"]),
+                             "{:,.0f}".format(r["rows_per_s"]), ratio,
+                             r["max_xmin_age"], r["longest_xact_s"]))
     lat = results.get("latency")
     if lat:
         lines.append("")
@@ -1144,6 +1401,11 @@ def verdicts(results):
         out["peak_rss_le_64MB"] = {
             w["workload"]: w["pgspout"]["peak_rss_kb"] <= 64 * 1024
             for w in ws}
+    bf = results.get("backfill")
+    if bf:
+        out["backfill_rate_ge_0.8x_copy"] = round(bf["rate_ratio"], 3) >= 0.8
+        out["backfill_peak_rss_le_64MB"] = \
+            bf["pgspout"]["peak_rss_kb"] <= 64 * 1024
     lat = results.get("latency")
     if lat:
         out["commit_to_durable_p99_le_20ms"] = lat["p99_ms"] <= 20.0
@@ -1165,7 +1427,12 @@ def main():
     ap.add_argument("--pgspout", required=True, help="pgspout binary")
     ap.add_argument("--pg", type=int, default=15, choices=(14, 15, 16, 17))
     ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--workloads", default="w1,w2,w3,w4")
+    ap.add_argument("--workloads", default="w1,w2,w3,w4,backfill")
+    ap.add_argument("--backfill-rows", type=int, default=0,
+                    help="BACKFILL table size regardless of --scale")
+    ap.add_argument("--backfill-xid-rate", type=int, default=100,
+                    help="transactions/s taking an xid during the BACKFILL "
+                         "drains (what an xmin age is measured in)")
     ap.add_argument("--w1-rows", type=int, default=0,
                     help="W1 size regardless of --scale (e.g. 10000000)")
     ap.add_argument("--no-latency", action="store_true")
@@ -1226,8 +1493,12 @@ def main():
             args.kafka_broker = start_kafka(tmpdir)
         results["workloads"] = []
         for name in names:
+            if name == "backfill":
+                continue
             results["workloads"].append(bench_workload(name, server, args,
                                                        tmpdir))
+        if "backfill" in names:
+            results["backfill"] = bench_backfill(server, args, tmpdir)
         if not args.no_latency:
             results["latency"] = bench_latency(server, args, tmpdir)
             if args.kafka_broker:

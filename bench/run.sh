@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark harness in one command (issue 6):
 #
-#   bash bench/run.sh [--scale F] [--pg 14|15|16|17] [--workloads w1,w2,w3,w4]
-#                     [--peers] [--no-latency] [--w1-rows N] [--pgspout PATH]
+#   bash bench/run.sh [--scale F] [--pg 14|15|16|17]
+#                     [--workloads w1,w2,w3,w4,backfill] [--peers]
+#                     [--no-latency] [--w1-rows N] [--backfill-rows N]
+#                     [--pgspout PATH]
 #
 # Builds and installs pgspout (release) into build/bench-prefix unless
 # --pgspout names a binary, then runs bench/bench.py, which starts its own

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI smoke test of the benchmark harness: every workload and the latency run
-# at 1% scale, no peers. Fails only when the harness itself broke (a tool
+# CI smoke test of the benchmark harness: every workload (the backfill one
+# included) and the latency run at 1% scale, no peers. Fails only when the harness itself broke (a tool
 # failed, pgspout wrote the wrong number of rows, no figures came out); it
 # asserts no timings, which mean nothing on a shared CI machine.
 #
@@ -42,6 +42,19 @@ for w in r.get("workloads", []):
     if w["pgspout"]["rows_written"] != w["changes"]:
         problems.append("%s: rows written %s, expected %s" % (
             w["workload"], w["pgspout"]["rows_written"], w["changes"]))
+bf = r.get("backfill")
+if not bf:
+    problems.append("no backfill figures")
+else:
+    for tool in ("pgspout", "copy"):
+        m = bf[tool]
+        if m["exit"] != 0 or m["wall_s"] <= 0 or m["peak_rss_kb"] <= 0:
+            problems.append("backfill %s: %s" % (tool, m))
+    if bf["pgspout"]["rows_written"] != bf["rows"]:
+        problems.append("backfill: %s read events, expected %s" % (
+            bf["pgspout"]["rows_written"], bf["rows"]))
+    if bf["pgspout"]["samples"] == 0:
+        problems.append("backfill: no xmin sample taken")
 lat = r.get("latency") or {}
 if not lat.get("events") or lat.get("p99_ms") is None:
     problems.append("latency run produced no figures: %s" % lat)

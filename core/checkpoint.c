@@ -9,6 +9,18 @@ void checkpoint_init(checkpoint *cp, uint64_t confirmed)
 {
     memset(cp, 0, sizeof *cp);
     cp->confirmed = confirmed;
+    cp->durable = confirmed;
+    cp->limit = UINT64_MAX;
+}
+
+/* confirmed = min(durable, limit), never moving back. */
+static bool update_confirmed(checkpoint *cp)
+{
+    uint64_t want = cp->durable < cp->limit ? cp->durable : cp->limit;
+    if (want <= cp->confirmed)
+        return false;
+    cp->confirmed = want;
+    return true;
 }
 
 void checkpoint_free(checkpoint *cp)
@@ -50,26 +62,31 @@ void checkpoint_commit(checkpoint *cp, pgspout_position last_event,
 bool checkpoint_advance(checkpoint *cp, bool everything_durable,
                         pgspout_position durable)
 {
-    uint64_t before = cp->confirmed;
     while (cp->count > 0) {
         checkpoint_entry *e = entry_at(cp, 0);
         if (!everything_durable &&
             pgspout_position_cmp(e->last_event, durable) > 0)
             break;
-        if (e->end_lsn > cp->confirmed)
-            cp->confirmed = e->end_lsn;
+        if (e->end_lsn > cp->durable)
+            cp->durable = e->end_lsn;
         cp->head = (cp->head + 1) % cp->cap;
         cp->count--;
     }
-    return cp->confirmed > before;
+    return update_confirmed(cp);
 }
 
 bool checkpoint_idle(checkpoint *cp, uint64_t wal_end)
 {
-    if (cp->count > 0 || wal_end <= cp->confirmed)
+    if (cp->count > 0 || wal_end <= cp->durable)
         return false;
-    cp->confirmed = wal_end;
-    return true;
+    cp->durable = wal_end;
+    return update_confirmed(cp);
+}
+
+bool checkpoint_set_limit(checkpoint *cp, uint64_t limit)
+{
+    cp->limit = limit;
+    return update_confirmed(cp);
 }
 
 size_t checkpoint_pending(const checkpoint *cp)

@@ -26,7 +26,10 @@ typedef struct checkpoint_entry {
 typedef struct checkpoint {
     checkpoint_entry *ring;
     size_t head, count, cap;
-    uint64_t confirmed; /* highest LSN that may be reported as flushed */
+    uint64_t durable;   /* everything before it is durable in every sink */
+    uint64_t limit;     /* never confirmed past (UINT64_MAX: no limit) */
+    uint64_t confirmed; /* highest LSN that may be reported as flushed:
+                           min(durable, limit), never moving back */
 } checkpoint;
 
 void checkpoint_init(checkpoint *cp, uint64_t confirmed);
@@ -50,5 +53,10 @@ bool checkpoint_advance(checkpoint *cp, bool everything_durable,
 bool checkpoint_idle(checkpoint *cp, uint64_t wal_end);
 
 size_t checkpoint_pending(const checkpoint *cp);
+
+/* Sets the limit the confirmed LSN never passes (a backfill chunk whose
+ * read events are not durable yet holds it at its low watermark); returns
+ * true when that let cp->confirmed move forward. */
+bool checkpoint_set_limit(checkpoint *cp, uint64_t limit);
 
 #endif

@@ -77,6 +77,10 @@ void config_free(pgspout_config *cfg)
     free(cfg->exclude_origin);
     config_clear_sinks(cfg);
     free(cfg->config_file);
+    free(cfg->snapshot);
+    free(cfg->state_dir);
+    free(cfg->status_schema);
+    free(cfg->backfill_where);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -115,7 +119,8 @@ int config_from_args(int argc, char **argv, pgspout_config *cfg, char *err,
     if (err && errlen)
         err[0] = '\0';
     cli_args cli;
-    int rc = cli_parse(argc, argv, &cli, err, errlen);
+    int rc = cli_parse(argc, argv, core_settings, n_core_settings, &cli, err,
+                       errlen);
     if (rc == 0)
         rc = cli_check_combinations(&cli, err, errlen);
     if (rc == 0) {

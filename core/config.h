@@ -66,10 +66,23 @@ typedef struct pgspout_config {
     bool has_endpos;
     uint64_t endpos;
     int status_interval_s; /* 0 disables periodic status updates */
-    int verbosity;         /* number of -v */
+    /* Snapshots and backfills: --snapshot (NULL: initial when this run
+     * creates the slot, else never), where their state is kept (NULL: the
+     * slot's default), the status table's schema, and the copy's pace. */
+    char *snapshot;
+    char *state_dir;
+    char *status_schema;
+    int backfill_chunk_rows;
+    int backfill_workers;
+    int backfill_max_rows_per_sec;
+    int verbosity; /* number of -v */
     sink_config *sinks;
     size_t n_sinks;
     char *config_file; /* NULL when no -c */
+    /* pgspout backfill (backfill_cli.h): the request's where, and what the
+     * command does besides emitting it. */
+    char *backfill_where;
+    bool backfill_wait, backfill_status;
 } pgspout_config;
 
 /* Fills *cfg from argv (and the file named by -c). Returns 0, or

@@ -12,50 +12,59 @@
  * character, then the setting's index in the table. */
 #define LONG_ONLY_BASE 256
 
-static size_t setting_index(const core_setting *s)
+static size_t setting_index(const cli_args *cli, const core_setting *s)
 {
-    return (size_t)(s - core_settings);
+    return (size_t)(s - cli->table);
 }
 
-static struct option *long_options(void)
+static struct option *long_options(const cli_args *cli)
 {
-    struct option *opts = xcalloc(n_core_settings + 1, sizeof *opts);
+    struct option *opts = xcalloc(cli->n_table + 1, sizeof *opts);
     size_t n = 0;
-    for (size_t i = 0; i < n_core_settings; i++) {
-        const core_setting *s = &core_settings[i];
+    for (size_t i = 0; i < cli->n_table; i++) {
+        const core_setting *s = &cli->table[i];
         if (!s->long_flag)
             continue;
         opts[n].name = s->long_flag;
         opts[n].has_arg = s->arg_name ? required_argument : no_argument;
-        opts[n].val = s->short_flag ? s->short_flag
-                                    : LONG_ONLY_BASE + (int)setting_index(s);
+        opts[n].val = s->short_flag ? s->short_flag : LONG_ONLY_BASE + (int)i;
         n++;
     }
     return opts;
 }
 
 /* ":" first: a missing argument is told apart from an unknown option. */
-static char *short_options(void)
+static char *short_options(const cli_args *cli)
 {
     strbuf sb = STRBUF_INIT;
     sbuf_append_char(&sb, ':');
-    for (size_t i = 0; i < n_core_settings; i++) {
-        if (!core_settings[i].short_flag)
+    for (size_t i = 0; i < cli->n_table; i++) {
+        if (!cli->table[i].short_flag)
             continue;
-        sbuf_append_char(&sb, core_settings[i].short_flag);
-        if (core_settings[i].arg_name)
+        sbuf_append_char(&sb, cli->table[i].short_flag);
+        if (cli->table[i].arg_name)
             sbuf_append_char(&sb, ':');
     }
     return sbuf_detach(&sb);
 }
 
-static const core_setting *setting_for_option(int c)
+static const core_setting *setting_for_option(const cli_args *cli, int c)
 {
-    if (c >= LONG_ONLY_BASE && (size_t)(c - LONG_ONLY_BASE) < n_core_settings)
-        return &core_settings[c - LONG_ONLY_BASE];
-    for (size_t i = 0; i < n_core_settings && c > 0; i++) {
-        if (core_settings[i].short_flag == c)
-            return &core_settings[i];
+    if (c >= LONG_ONLY_BASE && (size_t)(c - LONG_ONLY_BASE) < cli->n_table)
+        return &cli->table[c - LONG_ONLY_BASE];
+    for (size_t i = 0; i < cli->n_table && c > 0; i++) {
+        if (cli->table[i].short_flag == c)
+            return &cli->table[i];
+    }
+    return NULL;
+}
+
+static const core_setting *setting_named(const cli_args *cli, const char *flag)
+{
+    for (size_t i = 0; i < cli->n_table; i++) {
+        const char *name = cli->table[i].long_flag;
+        if (name && strcmp(name, flag) == 0)
+            return &cli->table[i];
     }
     return NULL;
 }
@@ -82,7 +91,7 @@ static int unknown_option(char **argv, char *err, size_t errlen)
 static int take_value(cli_args *cli, const core_setting *s, const char *arg,
                       char *err, size_t errlen)
 {
-    if (s->type == SETTING_SINK && cli->given[setting_index(s)] > 0) {
+    if (s->type == SETTING_SINK && cli->given[setting_index(cli, s)] > 0) {
         set_error(err, errlen,
                   "--sink may be given only once; use a config file for "
                   "several sinks");
@@ -100,21 +109,24 @@ static int take_value(cli_args *cli, const core_setting *s, const char *arg,
     if (s->type == SETTING_CONFIG_FILE)
         cli->config_file = arg;
     cli->skips_config_file = cli->skips_config_file || s->skips_config_file;
-    cli->given[setting_index(s)]++;
+    cli->given[setting_index(cli, s)]++;
     cli->values[cli->n_values].setting = s;
     cli->values[cli->n_values].arg = arg;
     cli->n_values++;
     return 0;
 }
 
-int cli_parse(int argc, char **argv, cli_args *cli, char *err, size_t errlen)
+int cli_parse(int argc, char **argv, const core_setting *table, size_t n_table,
+              cli_args *cli, char *err, size_t errlen)
 {
     memset(cli, 0, sizeof(*cli));
+    cli->table = table;
+    cli->n_table = n_table;
     /* Each value takes at least one word of argv. */
     cli->values = xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(cli_value));
-    cli->given = xcalloc(n_core_settings, sizeof(size_t));
-    struct option *longopts = long_options();
-    char *shortopts = short_options();
+    cli->given = xcalloc(n_table, sizeof(size_t));
+    struct option *longopts = long_options(cli);
+    char *shortopts = short_options(cli);
 
     /* 0 rather than 1 makes glibc reinitialise its scanning state, so the
      * parser can run more than once in a process (the unit tests do). */
@@ -123,7 +135,7 @@ int cli_parse(int argc, char **argv, cli_args *cli, char *err, size_t errlen)
     int rc = 0, c;
     while (rc == 0 &&
            (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-        const core_setting *s = setting_for_option(c);
+        const core_setting *s = setting_for_option(cli, c);
         if (c == ':') {
             set_error(err, errlen, "option '%s' requires an argument",
                       argv[optind - 1]);
@@ -149,7 +161,7 @@ int cli_parse(int argc, char **argv, cli_args *cli, char *err, size_t errlen)
 
 static bool given(const cli_args *cli, const core_setting *s)
 {
-    return s && cli->given[setting_index(s)] > 0;
+    return s && cli->given[setting_index(cli, s)] > 0;
 }
 
 /* "A<middle>B<end>", naming both settings as they are written. */
@@ -169,8 +181,8 @@ static int combination_error(const core_setting *a, const char *middle,
 
 int cli_check_combinations(cli_args *cli, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < n_core_settings; i++) {
-        const core_setting *s = &core_settings[i];
+    for (size_t i = 0; i < cli->n_table; i++) {
+        const core_setting *s = &cli->table[i];
         if (s->type != SETTING_MODE || !given(cli, s))
             continue;
         if (cli->mode)
@@ -178,16 +190,16 @@ int cli_check_combinations(cli_args *cli, char *err, size_t errlen)
                                      " cannot be used together", err, errlen);
         cli->mode = s;
     }
-    for (size_t i = 0; i < n_core_settings; i++) {
-        const core_setting *s = &core_settings[i];
+    for (size_t i = 0; i < cli->n_table; i++) {
+        const core_setting *s = &cli->table[i];
         const core_setting *needed =
-            s->requires ? setting_by_long_flag(s->requires) : NULL;
+            s->requires ? setting_named(cli, s->requires) : NULL;
         if (needed && given(cli, s) && !given(cli, needed))
             return combination_error(s, " can only be used with ", needed, "",
                                      err, errlen);
     }
-    for (size_t i = 0; i < n_core_settings && cli->mode; i++) {
-        const core_setting *s = &core_settings[i];
+    for (size_t i = 0; i < cli->n_table && cli->mode; i++) {
+        const core_setting *s = &cli->table[i];
         if (s->stream_only && given(cli, s))
             return combination_error(s, " cannot be used with ", cli->mode, "",
                                      err, errlen);
@@ -237,7 +249,7 @@ static void apply_sink(const cli_args *cli, const char *type,
 
 void cli_apply(const cli_args *cli, pgspout_config *cfg)
 {
-    size_t *stored = xcalloc(n_core_settings, sizeof(size_t));
+    size_t *stored = xcalloc(cli->n_table, sizeof(size_t));
     const char *sink = NULL;
     for (size_t i = 0; i < cli->n_values; i++) {
         const core_setting *s = cli->values[i].setting;
@@ -245,7 +257,7 @@ void cli_apply(const cli_args *cli, pgspout_config *cfg)
             sink = cli->values[i].arg;
         else
             setting_store_text(cfg, s, cli->values[i].arg,
-                               stored[setting_index(s)]++);
+                               stored[setting_index(cli, s)]++);
     }
     free(stored);
     if (sink)

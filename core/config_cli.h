@@ -21,7 +21,9 @@ typedef struct cli_value {
 } cli_value;
 
 typedef struct cli_args {
-    cli_value *values; /* in the order given */
+    const core_setting *table; /* the settings the command line is read */
+    size_t n_table;            /* by (core_settings, or a subcommand's) */
+    cli_value *values;         /* in the order given */
     size_t n_values;
     size_t *given;            /* how often each setting was given, by index */
     const char *config_file;  /* the last -c, or NULL */
@@ -29,10 +31,12 @@ typedef struct cli_args {
     const core_setting *mode; /* the mode given, NULL: streaming */
 } cli_args;
 
-/* Reads argv into *cli, checking each value. Returns 0 or
+/* Reads argv into *cli by the settings of table[0..n_table) (core_settings
+ * for pgspout itself), checking each value. Returns 0 or
  * CONFIG_USAGE_ERROR with a message in err; cli_free is needed either way.
  * Not reentrant (getopt_long); permutes argv. */
-int cli_parse(int argc, char **argv, cli_args *cli, char *err, size_t errlen);
+int cli_parse(int argc, char **argv, const core_setting *table, size_t n_table,
+              cli_args *cli, char *err, size_t errlen);
 
 /* The rules between settings: at most one mode, settings only valid with
  * another one (--wait with --drop-slot, -o with --sink), and streaming

@@ -126,17 +126,20 @@ static int read_bool(file_ctx *ctx, const config_setting_t *cs,
     return 0;
 }
 
-static int read_seconds(file_ctx *ctx, const config_setting_t *cs,
+static int read_integer(file_ctx *ctx, const config_setting_t *cs,
                         const core_setting *s, pgspout_config *cfg)
 {
     int type = config_setting_type(cs);
     if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
-        return setting_error(ctx, cs, s->key, "expected an integer (seconds)");
-    long long secs = config_setting_get_int64(cs);
+        return setting_error(ctx, cs, s->key, "%s",
+                             s->type == SETTING_SECONDS
+                                 ? "expected an integer (seconds)"
+                                 : "expected an integer");
+    long long value = config_setting_get_int64(cs);
     strbuf why = STRBUF_INIT;
     int rc = 0;
-    if (setting_check_seconds(s, secs, &why))
-        setting_store_int(cfg, s, (int)secs);
+    if (setting_check_integer(s, value, &why))
+        setting_store_int(cfg, s, (int)value);
     else
         rc = setting_error(ctx, cs, s->key, "%s", why.data);
     sbuf_free(&why);
@@ -393,11 +396,14 @@ static int read_root_setting(file_ctx *ctx, const config_setting_t *cs,
     case SETTING_SLOT_NAME:
     case SETTING_NAME:
     case SETTING_LSN:
+    case SETTING_CHOICE:
+    case SETTING_DIR:
         return read_text(ctx, cs, s, cfg);
     case SETTING_BOOL:
         return read_bool(ctx, cs, s, cfg);
     case SETTING_SECONDS:
-        return read_seconds(ctx, cs, s, cfg);
+    case SETTING_INTEGER:
+        return read_integer(ctx, cs, s, cfg);
     case SETTING_PATTERNS:
         return read_patterns(ctx, cs, s, cfg);
     case SETTING_PLUGIN_DIRS:

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "backfill_cli.h"
 #include "settings.h"
 #include "strbuf.h"
 
@@ -16,7 +17,7 @@ const char config_usage_synopsis[] =
     "        --sink NAME [-o KEY=VALUE]... [--endpos LSN]\n"
     "pgspout [-d CONNINFO] [--slot NAME] --drop-slot [--wait SECS]\n"
     "pgspout [-d CONNINFO] [--publication NAME] [-t PATTERN]...\n"
-    "        [-T PATTERN]... --list-tables\n"
+    "        [-T PATTERN]... --list-tables\n" BACKFILL_SYNOPSIS
     "pgspout --list-sinks | --help | --version\n";
 
 /* Text placed in units (words, or groups of words kept together) after
@@ -106,20 +107,34 @@ static void print_config_keys(FILE *out)
     fputc('\n', out);
 }
 
-void config_print_usage(FILE *out)
+void config_print_synopsis(FILE *out, const char *synopsis)
 {
-    fputs("pgspout streams PostgreSQL changes (logical replication) to "
-          "sinks.\n\nUsage:\n",
-          out);
-    for (const char *line = config_usage_synopsis; *line;) {
+    fputs("Usage:\n", out);
+    for (const char *line = synopsis; *line;) {
         const char *nl = strchr(line, '\n');
         fprintf(out, "  %.*s\n", (int)(nl - line), line);
         line = nl + 1;
     }
+}
+
+void config_print_options(FILE *out, const core_setting *table, size_t n)
+{
     fputs("\nOptions:\n", out);
-    for (size_t i = 0; i < n_core_settings; i++) {
-        if (core_settings[i].long_flag)
-            print_option(out, &core_settings[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].long_flag)
+            print_option(out, &table[i]);
     }
+}
+
+void config_print_usage(FILE *out)
+{
+    fputs("pgspout streams PostgreSQL changes (logical replication) to "
+          "sinks.\n\n",
+          out);
+    config_print_synopsis(out, config_usage_synopsis);
+    config_print_options(out, core_settings, n_core_settings);
     print_config_keys(out);
+    fputs("\n\"pgspout backfill --help\" lists the options of pgspout "
+          "backfill.\n",
+          out);
 }

@@ -474,3 +474,32 @@ char *conninfo_redacted(const char *conninfo)
     PQconninfoFree(opts);
     return sbuf_detach(&sb);
 }
+
+/* ---- the database ---- */
+
+char *conninfo_dbname(const char *conninfo)
+{
+    char *dbname = NULL, *user = NULL;
+    if (conninfo && !conninfo_is_connection_string(conninfo))
+        return xstrdup(conninfo); /* a bare database name */
+    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+    PQconninfoOption *defaults = PQconndefaults();
+    for (PQconninfoOption *set = opts ? opts : defaults; set;
+         set = set == opts ? defaults : NULL) {
+        for (PQconninfoOption *o = set; o && o->keyword; o++) {
+            if (!o->val || !*o->val)
+                continue;
+            if (!dbname && strcmp(o->keyword, "dbname") == 0)
+                dbname = xstrdup(o->val);
+            if (!user && strcmp(o->keyword, "user") == 0)
+                user = xstrdup(o->val);
+        }
+    }
+    PQconninfoFree(opts);
+    PQconninfoFree(defaults);
+    if (!dbname)
+        dbname = user ? user : xstrdup("");
+    else
+        free(user);
+    return dbname;
+}

@@ -33,6 +33,12 @@ bool conninfo_check(const char *conninfo, char *err, size_t errlen);
  * there is none (or conninfo does not parse). Free with free(). */
 char *conninfo_value(const char *conninfo, const char *keyword);
 
+/* The name of the database a connection to conninfo reaches, found
+ * without connecting (for three-part table patterns, db.schema.table):
+ * the dbname written or from the environment, else the user name, as
+ * libpq chooses. */
+char *conninfo_dbname(const char *conninfo);
+
 /* A loggable copy of a conninfo string or URI: key=value pairs with password
  * and sslpassword replaced by ********. Returns "(unparseable conninfo)"
  * rather than echoing text libpq cannot parse, and "" for NULL. Free with

@@ -15,6 +15,10 @@ void log_msg(pgspout_log_level level, const char *fmt, ...)
 void log_vmsg(pgspout_log_level level, const char *origin, const char *fmt,
               va_list ap);
 
+/* On a terminal: shows `line` (NULL: clears it) as the last line of
+ * stderr, rewritten in place; a log message clears it first. */
+void log_progress_line(const char *line);
+
 #define log_debug(...) log_msg(PGSPOUT_LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(PGSPOUT_LOG_INFO, __VA_ARGS__)
 #define log_warning(...) log_msg(PGSPOUT_LOG_WARNING, __VA_ARGS__)

@@ -1,5 +1,6 @@
 /* pgspout: stream PostgreSQL changes to sinks. Modes: stream (default),
- * --drop-slot, --list-tables, --list-sinks, --help, --version. */
+ * --drop-slot, --list-tables, --list-sinks, --help, --version; and the
+ * subcommand `pgspout backfill` (backfill_cli.h). */
 #include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
@@ -7,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "backfill.h"
+#include "backfill_cli.h"
 #include "backoff.h"
 #include "catalog.h"
 #include "config.h"
@@ -104,35 +107,6 @@ static int list_sinks(char **dirs, size_t ndirs, bool with_options)
     return 0;
 }
 
-/* The database a connection will reach, for three-part patterns
- * (db.schema.table), without connecting: config errors come first. */
-static char *expected_dbname(const char *conninfo)
-{
-    char *dbname = NULL, *user = NULL;
-    if (conninfo && !conninfo_is_connection_string(conninfo))
-        return xstrdup(conninfo); /* a bare database name */
-    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
-    PQconninfoOption *defaults = PQconndefaults();
-    for (PQconninfoOption *set = opts ? opts : defaults; set;
-         set = set == opts ? defaults : NULL) {
-        for (PQconninfoOption *o = set; o && o->keyword; o++) {
-            if (!o->val || !*o->val)
-                continue;
-            if (!dbname && strcmp(o->keyword, "dbname") == 0)
-                dbname = xstrdup(o->val);
-            if (!user && strcmp(o->keyword, "user") == 0)
-                user = xstrdup(o->val);
-        }
-    }
-    PQconninfoFree(opts);
-    PQconninfoFree(defaults);
-    if (!dbname)
-        dbname = user ? user : xstrdup("");
-    else
-        free(user);
-    return dbname;
-}
-
 static int compare_sources(const void *a, const void *b)
 {
     const catalog_table *x = &((const catalog_source *)a)->chain.tables[0];
@@ -146,7 +120,7 @@ static int compare_sources(const void *a, const void *b)
  * (README "Table patterns"). On failure *retryable says whether the
  * connection, not the setup, is at fault. */
 static bool follow_server_ctype(PGconn *conn, table_filter *global, delivery *d,
-                                bool *retryable)
+                                backfill *bf, bool *retryable)
 {
     char err[1024];
     database_ctype db;
@@ -154,6 +128,8 @@ static bool follow_server_ctype(PGconn *conn, table_filter *global, delivery *d,
     if (ok) {
         ok = table_filter_follow_database(global, &db, err, sizeof err) &&
              (!d || delivery_follow_database(d, &db, err, sizeof err));
+        if (ok && bf)
+            backfill_follow_database(bf, &db);
         catalog_database_ctype_free(&db);
     }
     if (!ok) {
@@ -205,7 +181,7 @@ static int list_tables(const pgspout_config *cfg, table_filter *filter)
         return EXIT_RUNTIME_FAILURE;
     }
     bool retryable, exists, via_root;
-    if (!follow_server_ctype(conn, filter, NULL, &retryable) ||
+    if (!follow_server_ctype(conn, filter, NULL, NULL, &retryable) ||
         !catalog_publication_info(conn, &stop, cfg->publication, &exists,
                                   &via_root, err, sizeof err, NULL)) {
         log_error("%s", err);
@@ -257,6 +233,15 @@ static int drop_slot(const pgspout_config *cfg)
     return ok ? 0 : EXIT_RUNTIME_FAILURE;
 }
 
+/* What connecting learned that the backfills need. */
+typedef struct server_facts {
+    char system_id[32];
+    char database[256];
+    bool slot_created;   /* by this run */
+    uint64_t created_at; /* the new slot's consistent point */
+    uint64_t confirmed;  /* the slot's confirmed_flush_lsn */
+} server_facts;
+
 /* Makes sure the publication and the slot exist (creating them with
  * --create-slot on the first connection only: `reconnecting` means this
  * process streamed before, so a missing slot or publication was dropped
@@ -264,7 +249,8 @@ static int drop_slot(const pgspout_config *cfg)
  * meanwhile; nor could a new publication be used, as the server decodes
  * with the catalog of the slot's position). */
 static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
-                         PGconn *repl, bool reconnecting, uint64_t *confirmed)
+                         PGconn *repl, bool reconnecting, uint64_t *confirmed,
+                         server_facts *facts)
 {
     char err[1024];
     bool create = cfg->create_slot && !reconnecting;
@@ -295,10 +281,12 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
                   cfg->slot);
         return false;
     }
-    if (!repl_create_slot(repl, &stop, cfg->slot, err, sizeof err)) {
+    if (!repl_create_slot(repl, &stop, cfg->slot, &facts->created_at, err,
+                          sizeof err)) {
         log_error("%s", err);
         return false;
     }
+    facts->slot_created = true;
     log_info("created replication slot \"%s\"", cfg->slot);
     return true;
 }
@@ -345,8 +333,9 @@ static int check_partition_filters(const pgspout_config *cfg, PGconn *catalog,
  * the setup, is at fault. Partitions attached later are checked as their
  * Relation messages arrive. */
 static int connect_and_prepare(pgspout_config *cfg, table_filter *global,
-                               delivery *d, bool reconnecting, PGconn **catalog,
-                               PGconn **repl, uint64_t *start_lsn,
+                               delivery *d, backfill *bf, bool reconnecting,
+                               PGconn **catalog, PGconn **repl,
+                               uint64_t *start_lsn, server_facts *facts,
                                bool *retryable)
 {
     char err[1024];
@@ -362,13 +351,22 @@ static int connect_and_prepare(pgspout_config *cfg, table_filter *global,
         return EXIT_RUNTIME_FAILURE;
     }
     /* The filters' classes first: the partition check applies them. */
-    if (!follow_server_ctype(*catalog, global, d, retryable))
+    if (!follow_server_ctype(*catalog, global, d, bf, retryable))
         return EXIT_RUNTIME_FAILURE;
+    if (!repl_identify_system(*repl, &stop, facts->system_id,
+                              sizeof facts->system_id, facts->database,
+                              sizeof facts->database, err, sizeof err)) {
+        log_error("%s", err);
+        *retryable = !stop_requested(&stop);
+        return EXIT_RUNTIME_FAILURE;
+    }
     int rc = reconnecting ? 0
                           : check_partition_filters(cfg, *catalog,
                                                     delivery_selection(d));
-    if (rc == 0 && !prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn))
+    if (rc == 0 &&
+        !prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn, facts))
         rc = EXIT_RUNTIME_FAILURE;
+    facts->confirmed = *start_lsn;
     /* A broken or unanswered connection is the server's doing; a stop is
      * the user's. */
     *retryable = rc == EXIT_RUNTIME_FAILURE && !stop_requested(&stop) &&
@@ -392,6 +390,7 @@ static int stopped_while_disconnected(delivery *d)
  * limits from stream_settings_default. */
 static void stream_settings_from_config(const pgspout_config *cfg,
                                         uint64_t start_lsn,
+                                        const server_facts *facts,
                                         stream_settings *settings)
 {
     stream_settings_default(settings);
@@ -402,12 +401,93 @@ static void stream_settings_from_config(const pgspout_config *cfg,
     settings->has_endpos = cfg->has_endpos;
     settings->endpos = cfg->endpos;
     settings->status_interval_ms = cfg->status_interval_s * 1000;
+    settings->system_id = facts->system_id;
+    settings->database = facts->database;
+    settings->slot_created = facts->slot_created;
+}
+
+typedef enum snapshot_mode {
+    SNAPSHOT_NEVER,
+    SNAPSHOT_INITIAL,
+    SNAPSHOT_ONLY
+} snapshot_mode;
+
+/* --snapshot, or its default: initial when this run created the slot. */
+static snapshot_mode snapshot_mode_of(const pgspout_config *cfg,
+                                      bool slot_created)
+{
+    if (!cfg->snapshot)
+        return slot_created ? SNAPSHOT_INITIAL : SNAPSHOT_NEVER;
+    if (strcmp(cfg->snapshot, "only") == 0)
+        return SNAPSHOT_ONLY;
+    return strcmp(cfg->snapshot, "initial") == 0 ? SNAPSHOT_INITIAL
+                                                 : SNAPSHOT_NEVER;
+}
+
+/* Requests the initial snapshot when the mode asks for one and the slot
+ * has none yet: right after creating the slot (so the request is in the
+ * WAL before anything could be lost), or for an existing slot whose state
+ * directory lists none. *id names it (empty: none). Returns 0 or the exit
+ * status. */
+static int request_snapshot(const pgspout_config *cfg, PGconn *catalog,
+                            const server_facts *facts, const char *state_dir,
+                            char *id, size_t idlen)
+{
+    char err[1024];
+    id[0] = '\0';
+    snapshot_mode mode = snapshot_mode_of(cfg, facts->slot_created);
+    if (mode == SNAPSHOT_NEVER)
+        return 0;
+    if (PQserverVersion(catalog) < 140000) {
+        if (!cfg->snapshot)
+            return 0;
+        log_error("--snapshot %s needs PostgreSQL 14 or later (logical "
+                  "decoding messages)",
+                  cfg->snapshot);
+        return EXIT_USAGE;
+    }
+    if (!facts->slot_created &&
+        backfill_initial_id(state_dir, facts->system_id, facts->database,
+                            cfg->slot, id, idlen))
+        return 0;
+    uint64_t at = facts->slot_created ? facts->created_at : facts->confirmed;
+    if (!backfill_request_initial(catalog, &stop, cfg->slot, at, id, idlen, err,
+                                  sizeof err)) {
+        log_error("%s; run again with --snapshot %s to request it", err,
+                  mode == SNAPSHOT_ONLY ? "only" : "initial");
+        return EXIT_RUNTIME_FAILURE;
+    }
+    log_info("requested the initial snapshot of slot \"%s\" (backfill %s)",
+             cfg->slot, id);
+    return 0;
+}
+
+/* The backfill manager for this run's slot. */
+static backfill *backfill_for(const pgspout_config *cfg, const char *dbname)
+{
+    char *dir = cfg->state_dir ? xstrdup(cfg->state_dir)
+                               : backfill_default_state_dir(cfg->slot);
+    backfill_settings s = {
+        .conninfo = cfg->conninfo,
+        .slot = cfg->slot,
+        .publication = cfg->publication,
+        .state_dir = dir,
+        .status_schema = cfg->status_schema,
+        .dbname = dbname,
+        .chunk_rows = cfg->backfill_chunk_rows,
+        .workers = cfg->backfill_workers,
+        .max_rows_per_sec = cfg->backfill_max_rows_per_sec,
+    };
+    backfill *bf = backfill_new(&s);
+    free(dir);
+    return bf;
 }
 
 /* Streams, reconnecting whenever the connection is lost (a server restart,
  * a failover, a network cut): each sink then skips what it already took in
  * this process, and the slot resends everything not confirmed. */
-static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d)
+static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d,
+                      backfill *bf)
 {
     char *where = conninfo_redacted(cfg->conninfo);
     log_debug("connecting to %s", where);
@@ -416,13 +496,19 @@ static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d)
         log_error("cannot create the wake-up pipe");
         return EXIT_RUNTIME_FAILURE;
     }
+    server_facts facts;
+    memset(&facts, 0, sizeof facts);
+    char snapshot_id[64] = "";
     for (int attempt = 1;; attempt++) {
         PGconn *catalog = NULL, *repl = NULL;
         uint64_t start_lsn = 0;
         bool retryable = false;
         bool reconnecting = delivery_started(d);
-        int rc = connect_and_prepare(cfg, global, d, reconnecting, &catalog,
-                                     &repl, &start_lsn, &retryable);
+        int rc = connect_and_prepare(cfg, global, d, bf, reconnecting, &catalog,
+                                     &repl, &start_lsn, &facts, &retryable);
+        if (rc == 0 && !reconnecting)
+            rc = request_snapshot(cfg, catalog, &facts, backfill_state_dir(bf),
+                                  snapshot_id, sizeof snapshot_id);
         bool connected = rc == 0;
         if (connected) {
             if (reconnecting) {
@@ -433,7 +519,10 @@ static int run_stream(pgspout_config *cfg, table_filter *global, delivery *d)
                 return EXIT_RUNTIME_FAILURE;
             }
             stream_settings settings;
-            stream_settings_from_config(cfg, start_lsn, &settings);
+            stream_settings_from_config(cfg, start_lsn, &facts, &settings);
+            settings.backfill = bf;
+            if (snapshot_mode_of(cfg, facts.slot_created) == SNAPSHOT_ONLY)
+                settings.finish_backfill = snapshot_id;
             int64_t streamed_since = now_us();
             rc = stream_from_server(repl, &catalog, d, &settings, &stop);
             retryable = rc == STREAM_DISCONNECTED;
@@ -466,6 +555,11 @@ int main(int argc, char **argv)
 {
     pgspout_config cfg;
     char err[2048];
+    if (argc > 1 && strcmp(argv[1], "backfill") == 0) {
+        stop_init(&stop);
+        install_signal_handlers();
+        return backfill_main(argc - 1, argv + 1, &stop);
+    }
     if (config_from_args(argc, argv, &cfg, err, sizeof err) != 0) {
         config_free(&cfg);
         return usage_error(err);
@@ -493,7 +587,7 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return EXIT_RUNTIME_FAILURE;
     }
-    char *dbname = expected_dbname(cfg.conninfo);
+    char *dbname = conninfo_dbname(cfg.conninfo);
     table_filter *global = NULL;
     delivery *sinks = NULL;
 
@@ -529,8 +623,11 @@ int main(int argc, char **argv)
     }
     sinks = delivery_new(global, &stop);
     rc = delivery_load(sinks, cfg.sinks, cfg.n_sinks, dirs, ndirs, dbname);
-    if (rc == 0)
-        rc = run_stream(&cfg, global, sinks);
+    if (rc == 0) {
+        backfill *bf = backfill_for(&cfg, dbname);
+        rc = run_stream(&cfg, global, sinks, bf);
+        backfill_free(bf);
+    }
 
 done:
     delivery_free(sinks);

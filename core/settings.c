@@ -16,6 +16,8 @@
 
 #define AT(field) offsetof(pgspout_config, field)
 
+static const char *const snapshot_modes[] = {"initial", "never", "only", NULL};
+
 /* In the order --help and README list them. */
 const core_setting core_settings[] = {
     {.short_flag = 'd',
@@ -140,6 +142,66 @@ const core_setting core_settings[] = {
      .at = AT(status_interval_s),
      .doc = "seconds between standby status updates; 0 disables the "
             "periodic update"},
+    {.long_flag = "snapshot",
+     .arg_name = "MODE",
+     .key = "snapshot",
+     .type = SETTING_CHOICE,
+     .choices = snapshot_modes,
+     .at = AT(snapshot),
+     .stream_only = true,
+     .doc = "copy the existing rows of the selected tables: initial (then "
+            "stream; the default when --create-slot creates the slot), never "
+            "(the default otherwise), or only (exit 0 once the copy is "
+            "durable and confirmed)"},
+    {.long_flag = "state-dir",
+     .arg_name = "DIR",
+     .key = "state_dir",
+     .type = SETTING_DIR,
+     .at = AT(state_dir),
+     .stream_only = true,
+     .doc = "where backfills keep their progress and spill files (absolute; "
+            "default: /var/lib/pgspout/SLOT as root, else "
+            "$XDG_STATE_HOME/pgspout/SLOT or ~/.local/state/pgspout/SLOT)"},
+    {.long_flag = "status-schema",
+     .arg_name = "NAME",
+     .key = "status_schema",
+     .type = SETTING_NAME,
+     .default_text = "public",
+     .at = AT(status_schema),
+     .stream_only = true,
+     .doc = "schema of the backfill status table pgspout_backfill_status"},
+    {.long_flag = "backfill-chunk-rows",
+     .arg_name = "N",
+     .key = "backfill_chunk_rows",
+     .type = SETTING_INTEGER,
+     .default_text = "10000",
+     .min = 1,
+     .max = 10000000,
+     .at = AT(backfill_chunk_rows),
+     .stream_only = true,
+     .doc = "rows read per chunk (one short transaction each)"},
+    {.long_flag = "backfill-workers",
+     .arg_name = "N",
+     .key = "backfill_workers",
+     .type = SETTING_INTEGER,
+     .default_text = "1",
+     .min = 1,
+     .max = 32,
+     .at = AT(backfill_workers),
+     .stream_only = true,
+     .doc = "tables copied in parallel, each worker on a connection of its "
+            "own"},
+    {.long_flag = "backfill-max-rows-per-sec",
+     .arg_name = "N",
+     .key = "backfill_max_rows_per_sec",
+     .type = SETTING_INTEGER,
+     .default_text = "0",
+     .min = 0,
+     .max = INT_MAX,
+     .at = AT(backfill_max_rows_per_sec),
+     .stream_only = true,
+     .doc = "at most this many rows read per second, all workers together; "
+            "0: no limit"},
     {.short_flag = 'c',
      .long_flag = "config",
      .arg_name = "FILE",
@@ -198,13 +260,18 @@ void setting_append_flag(strbuf *sb, const core_setting *s)
         sbuf_appendf(sb, "--%s", s->long_flag);
 }
 
+void settings_apply_defaults_of(pgspout_config *cfg, const core_setting *table,
+                                size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].default_text)
+            setting_store_text(cfg, &table[i], table[i].default_text, 0);
+    }
+}
+
 void settings_apply_defaults(pgspout_config *cfg)
 {
-    for (size_t i = 0; i < n_core_settings; i++) {
-        if (core_settings[i].default_text)
-            setting_store_text(cfg, &core_settings[i],
-                               core_settings[i].default_text, 0);
-    }
+    settings_apply_defaults_of(cfg, core_settings, n_core_settings);
 }
 
 void setting_store_bool(pgspout_config *cfg, const core_setting *s, bool value)
@@ -262,8 +329,8 @@ static void store_pattern(pgspout_config *cfg, const core_setting *s,
     config_list_push(list, count, pattern);
 }
 
-/* Whole seconds as digits only: no sign, no blanks, no suffix. */
-static bool parse_seconds(const core_setting *s, const char *text, int *value)
+/* A whole number as digits only: no sign, no blanks, no suffix. */
+static bool parse_whole(const core_setting *s, const char *text, int *value)
 {
     if (!isdigit((unsigned char)text[0]))
         return false;
@@ -284,6 +351,8 @@ void setting_store_text(pgspout_config *cfg, const core_setting *s,
     case SETTING_SLOT_NAME:
     case SETTING_NAME:
     case SETTING_CONFIG_FILE:
+    case SETTING_CHOICE:
+    case SETTING_DIR:
         config_replace_string(FIELD(cfg, s->at, char *), text);
         break;
     case SETTING_BOOL:
@@ -294,7 +363,8 @@ void setting_store_text(pgspout_config *cfg, const core_setting *s,
         (*FIELD(cfg, s->at, int))++;
         break;
     case SETTING_SECONDS:
-        parse_seconds(s, text, FIELD(cfg, s->at, int));
+    case SETTING_INTEGER:
+        parse_whole(s, text, FIELD(cfg, s->at, int));
         break;
     case SETTING_LSN:
         if (lsn_parse(text, FIELD(cfg, s->at, uint64_t)))
@@ -338,6 +408,21 @@ static const char *slot_name_problem(const char *slot)
     return NULL;
 }
 
+static bool check_choice(const core_setting *s, const char *text, strbuf *why)
+{
+    for (size_t i = 0; s->choices[i]; i++)
+        if (strcmp(s->choices[i], text) == 0)
+            return true;
+    sbuf_appendf(why, "\"%s\" is not one of ", text);
+    for (size_t i = 0; s->choices[i]; i++)
+        sbuf_appendf(why, "%s%s",
+                     i == 0              ? ""
+                     : s->choices[i + 1] ? ", "
+                                         : " or ",
+                     s->choices[i]);
+    return false;
+}
+
 /* Errors in the config file follow "FILE:LINE: KEY: "; on the command line
  * they name the flag. */
 static bool check_file_text(const core_setting *s, const char *text,
@@ -379,6 +464,12 @@ static bool check_file_text(const core_setting *s, const char *text,
                          "loaded from the working directory",
                          text);
         return text[0] == '/';
+    case SETTING_DIR:
+        if (text[0] != '/')
+            sbuf_appendf(why, "\"%s\" is not an absolute path", text);
+        return text[0] == '/';
+    case SETTING_CHOICE:
+        return check_choice(s, text, why);
     default:
         return true;
     }
@@ -404,7 +495,9 @@ static bool check_cli_text(const core_setting *s, const char *text, strbuf *why)
     case SETTING_SLOT_NAME:
         return check_file_text(s, text, why);
     case SETTING_NAME:
-    case SETTING_PLUGIN_DIRS: {
+    case SETTING_PLUGIN_DIRS:
+    case SETTING_DIR:
+    case SETTING_CHOICE: {
         /* The config file's reason, after the flag. */
         strbuf reason = STRBUF_INIT;
         bool ok = check_file_text(s, text, &reason);
@@ -414,10 +507,13 @@ static bool check_cli_text(const core_setting *s, const char *text, strbuf *why)
         return ok;
     }
     case SETTING_SECONDS:
-        if (parse_seconds(s, text, &seconds))
+    case SETTING_INTEGER:
+        if (parse_whole(s, text, &seconds))
             return true;
-        sbuf_appendf(why, "invalid --%s \"%s\" (seconds, %d to %d)",
-                     s->long_flag, text, s->min, s->max);
+        sbuf_appendf(why, "invalid --%s \"%s\" (%s, %d to %d)", s->long_flag,
+                     text,
+                     s->type == SETTING_SECONDS ? "seconds" : "a whole number",
+                     s->min, s->max);
         return false;
     case SETTING_LSN:
         if (lsn_parse(text, &lsn))
@@ -445,7 +541,7 @@ bool setting_check_text(const core_setting *s, const char *text, bool in_file,
                    : check_cli_text(s, text, why);
 }
 
-bool setting_check_seconds(const core_setting *s, long long value, strbuf *why)
+bool setting_check_integer(const core_setting *s, long long value, strbuf *why)
 {
     if (value >= s->min && value <= s->max)
         return true;

@@ -26,6 +26,9 @@ typedef enum setting_type {
     SETTING_NAME,        /* any string but the empty one */
     SETTING_BOOL,        /* a flag; true or false in the config file */
     SETTING_SECONDS,     /* whole seconds, min..max */
+    SETTING_INTEGER,     /* a whole number, min..max */
+    SETTING_CHOICE,      /* one of `choices` */
+    SETTING_DIR,         /* an absolute directory */
     SETTING_LSN,         /* "X/X", as PostgreSQL prints an LSN */
     SETTING_PATTERNS,    /* table patterns; repeatable */
     SETTING_PLUGIN_DIRS, /* absolute directories; repeatable */
@@ -44,8 +47,9 @@ typedef struct core_setting {
     const char *key;       /* config-file key; NULL: command line only */
     setting_type type;
     const char *default_text; /* parsed as a command-line value; NULL: none */
-    int min, max;             /* SETTING_SECONDS: inclusive bounds */
-    const char *doc;          /* one line, for --help and README */
+    int min, max; /* SETTING_SECONDS, SETTING_INTEGER: inclusive bounds */
+    const char *const *choices; /* SETTING_CHOICE: NULL-terminated */
+    const char *doc;            /* one line, for --help and README */
     /* Where the value lands, as offsets into pgspout_config: `at` holds
      * the value (a list's array); `count_at` a list's length, or whether
      * an LSN was given; `origin_at` where patterns were given. */
@@ -71,6 +75,10 @@ void setting_append_flag(strbuf *sb, const core_setting *s);
 /* Every setting with a default set to it; call on an empty config. */
 void settings_apply_defaults(pgspout_config *cfg);
 
+/* The same for the settings of another table (a subcommand's). */
+void settings_apply_defaults_of(pgspout_config *cfg, const core_setting *table,
+                                size_t n);
+
 /* Checks a value given as text: from the command line (or a default),
  * then the reason names the flag; from the config file (`in_file`), then it
  * follows "FILE:LINE: KEY: ". Returns false with the reason in why. A
@@ -79,9 +87,9 @@ void settings_apply_defaults(pgspout_config *cfg);
 bool setting_check_text(const core_setting *s, const char *text, bool in_file,
                         strbuf *why);
 
-/* The config file's integer for SETTING_SECONDS: false, with why, when
- * outside min..max. */
-bool setting_check_seconds(const core_setting *s, long long value, strbuf *why);
+/* The config file's integer for SETTING_SECONDS or SETTING_INTEGER:
+ * false, with why, when outside min..max. */
+bool setting_check_integer(const core_setting *s, long long value, strbuf *why);
 
 /* Stores a value given as text that setting_check_text accepted. `nth`
  * counts the values of this setting stored from the command line before

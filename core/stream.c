@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backfill.h"
 #include "batch.h"
 #include "catalog_client.h"
 #include "checkpoint.h"
@@ -33,6 +34,8 @@ typedef struct stream {
     batch batch;
     checkpoint cp;
     int64_t last_checkpoint_us;
+    /* --snapshot only: its backfill ended (failed: not all of it). */
+    bool backfill_finished, backfill_failed;
 } stream;
 
 /* How a run goes on or why it ended before a clean stop. */
@@ -76,6 +79,14 @@ static bool confirm_durable(stream *st, char *err, size_t errlen)
     uint64_t idle_end = source_idle_wal_end(st->source);
     if (!source_in_txn(st->source) && batch_empty(&st->batch) && idle_end)
         moved |= checkpoint_idle(&st->cp, idle_end);
+    /* Backfill chunks durable now are recorded as done before any
+     * confirmation passes them; the others hold it back. */
+    moved |= checkpoint_set_limit(
+        &st->cp, source_confirm_limit(st->source, st->cp.durable));
+    const char *finish = st->settings->finish_backfill;
+    if (finish && !st->backfill_finished)
+        st->backfill_finished = backfill_finished(st->settings->backfill,
+                                                  finish, &st->backfill_failed);
     if (!moved)
         return true;
     char lsn[LSN_FORMAT_BUFSIZE];
@@ -183,9 +194,10 @@ static int clean_stop(stream *st)
     }
     log_info("%s; confirmed up to %s",
              source_endpos_reached(st->source) ? "reached endpos"
+             : st->backfill_finished           ? "the snapshot is done"
                                                : "stopped on request",
              lsn_format(st->cp.confirmed, lsn, sizeof lsn));
-    return 0;
+    return st->backfill_failed ? 1 : 0;
 }
 
 int stream_run(const stream_settings *settings, const source_io *io,
@@ -203,17 +215,27 @@ int stream_run(const stream_settings *settings, const source_io *io,
                             .route = route_relation};
     st.source = source_new(io, catalog, &router, &st.cp, settings->has_endpos,
                            settings->endpos);
+    if (settings->backfill) {
+        source_set_backfill(st.source, settings->backfill);
+        backfill_stream_start(settings->backfill);
+    }
     stop_set_phase(stop, STOP_STREAMING);
 
     run_state state = RUN_ON;
     while (state == RUN_ON && !stop_requested(stop) &&
-           !source_endpos_reached(st.source)) {
+           !source_endpos_reached(st.source) && !st.backfill_finished) {
         /* A batch full by size goes out before the next message is read:
          * reading copies that message out of libpq, and the batch may hold
          * a huge one already (two such copies would coexist). */
         if (batch_full_by_size(&st.batch) && !checkpoint_now(&st, false)) {
             state = RUN_FAILED;
             break;
+        }
+        /* A backfill chunk's rows go out a batch at a time, inside their
+         * high watermark's transaction, before anything else is read. */
+        if (source_has_more(st.source)) {
+            state = take_message(&st, err, sizeof err);
+            continue;
         }
         switch (source_read(st.source, read_timeout_ms(&st), stop_wake_fd(stop),
                             err, sizeof err)) {
@@ -274,6 +296,15 @@ int stream_from_server(PGconn *repl, PGconn **catalog, delivery *d,
         log_error("%s", err);
         catalog_client_free(cat);
         return retryable ? STREAM_DISCONNECTED : 1;
+    }
+    if (settings->backfill &&
+        !backfill_attach(settings->backfill, settings->system_id,
+                         settings->database, settings->slot_created, err,
+                         sizeof err)) {
+        log_error("%s", err);
+        repl_io_free(io);
+        catalog_client_free(cat);
+        return 1;
     }
     log_info("streaming from slot \"%s\", publication \"%s\"", settings->slot,
              settings->publication);

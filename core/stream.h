@@ -23,6 +23,14 @@ typedef struct stream_settings {
     bool has_endpos;
     uint64_t endpos;
     int status_interval_ms;
+    /* Backfills (NULL: none), what identifies their state (the server's
+     * system identifier, the database, whether this run created the
+     * slot), and for --snapshot only the backfill whose end (done,
+     * durable, confirmed) ends the stream. */
+    struct backfill *backfill;
+    const char *system_id, *database;
+    bool slot_created;
+    const char *finish_backfill;
     /* Fixed limits, not user settings; stream_settings_default sets them.
      * A batch handed to sinks in one write call holds at most this much. */
     size_t batch_max_events;
@@ -45,14 +53,14 @@ void stream_settings_default(stream_settings *s);
  * confirmed; the server sends it again). */
 #define STREAM_DISCONNECTED (-1)
 
-/* Streams until endpos, a stop signal (see stop.h), a lost connection or a
- * failure: the source reads changes into a batch, the delivery hands it to
- * the sinks and flushes them, and the end of every transaction all sinks
- * made durable is confirmed through the source's I/O. The delivery's sinks
- * must be started, and at most SELECTION_MAX_SINKS. Returns the process
- * exit status: 0 after a clean stop with everything durable confirmed, 1
- * on failure (nothing unacknowledged was confirmed), or
- * STREAM_DISCONNECTED. */
+/* Streams until endpos, the end of settings->finish_backfill, a stop
+ * signal (see stop.h), a lost connection or a failure: the source reads changes
+ * into a batch, the delivery hands it to the sinks and flushes them, and the
+ * end of every transaction all sinks made durable is confirmed through the
+ * source's I/O. The delivery's sinks must be started, and at most
+ * SELECTION_MAX_SINKS. Returns the process exit status: 0 after a clean stop
+ * with everything durable confirmed, 1 on failure (nothing unacknowledged was
+ * confirmed), or STREAM_DISCONNECTED. */
 int stream_run(const stream_settings *settings, const source_io *io,
                const source_catalog *catalog, delivery *d, stop_state *stop);
 

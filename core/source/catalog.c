@@ -87,7 +87,7 @@ static const char sources_sql[] =
     "SELECT c.src, c.k, c.rel, n.nspname, r.relname,"
     " pg_catalog.pg_table_is_visible(r.oid),"
     " pg_catalog.quote_ident(n.nspname) || '.' ||"
-    " pg_catalog.quote_ident(r.relname) "
+    " pg_catalog.quote_ident(r.relname), r.oid "
     "FROM chains c JOIN pg_catalog.pg_class r ON r.oid = c.member "
     "JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
     "ORDER BY c.src, c.k, c.sortkey, c.rel, c.ord";
@@ -99,7 +99,8 @@ enum {
     SRC_COL_SCHEMA,
     SRC_COL_TABLE,
     SRC_COL_VISIBLE,
-    SRC_COL_QUOTED
+    SRC_COL_QUOTED,
+    SRC_COL_OID
 };
 
 static void chain_append(catalog_chain *chain, const PGresult *res, int row)
@@ -111,6 +112,7 @@ static void chain_append(catalog_chain *chain, const PGresult *res, int row)
     t->table = xstrdup(PQgetvalue(res, row, SRC_COL_TABLE));
     t->visible = PQgetvalue(res, row, SRC_COL_VISIBLE)[0] == 't';
     t->quoted = xstrdup(PQgetvalue(res, row, SRC_COL_QUOTED));
+    t->oid = (uint32_t)strtoul(PQgetvalue(res, row, SRC_COL_OID), NULL, 10);
 }
 
 /* Groups the rows of sources_sql into sources, their chains and leaves. */

@@ -18,6 +18,7 @@ typedef struct catalog_table {
     char *table;
     char *quoted; /* quote_ident(schema) || '.' || quote_ident(table) */
     bool visible; /* pg_table_is_visible(): found through search_path */
+    uint32_t oid;
 } catalog_table;
 
 /* A relation and the partitioned tables above it, nearest first: tables[0]

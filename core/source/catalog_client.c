@@ -105,19 +105,23 @@ static void reconnect(catalog_client *c, char *err, size_t errlen)
         log_info("catalog connection re-established");
 }
 
+/* One question to the catalog: true when answered, else *retryable says
+ * whether asking again may work. */
+typedef bool (*catalog_question)(catalog_client *c, void *arg, char *err,
+                                 size_t errlen, bool *retryable);
+
 /* Asks until the catalog answers, an error that asking again cannot cure
  * comes, or a stop. */
-static source_status describe(void *ctx, relation *rel,
-                              relation_lineage *lineage, char *err,
-                              size_t errlen)
+static source_status ask_until_answered(catalog_client *c,
+                                        catalog_question question, void *arg,
+                                        char *err, size_t errlen)
 {
-    catalog_client *c = ctx;
     if (!catalog_connection_usable(*c->conn))
         snprintf(err, errlen, "the catalog connection is closed");
     for (int attempt = 1;; attempt++) {
         bool retryable = true;
         if (catalog_connection_usable(*c->conn)) {
-            if (ask_catalog(c, rel, lineage, err, errlen, &retryable))
+            if (question(c, arg, err, errlen, &retryable))
                 return SOURCE_OK;
             if (!retryable)
                 return SOURCE_FAILED;
@@ -135,6 +139,72 @@ static source_status describe(void *ctx, relation *rel,
     }
 }
 
+typedef struct describe_args {
+    relation *rel;
+    relation_lineage *lineage;
+} describe_args;
+
+static bool ask_describe(catalog_client *c, void *arg, char *err, size_t errlen,
+                         bool *retryable)
+{
+    describe_args *a = arg;
+    return ask_catalog(c, a->rel, a->lineage, err, errlen, retryable);
+}
+
+static source_status describe(void *ctx, relation *rel,
+                              relation_lineage *lineage, char *err,
+                              size_t errlen)
+{
+    describe_args a = {rel, lineage};
+    return ask_until_answered(ctx, ask_describe, &a, err, errlen);
+}
+
+typedef struct published_args {
+    relation_lineage **lineages;
+    size_t *count;
+} published_args;
+
+static bool ask_published(catalog_client *c, void *arg, char *err,
+                          size_t errlen, bool *retryable)
+{
+    published_args *a = arg;
+    bool exists, via_root;
+    catalog_source *sources;
+    size_t n;
+    if (!catalog_publication_info(*c->conn, c->stop, c->publication, &exists,
+                                  &via_root, err, errlen, retryable))
+        return false;
+    if (!exists) {
+        snprintf(err, errlen, "publication \"%s\" does not exist",
+                 c->publication);
+        *retryable = false;
+        return false;
+    }
+    if (!catalog_publication_sources(*c->conn, c->stop, c->publication, true,
+                                     &sources, &n, err, errlen)) {
+        *retryable = !catalog_connection_usable(*c->conn);
+        return false;
+    }
+    *a->lineages = xcalloc(n + 1, sizeof **a->lineages);
+    for (size_t i = 0; i < n; i++) {
+        (*a->lineages)[i].src = sources[i];
+        (*a->lineages)[i].via_root = via_root;
+        (*a->lineages)[i].publication = c->publication;
+    }
+    free(sources); /* the contents moved */
+    *a->count = n;
+    return true;
+}
+
+static source_status published(void *ctx, relation_lineage **lineages,
+                               size_t *count, char *err, size_t errlen)
+{
+    published_args a = {lineages, count};
+    *lineages = NULL;
+    *count = 0;
+    return ask_until_answered(ctx, ask_published, &a, err, errlen);
+}
+
 catalog_client *catalog_client_new(PGconn **conn, const char *conninfo,
                                    const char *publication,
                                    const stop_state *stop)
@@ -145,7 +215,8 @@ catalog_client *catalog_client_new(PGconn **conn, const char *conninfo,
     c->publication = publication;
     c->stop = stop;
     c->search_path = catalog_search_path(*conn, stop, &c->search_path_len);
-    c->iface = (source_catalog){.ctx = c, .describe = describe};
+    c->iface = (source_catalog){
+        .ctx = c, .describe = describe, .published = published};
     return c;
 }
 

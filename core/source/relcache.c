@@ -52,7 +52,7 @@ relcache_entry *relcache_find(relcache *c, uint32_t oid)
     return e && e->rel ? e : NULL;
 }
 
-static bool same_definition(const relation *a, const relation *b)
+bool relation_same_definition(const relation *a, const relation *b)
 {
     if (strcmp(a->schema, b->schema) != 0 || strcmp(a->table, b->table) != 0 ||
         a->ncols != b->ncols || a->replica_identity != b->replica_identity)
@@ -69,7 +69,7 @@ static bool same_definition(const relation *a, const relation *b)
 void relcache_put(relcache *c, relation *rel, uint64_t route)
 {
     relcache_entry *e = lookup(c, rel->oid, true);
-    if (!e->rel || !same_definition(e->rel, rel))
+    if (!e->rel || !relation_same_definition(e->rel, rel))
         e->schema_pending = true;
     e->route = route;
     if (e->rel)

@@ -32,4 +32,7 @@ relcache_entry *relcache_find(relcache *c, uint32_t oid);
  * definition (names, columns, types, key, replica identity) changed. */
 void relcache_put(relcache *c, relation *rel, uint64_t route);
 
+/* Same names, columns, types, key and replica identity. */
+bool relation_same_definition(const relation *a, const relation *b);
+
 #endif

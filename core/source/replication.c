@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "lsn.h"
 #include "pgconn.h"
 #include "strbuf.h"
 
@@ -73,16 +74,54 @@ static bool run_command(PGconn *conn, const stop_state *stop, const char *sql,
 }
 
 bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
-                      char *err, size_t errlen)
+                      uint64_t *consistent_point, char *err, size_t errlen)
 {
-    char sql[256];
-    /* NOEXPORT_SNAPSHOT: pgspout streams changes, it takes no initial copy. */
+    char sql[256], why[512];
+    /* NOEXPORT_SNAPSHOT: an initial copy goes chunk by chunk (backfill.h),
+     * never in one transaction holding the slot's snapshot. */
     snprintf(sql, sizeof sql,
              "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput "
              "NOEXPORT_SNAPSHOT",
              slot);
-    return run_command(repl, stop, sql, -1, "cannot create replication slot",
-                       err, errlen, NULL);
+    pq_outcome outcome;
+    PGresult *res =
+        pq_exec(repl, sql, 0, NULL, -1, stop, &outcome, why, sizeof why);
+    if (!res) {
+        snprintf(err, errlen, "cannot create replication slot: %s", why);
+        return false;
+    }
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) >= 2 &&
+              PQntuples(res) == 1 &&
+              lsn_parse(PQgetvalue(res, 0, 1), consistent_point);
+    if (!ok)
+        pq_copy_error(repl, "cannot create replication slot", err, errlen);
+    PQclear(res);
+    return ok;
+}
+
+bool repl_identify_system(PGconn *repl, const stop_state *stop, char *system_id,
+                          size_t idlen, char *dbname, size_t dblen, char *err,
+                          size_t errlen)
+{
+    char why[512];
+    pq_outcome outcome;
+    PGresult *res =
+        pq_exec(repl, "IDENTIFY_SYSTEM", 0, NULL, REPL_COMMAND_TIMEOUT_MS, stop,
+                &outcome, why, sizeof why);
+    if (!res) {
+        snprintf(err, errlen, "cannot identify the server: %s", why);
+        return false;
+    }
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+              PQnfields(res) >= 4;
+    if (ok) {
+        snprintf(system_id, idlen, "%s", PQgetvalue(res, 0, 0));
+        snprintf(dbname, dblen, "%s", PQgetvalue(res, 0, 3));
+    } else {
+        pq_copy_error(repl, "cannot identify the server", err, errlen);
+    }
+    PQclear(res);
+    return ok;
 }
 
 /* Without WAIT the server refuses at once while another client holds the
@@ -180,10 +219,13 @@ bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
     }
     sbuf_append_char(&pub, '"');
     strbuf sql = STRBUF_INIT;
+    /* Logical decoding messages (14+) carry backfill requests and
+     * watermarks. */
     sbuf_appendf(&sql,
                  "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 "
-                 "(proto_version '%d', publication_names '%s')",
-                 slot, proto_version, pub.data);
+                 "(proto_version '%d', publication_names '%s'%s)",
+                 slot, proto_version, pub.data,
+                 PQserverVersion(repl) >= 140000 ? ", messages 'true'" : "");
     char why[512];
     pq_outcome outcome;
     PGresult *res = pq_exec(repl, sql.data, 0, NULL, REPL_COMMAND_TIMEOUT_MS,

@@ -51,8 +51,14 @@ typedef struct repl_stream {
     int64_t probe_sent_us;
 } repl_stream;
 
+/* Creates the slot; *consistent_point gets the position it starts at. */
 bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
-                      char *err, size_t errlen);
+                      uint64_t *consistent_point, char *err, size_t errlen);
+/* IDENTIFY_SYSTEM: the server's system identifier and the database of the
+ * connection. */
+bool repl_identify_system(PGconn *repl, const stop_state *stop, char *system_id,
+                          size_t idlen, char *dbname, size_t dblen, char *err,
+                          size_t errlen);
 /* Drops the slot; while another client holds it, asks again for up to
  * wait_s seconds (0: fails at once), ending early on a stop request. */
 bool repl_drop_slot(PGconn *repl, const stop_state *stop, const char *slot,

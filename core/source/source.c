@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backfill.h"
 #include "lsn.h"
 #include "pgoutput.h"
 #include "relcache.h"
@@ -35,6 +36,17 @@ struct source {
     pgspout_position committed_pos; /* last_pos at the latest COMMIT */
     uint64_t idle_wal_end;
     bool endpos_reached;
+
+    /* Backfills: the manager, whether the open transaction held a high
+     * watermark, and the chunk whose rows are being sent. */
+    struct backfill *backfill;
+    bool txn_has_hw;
+    bool emitting;
+    relation *emit_rel;
+    uint64_t emit_route;
+    uint64_t emit_base_seq, emit_lsn;
+    bool emit_schema_due;  /* before its first read event */
+    bool emit_entry_stale; /* the relation cache's own schema is due after */
 };
 
 source *source_new(const source_io *io, const source_catalog *catalog,
@@ -61,10 +73,19 @@ static void discard_pending(source *s)
     s->pending = false;
 }
 
+static void end_emission(source *s, bool completed);
+
+void source_set_backfill(source *s, struct backfill *bf)
+{
+    s->backfill = bf;
+}
+
 void source_free(source *s)
 {
     if (!s)
         return;
+    if (s->emitting)
+        end_emission(s, false);
     discard_pending(s);
     relcache_free(&s->rels);
     free(s);
@@ -124,6 +145,8 @@ source_status source_read(source *s, int timeout_ms, int wake_fd, char *err,
  * TRUNCATE makes a schema event and a truncate event per relation. */
 size_t source_events_needed(const source *s)
 {
+    if (s->emitting)
+        return 2; /* a read event, after a schema event when one is due */
     if (!s->pending)
         return 0;
     return s->m.type == PGO_TRUNCATE ? 2 * (size_t)s->m.u.truncate.nrelids : 2;
@@ -205,12 +228,12 @@ static relcache_entry *change_relation(source *s, uint32_t relid, char *err,
  * hold. A schema event takes the position of the change before it (seq 0
  * at the start of a transaction): it is always followed by a change in the
  * same batch, so no transaction is confirmed on a schema event alone. */
-static event *new_event(source *s, batch *b, const relcache_entry *e,
+static event *new_event(source *s, batch *b, relation *rel, uint64_t route,
                         pgspout_op op, uint64_t lsn, size_t approx_bytes)
 {
     event *ev = xcalloc(1, sizeof *ev);
     ev->op = op;
-    ev->rel = relation_ref(e->rel);
+    ev->rel = relation_ref(rel);
     ev->lsn = lsn;
     ev->xid = s->txn_xid;
     ev->commit_time_us = s->txn_commit_time;
@@ -218,7 +241,7 @@ static event *new_event(source *s, batch *b, const relcache_entry *e,
     ev->pos.seq = s->txn_seq;
     if (op != PGSPOUT_OP_SCHEMA)
         s->last_pos = ev->pos;
-    batch_add(b, ev, e->route, approx_bytes);
+    batch_add(b, ev, route, approx_bytes);
     return ev;
 }
 
@@ -234,10 +257,11 @@ static event *next_change(source *s, batch *b, relcache_entry *e, pgspout_op op,
     }
     if (e->schema_pending) {
         e->schema_pending = false;
-        new_event(s, b, e, PGSPOUT_OP_SCHEMA, lsn, 64u * (size_t)e->rel->ncols);
+        new_event(s, b, e->rel, e->route, PGSPOUT_OP_SCHEMA, lsn,
+                  64u * (size_t)e->rel->ncols);
     }
     s->txn_seq++;
-    return new_event(s, b, e, op, lsn, approx_bytes);
+    return new_event(s, b, e->rel, e->route, op, lsn, approx_bytes);
 }
 
 static source_status handle_change(source *s, batch *b, bool *keep_buffer,
@@ -250,6 +274,10 @@ static source_status handle_change(source *s, batch *b, bool *keep_buffer,
     pgspout_op op = m->type == PGO_INSERT   ? PGSPOUT_OP_INSERT
                     : m->type == PGO_UPDATE ? PGSPOUT_OP_UPDATE
                                             : PGSPOUT_OP_DELETE;
+    if (s->backfill)
+        backfill_note_change(s->backfill, e->rel, s->txn_xid, (char)m->type,
+                             m->u.change.old_kind, &m->u.change.old_tuple,
+                             &m->u.change.new_tuple);
     event *ev = next_change(s, b, e, op, s->rm.payload_len);
     if (!ev)
         return SOURCE_OK;
@@ -273,11 +301,220 @@ static source_status handle_truncate(source *s, batch *b, char *err,
             change_relation(s, m->u.truncate.relids[i], err, errlen);
         if (!e)
             return SOURCE_FAILED;
+        if (s->backfill)
+            backfill_note_truncate(s->backfill, e->oid, s->txn_xid);
         event *ev = next_change(s, b, e, PGSPOUT_OP_TRUNCATE, 0);
         if (ev) {
             ev->cascade = m->u.truncate.cascade;
             ev->restart_identity = m->u.truncate.restart_identity;
         }
+    }
+    return SOURCE_OK;
+}
+
+/* ---- backfills ---- */
+
+/* Resolves the tables of the requests waiting for it: the publication's
+ * relations, each with the route its changes get. */
+static source_status resolve_backfills(source *s, char *err, size_t errlen)
+{
+    relation_lineage *lineages = NULL;
+    size_t n = 0;
+    if (!s->catalog.published)
+        return SOURCE_OK;
+    source_status st =
+        s->catalog.published(s->catalog.ctx, &lineages, &n, err, errlen);
+    if (st != SOURCE_OK)
+        return st;
+    const catalog_source **sources = xcalloc(n + 1, sizeof *sources);
+    uint64_t *routes = xcalloc(n + 1, sizeof *routes);
+    bool *ok = xcalloc(n + 1, sizeof *ok);
+    char **why = xcalloc(n + 1, sizeof *why);
+    for (size_t i = 0; i < n; i++) {
+        char reason[1024] = "";
+        sources[i] = &lineages[i].src;
+        ok[i] = s->router.route(s->router.ctx,
+                                s->router.needs_lineage ? &lineages[i] : NULL,
+                                &routes[i], reason, sizeof reason);
+        why[i] = ok[i] ? NULL : xstrdup(reason);
+    }
+    backfill_resolve(s->backfill, sources, routes, ok, why, n);
+    for (size_t i = 0; i < n; i++) {
+        free(why[i]);
+        catalog_source_clear(&lineages[i].src);
+    }
+    free(lineages);
+    free(sources);
+    free(routes);
+    free(ok);
+    free(why);
+    return SOURCE_OK;
+}
+
+static relation *relation_from_rows(const backfill_rows_desc *d)
+{
+    relation *rel = xcalloc(1, sizeof *rel);
+    rel->refcount = 1;
+    rel->oid = d->oid;
+    rel->schema = xstrdup(d->schema);
+    rel->table = xstrdup(d->table);
+    rel->replica_identity = d->replident;
+    rel->ncols = d->ncols;
+    rel->cols = xcalloc((size_t)rel->ncols, sizeof *rel->cols);
+    for (int i = 0; i < rel->ncols; i++) {
+        rel->cols[i].name = xstrdup(d->cols[i].name);
+        rel->cols[i].type_oid = d->cols[i].type_oid;
+        rel->cols[i].typmod = d->cols[i].typmod;
+        rel->cols[i].key = d->cols[i].key;
+    }
+    return rel;
+}
+
+/* The relation the chunk's read events carry: the columns as it was read.
+ * When the stream describes the table alike, its entry (and route) serve;
+ * otherwise the read events get a schema event of their own before them,
+ * and, if the stream had described the table otherwise, the stream's
+ * description is due again after them. */
+static source_status emission_relation(source *s, const backfill_rows_desc *d,
+                                       char *err, size_t errlen)
+{
+    relation *rel = relation_from_rows(d);
+    relcache_entry *e = relcache_find(&s->rels, d->oid);
+    s->emit_entry_stale = false;
+    if (e && relation_same_definition(e->rel, rel)) {
+        relation_unref(rel);
+        s->emit_rel = relation_ref(e->rel);
+        s->emit_route = e->route;
+        s->emit_schema_due = e->schema_pending;
+        e->schema_pending = false;
+        return SOURCE_OK;
+    }
+    uint64_t route = 0;
+    source_status st = describe_and_route(s, rel, &route, err, errlen);
+    if (st != SOURCE_OK) {
+        relation_unref(rel);
+        return st;
+    }
+    s->emit_rel = rel;
+    s->emit_route = e ? e->route : route;
+    s->emit_schema_due = true;
+    s->emit_entry_stale = e != NULL;
+    if (!e) {
+        relcache_put(&s->rels, relation_ref(rel), route);
+        relcache_find(&s->rels, d->oid)->schema_pending = false;
+    }
+    return SOURCE_OK;
+}
+
+static void end_emission(source *s, bool completed)
+{
+    backfill_emission_end(s->backfill, completed);
+    if (s->emit_entry_stale) {
+        relcache_entry *e = relcache_find(&s->rels, s->emit_rel->oid);
+        if (e)
+            e->schema_pending = true;
+    }
+    relation_unref(s->emit_rel);
+    s->emit_rel = NULL;
+    s->emitting = false;
+}
+
+static size_t row_bytes(const tuple *t)
+{
+    size_t n = 0;
+    for (int i = 0; i < t->ncols; i++)
+        n += t->cols[i].len;
+    return n;
+}
+
+/* A read event: the row as an insert, at the high watermark transaction's
+ * position, numbered by its place among the chunk's rows. */
+static void add_read_event(source *s, batch *b, tuple *t, char *buffer,
+                           uint64_t index)
+{
+    const backfill_rows_desc *d = backfill_emission_desc(s->backfill);
+    if (s->emit_schema_due) {
+        s->emit_schema_due = false;
+        new_event(s, b, s->emit_rel, s->emit_route, PGSPOUT_OP_SCHEMA,
+                  s->emit_lsn, 64u * (size_t)s->emit_rel->ncols);
+    }
+    s->txn_seq = s->emit_base_seq + index;
+    event *ev = new_event(s, b, s->emit_rel, s->emit_route, PGSPOUT_OP_READ,
+                          s->emit_lsn, row_bytes(t));
+    ev->new_tuple = *t;
+    ev->snapshot = d->snapshot;
+    batch_keep_buffer(b, buffer, free);
+}
+
+/* Sends the chunk's rows while the batch has room; the stream calls again
+ * (source_has_more) after handing a full batch over. */
+static source_status emit_rows(source *s, batch *b, char *err, size_t errlen)
+{
+    while (batch_has_room(b, 2) && !batch_full_by_size(b)) {
+        char *buffer;
+        tuple t;
+        uint64_t index;
+        int r = backfill_emission_next(s->backfill, &buffer, &t, &index, err,
+                                       errlen);
+        if (r <= 0) {
+            s->txn_seq = s->emit_base_seq + backfill_emission_rows(s->backfill);
+            end_emission(s, r == 0);
+            return r == 0 ? SOURCE_OK : SOURCE_FAILED;
+        }
+        if (!s->emit_route) {
+            free(t.cols);
+            free(buffer);
+            continue;
+        }
+        add_read_event(s, b, &t, buffer, index);
+    }
+    return SOURCE_OK;
+}
+
+static source_status start_emission(source *s, batch *b, char *err,
+                                    size_t errlen)
+{
+    const backfill_rows_desc *d = backfill_emission_desc(s->backfill);
+    source_status st = emission_relation(s, d, err, errlen);
+    if (st != SOURCE_OK) {
+        backfill_emission_end(s->backfill, false);
+        return st;
+    }
+    s->emitting = true;
+    s->emit_base_seq = s->txn_seq;
+    s->emit_lsn = s->rm.wal_start;
+    return emit_rows(s, b, err, errlen);
+}
+
+/* pgspout's own messages: transactional, prefix "pgspout" (requests and
+ * watermarks); any other logical decoding message is not a change of a
+ * table. */
+static source_status handle_pgspout_message(source *s, batch *b, char *err,
+                                            size_t errlen)
+{
+    const pgoutput_msg *m = &s->m;
+    if (!s->backfill || !m->u.message.transactional || !s->in_txn ||
+        strcmp(m->u.message.prefix, "pgspout") != 0)
+        return SOURCE_OK;
+    backfill_txn txn = {.xid = s->txn_xid,
+                        .commit_lsn = s->txn_commit_lsn,
+                        .commit_time_us = s->txn_commit_time,
+                        .lsn = s->rm.wal_start};
+    backfill_verdict v =
+        backfill_message(s->backfill, &txn, m->u.message.content,
+                         m->u.message.content_len, err, errlen);
+    /* A low watermark holds the confirmation back from now on. */
+    checkpoint_set_limit(s->cp, backfill_hold(s->backfill));
+    switch (v) {
+    case BACKFILL_RESOLVE:
+        return resolve_backfills(s, err, errlen);
+    case BACKFILL_EMIT:
+        s->txn_has_hw = true;
+        return start_emission(s, b, err, errlen);
+    case BACKFILL_FAILED:
+        return SOURCE_FAILED;
+    case BACKFILL_NOTHING:
+        break;
     }
     return SOURCE_OK;
 }
@@ -303,6 +540,9 @@ static void handle_commit(source *s)
 {
     uint64_t end_lsn = s->m.u.commit.end_lsn;
     s->in_txn = false;
+    if (s->txn_has_hw)
+        backfill_note_commit(s->backfill, end_lsn);
+    s->txn_has_hw = false;
     s->committed_pos = s->last_pos;
     checkpoint_commit(s->cp, s->last_pos, end_lsn);
     /* As pg_recvlogical: a commit ending at or past endpos is the last one
@@ -319,6 +559,10 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
     switch (type) {
     case PGO_BEGIN:
         handle_begin(s);
+        /* Requests recorded by an earlier run whose tables were never
+         * resolved (it stopped in between). */
+        if (s->backfill && backfill_needs_resolution(s->backfill))
+            return resolve_backfills(s, err, errlen);
         return SOURCE_OK;
     case PGO_COMMIT:
         if (!skipped)
@@ -333,11 +577,11 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
                        : handle_change(s, b, keep_buffer, err, errlen);
     case PGO_TRUNCATE:
         return skipped ? SOURCE_OK : handle_truncate(s, b, err, errlen);
+    case PGO_MESSAGE:
+        return skipped ? SOURCE_OK : handle_pgspout_message(s, b, err, errlen);
     case PGO_ORIGIN:
     case PGO_TYPE:
-    case PGO_MESSAGE:
-        /* Type names come from the catalog; logical decoding messages and
-         * origins are not changes of a table. */
+        /* Type names come from the catalog; origins are not changes. */
         return SOURCE_OK;
     default:
         snprintf(err, errlen,
@@ -349,6 +593,8 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
 
 source_status source_apply(source *s, batch *b, char *err, size_t errlen)
 {
+    if (s->emitting)
+        return emit_rows(s, b, err, errlen);
     if (!s->pending)
         return SOURCE_OK;
     bool keep = false;
@@ -384,9 +630,25 @@ bool source_endpos_reached(const source *s)
     return s->endpos_reached;
 }
 
+bool source_has_more(const source *s)
+{
+    return s->emitting;
+}
+
+uint64_t source_confirm_limit(source *s, uint64_t durable_end)
+{
+    return s->backfill ? backfill_confirm_limit(s->backfill, durable_end)
+                       : UINT64_MAX;
+}
+
 bool source_confirm(source *s, uint64_t lsn, char *err, size_t errlen)
 {
-    return s->io.confirm(s->io.ctx, lsn, err, errlen);
+    bool ok = s->io.confirm(s->io.ctx, lsn, err, errlen);
+    /* Done chunks are recorded as done: their spill files are not needed
+     * whether or not the server got this confirmation. */
+    if (s->backfill)
+        backfill_confirmed(s->backfill);
+    return ok;
 }
 
 bool source_finish(source *s, char *err, size_t errlen)

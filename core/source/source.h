@@ -86,6 +86,12 @@ typedef struct source_catalog {
     source_status (*describe)(void *ctx, relation *rel,
                               relation_lineage *lineage, char *err,
                               size_t errlen);
+    /* The relations whose names the publication's changes carry, each
+     * with its lineage (free each with catalog_source_clear, then the
+     * array): for resolving backfill requests. May be NULL (no
+     * backfills). */
+    source_status (*published)(void *ctx, relation_lineage **lineages,
+                               size_t *count, char *err, size_t errlen);
 } source_catalog;
 
 /* Which sinks want a relation's changes, as an opaque route. */
@@ -110,6 +116,12 @@ source *source_new(const source_io *io, const source_catalog *catalog,
                    uint64_t endpos);
 void source_free(source *s);
 
+/* Hands pgspout's own logical decoding messages (backfill requests and
+ * watermarks) to bf, notes the changes it watches and sends the rows of
+ * its chunks as read events. NULL (the default): none. */
+struct backfill;
+void source_set_backfill(source *s, struct backfill *bf);
+
 /* Waits up to timeout_ms for one message (or until wake_fd is readable).
  * Keepalives are handled here (SOURCE_OK); a change is decoded and left
  * waiting (SOURCE_MESSAGE). */
@@ -118,6 +130,10 @@ source_status source_read(source *s, int timeout_ms, int wake_fd, char *err,
 
 /* How many events the waiting message can make at most. */
 size_t source_events_needed(const source *s);
+
+/* A chunk's rows are being sent (more than a batch holds): call
+ * source_apply again, after making room, before reading on. */
+bool source_has_more(const source *s);
 
 /* Turns the waiting message into events appended to b (and commits into
  * the checkpoint): SOURCE_OK, SOURCE_FAILED or SOURCE_STOPPED. */
@@ -134,6 +150,12 @@ pgspout_position source_committed(const source *s);
 uint64_t source_idle_wal_end(const source *s);
 
 bool source_endpos_reached(const source *s);
+
+/* The highest LSN that may be confirmed now that everything up to
+ * durable_end is durable everywhere (UINT64_MAX: no limit): a backfill
+ * chunk whose read events are not yet durable holds it at its low
+ * watermark. Chunks that became durable are recorded as done first. */
+uint64_t source_confirm_limit(source *s, uint64_t durable_end);
 
 /* The I/O's confirm, finish and connected. */
 bool source_confirm(source *s, uint64_t lsn, char *err, size_t errlen);

@@ -16,6 +16,13 @@
 #define ES_MAX_ID 512         /* bytes */
 /* External versions are positive Java longs. */
 #define ES_MAX_VERSION INT64_MAX
+/* The external version of a read event (a row copied by a backfill): below
+ * every change's (a WAL position), so a read is indexed only where no
+ * document, and no delete tombstone, exists yet. Not the read's own
+ * position: a transaction open while the chunk was read can commit after
+ * it with an earlier LSN, and its change must still win (README, "Read
+ * events"). */
+#define ES_READ_VERSION 1
 
 typedef enum es_action {
     ES_ACTION_INDEX = 0,

@@ -338,7 +338,8 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     size_t merged_len = 0;
     const pgspout_host_api *h = es->host;
     pgspout_op op = h->event_op(ev);
-    uint64_t version = h->event_lsn(ev);
+    uint64_t version =
+        op == PGSPOUT_OP_READ ? ES_READ_VERSION : h->event_lsn(ev);
     size_t key_len, before_len, after_len, toast_len;
     const char *key = h->event_json(ev, PGSPOUT_PART_KEY, &key_len);
     char err[300];

@@ -95,14 +95,17 @@ def setup_audited(db, slot=None, publication="pgspout"):
 
 
 class Pgbench:
-    """pgbench with PGBENCH_SCRIPT in the background, started again
-    whenever it ends (a server restart aborts its clients) until stop()."""
+    """pgbench with a script (PGBENCH_SCRIPT unless given, with -D defines)
+    in the background, started again whenever it ends (a server restart
+    aborts its clients) until stop()."""
 
-    def __init__(self, db, workdir, clients=4, rate=150):
+    def __init__(self, db, workdir, clients=4, rate=150, script=None,
+                 defines=None):
         self.db, self.clients, self.rate = db, clients, rate
+        self.defines = defines or {}
         self.script = os.path.join(workdir, "w2.pgbench")
         with open(self.script, "w") as f:
-            f.write(PGBENCH_SCRIPT)
+            f.write(script or PGBENCH_SCRIPT)
         self.log = os.path.join(workdir, "pgbench.log")
         self.proc = None
         self.runs = 0
@@ -118,8 +121,10 @@ class Pgbench:
         server = self.db.server
         argv = ["pgbench", "-n", "-c", str(self.clients), "-j", "2",
                 "-T", "100000", "-R", str(self.rate), "-f", self.script,
-                "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres",
-                self.db.name]
+                "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres"]
+        for name, value in sorted(self.defines.items()):
+            argv += ["-D", "%s=%s" % (name, value)]
+        argv.append(self.db.name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         while not self._stop.is_set():
             with self._lock:

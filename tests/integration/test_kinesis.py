@@ -321,3 +321,26 @@ def test_secrets_never_logged(db, pgspout, kinesalite, tmp_path):
     _, events, _ = stream_events(kinesalite, stream)
     assert sorted(e["after"]["id"] for e in events if e["op"] == "insert") \
         == [1, 2, 3]
+
+
+# ---- read events: an initial snapshot under load ----
+
+def test_initial_snapshot_under_load(db, pgspout, kinesalite, tmp_path):
+    """pgspout --create-slot copies three tables (int, composite and text
+    keys, TOASTed values) while pgbench changes them: every event of the
+    file sink, read events included, is in the stream, each row's records
+    in stream order, and replaying them per key gives each table."""
+    import backfill_workload as bw
+    stream = new_stream(kinesalite)
+    events = bw.run_snapshot_under_load(db, pgspout, tmp_path, [
+        ("kinesis", "kinesis", {"stream": stream,
+                                "endpoint": kinesalite.url,
+                                "region": "us-east-1", "linger": "5ms"})],
+        env=aws_env())
+    per_key, everything, _ = stream_events(kinesalite, stream)
+    data = [e for e in everything if e["op"] != "schema"]
+    assert_same_events(data, [e for e in events if e["op"] != "schema"])
+    assert_key_order(per_key)
+    assert any(e["op"] == "read" for e in data)
+    replayed = bw.replay(sorted(data, key=position))
+    assert replayed == bw.table_state(db)

@@ -63,5 +63,25 @@ int main(void)
     CHECK(checkpoint_pending(&cp) == 0);
 
     checkpoint_free(&cp);
+
+    /* A limit (a backfill chunk's low watermark: replayed when the
+     * confirmation stops at it) holds the confirmation
+     * back while what is durable goes on; lifting it confirms at once. */
+    checkpoint_init(&cp, 0x100);
+    CHECK(!checkpoint_set_limit(&cp, 0x250));
+    checkpoint_commit(&cp, pos(0x200, 1), 0x210);
+    checkpoint_commit(&cp, pos(0x300, 1), 0x310);
+    CHECK(checkpoint_advance(&cp, true, pos(0, 0)));
+    CHECK(cp.confirmed == 0x250 && cp.durable == 0x310);
+    CHECK(!checkpoint_idle(&cp, 0x400)); /* durable moves, confirmed not */
+    CHECK(cp.durable == 0x400 && cp.confirmed == 0x250);
+    CHECK(checkpoint_set_limit(&cp, 0x380));
+    CHECK(cp.confirmed == 0x380);
+    CHECK(checkpoint_set_limit(&cp, UINT64_MAX));
+    CHECK(cp.confirmed == 0x400);
+    /* Never backwards, whatever the limit says. */
+    CHECK(!checkpoint_set_limit(&cp, 0x300));
+    CHECK(cp.confirmed == 0x400);
+    checkpoint_free(&cp);
     return check_summary();
 }

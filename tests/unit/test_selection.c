@@ -13,9 +13,9 @@
 
 /* public.orders > public.orders_2025 > public.orders_2025_eu, visible. */
 static catalog_table tables[] = {
-    {"public", "orders_2025_eu", "public.orders_2025_eu", true},
-    {"public", "orders_2025", "public.orders_2025", true},
-    {"public", "orders", "public.orders", true},
+    {"public", "orders_2025_eu", "public.orders_2025_eu", true, 3},
+    {"public", "orders_2025", "public.orders_2025", true, 2},
+    {"public", "orders", "public.orders", true, 1},
 };
 static const catalog_chain leaf = {tables, 3};
 static const catalog_chain partition = {tables + 1, 2};
@@ -61,8 +61,8 @@ static void test_chain_rule(void)
     table_filter_free(f);
 
     /* an unqualified pattern sees an ancestor only when it is visible */
-    catalog_table hidden[] = {{"app", "part", "app.part", false},
-                              {"app", "orders", "app.orders", false}};
+    catalog_table hidden[] = {{"app", "part", "app.part", false, 5},
+                              {"app", "orders", "app.orders", false, 4}};
     const catalog_chain hidden_leaf = {hidden, 2};
     f = filter("orders", NULL);
     s = selection_new(f, NULL, 0);

@@ -1,0 +1,253 @@
+#include "backfill_spill.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fileio.h"
+
+#define SPILL_WRITE_BYTES (1u << 20)
+
+/* ---- COPY text format ---- */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the escape after a backslash at src[*i] (src[*i] is the char
+ * after it); returns the byte and advances *i past the escape. */
+static char unescape_at(const char *src, size_t len, size_t *i)
+{
+    char c = src[(*i)++];
+    switch (c) {
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    case 'v':
+        return '\v';
+    case 'x': {
+        int v = 0, digits = 0;
+        while (digits < 2 && *i < len && hex_value(src[*i]) >= 0)
+            v = v * 16 + hex_value(src[(*i)++]), digits++;
+        return digits ? (char)v : 'x';
+    }
+    default:
+        if (c >= '0' && c <= '7') {
+            int v = c - '0', digits = 1;
+            while (digits < 3 && *i < len && src[*i] >= '0' && src[*i] <= '7')
+                v = v * 8 + (src[(*i)++] - '0'), digits++;
+            return (char)v;
+        }
+        return c; /* \\ and any other escaped character stand for it */
+    }
+}
+
+/* One field starting at line[*pos]: its unescaped bytes are written to
+ * out (which may be line itself: writing never gets ahead of reading) and
+ * counted; *pos is left after the field, *more tells whether a tab (and so
+ * another field) follows. */
+static size_t take_field(const char *line, size_t len, size_t *pos, char *out,
+                         bool *is_null, bool *more)
+{
+    size_t i = *pos, n = 0;
+    *is_null = i + 2 <= len && line[i] == '\\' && line[i + 1] == 'N' &&
+               (i + 2 == len || line[i + 2] == '\t');
+    if (*is_null) {
+        i += 2;
+    } else {
+        while (i < len && line[i] != '\t') {
+            char c = line[i++];
+            if (c == '\\' && i < len)
+                c = unescape_at(line, len, &i);
+            if (out)
+                out[n] = c;
+            n++;
+        }
+    }
+    *more = i < len;
+    *pos = *more ? i + 1 : i;
+    return n;
+}
+
+bool bf_copy_parse_line(char *line, size_t len, colval *cols, int ncols)
+{
+    size_t pos = 0;
+    bool more = true;
+    for (int c = 0; c < ncols; c++) {
+        if (!more)
+            return false;
+        bool is_null;
+        char *out = line + pos;
+        size_t n = take_field(line, len, &pos, out, &is_null, &more);
+        cols[c].kind = is_null ? COLVAL_NULL : COLVAL_TEXT;
+        cols[c].data = is_null ? NULL : out;
+        cols[c].len = (uint32_t)n;
+    }
+    return !more;
+}
+
+bool bf_copy_field(const char *line, size_t len, int index, strbuf *out)
+{
+    size_t pos = 0;
+    bool more = true, is_null = false;
+    for (int c = 0; c < index; c++) {
+        if (!more)
+            return false;
+        take_field(line, len, &pos, NULL, &is_null, &more);
+    }
+    if (!more)
+        return false;
+    size_t start = pos;
+    size_t n = take_field(line, len, &pos, NULL, &is_null, &more);
+    if (is_null)
+        return false;
+    sbuf_reserve(out, n + 1);
+    pos = start;
+    take_field(line, len, &pos, out->data + out->len, &is_null, &more);
+    out->len += n;
+    out->data[out->len] = '\0';
+    return true;
+}
+
+/* ---- writing ---- */
+
+static bool flush_buffer(bf_spill_writer *w, char *err, size_t errlen)
+{
+    if (w->buf.len && !write_all(w->fd, w->buf.data, w->buf.len)) {
+        snprintf(err, errlen, "cannot write %s: %s", w->path, strerror(errno));
+        return false;
+    }
+    sbuf_reset(&w->buf);
+    return true;
+}
+
+bool bf_spill_create(bf_spill_writer *w, const char *path, const char *header,
+                     char *err, size_t errlen)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return false;
+    }
+    w->path = xstrdup(path);
+    sbuf_append_str(&w->buf, header);
+    sbuf_append_char(&w->buf, '\n');
+    return true;
+}
+
+bool bf_spill_append(bf_spill_writer *w, const char *line, size_t len,
+                     char *err, size_t errlen)
+{
+    sbuf_append(&w->buf, line, len);
+    w->rows++;
+    return w->buf.len < SPILL_WRITE_BYTES || flush_buffer(w, err, errlen);
+}
+
+bool bf_spill_finish(bf_spill_writer *w, char *err, size_t errlen)
+{
+    bool ok = flush_buffer(w, err, errlen);
+    if (ok && fsync(w->fd) != 0) {
+        snprintf(err, errlen, "cannot fsync %s: %s", w->path, strerror(errno));
+        ok = false;
+    }
+    if (close(w->fd) != 0 && ok) {
+        snprintf(err, errlen, "cannot close %s: %s", w->path, strerror(errno));
+        ok = false;
+    }
+    w->fd = -1;
+    if (!ok)
+        unlink(w->path);
+    free(w->path);
+    sbuf_free(&w->buf);
+    w->path = NULL;
+    return ok;
+}
+
+void bf_spill_abandon(bf_spill_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->path)
+        unlink(w->path);
+    free(w->path);
+    sbuf_free(&w->buf);
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+}
+
+/* ---- reading ---- */
+
+bool bf_spill_open(bf_spill_reader *r, const char *path, char **header,
+                   char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    *header = NULL;
+    r->f = fopen(path, "re");
+    if (!r->f) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return false;
+    }
+    r->path = xstrdup(path);
+    size_t cap = 0;
+    ssize_t n = getline(header, &cap, r->f);
+    if (n <= 0 || (*header)[n - 1] != '\n') {
+        snprintf(err, errlen, "%s: no header line", path);
+        free(*header);
+        *header = NULL;
+        bf_spill_close(r);
+        return false;
+    }
+    (*header)[n - 1] = '\0';
+    return true;
+}
+
+int bf_spill_next(bf_spill_reader *r, int ncols, char **buffer, colval *cols,
+                  char *err, size_t errlen)
+{
+    *buffer = NULL;
+    size_t cap = 0;
+    errno = 0;
+    ssize_t n = getline(buffer, &cap, r->f);
+    if (n < 0) {
+        free(*buffer);
+        *buffer = NULL;
+        if (errno == 0)
+            return 0;
+        snprintf(err, errlen, "cannot read %s: %s", r->path, strerror(errno));
+        return -1;
+    }
+    if ((*buffer)[n - 1] != '\n' ||
+        !bf_copy_parse_line(*buffer, (size_t)n - 1, cols, ncols)) {
+        snprintf(err, errlen, "%s: a row that does not parse (file torn?)",
+                 r->path);
+        free(*buffer);
+        *buffer = NULL;
+        return -1;
+    }
+    return 1;
+}
+
+void bf_spill_close(bf_spill_reader *r)
+{
+    if (r->f)
+        fclose(r->f);
+    free(r->path);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,233 @@
+/* The status table (pgspout_backfill_status, UNLOGGED: never published,
+ * no WAL) that `pgspout backfill --status` and `--wait` read, and the
+ * progress logs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backfill_internal.h"
+#include "log.h"
+#include "strbuf.h"
+
+/* A table's row is written at least this often while it changes. */
+#define STATUS_EVERY_US INT64_C(1000000)
+#define PROGRESS_LOG_EVERY_US INT64_C(10000000)
+#define PROGRESS_TTY_EVERY_US INT64_C(1000000)
+
+void bf_status_changed_locked(backfill *bf, bf_backfill *b, bf_table *t)
+{
+    b->status_dirty = true;
+    if (t)
+        t->status_dirty = true;
+    pthread_cond_broadcast(&bf->changed);
+}
+
+bool bf_status_due_locked(backfill *bf)
+{
+    if (bf->status_disabled || bf->status_busy || now_us() < bf->status_due_us)
+        return false;
+    for (size_t i = 0; i < bf->st.nbackfills; i++)
+        if (bf->st.backfills[i].status_dirty)
+            return true;
+    return false;
+}
+
+static void append_literal(PGconn *conn, strbuf *sql, const char *s)
+{
+    if (!s) {
+        sbuf_append_str(sql, "NULL");
+        return;
+    }
+    char *lit = PQescapeLiteral(conn, s, strlen(s));
+    sbuf_append_str(sql, lit ? lit : "NULL");
+    PQfreemem(lit);
+}
+
+static void append_row(PGconn *conn, strbuf *sql, const backfill *bf,
+                       const bf_backfill *b, const char *table,
+                       bf_status status, uint64_t copied, int64_t estimated,
+                       const char *error)
+{
+    sbuf_append_str(sql, sql->data[sql->len - 1] == ')' ? ",\n(" : "(");
+    append_literal(conn, sql, bf->slot);
+    sbuf_append_char(sql, ',');
+    append_literal(conn, sql, b->id);
+    sbuf_append_char(sql, ',');
+    append_literal(conn, sql, table);
+    sbuf_appendf(sql, ",'%s',%llu,", bf_status_name(status),
+                 (unsigned long long)copied);
+    if (estimated >= 0)
+        sbuf_appendf(sql, "%lld,", (long long)estimated);
+    else
+        sbuf_append_str(sql, "NULL,");
+    append_literal(conn, sql, error);
+    sbuf_appendf(sql,
+                 ",pg_catalog.to_timestamp(%lld / 1e6),"
+                 "pg_catalog.clock_timestamp())",
+                 (long long)b->requested_at_us);
+}
+
+/* The rows of one backfill: "*" and its tables whose status changed. */
+static void append_backfill(PGconn *conn, strbuf *sql, const backfill *bf,
+                            bf_backfill *b)
+{
+    uint64_t copied = 0;
+    int64_t estimated = 0;
+    for (size_t i = 0; i < b->ntables; i++) {
+        bf_table *t = &b->tables[i];
+        copied += t->rows_copied;
+        estimated += t->rows_estimated > 0 ? t->rows_estimated : 0;
+        if (t->status_dirty)
+            append_row(conn, sql, bf, b, t->name, t->status, t->rows_copied,
+                       t->rows_estimated, t->error);
+        t->status_dirty = false;
+    }
+    bf_status s = b->status;
+    if (s == BF_PENDING && b->resolved && b->ntables)
+        for (size_t i = 0; i < b->ntables; i++)
+            if (b->tables[i].status != BF_PENDING)
+                s = BF_COPYING;
+    append_row(conn, sql, bf, b, "*", s, copied, b->resolved ? estimated : -1,
+               b->error);
+    b->status_dirty = false;
+}
+
+static char *status_table(PGconn *conn, const backfill *bf)
+{
+    char *schema =
+        PQescapeIdentifier(conn, bf->status_schema, strlen(bf->status_schema));
+    char *name = xasprintf("%s.pgspout_backfill_status", schema ? schema : "");
+    PQfreemem(schema);
+    return name;
+}
+
+static bool create_table(PGconn *conn, const backfill *bf, const char *table,
+                         char *err, size_t errlen)
+{
+    char *sql = xasprintf(
+        "CREATE UNLOGGED TABLE IF NOT EXISTS %s (slot text NOT NULL, id text "
+        "NOT NULL, table_name text NOT NULL, state text NOT NULL, "
+        "rows_copied bigint NOT NULL DEFAULT 0, rows_estimated bigint, "
+        "error text, requested_at timestamptz, updated_at timestamptz NOT "
+        "NULL DEFAULT now(), PRIMARY KEY (slot, id, table_name))",
+        table);
+    PGresult *res =
+        bf_exec(conn, &bf->worker_stop, sql, 0, NULL, PGRES_COMMAND_OK,
+                "cannot create the status table", err, errlen, NULL);
+    free(sql);
+    PQclear(res);
+    return res != NULL;
+}
+
+void bf_status_flush(backfill *bf, bf_worker *w)
+{
+    char *table = status_table(w->conn, bf);
+    strbuf sql = STRBUF_INIT;
+    sbuf_appendf(&sql,
+                 "INSERT INTO %s AS s (slot, id, table_name, state, "
+                 "rows_copied, rows_estimated, error, requested_at, "
+                 "updated_at) VALUES\n",
+                 table);
+    size_t header = sql.len;
+    pthread_mutex_lock(&bf->lock);
+    for (size_t i = 0; i < bf->st.nbackfills; i++)
+        if (bf->st.backfills[i].status_dirty)
+            append_backfill(w->conn, &sql, bf, &bf->st.backfills[i]);
+    pthread_mutex_unlock(&bf->lock);
+    sbuf_append_str(&sql, " ON CONFLICT (slot, id, table_name) DO UPDATE SET "
+                          "state = excluded.state, rows_copied = "
+                          "excluded.rows_copied, rows_estimated = "
+                          "excluded.rows_estimated, error = excluded.error, "
+                          "updated_at = excluded.updated_at");
+    char err[1024];
+    bool ok =
+        sql.len == header || create_table(w->conn, bf, table, err, sizeof err);
+    if (ok && sql.len > header) {
+        PGresult *res = bf_exec(
+            w->conn, &bf->worker_stop, sql.data, 0, NULL, PGRES_COMMAND_OK,
+            "cannot write the status table", err, sizeof err, NULL);
+        ok = res != NULL;
+        PQclear(res);
+    }
+    pthread_mutex_lock(&bf->lock);
+    bf->status_busy = false;
+    bf->status_due_us = now_us() + STATUS_EVERY_US;
+    if (!ok && !stop_requested(&bf->worker_stop)) {
+        log_warning("%s; backfills go on without %s", err, table);
+        bf->status_disabled = true;
+    }
+    pthread_cond_broadcast(&bf->changed);
+    pthread_mutex_unlock(&bf->lock);
+    sbuf_free(&sql);
+    free(table);
+}
+
+void bf_status_flush_abandon(backfill *bf)
+{
+    pthread_mutex_lock(&bf->lock);
+    bf->status_busy = false;
+    bf->status_due_us = now_us() + STATUS_EVERY_US;
+    pthread_cond_broadcast(&bf->changed);
+    pthread_mutex_unlock(&bf->lock);
+}
+
+/* ---- progress ---- */
+
+static void describe_progress(strbuf *out, const bf_backfill *b,
+                              const bf_table *t, int64_t now)
+{
+    double secs = (double)(now - t->started_us) / 1e6;
+    double rate = secs > 0 ? (double)t->rows_copied / secs : 0;
+    sbuf_appendf(out, "backfill %s: %s: %llu", b->id, t->name,
+                 (unsigned long long)t->rows_copied);
+    if (t->rows_estimated > 0)
+        sbuf_appendf(
+            out, " of ~%lld rows (%.0f%%)", (long long)t->rows_estimated,
+            100.0 * (double)t->rows_copied / (double)t->rows_estimated);
+    else
+        sbuf_append_str(out, " rows");
+    sbuf_appendf(out, ", %.0f rows/s", rate);
+    if (t->rows_estimated > 0 && rate > 0 &&
+        (double)t->rows_estimated > (double)t->rows_copied)
+        sbuf_appendf(out, ", ETA %.0f s",
+                     ((double)t->rows_estimated - (double)t->rows_copied) /
+                         rate);
+}
+
+void bf_progress_tick_locked(backfill *bf)
+{
+    int64_t now = now_us();
+    int64_t every = bf->tty ? PROGRESS_TTY_EVERY_US : PROGRESS_LOG_EVERY_US;
+    if (now - bf->progress_us < every)
+        return;
+    bf->progress_us = now;
+    strbuf line = STRBUF_INIT;
+    for (size_t i = 0; i < bf->st.nbackfills; i++) {
+        const bf_backfill *b = &bf->st.backfills[i];
+        for (size_t j = 0; j < b->ntables; j++) {
+            const bf_table *t = &b->tables[j];
+            if (t->status != BF_COPYING || !t->started_us)
+                continue;
+            if (!bf->tty) {
+                sbuf_reset(&line);
+                describe_progress(&line, b, t, now);
+                log_info("%s", line.data);
+            } else {
+                if (line.len)
+                    sbuf_append_str(&line, "; ");
+                describe_progress(&line, b, t, now);
+            }
+        }
+    }
+    if (bf->tty)
+        log_progress_line(line.len ? line.data : NULL);
+    sbuf_free(&line);
+}
+
+void bf_progress_table_done(const bf_backfill *b, const bf_table *t)
+{
+    double secs =
+        t->started_us ? (double)(now_us() - t->started_us) / 1e6 : 0.0;
+    log_info("backfill %s: %s copied: %llu rows in %.1f s", b->id, t->name,
+             (unsigned long long)t->rows_copied, secs);
+}

@@ -1,0 +1,241 @@
+#include "backfill_window.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- snapshots ---- */
+
+static bool parse_xid(const char **p, uint64_t *v)
+{
+    if (**p < '0' || **p > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long x = strtoull(*p, &end, 10);
+    if (errno)
+        return false;
+    *v = x;
+    *p = end;
+    return true;
+}
+
+bool bf_snapshot_parse(const char *text, bf_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *p = text;
+    if (!p || !parse_xid(&p, &s->xmin) || *p++ != ':' ||
+        !parse_xid(&p, &s->xmax) || *p++ != ':')
+        return false;
+    while (*p) {
+        uint64_t x;
+        if (!parse_xid(&p, &x) || (*p && *p != ',')) {
+            bf_snapshot_clear(s);
+            return false;
+        }
+        if (*p == ',' && !*++p) {
+            bf_snapshot_clear(s);
+            return false;
+        }
+        s->xip = xrealloc(s->xip, (s->nxip + 1) * sizeof *s->xip);
+        s->xip[s->nxip++] = x;
+    }
+    return s->xmin <= s->xmax;
+}
+
+void bf_snapshot_clear(bf_snapshot *s)
+{
+    free(s->xip);
+    memset(s, 0, sizeof *s);
+}
+
+bool bf_snapshot_invisible(const bf_snapshot *s, uint32_t xid)
+{
+    /* A committed transaction's xid is near xmax: widen it with xmax's
+     * epoch, across a wraparound of the 32-bit counter too. */
+    int32_t diff = (int32_t)(xid - (uint32_t)s->xmax);
+    uint64_t x = (uint64_t)((int64_t)s->xmax + diff);
+    if (x >= s->xmax)
+        return true;
+    if (x < s->xmin)
+        return false;
+    for (size_t i = 0; i < s->nxip; i++)
+        if (s->xip[i] == x)
+            return true;
+    return false;
+}
+
+void bf_key_encode_column(strbuf *out, const char *value, size_t len)
+{
+    unsigned char prefix[4] = {(unsigned char)(len >> 24),
+                               (unsigned char)(len >> 16),
+                               (unsigned char)(len >> 8), (unsigned char)len};
+    sbuf_append(out, (const char *)prefix, 4);
+    sbuf_append(out, value, len);
+}
+
+/* ---- a set of byte strings with a flag word each ---- */
+
+typedef struct entry {
+    char *key; /* NULL: free */
+    size_t len;
+    uint32_t xid;
+    bool partial;
+} entry;
+
+typedef struct table {
+    entry *slots;
+    size_t cap, used;
+} table;
+
+static uint64_t hash_bytes(const char *key, size_t len, uint32_t xid)
+{
+    uint64_t h = 1469598103934665603ULL ^ xid;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static entry *table_find(table *t, const char *key, size_t len, uint32_t xid,
+                         bool create);
+
+static void table_grow(table *t)
+{
+    table old = *t;
+    t->cap = old.cap ? old.cap * 2 : 64;
+    t->slots = xcalloc(t->cap, sizeof *t->slots);
+    t->used = 0;
+    for (size_t i = 0; i < old.cap; i++) {
+        if (!old.slots[i].key)
+            continue;
+        entry *e = table_find(t, old.slots[i].key, old.slots[i].len,
+                              old.slots[i].xid, true);
+        free(e->key);
+        *e = old.slots[i];
+    }
+    free(old.slots);
+}
+
+static entry *table_find(table *t, const char *key, size_t len, uint32_t xid,
+                         bool create)
+{
+    if (create && (t->used + 1) * 2 > t->cap)
+        table_grow(t);
+    if (!t->cap)
+        return NULL;
+    size_t i = hash_bytes(key, len, xid) % t->cap;
+    while (t->slots[i].key) {
+        entry *e = &t->slots[i];
+        if (e->len == len && e->xid == xid && memcmp(e->key, key, len) == 0)
+            return e;
+        i = (i + 1) % t->cap;
+    }
+    if (!create)
+        return NULL;
+    entry *e = &t->slots[i];
+    e->key = xmalloc(len ? len : 1);
+    memcpy(e->key, key, len);
+    e->len = len;
+    e->xid = xid;
+    t->used++;
+    return e;
+}
+
+static void table_free(table *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i].key);
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- notes ---- */
+
+struct bf_notes {
+    table keys;    /* (key, xid) pairs */
+    uint32_t *any; /* transactions that may have changed any row */
+    size_t nany;
+};
+
+bf_notes *bf_notes_new(void)
+{
+    return xcalloc(1, sizeof(bf_notes));
+}
+
+void bf_notes_free(bf_notes *n)
+{
+    if (!n)
+        return;
+    table_free(&n->keys);
+    free(n->any);
+    free(n);
+}
+
+void bf_notes_add(bf_notes *n, const char *key, size_t len, uint32_t xid,
+                  bool partial)
+{
+    entry *e = table_find(&n->keys, key, len, xid, true);
+    e->partial = e->partial || partial;
+}
+
+void bf_notes_any_row(bf_notes *n, uint32_t xid)
+{
+    for (size_t i = 0; i < n->nany; i++)
+        if (n->any[i] == xid)
+            return;
+    n->any = xrealloc(n->any, (n->nany + 1) * sizeof *n->any);
+    n->any[n->nany++] = xid;
+}
+
+size_t bf_notes_count(const bf_notes *n)
+{
+    return n->keys.used + n->nany;
+}
+
+struct bf_drops {
+    table keys; /* xid 0 */
+};
+
+bf_drops *bf_notes_drops(const bf_notes *n, const bf_snapshot *s, bool *stale)
+{
+    *stale = false;
+    for (size_t i = 0; i < n->nany; i++)
+        if (bf_snapshot_invisible(s, n->any[i]))
+            *stale = true;
+    bf_drops *d = xcalloc(1, sizeof *d);
+    for (size_t i = 0; i < n->keys.cap && !*stale; i++) {
+        const entry *e = &n->keys.slots[i];
+        if (!e->key || !bf_snapshot_invisible(s, e->xid))
+            continue;
+        /* Its event lacks values the sink may never have had: only a
+         * fresh read can give them. */
+        if (e->partial)
+            *stale = true;
+        table_find(&d->keys, e->key, e->len, 0, true);
+    }
+    if (*stale) {
+        bf_drops_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+bool bf_drops_contains(const bf_drops *d, const char *key, size_t len)
+{
+    return table_find((table *)&d->keys, key, len, 0, false) != NULL;
+}
+
+size_t bf_drops_count(const bf_drops *d)
+{
+    return d->keys.used;
+}
+
+void bf_drops_free(bf_drops *d)
+{
+    if (!d)
+        return;
+    table_free(&d->keys);
+    free(d);
+}

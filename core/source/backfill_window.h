@@ -1,0 +1,66 @@
+/* What the stream saw of one chunk's table between the chunk's low and
+ * high watermarks, and which of the chunk's rows that makes stale.
+ *
+ * From the low watermark on, every change of the table is noted by its
+ * chunk key (the key columns' text, as pgoutput and COPY both print it)
+ * and the transaction that made it. At the high watermark, a row of the
+ * chunk is stale when a transaction that committed before the high
+ * watermark and that the chunk's snapshot did not see changed its key:
+ * the stream carries that newer version, so the row is dropped. Rows that
+ * only transactions the snapshot saw changed are kept: the read includes
+ * those changes, and comes after them. A change that names no key (a
+ * truncate, a key the tuple does not carry) or an update whose event
+ * lacks values (unchanged TOAST) by such a transaction makes the whole
+ * chunk stale: it is read again. */
+#ifndef PGSPOUT_BACKFILL_WINDOW_H
+#define PGSPOUT_BACKFILL_WINDOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strbuf.h"
+
+/* pg_current_snapshot(): xmin:xmax:xip,... (64-bit xids). */
+typedef struct bf_snapshot {
+    uint64_t xmin, xmax;
+    uint64_t *xip;
+    size_t nxip;
+} bf_snapshot;
+
+bool bf_snapshot_parse(const char *text, bf_snapshot *s);
+void bf_snapshot_clear(bf_snapshot *s);
+
+/* Whether a committed transaction (its 32-bit xid, as pgoutput sends it)
+ * was not visible to the snapshot: in progress when it was taken, or
+ * started after. */
+bool bf_snapshot_invisible(const bf_snapshot *s, uint32_t xid);
+
+/* A chunk key as the notes compare it: each column's text with its
+ * length in front, so that no two keys encode alike. */
+void bf_key_encode_column(strbuf *out, const char *value, size_t len);
+
+typedef struct bf_notes bf_notes;
+
+bf_notes *bf_notes_new(void);
+void bf_notes_free(bf_notes *n);
+
+/* A change of the row with this (encoded) key by transaction xid;
+ * partial: its event lacks some values (unchanged TOAST). */
+void bf_notes_add(bf_notes *n, const char *key, size_t len, uint32_t xid,
+                  bool partial);
+/* A change by xid that may have touched any row (a truncate, or a change
+ * whose key cannot be told). */
+void bf_notes_any_row(bf_notes *n, uint32_t xid);
+size_t bf_notes_count(const bf_notes *n);
+
+typedef struct bf_drops bf_drops;
+
+/* The keys whose rows the chunk read with snapshot s must drop; NULL with
+ * *stale set when the whole chunk must be read again. */
+bf_drops *bf_notes_drops(const bf_notes *n, const bf_snapshot *s, bool *stale);
+bool bf_drops_contains(const bf_drops *d, const char *key, size_t len);
+size_t bf_drops_count(const bf_drops *d);
+void bf_drops_free(bf_drops *d);
+
+#endif

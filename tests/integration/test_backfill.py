@@ -1,0 +1,251 @@
+"""Snapshots and backfills into the file sink (README "Snapshot and
+backfill"): the initial snapshot of tables of every shape while a workload
+inserts, updates, deletes and changes keys in all of them; backfills
+requested while pgspout streams (a second one for the same table while the
+first runs, partitions under publish_via_partition_root = false); requests
+the daemon refuses; --snapshot only; the confirmation held at an open low
+watermark and the xmin age of pgspout's connections while it copies.
+
+The oracle is the table itself: replaying the file sink's events per key
+(read = insert; unchanged TOASTed values kept from the row before) must
+give exactly its rows, every value as its events encode it."""
+
+import os
+import time
+
+import pytest
+
+import backfill_support as bs
+import faults_support as fs
+from pgharness import assert_positions_increase, read_jsonl, wait_until
+
+
+def initial_id(db, slot):
+    """The id of the slot's initial backfill, once its request is known."""
+    def find():
+        if not bs.status_table_exists(db):
+            return None
+        return db.scalar("select id from pgspout_backfill_status where slot "
+                         "= '%s' and id like 'initial-%%' limit 1" % slot)
+    return wait_until(find, timeout=120, what="the initial backfill",
+                      interval=0.2)
+
+
+def check_status_counts(st, events, backfill):
+    """Every table done, its rows_copied the read events the file holds."""
+    assert st["*"][0] == "done", st
+    for name, (state, copied, error) in st.items():
+        if name == "*":
+            continue
+        table = name.split(".", 1)[1]
+        assert (state, error) == ("done", None), (name, state, error)
+        assert copied == len(bs.reads(events, table, backfill)), name
+
+
+@pytest.mark.all_versions
+def test_initial_snapshot_under_workload(db, pgspout, tmp_path):
+    bs.setup_tables(db, n=4000)
+    out = str(tmp_path / "out.jsonl")
+    conf = bs.write_config(tmp_path, db, "s1", out, extra=(
+        "create_slot = true;\nbackfill_chunk_rows = 300;\n"
+        "backfill_workers = 2;\n"))
+    work = bs.workload(db, str(tmp_path), n=4000, rate=120)
+    try:
+        proc = pgspout.spawn("-c", conf)
+        backfill = initial_id(db, "s1")
+        st = bs.wait_backfill(db, "s1", backfill, proc, pgspout)
+        time.sleep(1)  # changes after the copy stream on
+    finally:
+        work.stop()
+    bs.drain(db, "s1", proc, pgspout)
+
+    events = read_jsonl(out)
+    assert_positions_increase(events)
+    bs.assert_reads_once(events)
+    sizes = bs.assert_replay_matches(db, events)
+    assert min(sizes.values()) > 0
+    for table in bs.KEYS:
+        bs.assert_chunks_well_formed(events, backfill, table)
+    check_status_counts(st, events, backfill)
+    # The workload ran during the copy: its changes sit between chunks.
+    reads = [i for i, e in enumerate(events) if e["op"] == "read"]
+    changes = [i for i, e in enumerate(events)
+               if e["op"] in ("insert", "update", "delete")]
+    assert any(reads[0] < i < reads[-1] for i in changes)
+    # Partitions under publish_via_partition_root = true (what
+    # --create-slot makes) are read as their root, and named so.
+    assert not {e["table"] for e in events} & set(bs.LEAVES)
+    stderr = pgspout.stderr_of(proc)
+    assert "copying public.orders" in stderr
+    assert "chunks by ctid ranges" in stderr  # heap_full
+    assert "chunks by unique index nopk_a (a)" in stderr
+    assert not [f for f in os.listdir(bs.state_dir(tmp_path))
+                if f.endswith(".spill")]
+
+
+def start_streaming(db, pgspout, tmp_path, out, via_root, extra=""):
+    """A publication of every table and a slot made beforehand (so nothing
+    is copied unless requested), then pgspout streaming."""
+    db.psql("create publication pgspout for all tables with "
+            "(publish_via_partition_root = %s);" % via_root)
+    db.psql("select pg_create_logical_replication_slot('s1', 'pgoutput');")
+    conf = bs.write_config(tmp_path, db, "s1", out, extra=extra)
+    return pgspout.spawn("-c", conf)
+
+
+@pytest.mark.all_versions
+def test_backfill_on_demand_while_streaming(db, pgspout, tmp_path):
+    bs.setup_tables(db, n=4000)
+    out = str(tmp_path / "out.jsonl")
+    proc = start_streaming(db, pgspout, tmp_path, out, "false", extra=(
+        "backfill_chunk_rows = 250;\nbackfill_max_rows_per_sec = 8000;\n"))
+    work = bs.workload(db, str(tmp_path), n=4000, rate=120)
+    try:
+        bs.request(db, "s1", "b1", ["orders"])
+        # The same table again while the first copy runs (b1 takes a
+        # while: at most 8000 rows a second).
+        bs.request(db, "s1", "b2", ["public.orders"])
+        # Under publish_via_partition_root = false each partition is a
+        # table of its own.
+        bs.request(db, "s1", "b3", ["events_part"])
+        st1 = bs.wait_backfill(db, "s1", "b1", proc, pgspout)
+        st2 = bs.wait_backfill(db, "s1", "b2", proc, pgspout)
+        st3 = bs.wait_backfill(db, "s1", "b3", proc, pgspout)
+    finally:
+        work.stop()
+    bs.drain(db, "s1", proc, pgspout)
+
+    events = read_jsonl(out)
+    assert_positions_increase(events)
+    bs.assert_reads_once(events)
+    assert set(st1) == set(st2) == {"*", "public.orders"}
+    assert set(st3) == {"*"} | {"public." + leaf for leaf in bs.LEAVES}
+    # The backfilled tables: rows copied, then kept up to date.
+    bs.assert_replay_matches(db, events, ["orders"] + bs.LEAVES)
+    check_status_counts(st1, events, "b1")
+    check_status_counts(st2, events, "b2")
+    check_status_counts(st3, events, "b3")
+    first_b2 = min(i for i, e in enumerate(events) if e["op"] == "read"
+                   and e["snapshot"]["id"] == "b2")
+    first_b1 = min(i for i, e in enumerate(events) if e["op"] == "read"
+                   and e["snapshot"]["id"] == "b1")
+    assert first_b1 < first_b2
+    # The others only streamed (nothing copied), and did all along.
+    assert {e["table"] for e in bs.reads(events)} == {"orders"} | set(
+        bs.LEAVES)
+    assert [e for e in events if e["table"] == "accounts"
+            and e["op"] == "update"]
+
+
+def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
+    bs.setup_tables(db, n=400)
+    out = str(tmp_path / "out.jsonl")
+    proc = start_streaming(db, pgspout, tmp_path, out, "true",
+                           extra='exclude = ["heap_full"];\n')
+    bs.request(db, "s1", "r1", ["heap_full"])  # excluded by -T
+    bs.request(db, "s1", "r2", ["no_such_table"])
+    bs.request(db, "s1", "r3", ["orders", "nope_*"])  # half of it unknown
+    bs.request(db, "other_slot", "r4", ["orders"])  # not ours
+    db.psql("select pg_logical_emit_message(true, 'pgspout', 'not json');")
+    r1 = bs.wait_backfill(db, "s1", "r1", proc, pgspout, want="failed")
+    r2 = bs.wait_backfill(db, "s1", "r2", proc, pgspout, want="failed")
+    r3 = bs.wait_backfill(db, "s1", "r3", proc, pgspout, want="failed")
+    db.psql("insert into orders (id, customer) values (-1, 7);")
+    bs.drain(db, "s1", proc, pgspout)
+
+    assert "filters exclude (public.heap_full)" in r1["*"][2]
+    assert ('pattern "no_such_table" matches no table that publication '
+            '"pgspout" publishes') in r2["*"][2]
+    assert '"nope_*" matches no table' in r3["*"][2]
+    assert set(r1) == set(r2) == set(r3) == {"*"}
+    assert bs.status(db, "other_slot", "r4") == {}
+    events = read_jsonl(out)
+    assert not bs.reads(events), "a refused request copied rows"
+    assert [e["after"]["id"] for e in events if e["op"] == "insert"] == [-1]
+    stderr = pgspout.stderr_of(proc)
+    assert "backfill r1 failed" in stderr and "backfill r3 failed" in stderr
+    assert "ignoring a pgspout message that is not JSON" in stderr
+
+
+@pytest.mark.all_versions
+def test_snapshot_only_exits_once_confirmed(db, pgspout, tmp_path):
+    bs.setup_tables(db, n=2000)
+    out = str(tmp_path / "out.jsonl")
+    state = bs.state_dir(tmp_path)
+    args = ["-d", db.conninfo, "--slot", "s1", "--create-slot", "--snapshot",
+            "only", "--state-dir", state, "--backfill-chunk-rows", "400",
+            "--sink", "file", "-o", "path=" + out]
+    r = pgspout.run(*args, timeout=300)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "the snapshot is done" in r.stderr
+    events = read_jsonl(out)
+    assert {e["op"] for e in events} == {"schema", "read"}
+    bs.assert_replay_matches(db, events)
+    confirmed = fs.slot_state(db, "s1")[1]
+    last_commit = max(fs.lsn_to_int(e["commit_lsn"]) for e in events)
+    assert confirmed > last_commit, "the copy was not all confirmed"
+    backfill = events[-1]["snapshot"]["id"]
+    assert bs.status(db, "s1", backfill)["*"][0] == "done"
+    assert not [f for f in os.listdir(state) if f.endswith(".spill")]
+
+    # Again on the same slot: the initial copy is done, nothing to copy.
+    db.psql("update orders set note = 'later' where id = 1;")
+    r = pgspout.run(*args, timeout=120)
+    assert r.returncode == 0, r.stderr[-4000:]
+    later = read_jsonl(out)[len(events):]
+    assert not bs.reads(later)
+
+
+def test_confirmation_held_at_open_low_watermark(db, pgspout, tmp_path):
+    """While a chunk's read events are not durable, the slot is never
+    confirmed past its low watermark, however much after it is; and no
+    pgspout connection holds an xmin back for longer than a chunk."""
+    bs.setup_tables(db, n=20000)
+    db.psql("create publication pgspout for all tables with "
+            "(publish_via_partition_root = true);")
+    bs.create_observer(db)
+    db.psql("select pg_create_logical_replication_slot('s1', 'pgoutput');")
+    out = str(tmp_path / "out.jsonl")
+    conf = bs.write_config(tmp_path, db, "s1", out, extra=(
+        "backfill_chunk_rows = 2000;\nbackfill_max_rows_per_sec = 6000;\n"))
+    work = bs.workload(db, str(tmp_path), n=20000, rate=250, clients=3)
+    try:
+        proc = pgspout.spawn("-c", conf, "-v")
+        xid_before = int(db.scalar("select txid_current()"))
+        sampler = bs.XminSampler(db)
+        bs.request(db, "s1", "x1", ["orders"])
+        bs.wait_backfill(db, "s1", "x1", proc, pgspout)
+        max_age = sampler.stop()
+        xids = int(db.scalar("select txid_current()")) - xid_before
+    finally:
+        work.stop()
+    bs.drain(db, "s1", proc, pgspout)
+    assert bs.status(db, "s1", "x1")["*"][0] == "done"
+
+    marks, others = bs.watermarks(db)
+    events = read_jsonl(out)
+    # The chunks whose rows went out (a chunk found stale at its high
+    # watermark sends nothing and lets go at once): their read events
+    # carry the high watermark transaction's commit LSN.
+    sent = {fs.lsn_to_int(e["commit_lsn"]) for e in bs.reads(events)}
+    lows = {tok: commit for kind, tok, commit, _ in marks if kind == "lw"}
+    highs = {}
+    for kind, tok, commit, end in marks:
+        if kind == "hw" and commit in sent:
+            highs.setdefault(tok, end)
+    windows = [(lows[t], highs[t]) for t in highs if t in lows]
+    assert len(windows) >= 10, windows
+    confirmed = bs.confirmations(pgspout.stderr_of(proc))
+    inside = [(c, w) for c in confirmed for w in windows if w[0] < c < w[1]]
+    assert not inside, "confirmed past an open low watermark: %s" % inside[:3]
+    # It could have: transactions ended inside windows, and were durable
+    # before the chunk was.
+    within = [c for c in others for w in windows if w[0] < c < w[1]]
+    assert len(within) >= 5, "too few transactions inside windows"
+    bs.assert_replay_matches(db, events, ["orders"])
+    # No xmin held for anything like the copy's length.
+    print("xmin age: max %d over %d samples (%d with a pgspout xmin); %d "
+          "xids during the copy" % (max_age, sampler.samples, sampler.seen,
+                                    xids))
+    assert xids > 200
+    assert max_age < xids / 4, (max_age, xids)

@@ -1,0 +1,381 @@
+/* The parts of backfills that need no server: which rows of a chunk the
+ * changes between its watermarks make stale (window tracking and snapshot
+ * visibility), the state file's round trip, the chunk key's choice, the
+ * token bucket, COPY's text format and spill files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backfill_spill.h"
+#include "backfill_state.h"
+#include "backfill_table.h"
+#include "backfill_throttle.h"
+#include "backfill_window.h"
+#include "check.h"
+#include "strbuf.h"
+
+static strbuf key_of(const char *a, const char *b)
+{
+    strbuf k = STRBUF_INIT;
+    bf_key_encode_column(&k, a, strlen(a));
+    if (b)
+        bf_key_encode_column(&k, b, strlen(b));
+    return k;
+}
+
+static bool drops(const bf_drops *d, const char *a, const char *b)
+{
+    strbuf k = key_of(a, b);
+    bool in = bf_drops_contains(d, k.data, k.len);
+    sbuf_free(&k);
+    return in;
+}
+
+static void note(bf_notes *n, const char *a, const char *b, uint32_t xid,
+                 bool partial)
+{
+    strbuf k = key_of(a, b);
+    bf_notes_add(n, k.data, k.len, xid, partial);
+    sbuf_free(&k);
+}
+
+static void test_snapshot(void)
+{
+    bf_snapshot s;
+    CHECK(bf_snapshot_parse("100:110:102,105", &s));
+    CHECK(s.xmin == 100 && s.xmax == 110 && s.nxip == 2);
+    CHECK(!bf_snapshot_invisible(&s, 99));  /* finished before */
+    CHECK(!bf_snapshot_invisible(&s, 101)); /* finished, not in xip */
+    CHECK(bf_snapshot_invisible(&s, 102));  /* in progress then */
+    CHECK(bf_snapshot_invisible(&s, 110));  /* started after */
+    CHECK(bf_snapshot_invisible(&s, 4000));
+    bf_snapshot_clear(&s);
+    CHECK(bf_snapshot_parse("7:7:", &s) && s.nxip == 0);
+    bf_snapshot_clear(&s);
+    CHECK(!bf_snapshot_parse("7:x:", &s));
+    CHECK(!bf_snapshot_parse("9:7:", &s));
+    CHECK(!bf_snapshot_parse("1:2:3,", &s));
+
+    /* 64-bit xids across the 32-bit wraparound: xmax 2^32 + 5. */
+    uint64_t epoch = UINT64_C(1) << 32;
+    char text[64];
+    snprintf(text, sizeof text, "%llu:%llu:%llu",
+             (unsigned long long)(epoch - 10), (unsigned long long)(epoch + 5),
+             (unsigned long long)(epoch - 3));
+    CHECK(bf_snapshot_parse(text, &s));
+    CHECK(!bf_snapshot_invisible(&s, 0xFFFFFFF0u)); /* epoch - 16 */
+    CHECK(bf_snapshot_invisible(&s, 0xFFFFFFFDu));  /* epoch - 3, in xip */
+    CHECK(!bf_snapshot_invisible(&s, 2));           /* epoch + 2 */
+    CHECK(bf_snapshot_invisible(&s, 5));            /* epoch + 5 = xmax */
+    bf_snapshot_clear(&s);
+}
+
+static void test_window(void)
+{
+    bf_snapshot s;
+    CHECK(bf_snapshot_parse("100:110:104", &s));
+    bf_notes *n = bf_notes_new();
+    note(n, "a", "1", 101, false); /* seen by the read: kept */
+    note(n, "b", "1", 104, false); /* in progress at the read: dropped */
+    note(n, "c", "1", 112, false); /* after the read began: dropped */
+    note(n, "c", "1", 112, false); /* noted twice, once in the set */
+    note(n, "d", "1", 101, true);  /* values missing, but seen: fine */
+    CHECK(bf_notes_count(n) == 4);
+    bool stale;
+    bf_drops *d = bf_notes_drops(n, &s, &stale);
+    CHECK(d && !stale);
+    CHECK(!drops(d, "a", "1"));
+    CHECK(drops(d, "b", "1"));
+    CHECK(drops(d, "c", "1"));
+    CHECK(!drops(d, "d", "1"));
+    /* Keys compare whole: ("ab","") is not ("a","b"). */
+    CHECK(!drops(d, "c", NULL) && !drops(d, "c1", NULL) && !drops(d, "", "c1"));
+    CHECK(bf_drops_count(d) == 2);
+    bf_drops_free(d);
+
+    /* An update lacking values by a transaction the read did not see: the
+     * chunk must be read again. */
+    note(n, "e", "1", 112, true);
+    d = bf_notes_drops(n, &s, &stale);
+    CHECK(!d && stale);
+    bf_notes_free(n);
+
+    /* A truncate (any row) by a transaction the read saw is in the read;
+     * by one it did not see, the chunk is stale. */
+    n = bf_notes_new();
+    bf_notes_any_row(n, 103);
+    d = bf_notes_drops(n, &s, &stale);
+    CHECK(d && !stale);
+    bf_drops_free(d);
+    bf_notes_any_row(n, 111);
+    d = bf_notes_drops(n, &s, &stale);
+    CHECK(!d && stale);
+    bf_notes_free(n);
+
+    /* Many keys: the set grows and finds each. */
+    n = bf_notes_new();
+    char a[16];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(a, sizeof a, "%d", i);
+        note(n, a, NULL, i % 2 ? 120 : 90, false);
+    }
+    d = bf_notes_drops(n, &s, &stale);
+    CHECK(d && bf_drops_count(d) == 2500);
+    bool all = true;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(a, sizeof a, "%d", i);
+        all = all && drops(d, a, NULL) == (i % 2 == 1);
+    }
+    CHECK(all);
+    bf_drops_free(d);
+    bf_notes_free(n);
+    bf_snapshot_clear(&s);
+}
+
+static void test_state_round_trip(void)
+{
+    bf_state st;
+    memset(&st, 0, sizeof st);
+    st.system_id = strdup("7000000000000000001");
+    st.database = strdup("shop");
+    st.slot = strdup("cdc");
+    bf_backfill *b = bf_state_add(&st);
+    b->id = strdup("0123456789abcdef");
+    char *inc[] = {"public.orders", "\"Mixed\".*"};
+    b->include = calloc(2, sizeof(char *));
+    b->include[0] = strdup(inc[0]);
+    b->include[1] = strdup(inc[1]);
+    b->n_include = 2;
+    b->where = strdup("id > 5 AND note <> 'x\"y'");
+    b->request_lsn = (UINT64_C(1) << 32) | 0x16B3748;
+    b->requested_at_us = 1796044262836588;
+    b->status = BF_COPYING;
+    b->resolved = true;
+    bf_table *t = bf_backfill_add_table(b, 16386, "public.orders");
+    t->status = BF_COPYING;
+    t->rows_estimated = 1000000;
+    t->rows_copied = 20000;
+    t->next_chunk = 4;
+    char *cur[] = {"k\t1", "2026-01-01 00:00:00+00"};
+    bf_key_set(&t->cursor, cur, 2);
+    bf_chunk *c = bf_table_add_chunk(t);
+    c->n = 3;
+    bf_key_set(&c->lo, cur, 2);
+    char *hi[] = {"zz", "x"};
+    bf_key_set(&c->hi, hi, 2);
+    c->rows = 10000;
+    c->last = true;
+    c->spill = strdup("00112233aabbccdd.spill");
+    snprintf(c->token, sizeof c->token, "00112233aabbccdd");
+    c->snapshot = strdup("100:110:104");
+    char *cols[] = {"a", "ts"};
+    bf_key_set(&c->keycols, cols, 2);
+    c->spill_bytes = 123456;
+    bf_chunk *r = bf_table_add_chunk(t); /* a range to read again */
+    r->n = 2;
+    r->attempts = 2;
+    bf_key_set(&r->hi, hi, 1);
+    bf_backfill_add_table(b, 16400, "\"Mixed\".\"T\"");
+
+    char dir[] = "/tmp/pgspout-test-state-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char err[512] = "";
+    CHECK(bf_state_save(dir, &st, err, sizeof err));
+    CHECK_STR(err, "");
+    bf_state back;
+    CHECK(bf_state_load(dir, &back, err, sizeof err));
+    char *a = bf_state_to_json(&st), *z = bf_state_to_json(&back);
+    CHECK_STR(z, a);
+    CHECK(back.nbackfills == 1 && back.backfills[0].ntables == 2);
+    const bf_chunk *bc = &back.backfills[0].tables[0].chunks[0];
+    CHECK(bc->last && bc->rows == 10000 && bc->spill_bytes == 123456);
+    CHECK_STR(bc->keycols.v[1], "ts");
+    CHECK(back.backfills[0].tables[0].chunks[1].spill == NULL);
+    CHECK(back.backfills[0].tables[0].owner == -1);
+    free(a);
+    free(z);
+    bf_state_clear(&back);
+
+    /* Missing: empty. Not ours: refused. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/backfill.state", dir);
+    unlink(path);
+    CHECK(bf_state_load(dir, &back, err, sizeof err) && back.nbackfills == 0);
+    FILE *f = fopen(path, "w");
+    fputs("{\"version\":99}", f);
+    fclose(f);
+    CHECK(!bf_state_load(dir, &back, err, sizeof err));
+    CHECK(strstr(err, "backfill.state") != NULL);
+    f = fopen(path, "w");
+    fputs("{\"version\":1,\"backfills\":[{\"id\":\"x\",\"request_lsn\":"
+          "\"0/1\",\"state\":\"done\",\"tables\":[{\"name\":\"t\",\"state\":"
+          "\"done\",\"cursor\":null,\"chunks\":[{\"token\":\"a\",\"spill\":"
+          "\"../etc/passwd\"}]}]}]}",
+          f);
+    fclose(f);
+    CHECK(!bf_state_load(dir, &back, err, sizeof err)); /* a path outside */
+    unlink(path);
+    rmdir(dir);
+    bf_state_clear(&st);
+}
+
+static void test_chunk_key(void)
+{
+    bf_index x[] = {
+        {"b_uq", false, false, true, 1}, {"a_uq", false, false, true, 1},
+        {"pk", true, false, true, 2},    {"ri", false, true, true, 3},
+        {"wide", false, false, true, 4},
+    };
+    CHECK(bf_choose_chunk_key('d', x, 5) == 2); /* the primary key */
+    CHECK(bf_choose_chunk_key('f', x, 5) == 2);
+    CHECK(bf_choose_chunk_key('i', x, 5) == 3); /* deletes carry only it */
+    bf_index nopk[] = {
+        {"wide", false, false, true, 3},
+        {"b_uq", false, false, true, 1},
+        {"a_uq", false, false, true, 1},
+        {"partial", false, false, false, 1},
+    };
+    /* fewest columns, then by name */
+    CHECK(bf_choose_chunk_key('f', nopk, 4) == 2);
+    CHECK(bf_choose_chunk_key('n', nopk, 4) == 2);
+    bf_index none[] = {{"partial", false, false, false, 1},
+                       {"pk_nullable", true, false, false, 1}};
+    CHECK(bf_choose_chunk_key('f', none, 2) == -1); /* ctid ranges */
+    CHECK(bf_choose_chunk_key('d', NULL, 0) == -1);
+    CHECK(bf_choose_chunk_key('i', nopk, 4) == -1);
+}
+
+static void test_token_bucket(void)
+{
+    token_bucket b;
+    token_bucket_init(&b, 0, 0);
+    CHECK(token_bucket_take(&b, 1e9, 0) == 0); /* unlimited */
+
+    token_bucket_init(&b, 1000, 0); /* 1000 rows/s, one second saved */
+    CHECK(token_bucket_take(&b, 500, 0) == 0);
+    CHECK(token_bucket_take(&b, 500, 0) == 0);
+    /* Empty: 1000 more are a second's debt. */
+    CHECK(token_bucket_take(&b, 1000, 0) == 1000000);
+    /* After that second, even; another worker waits its turn. */
+    CHECK(token_bucket_take(&b, 500, 1000000) == 500000);
+    /* Unused tokens come back. */
+    token_bucket_refund(&b, 500);
+    CHECK(token_bucket_take(&b, 100, 1000000) == 100000);
+    /* Idle time saves at most one second's worth. */
+    CHECK(token_bucket_take(&b, 1000, 100000000) == 0);
+    CHECK(token_bucket_take(&b, 1, 100000000) == 1000);
+    /* A chunk larger than a second's worth waits its own debt off. */
+    token_bucket_init(&b, 100, 0);
+    CHECK(token_bucket_take(&b, 10000, 0) == 99000000);
+}
+
+static void test_copy_text(void)
+{
+    char line[] = "1\tab\\tc\\\\d\t\\N\t\t\\n\\r\\x41\\101";
+    colval v[6];
+    CHECK(bf_copy_parse_line(line, strlen(line), v, 5));
+    CHECK(v[0].kind == COLVAL_TEXT && v[0].len == 1 && v[0].data[0] == '1');
+    CHECK(v[1].len == 6 && memcmp(v[1].data, "ab\tc\\d", 6) == 0);
+    CHECK(v[2].kind == COLVAL_NULL);
+    CHECK(v[3].kind == COLVAL_TEXT && v[3].len == 0);
+    CHECK(v[4].len == 4 && memcmp(v[4].data, "\n\rAA", 4) == 0);
+    char few[] = "1\t2";
+    CHECK(!bf_copy_parse_line(few, strlen(few), v, 3));
+    char many[] = "1\t2\t3";
+    CHECK(!bf_copy_parse_line(many, strlen(many), v, 2));
+    char null_text[] = "\\Nx\t\\N";
+    CHECK(bf_copy_parse_line(null_text, strlen(null_text), v, 2));
+    CHECK(v[0].kind == COLVAL_TEXT && v[0].len == 2 &&
+          memcmp(v[0].data, "Nx", 2) == 0);
+    CHECK(v[1].kind == COLVAL_NULL);
+
+    const char *row = "7\tk\\t1\t\\N\n";
+    strbuf f = STRBUF_INIT;
+    CHECK(bf_copy_field(row, strlen(row) - 1, 1, &f));
+    CHECK_STR(f.data, "k\t1");
+    sbuf_reset(&f);
+    CHECK(!bf_copy_field(row, strlen(row) - 1, 2, &f)); /* NULL */
+    CHECK(!bf_copy_field(row, strlen(row) - 1, 3, &f)); /* no such field */
+    sbuf_free(&f);
+}
+
+static void test_spill(void)
+{
+    char path[] = "/tmp/pgspout-test-spill-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    bf_spill_writer w;
+    char err[512] = "";
+    CHECK(bf_spill_create(&w, path, "{\"v\":1}", err, sizeof err));
+    size_t big_len = 500000; /* three are more than one write's worth */
+    char *big = malloc(big_len + 1);
+    memset(big, 'x', big_len - 1);
+    big[big_len - 1] = '\n';
+    big[big_len] = '\0';
+    for (int i = 0; i < 3; i++)
+        CHECK(bf_spill_append(&w, big, big_len, err, sizeof err));
+    free(big);
+    for (int i = 0; i < 297; i++)
+        bf_spill_append(&w, "a\t\\N\n", 5, err, sizeof err);
+    CHECK(bf_spill_finish(&w, err, sizeof err));
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    bf_spill_reader r;
+    char *header;
+    CHECK(bf_spill_open(&r, path, &header, err, sizeof err));
+    CHECK_STR(header, "{\"v\":1}");
+    free(header);
+    int rows = 0, bad = 0;
+    char *buf;
+    colval v[2];
+    for (;;) {
+        colval one[1];
+        int got = rows < 3 ? bf_spill_next(&r, 1, &buf, one, err, sizeof err)
+                           : bf_spill_next(&r, 2, &buf, v, err, sizeof err);
+        if (got <= 0) {
+            bad += got < 0;
+            break;
+        }
+        if (rows < 3)
+            bad += one[0].len != big_len - 1;
+        else
+            bad += v[1].kind != COLVAL_NULL;
+        rows++;
+        free(buf);
+    }
+    CHECK(rows == 300 && bad == 0);
+    bf_spill_close(&r);
+
+    /* A torn last row is an error, not a short chunk. */
+    FILE *f = fopen(path, "a");
+    fputs("a\tb", f);
+    fclose(f);
+    CHECK(bf_spill_open(&r, path, &header, err, sizeof err));
+    free(header);
+    int got;
+    while ((got = bf_spill_next(&r, 2, &buf, v, err, sizeof err)) > 0)
+        free(buf);
+    CHECK(got == -1 && strstr(err, "does not parse") != NULL);
+    bf_spill_close(&r);
+    unlink(path);
+
+    /* An abandoned spill leaves nothing. */
+    CHECK(bf_spill_create(&w, path, "{}", err, sizeof err));
+    bf_spill_abandon(&w);
+    CHECK(access(path, F_OK) != 0);
+}
+
+int main(void)
+{
+    test_snapshot();
+    test_window();
+    test_state_round_trip();
+    test_chunk_key();
+    test_token_bucket();
+    test_copy_text();
+    test_spill();
+    return check_summary();
+}
