@@ -372,6 +372,66 @@ def _epoch_us(text):
         delta.microseconds
 
 
+# ---- read events: an initial snapshot under load ----
+
+DEBEZIUM_OP = {"insert": "c", "update": "u", "delete": "d", "truncate": "t",
+               "read": "r"}
+
+
+def test_initial_snapshot_under_load(db, pgspout, kafka, tmp_path):
+    """pgspout --create-slot copies three tables (int, composite and text
+    keys, TOASTed values) while pgbench changes them, into two Kafka sinks
+    beside the file sink: in pgspout's format every event of the file
+    sink, read events included, is on the topics once, each key's records
+    in stream order, and replaying them gives each table; in Debezium's,
+    each table's records are the same events with op "r" for the reads and
+    source.snapshot "true" for them only."""
+    import backfill_workload as bw
+    plain, dbz = new_prefix(), new_prefix()
+    events = bw.run_snapshot_under_load(db, pgspout, tmp_path, [
+        ("kafka_plain", "kafka", {"brokers": kafka.bootstrap,
+                                  "topic": plain + ".{schema}.{table}"}),
+        ("kafka_debezium", "kafka", {"brokers": kafka.bootstrap,
+                                     "topic": dbz + ".{schema}.{table}",
+                                     "format": "debezium",
+                                     "debezium_db": db.name})])
+    expected = [e for e in events if e["op"] != "schema"]
+    data = []
+    for table in bw.TABLES:
+        for key, records in keyed_records(
+                kafka, "%s.public.%s" % (plain, table)).items():
+            changes = [decode(r["payload"]) for r in records
+                       if r["payload"] is not None]
+            positions = [position(e) for e in changes]
+            assert positions == sorted(positions), (table, key)
+            data += changes
+    assert sorted(canonical(e) for e in data) == \
+        sorted(canonical(e) for e in expected)
+    assert any(e["op"] == "read" for e in data)
+    assert bw.replay(sorted(data, key=position)) == bw.table_state(db)
+    for table in bw.TABLES:
+        check_debezium_reads(kafka, "%s.public.%s" % (dbz, table),
+                             [e for e in expected if e["table"] == table])
+
+
+def check_debezium_reads(kafka, topic, expected):
+    """The Debezium records of one table against the file sink's events
+    of that table, in stream order."""
+    records = sorted(kafka.records(topic), key=record_position)
+    values = [decode(r["payload"]) for r in records
+              if r["payload"] is not None]
+    assert len(values) == len(expected), topic
+    for v, e in zip(values, expected):
+        assert v["op"] == DEBEZIUM_OP[e["op"]], (v, e)
+        assert v["source"]["lsn"] == lsn_to_int(e["lsn"])
+        assert v["source"]["snapshot"] == \
+            ("true" if e["op"] == "read" else "false")
+        if e["op"] == "read":
+            assert v["before"] is None and v["after"] == e["after"]
+    assert sum(v["op"] == "r" for v in values) == \
+        sum(e["op"] == "read" for e in expected) > 0
+
+
 def big_row_workload(db, size):
     db.psql("create table docs (id int primary key, body text);")
     db.create_slot(db.name)
