@@ -243,9 +243,9 @@ char *bq_changelog_table_json(const char *project, const char *dataset,
         json_array_append_new(fields,
                               field_json(c->name, c->type, c->repeated, NULL));
     }
-    json_array_append_new(fields,
-                          field_json(BQ_COL_OP, "STRING", false,
-                                     "insert, update, delete, truncate or read"));
+    json_array_append_new(
+        fields, field_json(BQ_COL_OP, "STRING", false,
+                           "insert, update, delete, truncate or read"));
     json_array_append_new(
         fields, field_json(BQ_COL_KEY, "STRING", false,
                            "the row's replica-identity columns as JSON"));
