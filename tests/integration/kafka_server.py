@@ -22,6 +22,7 @@ import pwd
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 
@@ -231,3 +232,35 @@ class KafkaBroker(ServiceProcess):
             records.append(r)
         records.sort(key=lambda r: (r["partition"], r["offset"]))
         return records
+
+    # ---- the broker's own files ----
+
+    CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+    def batch_codecs(self, topic):
+        """The compression codec of every record batch the broker stored
+        for a topic, read from its log segments (Kafka's record batch v2:
+        baseOffset int64, batchLength int32, then partitionLeaderEpoch,
+        magic and crc, and the attributes int16 whose low 3 bits name the
+        codec), so a test sees what reached the disk, not what a consumer
+        decompressed."""
+        data = os.path.join(self.workdir, "data")
+        codecs = set()
+        for entry in os.listdir(data):
+            if entry.rpartition("-")[0] != topic:
+                continue
+            part = os.path.join(data, entry)
+            for name in os.listdir(part):
+                if name.endswith(".log"):
+                    with open(os.path.join(part, name), "rb") as f:
+                        codecs |= self._segment_codecs(f.read())
+        return codecs
+
+    def _segment_codecs(self, raw):
+        codecs, at = set(), 0
+        while at + 23 <= len(raw):
+            length = struct.unpack_from(">i", raw, at + 8)[0]
+            attributes = struct.unpack_from(">h", raw, at + 21)[0]
+            codecs.add(self.CODECS[attributes & 7])
+            at += 12 + length
+        return codecs

@@ -152,6 +152,8 @@ def test_round_trip(db, pgspout, kafka, tmp_path):
     assert topics == {prefix + ".public.orders", prefix + ".public.MixedCase",
                       prefix + ".public.notes", prefix + ".public.log_only"}
     records = {t: kafka.records(t) for t in topics}
+    # Uncompressed by default (compression = none).
+    assert kafka.batch_codecs(prefix + ".public.orders") == {"none"}
     events = [decode(r["payload"]) for rs in records.values() for r in rs
               if r["payload"] is not None]
     # Every change event exactly once, as the file sink writes it; schema
@@ -202,10 +204,13 @@ def test_key_order_tombstones_headers(db, pgspout, kafka):
     endpos = db.current_lsn()
     prefix = new_prefix()
     r = pgspout.run(*kafka_args(db, kafka, db.name, prefix,
+                                "-o", "compression=zstd",
                                 "--endpos", endpos))
     assert r.returncode == 0, r.stderr[-4000:]
 
     topic = prefix + ".public.acct"
+    # The records reached the broker's disk compressed as asked.
+    assert kafka.batch_codecs(topic) == {"zstd"}
     per_key = keyed_records(kafka, topic)
     for key, records in per_key.items():
         events = [decode(r["payload"]) for r in records]
