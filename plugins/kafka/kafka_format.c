@@ -143,6 +143,29 @@ static void append_times(strbuf *out, const char *sep, int64_t us)
         sep, us / 1000, us, us * 1000);
 }
 
+bool kafka_read_is_incremental(json_span event)
+{
+    static const char initial[] = "\"initial-";
+    static const json_span snapshot_name = {"\"snapshot\"", 10};
+    static const json_span id_name = {"\"id\"", 4};
+    json_span snapshot = kafka_json_member(event.p, event.len, snapshot_name);
+    if (!snapshot.p)
+        return false;
+    json_span id = kafka_json_member(snapshot.p, snapshot.len, id_name);
+    return id.p && !(id.len >= sizeof initial - 1 &&
+                     memcmp(id.p, initial, sizeof initial - 1) == 0);
+}
+
+/* Debezium's source.snapshot: "true" while its initial snapshot runs,
+ * "incremental" for an incremental (signalled) one, "false" when
+ * streaming. */
+static const char *snapshot_flag(const kafka_change *c)
+{
+    if (c->op != PGSPOUT_OP_READ)
+        return "false";
+    return c->incremental ? "incremental" : "true";
+}
+
 static void append_source(strbuf *out, const kafka_change *c,
                           const kafka_debezium_source *src)
 {
@@ -151,8 +174,7 @@ static void append_source(strbuf *out, const kafka_change *c,
     sbuf_append_str(out, ",\"connector\":\"postgresql\",\"name\":");
     json_append_string(out, src->name, strlen(src->name));
     append_times(out, ",", c->commit_time_us);
-    sbuf_appendf(out, ",\"snapshot\":\"%s\",\"db\":",
-                 c->op == PGSPOUT_OP_READ ? "true" : "false");
+    sbuf_appendf(out, ",\"snapshot\":\"%s\",\"db\":", snapshot_flag(c));
     json_append_string(out, src->db, strlen(src->db));
     /* Debezium's ordering token: a JSON array of two decimal LSNs, as a
      * string. Here the transaction's commit LSN and the change's LSN,

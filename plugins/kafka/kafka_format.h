@@ -37,6 +37,9 @@ typedef struct kafka_change {
     json_span key;          /* {"id":1}; {} without a replica identity */
     json_span before, after;
     json_span unchanged_toast; /* ["col",...] */
+    /* A read event of an on-demand backfill (`pgspout backfill`), not of
+     * the initial snapshot: Debezium's incremental snapshot. */
+    bool incremental;
 } kafka_change;
 
 /* True for the ops that carry a row (insert, update, delete, read). */
@@ -56,6 +59,10 @@ bool kafka_message_key(kafka_key_mode mode, const kafka_change *c, strbuf *out);
  * bytes the encoder wrote, and returns true. False when the key did not
  * change or `before` does not hold it. */
 bool kafka_previous_key(const kafka_change *c, strbuf *out);
+
+/* For a read event's whole JSON: true when its `snapshot` member names a
+ * backfill other than the initial snapshot (whose id is initial-<LSN>). */
+bool kafka_read_is_incremental(json_span event);
 
 /* What the Debezium envelope says of its producer. */
 typedef struct kafka_debezium_source {

@@ -467,6 +467,10 @@ static kafka_change read_change(kafka_sink *ks, const pgspout_event *ev)
     if (ks->debezium) {
         c.after = event_part(ks, ev, PGSPOUT_PART_AFTER);
         c.unchanged_toast = event_part(ks, ev, PGSPOUT_PART_UNCHANGED_TOAST);
+        /* Only the whole event names the backfill a read belongs to. */
+        if (c.op == PGSPOUT_OP_READ)
+            c.incremental = kafka_read_is_incremental(
+                event_part(ks, ev, PGSPOUT_PART_EVENT));
     }
     return c;
 }

@@ -437,6 +437,47 @@ def check_debezium_reads(kafka, topic, expected):
         sum(e["op"] == "read" for e in expected) > 0
 
 
+def test_backfill_is_an_incremental_snapshot(db, pgspout, kafka, tmp_path):
+    """A `pgspout backfill` while pgspout streams into a Debezium-format
+    sink: its rows are op "r" records with source.snapshot "incremental"
+    (Debezium's flag for a signalled snapshot), a change after it
+    "false"."""
+    import backfill_workload as bw
+    db.psql("create table items (id int primary key, note text);"
+            "insert into items select g, 'n' || g "
+            "from generate_series(1, 300) g;")
+    db.create_slot(db.name)
+    prefix = new_prefix()
+    conf = tmp_path / "pgspout.conf"
+    conf.write_text(
+        'connection = %s;\nslot = "%s";\nstate_dir = %s;\n'
+        'backfill_chunk_rows = 100;\nstatus_interval = 1;\n'
+        'sinks = ({ name = "kafka"; type = "kafka"; options = { '
+        'brokers = %s; topic = %s; format = "debezium"; }; });\n'
+        % (json.dumps(db.conninfo), db.name,
+           json.dumps(str(tmp_path / "state")), json.dumps(kafka.bootstrap),
+           json.dumps(prefix + ".{schema}.{table}")))
+    proc = pgspout.spawn("-c", str(conf))
+    try:
+        wait_until(lambda: db.slot_info(db.name)["active"], 30,
+                   "pgspout streaming")
+        r = pgspout.run("backfill", "-d", db.conninfo, "--slot", db.name,
+                        "-t", "items", "--wait", timeout=120)
+        assert r.returncode == 0, r.stderr
+        db.psql("insert into items values (1000, 'after');")
+        bw.wait_confirmed(db, db.name, db.current_lsn(), proc, pgspout)
+    finally:
+        assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)[-4000:]
+    records = sorted(kafka.records(prefix + ".public.items"),
+                     key=record_position)
+    values = [decode(r["payload"]) for r in records]
+    reads = [v for v in values if v["op"] == "r"]
+    assert sorted(v["after"]["id"] for v in reads) == list(range(1, 301))
+    assert {v["source"]["snapshot"] for v in reads} == {"incremental"}
+    assert [(v["op"], v["after"]["id"], v["source"]["snapshot"])
+            for v in values if v["op"] != "r"] == [("c", 1000, "false")]
+
+
 def big_row_workload(db, size):
     db.psql("create table docs (id int primary key, body text);")
     db.create_slot(db.name)

@@ -280,6 +280,13 @@ static void test_debezium_ops(void)
                   json_object_get(json_object_get(v, "source"), "snapshot")),
               "true");
     json_decref(v);
+    /* A read of an on-demand backfill: Debezium's incremental snapshot. */
+    c.incremental = true;
+    v = debezium(&c, 0);
+    CHECK_STR(json_string_value(
+                  json_object_get(json_object_get(v, "source"), "snapshot")),
+              "incremental");
+    json_decref(v);
 
     /* A delete: before as sent, after null. */
     c = row_change(PGSPOUT_OP_DELETE, "{\"id\":1}", "{\"id\":1}", "null");
@@ -344,6 +351,21 @@ static void test_debezium_unchanged_toast(void)
     json_decref(v);
 }
 
+/* Which backfill a read event belongs to, from its whole JSON. */
+static void test_read_is_incremental(void)
+{
+    CHECK(!kafka_read_is_incremental(
+        span("{\"op\":\"read\",\"snapshot\":{\"id\":\"initial-0/16B3748\","
+             "\"table_rows\":3,\"chunk\":1,\"last\":false}}")));
+    CHECK(kafka_read_is_incremental(
+        span("{\"op\":\"read\",\"after\":{\"id\":\"initial-x\"},"
+             "\"snapshot\":{\"id\":\"0/16B3800-1\",\"chunk\":2}}")));
+    /* An id shorter than the prefix, and events without a snapshot. */
+    CHECK(kafka_read_is_incremental(span("{\"snapshot\":{\"id\":\"init\"}}")));
+    CHECK(!kafka_read_is_incremental(span("{\"op\":\"insert\"}")));
+    CHECK(!kafka_read_is_incremental(span("{\"snapshot\":{}}")));
+}
+
 int main(void)
 {
     test_topic_templates();
@@ -353,5 +375,6 @@ int main(void)
     test_debezium_documented_create();
     test_debezium_ops();
     test_debezium_unchanged_toast();
+    test_read_is_incremental();
     return check_summary();
 }

@@ -150,8 +150,14 @@ static void test_reads_and_retries(void)
     relation *rel = items_relation();
     batch b;
     batch_init(&b, 64, 1 << 20);
-    for (uint64_t seq = 1; seq <= 10; seq++)
-        batch_add(&b, make_event(rel, PGSPOUT_OP_READ, 0x100, seq), 1, 16);
+    /* Reads of ids 1-5 come from the initial snapshot, of 6-9 and 0 from an
+     * on-demand backfill (a `pgspout backfill` id). */
+    for (uint64_t seq = 1; seq <= 10; seq++) {
+        event *ev = make_event(rel, PGSPOUT_OP_READ, 0x100, seq);
+        snprintf(ev->snapshot.id, sizeof ev->snapshot.id, "%s",
+                 seq <= 5 ? "initial-0/100" : "00112233aabbccdd");
+        batch_add(&b, ev, 1, 16);
+    }
     for (uint64_t seq = 1; seq <= 10; seq++)
         batch_add(&b, make_event(rel, PGSPOUT_OP_INSERT, 0x200, seq), 1, 16);
     CHECK(delivery_write(d, &b) == DELIVERED);
@@ -166,9 +172,12 @@ static void test_reads_and_retries(void)
     for (int i = 0; i < n; i++) {
         const char *op = json_string_value(json_object_get(r[i].value, "op"));
         json_t *src = json_object_get(r[i].value, "source");
-        reads += op && strcmp(op, "r") == 0 &&
-                 strcmp(json_string_value(json_object_get(src, "snapshot")),
-                        "true") == 0;
+        const char *snapshot =
+            json_string_value(json_object_get(src, "snapshot"));
+        int id = atoi(r[i].key + strlen("{\"id\":"));
+        reads +=
+            op && strcmp(op, "r") == 0 &&
+            strcmp(snapshot, id >= 1 && id <= 5 ? "true" : "incremental") == 0;
         inserts += op && strcmp(op, "c") == 0;
         for (int j = i + 1; j < n; j++) {
             if (strcmp(r[i].key, r[j].key) != 0)
