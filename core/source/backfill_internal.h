@@ -157,6 +157,8 @@ bool bf_status_due_locked(backfill *bf);
 /* The status rows of b (its "*" row, and t's when t is not NULL) need
  * writing. */
 void bf_status_changed_locked(backfill *bf, bf_backfill *b, bf_table *t);
+/* Every row to be written again (the table may have lost them). */
+void bf_status_all_changed_locked(backfill *bf);
 /* Logs progress every 10 s (on a terminal, a line on stderr every
  * second); lock held. */
 void bf_progress_tick_locked(backfill *bf);

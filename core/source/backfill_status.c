@@ -22,6 +22,16 @@ void bf_status_changed_locked(backfill *bf, bf_backfill *b, bf_table *t)
     pthread_cond_broadcast(&bf->changed);
 }
 
+void bf_status_all_changed_locked(backfill *bf)
+{
+    for (size_t i = 0; i < bf->st.nbackfills; i++) {
+        bf_backfill *b = &bf->st.backfills[i];
+        for (size_t j = 0; j < b->ntables; j++)
+            bf_status_changed_locked(bf, b, &b->tables[j]);
+        bf_status_changed_locked(bf, b, NULL);
+    }
+}
+
 bool bf_status_due_locked(backfill *bf)
 {
     if (bf->status_disabled || bf->status_busy || now_us() < bf->status_due_us)
@@ -102,7 +112,7 @@ static char *status_table(PGconn *conn, const backfill *bf)
 }
 
 static bool create_table(PGconn *conn, const backfill *bf, const char *table,
-                         char *err, size_t errlen)
+                         char *err, size_t errlen, bool *retryable)
 {
     char *sql = xasprintf(
         "CREATE UNLOGGED TABLE IF NOT EXISTS %s (slot text NOT NULL, id text "
@@ -113,7 +123,7 @@ static bool create_table(PGconn *conn, const backfill *bf, const char *table,
         table);
     PGresult *res =
         bf_exec(conn, &bf->worker_stop, sql, 0, NULL, PGRES_COMMAND_OK,
-                "cannot create the status table", err, errlen, NULL);
+                "cannot create the status table", err, errlen, retryable);
     free(sql);
     PQclear(res);
     return res != NULL;
@@ -140,19 +150,25 @@ void bf_status_flush(backfill *bf, bf_worker *w)
                           "excluded.rows_estimated, error = excluded.error, "
                           "updated_at = excluded.updated_at");
     char err[1024];
-    bool ok =
-        sql.len == header || create_table(w->conn, bf, table, err, sizeof err);
+    bool retryable = false;
+    bool ok = sql.len == header ||
+              create_table(w->conn, bf, table, err, sizeof err, &retryable);
     if (ok && sql.len > header) {
         PGresult *res = bf_exec(
             w->conn, &bf->worker_stop, sql.data, 0, NULL, PGRES_COMMAND_OK,
-            "cannot write the status table", err, sizeof err, NULL);
+            "cannot write the status table", err, sizeof err, &retryable);
         ok = res != NULL;
         PQclear(res);
     }
     pthread_mutex_lock(&bf->lock);
     bf->status_busy = false;
     bf->status_due_us = now_us() + STATUS_EVERY_US;
-    if (!ok && !stop_requested(&bf->worker_stop)) {
+    if (!ok && retryable) {
+        /* Connection trouble (a server restart, which also empties the
+         * UNLOGGED table): every row again on the next connection. */
+        log_warning("%s; trying again", err);
+        bf_status_all_changed_locked(bf);
+    } else if (!ok && !stop_requested(&bf->worker_stop)) {
         log_warning("%s; backfills go on without %s", err, table);
         bf->status_disabled = true;
     }

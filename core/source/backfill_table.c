@@ -14,8 +14,11 @@ PGresult *bf_exec(PGconn *conn, const stop_state *stop, const char *sql,
 {
     char why[512];
     pq_outcome outcome;
-    PGresult *res = pq_exec(conn, sql, nparams, params, TABLE_QUERY_TIMEOUT_MS,
-                            stop, &outcome, why, sizeof why);
+    PGresult *res = nparams < 0 ? pq_exec_one(conn, sql, TABLE_QUERY_TIMEOUT_MS,
+                                              stop, &outcome, why, sizeof why)
+                                : pq_exec(conn, sql, nparams, params,
+                                          TABLE_QUERY_TIMEOUT_MS, stop,
+                                          &outcome, why, sizeof why);
     bool again = false;
     if (!res) {
         snprintf(err, errlen, "%s: %s", what, why);
@@ -421,8 +424,10 @@ char *bf_chunk_copy_sql(PGconn *conn, const bf_table_info *info,
     }
     if (info->row_filter)
         sbuf_appendf(&sql, " AND (%s)", info->row_filter);
+    /* A request's condition on lines of its own: a comment in it ends
+     * there, and the statement stays one (sent as such). */
     if (where)
-        sbuf_appendf(&sql, " AND (%s)", where);
+        sbuf_appendf(&sql, " AND (\n%s\n)", where);
     if (info->nkey > 0) {
         sbuf_append_str(&sql, " ORDER BY ");
         append_key_columns(conn, &sql, info);

@@ -70,9 +70,10 @@ typedef struct bf_index {
 int bf_choose_chunk_key(char replident, const bf_index *indexes, size_t n);
 
 /* Runs one statement as pq_exec does, with a timeout; NULL (and err) when
- * it did not produce a result of status `want`. *retryable (may be NULL)
- * tells whether a new connection may help (connection trouble, a stop is
- * not). */
+ * it did not produce a result of status `want`. nparams < 0: no
+ * parameters, and exactly one statement (pq_exec_one). *retryable (may be
+ * NULL) tells whether a new connection may help (connection trouble, a
+ * stop is not). */
 PGresult *bf_exec(PGconn *conn, const stop_state *stop, const char *sql,
                   int nparams, const char *const *params, ExecStatusType want,
                   const char *what, char *err, size_t errlen, bool *retryable);

@@ -88,12 +88,7 @@ static void drop_conn(bf_worker *w)
 static void status_all_changed(backfill *bf)
 {
     pthread_mutex_lock(&bf->lock);
-    for (size_t i = 0; i < bf->st.nbackfills; i++) {
-        bf_backfill *b = &bf->st.backfills[i];
-        for (size_t j = 0; j < b->ntables; j++)
-            bf_status_changed_locked(bf, b, &b->tables[j]);
-        bf_status_changed_locked(bf, b, NULL);
-    }
+    bf_status_all_changed_locked(bf);
     pthread_mutex_unlock(&bf->lock);
 }
 
@@ -475,7 +470,7 @@ static bool copy_result(PGconn *conn, char *err, size_t errlen, bool *retryable)
 static bool run_sql(bf_worker *w, const char *sql, ExecStatusType want,
                     PGresult **out, char *err, size_t errlen, bool *retryable)
 {
-    PGresult *res = bf_exec(w->conn, &w->bf->worker_stop, sql, 0, NULL, want,
+    PGresult *res = bf_exec(w->conn, &w->bf->worker_stop, sql, -1, NULL, want,
                             "reading the chunk failed", err, errlen, retryable);
     if (out)
         *out = res;
@@ -807,6 +802,28 @@ static void run_send_hw(bf_worker *w, const task *tk)
     free(id);
 }
 
+/* A task that failed inside a transaction (a chunk read the server
+ * refused: a request's bad WHERE) leaves it aborted, and every later
+ * statement on the connection, the status table's writes too, would fail
+ * with it. The next task starts outside any transaction, on this
+ * connection if a ROLLBACK gets it there, else on a new one. */
+static void leave_transaction(bf_worker *w)
+{
+    if (!w->conn || PQstatus(w->conn) != CONNECTION_OK)
+        return;
+    PGTransactionStatusType tx = PQtransactionStatus(w->conn);
+    if (tx == PQTRANS_IDLE)
+        return;
+    char err[512];
+    PGresult *res = NULL;
+    if (tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR)
+        res = bf_exec(w->conn, &w->bf->worker_stop, "ROLLBACK", 0, NULL,
+                      PGRES_COMMAND_OK, "rollback", err, sizeof err, NULL);
+    if (!res || PQtransactionStatus(w->conn) != PQTRANS_IDLE)
+        drop_conn(w);
+    PQclear(res);
+}
+
 static void run_task(bf_worker *w, task *tk)
 {
     switch (tk->kind) {
@@ -828,6 +845,7 @@ static void run_task(bf_worker *w, task *tk)
     case TASK_NONE:
         break;
     }
+    leave_transaction(w);
 }
 
 static void *worker_main(void *arg)

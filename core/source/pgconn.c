@@ -255,22 +255,11 @@ static void collect_ready(PGconn *conn, PGresult **last, bool *finished)
     }
 }
 
-PGresult *pq_exec(PGconn *conn, const char *sql, int nparams,
-                  const char *const *params, int timeout_ms,
-                  const stop_state *stop, pq_outcome *outcome, char *err,
-                  size_t errlen)
+/* Waits for the results of the query just sent; returns the last. */
+static PGresult *await_last(PGconn *conn, int timeout_ms,
+                            const stop_state *stop, pq_outcome *outcome,
+                            char *err, size_t errlen)
 {
-    pq_outcome ignored;
-    outcome = outcome ? outcome : &ignored;
-    /* Replication commands only work through the simple query protocol. */
-    int sent = nparams > 0 ? PQsendQueryParams(conn, sql, nparams, NULL, params,
-                                               NULL, NULL, 0)
-                           : PQsendQuery(conn, sql);
-    if (!sent) {
-        *outcome = PQ_FAILED;
-        pq_copy_error(conn, "cannot send query", err, errlen);
-        return NULL;
-    }
     int64_t deadline =
         timeout_ms >= 0 ? now_us() + (int64_t)timeout_ms * 1000 : 0;
     PGresult *last = NULL;
@@ -293,4 +282,39 @@ PGresult *pq_exec(PGconn *conn, const char *sql, int nparams,
             return NULL;
         }
     }
+}
+
+static PGresult *send_failed(PGconn *conn, pq_outcome *outcome, char *err,
+                             size_t errlen)
+{
+    *outcome = PQ_FAILED;
+    pq_copy_error(conn, "cannot send query", err, errlen);
+    return NULL;
+}
+
+PGresult *pq_exec(PGconn *conn, const char *sql, int nparams,
+                  const char *const *params, int timeout_ms,
+                  const stop_state *stop, pq_outcome *outcome, char *err,
+                  size_t errlen)
+{
+    pq_outcome ignored;
+    outcome = outcome ? outcome : &ignored;
+    /* Replication commands only work through the simple query protocol. */
+    int sent = nparams > 0 ? PQsendQueryParams(conn, sql, nparams, NULL, params,
+                                               NULL, NULL, 0)
+                           : PQsendQuery(conn, sql);
+    if (!sent)
+        return send_failed(conn, outcome, err, errlen);
+    return await_last(conn, timeout_ms, stop, outcome, err, errlen);
+}
+
+PGresult *pq_exec_one(PGconn *conn, const char *sql, int timeout_ms,
+                      const stop_state *stop, pq_outcome *outcome, char *err,
+                      size_t errlen)
+{
+    pq_outcome ignored;
+    outcome = outcome ? outcome : &ignored;
+    if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+        return send_failed(conn, outcome, err, errlen);
+    return await_last(conn, timeout_ms, stop, outcome, err, errlen);
 }

@@ -61,6 +61,13 @@ PGresult *pq_exec(PGconn *conn, const char *sql, int nparams,
                   const stop_state *stop, pq_outcome *outcome, char *err,
                   size_t errlen);
 
+/* As pq_exec without parameters, through the extended query protocol, so
+ * that the text is exactly one statement (text built around an untrusted
+ * part, such as a backfill request's WHERE, cannot run a second one). */
+PGresult *pq_exec_one(PGconn *conn, const char *sql, int timeout_ms,
+                      const stop_state *stop, pq_outcome *outcome, char *err,
+                      size_t errlen);
+
 /* Waits until the socket is readable (or writable), the deadline (a
  * now_us() value; <= 0 none) passes, or a stop is requested. Returns 1
  * ready, 0 deadline, -1 stop, -2 poll failed. */

@@ -147,9 +147,23 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     bs.request(db, "s1", "r3", ["orders", "nope_*"])  # half of it unknown
     bs.request(db, "other_slot", "r4", ["orders"])  # not ours
     db.psql("select pg_logical_emit_message(true, 'pgspout', 'not json');")
+    # A hand-written WHERE that closes the chunk's query and runs
+    # statements of its own (sent as one simple query it would drop the
+    # table): refused as it arrives, the table and the stream untouched.
+    bs.request(db, "s1", "r5", ["nopk"], where=(
+        "true) LIMIT 1) TO STDOUT; COMMIT; DROP TABLE nopk; "
+        "COPY (SELECT 1 AS a WHERE (true"))
+    # A WHERE the server refuses when the chunk is read.
+    bs.request(db, "s1", "r7", ["nopk"], where="no_such_column > 0")
+    # After all that, a valid request (its WHERE with a comment) is
+    # copied: the failures left nothing behind on the connections.
+    bs.request(db, "s1", "r6", ["orders"],
+               where="customer = 7 -- one customer\n")
     r1 = bs.wait_backfill(db, "s1", "r1", proc, pgspout, want="failed")
     r2 = bs.wait_backfill(db, "s1", "r2", proc, pgspout, want="failed")
     r3 = bs.wait_backfill(db, "s1", "r3", proc, pgspout, want="failed")
+    r7 = bs.wait_backfill(db, "s1", "r7", proc, pgspout, want="failed")
+    r6 = bs.wait_backfill(db, "s1", "r6", proc, pgspout)
     db.psql("insert into orders (id, customer) values (-1, 7);")
     bs.drain(db, "s1", proc, pgspout)
 
@@ -159,12 +173,23 @@ def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     assert '"nope_*" matches no table' in r3["*"][2]
     assert set(r1) == set(r2) == set(r3) == {"*"}
     assert bs.status(db, "other_slot", "r4") == {}
+    assert bs.status(db, "s1", "r5") == {}
+    assert '"no_such_column" does not exist' in r7["public.nopk"][2], r7
+    assert r7["*"][0] == "failed"
+    assert db.scalar("select count(*) from nopk") == "100"
+    assert r6["*"][0] == r6["public.orders"][0] == "done"
     events = read_jsonl(out)
-    assert not bs.reads(events), "a refused request copied rows"
+    copied = bs.reads(events)
+    assert copied and {e["snapshot"]["id"] for e in copied} == {"r6"}
+    assert {e["after"]["customer"] for e in copied} == {7}
+    assert len(copied) == r6["public.orders"][1] == int(db.scalar(
+        "select count(*) from orders where customer = 7 and id > 0"))
     assert [e["after"]["id"] for e in events if e["op"] == "insert"] == [-1]
     stderr = pgspout.stderr_of(proc)
     assert "backfill r1 failed" in stderr and "backfill r3 failed" in stderr
     assert "ignoring a pgspout message that is not JSON" in stderr
+    assert ("ignoring a malformed backfill request (backfill request: "
+            "\"where\" has a ')' that closes more than it opened") in stderr
 
 
 @pytest.mark.all_versions

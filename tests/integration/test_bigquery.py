@@ -225,51 +225,58 @@ def test_json_null_is_not_sql_null(db, pgspout, emulator, dataset):
 
 # ---- read events: an initial snapshot under load ----
 
-def bq_value(column, value):
-    """A value of backfill_workload's tables, as the event encodes it, in
-    the form bigquery_server.convert gives for its BigQuery type."""
+def bq_value(value, bq_type):
+    """A value as the event encodes it, in the form bigquery_server.convert
+    gives for its BigQuery column type."""
     if value is None:
-        return [] if column == "tags" else None
-    if column == "n":
+        return None
+    if bq_type == "NUMERIC":
         return decimal.Decimal(value)
-    if column == "ts":
-        return micros(value.replace(" ", "T").replace("+00", "+00:00"))
+    if bq_type == "TIMESTAMP":
+        return micros(value.replace(" ", "T", 1).replace("+00", "+00:00"))
     return value
 
 
 def test_initial_snapshot_under_load(db, pgspout, emulator, dataset,
                                      tmp_path):
-    """pgspout --create-slot copies three tables (int, composite and text
-    keys, TOASTed values) while pgbench changes them: each latest-state
-    view equals its table row by row, read rows counting as inserts."""
-    import backfill_workload as bw
+    """pgspout --create-slot copies tables with keys of every kind while a
+    workload changes them: each latest-state view equals its table row by
+    row, read rows counting as inserts (but for the TOASTed values the
+    view documents it cannot carry across a key change)."""
+    import backfill_support as bs
+    import snapshot_sinks
     env = dict(os.environ)
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
-    events = bw.run_snapshot_under_load(db, pgspout, tmp_path, [
+    events = snapshot_sinks.run(db, pgspout, tmp_path, [
         ("warehouse", "bigquery", {
             "project": bigquery_server.PROJECT, "dataset": dataset,
             "endpoint": emulator.url, "retry_base": "20ms",
             "retry_max": "200ms", "request_timeout": "30s"})], env=env)
-    want = bw.table_state(db)
-    assert bw.replay(events) == want
-    for table in bw.TABLES:
-        keys = bw.KEYS[table]
-        columns = list(next(iter(want[table].values())))
-        expected = {tuple(row[k] for k in keys):
-                    {c: bq_value(c, v) for c, v in row.items()}
-                    for row in want[table].values()}
+    lost_total = 0
+    for table in bs.KEYS:
+        fields = emulator.table(dataset, "public_%s_changelog"
+                                % table)["schema"]["fields"]
+        types = {f["name"]: f["type"] for f in fields}
+        lost = snapshot_sinks.toast_lost_across_key_changes(events, table)
+        lost_total += len(lost)
+        want = {}
+        for key, row in bs.table_contents(db, table).items():
+            want[key] = {c: None if c in lost.get(key, ()) else
+                         bq_value(v, types[c]) for c, v in row.items()}
         rows = emulator.query("SELECT * FROM `%s.%s.public_%s`"
                               % (bigquery_server.PROJECT, dataset, table))
-        got = {tuple(r[k] for k in keys): {c: r.get(c) for c in columns}
-               for r in rows}
-        assert len(got) == len(rows), "a key twice in the view of " + table
-        differ = [(k, got.get(k), expected.get(k))
-                  for k in set(got) | set(expected)
-                  if got.get(k) != expected.get(k)]
-        assert not differ, (table, len(differ), differ[:3])
+        got = {}
+        for r in rows:
+            row = {c: r.get(c) for c in next(iter(want.values()))}
+            got[bs.row_key(table, bs.plain(row))] = row
+        assert len(got) == len(rows), "a row twice in the view of " + table
+        differ = [(k, got.get(k), want.get(k)) for k in set(got) | set(want)
+                  if got.get(k) != want.get(k)]
+        assert not differ, (table, len(differ), differ[:2])
         ops = emulator.query(
             "SELECT _op, COUNT(*) AS n FROM `%s.%s.public_%s_changelog` "
             "GROUP BY _op" % (bigquery_server.PROJECT, dataset, table))
         counts = {r["_op"]: r["n"] for r in ops}
-        assert counts.get("read", 0) == sum(
-            1 for e in events if e["op"] == "read" and e["table"] == table)
+        assert counts.get("read", 0) == len(bs.reads(events, table))
+    print("rows whose TOASTed value the view lost to a key change:",
+          lost_total)

@@ -13,7 +13,6 @@ change exactly once.
 Outage length: CI 10 s; PGSPOUT_FAULTS_FULL=1: 60 s.
 """
 
-import json
 import signal
 import time
 
@@ -171,18 +170,15 @@ def test_opensearch_down_during_backfill(db, pgspout, tmp_path):
     snapshot under load: the copy waits for it (nothing it did not take is
     confirmed) and goes on when it is back; in the end each index equals
     its table and the file sink beside it holds every event once."""
-    import backfill_workload as bw
+    import backfill_support as bs
+    import snapshot_sinks
     node = fs.opensearch_node()
     index = "bfout-%s-{table}" % db.name
     out = str(tmp_path / "snapshot.jsonl")
 
     def outage(proc):
         # Down once the copy is under way (read events flowing), for 30 s.
-        deadline = time.monotonic() + 120
-        while not any(e["op"] == "read" for e in fs.complete_events(out)):
-            assert proc.poll() is None, pgspout.stderr_of(proc)[-4000:]
-            assert time.monotonic() < deadline, "the copy never started"
-            time.sleep(0.2)
+        wait_for_reads(out, proc, pgspout)
         gone_at = lsn_to_int(db.current_lsn())
         node.pause()
         try:
@@ -194,25 +190,29 @@ def test_opensearch_down_during_backfill(db, pgspout, tmp_path):
                     "confirmed past the outage: %X > %X" % (confirmed,
                                                            gone_at)
                 time.sleep(0.5)
-            assert bw.status_row(db)[0] != "done"
+            backfill = snapshot_sinks.initial_backfill(db, db.name)
+            assert bs.status(db, db.name, backfill)["*"][0] != "done"
         finally:
             node.start_same_port()
 
-    events = bw.run_snapshot_under_load(
+    events = snapshot_sinks.run(
         db, pgspout, tmp_path,
         [("search", "elastic", {"url": node.url, "index": index})],
-        during=outage, extra="backfill_max_rows_per_sec = 250;")
-    want = bw.table_state(db)
-    assert bw.replay(events) == want
-    for table in bw.TABLES:
+        during=outage, rows_per_sec=150)
+    for table in bs.KEYS:
         docs = node.documents(index.replace("{table}", table))
-        got = {i: {k: v for k, v in src.items() if k != "_pgspout_version"}
+        got = {i: bs.plain({k: v for k, v in src.items()
+                            if k != "_pgspout_version"})
                for i, (_, src) in docs.items()}
-        expected = {}
-        for row in want[table].values():
-            key = [row[c] for c in bw.KEYS[table]]
-            expected[str(key[0]) if len(key) == 1 else json.dumps(
-                key, separators=(",", ":"), ensure_ascii=False)] = row
-        assert got == expected, table
+        assert got == snapshot_sinks.expected_documents(db, table), table
     fs.report_figures("opensearch_down_during_backfill", outage_s=30,
-                      events=len(events), lost=0, duplicated=0)
+                      events=len(events), reads=len(bs.reads(events)),
+                      lost=0, duplicated=0)
+
+
+def wait_for_reads(out, proc, pgspout, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not any(e["op"] == "read" for e in fs.complete_events(out)):
+        assert proc.poll() is None, pgspout.stderr_of(proc)[-4000:]
+        assert time.monotonic() < deadline, "the copy never started"
+        time.sleep(0.2)
