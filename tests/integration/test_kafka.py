@@ -384,16 +384,17 @@ DEBEZIUM_OP = {"insert": "c", "update": "u", "delete": "d", "truncate": "t",
 
 
 def test_initial_snapshot_under_load(db, pgspout, kafka, tmp_path):
-    """pgspout --create-slot copies three tables (int, composite and text
-    keys, TOASTed values) while pgbench changes them, into two Kafka sinks
-    beside the file sink: in pgspout's format every event of the file
-    sink, read events included, is on the topics once, each key's records
-    in stream order, and replaying them gives each table; in Debezium's,
-    each table's records are the same events with op "r" for the reads and
-    source.snapshot "true" for them only."""
-    import backfill_workload as bw
+    """pgspout --create-slot copies tables with keys of every kind while a
+    workload changes them, into two Kafka sinks beside the file sink: in
+    pgspout's format every event of the file sink, read events included,
+    is on the topics once, each key's records in stream order, and
+    replaying them gives each table; in Debezium's, each table's records
+    are the same events with op "r" for the reads and source.snapshot
+    "true" for them only."""
+    import backfill_support as bs
+    import snapshot_sinks
     plain, dbz = new_prefix(), new_prefix()
-    events = bw.run_snapshot_under_load(db, pgspout, tmp_path, [
+    events = snapshot_sinks.run(db, pgspout, tmp_path, [
         ("kafka_plain", "kafka", {"brokers": kafka.bootstrap,
                                   "topic": plain + ".{schema}.{table}"}),
         ("kafka_debezium", "kafka", {"brokers": kafka.bootstrap,
@@ -401,10 +402,11 @@ def test_initial_snapshot_under_load(db, pgspout, kafka, tmp_path):
                                      "format": "debezium",
                                      "debezium_db": db.name})])
     expected = [e for e in events if e["op"] != "schema"]
+    tables = sorted({"%s.%s" % (e["schema"], e["table"]) for e in expected})
     data = []
-    for table in bw.TABLES:
-        for key, records in keyed_records(
-                kafka, "%s.public.%s" % (plain, table)).items():
+    for table in tables:
+        for key, records in keyed_records(kafka,
+                                          plain + "." + table).items():
             changes = [decode(r["payload"]) for r in records
                        if r["payload"] is not None]
             positions = [position(e) for e in changes]
@@ -413,10 +415,13 @@ def test_initial_snapshot_under_load(db, pgspout, kafka, tmp_path):
     assert sorted(canonical(e) for e in data) == \
         sorted(canonical(e) for e in expected)
     assert any(e["op"] == "read" for e in data)
-    assert bw.replay(sorted(data, key=position)) == bw.table_state(db)
-    for table in bw.TABLES:
-        check_debezium_reads(kafka, "%s.public.%s" % (dbz, table),
-                             [e for e in expected if e["table"] == table])
+    in_order = sorted(data, key=position)
+    for table in bs.KEYS:
+        assert bs.replay(in_order, table) == bs.table_contents(db, table)
+    for table in tables:
+        check_debezium_reads(kafka, dbz + "." + table, [
+            e for e in expected
+            if "%s.%s" % (e["schema"], e["table"]) == table])
 
 
 def check_debezium_reads(kafka, topic, expected):
@@ -442,7 +447,7 @@ def test_backfill_is_an_incremental_snapshot(db, pgspout, kafka, tmp_path):
     sink: its rows are op "r" records with source.snapshot "incremental"
     (Debezium's flag for a signalled snapshot), a change after it
     "false"."""
-    import backfill_workload as bw
+    import faults_support as fs
     db.psql("create table items (id int primary key, note text);"
             "insert into items select g, 'n' || g "
             "from generate_series(1, 300) g;")
@@ -465,7 +470,7 @@ def test_backfill_is_an_incremental_snapshot(db, pgspout, kafka, tmp_path):
                         "-t", "items", "--wait", timeout=120)
         assert r.returncode == 0, r.stderr
         db.psql("insert into items values (1000, 'after');")
-        bw.wait_confirmed(db, db.name, db.current_lsn(), proc, pgspout)
+        fs.wait_confirmed(db, db.name, db.current_lsn(), proc, pgspout)
     finally:
         assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)[-4000:]
     records = sorted(kafka.records(prefix + ".public.items"),
