@@ -207,12 +207,48 @@ static bool refused_for_good(rd_kafka_resp_err_t err)
 
 /* ---- librdkafka's callbacks (on the poller thread, or librdkafka's) ---- */
 
+/* A record the broker stored has the offset the broker gave it. librdkafka
+ * also reports success, with no offset, for records it acknowledges
+ * "implicitly": a later batch of their partition succeeded while their own
+ * batch waited for a retry, so it assumes they were stored too. That holds
+ * after a timeout, not after an error saying the batch was not written: a
+ * new partition's first batch refused with "Not leader for partition" while
+ * the next one, which the broker takes as a new producer's first, succeeds
+ * (librdkafka 2.0.2, on a topic just created, under load). Such a record
+ * may be missing from the topic: it is never counted as delivered, and the
+ * stream stops; it cannot be sent again now without overtaking the records
+ * of its key that followed it, so it is sent again, in order, on restart. */
+static bool stored_by_broker(const rd_kafka_message_t *m)
+{
+    return m->offset >= 0;
+}
+
+static void not_confirmed(kafka_sink *ks, const rd_kafka_message_t *m,
+                          uint64_t id)
+{
+    char reason[700], where[80];
+    snprintf(reason, sizeof reason,
+             "Kafka did not confirm the record of the event at %s for topic "
+             "\"%s\" partition %" PRId32
+             ": librdkafka reported it delivered without an offset, after a "
+             "failed attempt, so it may be missing from the topic; it is "
+             "sent again from the last confirmed position on restart",
+             position_text(ks, kafka_acks_position(ks->acks, id), where,
+                           sizeof where),
+             rd_kafka_topic_name(m->rkt), m->partition);
+    fail(ks, reason);
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                         void *opaque)
 {
     kafka_sink *ks = opaque;
     uint64_t id = (uint64_t)(uintptr_t)m->_private;
     (void)rk;
+    if (!m->err && !stored_by_broker(m)) {
+        not_confirmed(ks, m, id);
+        return;
+    }
     if (m->err) {
         char reason[700], where[80];
         pgspout_position pos = kafka_acks_position(ks->acks, id);
