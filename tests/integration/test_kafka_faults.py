@@ -9,7 +9,11 @@ must carry v = 0, 1, 2, ... in partition order):
 - the broker down 60 s with a small producer queue (the stream waits in
   the sink's write and flush): the LSN is held, pgspout keeps its
   walsender, and SIGTERM still ends it promptly with exit 1; a restart
-  once the broker is back delivers everything.
+  once the broker is back delivers everything;
+- a new topic's first batch answered "Not leader for partition" (by a
+  proxy, kafka_proxy.py) while the next one is stored: librdkafka reports
+  the first record delivered without an offset though it is not in the
+  topic; pgspout stops without confirming it, and the next run delivers it.
 
 Counts: CI kills the broker twice, PGSPOUT_FAULTS_FULL=1 ten times; the
 outage lasts 60 s in both.
@@ -23,8 +27,9 @@ import time
 import pytest
 
 import faults_support as fs
+import kafka_proxy
 import kafka_server
-from pgharness import lsn_to_int, wait_until
+from pgharness import free_port, lsn_to_int, wait_until
 
 ROWS = 200
 TOPIC_TEMPLATE = "faults.{schema}.{table}"
@@ -180,3 +185,50 @@ def test_broker_down_60s_then_sigterm(db, pgspout, broker, tmp_path):
     records, duplicated = check_rows(db, broker)
     fs.report_figures("kafka_broker_down", outage_s=60, records=records,
                       duplicated=duplicated, lost=0)
+
+
+def test_record_acknowledged_without_offset_is_not_confirmed(db, pgspout,
+                                                             tmp_path):
+    """The first batch of a new topic refused with "Not leader for
+    partition" (a proxy in front of the broker answers it so) while the
+    next one is stored: librdkafka reports the first record delivered,
+    without an offset, though it is not in the topic. pgspout must not
+    confirm it: it stops, and the next run delivers it."""
+    prefix = "implicit%d" % random.randrange(1 << 30)
+    b = kafka_server.KafkaBroker().require_installed()
+    b.choose_port()
+    proxy_port = free_port()
+    proxy = kafka_proxy.RefuseFirstProduce(proxy_port, b.port, prefix)
+    b.extra["advertised.listeners"] = ("PLAINTEXT://127.0.0.1:%d,"
+                                       "SSL://127.0.0.1:%d"
+                                       % (proxy_port, b.tls_port))
+    b.start()
+    try:
+        db.psql("create table t (id int primary key);")
+        db.create_slot(db.name)
+        db.psql("insert into t values (1);")
+        after_first = db.current_lsn()
+        for i in range(2, 6):
+            db.psql("insert into t values (%d);" % i)
+        endpos = db.current_lsn()
+        # One partition for all (key = table), one record per batch: the
+        # second batch is sent while the first waits for its answer.
+        args = ["-d", db.conninfo, "--slot", db.name, "--sink", "kafka",
+                "-o", "brokers=127.0.0.1:%d" % proxy_port,
+                "-o", "topic=%s.{table}" % prefix, "-o", "key=table",
+                "-o", "kafka.batch.num.messages=1", "--endpos", endpos]
+        r = pgspout.run(*args)
+        assert proxy.refused.is_set(), r.stderr[-4000:]
+        assert r.returncode == 1, r.stderr[-4000:]
+        assert "Kafka did not confirm the record of the event at" in r.stderr
+        confirmed = db.slot_info(db.name)["confirmed_flush_lsn"]
+        assert lsn_to_int(confirmed) < lsn_to_int(after_first)
+        # The next run sends the first row again, and the rest after it.
+        r = pgspout.run(*args)
+        assert r.returncode == 0, r.stderr[-4000:]
+        ids = [json.loads(rec["payload"])["after"]["id"]
+               for rec in b.records(prefix + ".t")]
+        assert ids[-5:] == [1, 2, 3, 4, 5], ids
+    finally:
+        proxy.close()
+        b.stop()
