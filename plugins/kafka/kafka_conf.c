@@ -125,6 +125,13 @@ static bool set_defaults(rd_kafka_conf_t *conf, char *err, size_t errlen)
         /* librdkafka's 1 GiB would let the queue grow far past what the
          * stream needs to keep the broker busy. */
         {"queue.buffering.max.kbytes", "65536"},
+        /* One request at a time per broker: a batch that failed and waits
+         * for its retry then never has a later batch of its partition
+         * succeed first, which librdkafka (2.0.2) takes as proof that the
+         * failed one was stored ("implicit ack") even when the error said
+         * it was not. The sink stops on such an acknowledgement (it has no
+         * offset); this keeps it from happening. */
+        {"max.in.flight.requests.per.connection", "1"},
         {"enable.ssl.certificate.verification", "true"},
         {"ssl.endpoint.identification.algorithm", "https"},
     };

@@ -11,9 +11,11 @@ must carry v = 0, 1, 2, ... in partition order):
   walsender, and SIGTERM still ends it promptly with exit 1; a restart
   once the broker is back delivers everything;
 - a new topic's first batch answered "Not leader for partition" (by a
-  proxy, kafka_proxy.py) while the next one is stored: librdkafka reports
-  the first record delivered without an offset though it is not in the
-  topic; pgspout stops without confirming it, and the next run delivers it.
+  proxy, kafka_proxy.py) while the next one is stored: with one request in
+  flight (the default) every row arrives in order; with several, librdkafka
+  reports the first record delivered without an offset though it is not in
+  the topic, and pgspout stops without confirming it; the next run
+  delivers it.
 
 Counts: CI kills the broker twice, PGSPOUT_FAULTS_FULL=1 ten times; the
 outage lasts 60 s in both.
@@ -187,14 +189,10 @@ def test_broker_down_60s_then_sigterm(db, pgspout, broker, tmp_path):
                       duplicated=duplicated, lost=0)
 
 
-def test_record_acknowledged_without_offset_is_not_confirmed(db, pgspout,
-                                                             tmp_path):
-    """The first batch of a new topic refused with "Not leader for
-    partition" (a proxy in front of the broker answers it so) while the
-    next one is stored: librdkafka reports the first record delivered,
-    without an offset, though it is not in the topic. pgspout must not
-    confirm it: it stops, and the next run delivers it."""
-    prefix = "implicit%d" % random.randrange(1 << 30)
+
+def proxied_broker(prefix):
+    """A broker of its own behind kafka_proxy.RefuseFirstProduce (its
+    advertised port is the proxy's); returns (broker, proxy, its port)."""
     b = kafka_server.KafkaBroker().require_installed()
     b.choose_port()
     proxy_port = free_port()
@@ -203,31 +201,56 @@ def test_record_acknowledged_without_offset_is_not_confirmed(db, pgspout,
                                        "SSL://127.0.0.1:%d"
                                        % (proxy_port, b.tls_port))
     b.start()
+    return b, proxy, proxy_port
+
+
+def five_rows(db):
+    """Five rows, a transaction each; the LSN after the first and the end."""
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into t values (1);")
+    after_first = db.current_lsn()
+    for i in range(2, 6):
+        db.psql("insert into t values (%d);" % i)
+    return after_first, db.current_lsn()
+
+
+@pytest.mark.parametrize("in_flight", [1, 5])
+def test_first_batch_of_new_topic_refused(db, pgspout, in_flight):
+    """A new topic's first batch answered "Not leader for partition" (by
+    the proxy) while the next one, if already sent, is stored. With the
+    sink's default of one request in flight the refused batch is retried
+    before anything else: every row arrives, in order. With several (a user
+    may raise it) librdkafka reports the first record delivered without an
+    offset though it is not in the topic: pgspout must stop without
+    confirming it, and the next run delivers it."""
+    prefix = "implicit%d" % random.randrange(1 << 30)
+    b, proxy, proxy_port = proxied_broker(prefix)
     try:
-        db.psql("create table t (id int primary key);")
-        db.create_slot(db.name)
-        db.psql("insert into t values (1);")
-        after_first = db.current_lsn()
-        for i in range(2, 6):
-            db.psql("insert into t values (%d);" % i)
-        endpos = db.current_lsn()
-        # One partition for all (key = table), one record per batch: the
-        # second batch is sent while the first waits for its answer.
+        after_first, endpos = five_rows(db)
+        # One partition for all (key = table), one record per batch.
         args = ["-d", db.conninfo, "--slot", db.name, "--sink", "kafka",
                 "-o", "brokers=127.0.0.1:%d" % proxy_port,
                 "-o", "topic=%s.{table}" % prefix, "-o", "key=table",
                 "-o", "kafka.batch.num.messages=1", "--endpos", endpos]
+        if in_flight != 1:
+            args += ["-o", "kafka.max.in.flight.requests.per.connection=%d"
+                     % in_flight]
         r = pgspout.run(*args)
         assert proxy.refused.is_set(), r.stderr[-4000:]
-        assert r.returncode == 1, r.stderr[-4000:]
-        assert "Kafka did not confirm the record of the event at" in r.stderr
-        confirmed = db.slot_info(db.name)["confirmed_flush_lsn"]
-        assert lsn_to_int(confirmed) < lsn_to_int(after_first)
-        # The next run sends the first row again, and the rest after it.
-        r = pgspout.run(*args)
+        if in_flight != 1:
+            assert r.returncode == 1, r.stderr[-4000:]
+            assert "Kafka did not confirm the record of the event at" in \
+                r.stderr
+            confirmed = db.slot_info(db.name)["confirmed_flush_lsn"]
+            assert lsn_to_int(confirmed) < lsn_to_int(after_first)
+            # The next run sends the first row again, the rest after it.
+            r = pgspout.run(*args)
         assert r.returncode == 0, r.stderr[-4000:]
         ids = [json.loads(rec["payload"])["after"]["id"]
                for rec in b.records(prefix + ".t")]
+        if in_flight == 1:
+            assert ids == [1, 2, 3, 4, 5]
         assert ids[-5:] == [1, 2, 3, 4, 5], ids
     finally:
         proxy.close()
