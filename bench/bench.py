@@ -8,9 +8,11 @@ reference for how fast the server itself can decode. The backfill workload
 copies a table with pgspout --snapshot only against COPY (SELECT *) TO
 STDOUT, sampling the xmin age of each reader's connections. Then a fixed-rate
 latency run (commit -> durable, measured from strace timestamps of the file
-sink's write and fsync calls) and optionally the peer comparison on
-OpenSearch. Prints a table and writes every figure to bench/results/.
-Python standard library only.
+sink's write and fsync calls), optionally the Kafka sink into a local
+broker on the same WAL (--kafka) and the peer comparison on OpenSearch.
+Prints a table and writes every figure to bench/results/. Python standard
+library only (the broker and OpenSearch come from the test suite's
+launchers in tests/integration, which need nothing else).
 """
 
 import argparse
@@ -407,6 +409,45 @@ def drain_pgspout(name, server, args, tmpdir, slot, end, run, changes):
     return r
 
 
+def kafka_topic_prefix(name, run):
+    return "bench-%s-%d" % (name, run)
+
+
+def kafka_record_count(broker, prefix):
+    """Records in every topic of a drain (kcat reads them all; offsets
+    alone would count what the broker holds, not what it hands out)."""
+    total = 0
+    for topic in broker.topics():
+        if topic.startswith(prefix + "."):
+            out = broker.kcat("-C", "-t", topic, "-o", "beginning", "-e",
+                              "-q", "-f", "x\n", timeout=600)
+            total += out.count("\n")
+    return total
+
+
+def drain_kafka(name, server, args, tmpdir, slot, end, run, changes, broker):
+    """pgspout with the Kafka sink (defaults: idempotent, acks=all, key
+    row, pgspout format, headers) until END: it exits only once the broker
+    acknowledged every record."""
+    err = os.path.join(tmpdir, "%s-kafka-%d.log" % (name, run))
+    prefix = kafka_topic_prefix(name, run)
+    argv = [args.pgspout, "-d", server.conninfo(), "--slot", slot,
+            "--publication", PUBLICATION, "--sink", "kafka",
+            "-o", "brokers=" + broker.bootstrap,
+            "-o", "topic=%s.{schema}.{table}" % prefix, "--endpos", end]
+    r = run_measured(argv, env=client_env(), timeout=args.timeout,
+                     stderr_path=err)
+    if r["exit"] != 0:
+        raise BenchError("pgspout (kafka) exited %d on %s: %s"
+                         % (r["exit"], name, tail(err)))
+    got = kafka_record_count(broker, prefix)
+    r["rows_written"] = got
+    if got != changes:
+        raise BenchError("%s: the broker holds %d records, expected %d"
+                         % (name, got, changes))
+    return r
+
+
 def summarise(runs, changes, wal_bytes):
     """Mean wall and CPU over the runs, the highest peak RSS."""
     n = len(runs)
@@ -434,9 +475,14 @@ def bench_workload(name, server, args, tmpdir):
     # every drain decodes exactly the same WAL.
     pairs = [("bench_%s_ref_%d" % (name, i), "bench_%s_pgspout_%d" % (name, i))
              for i in range(args.repeat)]
+    # --kafka: a third slot per run for the Kafka sink, on the same WAL.
+    with_kafka = args.kafka_broker is not None and name in args.kafka_workloads
+    kafka_slots = ["bench_%s_kafka_%d" % (name, i) for i in range(args.repeat)
+                   ] if with_kafka else []
     slot_prof = "bench_%s_profile" % name
     slot_warm = "bench_%s_warmup" % name
-    all_slots = [slot_warm] + [s for pair in pairs for s in pair]
+    all_slots = [slot_warm] + [s for pair in pairs for s in pair] + \
+        kafka_slots
     if args.profile:
         all_slots.append(slot_prof)
     create_slots(server, *all_slots)
@@ -464,19 +510,25 @@ def bench_workload(name, server, args, tmpdir):
 
     # ABBA order (reference, pgspout, pgspout, reference, ...) so neither
     # tool always runs first or last.
-    refs, spouts = [], []
+    refs, spouts, kafkas = [], [], []
     for i, (slot_ref, slot_spout) in enumerate(pairs):
         steps = [("ref", slot_ref), ("spout", slot_spout)]
+        if with_kafka:
+            steps.append(("kafka", kafka_slots[i]))
         if i % 2:
             steps.reverse()
         for kind, slot in steps:
             if kind == "ref":
                 refs.append(drain_reference(name, server, args, tmpdir, slot,
                                             end, i))
-            else:
+            elif kind == "spout":
                 spouts.append(drain_pgspout(name, server, args, tmpdir, slot,
                                             end, i, plan["changes"]))
-        drop_slots(server, slot_ref, slot_spout)
+            else:
+                kafkas.append(drain_kafka(name, server, args, tmpdir, slot,
+                                          end, i, plan["changes"],
+                                          args.kafka_broker))
+            drop_slots(server, slot)
     if args.profile:
         result["profile"] = profile_drain(name, server, args, tmpdir,
                                           slot_prof, end)
@@ -488,6 +540,11 @@ def bench_workload(name, server, args, tmpdir):
     result["pg_recvlogical"] = ref
     result["pgspout"] = spout
     result["rate_ratio"] = spout["rows_per_s"] / ref["rows_per_s"]
+    if kafkas:
+        kafka = summarise(kafkas, plan["changes"], wal_bytes)
+        result["pgspout_kafka"] = kafka
+        result["kafka_vs_file_ratio"] = kafka["rows_per_s"] / \
+            spout["rows_per_s"]
     return result
 
 
@@ -995,6 +1052,101 @@ def bench_latency(server, args, tmpdir):
     return result
 
 
+def run_rate_load(server, args, duration):
+    """pgbench at the target rate on latency.pgbench (one insert per
+    transaction); returns its stdout."""
+    r = subprocess.run([client_tool("pgbench"), "-n", "-c",
+                        str(args.latency_clients), "-j", "2", "-R",
+                        str(args.rate), "-T", str(duration), "-f",
+                        os.path.join(WORKLOAD_DIR, "latency.pgbench"),
+                        "-h", "127.0.0.1", "-p", str(server.port), "-U",
+                        "postgres", "bench"], capture_output=True, text=True,
+                       env=client_env(), stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise BenchError("pgbench failed: %s" % r.stderr[-2000:])
+    return r.stdout
+
+
+def bench_latency_kafka(server, args, tmpdir, broker):
+    """Commit -> stored by the broker at 5,000 tx/s: each record's
+    LogAppendTime (the broker's clock, milliseconds, set when it appended
+    the record, which with acks=all on one node is when it acknowledges
+    it) minus the event's commit_time. The broker runs with
+    log.message.timestamp.type=LogAppendTime."""
+    duration = args.latency_seconds or max(3, int(round(60 * args.scale)))
+    log("kafka latency: pgbench -R %d for %d s" % (args.rate, duration))
+    server.psql(file=os.path.join(WORKLOAD_DIR, "latency_setup.sql"),
+                dbname="bench")
+    slot = "bench_kafka_latency"
+    create_slots(server, slot)
+    prefix = "bench-kafka-latency"
+    err_path = os.path.join(tmpdir, "kafka-latency-pgspout.log")
+    argv = [args.pgspout, "-d", server.conninfo(), "--slot", slot,
+            "--publication", PUBLICATION, "--sink", "kafka",
+            "-o", "brokers=" + broker.bootstrap,
+            "-o", "topic=%s.{schema}.{table}" % prefix]
+    err = open(err_path, "wb")
+    proc = subprocess.Popen(argv, env=client_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=err)
+    err.close()
+    try:
+        deadline = time.monotonic() + 30
+        while server.sql("select active from pg_replication_slots where "
+                         "slot_name = '%s'" % slot) != "t":
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("pgspout did not start streaming: %s"
+                                 % tail(err_path))
+            time.sleep(0.05)
+        out = run_rate_load(server, args, duration)
+        wait_confirmed(server, slot, server.sql("select pg_current_wal_lsn()"),
+                       120)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        if proc.returncode != 0:
+            raise BenchError("pgspout (kafka) exited %d after SIGINT: %s"
+                             % (proc.returncode, tail(err_path)))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    drop_slots(server, slot)
+    lat = []
+    for topic in broker.topics():
+        if not topic.startswith(prefix + "."):
+            continue
+        raw = broker.kcat("-C", "-t", topic, "-o", "beginning", "-e", "-q",
+                          "-J", timeout=600)
+        for line in raw.splitlines():
+            rec = json.loads(line)
+            if rec.get("tstype") != "logappend":
+                raise BenchError("records carry %s timestamps, not the "
+                                 "broker's append time" % rec.get("tstype"))
+            m = re.search(r'"commit_time":"([^"]+)"', rec["payload"])
+            lat.append(rec["ts"] - commit_epoch(m.group(1)) * 1000.0)
+    lat.sort()
+    m = re.search(r"tps = ([0-9.]+)", out)
+    return {"rate_target_tps": args.rate, "duration_s": duration,
+            "achieved_tps": float(m.group(1)) if m else None,
+            "events": len(lat), "p50_ms": percentile(lat, 50),
+            "p90_ms": percentile(lat, 90), "p99_ms": percentile(lat, 99),
+            "max_ms": lat[-1] if lat else None,
+            "method": "the broker's LogAppendTime of each record (ms) minus "
+                      "the event's commit_time, same machine's clock"}
+
+
+def start_kafka(tmpdir):
+    """The test suite's single-node broker, with append-time stamps for
+    the latency run."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+    import kafka_server
+    if not kafka_server.installed():
+        raise BenchError("Kafka not installed (run scripts/install-kafka.sh)")
+    broker = kafka_server.KafkaBroker(
+        properties={"log.message.timestamp.type": "LogAppendTime"})
+    log("kafka: starting the broker")
+    return broker.start()
+
+
 # ---------------------------------------------------------------- peers
 
 
@@ -1167,6 +1319,14 @@ def render_table(results):
                 w["workload"], w["size"], tool, r["wall_s"], r["cpu_s"],
                 fmt_mb(r["peak_rss_kb"]), "{:,.0f}".format(r["rows_per_s"]),
                 ratio))
+        k = w.get("pgspout_kafka")
+        if k:
+            lines.append("| %s | %s | pgspout kafka sink | %.2f | %.2f | %s "
+                         "| %s | %.2f vs file |" % (
+                             w["workload"], w["size"], k["wall_s"],
+                             k["cpu_s"], fmt_mb(k["peak_rss_kb"]),
+                             "{:,.0f}".format(k["rows_per_s"]),
+                             w["kafka_vs_file_ratio"]))
     bf = results.get("backfill")
     if bf:
         lines.append("")
@@ -1195,6 +1355,18 @@ def render_table(results):
                                         lat["achieved_tps"] or 0,
                                         lat["events"], lat["p50_ms"],
                                         lat["p99_ms"], lat["max_ms"]))
+    klat = results.get("kafka_latency")
+    if klat:
+        if not lat:
+            lines.append("")
+            lines.append("| latency | target tx/s | achieved tx/s | events "
+                         "| p50 ms | p99 ms | max ms |")
+            lines.append("|---|---:|---:|---:|---:|---:|---:|")
+        lines.append("| pgspout kafka sink, commit -> stored by the broker "
+                     "| %d | %.0f | %d | %.2f | %.2f | %.2f |" % (
+                         klat["rate_target_tps"], klat["achieved_tps"] or 0,
+                         klat["events"], klat["p50_ms"], klat["p99_ms"],
+                         klat["max_ms"]))
     peers = results.get("peers")
     if peers:
         lines.append("")
@@ -1237,6 +1409,10 @@ def verdicts(results):
     lat = results.get("latency")
     if lat:
         out["commit_to_durable_p99_le_20ms"] = lat["p99_ms"] <= 20.0
+    kafka = {w["workload"]: round(w["kafka_vs_file_ratio"], 3) >= 0.9
+             for w in ws if "kafka_vs_file_ratio" in w}
+    if kafka:
+        out["kafka_rate_ge_0.9x_file_sink"] = kafka
     peers = results.get("peers")
     if peers:
         a = peers.get("pgspout_elastic", {}).get(
@@ -1271,6 +1447,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=2,
                     help="drains per tool and workload, in ABBA order "
                          "(figures are means; RSS the highest)")
+    ap.add_argument("--kafka", action="store_true",
+                    help="also drain --kafka-workloads with the Kafka sink "
+                         "into a local broker, and measure its latency")
+    ap.add_argument("--kafka-workloads", default="w1,w2")
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--profile", metavar="DIR",
                     help="also drain each workload under perf record and "
@@ -1279,6 +1459,9 @@ def main():
     args.pgspout = os.path.abspath(args.pgspout)
     names = [w.strip().lower() for w in args.workloads.split(",")
              if w.strip()]
+    args.kafka_workloads = [w.strip().lower() for w in
+                            args.kafka_workloads.split(",") if w.strip()]
+    args.kafka_broker = None
 
     # A TERM (CI timeout, Ctrl-C in a pipeline) must still stop the server.
     def on_term(signum, frame):
@@ -1306,6 +1489,8 @@ def main():
         log("PostgreSQL %s on port %d, work dir %s" % (
             results["postgresql"], server.port, tmpdir))
         server.sql("create publication %s for all tables" % PUBLICATION)
+        if args.kafka:
+            args.kafka_broker = start_kafka(tmpdir)
         results["workloads"] = []
         for name in names:
             if name == "backfill":
@@ -1316,6 +1501,9 @@ def main():
             results["backfill"] = bench_backfill(server, args, tmpdir)
         if not args.no_latency:
             results["latency"] = bench_latency(server, args, tmpdir)
+            if args.kafka_broker:
+                results["kafka_latency"] = bench_latency_kafka(
+                    server, args, tmpdir, args.kafka_broker)
         if args.peers:
             results["peers"] = bench_peers(server, args, tmpdir)
     except (BenchError, KeyboardInterrupt) as e:
@@ -1325,6 +1513,8 @@ def main():
             sys.stderr.write(tail(server.logfile, 2000))
         status = 1
     finally:
+        if args.kafka_broker:
+            args.kafka_broker.stop()
         if server:
             server.stop()
         if not args.keep_tmp:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # CI smoke test of the benchmark harness: every workload (the backfill one
-# included) and the latency run at 1% scale, no peers. Fails only when the harness itself broke (a tool
+# included), the Kafka sink's drains and latency run (--kafka, a local
+# broker from scripts/install-kafka.sh) and the latency run at 1% scale, no
+# peers. Fails only when the harness itself broke (a tool
 # failed, pgspout wrote the wrong number of rows, no figures came out); it
 # asserts no timings, which mean nothing on a shared CI machine.
 #
@@ -12,7 +14,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mktemp -d /tmp/pgspout-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-args=(--scale 0.01 --results "$out")
+args=(--scale 0.01 --kafka --results "$out")
 [ -n "${PGSPOUT_BIN:-}" ] && args+=(--pgspout "$PGSPOUT_BIN")
 
 timeout 300 bash "$REPO/bench/run.sh" "${args[@]}"
@@ -55,6 +57,15 @@ else:
             bf["pgspout"]["rows_written"], bf["rows"]))
     if bf["pgspout"]["samples"] == 0:
         problems.append("backfill: no xmin sample taken")
+for w in r.get("workloads", []):
+    if w["workload"] in ("W1", "W2"):
+        k = w.get("pgspout_kafka")
+        if not k or k["exit"] != 0 or any(
+                run["rows_written"] != w["changes"] for run in k["runs"]):
+            problems.append("%s kafka sink: %s" % (w["workload"], k))
+klat = r.get("kafka_latency") or {}
+if not klat.get("events") or klat.get("p99_ms") is None:
+    problems.append("kafka latency run produced no figures: %s" % klat)
 lat = r.get("latency") or {}
 if not lat.get("events") or lat.get("p99_ms") is None:
     problems.append("latency run produced no figures: %s" % lat)

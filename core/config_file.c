@@ -213,49 +213,74 @@ static int read_plugin_dirs(file_ctx *ctx, const config_setting_t *cs,
 
 /* ---- sinks ---- */
 
+/* One scalar of a sink's options group, under the key `key`. */
+static int read_sink_option(file_ctx *ctx, const config_setting_t *s,
+                            const char *key, const char *path,
+                            sink_options *opts)
+{
+    char *file = config_load_file_name(ctx->path, ctx->include_dir,
+                                       config_setting_source_file(s));
+    int line = (int)config_setting_source_line(s);
+    int rc = 0;
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_STRING:
+        sink_options_add_text(opts, key, config_setting_get_string(s), file,
+                              line, path);
+        break;
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        sink_options_add_int(opts, key, config_setting_get_int64(s), file, line,
+                             path);
+        break;
+    case CONFIG_TYPE_FLOAT:
+        sink_options_add_double(opts, key, config_setting_get_float(s), file,
+                                line, path);
+        break;
+    case CONFIG_TYPE_BOOL:
+        sink_options_add_bool(opts, key, config_setting_get_bool(s) != 0, file,
+                              line, path);
+        break;
+    default:
+        rc = setting_error(ctx, s, path,
+                           "expected a string, number, boolean or group");
+    }
+    free(file);
+    return rc;
+}
+
+/* A sink's options group. A group inside it stands for dotted keys, as
+ * libconfig names cannot hold a dot: `kafka = { security = { protocol =
+ * "SSL"; }; }` is the option "kafka.security.protocol" (what a sink's
+ * prefix option takes). `key_prefix` is "" at the top, else the dotted
+ * key so far. */
+static int read_sink_options_under(file_ctx *ctx, const config_setting_t *group,
+                                   const char *key_path, const char *key_prefix,
+                                   sink_options *opts)
+{
+    int rc = 0;
+    for (int i = 0; i < config_setting_length(group) && rc == 0; i++) {
+        const config_setting_t *s = config_setting_get_elem(group, i);
+        strbuf path = STRBUF_INIT, key = STRBUF_INIT;
+        sbuf_appendf(&path, "%s.%s", key_path, config_setting_name(s));
+        sbuf_appendf(&key, "%s%s%s", key_prefix, *key_prefix ? "." : "",
+                     config_setting_name(s));
+        if (config_setting_type(s) == CONFIG_TYPE_GROUP)
+            rc = read_sink_options_under(ctx, s, path.data, key.data, opts);
+        else
+            rc = read_sink_option(ctx, s, key.data, path.data, opts);
+        sbuf_free(&path);
+        sbuf_free(&key);
+    }
+    return rc;
+}
+
 static int read_sink_options(file_ctx *ctx, const config_setting_t *group,
                              const char *key_path, sink_options *opts)
 {
     if (config_setting_type(group) != CONFIG_TYPE_GROUP)
         return setting_error(ctx, group, key_path,
                              "expected a group: options = { key = value; }");
-    for (int i = 0; i < config_setting_length(group); i++) {
-        const config_setting_t *s = config_setting_get_elem(group, i);
-        const char *key = config_setting_name(s);
-        char *file = config_load_file_name(ctx->path, ctx->include_dir,
-                                           config_setting_source_file(s));
-        int line = (int)config_setting_source_line(s);
-        strbuf path = STRBUF_INIT;
-        sbuf_appendf(&path, "%s.%s", key_path, key);
-        int rc = 0;
-        switch (config_setting_type(s)) {
-        case CONFIG_TYPE_STRING:
-            sink_options_add_text(opts, key, config_setting_get_string(s), file,
-                                  line, path.data);
-            break;
-        case CONFIG_TYPE_INT:
-        case CONFIG_TYPE_INT64:
-            sink_options_add_int(opts, key, config_setting_get_int64(s), file,
-                                 line, path.data);
-            break;
-        case CONFIG_TYPE_FLOAT:
-            sink_options_add_double(opts, key, config_setting_get_float(s),
-                                    file, line, path.data);
-            break;
-        case CONFIG_TYPE_BOOL:
-            sink_options_add_bool(opts, key, config_setting_get_bool(s) != 0,
-                                  file, line, path.data);
-            break;
-        default:
-            rc = setting_error(ctx, s, path.data,
-                               "expected a string, number or boolean");
-        }
-        sbuf_free(&path);
-        free(file);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    return read_sink_options_under(ctx, group, key_path, "", opts);
 }
 
 /* A sink's name: valid, and not taken by an earlier sink. */

@@ -15,7 +15,7 @@ install_debian_packages() {
     # libsystemd-dev: sd_notify (Type=notify, the watchdog)
     local wanted=(build-essential meson ninja-build pkg-config libpq-dev
         libconfig-dev libjansson-dev libltdl-dev libcurl4-openssl-dev
-        libssl-dev libmicrohttpd-dev libsystemd-dev postgresql-15
+        libssl-dev libmicrohttpd-dev libsystemd-dev librdkafka-dev postgresql-15
         postgresql-client procps python3)
     local missing
     mapfile -t missing < <(missing_packages "${wanted[@]}")

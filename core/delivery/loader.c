@@ -45,6 +45,31 @@ static bool valid_sink_name(const char *name)
     return true;
 }
 
+/* A prefix option (ABI 1.4) stands for a family of keys passed through as
+ * text: it must say so in its name and cannot have a type, a default or be
+ * required, which the host could not apply to a family. A sink declaring
+ * an older minor cannot know the flag. */
+static bool check_prefix_option(const pgspout_sink_descriptor *desc,
+                                const pgspout_option_def *o, char *err,
+                                size_t errlen)
+{
+    if (!(o->flags & PGSPOUT_OPTF_PREFIX))
+        return true;
+    size_t len = strlen(o->name);
+    const char *wrong =
+        desc->abi_minor < 4                  ? "needs ABI 1.4"
+        : len < 2 || o->name[len - 1] != '.' ? "must end with '.'"
+        : o->type != PGSPOUT_OPT_STRING      ? "must be of type string"
+        : o->default_value                   ? "cannot have a default"
+        : (o->flags & PGSPOUT_OPTF_REQUIRED) ? "cannot be required"
+                                             : NULL;
+    if (!wrong)
+        return true;
+    snprintf(err, errlen, "sink '%s': prefix option '%s' %s", desc->name,
+             o->name, wrong);
+    return false;
+}
+
 bool sink_descriptor_validate(const pgspout_sink_descriptor *desc, char *err,
                               size_t errlen)
 {
@@ -105,6 +130,8 @@ bool sink_descriptor_validate(const pgspout_sink_descriptor *desc, char *err,
                      desc->name, o->name, (int)o->type);
             return false;
         }
+        if (!check_prefix_option(desc, o, err, errlen))
+            return false;
     }
     return true;
 }

@@ -32,6 +32,7 @@ typedef struct raw_value {
 typedef struct resolved_value {
     char *name; /* copied: the table lives in a sink that may be unloaded */
     pgspout_option_type type;
+    bool family; /* a prefix option: never set; its values are `prefixed` */
     bool set;
     char *s;
     int64_t i;
@@ -39,11 +40,20 @@ typedef struct resolved_value {
     bool b;
 } resolved_value;
 
+/* An option of a prefix family (PGSPOUT_OPTF_PREFIX), kept as text. */
+typedef struct prefixed_value {
+    char *family; /* the prefix option's name, e.g. "kafka." */
+    char *name;   /* the whole key, e.g. "kafka.security.protocol" */
+    char *text;
+} prefixed_value;
+
 struct sink_options {
     raw_value *raw;
     size_t n_raw, cap_raw;
     resolved_value *resolved;
     size_t n_resolved;
+    prefixed_value *prefixed;
+    size_t n_prefixed;
 };
 
 sink_options *sink_options_new(void)
@@ -69,6 +79,14 @@ static void resolved_clear(sink_options *opts)
     free(opts->resolved);
     opts->resolved = NULL;
     opts->n_resolved = 0;
+    for (size_t i = 0; i < opts->n_prefixed; i++) {
+        free(opts->prefixed[i].family);
+        free(opts->prefixed[i].name);
+        free(opts->prefixed[i].text);
+    }
+    free(opts->prefixed);
+    opts->prefixed = NULL;
+    opts->n_prefixed = 0;
 }
 
 void sink_options_free(sink_options *opts)
@@ -420,16 +438,74 @@ static bool check_constraints(const pgspout_option_def *def,
     return false;
 }
 
+static bool is_prefix_family(const pgspout_option_def *def)
+{
+    return (def->flags & PGSPOUT_OPTF_PREFIX) != 0;
+}
+
+/* The option `name` stands for: the one declared with that name, else the
+ * prefix family it belongs to (its name and more). */
 static const pgspout_option_def *find_def(const pgspout_option_def *defs,
                                           const char *name, size_t *index)
 {
     for (size_t i = 0; defs[i].name; i++) {
-        if (strcmp(defs[i].name, name) == 0) {
+        if (!is_prefix_family(&defs[i]) && strcmp(defs[i].name, name) == 0) {
+            *index = i;
+            return &defs[i];
+        }
+    }
+    for (size_t i = 0; defs[i].name; i++) {
+        size_t len = strlen(defs[i].name);
+        if (is_prefix_family(&defs[i]) &&
+            strncmp(defs[i].name, name, len) == 0 && name[len] != '\0') {
             *index = i;
             return &defs[i];
         }
     }
     return NULL;
+}
+
+/* A raw value as the text a config file would show for it. */
+static char *raw_as_text(const raw_value *rv)
+{
+    strbuf sb = STRBUF_INIT;
+    switch (rv->kind) {
+    case RAW_TEXT:
+        sbuf_append_str(&sb, rv->text);
+        break;
+    case RAW_INT:
+        sbuf_appendf(&sb, "%lld", (long long)rv->i);
+        break;
+    case RAW_DOUBLE:
+        sbuf_appendf(&sb, "%.17g", rv->d);
+        break;
+    case RAW_BOOL:
+        sbuf_append_str(&sb, rv->b ? "true" : "false");
+        break;
+    }
+    return sbuf_detach(&sb);
+}
+
+static void add_prefixed(sink_options *opts, const pgspout_option_def *def,
+                         const raw_value *rv)
+{
+    opts->prefixed = xrealloc(opts->prefixed,
+                              (opts->n_prefixed + 1) * sizeof *opts->prefixed);
+    opts->prefixed[opts->n_prefixed++] =
+        (prefixed_value){xstrdup(def->name), xstrdup(rv->key), raw_as_text(rv)};
+}
+
+static void append_known_options(strbuf *msg, const pgspout_option_def *defs)
+{
+    if (!defs[0].name) {
+        sbuf_append_str(msg, " (this sink takes no options)");
+        return;
+    }
+    sbuf_append_str(msg, " (known options:");
+    for (size_t i = 0; defs[i].name; i++)
+        sbuf_appendf(msg, "%s %s%s", i ? "," : "", defs[i].name,
+                     is_prefix_family(&defs[i]) ? "<name>" : "");
+    sbuf_append_char(msg, ')');
 }
 
 static int fail(strbuf *msg, char *err, size_t errlen)
@@ -439,8 +515,9 @@ static int fail(strbuf *msg, char *err, size_t errlen)
     return -1;
 }
 
-static int validate_raw(const raw_value *rv, const pgspout_option_def *defs,
-                        resolved_value *resolved, char *err, size_t errlen)
+static int validate_raw(sink_options *opts, const raw_value *rv,
+                        const pgspout_option_def *defs, char *err,
+                        size_t errlen)
 {
     strbuf msg = STRBUF_INIT;
     size_t index;
@@ -448,18 +525,16 @@ static int validate_raw(const raw_value *rv, const pgspout_option_def *defs,
     if (!def) {
         append_location(&msg, rv);
         sbuf_append_str(&msg, ": unknown option");
-        if (defs[0].name) {
-            sbuf_append_str(&msg, " (known options:");
-            for (size_t i = 0; defs[i].name; i++)
-                sbuf_appendf(&msg, "%s %s", i ? "," : "", defs[i].name);
-            sbuf_append_char(&msg, ')');
-        } else {
-            sbuf_append_str(&msg, " (this sink takes no options)");
-        }
+        append_known_options(&msg, defs);
         return fail(&msg, err, errlen);
     }
+    if (is_prefix_family(def)) {
+        /* Passed through as text; what it means is the sink's business. */
+        add_prefixed(opts, def, rv);
+        return 0;
+    }
 
-    resolved_value *out = &resolved[index];
+    resolved_value *out = &opts->resolved[index];
     free(out->s);
     out->s = NULL;
     bool ok = rv->kind == RAW_TEXT ? resolve_text(def, rv->text, out)
@@ -497,17 +572,18 @@ int sink_options_validate(sink_options *opts, const pgspout_option_def *defs,
     for (size_t i = 0; i < n_defs; i++) {
         opts->resolved[i].name = xstrdup(defs[i].name);
         opts->resolved[i].type = defs[i].type;
+        opts->resolved[i].family = is_prefix_family(&defs[i]);
     }
 
     for (size_t i = 0; i < opts->n_raw; i++) {
-        if (validate_raw(&opts->raw[i], defs, opts->resolved, err, errlen) != 0)
+        if (validate_raw(opts, &opts->raw[i], defs, err, errlen) != 0)
             goto failed;
     }
 
     for (size_t i = 0; i < n_defs; i++) {
         resolved_value *v = &opts->resolved[i];
         const pgspout_option_def *def = &defs[i];
-        if (v->set)
+        if (v->set || is_prefix_family(def))
             continue;
         if (def->default_value) {
             strbuf why = STRBUF_INIT;
@@ -599,6 +675,23 @@ bool sink_options_get_double(const sink_options *opts, const char *name,
     return get_typed(opts, name, PGSPOUT_OPT_DOUBLE, value);
 }
 
+bool sink_options_each_prefixed(const sink_options *opts, const char *family,
+                                pgspout_option_visitor visit, void *ctx)
+{
+    bool declared = false;
+    for (size_t i = 0; i < opts->n_resolved; i++)
+        declared |= strcmp(opts->resolved[i].name, family) == 0 &&
+                    opts->resolved[i].family;
+    if (!declared)
+        return false;
+    for (size_t i = 0; i < opts->n_prefixed; i++) {
+        const prefixed_value *p = &opts->prefixed[i];
+        if (strcmp(p->family, family) == 0 && !visit(ctx, p->name, p->text))
+            return false;
+    }
+    return true;
+}
+
 /* ---- help output ---- */
 
 void option_table_print(FILE *out, const pgspout_option_def *defs,
@@ -612,6 +705,9 @@ void option_table_print(FILE *out, const pgspout_option_def *defs,
     }
     for (const pgspout_option_def *def = defs; def->name; def++) {
         strbuf status = STRBUF_INIT;
+        strbuf name = STRBUF_INIT;
+        sbuf_appendf(&name, "%s%s", def->name,
+                     is_prefix_family(def) ? "<name>" : "");
         if (def->flags & PGSPOUT_OPTF_REQUIRED)
             sbuf_append_str(&status, "required");
         else if (def->default_value && is_secret(def))
@@ -621,11 +717,12 @@ void option_table_print(FILE *out, const pgspout_option_def *defs,
                          def->default_value[0] ? def->default_value : "\"\"");
         else
             sbuf_append_str(&status, "optional");
-        fprintf(out, "%s%-18s %-9s %-22s %s", indent, def->name,
+        fprintf(out, "%s%-18s %-9s %-22s %s", indent, name.data,
                 type_name(def->type), status.data, def->doc ? def->doc : "");
         if (def->type == PGSPOUT_OPT_STRING && def->choices)
             fprintf(out, " (one of: %s)", def->choices);
         fputc('\n', out);
         sbuf_free(&status);
+        sbuf_free(&name);
     }
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "pgspout/host.h"
 #include "pgspout/option.h"
 
 typedef struct sink_options sink_options;
@@ -60,6 +61,13 @@ bool sink_options_get_bool(const sink_options *opts, const char *name,
                            bool *value);
 bool sink_options_get_double(const sink_options *opts, const char *name,
                              double *value);
+
+/* Calls visit for each value given under the prefix option `family`
+ * (PGSPOUT_OPTF_PREFIX), in the order given, as text; valid after a
+ * successful validation. False when visit returned false or the table
+ * declares no such prefix option. */
+bool sink_options_each_prefixed(const sink_options *opts, const char *family,
+                                pgspout_option_visitor visit, void *ctx);
 
 /* Prints one line per option: name, type, default or "required", doc. */
 void option_table_print(FILE *out, const pgspout_option_def *defs,

@@ -49,6 +49,12 @@ static bool host_option_double(pgspout_sink_handle *sink, const char *name,
     return sink_options_get_double(sink->options, name, value);
 }
 
+static bool host_option_prefixed(pgspout_sink_handle *sink, const char *prefix,
+                                 pgspout_option_visitor visit, void *ctx)
+{
+    return sink_options_each_prefixed(sink->options, prefix, visit, ctx);
+}
+
 static pgspout_op host_event_op(const pgspout_event *ev)
 {
     return ev->op;
@@ -159,6 +165,7 @@ static const pgspout_host_api api_table = {
     .should_stop = host_should_stop,
     .event_json_stream = host_event_json_stream,
     .report_records = host_report_records,
+    .option_prefixed = host_option_prefixed,
 };
 
 const pgspout_host_api *host_api(void)

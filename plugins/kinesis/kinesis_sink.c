@@ -15,6 +15,7 @@
 #include "kinesis_api.h"
 #include "kpl.h"
 #include "pipeline.h"
+#include "redact.h"
 #include "sigv4.h"
 #include "strbuf.h"
 
@@ -95,25 +96,6 @@ static const char *option_or_null(kinesis_sink *ks, const char *name)
     if (!ks->host->option_string(ks->handle, name, &value) || !value || !*value)
         return NULL;
     return value;
-}
-
-/* Replaces every occurrence of a secret in s (NUL-terminated, in place). */
-static void redact(char *s, const char *secret)
-{
-    static const char mask[] = "[redacted]";
-    size_t slen, mlen = sizeof mask - 1;
-    char *hit;
-
-    if (!secret || (slen = strlen(secret)) == 0)
-        return;
-    while ((hit = strstr(s, secret)) != NULL) {
-        if (slen < mlen) {
-            memset(hit, '*', slen);
-            continue;
-        }
-        memcpy(hit, mask, mlen);
-        memmove(hit + mlen, hit + slen, strlen(hit + slen) + 1);
-    }
 }
 
 static bool build_request(void *ctx, kit_record *const *records, size_t n,

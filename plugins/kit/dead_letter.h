@@ -7,7 +7,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <pgspout/option.h>
 #include <pgspout/position.h>
+
+/* The option table entry of the dead-letter file, the same in every sink
+ * that has one (KIT_PIPELINE_OPTIONS includes it). */
+#define KIT_DEAD_LETTER_OPTION                                                 \
+    {                                                                          \
+        .name = "dead_letter", .type = PGSPOUT_OPT_STRING,                     \
+        .doc = "file for records the service rejects for good (default: "      \
+               "stop the stream)"                                              \
+    }
 
 typedef struct kit_dead_letter kit_dead_letter;
 

@@ -23,6 +23,7 @@
 
 #include <pgspout/pgspout.h>
 
+#include "dead_letter.h"
 #include "http.h"
 
 /* One unit the service stores: an event's document, a Kinesis record, a
@@ -199,10 +200,7 @@ void kit_pipeline_free(kit_pipeline *p);
          .type = PGSPOUT_OPT_DURATION,                                         \
          .default_value = "30s",                                               \
          .doc = "longest retry delay (retries never give up)"},                \
-        {.name = "dead_letter",                                                \
-         .type = PGSPOUT_OPT_STRING,                                           \
-         .doc = "file for records the service rejects for good (default: "     \
-                "stop the stream)"},                                           \
+        KIT_DEAD_LETTER_OPTION,                                                \
         {.name = "ca_file",                                                    \
          .type = PGSPOUT_OPT_STRING,                                           \
          .doc = "CA certificates (PEM) to verify the server with"},            \

@@ -19,8 +19,6 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
-
 from pgharness import free_port
 
 _running = set()
@@ -188,6 +186,9 @@ class ServiceProcess:
             self._own_workdir = False
 
     def require_installed(self):
+        # Imported here: the benchmark harness uses these launchers without
+        # pytest.
+        import pytest
         if not self.installed():
             pytest.fail("%s is not installed at %s (run scripts/%s)"
                         % (self.name, self.home, self.install_script))

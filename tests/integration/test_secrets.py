@@ -1,5 +1,6 @@
 """Secrets never show: with a password in the conninfo, AWS keys and a GCP
-service-account key in the environment, no log line (verbose included),
+service-account key in the environment, Kafka SASL and key passwords as
+kafka.<property> options, no log line (verbose included),
 error message or process title of pgspout contains any of them, whatever
 the mode: streaming, --list-tables, a bad config file, sinks whose service
 is down or whose credentials are broken.
@@ -30,8 +31,10 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYPGSPOUTSECRET"
 AWS_TOKEN = "FwoGZXIvYXdzEPGSPOUTSESSIONTOKEN"
 GCP_KEY_MARKER = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-PGSPOUT-GCP-SECRET"
 ES_PASSWORD = "es-Pgspout-Secret-pw"
+KAFKA_PASSWORD = "kafka-Pgspout-Sasl-Secret"
+KAFKA_KEY_PASSWORD = "kafka-Pgspout-Key-Secret"
 SECRETS = [PASSWORD, AWS_KEY_ID, AWS_SECRET, AWS_TOKEN, GCP_KEY_MARKER,
-           ES_PASSWORD]
+           ES_PASSWORD, KAFKA_PASSWORD, KAFKA_KEY_PASSWORD]
 
 
 def assert_no_secret(where, *texts):
@@ -258,3 +261,63 @@ def test_json_logs_and_http_endpoint(db, pgspout, tmp_path, secret_env,
     assert_no_secret("JSON log", log)
     assert_no_secret("JSON log fields", *(json.dumps(x["fields"])
                                           for x in lines))
+
+
+def kafka_secret_options():
+    return ["-o", "kafka.security.protocol=SASL_PLAINTEXT",
+            "-o", "kafka.sasl.mechanisms=PLAIN",
+            "-o", "kafka.sasl.username=spout",
+            "-o", "kafka.sasl.password=" + KAFKA_PASSWORD,
+            "-o", "kafka.ssl.key.password=" + KAFKA_KEY_PASSWORD]
+
+
+def test_kafka_down_verbose(db, pgspout, secret_env, dead_port):
+    """SASL and key passwords given as kafka.<property> options, librdkafka
+    logging everything (debug=all prints its whole configuration) and the
+    broker unreachable: no log line carries them."""
+    db.psql("create table k (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into k select generate_series(1, 20);")
+    proc = pgspout.spawn("-v", "-d", password_conninfo(db), "--slot", db.name,
+                         "--sink", "kafka",
+                         "-o", "brokers=127.0.0.1:%d" % dead_port,
+                         "-o", "kafka.debug=all",
+                         *kafka_secret_options(), env=secret_env)
+    wait_until(lambda: "Connection refused" in pgspout.stderr_of(proc),
+               timeout=60, what="the broker refusing connections")
+    assert proc.poll() is None, pgspout.stderr_of(proc)
+    assert_no_secret("thread names", thread_titles(proc.pid))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    log = pgspout.stderr_of(proc)
+    assert "sasl.username" in log or "SASL" in log, log[-2000:]
+    assert_no_secret("kafka -v log", log)
+
+
+def test_kafka_bad_options_with_secrets(db, pgspout, tmp_path, secret_env,
+                                        dead_port):
+    """A config file holding Kafka secrets in nested groups, with a bad
+    property beside them (and a secret given where librdkafka quotes a
+    refused value): the errors name the option, never a secret."""
+    db.create_slot(db.name)
+    cfg = tmp_path / "kafka.conf"
+    cfg.write_text(
+        'connection = "%s";\nslot = "%s";\n'
+        'sinks = ( { name = "k"; type = "kafka";\n'
+        '  options = { brokers = "127.0.0.1:%d";\n'
+        '    kafka = { sasl = { password = "%s"; mechanisms = "PLAIN"; };\n'
+        '              ssl = { key = { password = "%s"; }; };\n'
+        '              security = { protocol = "BOGUS"; }; }; }; } );\n'
+        % (password_conninfo(db), db.name, dead_port, KAFKA_PASSWORD,
+           KAFKA_KEY_PASSWORD))
+    r = pgspout.run("-v", "-c", str(cfg), env=secret_env, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "kafka.security.protocol" in r.stderr, r.stderr
+    assert_no_secret("kafka bad option", r.stderr, r.stdout)
+    r = pgspout.run("-v", "-d", password_conninfo(db), "--slot", db.name,
+                    "--sink", "kafka", "-o", "brokers=127.0.0.1:%d" % dead_port,
+                    "-o", "kafka.sasl.oauthbearer.method=" + KAFKA_PASSWORD,
+                    env=secret_env, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "kafka.sasl.oauthbearer.method" in r.stderr, r.stderr
+    assert_no_secret("kafka secret refused by librdkafka", r.stderr, r.stdout)

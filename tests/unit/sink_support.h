@@ -1,6 +1,7 @@
 /* Support for the unit tests that run real sinks (the fault-injecting sink,
- * the file sink) through the delivery layer: configuring them as the
- * config file would, and reading back the JSON lines they wrote. */
+ * the file sink, the Kafka sink) through the delivery layer: configuring
+ * them as the config file would, events to hand them, and reading back
+ * the JSON lines they wrote. */
 #ifndef PGSPOUT_TEST_SINK_SUPPORT_H
 #define PGSPOUT_TEST_SINK_SUPPORT_H
 
@@ -13,8 +14,10 @@
 
 #include "config.h"
 #include "delivery.h"
+#include "event_internal.h"
 #include "lsn.h"
 #include "options.h"
+#include "typeinfo.h"
 
 #define MAX_TEST_SINKS 4
 
@@ -111,6 +114,48 @@ static delivery *start_delivery(test_sinks *t, const table_filter *global,
     return d;
 }
 
+/* ---- events: inserts (or reads) of one int column, id ---- */
+
+static inline relation *items_relation(void)
+{
+    relation *rel = calloc(1, sizeof *rel);
+    rel->refcount = 1;
+    rel->oid = 16384;
+    rel->schema = strdup("public");
+    rel->table = strdup("items");
+    rel->replica_identity = 'd';
+    rel->ncols = 1;
+    rel->cols = calloc(1, sizeof *rel->cols);
+    rel->cols[0].name = strdup("id");
+    rel->cols[0].type_oid = 23;
+    rel->cols[0].key = true;
+    rel->cols[0].type_name = strdup("integer");
+    bool known;
+    rel->cols[0].vtype = value_type_for_builtin(23, &known);
+    return rel;
+}
+
+static const char *const id_text[] = {"0", "1", "2", "3", "4",
+                                      "5", "6", "7", "8", "9"};
+
+/* An insert of id = seq (0..9) at (commit_lsn, seq), or a schema event. */
+static inline event *make_event(relation *rel, pgspout_op op,
+                                uint64_t commit_lsn, uint64_t seq)
+{
+    event *ev = calloc(1, sizeof *ev);
+    ev->op = op;
+    ev->rel = relation_ref(rel);
+    ev->lsn = commit_lsn - 0x10 + seq;
+    ev->pos = (pgspout_position){commit_lsn, seq};
+    ev->xid = 700;
+    if (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_READ) {
+        ev->new_tuple.ncols = 1;
+        ev->new_tuple.cols = calloc(1, sizeof(colval));
+        ev->new_tuple.cols[0] = (colval){COLVAL_TEXT, 1, id_text[seq % 10]};
+    }
+    return ev;
+}
+
 /* Whether the file at path holds text (anywhere). */
 static inline bool file_contains(const char *path, const char *text)
 {
@@ -134,7 +179,7 @@ typedef struct written {
     long long id; /* after.id or before.id; -1 when neither */
 } written;
 
-static long long row_id(json_t *ev)
+static inline long long row_id(json_t *ev)
 {
     const char *images[] = {"after", "before"};
     for (int i = 0; i < 2; i++) {
@@ -147,7 +192,7 @@ static long long row_id(json_t *ev)
 
 /* Reads every JSON line of path into out (at most max); returns how many,
  * or -1 when a line is not an event. A missing file holds none. */
-static int read_written(const char *path, written *out, int max)
+static inline int read_written(const char *path, written *out, int max)
 {
     FILE *f = fopen(path, "r");
     if (!f)

@@ -313,7 +313,10 @@ static void test_file_errors(void)
     expect_file_error("sinks = (\n { name = \"a\"; type = \"file\";\n"
                       "   options = {\n     path = \"/x\";\n"
                       "     fsync = [true]; }; }\n);\n",
-                      5, "sinks.[0].options.fsync: expected a string", NULL);
+                      5,
+                      "sinks.[0].options.fsync: expected a string, number, "
+                      "boolean or group",
+                      NULL);
 }
 
 /* A config text of `before`, `fill` repeated n times, then `after`. */
@@ -522,6 +525,63 @@ static void test_sink_option_errors_in_file(void)
                                sizeof(err)) == CONFIG_USAGE_ERROR);
     snprintf(expected, sizeof(expected),
              "%s:5: sinks.[0].options.rotate_size: expected an integer", path);
+    CHECK(contains(err, expected));
+    config_free(&cfg);
+}
+
+static bool append_visited(void *ctx, const char *name, const char *value)
+{
+    char *out = ctx;
+    size_t used = strlen(out);
+    snprintf(out + used, 512 - used, "%s=%s;", name, value);
+    return true;
+}
+
+/* libconfig names cannot hold a dot, so a group inside a sink's options
+ * stands for dotted keys: what a sink's prefix option (ABI 1.4) takes. A
+ * dotted key that no prefix option takes is refused at its own line. */
+static void test_nested_option_groups(void)
+{
+    static const pgspout_option_def defs[] = {
+        {"path", PGSPOUT_OPT_STRING, NULL, 0, "output", 1, 0, NULL},
+        {"lib.", PGSPOUT_OPT_STRING, NULL, PGSPOUT_OPTF_PREFIX, "library", 1, 0,
+         NULL},
+        PGSPOUT_OPTION_END,
+    };
+    pgspout_config cfg;
+    char err[1024] = "";
+    const char *path = write_conf("sinks = (\n"
+                                  "  { name = \"a\"; type = \"x\";\n"
+                                  "    options = {\n"
+                                  "      path = \"/x\";\n"
+                                  "      lib = { security = { protocol = "
+                                  "\"SSL\"; };\n"
+                                  "              linger = { ms = 5; };\n"
+                                  "              acks = \"all\"; };\n"
+                                  "    };\n"
+                                  "  }\n"
+                                  ");\n");
+    CHECK(run(&cfg, err, sizeof(err), "-c", path, NULL) == 0);
+    CHECK(cfg.n_sinks == 1);
+    CHECK(config_validate_sink(&cfg.sinks[0], defs, err, sizeof(err)) == 0);
+    char seen[512] = "";
+    CHECK(sink_options_each_prefixed(cfg.sinks[0].options, "lib.",
+                                     append_visited, seen));
+    CHECK_STR(seen, "lib.security.protocol=SSL;lib.linger.ms=5;lib.acks=all;");
+    config_free(&cfg);
+
+    path = write_conf("sinks = (\n"
+                      "  { name = \"a\"; type = \"x\";\n"
+                      "    options = { path = \"/x\";\n"
+                      "      tls = { verify = false; }; };\n"
+                      "  }\n"
+                      ");\n");
+    CHECK(run(&cfg, err, sizeof(err), "-c", path, NULL) == 0);
+    CHECK(config_validate_sink(&cfg.sinks[0], defs, err, sizeof(err)) ==
+          CONFIG_USAGE_ERROR);
+    char expected[400];
+    snprintf(expected, sizeof(expected),
+             "%s:4: sinks.[0].options.tls.verify: unknown option", path);
     CHECK(contains(err, expected));
     config_free(&cfg);
 }
@@ -836,6 +896,7 @@ int main(void)
     test_token_limits_in_include();
     test_piped_config();
     test_sink_option_errors_in_file();
+    test_nested_option_groups();
     test_missing_file();
     test_cli_overrides();
     test_cli_modes();

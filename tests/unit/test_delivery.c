@@ -24,48 +24,6 @@ static const char *fault_so, *file_so, *fault_abi11_so;
 static table_filter *no_filter;
 static stop_state stop;
 
-/* ---- events ---- */
-
-static relation *items_relation(void)
-{
-    relation *rel = calloc(1, sizeof *rel);
-    rel->refcount = 1;
-    rel->oid = 16384;
-    rel->schema = strdup("public");
-    rel->table = strdup("items");
-    rel->replica_identity = 'd';
-    rel->ncols = 1;
-    rel->cols = calloc(1, sizeof *rel->cols);
-    rel->cols[0].name = strdup("id");
-    rel->cols[0].type_oid = 23;
-    rel->cols[0].key = true;
-    rel->cols[0].type_name = strdup("integer");
-    bool known;
-    rel->cols[0].vtype = value_type_for_builtin(23, &known);
-    return rel;
-}
-
-static const char *const id_text[] = {"0", "1", "2", "3", "4",
-                                      "5", "6", "7", "8", "9"};
-
-/* An insert of id = seq (0..9) at (commit_lsn, seq), or a schema event. */
-static event *make_event(relation *rel, pgspout_op op, uint64_t commit_lsn,
-                         uint64_t seq)
-{
-    event *ev = calloc(1, sizeof *ev);
-    ev->op = op;
-    ev->rel = relation_ref(rel);
-    ev->lsn = commit_lsn - 0x10 + seq;
-    ev->pos = (pgspout_position){commit_lsn, seq};
-    ev->xid = 700;
-    if (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_READ) {
-        ev->new_tuple.ncols = 1;
-        ev->new_tuple.cols = calloc(1, sizeof(colval));
-        ev->new_tuple.cols[0] = (colval){COLVAL_TEXT, 1, id_text[seq % 10]};
-    }
-    return ev;
-}
-
 static void add(batch *b, relation *rel, uint64_t commit_lsn, uint64_t seq,
                 uint64_t route)
 {

@@ -65,14 +65,15 @@ int main(int argc, char **argv)
 
     expect_refusal("bad_magic", "bad magic number 0xDEADBEEF");
     expect_refusal("other_major",
-                   "incompatible ABI major version: sink built for ABI 2.3, "
-                   "this pgspout provides ABI 1.3");
+                   "incompatible ABI major version: sink built for ABI 2.4, "
+                   "this pgspout provides ABI 1.4");
     expect_refusal("newer_minor",
-                   "sink needs a newer host: sink built for ABI 1.4, this "
-                   "pgspout provides ABI 1.3");
+                   "sink needs a newer host: sink built for ABI 1.5, this "
+                   "pgspout provides ABI 1.4");
     expect_refusal("short_descriptor", "descriptor size 16 is smaller");
     expect_refusal("missing_flush", "missing required callback 'flush'");
     expect_refusal("no_entry", "does not export pgspout_sink_entry()");
+    expect_refusal("bad_prefix", "prefix option 'lib' must end with '.'");
     expect_refusal("absent", "sink 'absent' not found");
     expect_refusal("./pgspout_good.so", "must be absolute");
     expect_refusal("Bad Name", "not a sink name");
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
     }
     CHECK(good && older);
     free(libs);
-    CHECK(refusals == 6);
+    CHECK(refusals == 7);
 
     loader_shutdown();
     return check_summary();

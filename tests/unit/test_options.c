@@ -379,8 +379,89 @@ static void test_table_print(void)
     free(buf);
 }
 
+/* Collects visited prefix options as "name=value;" (stops after `limit`). */
+typedef struct visited {
+    char text[512];
+    int count, limit;
+} visited;
+
+static bool collect(void *ctx, const char *name, const char *value)
+{
+    visited *v = ctx;
+    size_t used = strlen(v->text);
+    snprintf(v->text + used, sizeof v->text - used, "%s=%s;", name, value);
+    return ++v->count != v->limit;
+}
+
+/* A prefix option (ABI 1.4) takes every key that starts with its name and
+ * goes on, as text, in the order given; other unknown keys stay errors. */
+static void test_prefix_options(void)
+{
+    static const pgspout_option_def defs[] = {
+        {"brokers", PGSPOUT_OPT_STRING, NULL, PGSPOUT_OPTF_REQUIRED, "where",
+         NO_BOUNDS, NULL},
+        {"lib.", PGSPOUT_OPT_STRING, NULL, PGSPOUT_OPTF_PREFIX,
+         "library properties", NO_BOUNDS, NULL},
+        PGSPOUT_OPTION_END,
+    };
+    const char *f = "/etc/x.conf";
+    char err[512];
+    sink_options *o = sink_options_new();
+    sink_options_add_text(o, "brokers", "b:9092", NULL, 0, NULL);
+    sink_options_add_text(o, "lib.security.protocol", "SSL", NULL, 0, NULL);
+    sink_options_add_int(o, "lib.linger.ms", 5, f, 3, "o.lib.linger.ms");
+    sink_options_add_bool(o, "lib.enable.x", false, f, 4, "o.lib.enable.x");
+    sink_options_add_double(o, "lib.ratio", 0.25, f, 5, "o.lib.ratio");
+    CHECK(sink_options_validate(o, defs, WHERE, err, sizeof err) == 0);
+    visited v = {"", 0, 0};
+    CHECK(sink_options_each_prefixed(o, "lib.", collect, &v));
+    CHECK_STR(v.text, "lib.security.protocol=SSL;lib.linger.ms=5;"
+                      "lib.enable.x=false;lib.ratio=0.25;");
+    /* The family is not an option of its own for the typed lookups. */
+    const char *s = NULL;
+    CHECK(!sink_options_get_string(o, "lib.", &s));
+    CHECK(!sink_options_get_string(o, "lib.security.protocol", &s));
+    /* A visitor can stop the walk; an undeclared family visits nothing. */
+    visited one = {"", 0, 1};
+    CHECK(!sink_options_each_prefixed(o, "lib.", collect, &one));
+    CHECK_STR(one.text, "lib.security.protocol=SSL;");
+    visited none = {"", 0, 0};
+    CHECK(!sink_options_each_prefixed(o, "brokers", collect, &none));
+    CHECK(!sink_options_each_prefixed(o, "other.", collect, &none));
+    CHECK(none.count == 0);
+    /* Validating again starts from scratch: nothing is visited twice. */
+    CHECK(sink_options_validate(o, defs, WHERE, err, sizeof err) == 0);
+    visited again = {"", 0, 0};
+    CHECK(sink_options_each_prefixed(o, "lib.", collect, &again));
+    CHECK(again.count == 4);
+    /* The bare prefix, or a key merely like it, is still unknown, and the
+     * message lists the family as such. */
+    sink_options_add_text(o, "lib.", "x", NULL, 0, NULL);
+    CHECK(sink_options_validate(o, defs, WHERE, err, sizeof err) == -1);
+    CHECK(contains(err, "-o lib.: unknown option (known options: brokers, "
+                        "lib.<name>)"));
+    sink_options_free(o);
+    o = sink_options_new();
+    sink_options_add_text(o, "brokers", "b:9092", NULL, 0, NULL);
+    sink_options_add_text(o, "libx", "secret-ish", NULL, 0, NULL);
+    CHECK(sink_options_validate(o, defs, WHERE, err, sizeof err) == -1);
+    CHECK(contains(err, "-o libx: unknown option"));
+    CHECK(!contains(err, "secret-ish"));
+    sink_options_free(o);
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    option_table_print(mem, defs, "");
+    fclose(mem);
+    CHECK(contains(buf, "lib.<name> "));
+    CHECK(contains(buf, "library properties"));
+    free(buf);
+}
+
 int main(void)
 {
+    test_prefix_options();
     test_parsers();
     test_defaults_and_lookup();
     test_values_from_text_and_typed();

@@ -16,6 +16,7 @@
 #include "fileio.h"
 #include "hex.h"
 #include "percent.h"
+#include "redact.h"
 #include "strbuf.h"
 
 static void test_base64(void)
@@ -177,8 +178,22 @@ static void test_alloc(void)
     free(empty);
 }
 
+static void test_redact(void)
+{
+    char text[] = "key=LongSecretValue1 and LongSecretValue1 again; pw=ab";
+    redact(text, "LongSecretValue1");
+    redact(text, "ab");
+    CHECK_STR(text, "key=[redacted] and [redacted] again; pw=**");
+    char untouched[] = "nothing here";
+    redact(untouched, NULL);
+    redact(untouched, "");
+    redact(untouched, "absent");
+    CHECK_STR(untouched, "nothing here");
+}
+
 int main(void)
 {
+    test_redact();
     test_base64();
     test_hex();
     test_percent();

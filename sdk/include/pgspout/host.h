@@ -28,6 +28,11 @@ typedef struct pgspout_sink_handle pgspout_sink_handle;
  * a failed write. */
 typedef bool (*pgspout_json_writer)(void *ctx, const char *data, size_t length);
 
+/* Takes one option of a prefix family (see option_prefixed); returns false
+ * to stop the visit. */
+typedef bool (*pgspout_option_visitor)(void *ctx, const char *name,
+                                       const char *value);
+
 typedef enum pgspout_log_level {
     PGSPOUT_LOG_DEBUG = 0,
     PGSPOUT_LOG_INFO = 1,
@@ -130,6 +135,18 @@ typedef struct pgspout_host_api {
      * and flush answers alone. Thread-safe. */
     void (*report_records)(pgspout_sink_handle *sink,
                            pgspout_record_outcome what, uint64_t n);
+
+    /* --- ABI 1.4 --- */
+
+    /* Calls visit(ctx, name, value) for each option set under the prefix
+     * option `prefix` (declared with PGSPOUT_OPTF_PREFIX, e.g. "kafka."),
+     * in the order given, with the full name ("kafka.security.protocol")
+     * and the value as text (a config file's number or boolean as it would
+     * be written: "5", "true"). Stops early when visit returns false.
+     * Returns false when visit did, or when `prefix` names no prefix
+     * option of this sink. Strings are valid during the call only. */
+    bool (*option_prefixed)(pgspout_sink_handle *sink, const char *prefix,
+                            pgspout_option_visitor visit, void *ctx);
 } pgspout_host_api;
 
 #endif

@@ -15,7 +15,16 @@ typedef enum pgspout_option_type {
 
 typedef enum pgspout_option_flags {
     PGSPOUT_OPTF_REQUIRED = 1 << 0,
-    PGSPOUT_OPTF_SECRET = 1 << 1 /* value never printed or logged */
+    PGSPOUT_OPTF_SECRET = 1 << 1, /* value never printed or logged */
+    /* ABI 1.4: a family of options rather than one. The name ends with a
+     * dot ("kafka."), and every key that starts with it and goes on
+     * ("kafka.security.protocol") is accepted, as text, whatever follows:
+     * a sink that passes options through to a library it links declares
+     * them this way. The type must be STRING, with no default and not
+     * REQUIRED (the host refuses such a sink otherwise). The values are
+     * read with host->option_prefixed, never with option_string. The host
+     * never prints them, whatever the flags say. */
+    PGSPOUT_OPTF_PREFIX = 1 << 2
 } pgspout_option_flags;
 
 typedef struct pgspout_option_def {

@@ -65,6 +65,15 @@ PGSPOUT_EXPORT pgspout_status (*unused_flush)(void *) = flush;
 #endif
 
 #ifndef VARIANT_NO_ENTRY
+#ifdef VARIANT_BAD_PREFIX
+/* A prefix option (ABI 1.4) must end with a dot. */
+static const pgspout_option_def options[] = {
+    {.name = "lib", .type = PGSPOUT_OPT_STRING, .flags = PGSPOUT_OPTF_PREFIX},
+    PGSPOUT_OPTION_END};
+#else
+static const pgspout_option_def options[] = {PGSPOUT_OPTION_END};
+#endif
+
 static const pgspout_sink_descriptor descriptor = {
     .magic = MAGIC,
     .abi_major = MAJOR,
@@ -73,6 +82,7 @@ static const pgspout_sink_descriptor descriptor = {
     .name = SINK_NAME,
     .version = "1.0",
     .description = "test sink for ABI checks",
+    .options = options,
     .create = create,
     .write = write_events,
     .flush = FLUSH,
