@@ -23,6 +23,7 @@
 #include "kafka_conf.h"
 #include "kafka_format.h"
 #include "kafka_topic.h"
+#include "report.h"
 #include "strbuf.h"
 
 #define KAFKA_SINK_VERSION "0.1.0"
@@ -171,6 +172,7 @@ static bool dead_letter(kafka_sink *ks, pgspout_position pos,
                         const char *reason, const void *payload, size_t len)
 {
     char err[512];
+    kit_report_records(ks->host, ks->handle, PGSPOUT_RECORDS_REJECTED, 1);
     if (!ks->dead_letter) {
         fail(ks, reason);
         return false;
@@ -182,6 +184,7 @@ static bool dead_letter(kafka_sink *ks, pgspout_position pos,
     }
     ks->host->log(ks->handle, PGSPOUT_LOG_WARNING,
                   "record sent to the dead-letter file: %s", reason);
+    kit_report_records(ks->host, ks->handle, PGSPOUT_RECORDS_DEAD_LETTERED, 1);
     return true;
 }
 
@@ -262,6 +265,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
             fail(ks, reason);
             return;
         }
+    } else {
+        kit_report_records(ks->host, ks->handle, PGSPOUT_RECORDS_ACCEPTED, 1);
     }
     kafka_acks_complete(ks->acks, id);
 }

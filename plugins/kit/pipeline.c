@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "dead_letter.h"
 #include "http_internal.h"
+#include "report.h"
 
 /* ---- a small uint64 -> count map (open addressing) ----
  * A key leaves the map when its count returns to zero, so the map holds
@@ -428,13 +429,9 @@ static request *request_of(kit_pipeline *p, CURL *easy)
     return NULL;
 }
 
-/* Tells the host what became of n records (ABI 1.3: an older host has no
- * such function, and is told nothing). */
 static void report(kit_pipeline *p, pgspout_record_outcome what, size_t n)
 {
-    if (n && PGSPOUT_HAS_FIELD(p->host, pgspout_host_api, report_records) &&
-        p->host->report_records)
-        p->host->report_records(p->handle, what, n);
+    kit_report_records(p->host, p->handle, what, n);
 }
 
 /* Rejected records go to the dead-letter file before they count as

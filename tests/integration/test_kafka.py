@@ -538,6 +538,28 @@ def test_broker_refused_record_dead_letter(db, pgspout, kafka, tmp_path):
     assert "Kafka refused the record" in lines[0]["reason"]
 
 
+def test_record_outcomes_in_metrics(db, pgspout, kafka, tmp_path):
+    """What became of the records reaches /metrics: two stored by the
+    broker, one refused by it for good and dead-lettered."""
+    from ops_support import free_port, wait_http, wait_metric
+    big_row_workload(db, 1500000)
+    port = free_port()
+    dead = tmp_path / "dead.jsonl"
+    proc = pgspout.spawn(*kafka_args(db, kafka, db.name, new_prefix(),
+                                     "-o", "dead_letter=%s" % dead,
+                                     "-o", "kafka.message.max.bytes=5000000",
+                                     "--http", "127.0.0.1:%d" % port))
+    wait_http(port, proc, pgspout)
+    records = "pgspout_sink_records_%s_total"
+    m = wait_metric(port, lambda m: m.get(records % "accepted",
+                                          sink="kafka") == 2,
+                    "two records accepted")
+    assert m.get(records % "rejected", sink="kafka") == 1
+    assert m.get(records % "dead_lettered", sink="kafka") == 1
+    assert len(dead.read_text().splitlines()) == 1
+    assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
+
+
 def test_oversized_record_stops_without_dead_letter(db, pgspout, kafka):
     big_row_workload(db, 2000000)
     before = db.slot_info(db.name)["confirmed_flush_lsn"]
