@@ -66,8 +66,9 @@ typedef struct kafka_sink {
     atomic_bool stopping;
 
     /* The last table's topic, so a run of one table's events expands the
-     * template once. */
-    char *topic_schema, *topic_table, *topic_name;
+     * template once, and its "schema.table" for the pgspout-table header,
+     * so a record's headers need no formatting or allocation of ours. */
+    char *topic_schema, *topic_table, *topic_name, *topic_table_key;
     /* Topics whose metadata was asked for (one per table at most). */
     char **known_topics;
     size_t n_known_topics;
@@ -334,23 +335,46 @@ static void *poll_main(void *arg)
 
 /* ---- producing ---- */
 
+/* Writes v in decimal, NUL-terminated, into buf (at least 21 bytes): a
+ * header per record is too hot a path for snprintf's parsing. */
+static const char *u64_text(uint64_t v, char *buf)
+{
+    char *p = buf + 20;
+    *p = '\0';
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    return p;
+}
+
+/* "schema.table" of the change: the cached one for a change of the
+ * current table (table_topic ran first), else formatted into buf. */
+static const char *table_key_text(kafka_sink *ks, const kafka_change *c,
+                                  char *buf, size_t buflen)
+{
+    if (ks->topic_table_key && strcmp(ks->topic_schema, c->schema) == 0 &&
+        strcmp(ks->topic_table, c->table) == 0)
+        return ks->topic_table_key;
+    snprintf(buf, buflen, "%s.%s", c->schema, c->table);
+    return buf;
+}
+
 static rd_kafka_headers_t *event_headers(kafka_sink *ks, const kafka_change *c)
 {
-    char lsn[32], seq[24];
-    strbuf table = STRBUF_INIT;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    /* PostgreSQL names are at most 63 bytes: "schema.table" fits. */
+    char lsn[32], seq[24], table[256];
+    bool has_seq = c->op != PGSPOUT_OP_SCHEMA;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(has_seq ? 4 : 3);
     const char *op = ks->host->op_name(c->op);
     rd_kafka_header_add(h, "pgspout-op", -1, op ? op : "", -1);
     ks->host->format_lsn(c->pos.commit_lsn, lsn, sizeof lsn);
     rd_kafka_header_add(h, "pgspout-commit-lsn", -1, lsn, -1);
     /* Schema events have no place among the changes, so no seq. */
-    if (c->op != PGSPOUT_OP_SCHEMA) {
-        snprintf(seq, sizeof seq, "%" PRIu64, c->pos.seq);
-        rd_kafka_header_add(h, "pgspout-seq", -1, seq, -1);
-    }
-    kafka_table_key(&table, c->schema, c->table);
-    rd_kafka_header_add(h, "pgspout-table", -1, table.data, (ssize_t)table.len);
-    sbuf_free(&table);
+    if (has_seq)
+        rd_kafka_header_add(h, "pgspout-seq", -1, u64_text(c->pos.seq, seq),
+                            -1);
+    rd_kafka_header_add(h, "pgspout-table", -1,
+                        table_key_text(ks, c, table, sizeof table), -1);
     return h;
 }
 
@@ -472,9 +496,13 @@ static const char *table_topic(kafka_sink *ks, const kafka_change *c)
     free(ks->topic_schema);
     free(ks->topic_table);
     free(ks->topic_name);
+    free(ks->topic_table_key);
     ks->topic_schema = xstrdup(c->schema);
     ks->topic_table = xstrdup(c->table);
     ks->topic_name = name;
+    strbuf key = STRBUF_INIT;
+    kafka_table_key(&key, c->schema, c->table);
+    ks->topic_table_key = sbuf_detach(&key);
     return name;
 }
 
@@ -675,6 +703,7 @@ static void kafka_destroy(void *state)
     free(ks->topic_schema);
     free(ks->topic_table);
     free(ks->topic_name);
+    free(ks->topic_table_key);
     for (size_t i = 0; i < ks->n_known_topics; i++)
         free(ks->known_topics[i]);
     free(ks->known_topics);
