@@ -435,6 +435,8 @@ def drain_kafka(name, server, args, tmpdir, slot, end, run, changes, broker):
             "--publication", PUBLICATION, "--sink", "kafka",
             "-o", "brokers=" + broker.bootstrap,
             "-o", "topic=%s.{schema}.{table}" % prefix, "--endpos", end]
+    for opt in args.kafka_option:
+        argv += ["-o", opt]
     r = run_measured(argv, env=client_env(), timeout=args.timeout,
                      stderr_path=err)
     if r["exit"] != 0:
@@ -1451,6 +1453,10 @@ def main():
                     help="also drain --kafka-workloads with the Kafka sink "
                          "into a local broker, and measure its latency")
     ap.add_argument("--kafka-workloads", default="w1,w2")
+    ap.add_argument("--kafka-option", action="append", default=[],
+                    metavar="NAME=VALUE",
+                    help="an extra sink option for the Kafka drains, e.g. "
+                         "kafka.linger.ms=20 (repeatable)")
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--profile", metavar="DIR",
                     help="also drain each workload under perf record and "

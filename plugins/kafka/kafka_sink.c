@@ -28,9 +28,16 @@
 
 #define KAFKA_SINK_VERSION "0.1.0"
 
+/* A topic: its name, and its handle (NULL when librdkafka gave none; then
+ * records name the topic). */
+typedef struct topic_ref {
+    const char *name;
+    rd_kafka_topic_t *rkt;
+} topic_ref;
+
 /* One record to produce. key NULL: none; value NULL: a tombstone. */
 typedef struct kafka_message {
-    const char *topic;
+    topic_ref topic;
     const char *key, *value;
     size_t key_len, value_len;
 } kafka_message;
@@ -42,6 +49,11 @@ typedef struct event_records {
     size_t n;
     strbuf key, old_key, value;
 } event_records;
+
+typedef struct known_topic {
+    char *name;
+    rd_kafka_topic_t *rkt; /* NULL if librdkafka refused one */
+} known_topic;
 
 typedef struct kafka_sink {
     const pgspout_host_api *host;
@@ -64,12 +76,19 @@ typedef struct kafka_sink {
      * hear of positions in order. */
     pthread_mutex_t ack_lock;
     atomic_bool stopping;
+    /* When the writing thread last served delivery reports (now_us). */
+    atomic_llong writer_served_us;
+    unsigned writes_since_serving;
 
     /* The last table's topic, so a run of one table's events expands the
-     * template once. */
-    char *topic_schema, *topic_table, *topic_name;
-    /* Topics whose metadata was asked for (one per table at most). */
-    char **known_topics;
+     * template once, and its "schema.table" for the pgspout-table header,
+     * so a record's headers need no formatting or allocation of ours. */
+    char *topic_schema, *topic_table, *topic_name, *topic_table_key;
+    rd_kafka_topic_t *topic_rkt;
+    /* Topics whose metadata was asked for (one per table at most), with
+     * their handles: producing by handle spares librdkafka a lookup of
+     * the name under its client-wide write lock for every record. */
+    known_topic *known_topics;
     size_t n_known_topics;
     event_records records;
 } kafka_sink;
@@ -322,10 +341,46 @@ static void acknowledge_done(kafka_sink *ks)
     pthread_mutex_unlock(&ks->ack_lock);
 }
 
+/* Delivery reports are served by the writing thread while it writes:
+ * librdkafka frees each delivered record (its message, its headers: seven
+ * blocks) on the thread that serves its report, and glibc's malloc is far
+ * cheaper when the thread that allocates a block frees it (its per-thread
+ * cache) than when another one does (every block through the arena's
+ * shared bins, under a lock both threads take). The poller serves them
+ * whenever the writer has not for WRITER_GRACE_US: between writes, idle
+ * streams, a writer waiting for room. */
+#define WRITER_SERVES_EVERY 64
+#define WRITER_GRACE_US 10000
+#define POLLER_NAP_MS 5
+
+static void serve_reports(kafka_sink *ks)
+{
+    rd_kafka_poll(ks->rk, 0);
+    acknowledge_done(ks);
+    atomic_store(&ks->writer_served_us, now_us());
+}
+
+static bool writer_serves(kafka_sink *ks)
+{
+    return now_us() - atomic_load(&ks->writer_served_us) < WRITER_GRACE_US;
+}
+
+static bool poller_stops(void *ctx)
+{
+    kafka_sink *ks = ctx;
+    return atomic_load(&ks->stopping);
+}
+
 static void *poll_main(void *arg)
 {
     kafka_sink *ks = arg;
     while (!atomic_load(&ks->stopping)) {
+        if (writer_serves(ks)) {
+            sleep_unless(POLLER_NAP_MS, poller_stops, ks);
+            continue;
+        }
+        /* Returns as soon as a report arrives, so a writer that starts
+         * meanwhile finds the poller napping after one batch at most. */
         rd_kafka_poll(ks->rk, 100);
         acknowledge_done(ks);
     }
@@ -334,23 +389,46 @@ static void *poll_main(void *arg)
 
 /* ---- producing ---- */
 
+/* Writes v in decimal, NUL-terminated, into buf (at least 21 bytes): a
+ * header per record is too hot a path for snprintf's parsing. */
+static const char *u64_text(uint64_t v, char *buf)
+{
+    char *p = buf + 20;
+    *p = '\0';
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    return p;
+}
+
+/* "schema.table" of the change: the cached one for a change of the
+ * current table (table_topic ran first), else formatted into buf. */
+static const char *table_key_text(kafka_sink *ks, const kafka_change *c,
+                                  char *buf, size_t buflen)
+{
+    if (ks->topic_table_key && strcmp(ks->topic_schema, c->schema) == 0 &&
+        strcmp(ks->topic_table, c->table) == 0)
+        return ks->topic_table_key;
+    snprintf(buf, buflen, "%s.%s", c->schema, c->table);
+    return buf;
+}
+
 static rd_kafka_headers_t *event_headers(kafka_sink *ks, const kafka_change *c)
 {
-    char lsn[32], seq[24];
-    strbuf table = STRBUF_INIT;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    /* PostgreSQL names are at most 63 bytes: "schema.table" fits. */
+    char lsn[32], seq[24], table[256];
+    bool has_seq = c->op != PGSPOUT_OP_SCHEMA;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(has_seq ? 4 : 3);
     const char *op = ks->host->op_name(c->op);
     rd_kafka_header_add(h, "pgspout-op", -1, op ? op : "", -1);
     ks->host->format_lsn(c->pos.commit_lsn, lsn, sizeof lsn);
     rd_kafka_header_add(h, "pgspout-commit-lsn", -1, lsn, -1);
     /* Schema events have no place among the changes, so no seq. */
-    if (c->op != PGSPOUT_OP_SCHEMA) {
-        snprintf(seq, sizeof seq, "%" PRIu64, c->pos.seq);
-        rd_kafka_header_add(h, "pgspout-seq", -1, seq, -1);
-    }
-    kafka_table_key(&table, c->schema, c->table);
-    rd_kafka_header_add(h, "pgspout-table", -1, table.data, (ssize_t)table.len);
-    sbuf_free(&table);
+    if (has_seq)
+        rd_kafka_header_add(h, "pgspout-seq", -1, u64_text(c->pos.seq, seq),
+                            -1);
+    rd_kafka_header_add(h, "pgspout-table", -1,
+                        table_key_text(ks, c, table, sizeof table), -1);
     return h;
 }
 
@@ -365,7 +443,7 @@ static pgspout_status produce_refused(kafka_sink *ks, const kafka_message *m,
              "the record of the event at %s (%s.%s) for topic \"%s\" could "
              "not be produced: %s (key %zu bytes, value %zu bytes)",
              position_text(ks, c->pos, where, sizeof where), c->schema,
-             c->table, m->topic, rd_kafka_err2str(err), m->key_len,
+             c->table, m->topic.name, rd_kafka_err2str(err), m->key_len,
              m->value_len);
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
         dead_letter(ks, c->pos, reason, m->value, m->value_len)) {
@@ -376,6 +454,26 @@ static pgspout_status produce_refused(kafka_sink *ks, const kafka_message *m,
     return PGSPOUT_FATAL;
 }
 
+/* One producev. RD_KAFKA_MSG_F_COPY, not F_FREE: librdkafka copies the
+ * value into the same allocation as its message (one malloc), where F_FREE
+ * would need a buffer of the sink's own per record on top. */
+static rd_kafka_resp_err_t produce_once(kafka_sink *ks, const kafka_message *m,
+                                        rd_kafka_headers_t *h, uint64_t id)
+{
+#define PRODUCE_REST                                                           \
+    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),                                  \
+        RD_KAFKA_V_KEY(m->key, m->key_len),                                    \
+        RD_KAFKA_V_VALUE((void *)m->value, m->value_len),                      \
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)id),       \
+        RD_KAFKA_V_END
+    if (m->topic.rkt)
+        return rd_kafka_producev(ks->rk, RD_KAFKA_V_RKT(m->topic.rkt),
+                                 PRODUCE_REST);
+    return rd_kafka_producev(ks->rk, RD_KAFKA_V_TOPIC(m->topic.name),
+                             PRODUCE_REST);
+#undef PRODUCE_REST
+}
+
 /* Produces one record as part of ack entry id. QUEUE_FULL waits (librdkafka's
  * queue limits bound memory), asking should_stop meanwhile. */
 static pgspout_status produce(kafka_sink *ks, const kafka_message *m,
@@ -383,13 +481,7 @@ static pgspout_status produce(kafka_sink *ks, const kafka_message *m,
 {
     for (;;) {
         rd_kafka_headers_t *h = ks->headers ? event_headers(ks, c) : NULL;
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            ks->rk, RD_KAFKA_V_TOPIC(m->topic),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)id),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err = produce_once(ks, m, h, id);
         if (!err)
             return PGSPOUT_OK;
         if (h)
@@ -429,33 +521,46 @@ static bool topic_has_partitions(kafka_sink *ks, rd_kafka_topic_t *rkt,
  * otherwise look again on its next periodic scan, a second later, and hold
  * the topic's records until then. A broker that does not answer in time
  * only means that librdkafka finds out later by itself. */
-static void learn_topic(kafka_sink *ks, const char *name)
+static rd_kafka_topic_t *learn_topic(kafka_sink *ks, const char *name)
 {
     for (size_t i = 0; i < ks->n_known_topics; i++)
-        if (strcmp(ks->known_topics[i], name) == 0)
-            return;
+        if (strcmp(ks->known_topics[i].name, name) == 0)
+            return ks->known_topics[i].rkt;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(ks->rk, name, NULL);
     ks->known_topics = xrealloc(ks->known_topics, (ks->n_known_topics + 1) *
                                                       sizeof *ks->known_topics);
-    ks->known_topics[ks->n_known_topics++] = xstrdup(name);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(ks->rk, name, NULL);
+    ks->known_topics[ks->n_known_topics++] = (known_topic){xstrdup(name), rkt};
     if (!rkt)
-        return;
+        return NULL;
     int64_t deadline = now_us() + TOPIC_METADATA_WAIT_MS * 1000;
     while (!topic_has_partitions(ks, rkt, TOPIC_METADATA_ASK_MS) &&
            now_us() + TOPIC_METADATA_RETRY_MS * 1000 < deadline &&
            !host_gives_up(ks))
         sleep_unless(TOPIC_METADATA_RETRY_MS, host_gives_up, ks);
-    rd_kafka_topic_destroy(rkt);
+    return rkt;
+}
+
+/* Topic handles go before the producer: librdkafka's rule. */
+static void forget_topics(kafka_sink *ks)
+{
+    for (size_t i = 0; i < ks->n_known_topics; i++) {
+        if (ks->known_topics[i].rkt)
+            rd_kafka_topic_destroy(ks->known_topics[i].rkt);
+        free(ks->known_topics[i].name);
+    }
+    free(ks->known_topics);
+    ks->known_topics = NULL;
+    ks->n_known_topics = 0;
 }
 
 /* The topic of a table's events: the template expanded (the last table's
- * is kept), or NULL when the name is no valid topic, which stops the
+ * is kept); name NULL when the name is no valid topic, which stops the
  * stream. */
-static const char *table_topic(kafka_sink *ks, const kafka_change *c)
+static topic_ref table_topic(kafka_sink *ks, const kafka_change *c)
 {
     if (ks->topic_name && strcmp(ks->topic_schema, c->schema) == 0 &&
         strcmp(ks->topic_table, c->table) == 0)
-        return ks->topic_name;
+        return (topic_ref){ks->topic_name, ks->topic_rkt};
     char err[256], reason[700];
     char *name =
         kafka_topic_expand(ks->topic, c->schema, c->table, err, sizeof err);
@@ -466,16 +571,20 @@ static const char *table_topic(kafka_sink *ks, const kafka_change *c)
                  "out (-T)",
                  c->schema, c->table, err);
         fail(ks, reason);
-        return NULL;
+        return (topic_ref){NULL, NULL};
     }
-    learn_topic(ks, name);
+    ks->topic_rkt = learn_topic(ks, name);
     free(ks->topic_schema);
     free(ks->topic_table);
     free(ks->topic_name);
+    free(ks->topic_table_key);
     ks->topic_schema = xstrdup(c->schema);
     ks->topic_table = xstrdup(c->table);
     ks->topic_name = name;
-    return name;
+    strbuf key = STRBUF_INIT;
+    kafka_table_key(&key, c->schema, c->table);
+    ks->topic_table_key = sbuf_detach(&key);
+    return (topic_ref){name, ks->topic_rkt};
 }
 
 static json_span event_part(kafka_sink *ks, const pgspout_event *ev,
@@ -516,7 +625,7 @@ static kafka_change read_change(kafka_sink *ks, const pgspout_event *ev)
     return c;
 }
 
-static void add_record(event_records *r, const char *topic, const strbuf *key,
+static void add_record(event_records *r, topic_ref topic, const strbuf *key,
                        bool has_key, const char *value, size_t value_len)
 {
     r->m[r->n++] = (kafka_message){topic, has_key ? key->data : NULL, value,
@@ -524,7 +633,7 @@ static void add_record(event_records *r, const char *topic, const strbuf *key,
 }
 
 static void change_records(kafka_sink *ks, const pgspout_event *ev,
-                           const kafka_change *c, const char *topic,
+                           const kafka_change *c, topic_ref topic,
                            event_records *r)
 {
     bool has_key = kafka_message_key(ks->key_mode, c, &r->key);
@@ -552,15 +661,15 @@ static bool event_records_build(kafka_sink *ks, const pgspout_event *ev,
 {
     if (c->op == PGSPOUT_OP_SCHEMA) {
         if (ks->schema_topic) {
-            learn_topic(ks, ks->schema_topic);
+            topic_ref t = {ks->schema_topic, learn_topic(ks, ks->schema_topic)};
             kafka_table_key(&r->key, c->schema, c->table);
             json_span v = event_part(ks, ev, PGSPOUT_PART_EVENT);
-            add_record(r, ks->schema_topic, &r->key, true, v.p, v.len);
+            add_record(r, t, &r->key, true, v.p, v.len);
         }
         return true;
     }
-    const char *topic = table_topic(ks, c);
-    if (!topic)
+    topic_ref topic = table_topic(ks, c);
+    if (!topic.name)
         return false;
     change_records(ks, ev, c, topic, r);
     return true;
@@ -621,6 +730,10 @@ kafka_write(void *state, const pgspout_event *const *events, size_t count)
         pgspout_status status = write_one(ks, events[i]);
         if (status != PGSPOUT_OK)
             return status;
+        if (++ks->writes_since_serving >= WRITER_SERVES_EVERY) {
+            ks->writes_since_serving = 0;
+            serve_reports(ks);
+        }
     }
     return PGSPOUT_OK;
 }
@@ -666,6 +779,7 @@ static void kafka_destroy(void *state)
         rd_kafka_purge(ks->rk,
                        RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(ks->rk, 0);
+        forget_topics(ks);
         rd_kafka_destroy(ks->rk);
     }
     kafka_acks_free(ks->acks);
@@ -675,9 +789,7 @@ static void kafka_destroy(void *state)
     free(ks->topic_schema);
     free(ks->topic_table);
     free(ks->topic_name);
-    for (size_t i = 0; i < ks->n_known_topics; i++)
-        free(ks->known_topics[i]);
-    free(ks->known_topics);
+    free(ks->topic_table_key);
     sbuf_free(&ks->records.key);
     sbuf_free(&ks->records.old_key);
     sbuf_free(&ks->records.value);
