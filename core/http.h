@@ -8,10 +8,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* What is wrong with an http_listen value as written ("HOST:PORT", an IPv6
- * address in brackets: "[::1]:9187"), or NULL when it can be tried. */
-const char *http_listen_problem(const char *listen);
-
 typedef struct http_server http_server;
 
 /* Binds the address now (so that a port in use or an address that is not

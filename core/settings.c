@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "conninfo.h"
-#include "http.h"
+#include "http_listen.h"
 #include "log.h"
 #include "lsn.h"
 #include "options.h"

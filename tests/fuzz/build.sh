@@ -33,7 +33,7 @@ UTIL=$(cd "$REPO" && echo lib/*.c)
 declare -A SOURCES=(
     [pgoutput]="core/source/pgoutput.c $UTIL"
     [pattern]="core/pattern.c core/regex_cost.c core/error.c $UTIL"
-    [config]="core/config.c core/config_cli.c core/config_file.c core/config_load.c core/config_tokens.c core/settings.c core/conninfo.c core/delivery/options.c core/error.c $UTIL"
+    [config]="core/config.c core/config_cli.c core/config_file.c core/config_load.c core/config_tokens.c core/settings.c core/http_listen.c core/log.c core/conninfo.c core/delivery/options.c core/error.c $UTIL"
     [value_json]="core/value_json.c core/json_out.c core/typeinfo.c $UTIL"
 )
 declare -A LIBS=(

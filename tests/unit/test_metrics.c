@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "health.h"
 #include "http.h"
+#include "http_listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "stats.h"
