@@ -20,6 +20,7 @@
 #include "log.h"
 #include "ops.h"
 #include "pattern.h"
+#include "pgconn.h"
 #include "pgspout/abi.h"
 #include "replication.h"
 #include "selection.h"
@@ -560,6 +561,7 @@ int main(int argc, char **argv)
 {
     pgspout_config cfg;
     char err[2048];
+    pq_library_init();
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return status_cli_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "backfill") == 0) {

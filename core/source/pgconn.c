@@ -1,6 +1,7 @@
 #include "pgconn.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -171,6 +172,11 @@ static void log_server_notice(void *arg, const PGresult *res)
     bool warning = severity && strcmp(severity, "WARNING") == 0;
     log_msg(warning ? PGSPOUT_LOG_WARNING : PGSPOUT_LOG_DEBUG, "server %s: %s",
             severity ? severity : "notice", text ? text : "");
+}
+
+void pq_library_init(void)
+{
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 }
 
 PGconn *pq_connect(const char *conninfo, bool replication,

@@ -43,6 +43,13 @@ typedef enum pq_outcome {
     PQ_STOPPED    /* a stop was requested while waiting */
 } pq_outcome;
 
+/* Call once at start, before any connection (any thread). A connection
+ * attempt a stop abandons goes on, on its own thread, possibly in the
+ * middle of TLS or SCRAM when the process exits; OpenSSL's exit handler
+ * would free what that thread is using (a crash at exit, seen under
+ * valgrind), so it is turned off: the process's end frees it all anyway. */
+void pq_library_init(void);
+
 /* Opens a connection (replication = true: a logical walsender). Returns
  * NULL with err set (never quoting the conninfo) and *outcome telling why.
  * outcome may be NULL. */
