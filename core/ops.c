@@ -33,6 +33,12 @@ static void pulse(void)
 {
     if (!pthread_equal(pthread_self(), ops.main_thread))
         return;
+    /* A stop is told at the first look after the signal, not at the next
+     * pulse: a clean stop can be over before that. */
+    if (stop_signalled(ops.stop) && health_get_phase() != HEALTH_STOPPING) {
+        health_set_phase(HEALTH_STOPPING);
+        notify_stopping();
+    }
     int64_t now = now_us();
     if (now - ops.last_pulse_us < PULSE_MIN_INTERVAL_US)
         return;
@@ -40,10 +46,6 @@ static void pulse(void)
     health_alive_now();
     notify_alive();
     log_flush_repeats(false);
-    if (stop_signalled(ops.stop) && health_get_phase() != HEALTH_STOPPING) {
-        health_set_phase(HEALTH_STOPPING);
-        notify_stopping();
-    }
 }
 
 bool ops_start(const pgspout_config *cfg, stop_state *stop, char *err,
@@ -130,6 +132,9 @@ void ops_finish(void)
 {
     if (!ops.started)
         return;
+    /* However the run ended (endpos, an error), the service is stopping;
+     * sent once (a signal's stop may have said it already). */
+    notify_stopping();
     slot_monitor_stop(ops.monitor);
     ops.monitor = NULL;
     http_stop(ops.http);
