@@ -551,11 +551,16 @@ def test_record_outcomes_in_metrics(db, pgspout, kafka, tmp_path):
                                      "--http", "127.0.0.1:%d" % port))
     wait_http(port, proc, pgspout)
     records = "pgspout_sink_records_%s_total"
-    m = wait_metric(port, lambda m: m.get(records % "accepted",
-                                          sink="kafka") == 2,
-                    "two records accepted")
-    assert m.get(records % "rejected", sink="kafka") == 1
-    assert m.get(records % "dead_lettered", sink="kafka") == 1
+    outcomes = ("accepted", "rejected", "dead_lettered")
+
+    # Waits until every record has its outcome: records in different
+    # partitions are reported in any order, so two accepted may show while
+    # the third's rejection is still being written to the dead-letter file.
+    def settled(m):
+        return sum(m.get(records % o, sink="kafka") or 0
+                   for o in ("accepted", "dead_lettered")) >= 3
+    m = wait_metric(port, settled, "three records accepted or dead-lettered")
+    assert [m.get(records % o, sink="kafka") for o in outcomes] == [2, 1, 1]
     assert len(dead.read_text().splitlines()) == 1
     assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
 

@@ -210,7 +210,7 @@ def test_grafana_dashboard_queries_live_metrics(db, pgspout, tmp_path):
     missing = sorted(n for n in names if n not in live)
     assert not missing, "the dashboard queries metrics /metrics lacks: %s" \
         % missing
-    assert pgspout.stop(proc) == 0
+    assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
 
 
 def test_endpoint_paths_and_methods(db, pgspout, tmp_path):
@@ -222,7 +222,7 @@ def test_endpoint_paths_and_methods(db, pgspout, tmp_path):
     assert http_get(port, "/ready") == (200, '{"ready":true}\n')
     assert http_get(port, "/nope")[0] == 404
     assert http_get(port, "/metrics", method="POST")[0] == 405
-    assert pgspout.stop(proc) == 0
+    assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
 
 
 def dead_conninfo(port):
