@@ -465,18 +465,20 @@ static void unlink_spill(backfill *bf, const bf_chunk *c)
  * update without its unchanged TOASTed values, no event ever gives a sink
  * those values. Read in key order from the stale chunk on, the row is
  * read at its new key, after the change. Sent chunks stay: they are all
- * before the stale one, in key order. */
-static void rewind_table_locked(backfill *bf, bf_table *t, const bf_chunk *c)
+ * before the stale one, in key order. The keys of a dropped chunk of keys
+ * are to be read again. */
+static void rewind_table_locked(backfill *bf, bf_table *t, uint64_t from,
+                                const bf_key *start)
 {
-    uint64_t from = c->n;
     bf_key lo = {0};
-    bf_key_copy(&lo, &c->lo);
+    bf_key_copy(&lo, start);
     for (size_t i = t->nchunks; i-- > 0;) {
         bf_chunk *d = &t->chunks[i];
         if (d->n < from || d->processed)
             continue;
         if (d->n != from)
             bf_drop_window_locked(bf, d->token);
+        bf_moved_move_front(&t->moved, &d->keys, d->keys.n);
         unlink_spill(bf, d);
         bf_table_remove_chunk(t, i);
     }
@@ -484,6 +486,15 @@ static void rewind_table_locked(backfill *bf, bf_table *t, const bf_chunk *c)
     bf_key_clear(&lo);
     t->at_end = false;
     t->rewinds++;
+}
+
+/* A stale chunk of keys: its keys are read again, in a chunk of their
+ * own; the table's ranges are not concerned. */
+static void keys_read_again_locked(backfill *bf, bf_table *t, bf_chunk *c)
+{
+    bf_moved_move_front(&t->moved, &c->keys, c->keys.n);
+    unlink_spill(bf, c);
+    bf_table_remove_chunk(t, (size_t)(c - t->chunks));
     t->stale_streak++;
 }
 
@@ -496,7 +507,12 @@ static void chunk_read_again_locked(backfill *bf, bf_chunk *c, const char *why)
     bf_table *t;
     bf_backfill *b;
     if (c->keycols.n && bf_find_chunk(&bf->st, c->token, &t, &b) == c) {
-        rewind_table_locked(bf, t, c);
+        if (c->keys.n) {
+            keys_read_again_locked(bf, t, c);
+        } else {
+            rewind_table_locked(bf, t, c->n, &c->lo);
+            t->stale_streak++;
+        }
         bf_save_locked(bf);
         pthread_cond_broadcast(&bf->changed);
         return;
@@ -546,7 +562,8 @@ static bool open_emission(backfill *bf, bf_window *w, bf_chunk *c,
     snprintf(s->id, sizeof s->id, "%s", b->id);
     s->table_rows = t->rows_estimated;
     s->chunk = c->n;
-    s->last = c->last;
+    /* Keys an update moved since the chunk was read come after it. */
+    s->last = c->last && t->moved.n == 0;
     return true;
 }
 
@@ -585,6 +602,7 @@ static backfill_verdict on_high_watermark(backfill *bf, const char *token)
             chunk_read_again_locked(bf, c, "its spill file is not as written");
         } else {
             t->stale_streak = 0;
+            t->last_sent = bf->em.desc.snapshot.last;
             w->hw_in_txn = true;
             v = BACKFILL_EMIT;
         }
@@ -702,10 +720,127 @@ bool backfill_watching(backfill *bf, uint32_t relid)
     return watching;
 }
 
+/* ---- rows an update moved behind the copy ---- */
+
+/* Moved keys a table may wait to read, at most; beyond, its copy starts
+ * over (memory stays bounded, no row is missed). */
+#define BF_MOVED_MAX 10000
+
+/* The chunk key's values of a row image as text (missing ones from
+ * fallback); false when they cannot be told. */
+static bool key_values(const relation *rel, const bf_key *keycols,
+                       const tuple *t, const tuple *fallback, bf_key *out)
+{
+    char *values[64] = {0};
+    size_t n = keycols->n < 64 ? keycols->n : 64;
+    size_t got = 0;
+    for (; got < n; got++) {
+        int i = column_named(rel, keycols->v[got]);
+        const colval *v = value_at(t, i);
+        if (!v)
+            v = value_at(fallback, i);
+        if (!v || v->kind != COLVAL_TEXT)
+            break;
+        values[got] = xstrndup(v->data, v->len);
+    }
+    bool ok = got == n;
+    if (ok)
+        bf_key_set(out, values, n);
+    for (size_t k = 0; k < got; k++)
+        free(values[k]);
+    return ok;
+}
+
+/* The copy starts over from the table's first key: every chunk not sent
+ * is dropped and every moved key forgotten (read again with the rest). */
+static void restart_copy_locked(backfill *bf, bf_backfill *b, bf_table *t)
+{
+    bf_key none = {0};
+    log_warning("backfill %s: %s: more than %d rows were moved behind the "
+                "copy by updates without their unchanged TOASTed values; "
+                "the table is copied again from its start",
+                b->id, t->name, BF_MOVED_MAX);
+    rewind_table_locked(bf, t, 0, &none);
+    bf_moved_clear(&t->moved);
+    t->moved_claimed = 0;
+}
+
+static bool chunk_reads_key(const bf_table *t, const bf_key *key)
+{
+    for (size_t i = 0; i < t->nchunks; i++)
+        if (bf_moved_has(&t->chunks[i].keys, key))
+            return true;
+    return false;
+}
+
+/* A row the update moved to another key, where the ranges the stream has
+ * sent may have passed already: the event lacks a value no read of this
+ * table may ever give (the row is not read at its old key any more), so
+ * its new key is read in a chunk of keys, if it is not after the rows
+ * sent by then. True when the state changed. */
+static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
+                           const relation *rel, const tuple *old_tuple,
+                           const tuple *new_tuple)
+{
+    const bf_key *bound = bf_table_sent_bound(t);
+    if (bound && bound->n == 0)
+        return false; /* nothing sent yet: ranges read every row */
+    bf_key from = {0};
+    bf_moved m = {{0}, {0}};
+    bool moved = key_values(rel, &t->keycols, new_tuple, old_tuple, &m.key) &&
+                 key_values(rel, &t->keycols, old_tuple, NULL, &from) &&
+                 !bf_key_equal(&from, &m.key) && !chunk_reads_key(t, &m.key);
+    if (bound)
+        bf_key_copy(&m.bound, bound);
+    bool changed = false;
+    if (moved && t->moved.n >= BF_MOVED_MAX) {
+        restart_copy_locked(bf, b, t);
+        changed = true;
+    } else if (moved && bf_moved_add(&t->moved, &m)) {
+        log_info("backfill %s: %s: an update without its unchanged TOASTed "
+                 "values moved a row to another key; the row is read again "
+                 "there",
+                 b->id, t->name);
+        changed = true;
+    }
+    bf_key_clear(&from);
+    bf_key_clear(&m.key);
+    bf_key_clear(&m.bound);
+    return changed;
+}
+
+/* Tables whose copy has begun and whose last chunk the stream has not
+ * sent: a row not copied yet may be moved behind the copy's cursor. */
+static void note_moved(backfill *bf, const relation *rel,
+                       const tuple *old_tuple, const tuple *new_tuple)
+{
+    pthread_mutex_lock(&bf->lock);
+    bool changed = false;
+    for (size_t i = 0; i < bf->st.nbackfills; i++) {
+        bf_backfill *b = &bf->st.backfills[i];
+        for (size_t j = 0; j < b->ntables; j++) {
+            bf_table *t = &b->tables[j];
+            if (t->oid == rel->oid && t->status == BF_COPYING && t->keycols.n &&
+                !t->last_sent)
+                changed |= note_moved_row(bf, b, t, rel, old_tuple, new_tuple);
+        }
+    }
+    /* Saved before anything after this change can be confirmed. */
+    if (changed && !bf_save_locked(bf))
+        bf->moved_unsaved = true;
+    if (changed)
+        pthread_cond_broadcast(&bf->changed);
+    pthread_mutex_unlock(&bf->lock);
+}
+
 void backfill_note_change(backfill *bf, const relation *rel, uint32_t xid,
                           char op, char old_kind, const tuple *old_tuple,
                           const tuple *new_tuple)
 {
+    /* pgoutput sends the old key only when it changed (or the whole old
+     * row, under REPLICA IDENTITY FULL, which gives every value). */
+    if (op == 'U' && old_kind && lacks_values(new_tuple, old_kind, old_tuple))
+        note_moved(bf, rel, old_tuple, new_tuple);
     if (atomic_load(&bf->open_windows) == 0)
         return;
     strbuf key = STRBUF_INIT;
@@ -874,6 +1009,8 @@ void backfill_emission_end(backfill *bf, bool completed)
 
 static uint64_t hold_locked(const backfill *bf)
 {
+    if (bf->moved_unsaved)
+        return 0;
     uint64_t limit = UINT64_MAX;
     for (size_t i = 0; i < bf->nwindows; i++)
         if (bf->windows[i].lw_commit_lsn < limit)
@@ -894,7 +1031,7 @@ static void chunk_done_locked(backfill *bf, const bf_window *w)
     bf->doomed[bf->ndoomed++] = c->spill ? bf_spill_path(bf, c->spill) : NULL;
     bf_table_remove_chunk(t, (size_t)(c - t->chunks));
     bf_status_changed_locked(bf, b, t);
-    if (t->at_end && t->nchunks == 0)
+    if (t->at_end && t->nchunks == 0 && t->moved.n == 0)
         bf_table_settle_locked(bf, b, t);
 }
 
@@ -910,6 +1047,8 @@ uint64_t backfill_confirm_limit(backfill *bf, uint64_t durable_end)
             any = true;
         }
     }
+    if (bf->moved_unsaved && bf_save_locked(bf))
+        bf->moved_unsaved = false;
     /* Done chunks let go of the confirmation only once the state says so
      * on disk; otherwise the next confirmation tries again. */
     if (any && bf_save_locked(bf)) {

@@ -95,6 +95,9 @@ struct backfill {
     bf_emission em;
     char **doomed; /* spill files of done chunks, removed after confirming */
     size_t ndoomed;
+    /* Moved keys are in memory but the state could not be saved: nothing
+     * new is confirmed until it is. */
+    bool moved_unsaved;
 
     token_bucket bucket;
     stop_state worker_stop;

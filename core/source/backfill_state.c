@@ -51,6 +51,53 @@ bool bf_key_equal(const bf_key *a, const bf_key *b)
     return true;
 }
 
+bool bf_moved_has(const bf_moved_list *l, const bf_key *key)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (bf_key_equal(&l->v[i].key, key))
+            return true;
+    return false;
+}
+
+bool bf_moved_add(bf_moved_list *l, const bf_moved *m)
+{
+    if (bf_moved_has(l, &m->key))
+        return false;
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    bf_moved *e = &l->v[l->n++];
+    memset(e, 0, sizeof *e);
+    bf_key_copy(&e->key, &m->key);
+    bf_key_copy(&e->bound, &m->bound);
+    return true;
+}
+
+static void moved_entry_clear(bf_moved *m)
+{
+    bf_key_clear(&m->key);
+    bf_key_clear(&m->bound);
+}
+
+void bf_moved_move_front(bf_moved_list *dst, bf_moved_list *src, size_t n)
+{
+    if (n > src->n)
+        n = src->n;
+    for (size_t i = 0; i < n; i++) {
+        bf_moved_add(dst, &src->v[i]);
+        moved_entry_clear(&src->v[i]);
+    }
+    memmove(src->v, src->v + n, (src->n - n) * sizeof *src->v);
+    src->n -= n;
+}
+
+void bf_moved_clear(bf_moved_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        moved_entry_clear(&l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 static const char *const status_names[] = {"pending", "copying", "done",
                                            "failed"};
 
@@ -77,6 +124,7 @@ void bf_chunk_clear(bf_chunk *c)
     bf_key_clear(&c->keycols);
     bf_key_clear(&c->lo);
     bf_key_clear(&c->hi);
+    bf_moved_clear(&c->keys);
     free(c->spill);
     free(c->snapshot);
     memset(c, 0, sizeof *c);
@@ -87,6 +135,8 @@ static void table_clear(bf_table *t)
     free(t->name);
     free(t->error);
     bf_key_clear(&t->cursor);
+    bf_key_clear(&t->keycols);
+    bf_moved_clear(&t->moved);
     for (size_t i = 0; i < t->nchunks; i++)
         bf_chunk_clear(&t->chunks[i]);
     free(t->chunks);
@@ -178,6 +228,19 @@ void bf_table_remove_chunk(bf_table *t, size_t i)
     t->nchunks--;
 }
 
+const bf_key *bf_table_sent_bound(const bf_table *t)
+{
+    const bf_chunk *first = NULL;
+    for (size_t i = 0; i < t->nchunks; i++) {
+        const bf_chunk *c = &t->chunks[i];
+        if (!c->keys.n && !c->processed && (!first || c->n < first->n))
+            first = c;
+    }
+    if (first)
+        return &first->lo;
+    return t->at_end ? NULL : &t->cursor;
+}
+
 /* ---- to JSON ---- */
 
 static json_t *string_or_null(const char *s)
@@ -198,6 +261,16 @@ static json_t *key_to_json(const bf_key *k)
     return k->n ? list_to_json(k->v, k->n) : json_null();
 }
 
+static json_t *moved_to_json(const bf_moved_list *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_pack("{s o s o}", "key",
+                                           key_to_json(&l->v[i].key), "bound",
+                                           key_to_json(&l->v[i].bound)));
+    return a;
+}
+
 static json_t *lsn_to_json(uint64_t lsn)
 {
     char text[LSN_FORMAT_BUFSIZE];
@@ -206,13 +279,16 @@ static json_t *lsn_to_json(uint64_t lsn)
 
 static json_t *chunk_to_json(const bf_chunk *c)
 {
-    return json_pack(
+    json_t *o = json_pack(
         "{sI s o s o s I s b s o s s s o s i s o s I}", "n", (json_int_t)c->n,
         "lo", key_to_json(&c->lo), "hi", key_to_json(&c->hi), "rows",
         (json_int_t)c->rows, "last", c->last, "spill", string_or_null(c->spill),
         "token", c->token, "snapshot", string_or_null(c->snapshot), "attempts",
         c->attempts, "key", list_to_json(c->keycols.v, c->keycols.n),
         "spill_bytes", (json_int_t)c->spill_bytes);
+    if (c->keys.n)
+        json_object_set_new(o, "keys", moved_to_json(&c->keys));
+    return o;
 }
 
 static json_t *table_to_json(const bf_table *t)
@@ -221,13 +297,14 @@ static json_t *table_to_json(const bf_table *t)
     for (size_t i = 0; i < t->nchunks; i++)
         json_array_append_new(chunks, chunk_to_json(&t->chunks[i]));
     return json_pack(
-        "{sI s s s s s o s I s I s I s o s b s o}", "oid", (json_int_t)t->oid,
-        "name", t->name, "state", bf_status_name(t->status), "error",
-        string_or_null(t->error), "rows_estimated",
+        "{sI s s s s s o s I s I s I s o s b s o s o s o}", "oid",
+        (json_int_t)t->oid, "name", t->name, "state", bf_status_name(t->status),
+        "error", string_or_null(t->error), "rows_estimated",
         (json_int_t)t->rows_estimated, "rows_copied",
         (json_int_t)t->rows_copied, "next_chunk", (json_int_t)t->next_chunk,
         "cursor", key_to_json(&t->cursor), "at_end", t->at_end, "chunks",
-        chunks);
+        chunks, "key", list_to_json(t->keycols.v, t->keycols.n), "moved",
+        moved_to_json(&t->moved));
 }
 
 static json_t *backfill_to_json(const bf_backfill *b)
@@ -290,6 +367,30 @@ static bool key_from_json(json_t *a, bf_key *k)
     return list_from_json(a, &k->v, &k->n);
 }
 
+/* Absent (a state written before moved keys were kept): none. */
+static bool moved_from_json(json_t *a, bf_moved_list *l)
+{
+    memset(l, 0, sizeof *l);
+    if (!a)
+        return true;
+    if (!json_is_array(a))
+        return false;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *o = json_array_get(a, i);
+        bf_moved m = {{0}, {0}};
+        bool ok =
+            json_is_object(o) && json_is_array(json_object_get(o, "key")) &&
+            key_from_json(json_object_get(o, "key"), &m.key) && m.key.n > 0 &&
+            key_from_json(json_object_get(o, "bound"), &m.bound);
+        if (ok)
+            bf_moved_add(l, &m);
+        moved_entry_clear(&m);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static uint64_t uint_of(json_t *obj, const char *name)
 {
     json_int_t v = json_integer_value(json_object_get(obj, name));
@@ -312,6 +413,7 @@ static bool chunk_from_json(json_t *o, bf_chunk *c)
     return key_from_json(json_object_get(o, "key"), &c->keycols) &&
            key_from_json(json_object_get(o, "lo"), &c->lo) &&
            key_from_json(json_object_get(o, "hi"), &c->hi) &&
+           moved_from_json(json_object_get(o, "keys"), &c->keys) &&
            (c->spill == NULL || strchr(c->spill, '/') == NULL);
 }
 
@@ -332,6 +434,8 @@ static bool table_from_json(json_t *o, bf_table *t)
     if (!status_from_name(json_string_value(json_object_get(o, "state")),
                           &t->status) ||
         !key_from_json(json_object_get(o, "cursor"), &t->cursor) ||
+        !key_from_json(json_object_get(o, "key"), &t->keycols) ||
+        !moved_from_json(json_object_get(o, "moved"), &t->moved) ||
         !json_is_array(chunks))
         return false;
     for (size_t i = 0; i < json_array_size(chunks); i++)

@@ -29,6 +29,30 @@ void bf_key_copy(bf_key *dst, const bf_key *src);
 void bf_key_clear(bf_key *k);
 bool bf_key_equal(const bf_key *a, const bf_key *b);
 
+/* A key an update moved a row to while its table was copied, with where
+ * the rows the stream had sent from key ranges ended at that moment: the
+ * row is read at its key only if the key is not after that bound (rows
+ * after it are read by ranges still to come). No bound (n == 0): every
+ * range had been sent. */
+typedef struct bf_moved {
+    bf_key key;
+    bf_key bound;
+} bf_moved;
+
+/* A list of them, each key at most once. */
+typedef struct bf_moved_list {
+    size_t n;
+    bf_moved *v;
+} bf_moved_list;
+
+bool bf_moved_has(const bf_moved_list *l, const bf_key *key);
+/* Adds a copy of m unless the list has its key: true when added. */
+bool bf_moved_add(bf_moved_list *l, const bf_moved *m);
+/* Moves the first n entries of src to the end of dst (those whose key
+ * dst has already are dropped). */
+void bf_moved_move_front(bf_moved_list *dst, bf_moved_list *src, size_t n);
+void bf_moved_clear(bf_moved_list *l);
+
 typedef enum bf_status {
     BF_PENDING,
     BF_COPYING,
@@ -54,6 +78,9 @@ typedef struct bf_chunk {
     int attempts;         /* times the range was found changed and read again */
     bf_key keycols;       /* the chunk key's column names (none: ctid ranges) */
     uint64_t spill_bytes; /* the spill file's size */
+    /* A chunk that reads these keys (rows an update moved behind the
+     * copy's cursor) instead of a key range; none: a range. */
+    bf_moved_list keys;
     /* Not saved: this process knows its high watermark is in the WAL;
      * the stream turned it into read events in this run; a worker is at
      * it. */
@@ -70,7 +97,17 @@ typedef struct bf_table {
     uint64_t next_chunk;  /* the number the next chunk read gets */
     bf_key cursor;        /* new chunks start after it */
     bool at_end;          /* new chunks reached the end of the table */
-    bf_chunk *chunks;     /* recorded and not done, or to read again */
+    bf_key keycols;       /* the chunk key's column names (none: ctid, or
+                             not known yet) */
+    /* Keys an update without its unchanged TOASTed values moved rows to
+     * while the table was copied: each is read in a chunk of keys. The
+     * first moved_claimed of them are being read (not saved). */
+    bf_moved_list moved;
+    size_t moved_claimed;
+    /* Not saved: the stream sent the chunk flagged last; later updates
+     * find every row in the sinks. */
+    bool last_sent;
+    bf_chunk *chunks; /* recorded and not done, or to read again */
     size_t nchunks;
     /* Not saved: the worker copying it (-1: none), and progress. */
     int owner;
@@ -135,5 +172,12 @@ void bf_backfill_drop_table(bf_backfill *b, size_t i);
 bf_chunk *bf_table_add_chunk(bf_table *t);
 void bf_table_remove_chunk(bf_table *t, size_t i);
 void bf_chunk_clear(bf_chunk *c);
+
+/* Where the rows the stream sent from the table's key ranges end: the
+ * start of the first range it has not sent (the rows after it are read,
+ * or read again, by ranges still to come), else the cursor; empty when no
+ * range was sent; NULL when the ranges reached the table's end and were
+ * all sent. */
+const bf_key *bf_table_sent_bound(const bf_table *t);
 
 #endif

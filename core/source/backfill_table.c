@@ -398,21 +398,46 @@ static void append_block_bound(strbuf *sql, const char *op, const bf_key *k)
     sbuf_appendf(sql, " AND ctid %s '(%llu,0)'::pg_catalog.tid", op, block);
 }
 
+/* COPY (SELECT <the published columns> FROM <table> WHERE true */
+static void append_select(PGconn *conn, strbuf *sql, const bf_table_info *info)
+{
+    sbuf_append_str(sql, "COPY (SELECT ");
+    for (int i = 0; i < info->ncols; i++) {
+        if (i)
+            sbuf_append_str(sql, ", ");
+        append_ident(conn, sql, info->cols[i].name);
+    }
+    /* ONLY: a table with inheritance children publishes each of them on
+     * its own; a partitioned table read via its root has no rows itself. */
+    sbuf_appendf(sql, " FROM %s%s WHERE true", info->partitioned ? "" : "ONLY ",
+                 info->quoted);
+}
+
+/* The row filter, the request's condition, the order and the end. */
+static void append_rest(PGconn *conn, strbuf *sql, const bf_table_info *info,
+                        const char *where, uint64_t limit)
+{
+    if (info->row_filter)
+        sbuf_appendf(sql, " AND (%s)", info->row_filter);
+    /* A request's condition on lines of its own: a comment in it ends
+     * there, and the statement stays one (sent as such). */
+    if (where)
+        sbuf_appendf(sql, " AND (\n%s\n)", where);
+    if (info->nkey > 0) {
+        sbuf_append_str(sql, " ORDER BY ");
+        append_key_columns(conn, sql, info);
+        if (limit)
+            sbuf_appendf(sql, " LIMIT %llu", (unsigned long long)limit + 1);
+    }
+    sbuf_append_str(sql, ") TO STDOUT");
+}
+
 char *bf_chunk_copy_sql(PGconn *conn, const bf_table_info *info,
                         const bf_key *lo, const bf_key *hi, uint64_t limit,
                         const char *where)
 {
     strbuf sql = STRBUF_INIT;
-    sbuf_append_str(&sql, "COPY (SELECT ");
-    for (int i = 0; i < info->ncols; i++) {
-        if (i)
-            sbuf_append_str(&sql, ", ");
-        append_ident(conn, &sql, info->cols[i].name);
-    }
-    /* ONLY: a table with inheritance children publishes each of them on
-     * its own; a partitioned table read via its root has no rows itself. */
-    sbuf_appendf(&sql, " FROM %s%s WHERE true",
-                 info->partitioned ? "" : "ONLY ", info->quoted);
+    append_select(conn, &sql, info);
     if (info->nkey == 0) {
         append_block_bound(&sql, ">=", lo);
         append_block_bound(&sql, "<", hi);
@@ -422,17 +447,36 @@ char *bf_chunk_copy_sql(PGconn *conn, const bf_table_info *info,
         if (hi && hi->n)
             append_key_bound(conn, &sql, info, "<=", hi);
     }
-    if (info->row_filter)
-        sbuf_appendf(&sql, " AND (%s)", info->row_filter);
-    /* A request's condition on lines of its own: a comment in it ends
-     * there, and the statement stays one (sent as such). */
-    if (where)
-        sbuf_appendf(&sql, " AND (\n%s\n)", where);
-    if (info->nkey > 0) {
-        sbuf_append_str(&sql, " ORDER BY ");
-        append_key_columns(conn, &sql, info);
-        sbuf_appendf(&sql, " LIMIT %llu", (unsigned long long)limit + 1);
+    append_rest(conn, &sql, info, where, limit);
+    return sbuf_detach(&sql);
+}
+
+/* (key columns) = (key) [AND (key columns) <= (bound)] */
+static void append_moved(PGconn *conn, strbuf *sql, const bf_table_info *info,
+                         const bf_moved *m)
+{
+    sbuf_append_str(sql, "((");
+    append_key_columns(conn, sql, info);
+    sbuf_append_str(sql, ") = (");
+    append_key_values(conn, sql, info, &m->key);
+    sbuf_append_char(sql, ')');
+    if (m->bound.n)
+        append_key_bound(conn, sql, info, "<=", &m->bound);
+    sbuf_append_char(sql, ')');
+}
+
+char *bf_chunk_keys_sql(PGconn *conn, const bf_table_info *info,
+                        const bf_moved_list *keys, const char *where)
+{
+    strbuf sql = STRBUF_INIT;
+    append_select(conn, &sql, info);
+    sbuf_append_str(&sql, " AND (");
+    for (size_t i = 0; i < keys->n; i++) {
+        if (i)
+            sbuf_append_str(&sql, " OR ");
+        append_moved(conn, &sql, info, &keys->v[i]);
     }
-    sbuf_append_str(&sql, ") TO STDOUT");
+    sbuf_append_char(&sql, ')');
+    append_rest(conn, &sql, info, where, 0);
     return sbuf_detach(&sql);
 }

@@ -97,6 +97,11 @@ char *bf_chunk_copy_sql(PGconn *conn, const bf_table_info *info,
                         const bf_key *lo, const bf_key *hi, uint64_t limit,
                         const char *where);
 
+/* COPY of the rows at the listed keys, each only if it is not after its
+ * bound, in key order; the row filter and `where` apply as for a range. */
+char *bf_chunk_keys_sql(PGconn *conn, const bf_table_info *info,
+                        const bf_moved_list *keys, const char *where);
+
 /* The table's current size in blocks (its largest partition's), for ctid
  * ranges. */
 bool bf_table_blocks(PGconn *conn, const stop_state *stop, uint32_t oid,

@@ -44,6 +44,7 @@ typedef struct task {
     task_kind kind;
     char token[BF_TOKEN_LEN + 1]; /* TASK_SEND_HW */
     bool reread;                  /* a range found stale, read again */
+    bf_moved_list keys;           /* a chunk of moved keys (lo, hi unused) */
     bf_key lo, hi;
     uint64_t limit;
     uint64_t number;
@@ -64,6 +65,7 @@ static void task_clear(task *t)
 {
     bf_key_clear(&t->lo);
     bf_key_clear(&t->hi);
+    bf_moved_clear(&t->keys);
     free(t->where);
     memset(t, 0, sizeof *t);
 }
@@ -169,7 +171,8 @@ static bool table_has_work(bf_table *t)
 {
     if (t->status == BF_PENDING)
         return true;
-    return t->status == BF_COPYING && (!t->at_end || range_to_read(t));
+    return t->status == BF_COPYING &&
+           (!t->at_end || range_to_read(t) || t->moved.n > t->moved_claimed);
 }
 
 /* A stale range is read again with the chunk size halved each time it is
@@ -183,15 +186,23 @@ static uint64_t reread_limit(const backfill *bf, int attempts)
     return limit ? limit : 1;
 }
 
-static bool table_task(backfill *bf, bf_worker *w, bf_backfill *b, bf_table *t,
-                       task *out)
+/* A chunk of the keys updates moved rows to: at most `limit` of them,
+ * claimed until the chunk is recorded or given up. */
+static bool keys_task(bf_table *t, uint64_t limit, task *out)
 {
-    if (!w->have_info) {
-        out->kind = TASK_START;
-        return true;
-    }
-    if (unprocessed(t, NULL) >= MAX_UNPROCESSED)
+    if (t->moved.n == 0 || t->moved_claimed)
         return false;
+    size_t n = t->moved.n < limit ? t->moved.n : (size_t)limit;
+    for (size_t i = 0; i < n; i++)
+        bf_moved_add(&out->keys, &t->moved.v[i]);
+    t->moved_claimed = n;
+    out->limit = n;
+    return true;
+}
+
+/* The next range: one found stale, else new rows after the cursor. */
+static bool range_task(backfill *bf, bf_table *t, task *out)
+{
     bf_chunk *r = range_to_read(t);
     if (r) {
         r->claimed = true;
@@ -199,10 +210,26 @@ static bool table_task(backfill *bf, bf_worker *w, bf_backfill *b, bf_table *t,
         bf_key_copy(&out->lo, &r->lo);
         bf_key_copy(&out->hi, &r->hi);
         out->limit = reread_limit(bf, r->attempts);
-    } else {
-        bf_key_copy(&out->lo, &t->cursor);
-        out->limit = reread_limit(bf, t->stale_streak);
+        return true;
     }
+    if (t->at_end)
+        return false;
+    bf_key_copy(&out->lo, &t->cursor);
+    out->limit = reread_limit(bf, t->stale_streak);
+    return true;
+}
+
+static bool table_task(backfill *bf, bf_worker *w, bf_backfill *b, bf_table *t,
+                       task *out)
+{
+    if (!w->have_info) {
+        out->kind = TASK_START;
+        return true;
+    }
+    if (unprocessed(t, NULL) >= MAX_UNPROCESSED ||
+        !(keys_task(t, reread_limit(bf, t->stale_streak), out) ||
+          range_task(bf, t, out)))
+        return false;
     out->rewinds = t->rewinds;
     out->kind = TASK_CHUNK;
     out->number = t->next_chunk;
@@ -334,6 +361,15 @@ static const char *key_problem(const bf_table *t, const bf_table_info *info)
     return NULL;
 }
 
+static void key_column_names(const bf_table_info *info, bf_key *out)
+{
+    char *names[64];
+    int n = info->nkey < 64 ? info->nkey : 64;
+    for (int k = 0; k < n; k++)
+        names[k] = info->cols[info->key[k].col].name;
+    bf_key_set(out, names, (size_t)n);
+}
+
 static void run_start(bf_worker *w)
 {
     backfill *bf = w->bf;
@@ -366,6 +402,8 @@ static void run_start(bf_worker *w)
         if (!t->started_us)
             t->started_us = now_us();
         log_start(b, t, &info, resumed);
+        /* The stream notes moved rows by them from now on. */
+        key_column_names(&info, &t->keycols);
         w->info = info;
         w->have_info = true;
         kept = true;
@@ -568,9 +606,11 @@ static bool read_chunk(bf_worker *w, task *tk, const char *token, chunk_read *r,
     r->spill = xasprintf("%s.spill", token);
     char *path = bf_spill_path(bf, r->spill);
     char *header = bf_table_spill_header(&w->info);
-    char *sql =
-        bf_chunk_copy_sql(w->conn, &w->info, &tk->lo, tk->hi.n ? &tk->hi : NULL,
-                          tk->limit, tk->where);
+    const bf_key *hi = tk->hi.n ? &tk->hi : NULL;
+    char *sql = tk->keys.n
+                    ? bf_chunk_keys_sql(w->conn, &w->info, &tk->keys, tk->where)
+                    : bf_chunk_copy_sql(w->conn, &w->info, &tk->lo, hi,
+                                        tk->limit, tk->where);
     bf_spill_writer sw;
     *retryable = true; /* the disk, a full one too, may come back */
     bool ok = bf_spill_create(&sw, path, header, err, errlen);
@@ -602,14 +642,15 @@ static bool decide_last(backfill *bf, bf_worker *w, const task *tk,
 {
     bf_backfill *b;
     bf_table *t = own_table(bf, w, &b);
-    bool final = tk->reread ? !r->more && t && t->at_end : !r->more;
+    bool final =
+        tk->reread || tk->keys.n ? !r->more && t && t->at_end : !r->more;
     while (final && t && !bf->stopping && unprocessed(t, range) > 0) {
         struct timespec until = clock_after_ms(CLOCK_MONOTONIC, 500);
         pthread_cond_timedwait(&bf->changed, &bf->lock, &until);
         t = own_table(bf, w, &b);
         range = NULL; /* it may have moved */
     }
-    if (!final || !t)
+    if (!final || !t || t->moved.n > (tk->keys.n ? t->moved_claimed : 0))
         return false;
     for (size_t i = 0; i < t->nchunks; i++)
         if (!t->chunks[i].spill &&
@@ -624,15 +665,6 @@ static bf_chunk *find_range(bf_table *t, const bf_key *lo)
         if (!t->chunks[i].spill && bf_key_equal(&t->chunks[i].lo, lo))
             return &t->chunks[i];
     return NULL;
-}
-
-static void set_key_columns(bf_chunk *c, const bf_table_info *info)
-{
-    char *names[64];
-    int n = info->nkey < 64 ? info->nkey : 64;
-    for (int k = 0; k < n; k++)
-        names[k] = info->cols[info->key[k].col].name;
-    bf_key_set(&c->keycols, names, (size_t)n);
 }
 
 /* Where the chunk ends, and where the table's copy goes on from: for keys,
@@ -677,12 +709,17 @@ static bool record_chunk(backfill *bf, bf_worker *w, const task *tk,
     c->snapshot = r->snapshot;
     r->snapshot = NULL;
     snprintf(c->token, sizeof c->token, "%s", token);
-    set_key_columns(c, &w->info);
+    key_column_names(&w->info, &c->keycols);
     c->spill_bytes = r->spill_bytes;
     c->claimed = true; /* this worker sends its high watermark */
-    bf_chunk *range = tk->reread ? find_range(t, &tk->lo) : NULL;
-    /* The range is found again after the array may have moved. */
-    chunk_bounds(t, c, range, tk, r, w->info.nkey > 0);
+    if (tk->keys.n) {
+        bf_moved_move_front(&c->keys, &t->moved, t->moved_claimed);
+        t->moved_claimed = 0;
+    } else {
+        bf_chunk *range = tk->reread ? find_range(t, &tk->lo) : NULL;
+        /* The range is found again after the array may have moved. */
+        chunk_bounds(t, c, range, tk, r, w->info.nkey > 0);
+    }
     bf_forget_token_locked(bf, token);
     return bf_save_locked(bf);
 }
@@ -706,6 +743,8 @@ static bf_table *discard_read_locked(bf_worker *w, const task *tk,
     bf_chunk *range = tk->reread ? find_range(t, &tk->lo) : NULL;
     if (range)
         range->claimed = false;
+    if (t && tk->keys.n)
+        t->moved_claimed = 0;
     return t;
 }
 

@@ -350,3 +350,56 @@ end $$;""")
     bs.assert_reads_once(events)
     bs.assert_chunks_well_formed(events, "k1", "orders")
     bs.assert_replay_matches(db, events, ["orders"])
+
+
+def test_key_moved_behind_the_copy_is_read(db, pgspout, tmp_path):
+    """An update that leaves a TOASTed value out and moves its row from the
+    part of the table not copied yet to the part copied already: no range
+    read reaches the new key, and the update's event lacks the value, so
+    the row must be read at its new key. The second chunk's read waits on
+    an advisory lock at row 150 (index scans only, so no other read meets
+    that row), and the updates commit inside its window: the chunk is
+    stale and read again from its start, which is past the new keys."""
+    bs.setup_tables(db, n=300)
+    db.psql("delete from orders where id = 15;"  # room for a row
+            "alter database %s set enable_seqscan = off;" % db.name)
+    db.psql("""
+create function gate(k bigint) returns boolean language plpgsql as $$
+begin
+    if k = 150 then
+        perform pg_advisory_xact_lock_shared(4242);
+    end if;
+    return true;
+end $$;""")
+    out = str(tmp_path / "out.jsonl")
+    proc = start_streaming(db, pgspout, tmp_path, out, "true", extra=(
+        "backfill_chunk_rows = 100;\n"))
+    gate = AdvisoryLock(db, 4242)
+    try:
+        bs.request(db, "s1", "k1", ["orders"], where="gate(id)")
+        wait_until(lambda: gate.waiters() > 0, timeout=120,
+                   what="the second chunk's read to wait at row 150")
+        # Rows 270, 280 and 290 have a TOASTed `big`. -5 and 15 are behind
+        # the copy (in the first chunk's range); 1000 is ahead of it.
+        db.psql("update orders set id = -5 where id = 280;"
+                "update orders set id = 15 where id = 290;"
+                "update orders set id = 1000 where id = 270;")
+    finally:
+        gate.release()
+    bs.wait_backfill(db, "s1", "k1", proc, pgspout)
+    bs.drain(db, "s1", proc, pgspout)
+    events = read_jsonl(out)
+    for new in (-5, 15, 1000):
+        moved = [i for i, e in enumerate(events) if e["table"] == "orders"
+                 and e["op"] == "update" and e["after"]["id"] == new]
+        assert moved and events[moved[0]]["unchanged_toast"] == ["big"]
+        read = [i for i, e in enumerate(events) if e["op"] == "read"
+                and e["table"] == "orders" and e["after"]["id"] == new]
+        assert read and read[0] > moved[0], (new, read, moved)
+        assert len(events[read[0]]["after"]["big"]) > 2000
+    stderr = pgspout.stderr_of(proc)
+    assert "must be read again" in stderr
+    assert "moved a row to another key; the row is read again" in stderr
+    bs.assert_reads_once(events)
+    bs.assert_chunks_well_formed(events, "k1", "orders")
+    bs.assert_replay_matches(db, events, ["orders"])

@@ -177,6 +177,20 @@ static void test_state_round_trip(void)
     r->n = 2;
     r->attempts = 2;
     bf_key_set(&r->hi, hi, 1);
+    bf_key_set(&t->keycols, cols, 2);
+    char *moved1[] = {"-5", "2026-01-02 00:00:00+00"}, *moved2[] = {"7", "x"};
+    bf_moved m = {{0}, {0}};
+    bf_key_set(&m.key, moved1, 2);
+    bf_key_set(&m.bound, cur, 2);
+    bf_moved_add(&t->moved, &m);
+    bf_chunk *k = bf_table_add_chunk(t); /* a chunk of moved keys */
+    k->n = 5;
+    snprintf(k->token, sizeof k->token, "aa112233aabbccdd");
+    k->spill = strdup("aa112233aabbccdd.spill");
+    bf_key_set(&m.key, moved2, 2);
+    bf_key_clear(&m.bound); /* unbounded */
+    bf_moved_add(&k->keys, &m);
+    bf_key_clear(&m.key);
     bf_backfill_add_table(b, 16400, "\"Mixed\".\"T\"");
 
     char dir[] = "/tmp/pgspout-test-state-XXXXXX";
@@ -194,6 +208,13 @@ static void test_state_round_trip(void)
     CHECK_STR(bc->keycols.v[1], "ts");
     CHECK(back.backfills[0].tables[0].chunks[1].spill == NULL);
     CHECK(back.backfills[0].tables[0].owner == -1);
+    const bf_table *bt = &back.backfills[0].tables[0];
+    CHECK(bt->keycols.n == 2 && bt->moved.n == 1);
+    CHECK_STR(bt->moved.v[0].key.v[0], "-5");
+    CHECK_STR(bt->moved.v[0].bound.v[0], "k\t1");
+    CHECK(bt->chunks[2].keys.n == 1 && bt->chunks[1].keys.n == 0);
+    CHECK_STR(bt->chunks[2].keys.v[0].key.v[1], "x");
+    CHECK(bt->chunks[2].keys.v[0].bound.n == 0);
     free(a);
     free(z);
     bf_state_clear(&back);
@@ -219,6 +240,49 @@ static void test_state_round_trip(void)
     unlink(path);
     rmdir(dir);
     bf_state_clear(&st);
+}
+
+/* A list of moved keys holds each key once; moving its front keeps the
+ * order. The bound to read within is where the ranges sent end. */
+static void test_moved_list(void)
+{
+    bf_moved_list a = {0}, b = {0};
+    char *v[][1] = {{"1"}, {"2"}, {"3"}};
+    bf_moved m = {{0}, {0}};
+    for (int i = 0; i < 3; i++) {
+        bf_key_set(&m.key, v[i], 1);
+        CHECK(bf_moved_add(&a, &m));
+    }
+    bf_key_set(&m.bound, v[0], 1);
+    CHECK(!bf_moved_add(&a, &m)); /* "3" again, whatever its bound */
+    bf_moved_add(&b, &m);
+    bf_moved_move_front(&b, &a, 2);
+    CHECK(a.n == 1 && b.n == 3);
+    CHECK_STR(a.v[0].key.v[0], "3");
+    CHECK_STR(b.v[0].key.v[0], "3");
+    CHECK_STR(b.v[2].key.v[0], "2");
+    bf_moved_move_front(&b, &a, 5); /* more than it has; "3" is in b */
+    CHECK(a.n == 0 && b.n == 3 && bf_moved_has(&b, &m.key));
+    bf_key_clear(&m.key);
+    bf_key_clear(&m.bound);
+    bf_moved_clear(&a);
+    bf_moved_clear(&b);
+    CHECK(b.n == 0 && b.v == NULL);
+
+    bf_table t = {0};
+    CHECK(bf_table_sent_bound(&t)->n == 0); /* nothing sent */
+    bf_key_set(&t.cursor, v[2], 1);
+    CHECK_STR(bf_table_sent_bound(&t)->v[0], "3");
+    bf_chunk *c = bf_table_add_chunk(&t); /* read, not sent */
+    c->n = 2;
+    bf_key_set(&c->lo, v[1], 1);
+    CHECK_STR(bf_table_sent_bound(&t)->v[0], "2");
+    c->processed = true;
+    t.at_end = true;
+    CHECK(bf_table_sent_bound(&t) == NULL); /* all sent */
+    bf_key_clear(&t.cursor);
+    bf_chunk_clear(c);
+    free(t.chunks);
 }
 
 static void test_chunk_key(void)
@@ -382,6 +446,7 @@ int main(void)
     test_snapshot();
     test_window();
     test_state_round_trip();
+    test_moved_list();
     test_chunk_key();
     test_token_bucket();
     test_copy_text();
