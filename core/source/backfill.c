@@ -57,6 +57,7 @@ static void window_clear(bf_window *w)
 {
     bf_key_clear(&w->keycols);
     bf_notes_free(w->notes);
+    free(w->before);
     memset(w, 0, sizeof *w);
 }
 
@@ -361,6 +362,14 @@ static bf_window *find_window(backfill *bf, const char *token)
     return NULL;
 }
 
+bool bf_window_seen_locked(const backfill *bf, const char *token)
+{
+    for (size_t i = 0; i < bf->nwindows; i++)
+        if (strcmp(bf->windows[i].token, token) == 0)
+            return true;
+    return false;
+}
+
 static void remove_window(backfill *bf, bf_window *w)
 {
     if (w->phase == WINDOW_OPEN)
@@ -397,6 +406,7 @@ void backfill_stream_start(backfill *bf)
 {
     pthread_mutex_lock(&bf->lock);
     forget_windows(bf);
+    bf_recent_clear(&bf->recent);
     /* The replay hands over again what was not confirmed. */
     for (size_t i = 0; i < bf->st.nbackfills; i++) {
         bf_backfill *b = &bf->st.backfills[i];
@@ -422,6 +432,7 @@ static void on_low_watermark(backfill *bf, const backfill_txn *txn,
             oid = bf->inflight[i].oid;
         }
     }
+    bool ours = keycols != NULL; /* read by this process */
     bf_table *t;
     bf_backfill *b;
     bf_chunk *c = keycols ? NULL : bf_find_chunk(&bf->st, token, &t, &b);
@@ -442,7 +453,10 @@ static void on_low_watermark(backfill *bf, const backfill_txn *txn,
         bf_key_copy(&w->keycols, keycols);
         w->lw_commit_lsn = txn->commit_lsn;
         w->notes = bf_notes_new();
+        w->before = bf_recent_copy(&bf->recent, &w->nbefore);
+        w->history_short = !ours && bf->recent.seen < BF_RECENT_COMMITS;
         atomic_fetch_add(&bf->open_windows, 1);
+        pthread_cond_broadcast(&bf->changed); /* a worker may wait for it */
     }
     pthread_mutex_unlock(&bf->lock);
 }
@@ -587,6 +601,16 @@ static backfill_verdict on_high_watermark(backfill *bf, const char *token)
     } else {
         bf_snapshot snap;
         bool stale = !bf_snapshot_parse(c->snapshot, &snap);
+        const char *why = "rows changed while it was read";
+        if (!stale && (w->history_short ||
+                       bf_recent_unseen(w->before, w->nbefore, &snap))) {
+            stale = true;
+            why = w->history_short
+                      ? "the commits just before its low watermark were not "
+                        "all seen again"
+                      : "a transaction committed just before its low "
+                        "watermark was not visible to its snapshot yet";
+        }
         bf_drops *drops =
             stale ? NULL : bf_notes_drops(w->notes, &snap, &stale);
         bf_snapshot_clear(&snap);
@@ -596,7 +620,7 @@ static backfill_verdict on_high_watermark(backfill *bf, const char *token)
         w->phase = WINDOW_EMITTING;
         if (stale) {
             remove_window(bf, w);
-            chunk_read_again_locked(bf, c, "rows changed while it was read");
+            chunk_read_again_locked(bf, c, why);
         } else if (!open_emission(bf, w, c, b, t, drops)) {
             remove_window(bf, w);
             chunk_read_again_locked(bf, c, "its spill file is not as written");
@@ -765,12 +789,30 @@ static void restart_copy_locked(backfill *bf, bf_backfill *b, bf_table *t)
     t->moved_claimed = 0;
 }
 
-static bool chunk_reads_key(const bf_table *t, const bf_key *key)
+/* An entry not being read yet with that key takes the new bound (bounds
+ * only grow: the sent ranges only advance, a rewind goes back to a range
+ * not sent); else the key gets an entry of its own (an earlier one being
+ * read, or in a chunk not sent, may have a bound short of it). */
+static bool remember_moved_locked(backfill *bf, bf_backfill *b, bf_table *t,
+                                  const bf_moved *m)
 {
-    for (size_t i = 0; i < t->nchunks; i++)
-        if (bf_moved_has(&t->chunks[i].keys, key))
-            return true;
-    return false;
+    bf_moved *e = bf_moved_find(&t->moved, t->moved_claimed, &m->key);
+    if (e) {
+        if (bf_key_equal(&e->bound, &m->bound))
+            return false;
+        bf_key_copy(&e->bound, &m->bound);
+        return true;
+    }
+    if (t->moved.n >= BF_MOVED_MAX) {
+        restart_copy_locked(bf, b, t);
+        return true;
+    }
+    bf_moved_append(&t->moved, m);
+    log_info("backfill %s: %s: an update without its unchanged TOASTed "
+             "values moved a row to another key; the row is read again "
+             "there",
+             b->id, t->name);
+    return true;
 }
 
 /* A row the update moved to another key, where the ranges the stream has
@@ -789,20 +831,10 @@ static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
     bf_moved m = {{0}, {0}};
     bool moved = key_values(rel, &t->keycols, new_tuple, old_tuple, &m.key) &&
                  key_values(rel, &t->keycols, old_tuple, NULL, &from) &&
-                 !bf_key_equal(&from, &m.key) && !chunk_reads_key(t, &m.key);
+                 !bf_key_equal(&from, &m.key);
     if (bound)
         bf_key_copy(&m.bound, bound);
-    bool changed = false;
-    if (moved && t->moved.n >= BF_MOVED_MAX) {
-        restart_copy_locked(bf, b, t);
-        changed = true;
-    } else if (moved && bf_moved_add(&t->moved, &m)) {
-        log_info("backfill %s: %s: an update without its unchanged TOASTed "
-                 "values moved a row to another key; the row is read again "
-                 "there",
-                 b->id, t->name);
-        changed = true;
-    }
+    bool changed = moved && remember_moved_locked(bf, b, t, &m);
     bf_key_clear(&from);
     bf_key_clear(&m.key);
     bf_key_clear(&m.bound);
@@ -865,6 +897,11 @@ void backfill_note_truncate(backfill *bf, uint32_t relid, uint32_t xid)
         if (bf->windows[i].phase == WINDOW_OPEN && bf->windows[i].oid == relid)
             bf_notes_any_row(bf->windows[i].notes, xid);
     pthread_mutex_unlock(&bf->lock);
+}
+
+void backfill_committed(backfill *bf, uint32_t xid)
+{
+    bf_recent_add(&bf->recent, xid);
 }
 
 void backfill_note_commit(backfill *bf, uint64_t end_lsn)
@@ -1140,6 +1177,8 @@ void bf_table_fail_locked(backfill *bf, bf_backfill *b, bf_table *t,
     t->status = BF_FAILED;
     free(t->error);
     t->error = xstrdup(error);
+    bf_moved_clear(&t->moved);
+    t->moved_claimed = 0;
     /* Chunks already handed to the stream stay until they are done. */
     for (size_t i = t->nchunks; i-- > 0;) {
         bf_chunk *c = &t->chunks[i];

@@ -138,6 +138,8 @@ void backfill_note_change(backfill *bf, const relation *rel, uint32_t xid,
                           const tuple *new_tuple);
 void backfill_note_truncate(backfill *bf, uint32_t relid, uint32_t xid);
 
+/* Every commit the stream takes (the stream thread only). */
+void backfill_committed(backfill *bf, uint32_t xid);
 /* The transaction of a high watermark ended at end_lsn. */
 void backfill_note_commit(backfill *bf, uint64_t end_lsn);
 

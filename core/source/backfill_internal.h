@@ -41,6 +41,13 @@ typedef struct bf_window {
     bool hw_in_txn;   /* its high watermark is in the open transaction */
     uint64_t hw_end;  /* that transaction's end (0: not yet) */
     uint64_t emitted; /* read events made */
+    /* The latest commits before the low watermark; history_short: fewer
+     * than BF_RECENT_COMMITS came since the stream started, and the chunk
+     * was read by an earlier run (a commit just before its low watermark
+     * may not have been sent again). */
+    uint32_t *before;
+    size_t nbefore;
+    bool history_short;
 } bf_window;
 
 /* The chunk whose rows the source is taking. */
@@ -92,6 +99,7 @@ struct backfill {
     bf_window *windows;
     size_t nwindows;
     atomic_size_t open_windows; /* read without the lock, per change */
+    bf_recent recent;           /* the stream thread's only */
     bf_emission em;
     char **doomed; /* spill files of done chunks, removed after confirming */
     size_t ndoomed;
@@ -129,6 +137,8 @@ char *bf_spill_path(const backfill *bf, const char *name);
 void bf_forget_token_locked(backfill *bf, const char *token);
 /* A read given up: the window its low watermark opened (if the stream saw
  * it) closes, and holds nothing back any more (lock held). */
+/* Whether the stream has opened the window of that low watermark. */
+bool bf_window_seen_locked(const backfill *bf, const char *token);
 void bf_drop_window_locked(backfill *bf, const char *token);
 /* A table's chunks are all done (or it failed): its state, its
  * backfill's, logs and the status (lock held). */

@@ -13,7 +13,10 @@
 #include "strbuf.h"
 
 #define STATE_FILE "backfill.state"
-#define STATE_VERSION 1
+/* 2: moved keys and chunks of keys (a version 1 state reads as one with
+ * none; an older pgspout refuses a version 2 state rather than read its
+ * chunks of keys as ranges). */
+#define STATE_VERSION 2
 
 /* ---- keys ---- */
 
@@ -51,23 +54,34 @@ bool bf_key_equal(const bf_key *a, const bf_key *b)
     return true;
 }
 
-bool bf_moved_has(const bf_moved_list *l, const bf_key *key)
+bf_moved *bf_moved_find(const bf_moved_list *l, size_t from, const bf_key *key)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = from; i < l->n; i++)
         if (bf_key_equal(&l->v[i].key, key))
-            return true;
-    return false;
+            return &l->v[i];
+    return NULL;
 }
 
-bool bf_moved_add(bf_moved_list *l, const bf_moved *m)
+static bool moved_equal(const bf_moved *a, const bf_moved *b)
 {
-    if (bf_moved_has(l, &m->key))
-        return false;
+    return bf_key_equal(&a->key, &b->key) && bf_key_equal(&a->bound, &b->bound);
+}
+
+void bf_moved_append(bf_moved_list *l, const bf_moved *m)
+{
     l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
     bf_moved *e = &l->v[l->n++];
     memset(e, 0, sizeof *e);
     bf_key_copy(&e->key, &m->key);
     bf_key_copy(&e->bound, &m->bound);
+}
+
+bool bf_moved_add(bf_moved_list *l, const bf_moved *m)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (moved_equal(&l->v[i], m))
+            return false;
+    bf_moved_append(l, m);
     return true;
 }
 
@@ -476,8 +490,8 @@ static bool backfill_from_json(json_t *o, bf_backfill *b)
 static bool state_from_root(json_t *root, bf_state *st)
 {
     json_t *backfills = json_object_get(root, "backfills");
-    if (json_integer_value(json_object_get(root, "version")) != STATE_VERSION ||
-        !json_is_array(backfills))
+    json_int_t version = json_integer_value(json_object_get(root, "version"));
+    if (version < 1 || version > STATE_VERSION || !json_is_array(backfills))
         return false;
     st->system_id = dup_string(json_object_get(root, "system_id"));
     st->database = dup_string(json_object_get(root, "database"));

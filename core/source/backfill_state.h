@@ -39,17 +39,22 @@ typedef struct bf_moved {
     bf_key bound;
 } bf_moved;
 
-/* A list of them, each key at most once. */
+/* A list of them. A key moved to again while it waits keeps one entry,
+ * with the latest bound (bounds only grow); it may be in the list again
+ * once its entry is being read. */
 typedef struct bf_moved_list {
     size_t n;
     bf_moved *v;
 } bf_moved_list;
 
-bool bf_moved_has(const bf_moved_list *l, const bf_key *key);
-/* Adds a copy of m unless the list has its key: true when added. */
+/* The first entry at or after index `from` with that key, or NULL. */
+bf_moved *bf_moved_find(const bf_moved_list *l, size_t from, const bf_key *key);
+void bf_moved_append(bf_moved_list *l, const bf_moved *m);
+/* Appends a copy of m unless an entry has its key and bound: true when
+ * appended. */
 bool bf_moved_add(bf_moved_list *l, const bf_moved *m);
-/* Moves the first n entries of src to the end of dst (those whose key
- * dst has already are dropped). */
+/* Moves the first n entries of src to the end of dst (those dst has
+ * already are dropped). */
 void bf_moved_move_front(bf_moved_list *dst, bf_moved_list *src, size_t n);
 void bf_moved_clear(bf_moved_list *l);
 

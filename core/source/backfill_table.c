@@ -470,7 +470,7 @@ char *bf_chunk_keys_sql(PGconn *conn, const bf_table_info *info,
 {
     strbuf sql = STRBUF_INIT;
     append_select(conn, &sql, info);
-    sbuf_append_str(&sql, " AND (");
+    sbuf_append_str(&sql, keys->n ? " AND (" : " AND (false");
     for (size_t i = 0; i < keys->n; i++) {
         if (i)
             sbuf_append_str(&sql, " OR ");

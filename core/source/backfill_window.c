@@ -239,3 +239,35 @@ void bf_drops_free(bf_drops *d)
     table_free(&d->keys);
     free(d);
 }
+
+/* ---- the latest commits ---- */
+
+void bf_recent_clear(bf_recent *r)
+{
+    memset(r, 0, sizeof *r);
+}
+
+void bf_recent_add(bf_recent *r, uint32_t xid)
+{
+    r->xid[r->next] = xid;
+    r->next = (r->next + 1) % BF_RECENT_COMMITS;
+    r->seen++;
+}
+
+uint32_t *bf_recent_copy(const bf_recent *r, size_t *n)
+{
+    *n = r->seen < BF_RECENT_COMMITS ? (size_t)r->seen : BF_RECENT_COMMITS;
+    if (*n == 0)
+        return NULL;
+    uint32_t *out = xcalloc(*n, sizeof *out);
+    memcpy(out, r->xid, *n * sizeof *out);
+    return out;
+}
+
+bool bf_recent_unseen(const uint32_t *xids, size_t n, const bf_snapshot *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bf_snapshot_invisible(s, xids[i]))
+            return true;
+    return false;
+}

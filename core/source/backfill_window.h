@@ -59,6 +59,29 @@ typedef struct bf_drops bf_drops;
 /* The keys whose rows the chunk read with snapshot s must drop; NULL with
  * *stale set when the whole chunk must be read again. */
 bf_drops *bf_notes_drops(const bf_notes *n, const bf_snapshot *s, bool *stale);
+
+/* The latest commits before a low watermark. PostgreSQL makes a commit
+ * visible slightly after writing its record (and only once synchronous
+ * standbys answered): one written just before the low watermark can still
+ * be in progress for the chunk's snapshot, and its changes, which precede
+ * the window, are noted by nothing, so the chunk would send a row's older
+ * version after them. A chunk whose snapshot does not see one of them is
+ * read again. */
+#define BF_RECENT_COMMITS 1024
+
+typedef struct bf_recent {
+    uint32_t xid[BF_RECENT_COMMITS];
+    size_t next;   /* where the next one goes */
+    uint64_t seen; /* commits added since it was cleared */
+} bf_recent;
+
+void bf_recent_clear(bf_recent *r);
+void bf_recent_add(bf_recent *r, uint32_t xid);
+/* The xids it holds (at most BF_RECENT_COMMITS, newly allocated; NULL
+ * when none) into *n. */
+uint32_t *bf_recent_copy(const bf_recent *r, size_t *n);
+/* Whether one of them is not visible to the snapshot. */
+bool bf_recent_unseen(const uint32_t *xids, size_t n, const bf_snapshot *s);
 bool bf_drops_contains(const bf_drops *d, const char *key, size_t len);
 size_t bf_drops_count(const bf_drops *d);
 void bf_drops_free(bf_drops *d);

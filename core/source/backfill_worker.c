@@ -95,6 +95,23 @@ static void status_all_changed(backfill *bf)
     pthread_mutex_unlock(&bf->lock);
 }
 
+/* The worker's commits (its watermarks above all) wait as long as any
+ * can for synchronous standbys. A low watermark's commit then returns
+ * only once every transaction committed before it was let go by them,
+ * and so is visible to the chunk's snapshot a moment later, not after a
+ * standby's delay (the stream checks the moment left, see bf_recent).
+ * Without synchronous standbys this changes nothing. */
+static bool wait_for_standbys(bf_worker *w, char *err, size_t errlen)
+{
+    bool retryable;
+    PGresult *res = bf_exec(w->conn, &w->bf->worker_stop,
+                            "SET synchronous_commit = remote_apply", 0, NULL,
+                            PGRES_COMMAND_OK, "cannot set synchronous_commit",
+                            err, errlen, &retryable);
+    PQclear(res);
+    return res != NULL;
+}
+
 /* Connects (again) with backoff until it works or a stop comes. */
 static bool ensure_conn(bf_worker *w)
 {
@@ -108,6 +125,8 @@ static bool ensure_conn(bf_worker *w)
         char err[1024];
         w->conn = pq_connect(bf->conninfo, false, &bf->worker_stop, NULL, err,
                              sizeof err);
+        if (w->conn && !wait_for_standbys(w, err, sizeof err))
+            drop_conn(w);
         if (w->conn)
             break;
         if (stop_requested(&bf->worker_stop))
@@ -186,15 +205,24 @@ static uint64_t reread_limit(const backfill *bf, int attempts)
     return limit ? limit : 1;
 }
 
+/* Keys a chunk of keys reads at most (each is a condition of its own). */
+#define KEYS_PER_CHUNK 1000
+
 /* A chunk of the keys updates moved rows to: at most `limit` of them,
- * claimed until the chunk is recorded or given up. */
+ * claimed until the chunk is recorded or given up. One at a time per
+ * table, so that ranges go on while moves keep coming. */
 static bool keys_task(bf_table *t, uint64_t limit, task *out)
 {
     if (t->moved.n == 0 || t->moved_claimed)
         return false;
+    for (size_t i = 0; i < t->nchunks; i++)
+        if (t->chunks[i].keys.n && !t->chunks[i].processed)
+            return false;
+    if (limit > KEYS_PER_CHUNK)
+        limit = KEYS_PER_CHUNK;
     size_t n = t->moved.n < limit ? t->moved.n : (size_t)limit;
     for (size_t i = 0; i < n; i++)
-        bf_moved_add(&out->keys, &t->moved.v[i]);
+        bf_moved_append(&out->keys, &t->moved.v[i]);
     t->moved_claimed = n;
     out->limit = n;
     return true;
@@ -634,17 +662,26 @@ static bool read_chunk(bf_worker *w, task *tk, const char *token, chunk_read *r,
     return ok;
 }
 
+/* How long deciding the final chunk waits for the stream to reach its
+ * low watermark. */
+#define LAST_WAITS_FOR_WINDOW_US INT64_C(30000000)
+
 /* Whether the chunk just read is the table's final one: once every other
  * chunk of the table was sent by the stream (a chunk not yet sent may
- * still be found stale and need reading again). */
+ * still be found stale and need reading again), and the stream reached
+ * its low watermark (an update before it that moved a row behind the copy
+ * is noted by then). */
 static bool decide_last(backfill *bf, bf_worker *w, const task *tk,
-                        const chunk_read *r, bf_chunk *range)
+                        const char *token, const chunk_read *r, bf_chunk *range)
 {
     bf_backfill *b;
     bf_table *t = own_table(bf, w, &b);
     bool final =
         tk->reread || tk->keys.n ? !r->more && t && t->at_end : !r->more;
-    while (final && t && !bf->stopping && unprocessed(t, range) > 0) {
+    int64_t window_deadline = now_us() + LAST_WAITS_FOR_WINDOW_US;
+    while (final && t && !bf->stopping &&
+           (unprocessed(t, range) > 0 || (!bf_window_seen_locked(bf, token) &&
+                                          now_us() < window_deadline))) {
         struct timespec until = clock_after_ms(CLOCK_MONOTONIC, 500);
         pthread_cond_timedwait(&bf->changed, &bf->lock, &until);
         t = own_table(bf, w, &b);
@@ -796,6 +833,17 @@ static void mark_hw_sent(backfill *bf, const char *token, bool sent)
     pthread_mutex_unlock(&bf->lock);
 }
 
+/* A stop came before the chunk of keys was read: its keys wait again. */
+static void release_keys(bf_worker *w, const task *tk)
+{
+    pthread_mutex_lock(&w->bf->lock);
+    bf_backfill *b;
+    bf_table *t = own_table(w->bf, w, &b);
+    if (t && tk->keys.n)
+        t->moved_claimed = 0;
+    pthread_mutex_unlock(&w->bf->lock);
+}
+
 static void run_chunk(bf_worker *w, task *tk)
 {
     backfill *bf = w->bf;
@@ -805,8 +853,10 @@ static void run_chunk(bf_worker *w, task *tk)
     bool retryable = true;
     new_token(token);
     throttle(w, tk->limit);
-    if (!ensure_conn(w))
+    if (!ensure_conn(w)) {
+        release_keys(w, tk);
         return;
+    }
     register_inflight(w, token);
     watermark m = {"lw", token, w->id, w->info.quoted, w->oid, tk->number};
     if (!emit_watermark(w, &m, err, sizeof err, &retryable) ||
@@ -821,7 +871,7 @@ static void run_chunk(bf_worker *w, task *tk)
     pthread_mutex_lock(&bf->lock);
     bf_backfill *b;
     bf_table *t = own_table(bf, w, &b);
-    bool last = decide_last(bf, w, tk, &r, find_range(t, &tk->lo));
+    bool last = decide_last(bf, w, tk, token, &r, find_range(t, &tk->lo));
     t = own_table(bf, w, &b);
     if (t && t->rewinds != tk->rewinds) {
         /* The copy went back to a stale chunk read before this one: it

@@ -554,6 +554,8 @@ static void handle_commit(source *s)
     stats_txn_committed(s->txn_commit_time, end_lsn,
                         pgspout_position_cmp(s->last_pos, s->committed_pos) !=
                             0);
+    if (s->backfill)
+        backfill_committed(s->backfill, s->txn_xid);
     if (s->txn_has_hw)
         backfill_note_commit(s->backfill, end_lsn);
     s->txn_has_hw = false;

@@ -403,3 +403,56 @@ end $$;""")
     bs.assert_reads_once(events)
     bs.assert_chunks_well_formed(events, "k1", "orders")
     bs.assert_replay_matches(db, events, ["orders"])
+
+
+def test_commit_not_yet_visible_is_waited_for(db, pgspout, tmp_path):
+    """A transaction whose commit record is written but which other
+    sessions cannot see yet (it waits for a synchronous standby, here one
+    that never answers while the test holds it) is streamed before the
+    chunk's low watermark, yet a snapshot taken right after the watermark
+    would still see the row's older version, and the chunk would send it
+    after the change. pgspout's low watermark waits for the standbys as
+    long as any commit does, so the chunk is read after the transaction is
+    visible. The test's own sessions commit without waiting (the
+    database's synchronous_commit = local)."""
+    bs.setup_tables(db, n=300)
+    db.psql("alter database %s set synchronous_commit = local;" % db.name)
+    out = str(tmp_path / "out.jsonl")
+    proc = start_streaming(db, pgspout, tmp_path, out, "true")
+    db.psql("alter system set synchronous_standby_names = 'nobody';"
+            "select pg_reload_conf();")
+    waiting = None
+
+    def sync_waiters():
+        return int(db.scalar("select count(*) from pg_stat_activity where "
+                             "wait_event = 'SyncRep'"))
+    try:
+        waiting = subprocess.Popen(
+            ["psql", "-X", "-q", "-d", db.conninfo, "-c",
+             "set synchronous_commit = on; "
+             "update orders set note = 'committed late' where id = 150;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=psql_env())
+        wait_until(lambda: sync_waiters() == 1,
+                   what="the update to wait for the standby")
+        bs.request(db, "s1", "k1", ["orders"])
+        # The low watermark waits too (before the fix, the copy was done
+        # meanwhile, with the older version).
+        wait_until(lambda: sync_waiters() == 2 or
+                   bs.status(db, "s1", "k1").get("*", [None])[0] == "done",
+                   timeout=120, what="the low watermark to wait as well")
+    finally:
+        db.psql("alter system reset synchronous_standby_names;"
+                "select pg_reload_conf();")
+        if waiting:
+            waiting.wait(timeout=60)
+    bs.wait_backfill(db, "s1", "k1", proc, pgspout)
+    bs.drain(db, "s1", proc, pgspout)
+    events = read_jsonl(out)
+    update = [i for i, e in enumerate(events) if e["op"] == "update"]
+    read = [i for i, e in enumerate(events) if e["op"] == "read"
+            and e["table"] == "orders" and e["after"]["id"] == 150]
+    assert len(update) == 1 and read and read[0] > update[0], (update, read)
+    assert events[read[0]]["after"]["note"] == "committed late"
+    bs.assert_reads_once(events)
+    bs.assert_replay_matches(db, events, ["orders"])

@@ -242,8 +242,8 @@ static void test_state_round_trip(void)
     bf_state_clear(&st);
 }
 
-/* A list of moved keys holds each key once; moving its front keeps the
- * order. The bound to read within is where the ranges sent end. */
+/* A list of moved keys: an entry per key and bound; moving its front
+ * keeps the order; the entry of a key is found from an index on. */
 static void test_moved_list(void)
 {
     bf_moved_list a = {0}, b = {0};
@@ -253,16 +253,18 @@ static void test_moved_list(void)
         bf_key_set(&m.key, v[i], 1);
         CHECK(bf_moved_add(&a, &m));
     }
+    CHECK(!bf_moved_add(&a, &m)); /* "3", unbounded, again */
     bf_key_set(&m.bound, v[0], 1);
-    CHECK(!bf_moved_add(&a, &m)); /* "3" again, whatever its bound */
-    bf_moved_add(&b, &m);
+    CHECK(bf_moved_add(&b, &m)); /* "3" up to "1" */
+    CHECK(bf_moved_find(&a, 0, &m.key) == &a.v[2]);
+    CHECK(bf_moved_find(&a, 3, &m.key) == NULL);
     bf_moved_move_front(&b, &a, 2);
     CHECK(a.n == 1 && b.n == 3);
     CHECK_STR(a.v[0].key.v[0], "3");
     CHECK_STR(b.v[0].key.v[0], "3");
     CHECK_STR(b.v[2].key.v[0], "2");
-    bf_moved_move_front(&b, &a, 5); /* more than it has; "3" is in b */
-    CHECK(a.n == 0 && b.n == 3 && bf_moved_has(&b, &m.key));
+    bf_moved_move_front(&b, &a, 5); /* more than it has; other bound */
+    CHECK(a.n == 0 && b.n == 4);
     bf_key_clear(&m.key);
     bf_key_clear(&m.bound);
     bf_moved_clear(&a);
@@ -283,6 +285,39 @@ static void test_moved_list(void)
     bf_key_clear(&t.cursor);
     bf_chunk_clear(c);
     free(t.chunks);
+}
+
+/* The latest commits before a low watermark: a chunk whose snapshot does
+ * not see one of them is stale; the ring keeps the newest. */
+static void test_recent_commits(void)
+{
+    bf_recent r;
+    bf_recent_clear(&r);
+    size_t n = 1;
+    CHECK(bf_recent_copy(&r, &n) == NULL && n == 0);
+    bf_snapshot snap;
+    CHECK(bf_snapshot_parse("100:110:104,107", &snap));
+    bf_recent_add(&r, 99);
+    bf_recent_add(&r, 103);
+    uint32_t *xids = bf_recent_copy(&r, &n);
+    CHECK(n == 2 && !bf_recent_unseen(xids, n, &snap)); /* both visible */
+    free(xids);
+    bf_recent_add(&r, 104); /* committed, in progress for the snapshot */
+    xids = bf_recent_copy(&r, &n);
+    CHECK(n == 3 && bf_recent_unseen(xids, n, &snap));
+    free(xids);
+    for (uint32_t x = 1000; x < 1000 + BF_RECENT_COMMITS; x++)
+        bf_recent_add(&r, x); /* 99, 103 and 104 leave the ring */
+    xids = bf_recent_copy(&r, &n);
+    CHECK(n == BF_RECENT_COMMITS && r.seen == BF_RECENT_COMMITS + 3);
+    bool old = false;
+    for (size_t i = 0; i < n; i++)
+        old = old || xids[i] < 1000;
+    CHECK(!old);
+    free(xids);
+    CHECK(bf_recent_unseen((uint32_t[]){110}, 1, &snap));
+    CHECK(!bf_recent_unseen((uint32_t[]){105, 109}, 2, &snap));
+    bf_snapshot_clear(&snap);
 }
 
 static void test_chunk_key(void)
@@ -447,6 +482,7 @@ int main(void)
     test_window();
     test_state_round_trip();
     test_moved_list();
+    test_recent_commits();
     test_chunk_key();
     test_token_bucket();
     test_copy_text();
