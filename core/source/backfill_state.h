@@ -123,6 +123,7 @@ typedef struct bf_table {
     uint64_t rewinds;
     int stale_streak;
     int64_t started_us, logged_us;
+    uint64_t rows_at_start; /* rows_copied when this run started it */
     bool status_dirty;
 } bf_table;
 

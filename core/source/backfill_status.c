@@ -233,7 +233,8 @@ static void describe_progress(strbuf *out, const bf_backfill *b,
                               const bf_table *t, int64_t now)
 {
     double secs = (double)(now - t->started_us) / 1e6;
-    double rate = secs > 0 ? (double)t->rows_copied / secs : 0;
+    double rate =
+        secs > 0 ? (double)(t->rows_copied - t->rows_at_start) / secs : 0;
     sbuf_appendf(out, "backfill %s: %s: %llu", b->id, t->name,
                  (unsigned long long)t->rows_copied);
     if (t->rows_estimated > 0)
@@ -284,6 +285,12 @@ void bf_progress_table_done(const bf_backfill *b, const bf_table *t)
 {
     double secs =
         t->started_us ? (double)(now_us() - t->started_us) / 1e6 : 0.0;
-    log_info("backfill %s: %s copied: %llu rows in %.1f s", b->id, t->name,
-             (unsigned long long)t->rows_copied, secs);
+    if (t->rows_at_start)
+        log_info("backfill %s: %s copied: %llu rows (%llu in %.1f s since "
+                 "resuming)",
+                 b->id, t->name, (unsigned long long)t->rows_copied,
+                 (unsigned long long)(t->rows_copied - t->rows_at_start), secs);
+    else
+        log_info("backfill %s: %s copied: %llu rows in %.1f s", b->id, t->name,
+                 (unsigned long long)t->rows_copied, secs);
 }

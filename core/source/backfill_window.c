@@ -157,11 +157,20 @@ struct bf_notes {
     table keys;    /* (key, xid) pairs */
     uint32_t *any; /* transactions that may have changed any row */
     size_t nany;
+    size_t max;
+    bool full; /* max reached: later changes were not noted */
 };
 
 bf_notes *bf_notes_new(void)
 {
-    return xcalloc(1, sizeof(bf_notes));
+    return bf_notes_new_max(BF_NOTES_MAX);
+}
+
+bf_notes *bf_notes_new_max(size_t max)
+{
+    bf_notes *n = xcalloc(1, sizeof(bf_notes));
+    n->max = max;
+    return n;
 }
 
 void bf_notes_free(bf_notes *n)
@@ -176,7 +185,13 @@ void bf_notes_free(bf_notes *n)
 void bf_notes_add(bf_notes *n, const char *key, size_t len, uint32_t xid,
                   bool partial)
 {
-    entry *e = table_find(&n->keys, key, len, xid, true);
+    entry *e = table_find(&n->keys, key, len, xid, false);
+    if (!e && bf_notes_count(n) >= n->max) {
+        n->full = true;
+        return;
+    }
+    if (!e)
+        e = table_find(&n->keys, key, len, xid, true);
     e->partial = e->partial || partial;
 }
 
@@ -185,6 +200,10 @@ void bf_notes_any_row(bf_notes *n, uint32_t xid)
     for (size_t i = 0; i < n->nany; i++)
         if (n->any[i] == xid)
             return;
+    if (bf_notes_count(n) >= n->max) {
+        n->full = true;
+        return;
+    }
     n->any = xrealloc(n->any, (n->nany + 1) * sizeof *n->any);
     n->any[n->nany++] = xid;
 }
@@ -200,7 +219,8 @@ struct bf_drops {
 
 bf_drops *bf_notes_drops(const bf_notes *n, const bf_snapshot *s, bool *stale)
 {
-    *stale = false;
+    /* Changes went unnoted: which rows they touched is unknown. */
+    *stale = n->full;
     for (size_t i = 0; i < n->nany; i++)
         if (bf_snapshot_invisible(s, n->any[i]))
             *stale = true;

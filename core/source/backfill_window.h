@@ -42,7 +42,14 @@ void bf_key_encode_column(strbuf *out, const char *value, size_t len);
 
 typedef struct bf_notes bf_notes;
 
+/* Notes a window keeps at most (memory stays bounded whatever the load);
+ * a window that would need more makes its chunk stale: it is read again,
+ * smaller, so that its window is shorter. */
+#define BF_NOTES_MAX 500000
+
 bf_notes *bf_notes_new(void);
+/* With another limit than BF_NOTES_MAX (for tests). */
+bf_notes *bf_notes_new_max(size_t max);
 void bf_notes_free(bf_notes *n);
 
 /* A change of the row with this (encoded) key by transaction xid;

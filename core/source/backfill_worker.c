@@ -427,8 +427,11 @@ static void run_start(bf_worker *w)
         t->status = BF_COPYING;
         if (!resumed)
             t->rows_estimated = info.rows_estimated;
-        if (!t->started_us)
+        if (!t->started_us) {
+            /* A resumed copy's rate counts this run's rows only. */
             t->started_us = now_us();
+            t->rows_at_start = t->rows_copied;
+        }
         log_start(b, t, &info, resumed);
         /* The stream notes moved rows by them from now on. */
         key_column_names(&info, &t->keycols);

@@ -131,6 +131,22 @@ static void test_window(void)
     CHECK(all);
     bf_drops_free(d);
     bf_notes_free(n);
+
+    /* Full: a change more is not noted, and the chunk is stale (even if
+     * every noted change was seen by the read). */
+    n = bf_notes_new_max(3);
+    note(n, "a", "1", 101, false);
+    note(n, "a", "1", 101, false); /* known: no room needed */
+    bf_notes_any_row(n, 102);
+    note(n, "b", "1", 103, false);
+    d = bf_notes_drops(n, &s, &stale);
+    CHECK(d && !stale && bf_notes_count(n) == 3);
+    bf_drops_free(d);
+    note(n, "c", "1", 101, false);
+    CHECK(bf_notes_count(n) == 3);
+    d = bf_notes_drops(n, &s, &stale);
+    CHECK(!d && stale);
+    bf_notes_free(n);
     bf_snapshot_clear(&s);
 }
 
