@@ -41,13 +41,10 @@ typedef struct bf_window {
     bool hw_in_txn;   /* its high watermark is in the open transaction */
     uint64_t hw_end;  /* that transaction's end (0: not yet) */
     uint64_t emitted; /* read events made */
-    /* The latest commits before the low watermark; history_short: fewer
-     * than BF_RECENT_COMMITS came since the stream started, and the chunk
-     * was read by an earlier run (a commit just before its low watermark
-     * may not have been sent again). */
+    /* The latest commits before the low watermark (fewer after a restart:
+     * the replay starts at the confirmed position). */
     uint32_t *before;
     size_t nbefore;
-    bool history_short;
 } bf_window;
 
 /* The chunk whose rows the source is taking. */
@@ -137,8 +134,6 @@ char *bf_spill_path(const backfill *bf, const char *name);
 void bf_forget_token_locked(backfill *bf, const char *token);
 /* A read given up: the window its low watermark opened (if the stream saw
  * it) closes, and holds nothing back any more (lock held). */
-/* Whether the stream has opened the window of that low watermark. */
-bool bf_window_seen_locked(const backfill *bf, const char *token);
 void bf_drop_window_locked(backfill *bf, const char *token);
 /* A table's chunks are all done (or it failed): its state, its
  * backfill's, logs and the status (lock held). */

@@ -657,40 +657,34 @@ static bool read_chunk(bf_worker *w, task *tk, const char *token, chunk_read *r,
     struct stat sb;
     if (ok && stat(path, &sb) == 0)
         r->spill_bytes = (uint64_t)sb.st_size;
+    /* ctid: a range read again ends where it did the first time. */
     if (w->info.nkey == 0)
-        r->more = !ctid_end;
+        r->more = !tk->reread && !ctid_end;
     free(sql);
     free(header);
     free(path);
     return ok;
 }
 
-/* How long deciding the final chunk waits for the stream to reach its
- * low watermark. */
-#define LAST_WAITS_FOR_WINDOW_US INT64_C(30000000)
-
-/* Whether the chunk just read is the table's final one: once every other
- * chunk of the table was sent by the stream (a chunk not yet sent may
- * still be found stale and need reading again), and the stream reached
- * its low watermark (an update before it that moved a row behind the copy
- * is noted by then). */
+/* Whether the chunk just read is the table's final range: once every
+ * other chunk of the table was sent by the stream (a chunk not yet sent
+ * may still be found stale and need reading again). A chunk of keys is
+ * never flagged: it re-reads rows the ranges had already passed. */
 static bool decide_last(backfill *bf, bf_worker *w, const task *tk,
-                        const char *token, const chunk_read *r, bf_chunk *range)
+                        const chunk_read *r, bf_chunk *range)
 {
     bf_backfill *b;
     bf_table *t = own_table(bf, w, &b);
-    bool final =
-        tk->reread || tk->keys.n ? !r->more && t && t->at_end : !r->more;
-    int64_t window_deadline = now_us() + LAST_WAITS_FOR_WINDOW_US;
-    while (final && t && !bf->stopping &&
-           (unprocessed(t, range) > 0 || (!bf_window_seen_locked(bf, token) &&
-                                          now_us() < window_deadline))) {
+    if (tk->keys.n)
+        return false;
+    bool final = tk->reread ? !r->more && t && t->at_end : !r->more;
+    while (final && t && !bf->stopping && unprocessed(t, range) > 0) {
         struct timespec until = clock_after_ms(CLOCK_MONOTONIC, 500);
         pthread_cond_timedwait(&bf->changed, &bf->lock, &until);
         t = own_table(bf, w, &b);
         range = NULL; /* it may have moved */
     }
-    if (!final || !t || t->moved.n > (tk->keys.n ? t->moved_claimed : 0))
+    if (!final || !t)
         return false;
     for (size_t i = 0; i < t->nchunks; i++)
         if (!t->chunks[i].spill &&
@@ -874,7 +868,7 @@ static void run_chunk(bf_worker *w, task *tk)
     pthread_mutex_lock(&bf->lock);
     bf_backfill *b;
     bf_table *t = own_table(bf, w, &b);
-    bool last = decide_last(bf, w, tk, token, &r, find_range(t, &tk->lo));
+    bool last = decide_last(bf, w, tk, &r, find_range(t, &tk->lo));
     t = own_table(bf, w, &b);
     if (t && t->rewinds != tk->rewinds) {
         /* The copy went back to a stale chunk read before this one: it

@@ -266,17 +266,39 @@ def assert_reads_once(events):
         seen.add(k)
 
 
+def moved_keys(events, table):
+    """Keys updates lacking a TOASTed value moved rows to, in stream order
+    ({key: index of the first such update})."""
+    moved = {}
+    for i, e in enumerate(events):
+        if (e.get("table") == table and e["op"] == "update"
+                and e["unchanged_toast"] and e["before"]):
+            old = row_key(table, plain(e["before"]))
+            new = row_key(table, plain(e["after"]))
+            if old != new:
+                moved.setdefault(new, i)
+    return moved
+
+
 def assert_chunks_well_formed(events, backfill, table):
-    """A table's read events: chunks in order, the last flagged once and
-    nothing after it, one estimate throughout."""
-    rs = reads(events, table, backfill)
+    """A table's read events: chunks in order, the last (its final key
+    range) flagged once; after it only rows read again at a key an update
+    lacking a TOASTed value moved them to before; one estimate throughout.
+    """
+    rs = [(i, e) for i, e in enumerate(events) if e["op"] == "read"
+          and e["table"] == table and e["snapshot"]["id"] == backfill]
     assert rs, "no read event of %s" % table
-    lasts = [e for e in rs if e["snapshot"]["last"]]
+    lasts = [i for i, e in rs if e["snapshot"]["last"]]
     assert lasts, "no chunk of %s says it is the last" % table
-    last_chunk = lasts[0]["snapshot"]["chunk"]
-    assert all(e["snapshot"]["chunk"] == last_chunk for e in lasts)
-    assert rs[-1]["snapshot"]["last"], "read events after the last chunk"
-    assert len({e["snapshot"]["table_rows"] for e in rs}) == 1
+    last_chunk = events[lasts[0]]["snapshot"]["chunk"]
+    assert all(events[i]["snapshot"]["chunk"] == last_chunk for i in lasts)
+    moved = moved_keys(events, table)
+    after = [(i, e) for i, e in rs if i > lasts[-1]]
+    for i, e in after:
+        key = row_key(table, plain(e["after"]))
+        assert key in moved and moved[key] < i, \
+            "a read event after the last chunk: %s" % (e,)
+    assert len({e["snapshot"]["table_rows"] for _, e in rs}) == 1
 
 
 # ---- the status table ----
