@@ -1,6 +1,7 @@
 #include "pattern.h"
 
 #include "error.h"
+#include "json_string.h"
 #include "regex_cost.h"
 #include "strbuf.h"
 
@@ -917,9 +918,32 @@ static void free_compiled(table_pattern *p)
     p->locale_name = NULL;
 }
 
+/* The byte offset of the first malformed UTF-8 sequence, or -1. The
+ * translator steps through characters; a lead byte whose continuation is
+ * missing would make it swallow the next ones ("\xf7){1" as one
+ * character) and judge another expression than glibc compiles. */
+static long malformed_utf8_at(const char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence_length((const unsigned char *)s + i, len - i);
+        if (n == 0)
+            return (long)i;
+        i += n;
+    }
+    return -1;
+}
+
 table_pattern *table_pattern_compile(const char *pattern, const char *dbname,
                                      char *err, size_t errlen)
 {
+    long bad = malformed_utf8_at(pattern);
+    if (bad >= 0) {
+        set_error(err, errlen,
+                  "table pattern is not valid UTF-8 (byte %ld): %s", bad + 1,
+                  pattern);
+        return NULL;
+    }
     split_pattern sp = {0};
     split_into_regexes(pattern, &sp);
 

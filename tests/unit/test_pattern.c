@@ -310,6 +310,12 @@ static void test_rejected(void)
     CHECK(fails_with("[a-\xc3\xbf]", DB, "non-ASCII"));
     CHECK(fails_with("[\\-]", DB, "inside a bracket expression"));
     CHECK(fails_with("[\\x41]", DB, "inside a bracket expression"));
+    /* Malformed UTF-8: a lead byte must not swallow the ")" after it
+     * (the server would refuse such a name anyway). */
+    CHECK(fails_with("(a\xf7){9})b", DB, "not valid UTF-8 (byte 3)"));
+    CHECK(fails_with("caf\xe9", DB, "not valid UTF-8 (byte 4)"));
+    CHECK(fails_with("\xc3", DB, "not valid UTF-8 (byte 1)"));
+    CHECK(fails_with("\xed\xa0\x80", DB, "not valid UTF-8")); /* surrogate */
 }
 
 static void test_filter(void)
