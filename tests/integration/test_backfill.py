@@ -311,15 +311,12 @@ class AdvisoryLock:
             self.proc.wait(timeout=30)
 
 
-def test_key_moved_past_a_stale_chunk_is_read(db, pgspout, tmp_path):
-    """A row whose key an update moves past the end of the chunk being read
-    (an update that leaves its TOASTed value out: the stream never carries
-    that value) while the chunk is read: the chunk is stale, and the copy
-    must read the row at its new key afterwards, or the sink never gets the
-    value. The chunk read waits on an advisory lock after its snapshot was
-    taken, so the update commits inside its window, deterministically."""
-    bs.setup_tables(db, n=300)
-    # Only the read of row 150 waits: every chunk read evaluates it.
+def copy_through_a_gate(db, pgspout, tmp_path, chunk_rows, sql):
+    """Backfills orders in chunks of chunk_rows while streaming; the read
+    of row 150 waits on an advisory lock after its chunk's snapshot was
+    taken, and sql commits meanwhile, inside that chunk's window,
+    deterministically. Returns (proc, out) once the copy is done and
+    drained."""
     db.psql("""
 create function gate(k bigint) returns boolean language plpgsql as $$
 begin
@@ -330,18 +327,33 @@ begin
 end $$;""")
     out = str(tmp_path / "out.jsonl")
     proc = start_streaming(db, pgspout, tmp_path, out, "true", extra=(
-        "backfill_chunk_rows = 1000;\n"))
+        "backfill_chunk_rows = %d;\n" % chunk_rows))
     gate = AdvisoryLock(db, 4242)
     try:
         bs.request(db, "s1", "k1", ["orders"], where="gate(id)")
         wait_until(lambda: gate.waiters() > 0, timeout=120,
                    what="the chunk read to wait at row 150")
-        # Row 20 has a TOASTed `big`: the update's event lacks it.
-        db.psql("update orders set id = 900000 where id = 20;")
+        db.psql(sql)
     finally:
         gate.release()
     bs.wait_backfill(db, "s1", "k1", proc, pgspout)
     bs.drain(db, "s1", proc, pgspout)
+    return proc, out
+
+
+def test_key_moved_past_a_stale_chunk_is_read(db, pgspout, tmp_path):
+    """A row whose key an update moves past the end of the chunk being read
+    (an update that leaves its TOASTed value out: the stream never carries
+    that value) while the chunk is read: the chunk is stale, and the copy
+    must read the row at its new key afterwards, or the sink never gets the
+    value. The chunk read waits on an advisory lock after its snapshot was
+    taken, so the update commits inside its window, deterministically."""
+    bs.setup_tables(db, n=300)
+    # Only the read of row 150 waits: every chunk read evaluates it.
+    # Row 20 has a TOASTed `big`: the update's event lacks it.
+    proc, out = copy_through_a_gate(
+        db, pgspout, tmp_path, 1000,
+        "update orders set id = 900000 where id = 20;")
     events = read_jsonl(out)
     moved = [e for e in events if e["table"] == "orders"
              and e["op"] == "update" and e["after"]["id"] == 900000]
@@ -363,31 +375,13 @@ def test_key_moved_behind_the_copy_is_read(db, pgspout, tmp_path):
     bs.setup_tables(db, n=300)
     db.psql("delete from orders where id = 15;"  # room for a row
             "alter database %s set enable_seqscan = off;" % db.name)
-    db.psql("""
-create function gate(k bigint) returns boolean language plpgsql as $$
-begin
-    if k = 150 then
-        perform pg_advisory_xact_lock_shared(4242);
-    end if;
-    return true;
-end $$;""")
-    out = str(tmp_path / "out.jsonl")
-    proc = start_streaming(db, pgspout, tmp_path, out, "true", extra=(
-        "backfill_chunk_rows = 100;\n"))
-    gate = AdvisoryLock(db, 4242)
-    try:
-        bs.request(db, "s1", "k1", ["orders"], where="gate(id)")
-        wait_until(lambda: gate.waiters() > 0, timeout=120,
-                   what="the second chunk's read to wait at row 150")
-        # Rows 270, 280 and 290 have a TOASTed `big`. -5 and 15 are behind
-        # the copy (in the first chunk's range); 1000 is ahead of it.
-        db.psql("update orders set id = -5 where id = 280;"
-                "update orders set id = 15 where id = 290;"
-                "update orders set id = 1000 where id = 270;")
-    finally:
-        gate.release()
-    bs.wait_backfill(db, "s1", "k1", proc, pgspout)
-    bs.drain(db, "s1", proc, pgspout)
+    # Rows 270, 280 and 290 have a TOASTed `big`. -5 and 15 are behind the
+    # copy (in the first chunk's range); 1000 is ahead of it.
+    proc, out = copy_through_a_gate(
+        db, pgspout, tmp_path, 100,
+        "update orders set id = -5 where id = 280;"
+        "update orders set id = 15 where id = 290;"
+        "update orders set id = 1000 where id = 270;")
     events = read_jsonl(out)
     for new in (-5, 15, 1000):
         moved = [i for i, e in enumerate(events) if e["table"] == "orders"
