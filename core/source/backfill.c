@@ -803,11 +803,25 @@ static bool remember_moved_locked(backfill *bf, bf_backfill *b, bf_table *t,
     return true;
 }
 
+/* Whether a row is still to be read at that key (a chunk of keys not
+ * sent holds it, or it waits for one). */
+static bool key_pending(const bf_table *t, const bf_key *key)
+{
+    if (bf_moved_find(&t->moved, 0, key))
+        return true;
+    for (size_t i = 0; i < t->nchunks; i++)
+        if (!t->chunks[i].processed &&
+            bf_moved_find(&t->chunks[i].keys, 0, key))
+            return true;
+    return false;
+}
+
 /* A row the update moved to another key, where the ranges the stream has
- * sent may have passed already: the event lacks a value no read of this
- * table may ever give (the row is not read at its old key any more), so
- * its new key is read in a chunk of keys, if it is not after the rows
- * sent by then. True when the state changed. */
+ * sent may have passed already (after the last range was sent, only a
+ * row still to be read at its old key: it is read at the new one): the event
+ * lacks a value no read of this table may ever give (the row is not read at its
+ * old key any more), so its new key is read in a chunk of keys, if it is not
+ * after the rows sent by then. True when the state changed. */
 static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
                            const relation *rel, const tuple *old_tuple,
                            const tuple *new_tuple)
@@ -819,7 +833,8 @@ static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
     bf_moved m = {{0}, {0}};
     bool moved = key_values(rel, &t->keycols, new_tuple, old_tuple, &m.key) &&
                  key_values(rel, &t->keycols, old_tuple, NULL, &from) &&
-                 !bf_key_equal(&from, &m.key);
+                 !bf_key_equal(&from, &m.key) &&
+                 (!t->last_sent || key_pending(t, &from));
     if (bound)
         bf_key_copy(&m.bound, bound);
     bool changed = moved && remember_moved_locked(bf, b, t, &m);
@@ -829,8 +844,8 @@ static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
     return changed;
 }
 
-/* Tables whose copy has begun and whose last chunk the stream has not
- * sent: a row not copied yet may be moved behind the copy's cursor. */
+/* Tables being copied by a chunk key: a row not copied yet may be moved
+ * behind the copy's cursor. */
 static void note_moved(backfill *bf, const relation *rel,
                        const tuple *old_tuple, const tuple *new_tuple)
 {
@@ -840,8 +855,7 @@ static void note_moved(backfill *bf, const relation *rel,
         bf_backfill *b = &bf->st.backfills[i];
         for (size_t j = 0; j < b->ntables; j++) {
             bf_table *t = &b->tables[j];
-            if (t->oid == rel->oid && t->status == BF_COPYING && t->keycols.n &&
-                !t->last_sent)
+            if (t->oid == rel->oid && t->status == BF_COPYING && t->keycols.n)
                 changed |= note_moved_row(bf, b, t, rel, old_tuple, new_tuple);
         }
     }
