@@ -3,6 +3,7 @@
 import glob
 import os
 import re
+import subprocess
 
 from pgharness import (assert_positions_increase, data_events, lsn_to_int,
                        read_jsonl)
@@ -127,3 +128,44 @@ def test_restart_after_values_jansson_cannot_load(db, pgspout, tmp_path):
         ids = [line.split('"key":{"id":')[1].split("}")[0]
                for line in f if '"op":"insert"' in line]
     assert ids == ["1", "2"]
+
+
+def cached_bytes(path):
+    """Bytes of the file in the page cache (util-linux fincore)."""
+    r = subprocess.run(["fincore", "--bytes", "--noheadings", "--output",
+                        "RES", path], capture_output=True, text=True,
+                       check=True)
+    return int(r.stdout.strip())
+
+
+def test_fsynced_output_leaves_the_page_cache(db, pgspout, tmp_path):
+    """With fsync, what was made durable is dropped from the page cache by
+    default (pgspout never reads it back; a partly filled last page may
+    stay); keep_cached=true leaves it there. The lines are the same either way."""
+    db.psql("create table t (id int primary key, pad text);")
+    db.create_slot(db.name)
+    db.psql("select pg_create_logical_replication_slot('%s_kept', "
+            "'pgoutput');" % db.name)
+    db.psql("insert into t select g, repeat('p', 200) from "
+            "generate_series(1, 3000) g;")
+    end = db.current_lsn()
+    outputs = {}
+    # The default first, then keep_cached=true.
+    for keep, slot in (("false", db.name), ("true", db.name + "_kept")):
+        out = str(tmp_path / ("keep-%s.jsonl" % keep))
+        extra = ["-o", "keep_cached=true"] if keep == "true" else []
+        r = pgspout.run("-d", db.conninfo, "--slot", slot, "--sink", "file",
+                        "-o", "path=" + out, "-o", "fsync=true", *extra,
+                        "--endpos", end)
+        assert r.returncode == 0, r.stderr
+        outputs[keep] = out
+    # Before anything reads the files (which would cache them again).
+    size = os.path.getsize(outputs["false"])
+    assert size > 500000
+    assert cached_bytes(outputs["false"]) <= 4096
+    assert cached_bytes(outputs["true"]) >= size
+    dropped, kept = (read_jsonl(outputs[k]) for k in ("false", "true"))
+    assert [e["after"]["id"] for e in data_events(dropped)] == \
+        list(range(1, 3001))
+    assert [e["after"] for e in data_events(dropped)] == \
+        [e["after"] for e in data_events(kept)]
