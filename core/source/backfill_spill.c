@@ -9,6 +9,7 @@
 #include "fileio.h"
 
 #define SPILL_WRITE_BYTES (1u << 20)
+#define SPILL_READ_BYTES (1u << 20)
 
 /* ---- COPY text format ---- */
 
@@ -212,6 +213,9 @@ bool bf_spill_open(bf_spill_reader *r, const char *path, char **header,
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return false;
     }
+    /* Rows are read one by one: a large buffer makes that one read(2) per
+     * megabyte rather than per page. */
+    setvbuf(r->f, NULL, _IOFBF, SPILL_READ_BYTES);
     r->path = xstrdup(path);
     size_t cap = 0;
     ssize_t n = getline(header, &cap, r->f);
