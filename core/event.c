@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "value_json.h"
+
 /* Atomic because events, and with them their relation references, may be
  * released by sink threads while the decoder takes new ones. */
 relation *relation_ref(relation *rel)
@@ -19,11 +21,26 @@ void relation_unref(relation *rel)
     for (int i = 0; i < rel->ncols; i++) {
         free(rel->cols[i].name);
         free(rel->cols[i].type_name);
+        free(rel->cols[i].json_member);
     }
     free(rel->cols);
     free(rel->schema);
     free(rel->table);
     free(rel);
+}
+
+void relation_prepare_json(relation *rel)
+{
+    for (int i = 0; i < rel->ncols; i++) {
+        relation_column *col = &rel->cols[i];
+        strbuf sb = STRBUF_INIT;
+        json_out out = json_out_buffer(&sb);
+        json_write_string(&out, col->name, strlen(col->name));
+        json_out_putc(&out, ':');
+        free(col->json_member);
+        col->json_member_len = sb.len;
+        col->json_member = sbuf_detach(&sb);
+    }
 }
 
 void event_view_as_insert(const event *read, event *view)

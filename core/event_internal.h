@@ -19,6 +19,10 @@ typedef struct relation_column {
     bool key;        /* part of the replica identity */
     char *type_name; /* format_type(type_oid, typmod) */
     value_type vtype;
+    /* "name": as JSON, made once per relation rather than per value
+     * (NULL: encoders escape the name themselves). */
+    char *json_member;
+    size_t json_member_len;
 } relation_column;
 
 /* Immutable once built; a new Relation message makes a new one. Events hold a
@@ -35,6 +39,8 @@ typedef struct relation {
 
 relation *relation_ref(relation *rel);
 void relation_unref(relation *rel);
+/* Fills each column's json_member from its name. */
+void relation_prepare_json(relation *rel);
 
 #define EVENT_PART_COUNT 6
 

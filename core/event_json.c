@@ -156,8 +156,12 @@ static void append_member(json_out *out, bool *first,
     if (!*first)
         json_out_putc(out, ',');
     *first = false;
-    json_write_string(out, col->name, strlen(col->name));
-    json_out_putc(out, ':');
+    if (col->json_member) {
+        json_out_put(out, col->json_member, col->json_member_len);
+    } else {
+        json_write_string(out, col->name, strlen(col->name));
+        json_out_putc(out, ':');
+    }
     append_colval(out, col, v);
 }
 

@@ -180,6 +180,7 @@ static relation *relation_from_message(const pgoutput_msg *m)
         rel->cols[i].typmod = c->typmod;
         rel->cols[i].key = c->key;
     }
+    relation_prepare_json(rel);
     return rel;
 }
 
@@ -376,6 +377,7 @@ static relation *relation_from_rows(const backfill_rows_desc *d)
         rel->cols[i].typmod = d->cols[i].typmod;
         rel->cols[i].key = d->cols[i].key;
     }
+    relation_prepare_json(rel);
     return rel;
 }
 
