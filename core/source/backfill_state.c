@@ -95,6 +95,8 @@ void bf_moved_move_front(bf_moved_list *dst, bf_moved_list *src, size_t n)
 {
     if (n > src->n)
         n = src->n;
+    if (n == 0)
+        return; /* src->v may be NULL: memmove must not see it */
     for (size_t i = 0; i < n; i++) {
         bf_moved_add(dst, &src->v[i]);
         moved_entry_clear(&src->v[i]);

@@ -281,6 +281,9 @@ static void test_moved_list(void)
     CHECK_STR(b.v[2].key.v[0], "2");
     bf_moved_move_front(&b, &a, 5); /* more than it has; other bound */
     CHECK(a.n == 0 && b.n == 4);
+    bf_moved_list none = {0}; /* nothing, not even an array */
+    bf_moved_move_front(&b, &none, 3);
+    CHECK(none.n == 0 && b.n == 4);
     bf_key_clear(&m.key);
     bf_key_clear(&m.bound);
     bf_moved_clear(&a);
