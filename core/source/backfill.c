@@ -823,9 +823,11 @@ static bool key_pending(const bf_table *t, const bf_key *key)
  * old key any more), so its new key is read in a chunk of keys, if it is not
  * after the rows sent by then. True when the state changed. */
 static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
-                           const relation *rel, const tuple *old_tuple,
-                           const tuple *new_tuple)
+                           pgspout_position pos, const relation *rel,
+                           const tuple *old_tuple, const tuple *new_tuple)
 {
+    if (pgspout_position_cmp(pos, t->moved_noted) <= 0)
+        return false; /* noted before a restart replayed it */
     const bf_key *bound = bf_table_sent_bound(t);
     if (bound && bound->n == 0)
         return false; /* nothing sent yet: ranges read every row */
@@ -838,6 +840,8 @@ static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
     if (bound)
         bf_key_copy(&m.bound, bound);
     bool changed = moved && remember_moved_locked(bf, b, t, &m);
+    if (moved)
+        t->moved_noted = pos;
     bf_key_clear(&from);
     bf_key_clear(&m.key);
     bf_key_clear(&m.bound);
@@ -846,7 +850,7 @@ static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
 
 /* Tables being copied by a chunk key: a row not copied yet may be moved
  * behind the copy's cursor. */
-static void note_moved(backfill *bf, const relation *rel,
+static void note_moved(backfill *bf, const relation *rel, pgspout_position pos,
                        const tuple *old_tuple, const tuple *new_tuple)
 {
     pthread_mutex_lock(&bf->lock);
@@ -856,7 +860,8 @@ static void note_moved(backfill *bf, const relation *rel,
         for (size_t j = 0; j < b->ntables; j++) {
             bf_table *t = &b->tables[j];
             if (t->oid == rel->oid && t->status == BF_COPYING && t->keycols.n)
-                changed |= note_moved_row(bf, b, t, rel, old_tuple, new_tuple);
+                changed |=
+                    note_moved_row(bf, b, t, pos, rel, old_tuple, new_tuple);
         }
     }
     /* Saved before anything after this change can be confirmed. */
@@ -868,13 +873,13 @@ static void note_moved(backfill *bf, const relation *rel,
 }
 
 void backfill_note_change(backfill *bf, const relation *rel, uint32_t xid,
-                          char op, char old_kind, const tuple *old_tuple,
-                          const tuple *new_tuple)
+                          pgspout_position pos, char op, char old_kind,
+                          const tuple *old_tuple, const tuple *new_tuple)
 {
     /* pgoutput sends the old key only when it changed (or the whole old
      * row, under REPLICA IDENTITY FULL, which gives every value). */
     if (op == 'U' && old_kind && lacks_values(new_tuple, old_kind, old_tuple))
-        note_moved(bf, rel, old_tuple, new_tuple);
+        note_moved(bf, rel, pos, old_tuple, new_tuple);
     if (atomic_load(&bf->open_windows) == 0)
         return;
     strbuf key = STRBUF_INIT;

@@ -131,11 +131,12 @@ void backfill_resolve(backfill *bf, const catalog_source *const *sources,
  * changes must be noted. */
 bool backfill_watching(backfill *bf, uint32_t relid);
 
-/* A change of rel by transaction xid (op: 'I', 'U', 'D'); old_kind 0, 'K'
- * or 'O' as pgoutput sends them. */
+/* A change of rel by transaction xid (op: 'I', 'U', 'D'), at position pos
+ * in the stream (the same again when a restart replays it); old_kind 0,
+ * 'K' or 'O' as pgoutput sends them. */
 void backfill_note_change(backfill *bf, const relation *rel, uint32_t xid,
-                          char op, char old_kind, const tuple *old_tuple,
-                          const tuple *new_tuple);
+                          pgspout_position pos, char op, char old_kind,
+                          const tuple *old_tuple, const tuple *new_tuple);
 void backfill_note_truncate(backfill *bf, uint32_t relid, uint32_t xid);
 
 /* Every commit the stream takes (the stream thread only). */

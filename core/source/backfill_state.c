@@ -312,7 +312,7 @@ static json_t *table_to_json(const bf_table *t)
     json_t *chunks = json_array();
     for (size_t i = 0; i < t->nchunks; i++)
         json_array_append_new(chunks, chunk_to_json(&t->chunks[i]));
-    return json_pack(
+    json_t *o = json_pack(
         "{sI s s s s s o s I s I s I s o s b s o s o s o}", "oid",
         (json_int_t)t->oid, "name", t->name, "state", bf_status_name(t->status),
         "error", string_or_null(t->error), "rows_estimated",
@@ -321,6 +321,12 @@ static json_t *table_to_json(const bf_table *t)
         "cursor", key_to_json(&t->cursor), "at_end", t->at_end, "chunks",
         chunks, "key", list_to_json(t->keycols.v, t->keycols.n), "moved",
         moved_to_json(&t->moved));
+    if (t->moved_noted.commit_lsn)
+        json_object_set_new(o, "moved_noted",
+                            json_pack("{s o s I}", "commit_lsn",
+                                      lsn_to_json(t->moved_noted.commit_lsn),
+                                      "seq", (json_int_t)t->moved_noted.seq));
+    return o;
 }
 
 static json_t *backfill_to_json(const bf_backfill *b)
@@ -433,6 +439,17 @@ static bool chunk_from_json(json_t *o, bf_chunk *c)
            (c->spill == NULL || strchr(c->spill, '/') == NULL);
 }
 
+/* Absent (none noted, or a state written before it was kept): zero. */
+static bool position_from_json(json_t *o, pgspout_position *pos)
+{
+    memset(pos, 0, sizeof *pos);
+    if (!o)
+        return true;
+    const char *lsn = json_string_value(json_object_get(o, "commit_lsn"));
+    pos->seq = uint_of(o, "seq");
+    return lsn && lsn_parse(lsn, &pos->commit_lsn);
+}
+
 static bool table_from_json(json_t *o, bf_table *t)
 {
     if (!json_is_object(o) || !json_is_string(json_object_get(o, "name")))
@@ -452,6 +469,8 @@ static bool table_from_json(json_t *o, bf_table *t)
         !key_from_json(json_object_get(o, "cursor"), &t->cursor) ||
         !key_from_json(json_object_get(o, "key"), &t->keycols) ||
         !moved_from_json(json_object_get(o, "moved"), &t->moved) ||
+        !position_from_json(json_object_get(o, "moved_noted"),
+                            &t->moved_noted) ||
         !json_is_array(chunks))
         return false;
     for (size_t i = 0; i < json_array_size(chunks); i++)

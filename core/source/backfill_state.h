@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pgspout/position.h>
+
 /* The text of a chunk key's columns (the type output functions'), or, for
  * a table copied in ctid ranges, one value: a block number. n == 0: none
  * (before the first row). */
@@ -109,6 +111,11 @@ typedef struct bf_table {
      * first moved_claimed of them are being read (not saved). */
     bf_moved_list moved;
     size_t moved_claimed;
+    /* The stream position of the latest update noted in moved (saved with
+     * it): a restart replays changes from the slot's confirmed position,
+     * which a chunk not done can hold before updates whose keys were read
+     * already; noting those again would read their rows twice. */
+    pgspout_position moved_noted;
     /* Not saved: the stream sent the chunk flagged last; later updates
      * find every row in the sinks. */
     bool last_sent;

@@ -285,9 +285,11 @@ static source_status handle_change(source *s, batch *b, bool *keep_buffer,
                     : m->type == PGO_UPDATE ? PGSPOUT_OP_UPDATE
                                             : PGSPOUT_OP_DELETE;
     if (s->backfill)
-        backfill_note_change(s->backfill, e->rel, s->txn_xid, (char)m->type,
-                             m->u.change.old_kind, &m->u.change.old_tuple,
-                             &m->u.change.new_tuple);
+        backfill_note_change(
+            s->backfill, e->rel, s->txn_xid,
+            (pgspout_position){s->txn_commit_lsn, s->txn_seq + 1},
+            (char)m->type, m->u.change.old_kind, &m->u.change.old_tuple,
+            &m->u.change.new_tuple);
     event *ev = next_change(s, b, e, op, s->rm.payload_len);
     if (!ev)
         return SOURCE_OK;

@@ -10,6 +10,7 @@ The oracle is the table itself: replaying the file sink's events per key
 (read = insert; unchanged TOASTed values kept from the row before) must
 give exactly its rows, every value as its events encode it."""
 
+import json
 import os
 import subprocess
 import time
@@ -397,6 +398,95 @@ def test_key_moved_behind_the_copy_is_read(db, pgspout, tmp_path):
     bs.assert_reads_once(events)
     bs.assert_chunks_well_formed(events, "k1", "orders")
     bs.assert_replay_matches(db, events, ["orders"])
+
+
+def state_of(tmp_path, table):
+    """The table's entry in pgspout's state file."""
+    with open(os.path.join(bs.state_dir(tmp_path), "backfill.state")) as f:
+        state = json.load(f)
+    return [t for b in state["backfills"] for t in b["tables"]
+            if t["name"] == table][0]
+
+
+def test_moved_key_read_once_across_a_replay(db, pgspout, tmp_path,
+                                            monkeypatch):
+    """A row moved behind the copy is read at its new key; when pgspout is
+    then killed while another table's chunk still holds the confirmation
+    before the update, the restart replays the update, which must not have
+    the row read a second time. Another table's read (worker 2) waits at
+    row 150 all along; orders (worker 1) moves rows -5 and 15 behind its
+    copy while its second chunk waits at row 150, reads them in a chunk of
+    keys, and waits at row 250 when pgspout is killed."""
+    bs.setup_tables(db, n=300)
+    monkeypatch.setitem(bs.ALL_KEYS, "hold", ["id"])
+    db.psql("""
+delete from orders where id = 15;
+alter database %s set enable_seqscan = off;
+create table hold (id bigint primary key);
+insert into hold select generate_series(1, 300);
+create function gate_at(k bigint, at bigint, lock bigint) returns boolean
+language plpgsql as $$
+begin
+    if k = at then
+        perform pg_advisory_xact_lock_shared(lock);
+    end if;
+    return true;
+end $$;""" % db.name)
+    out = str(tmp_path / "out.jsonl")
+    conf_extra = "backfill_chunk_rows = 100;\nbackfill_workers = 2;\n"
+    proc = start_streaming(db, pgspout, tmp_path, out, "true",
+                           extra=conf_extra)
+    conf = str(tmp_path / "pgspout.conf")
+    holding, later = AdvisoryLock(db, 4243), AdvisoryLock(db, 4244)
+    try:
+        bs.request(db, "s1", "k2", ["hold"], where="gate_at(id, 150, 4243)")
+        wait_until(lambda: holding.waiters() == 1, timeout=120,
+                   what="the read of hold to wait at row 150")
+        first = AdvisoryLock(db, 4242)
+        try:
+            bs.request(db, "s1", "k1", ["orders"],
+                       where="gate_at(id, 150, 4242) and "
+                             "gate_at(id, 250, 4244)")
+            wait_until(lambda: first.waiters() == 2, timeout=120,
+                       what="the read of orders to wait at row 150")
+            db.psql("update orders set id = -5 where id = 280;"
+                    "update orders set id = 15 where id = 290;")
+        finally:
+            first.release()
+        wait_until(lambda: later.waiters() == 2, timeout=120,
+                   what="the read of orders to wait at row 250")
+
+        def keys_done():
+            """Rows -5 and 15 read, and their chunk no longer in the state
+            (done: durable in the sink, and the state saved so)."""
+            reread = {e["after"]["id"] for e in bs.reads(read_jsonl(out))
+                      if e["after"]["id"] in (-5, 15)}
+            t = state_of(tmp_path, "public.orders")
+            return (reread == {-5, 15} and t["moved"] == [] and
+                    not any("keys" in c for c in t["chunks"]))
+        wait_until(keys_done, timeout=120, what="the chunk of keys done")
+        events = read_jsonl(out)
+        moved = [e for e in events if e["op"] == "update"]
+        # The update is after what the slot confirmed: a restart replays it.
+        confirmed = fs.lsn_to_int(db.scalar(
+            "select confirmed_flush_lsn from pg_replication_slots "
+            "where slot_name = 's1'"))
+        assert confirmed < fs.lsn_to_int(moved[0]["commit_lsn"])
+        proc.kill()
+        proc.wait()
+    finally:
+        holding.release()
+        later.release()
+    fs.wait_slot_free(db, "s1")
+    proc = pgspout.spawn("-c", conf)
+    bs.wait_backfill(db, "s1", "k2", proc, pgspout)
+    bs.wait_backfill(db, "s1", "k1", proc, pgspout)
+    bs.drain(db, "s1", proc, pgspout)
+    events = read_jsonl(out)
+    assert_positions_increase(events)
+    bs.assert_reads_once(events)
+    bs.assert_chunks_well_formed(events, "k1", "orders")
+    bs.assert_replay_matches(db, events, ["orders", "hold"])
 
 
 def test_commit_not_yet_visible_is_waited_for(db, pgspout, tmp_path):

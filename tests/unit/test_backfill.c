@@ -199,6 +199,7 @@ static void test_state_round_trip(void)
     bf_key_set(&m.key, moved1, 2);
     bf_key_set(&m.bound, cur, 2);
     bf_moved_add(&t->moved, &m);
+    t->moved_noted = (pgspout_position){0x16B37A0ull | (3ull << 32), 7};
     bf_chunk *k = bf_table_add_chunk(t); /* a chunk of moved keys */
     k->n = 5;
     snprintf(k->token, sizeof k->token, "aa112233aabbccdd");
@@ -231,6 +232,12 @@ static void test_state_round_trip(void)
     CHECK(bt->chunks[2].keys.n == 1 && bt->chunks[1].keys.n == 0);
     CHECK_STR(bt->chunks[2].keys.v[0].key.v[1], "x");
     CHECK(bt->chunks[2].keys.v[0].bound.n == 0);
+    CHECK(bt->moved_noted.commit_lsn == (0x16B37A0ull | (3ull << 32)));
+    CHECK(bt->moved_noted.seq == 7);
+    CHECK(strstr(a, "\"moved_noted\":{\"commit_lsn\":\"3/16B37A0\"") != NULL);
+    /* none noted: the table saved has no such key, and loads as zero */
+    const bf_table *other = &back.backfills[0].tables[1];
+    CHECK(other->moved_noted.commit_lsn == 0 && other->moved_noted.seq == 0);
     free(a);
     free(z);
     bf_state_clear(&back);
