@@ -221,7 +221,7 @@ int stream_run(const stream_settings *settings, const source_io *io,
                            settings->endpos);
     if (settings->backfill) {
         source_set_backfill(st.source, settings->backfill);
-        backfill_stream_start(settings->backfill);
+        backfill_stream_start(settings->backfill, settings->start_lsn);
     }
     stop_set_phase(stop, STOP_STREAMING);
     stats_stream_started();

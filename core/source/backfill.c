@@ -394,9 +394,12 @@ void bf_forget_token_locked(backfill *bf, const char *token)
 
 /* ---- the stream ---- */
 
-void backfill_stream_start(backfill *bf)
+void backfill_stream_start(backfill *bf, uint64_t start_lsn)
 {
     pthread_mutex_lock(&bf->lock);
+    /* Requests before it were read by earlier runs: in the state, or lost
+     * with it. */
+    bf->forget_before = start_lsn;
     forget_windows(bf);
     bf_recent_clear(&bf->recent);
     /* The replay hands over again what was not confirmed. */

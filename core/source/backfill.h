@@ -93,9 +93,11 @@ bool backfill_finished(backfill *bf, const char *id, bool *failed);
 
 /* ---- the source's side (main thread) ---- */
 
-/* A stream run starts: the server replays from the slot, so what the
- * manager saw of the stream before is forgotten. */
-void backfill_stream_start(backfill *bf);
+/* A stream run starts at start_lsn (the slot's confirmed position): the
+ * server replays from there, so what the manager saw of the stream before
+ * is forgotten; status rows of requests before it that the state lacks
+ * are marked failed. */
+void backfill_stream_start(backfill *bf, uint64_t start_lsn);
 
 /* The transaction a message came in, and where. */
 typedef struct backfill_txn {

@@ -113,6 +113,10 @@ struct backfill {
 
     bool status_disabled, status_busy;
     int64_t status_due_us;
+    bool status_table_ready; /* created, with every column, by this run */
+    /* Rows of backfills requested before this LSN (the stream's start) and
+     * not in the state are marked forgotten once (0: done). */
+    uint64_t forget_before;
     bool tty;
     int64_t progress_us;
 };

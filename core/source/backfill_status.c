@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "backfill_internal.h"
 #include "log.h"
+#include "lsn.h"
 #include "stats.h"
 #include "strbuf.h"
 
@@ -79,7 +82,7 @@ bool bf_status_due_locked(backfill *bf)
     for (size_t i = 0; i < bf->st.nbackfills; i++)
         if (bf->st.backfills[i].status_dirty)
             return true;
-    return false;
+    return bf->forget_before != 0;
 }
 
 static void append_literal(PGconn *conn, strbuf *sql, const char *s)
@@ -111,10 +114,12 @@ static void append_row(PGconn *conn, strbuf *sql, const backfill *bf,
     else
         sbuf_append_str(sql, "NULL,");
     append_literal(conn, sql, error);
+    char lsn[LSN_FORMAT_BUFSIZE];
     sbuf_appendf(sql,
                  ",pg_catalog.to_timestamp(%lld / 1e6),"
-                 "pg_catalog.clock_timestamp())",
-                 (long long)b->requested_at_us);
+                 "pg_catalog.clock_timestamp(),'%s')",
+                 (long long)b->requested_at_us,
+                 lsn_format(b->request_lsn, lsn, sizeof lsn));
 }
 
 /* The rows of one backfill: "*" and its tables whose status changed. */
@@ -151,21 +156,82 @@ static char *status_table(PGconn *conn, const backfill *bf)
     return name;
 }
 
-static bool create_table(PGconn *conn, const backfill *bf, const char *table,
+/* Once a run (a table of an older pgspout gets request_lsn: altering it
+ * locks it, so not on every write). */
+static bool create_table(PGconn *conn, backfill *bf, const char *table,
                          char *err, size_t errlen, bool *retryable)
 {
+    if (bf->status_table_ready)
+        return true;
     char *sql = xasprintf(
         "CREATE UNLOGGED TABLE IF NOT EXISTS %s (slot text NOT NULL, id text "
         "NOT NULL, table_name text NOT NULL, state text NOT NULL, "
         "rows_copied bigint NOT NULL DEFAULT 0, rows_estimated bigint, "
         "error text, requested_at timestamptz, updated_at timestamptz NOT "
-        "NULL DEFAULT now(), PRIMARY KEY (slot, id, table_name))",
+        "NULL DEFAULT now(), request_lsn pg_lsn, PRIMARY KEY (slot, id, "
+        "table_name))",
+        table);
+    char *alter = xasprintf(
+        "ALTER TABLE %s ADD COLUMN IF NOT EXISTS request_lsn pg_lsn", table);
+    const char *what = "cannot create the status table";
+    PGresult *res = bf_exec(conn, &bf->worker_stop, sql, 0, NULL,
+                            PGRES_COMMAND_OK, what, err, errlen, retryable);
+    if (res) {
+        PQclear(res);
+        res = bf_exec(conn, &bf->worker_stop, alter, 0, NULL, PGRES_COMMAND_OK,
+                      what, err, errlen, retryable);
+    }
+    free(sql);
+    free(alter);
+    PQclear(res);
+    bf->status_table_ready = res != NULL;
+    return res != NULL;
+}
+
+/* The ids of the backfills the state holds, as a JSON array. */
+static char *state_ids_json(backfill *bf)
+{
+    json_t *ids = json_array();
+    pthread_mutex_lock(&bf->lock);
+    for (size_t i = 0; i < bf->st.nbackfills; i++)
+        json_array_append_new(ids, json_string(bf->st.backfills[i].id));
+    pthread_mutex_unlock(&bf->lock);
+    char *text = json_dumps(ids, JSON_COMPACT);
+    json_decref(ids);
+    return xnonnull(text);
+}
+
+/* A backfill whose request the slot had confirmed before this run started
+ * was recorded in the state by an earlier run; if the state does not hold
+ * it (its directory was lost or set aside), no run will copy it again:
+ * its rows, left as they were, would keep `--wait` waiting for ever. */
+static bool mark_forgotten(backfill *bf, bf_worker *w, const char *table,
+                           uint64_t before, char *err, size_t errlen,
+                           bool *retryable)
+{
+    char lsn[LSN_FORMAT_BUFSIZE];
+    char *ids = state_ids_json(bf);
+    const char *params[] = {bf->slot, lsn_format(before, lsn, sizeof lsn), ids};
+    char *sql = xasprintf(
+        "UPDATE %s SET state = 'failed', updated_at = "
+        "pg_catalog.clock_timestamp(), error = 'forgotten: pgspout''s state "
+        "directory no longer holds this backfill (lost or set aside after "
+        "its request was read); request it again' WHERE slot = $1 AND state "
+        "NOT IN ('done', 'failed') AND request_lsn < $2::pg_catalog.pg_lsn "
+        "AND id NOT IN (SELECT pg_catalog.jsonb_array_elements_text("
+        "$3::pg_catalog.jsonb))",
         table);
     PGresult *res =
-        bf_exec(conn, &bf->worker_stop, sql, 0, NULL, PGRES_COMMAND_OK,
-                "cannot create the status table", err, errlen, retryable);
-    free(sql);
+        bf_exec(w->conn, &bf->worker_stop, sql, 3, params, PGRES_COMMAND_OK,
+                "cannot write the status table", err, errlen, retryable);
+    if (res && strcmp(PQcmdTuples(res), "0") != 0)
+        log_warning("backfills recorded before this run are missing from the "
+                    "state directory %s; marked failed in %s (request them "
+                    "again)",
+                    bf->state_dir, table);
     PQclear(res);
+    free(sql);
+    free(ids);
     return res != NULL;
 }
 
@@ -176,7 +242,7 @@ void bf_status_flush(backfill *bf, bf_worker *w)
     sbuf_appendf(&sql,
                  "INSERT INTO %s AS s (slot, id, table_name, state, "
                  "rows_copied, rows_estimated, error, requested_at, "
-                 "updated_at) VALUES\n",
+                 "updated_at, request_lsn) VALUES\n",
                  table);
     size_t header = sql.len;
     pthread_mutex_lock(&bf->lock);
@@ -184,23 +250,33 @@ void bf_status_flush(backfill *bf, bf_worker *w)
         if (bf->st.backfills[i].status_dirty)
             append_backfill(w->conn, &sql, bf, &bf->st.backfills[i]);
     pthread_mutex_unlock(&bf->lock);
+    bool rows = sql.len > header;
     sbuf_append_str(&sql, " ON CONFLICT (slot, id, table_name) DO UPDATE SET "
                           "state = excluded.state, rows_copied = "
                           "excluded.rows_copied, rows_estimated = "
                           "excluded.rows_estimated, error = excluded.error, "
-                          "updated_at = excluded.updated_at");
+                          "updated_at = excluded.updated_at, request_lsn = "
+                          "excluded.request_lsn");
     char err[1024];
     bool retryable = false;
-    bool ok = sql.len == header ||
+    uint64_t forget_before = bf->forget_before;
+    bool ok = (!rows && !forget_before) ||
               create_table(w->conn, bf, table, err, sizeof err, &retryable);
-    if (ok && sql.len > header) {
+    if (ok && rows) {
         PGresult *res = bf_exec(
             w->conn, &bf->worker_stop, sql.data, 0, NULL, PGRES_COMMAND_OK,
             "cannot write the status table", err, sizeof err, &retryable);
         ok = res != NULL;
         PQclear(res);
     }
+    if (ok && forget_before)
+        ok = mark_forgotten(bf, w, table, forget_before, err, sizeof err,
+                            &retryable);
     pthread_mutex_lock(&bf->lock);
+    if (ok && bf->forget_before == forget_before)
+        bf->forget_before = 0;
+    if (!ok && retryable)
+        bf->status_table_ready = false;
     bf->status_busy = false;
     bf->status_due_us = now_us() + STATUS_EVERY_US;
     if (!ok && retryable) {

@@ -6,6 +6,7 @@ daemon copies it when it starts; --status prints the status table."""
 
 import json
 import re
+import shutil
 
 import pytest
 
@@ -24,17 +25,17 @@ def setup(db):
             % db.name)
 
 
-def daemon_config(tmp_path, db, out, include=None):
+def daemon_config(tmp_path, db, out, include=None, extra=""):
     path = tmp_path / "pgspout.conf"
     path.write_text(
         'connection = %s;\nslot = "%s";\nstate_dir = %s;\n'
-        'backfill_chunk_rows = 100;\nstatus_interval = 1;\n%s'
+        'backfill_chunk_rows = 100;\nstatus_interval = 1;\n%s%s'
         'sinks = ({ name = "file"; type = "file"; '
         'options = { path = %s; fsync = false; }; });\n'
         % (json.dumps(db.conninfo), db.name,
            json.dumps(str(tmp_path / "state")),
            "include = %s;\n" % json.dumps(include) if include else "",
-           json.dumps(out)))
+           extra, json.dumps(out)))
     return str(path)
 
 
@@ -143,4 +144,63 @@ def test_request_waits_in_the_wal(db, pgspout, tmp_path):
             assert re.search(r"^%s +\* +done +50 " % backfill_id,
                              status.stdout, re.M), status.stdout
     finally:
+        assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)[-4000:]
+
+
+def test_wait_ends_when_the_state_is_lost(db, pgspout, tmp_path):
+    """The state directory lost while a backfill copies, after the slot
+    confirmed its request: no run copies it again, so its status rows must
+    not stay "copying" (a --wait started before would wait for ever): the
+    next run marks them failed, and new requests work as before. The status
+    table is made as an earlier pgspout made it (no request_lsn)."""
+    setup(db)
+    db.psql("create unlogged table pgspout_backfill_status (slot text not "
+            "null, id text not null, table_name text not null, state text "
+            "not null, rows_copied bigint not null default 0, rows_estimated "
+            "bigint, error text, requested_at timestamptz, updated_at "
+            "timestamptz not null default now(), primary key (slot, id, "
+            "table_name));")
+    out = str(tmp_path / "out.jsonl")
+    conf = daemon_config(tmp_path, db, out,
+                         extra="backfill_max_rows_per_sec = 40;\n")
+    proc = pgspout.spawn("-c", conf)
+    waiter = None
+    try:
+        wait_until(lambda: db.slot_info(db.name)["active"], 30,
+                   "pgspout streaming")
+        waiter = pgspout.spawn("backfill", "-d", db.conninfo, "--slot",
+                               db.name, "-t", "orders", "--wait")
+
+        def copying():
+            try:
+                return db.scalar(
+                    "select rows_copied from pgspout_backfill_status where "
+                    "table_name = '*' and state = 'copying'") not in (None, "0")
+            except AssertionError:
+                return False  # no status table yet
+        wait_until(copying, 60, "the copy to be under way")
+        after_request = db.current_lsn()
+        wait_until(lambda: db.scalar(
+            "select confirmed_flush_lsn >= '%s' from pg_replication_slots "
+            "where slot_name = '%s'" % (after_request, db.name)) == "t", 60,
+            "the slot to confirm past the request")
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(str(tmp_path / "state"))
+        proc = pgspout.spawn("-c", conf)
+        assert waiter.wait(timeout=60) == 1, pgspout.stderr_of(waiter)
+        assert "forgotten: pgspout's state directory no longer holds this " \
+            "backfill" in pgspout.stderr_of(waiter)
+        status = backfill(pgspout, db, "--status")
+        assert re.search(r"^[0-9a-f]{16} +public.orders +failed",
+                         status.stdout, re.M), status.stdout
+        assert "copying" not in status.stdout, status.stdout
+        assert "marked failed" in pgspout.stderr_of(proc)
+        # A new request is copied as usual.
+        r = backfill(pgspout, db, "-t", "other", "--wait")
+        assert r.returncode == 0, r.stderr
+    finally:
+        if waiter and waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
         assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)[-4000:]
