@@ -29,7 +29,7 @@ uint64_t slot_retained_bytes(const slot_state *st)
 
 /* pg_lsn differences as numeric text: exact for any LSN. On a standby
  * (logical decoding there, PostgreSQL 16+) the position is the replay's. */
-static const char slot_sql[] =
+static const char slot_sql_format[] =
     "SELECT s.active, coalesce(s.active_pid, 0), s.database, s.plugin, "
     "coalesce(s.wal_status, ''), "
     "coalesce(s.confirmed_flush_lsn - '0/0', 0)::text, "
@@ -37,7 +37,7 @@ static const char slot_sql[] =
     "(CASE WHEN pg_catalog.pg_is_in_recovery() "
     "THEN pg_catalog.pg_last_wal_replay_lsn() "
     "ELSE pg_catalog.pg_current_wal_lsn() END - '0/0')::text, "
-    "s.safe_wal_size "
+    "s.safe_wal_size, %s "
     "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1";
 
 static void copy_text(char *dst, size_t len, const PGresult *res, int col)
@@ -56,6 +56,7 @@ static void parse_slot_row(const PGresult *res, slot_state *st)
     st->confirmed_lsn = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
     st->restart_lsn = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
     st->current_lsn = strtoull(PQgetvalue(res, 0, 7), NULL, 10);
+    copy_text(st->invalidation, sizeof st->invalidation, res, 9);
     st->has_safe_wal_size = !PQgetisnull(res, 0, 8);
     st->safe_wal_size =
         st->has_safe_wal_size ? strtoll(PQgetvalue(res, 0, 8), NULL, 10) : 0;
@@ -69,8 +70,14 @@ bool slot_state_read(PGconn *conn, const stop_state *stop, const char *slot,
     const char *params[] = {slot};
     char why[512];
     pq_outcome outcome;
-    PGresult *res = pq_exec(conn, slot_sql, 1, params, SLOT_QUERY_TIMEOUT_MS,
-                            stop, &outcome, why, sizeof why);
+    /* The column exists from PostgreSQL 17 on. */
+    char sql[sizeof slot_sql_format + 64];
+    snprintf(sql, sizeof sql, slot_sql_format,
+             st->server_version >= 170000
+                 ? "coalesce(s.invalidation_reason, '')"
+                 : "''");
+    PGresult *res = pq_exec(conn, sql, 1, params, SLOT_QUERY_TIMEOUT_MS, stop,
+                            &outcome, why, sizeof why);
     if (!res) {
         snprintf(err, errlen, "cannot read the slot's state: %s", why);
         return false;
@@ -84,22 +91,41 @@ bool slot_state_read(PGconn *conn, const stop_state *stop, const char *slot,
     return ok;
 }
 
+/* Why the server invalidated the slot, as a clause after "because". */
+static const char *invalidation_cause(const char *reason)
+{
+    if (strcmp(reason, "idle_timeout") == 0)
+        return "it was inactive longer than the server's "
+               "idle_replication_slot_timeout (PostgreSQL 18+; keep pgspout "
+               "running, or raise that setting, or set it to 0)";
+    if (strcmp(reason, "rows_removed") == 0)
+        return "rows it still needed were removed (on a standby: a conflict "
+               "with recovery; hot_standby_feedback on the standby prevents "
+               "it)";
+    if (strcmp(reason, "wal_level_insufficient") == 0)
+        return "the primary's wal_level is below logical";
+    return "the server removed WAL it still needed (max_slot_wal_keep_size)";
+}
+
 static void refuse_lost(const char *slot, const slot_state *st)
 {
     char lsn[LSN_FORMAT_BUFSIZE];
     lsn_format(st->confirmed_lsn, lsn, sizeof lsn);
+    const char *reason = *st->invalidation ? st->invalidation : "wal_removed";
     log_fields(PGSPOUT_LOG_ERROR, NULL,
                (log_field[]){LOG_STR("slot", slot),
-                             LOG_STR("wal_status", st->wal_status)},
-               2,
-               "replication slot \"%s\" is lost (wal_status = lost): the "
-               "server removed WAL the slot still needed "
-               "(max_slot_wal_keep_size), so changes committed after its "
-               "confirmed position %s can no longer be streamed and are "
-               "lost to the sinks; nothing was confirmed. To recover: drop "
-               "the slot (pgspout --drop-slot --slot %s), create it again "
-               "(--create-slot), and backfill the tables into the sinks",
-               slot, lsn, slot);
+                             LOG_STR("wal_status", st->wal_status),
+                             LOG_STR("invalidation_reason", reason)},
+               3,
+               "replication slot \"%s\" is lost (wal_status = %s, "
+               "invalidation_reason = %s): the server invalidated it because "
+               "%s, so changes committed after its confirmed position %s can "
+               "no longer be streamed and are lost to the sinks; nothing was "
+               "confirmed. To recover: drop the slot (pgspout --drop-slot "
+               "--slot %s), create it again (--create-slot), and backfill the "
+               "tables into the sinks",
+               slot, *st->wal_status ? st->wal_status : "(none)", reason,
+               invalidation_cause(reason), lsn, slot);
 }
 
 static void warn_unreserved(const char *slot, const slot_state *st)
@@ -124,7 +150,7 @@ bool slot_guard_check_start(PGconn *conn, const stop_state *stop,
     char err[1024];
     if (!slot_state_read(conn, stop, slot, &st, err, sizeof err) || !st.exists)
         return true;
-    if (strcmp(st.wal_status, "lost") == 0) {
+    if (strcmp(st.wal_status, "lost") == 0 || *st.invalidation) {
         refuse_lost(slot, &st);
         return false;
     }

@@ -28,6 +28,9 @@ typedef struct slot_state {
     bool has_safe_wal_size; /* false: max_slot_wal_keep_size = -1 */
     int64_t safe_wal_size;  /* bytes written before the slot is lost */
     int server_version;     /* PQserverVersion */
+    /* invalidation_reason (PostgreSQL 17+; empty: valid or not told):
+     * wal_removed, rows_removed, wal_level_insufficient, idle_timeout (18) */
+    char invalidation[32];
 } slot_state;
 
 /* Bytes of WAL the slot's consumer is behind (current - confirmed), and
@@ -41,8 +44,9 @@ uint64_t slot_retained_bytes(const slot_state *st);
 bool slot_state_read(PGconn *conn, const stop_state *stop, const char *slot,
                      slot_state *st, char *err, size_t errlen);
 
-/* At start, before streaming: refuses (false, logged) a slot whose
- * wal_status is "lost", saying that changes were lost and how to recover;
+/* At start, before streaming: refuses (false, logged) a slot the server
+ * invalidated (wal_status "lost"), saying why (from invalidation_reason
+ * where the server tells it), that changes were lost and how to recover;
  * warns about "unreserved". A slot that does not exist or a failed query
  * pass (the caller finds those). */
 bool slot_guard_check_start(PGconn *conn, const stop_state *stop,

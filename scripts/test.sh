@@ -3,7 +3,7 @@
 # ASan+UBSan), runs the unit tests and the integration suite against the
 # installed binaries, and ends with one line "N passed, N failed".
 #
-# Knobs (environment): PGSPOUT_PG_VERSIONS (default 15,14,16,17),
+# Knobs (environment): PGSPOUT_PG_VERSIONS (default 15,14,16,17,18),
 # PGSPOUT_SKIP_ASAN=1, PYTEST_ADDOPTS (passed through to pytest).
 set -uo pipefail
 

@@ -3,7 +3,7 @@ fresh database per test, and a runner for the pgspout binary under test.
 
 Environment:
   PGSPOUT_BIN           the binary under test (default build/prefix/bin/pgspout)
-  PGSPOUT_PG_VERSIONS   comma-separated majors to test (default 15,14,16,17);
+  PGSPOUT_PG_VERSIONS   comma-separated majors to test (default 15,14,16,17,18);
                         tests marked all_versions run on each, the rest on 15
   PGSPOUT_TEST_TMPDIR   where servers keep their data (scripts/test.sh sets it)
 """
@@ -28,13 +28,16 @@ FULL_SUITE_VERSION = 15
 
 
 def selected_versions():
-    raw = os.environ.get("PGSPOUT_PG_VERSIONS", "15,14,16,17")
+    raw = os.environ.get("PGSPOUT_PG_VERSIONS", "15,14,16,17,18")
     return [int(v) for v in raw.replace(" ", "").split(",") if v]
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "all_versions: run on every selected PostgreSQL major")
+    config.addinivalue_line(
+        "markers", "since(major): run on every selected PostgreSQL major "
+                   "from that one on (a feature of newer servers)")
     config.addinivalue_line(
         "markers", "slow: long-running (fault loops, large workloads)")
     config.addinivalue_line(
@@ -46,7 +49,10 @@ def pytest_generate_tests(metafunc):
     if "pgver" not in metafunc.fixturenames:
         return
     versions = selected_versions()
-    if metafunc.definition.get_closest_marker("all_versions") is None:
+    since = metafunc.definition.get_closest_marker("since")
+    if since is not None:
+        versions = [v for v in versions if v >= since.args[0]]
+    elif metafunc.definition.get_closest_marker("all_versions") is None:
         versions = [v for v in versions if v == FULL_SUITE_VERSION]
     metafunc.parametrize("pgver", versions, ids=lambda v: "pg%d" % v,
                          scope="session")

@@ -6,6 +6,8 @@ The server's max_slot_wal_keep_size is set to 1 MB for the test (and
 reset after), and WAL segments are switched so that the slot falls
 behind it."""
 
+import time
+
 import pytest
 
 from pgharness import lsn_to_int, wait_until
@@ -61,8 +63,10 @@ def test_unreserved_warns_and_lost_is_refused(db, pgspout, tmp_path,
     before = db.slot_info(db.name)["confirmed_flush_lsn"]
     r = run(pgspout, db, tmp_path)
     assert r.returncode == 1, r.stderr
-    assert 'replication slot "%s" is lost (wal_status = lost)' % db.name \
-        in r.stderr, r.stderr
+    assert ('replication slot "%s" is lost (wal_status = lost, '
+            'invalidation_reason = wal_removed): the server invalidated it '
+            'because the server removed WAL it still needed '
+            '(max_slot_wal_keep_size)' % db.name) in r.stderr, r.stderr
     assert "are lost to the sinks; nothing was confirmed" in r.stderr
     assert "pgspout --drop-slot --slot %s" % db.name in r.stderr
     assert "backfill" in r.stderr
@@ -70,3 +74,38 @@ def test_unreserved_warns_and_lost_is_refused(db, pgspout, tmp_path,
     assert "streaming from slot" not in r.stderr
     assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
     assert lsn_to_int(before) > 0
+
+
+@pytest.mark.since(18)
+def test_idle_timeout_invalidation_is_named(db, pgspout, tmp_path):
+    """PostgreSQL 18 invalidates a slot left inactive longer than
+    idle_replication_slot_timeout (at a checkpoint): pgspout refuses it
+    with that cause named, and confirms nothing."""
+    db.psql("create table t (id int);")
+    db.create_slot(db.name)
+    db.psql("alter system set idle_replication_slot_timeout = '1s';"
+            "select pg_reload_conf();")
+    assert db.scalar("select unit from pg_settings where name = "
+                     "'idle_replication_slot_timeout'") == "s"
+    try:
+        # inactive_since is set when the slot is released; a checkpoint
+        # after the timeout invalidates it.
+        def invalidated():
+            db.psql("checkpoint;")
+            return db.scalar(
+                "select invalidation_reason from pg_replication_slots where "
+                "slot_name = '%s'" % db.name) == "idle_timeout"
+        time.sleep(2)
+        wait_until(invalidated, timeout=60, what="the idle slot invalidated")
+    finally:
+        db.psql("alter system reset idle_replication_slot_timeout;"
+                "select pg_reload_conf();")
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    r = run(pgspout, db, tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert ('replication slot "%s" is lost (wal_status = lost, '
+            'invalidation_reason = idle_timeout): the server invalidated it '
+            'because it was inactive longer than the server\'s '
+            'idle_replication_slot_timeout' % db.name) in r.stderr, r.stderr
+    assert "streaming from slot" not in r.stderr
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
