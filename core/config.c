@@ -79,6 +79,7 @@ void config_free(pgspout_config *cfg)
     free(cfg->config_file);
     free(cfg->http_listen);
     free(cfg->snapshot);
+    free(cfg->publish_generated_columns);
     free(cfg->state_dir);
     free(cfg->status_schema);
     free(cfg->backfill_where);

@@ -47,6 +47,9 @@ typedef struct pgspout_config {
     char *slot;
     char *publication;
     bool create_slot;
+    /* PostgreSQL 18+: a publication --create-slot makes publishes stored
+     * generated columns ("stored") or not ("none"). */
+    char *publish_generated_columns;
     /* Keep trying when the first connection fails too (a lost connection
      * is always retried). */
     bool retry_initial;

@@ -17,6 +17,7 @@ typedef struct relation_column {
     uint32_t type_oid;
     int32_t typmod;
     bool key;        /* part of the replica identity */
+    bool generated;  /* a stored generated column (published: 18+) */
     char *type_name; /* format_type(type_oid, typmod) */
     value_type vtype;
     /* "name": as JSON, made once per relation rather than per value

@@ -331,6 +331,8 @@ static void append_columns(json_out *out, const event *ev)
         append_u64(out, col->type_oid);
         APPEND_LITERAL(out, ",\"key\":");
         append_bool(out, col->key);
+        if (col->generated)
+            APPEND_LITERAL(out, ",\"generated\":true");
         json_out_putc(out, '}');
     }
     json_out_putc(out, ']');

@@ -259,7 +259,8 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
     char err[1024];
     bool create = cfg->create_slot && !reconnecting;
     if (!catalog_ensure_publication(catalog, &stop, cfg->publication, create,
-                                    err, sizeof err)) {
+                                    cfg->publish_generated_columns, err,
+                                    sizeof err)) {
         log_error("%s", err);
         return false;
     }

@@ -20,6 +20,7 @@
 #define AT(field) offsetof(pgspout_config, field)
 
 static const char *const snapshot_modes[] = {"initial", "never", "only", NULL};
+static const char *const generated_modes[] = {"stored", "none", NULL};
 
 /* In the order --help and README list them. */
 const core_setting core_settings[] = {
@@ -52,6 +53,16 @@ const core_setting core_settings[] = {
      .at = AT(create_slot),
      .stream_only = true,
      .doc = "create the slot and the publication when missing, then stream"},
+    {.long_flag = "publish-generated-columns",
+     .arg_name = "MODE",
+     .key = "publish_generated_columns",
+     .type = SETTING_CHOICE,
+     .choices = generated_modes,
+     .default_text = "stored",
+     .at = AT(publish_generated_columns),
+     .stream_only = true,
+     .doc = "PostgreSQL 18+: whether the publication --create-slot creates "
+            "publishes stored generated columns (stored) or not (none)"},
     {.long_flag = "retry-initial",
      .key = "retry_initial",
      .type = SETTING_BOOL,

@@ -333,6 +333,35 @@ static bool describe_types(PGconn *conn, const stop_state *stop, relation *rel,
     return true;
 }
 
+/* Which columns are generated: a publication publishes them from
+ * PostgreSQL 18 on (publish_generated_columns = stored), never before. */
+static bool mark_generated(PGconn *conn, const stop_state *stop, relation *rel,
+                           char *err, size_t errlen, bool *retryable)
+{
+    if (PQserverVersion(conn) < 180000)
+        return true;
+    char oid[16];
+    snprintf(oid, sizeof oid, "%u", rel->oid);
+    const char *params[] = {oid};
+    PGresult *res = query(conn, stop,
+                          "SELECT attname FROM pg_catalog.pg_attribute WHERE "
+                          "attrelid = $1::pg_catalog.oid AND attgenerated <> "
+                          "'' AND NOT attisdropped",
+                          1, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        result_error(conn, res, "cannot look up generated columns", err, errlen,
+                     retryable);
+        PQclear(res);
+        return false;
+    }
+    for (int r = 0; r < PQntuples(res); r++)
+        for (int i = 0; i < rel->ncols; i++)
+            if (strcmp(rel->cols[i].name, PQgetvalue(res, r, 0)) == 0)
+                rel->cols[i].generated = true;
+    PQclear(res);
+    return true;
+}
+
 bool catalog_describe_columns(PGconn *conn, const stop_state *stop,
                               relation *rel, char *err, size_t errlen,
                               bool *retryable)
@@ -371,7 +400,8 @@ bool catalog_describe_columns(PGconn *conn, const stop_state *stop,
         rel->cols[i].type_name = xstrdup(PQgetvalue(res, i, 0));
     }
     PQclear(res);
-    return describe_types(conn, stop, rel, err, errlen, retryable);
+    return describe_types(conn, stop, rel, err, errlen, retryable) &&
+           mark_generated(conn, stop, rel, err, errlen, retryable);
 }
 
 bool catalog_slot_exists(PGconn *conn, const stop_state *stop, const char *slot,
@@ -416,8 +446,8 @@ bool catalog_slot_exists(PGconn *conn, const stop_state *stop, const char *slot,
 }
 
 bool catalog_ensure_publication(PGconn *conn, const stop_state *stop,
-                                const char *publication, bool create, char *err,
-                                size_t errlen)
+                                const char *publication, bool create,
+                                const char *generated, char *err, size_t errlen)
 {
     bool exists, via_root;
     if (!catalog_publication_info(conn, stop, publication, &exists, &via_root,
@@ -438,8 +468,12 @@ bool catalog_ensure_publication(PGconn *conn, const stop_state *stop,
     strbuf sql = STRBUF_INIT;
     sbuf_appendf(&sql,
                  "CREATE PUBLICATION %s FOR ALL TABLES "
-                 "WITH (publish_via_partition_root = true)",
+                 "WITH (publish_via_partition_root = true",
                  ident);
+    /* The option exists from 18 on; its values are the setting's choices. */
+    if (PQserverVersion(conn) >= 180000 && generated)
+        sbuf_appendf(&sql, ", publish_generated_columns = %s", generated);
+    sbuf_append_char(&sql, ')');
     PQfreemem(ident);
     PGresult *res = query(conn, stop, sql.data, 0, NULL);
     sbuf_free(&sql);

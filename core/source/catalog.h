@@ -83,10 +83,12 @@ bool catalog_slot_exists(PGconn *conn, const stop_state *stop, const char *slot,
                          bool *exists, uint64_t *confirmed, char *err,
                          size_t errlen);
 /* Creates the publication FOR ALL TABLES WITH (publish_via_partition_root
- * = true) when missing and create is set; otherwise a missing publication
- * is an error. */
+ * = true, and on PostgreSQL 18+ publish_generated_columns = generated:
+ * "stored" or "none") when missing and create is set; otherwise a missing
+ * publication is an error. */
 bool catalog_ensure_publication(PGconn *conn, const stop_state *stop,
-                                const char *publication, bool create, char *err,
+                                const char *publication, bool create,
+                                const char *generated, char *err,
                                 size_t errlen);
 
 /* What decides the character classes of the connected database's default
