@@ -47,6 +47,7 @@ typedef struct pgspout_config {
     char *slot;
     char *publication;
     bool create_slot;
+    bool failover; /* a failover slot (PostgreSQL 17+) */
     /* PostgreSQL 18+: a publication --create-slot makes publishes stored
      * generated columns ("stored") or not ("none"). */
     char *publish_generated_columns;

@@ -252,9 +252,34 @@ typedef struct server_facts {
  * under it, and a new one would silently start after the changes made
  * meanwhile; nor could a new publication be used, as the server decodes
  * with the catalog of the slot's position). */
+/* An existing slot: usable, and a failover slot when --failover asks. */
+static bool check_existing_slot(const pgspout_config *cfg, PGconn *catalog,
+                                PGconn *repl, bool *not_yet)
+{
+    char err[1024];
+    slot_state st;
+    slot_verdict verdict =
+        slot_guard_check_start(catalog, &stop, cfg->slot, &st);
+    *not_yet = verdict == SLOT_NOT_YET;
+    if (verdict != SLOT_USABLE)
+        return false;
+    if (!cfg->failover || st.failover || st.in_recovery)
+        return true;
+    if (PQserverVersion(catalog) < 170000) {
+        log_error("--failover needs PostgreSQL 17 or later (failover slots)");
+        return false;
+    }
+    if (!repl_make_failover_slot(repl, &stop, cfg->slot, err, sizeof err)) {
+        log_error("%s", err);
+        return false;
+    }
+    log_info("replication slot \"%s\" is now a failover slot", cfg->slot);
+    return true;
+}
+
 static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
                          PGconn *repl, bool reconnecting, uint64_t *confirmed,
-                         server_facts *facts)
+                         server_facts *facts, bool *not_yet)
 {
     char err[1024];
     bool create = cfg->create_slot && !reconnecting;
@@ -271,7 +296,7 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
         return false;
     }
     if (exists)
-        return slot_guard_check_start(catalog, &stop, cfg->slot);
+        return check_existing_slot(cfg, catalog, repl, not_yet);
     if (reconnecting) {
         log_error("replication slot \"%s\" was dropped while pgspout was "
                   "streaming from it; changes after its last confirmed "
@@ -286,13 +311,18 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
                   cfg->slot);
         return false;
     }
-    if (!repl_create_slot(repl, &stop, cfg->slot, &facts->created_at, err,
-                          sizeof err)) {
+    if (cfg->failover && PQserverVersion(catalog) < 170000) {
+        log_error("--failover needs PostgreSQL 17 or later (failover slots)");
+        return false;
+    }
+    if (!repl_create_slot(repl, &stop, cfg->slot, cfg->failover,
+                          &facts->created_at, err, sizeof err)) {
         log_error("%s", err);
         return false;
     }
     facts->slot_created = true;
-    log_info("created replication slot \"%s\"", cfg->slot);
+    log_info("created replication slot \"%s\"%s", cfg->slot,
+             cfg->failover ? " (a failover slot)" : "");
     return true;
 }
 
@@ -368,15 +398,17 @@ static int connect_and_prepare(pgspout_config *cfg, table_filter *global,
     int rc = reconnecting ? 0
                           : check_partition_filters(cfg, *catalog,
                                                     delivery_selection(d));
-    if (rc == 0 &&
-        !prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn, facts))
+    bool not_yet = false;
+    if (rc == 0 && !prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn,
+                                 facts, &not_yet))
         rc = EXIT_RUNTIME_FAILURE;
     facts->confirmed = *start_lsn;
     /* A broken or unanswered connection is the server's doing; a stop is
-     * the user's. */
-    *retryable = rc == EXIT_RUNTIME_FAILURE && !stop_requested(&stop) &&
-                 (!catalog_connection_usable(*catalog) ||
-                  !catalog_connection_usable(*repl));
+     * the user's. So is a standby not promoted yet, after a failover. */
+    *retryable =
+        rc == EXIT_RUNTIME_FAILURE && !stop_requested(&stop) &&
+        (!catalog_connection_usable(*catalog) ||
+         !catalog_connection_usable(*repl) || (not_yet && reconnecting));
     return rc;
 }
 

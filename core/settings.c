@@ -63,6 +63,14 @@ const core_setting core_settings[] = {
      .stream_only = true,
      .doc = "PostgreSQL 18+: whether the publication --create-slot creates "
             "publishes stored generated columns (stored) or not (none)"},
+    {.long_flag = "failover",
+     .key = "failover",
+     .type = SETTING_BOOL,
+     .at = AT(failover),
+     .stream_only = true,
+     .doc = "PostgreSQL 17+: make the slot a failover slot, which standbys "
+            "with sync_replication_slots keep in sync, so that pgspout goes "
+            "on from a promoted standby"},
     {.long_flag = "retry-initial",
      .key = "retry_initial",
      .type = SETTING_BOOL,

@@ -37,7 +37,7 @@ static const char slot_sql_format[] =
     "(CASE WHEN pg_catalog.pg_is_in_recovery() "
     "THEN pg_catalog.pg_last_wal_replay_lsn() "
     "ELSE pg_catalog.pg_current_wal_lsn() END - '0/0')::text, "
-    "s.safe_wal_size, %s "
+    "s.safe_wal_size, pg_catalog.pg_is_in_recovery(), %s "
     "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1";
 
 static void copy_text(char *dst, size_t len, const PGresult *res, int col)
@@ -56,7 +56,10 @@ static void parse_slot_row(const PGresult *res, slot_state *st)
     st->confirmed_lsn = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
     st->restart_lsn = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
     st->current_lsn = strtoull(PQgetvalue(res, 0, 7), NULL, 10);
-    copy_text(st->invalidation, sizeof st->invalidation, res, 9);
+    st->in_recovery = PQgetvalue(res, 0, 9)[0] == 't';
+    copy_text(st->invalidation, sizeof st->invalidation, res, 10);
+    st->failover = PQgetvalue(res, 0, 11)[0] == 't';
+    st->synced = PQgetvalue(res, 0, 12)[0] == 't';
     st->has_safe_wal_size = !PQgetisnull(res, 0, 8);
     st->safe_wal_size =
         st->has_safe_wal_size ? strtoll(PQgetvalue(res, 0, 8), NULL, 10) : 0;
@@ -70,12 +73,12 @@ bool slot_state_read(PGconn *conn, const stop_state *stop, const char *slot,
     const char *params[] = {slot};
     char why[512];
     pq_outcome outcome;
-    /* The column exists from PostgreSQL 17 on. */
-    char sql[sizeof slot_sql_format + 64];
+    /* The columns exist from PostgreSQL 17 on. */
+    char sql[sizeof slot_sql_format + 96];
     snprintf(sql, sizeof sql, slot_sql_format,
              st->server_version >= 170000
-                 ? "coalesce(s.invalidation_reason, '')"
-                 : "''");
+                 ? "coalesce(s.invalidation_reason, ''), s.failover, s.synced"
+                 : "'', false, false");
     PGresult *res = pq_exec(conn, sql, 1, params, SLOT_QUERY_TIMEOUT_MS, stop,
                             &outcome, why, sizeof why);
     if (!res) {
@@ -143,20 +146,37 @@ static void warn_unreserved(const char *slot, const slot_state *st)
                slot, (unsigned long long)slot_retained_bytes(st));
 }
 
-bool slot_guard_check_start(PGconn *conn, const stop_state *stop,
-                            const char *slot)
+/* A failover slot on a standby is the primary's, kept in sync: decoding
+ * from it is refused until the standby is promoted. */
+static void refuse_synced(const char *slot)
 {
-    slot_state st;
+    log_fields(PGSPOUT_LOG_ERROR, NULL, (log_field[]){LOG_STR("slot", slot)}, 1,
+               "this server is a standby, and replication slot \"%s\" on "
+               "it is synchronized from its primary (a failover slot): "
+               "stream from the primary; after a failover, from the promoted "
+               "standby (a multi-host connection string with "
+               "target_session_attrs=read-write connects to whichever is "
+               "the primary)",
+               slot);
+}
+
+slot_verdict slot_guard_check_start(PGconn *conn, const stop_state *stop,
+                                    const char *slot, slot_state *st)
+{
     char err[1024];
-    if (!slot_state_read(conn, stop, slot, &st, err, sizeof err) || !st.exists)
-        return true;
-    if (strcmp(st.wal_status, "lost") == 0 || *st.invalidation) {
-        refuse_lost(slot, &st);
-        return false;
+    if (!slot_state_read(conn, stop, slot, st, err, sizeof err) || !st->exists)
+        return SLOT_USABLE;
+    if (strcmp(st->wal_status, "lost") == 0 || *st->invalidation) {
+        refuse_lost(slot, st);
+        return SLOT_REFUSED;
     }
-    if (strcmp(st.wal_status, "unreserved") == 0)
-        warn_unreserved(slot, &st);
-    return true;
+    if (st->in_recovery && st->synced) {
+        refuse_synced(slot);
+        return SLOT_NOT_YET;
+    }
+    if (strcmp(st->wal_status, "unreserved") == 0)
+        warn_unreserved(slot, st);
+    return SLOT_USABLE;
 }
 
 void slot_lag_guard_update(slot_lag_guard *g, const char *slot,

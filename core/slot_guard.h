@@ -31,6 +31,9 @@ typedef struct slot_state {
     /* invalidation_reason (PostgreSQL 17+; empty: valid or not told):
      * wal_removed, rows_removed, wal_level_insufficient, idle_timeout (18) */
     char invalidation[32];
+    bool in_recovery; /* the server is a standby */
+    bool failover;    /* a failover slot (17+) */
+    bool synced;      /* on a standby: kept in sync from the primary (17+) */
 } slot_state;
 
 /* Bytes of WAL the slot's consumer is behind (current - confirmed), and
@@ -44,13 +47,21 @@ uint64_t slot_retained_bytes(const slot_state *st);
 bool slot_state_read(PGconn *conn, const stop_state *stop, const char *slot,
                      slot_state *st, char *err, size_t errlen);
 
-/* At start, before streaming: refuses (false, logged) a slot the server
- * invalidated (wal_status "lost"), saying why (from invalidation_reason
- * where the server tells it), that changes were lost and how to recover;
- * warns about "unreserved". A slot that does not exist or a failed query
- * pass (the caller finds those). */
-bool slot_guard_check_start(PGconn *conn, const stop_state *stop,
-                            const char *slot);
+/* At start and at each reconnection, before streaming (st gets the slot's
+ * state): refuses a slot the server invalidated (wal_status "lost"),
+ * saying why (from invalidation_reason where the server tells it), that
+ * changes were lost and how to recover; a failover slot on a standby is
+ * not usable yet; warns about "unreserved". A slot that does not exist or
+ * a failed query pass (the caller finds those). */
+typedef enum slot_verdict {
+    SLOT_USABLE,
+    SLOT_REFUSED, /* invalidated: it will never be usable (logged) */
+    /* A failover slot on a standby: usable once the standby is promoted
+     * (logged). */
+    SLOT_NOT_YET
+} slot_verdict;
+slot_verdict slot_guard_check_start(PGconn *conn, const stop_state *stop,
+                                    const char *slot, slot_state *st);
 
 /* The lag guard: remembers whether the lag is over the limit (0: no
  * limit), logs a warning when it crosses it and an info line when it is

@@ -74,15 +74,23 @@ static bool run_command(PGconn *conn, const stop_state *stop, const char *sql,
 }
 
 bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
-                      uint64_t *consistent_point, char *err, size_t errlen)
+                      bool failover, uint64_t *consistent_point, char *err,
+                      size_t errlen)
 {
     char sql[256], why[512];
-    /* NOEXPORT_SNAPSHOT: an initial copy goes chunk by chunk (backfill.h),
-     * never in one transaction holding the slot's snapshot. */
-    snprintf(sql, sizeof sql,
-             "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput "
-             "NOEXPORT_SNAPSHOT",
-             slot);
+    /* No snapshot: an initial copy goes chunk by chunk (backfill.h), never
+     * in one transaction holding the slot's snapshot. FAILOVER exists only
+     * in the option list syntax (PostgreSQL 15+; failover itself 17+). */
+    if (failover)
+        snprintf(sql, sizeof sql,
+                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput "
+                 "(SNAPSHOT 'nothing', FAILOVER true)",
+                 slot);
+    else
+        snprintf(sql, sizeof sql,
+                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput "
+                 "NOEXPORT_SNAPSHOT",
+                 slot);
     pq_outcome outcome;
     PGresult *res =
         pq_exec(repl, sql, 0, NULL, -1, stop, &outcome, why, sizeof why);
@@ -97,6 +105,17 @@ bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
         pq_copy_error(repl, "cannot create replication slot", err, errlen);
     PQclear(res);
     return ok;
+}
+
+bool repl_make_failover_slot(PGconn *repl, const stop_state *stop,
+                             const char *slot, char *err, size_t errlen)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "ALTER_REPLICATION_SLOT \"%s\" (FAILOVER true)",
+             slot);
+    return run_command(repl, stop, sql, REPL_COMMAND_TIMEOUT_MS,
+                       "cannot make the slot a failover slot", err, errlen,
+                       NULL);
 }
 
 bool repl_identify_system(PGconn *repl, const stop_state *stop, char *system_id,

@@ -51,9 +51,15 @@ typedef struct repl_stream {
     int64_t probe_sent_us;
 } repl_stream;
 
-/* Creates the slot; *consistent_point gets the position it starts at. */
+/* Creates the slot (failover: one the server's standbys keep in sync, to
+ * go on from after a promotion; PostgreSQL 17+); *consistent_point gets
+ * the position it starts at. */
 bool repl_create_slot(PGconn *repl, const stop_state *stop, const char *slot,
-                      uint64_t *consistent_point, char *err, size_t errlen);
+                      bool failover, uint64_t *consistent_point, char *err,
+                      size_t errlen);
+/* ALTER_REPLICATION_SLOT slot (FAILOVER true): PostgreSQL 17+. */
+bool repl_make_failover_slot(PGconn *repl, const stop_state *stop,
+                             const char *slot, char *err, size_t errlen);
 /* IDENTIFY_SYSTEM: the server's system identifier and the database of the
  * connection. */
 bool repl_identify_system(PGconn *repl, const stop_state *stop, char *system_id,
