@@ -96,7 +96,7 @@ static const char relation_sql[] =
     "  ELSE sum(greatest(l.reltuples, 0)) END::pg_catalog.int8"
     "  FROM" LEAVES_OF(
         "c.oid") "),"
-                 " (SELECT sum(l.reltuples) / greatest(sum(l.relpages), 1)"
+                 " (SELECT sum(l.reltuples) / greatest(max(l.relpages), 1)"
                  "  FROM" LEAVES_OF(
                      "c.oid") " AND l.reltuples > 0)::pg_catalog.float8 "
                               "FROM pg_catalog.pg_class c "

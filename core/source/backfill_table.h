@@ -53,7 +53,9 @@ typedef struct bf_table_info {
     char *key_desc;   /* how the chunks are cut, for logs */
     char *row_filter; /* the publication's row filter; NULL: none */
     int64_t rows_estimated;
-    double rows_per_block; /* for ctid ranges */
+    /* For ctid ranges: rows per block number, over every leaf partition
+     * (a chunk reads the same block numbers of each). */
+    double rows_per_block;
 } bf_table_info;
 
 /* A candidate chunk key: a unique index of the table. */

@@ -489,6 +489,39 @@ end $$;""" % db.name)
     bs.assert_replay_matches(db, events, ["orders", "hold"])
 
 
+def test_ctid_chunks_of_a_partitioned_root_hold_chunk_rows(db, pgspout,
+                                                          tmp_path):
+    """A partitioned table without a usable unique index, copied through
+    its root (publish_via_partition_root): each chunk reads the same block
+    numbers of every partition, so a chunk's blocks are sized by the rows
+    per block number over all of them, not per block of one."""
+    db.psql("""
+create table hp (a int not null, b text) partition by range (a);
+create table hp1 partition of hp for values from (0) to (10000);
+create table hp2 partition of hp for values from (10000) to (20000);
+create table hp3 partition of hp for values from (20000) to (30000);
+insert into hp select g, repeat('x', 40) from generate_series(0, 29999) g
+    where g % 10000 < 3000;
+analyze hp1; analyze hp2; analyze hp3;""")
+    out = str(tmp_path / "out.jsonl")
+    proc = start_streaming(db, pgspout, tmp_path, out, "true",
+                           extra="backfill_chunk_rows = 1000;\n")
+    bs.request(db, "s1", "c1", ["hp"])
+    bs.wait_backfill(db, "s1", "c1", proc, pgspout)
+    bs.drain(db, "s1", proc, pgspout)
+    reads = bs.reads(read_jsonl(out), "hp", "c1")
+    assert sorted(e["after"]["a"] for e in reads) == \
+        [g for g in range(30000) if g % 10000 < 3000]
+    per_chunk = {}
+    for e in reads:
+        per_chunk[e["snapshot"]["chunk"]] = \
+            per_chunk.get(e["snapshot"]["chunk"], 0) + 1
+    # About 1000 each (a block more or less per partition); before, every
+    # chunk read 1000 rows' worth of blocks from each of the three.
+    assert max(per_chunk.values()) < 1500, per_chunk
+    assert len(per_chunk) >= 7, per_chunk
+
+
 def test_commit_not_yet_visible_is_waited_for(db, pgspout, tmp_path):
     """A transaction whose commit record is written but which other
     sessions cannot see yet (it waits for a synchronous standby, here one
