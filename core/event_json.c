@@ -1,7 +1,9 @@
 #include "event_json.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hex.h"
@@ -350,14 +352,24 @@ static void append_snapshot(json_out *out, const event *ev)
     json_out_putc(out, '}');
 }
 
+/* ,"schema":...,"table":... (null for a missing name). */
+static void append_names(json_out *out, const relation *rel)
+{
+    if (rel && rel->json_names) {
+        json_out_put(out, rel->json_names, rel->json_names_len);
+        return;
+    }
+    APPEND_LITERAL(out, ",\"schema\":");
+    append_nullable_string(out, rel ? rel->schema : NULL);
+    APPEND_LITERAL(out, ",\"table\":");
+    append_nullable_string(out, rel ? rel->table : NULL);
+}
+
 static void append_event(json_out *out, const event *ev)
 {
     APPEND_LITERAL(out, "{\"op\":");
     append_nullable_string(out, event_op_name(ev->op));
-    APPEND_LITERAL(out, ",\"schema\":");
-    append_nullable_string(out, ev->rel ? ev->rel->schema : NULL);
-    APPEND_LITERAL(out, ",\"table\":");
-    append_nullable_string(out, ev->rel ? ev->rel->table : NULL);
+    append_names(out, ev->rel);
     APPEND_LITERAL(out, ",\"lsn\":");
     append_lsn(out, ev->lsn, &last_lsn);
     APPEND_LITERAL(out, ",\"commit_lsn\":");
@@ -465,21 +477,69 @@ const char *event_json_get(event *ev, pgspout_event_part part, size_t *len)
     return ev->json[part];
 }
 
+/* The stream's scratch buffer, kept per thread between events rather than
+ * allocated for each (a backfill streams millions); a thread's is freed
+ * when it ends. It holds a piece plus a value being checked; grown much
+ * beyond, it is given back after the event. A nested stream (an emit
+ * callback encoding another event) gets its own. */
+typedef struct stream_scratch {
+    strbuf buf;
+    bool busy;
+} stream_scratch;
+
+#define SCRATCH_KEEP_BYTES (4 * (size_t)JSON_OUT_PIECE)
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    stream_scratch *sc = p;
+    sbuf_free(&sc->buf);
+    free(sc);
+}
+
+static void scratch_key_create(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free) != 0)
+        abort();
+}
+
+static stream_scratch *thread_scratch(void)
+{
+    pthread_once(&scratch_once, scratch_key_create);
+    stream_scratch *sc = pthread_getspecific(scratch_key);
+    if (!sc) {
+        sc = xcalloc(1, sizeof *sc);
+        if (pthread_setspecific(scratch_key, sc) != 0)
+            abort();
+    }
+    return sc;
+}
+
 bool event_json_stream(const event *ev, pgspout_event_part part, size_t piece,
                        json_out_fn emit, void *ctx)
 {
     if ((unsigned)part >= EVENT_PART_COUNT)
         return false;
-    strbuf scratch = STRBUF_INIT;
+    stream_scratch *sc = thread_scratch();
+    strbuf own = STRBUF_INIT;
+    bool shared = !sc->busy;
+    strbuf *scratch = shared ? &sc->buf : &own;
+    sc->busy = true;
+    sbuf_reset(scratch);
     /* Typical rows fit without regrowing; more than a piece never waits. */
-    sbuf_reserve(&scratch, 1024);
-    json_out out = json_out_stream(&scratch, piece, emit, ctx);
+    sbuf_reserve(scratch, 1024);
+    json_out out = json_out_stream(scratch, piece, emit, ctx);
     /* Another sink may have had it encoded whole already. */
     if (ev->json[part])
         json_out_copy(&out, ev->json[part], ev->json_len[part]);
     else
         event_json_write(&out, ev, part);
     bool ok = json_out_finish(&out);
-    sbuf_free(&scratch);
+    if (!shared || scratch->cap > SCRATCH_KEEP_BYTES)
+        sbuf_free(scratch);
+    if (shared)
+        sc->busy = false;
     return ok;
 }

@@ -230,29 +230,33 @@ bool bf_spill_open(bf_spill_reader *r, const char *path, char **header,
     return true;
 }
 
-int bf_spill_next(bf_spill_reader *r, int ncols, char **buffer, colval *cols,
-                  char *err, size_t errlen)
+int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, char *err,
+                  size_t errlen)
 {
-    *buffer = NULL;
-    size_t cap = 0;
+    *cols = NULL;
     errno = 0;
-    ssize_t n = getline(buffer, &cap, r->f);
+    /* The line goes into the reader's own buffer (getline allocates only
+     * when a row is longer than any before), then into one block with the
+     * values that point into it: one allocation per row, not two. */
+    ssize_t n = getline(&r->line, &r->line_cap, r->f);
     if (n < 0) {
-        free(*buffer);
-        *buffer = NULL;
         if (errno == 0)
             return 0;
         snprintf(err, errlen, "cannot read %s: %s", r->path, strerror(errno));
         return -1;
     }
-    if ((*buffer)[n - 1] != '\n' ||
-        !bf_copy_parse_line(*buffer, (size_t)n - 1, cols, ncols)) {
+    size_t values = (size_t)ncols * sizeof(colval);
+    colval *block = xmalloc(values + (size_t)n);
+    char *text = (char *)block + values;
+    memcpy(text, r->line, (size_t)n);
+    if (text[n - 1] != '\n' ||
+        !bf_copy_parse_line(text, (size_t)n - 1, block, ncols)) {
         snprintf(err, errlen, "%s: a row that does not parse (file torn?)",
                  r->path);
-        free(*buffer);
-        *buffer = NULL;
+        free(block);
         return -1;
     }
+    *cols = block;
     return 1;
 }
 
@@ -261,5 +265,6 @@ void bf_spill_close(bf_spill_reader *r)
     if (r->f)
         fclose(r->f);
     free(r->path);
+    free(r->line);
     memset(r, 0, sizeof *r);
 }

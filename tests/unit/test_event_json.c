@@ -426,6 +426,34 @@ static void test_header_fields(relation *orders)
     event_clear(&ev);
 }
 
+/* A relation prepared for JSON (names escaped once) encodes its events
+ * exactly as one escaped per event, names that need escaping included. */
+static void test_prepared_relation(void)
+{
+    static const column_spec cols[] = {
+        {"i\"d", 23, "integer", true},
+        {"n\tote", 25, "text", false},
+    };
+    relation *plain = make_relation("sch\"ema", "ta\\ble", cols, 2);
+    relation *prepared = make_relation("sch\"ema", "ta\\ble", cols, 2);
+    relation_prepare_json(prepared);
+    CHECK(prepared->json_names != NULL);
+    event a, b;
+    init_event(&a, PGSPOUT_OP_READ, plain);
+    init_event(&b, PGSPOUT_OP_READ, prepared);
+    a.new_tuple = make_tuple(2, (const char *[]){"7", "x\"y"});
+    b.new_tuple = make_tuple(2, (const char *[]){"7", "x\"y"});
+    const char *want = event_json_get(&a, PGSPOUT_PART_EVENT, NULL);
+    CHECK(want && strstr(want, "\"schema\":\"sch\\\"ema\","
+                               "\"table\":\"ta\\\\ble\"") != NULL);
+    CHECK(want && is_valid_json(want));
+    check_event(&b, want);
+    event_clear(&a);
+    event_clear(&b);
+    relation_unref(plain);
+    relation_unref(prepared);
+}
+
 /* An event with huge values (text, bytea's hex form, binary) streams in
  * bounded pieces to the same JSON as encoded whole; a writer that refuses
  * a piece gets no further one; a part out of range streams nothing. */
@@ -570,6 +598,7 @@ int main(void)
     test_truncate(orders);
     test_schema();
     test_header_fields(orders);
+    test_prepared_relation();
     test_stream_huge_event();
     CHECK(orders->refcount == 1);
     relation_unref(orders);
