@@ -37,7 +37,9 @@ static bool is_row_op(pgspout_op op)
 
 #define APPEND_LITERAL(out, lit) json_out_put((out), (lit), sizeof(lit) - 1)
 
-static void append_u64(json_out *out, uint64_t v)
+/* Writes v's decimal digits at the start of buf (room for 20); returns how
+ * many. */
+static size_t format_u64(uint64_t v, char *buf)
 {
     char digits[20];
     size_t n = 0;
@@ -46,7 +48,14 @@ static void append_u64(json_out *out, uint64_t v)
         digits[sizeof digits - ++n] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    json_out_put(out, digits + sizeof digits - n, n);
+    memcpy(buf, digits + sizeof digits - n, n);
+    return n;
+}
+
+static void append_u64(json_out *out, uint64_t v)
+{
+    char digits[20];
+    json_out_put(out, digits, format_u64(v, digits));
 }
 
 static void append_bool(json_out *out, bool b)
@@ -67,7 +76,8 @@ typedef struct formatted {
     char text[TIMESTAMP_FORMAT_BUFSIZE];
 } formatted;
 
-static _Thread_local formatted last_lsn, last_commit_lsn, last_commit_time;
+static _Thread_local formatted last_lsn, last_commit_lsn, last_commit_time,
+    last_xid;
 
 static void append_lsn(json_out *out, uint64_t lsn, formatted *last)
 {
@@ -80,6 +90,18 @@ static void append_lsn(json_out *out, uint64_t lsn, formatted *last)
     json_out_putc(out, '"');
     json_out_put(out, last->text, last->len);
     json_out_putc(out, '"');
+}
+
+/* The events of a transaction (and of a chunk) share their xid. */
+static void append_xid(json_out *out, uint32_t xid)
+{
+    formatted *last = &last_xid;
+    if (!last->valid || last->value != xid) {
+        last->len = format_u64(xid, last->text);
+        last->value = xid;
+        last->valid = true;
+    }
+    json_out_put(out, last->text, last->len);
 }
 
 static void append_commit_time(json_out *out, int64_t us)
@@ -338,11 +360,10 @@ static void append_columns(json_out *out, const event *ev)
     json_out_putc(out, ']');
 }
 
-static void append_snapshot(json_out *out, const event *ev)
+static void write_snapshot(json_out *out, const event_snapshot *s)
 {
-    const event_snapshot *s = &ev->snapshot;
     APPEND_LITERAL(out, ",\"snapshot\":{\"id\":");
-    json_write_string(out, s->id, strlen(s->id));
+    json_write_string(out, s->id, strnlen(s->id, sizeof s->id));
     APPEND_LITERAL(out, ",\"table_rows\":");
     append_u64(out, s->table_rows > 0 ? (uint64_t)s->table_rows : 0);
     APPEND_LITERAL(out, ",\"chunk\":");
@@ -350,6 +371,46 @@ static void append_snapshot(json_out *out, const event *ev)
     APPEND_LITERAL(out, ",\"last\":");
     append_bool(out, s->last);
     json_out_putc(out, '}');
+}
+
+/* The "snapshot" member formatted last, kept per thread: a chunk's read
+ * events all carry the same one. */
+typedef struct formatted_snapshot {
+    bool valid;
+    event_snapshot of;
+    size_t len;
+    char text[256];
+} formatted_snapshot;
+
+static _Thread_local formatted_snapshot last_snapshot;
+
+static bool same_snapshot(const event_snapshot *a, const event_snapshot *b)
+{
+    return strncmp(a->id, b->id, sizeof a->id) == 0 &&
+           a->table_rows == b->table_rows && a->chunk == b->chunk &&
+           a->last == b->last;
+}
+
+static void append_snapshot(json_out *out, const event *ev)
+{
+    formatted_snapshot *last = &last_snapshot;
+    if (!last->valid || !same_snapshot(&last->of, &ev->snapshot)) {
+        strbuf sb = STRBUF_INIT;
+        json_out text = json_out_buffer(&sb);
+        write_snapshot(&text, &ev->snapshot);
+        last->valid = sb.len < sizeof last->text;
+        if (last->valid) {
+            memcpy(last->text, sb.data, sb.len);
+            last->len = sb.len;
+            last->of = ev->snapshot;
+        }
+        sbuf_free(&sb);
+        if (!last->valid) {
+            write_snapshot(out, &ev->snapshot);
+            return;
+        }
+    }
+    json_out_put(out, last->text, last->len);
 }
 
 /* ,"schema":...,"table":... (null for a missing name). */
@@ -375,7 +436,7 @@ static void append_event(json_out *out, const event *ev)
     APPEND_LITERAL(out, ",\"commit_lsn\":");
     append_lsn(out, ev->pos.commit_lsn, &last_commit_lsn);
     APPEND_LITERAL(out, ",\"xid\":");
-    append_u64(out, ev->xid);
+    append_xid(out, ev->xid);
     /* A schema event is not a change: its place in the stream depends on
      * what this run of pgspout described before, so it carries no seq. */
     if (ev->op != PGSPOUT_OP_SCHEMA) {

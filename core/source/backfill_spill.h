@@ -36,10 +36,12 @@ bool bf_spill_finish(bf_spill_writer *w, char *err, size_t errlen);
 void bf_spill_abandon(bf_spill_writer *w);
 
 typedef struct bf_spill_reader {
-    FILE *f;
-    char *path;
-    char *line; /* the row last read, as in the file */
-    size_t line_cap;
+    int fd;
+    char *path; /* NULL: not open */
+    char *buf;  /* what was read and not yet taken: buf[start, end) */
+    size_t start, end;
+    size_t cap; /* a megabyte, or the longest row so far */
+    bool at_eof;
 } bf_spill_reader;
 
 /* Opens path and reads its header line (*header: malloc'd, without the

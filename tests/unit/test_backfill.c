@@ -437,13 +437,15 @@ static void test_spill(void)
     bf_spill_writer w;
     char err[512] = "";
     CHECK(bf_spill_create(&w, path, "{\"v\":1}", err, sizeof err));
-    size_t big_len = 500000; /* three are more than one write's worth */
-    char *big = malloc(big_len + 1);
-    memset(big, 'x', big_len - 1);
-    big[big_len - 1] = '\n';
-    big[big_len] = '\0';
-    for (int i = 0; i < 3; i++)
-        CHECK(bf_spill_append(&w, big, big_len, err, sizeof err));
+    /* Three are more than one write's (and one read's) worth; the fourth
+     * is longer than a read. */
+    static const size_t big_lens[] = {500000, 500000, 500000, 2500000};
+    char *big = malloc(big_lens[3] + 1);
+    for (int i = 0; i < 4; i++) {
+        memset(big, 'x', big_lens[i] - 1);
+        big[big_lens[i] - 1] = '\n';
+        CHECK(bf_spill_append(&w, big, big_lens[i], err, sizeof err));
+    }
     free(big);
     for (int i = 0; i < 297; i++)
         bf_spill_append(&w, "a\t\\N\n", 5, err, sizeof err);
@@ -458,20 +460,21 @@ static void test_spill(void)
     int rows = 0, bad = 0;
     colval *v;
     for (;;) {
-        int got = bf_spill_next(&r, rows < 3 ? 1 : 2, &v, err, sizeof err);
+        int got = bf_spill_next(&r, rows < 4 ? 1 : 2, &v, err, sizeof err);
         if (got <= 0) {
             bad += got < 0;
             break;
         }
-        if (rows < 3)
-            bad += v[0].len != big_len - 1 || v[0].data[0] != 'x';
+        if (rows < 4)
+            bad += v[0].len != big_lens[rows] - 1 || v[0].data[0] != 'x' ||
+                   v[0].data[v[0].len - 1] != 'x';
         else
             bad += v[1].kind != COLVAL_NULL || v[0].len != 1 ||
                    v[0].data[0] != 'a';
         rows++;
         free(v);
     }
-    CHECK(rows == 300 && bad == 0);
+    CHECK(rows == 301 && bad == 0);
     bf_spill_close(&r);
 
     /* A torn last row is an error, not a short chunk. */
