@@ -79,8 +79,10 @@ void event_view_clear(event *view)
 
 void event_clear(event *ev)
 {
+    /* Most events (all that are streamed) have no part cached. */
     for (int part = 0; part < EVENT_PART_COUNT; part++)
-        free(ev->json[part]);
+        if (ev->json[part])
+            free(ev->json[part]);
     free(ev->old_tuple.cols);
     free(ev->new_tuple.cols);
     relation_unref(ev->rel);

@@ -94,8 +94,30 @@ static size_t take_field(const char *line, size_t len, size_t *pos, char *out,
     return n;
 }
 
+/* A line without a backslash has no escape and no NULL: its fields are
+ * what lies between the tabs. */
+static bool split_plain_line(char *line, size_t len, colval *cols, int ncols)
+{
+    size_t pos = 0;
+    bool more = true;
+    for (int c = 0; c < ncols; c++) {
+        if (!more)
+            return false; /* fewer fields */
+        const char *tab = memchr(line + pos, '\t', len - pos);
+        size_t end = tab ? (size_t)(tab - line) : len;
+        cols[c].kind = COLVAL_TEXT;
+        cols[c].data = line + pos;
+        cols[c].len = (uint32_t)(end - pos);
+        more = tab != NULL;
+        pos = more ? end + 1 : end;
+    }
+    return !more; /* no field beyond ncols */
+}
+
 bool bf_copy_parse_line(char *line, size_t len, colval *cols, int ncols)
 {
+    if (!memchr(line, '\\', len))
+        return split_plain_line(line, len, cols, ncols);
     size_t pos = 0;
     bool more = true;
     for (int c = 0; c < ncols; c++) {

@@ -403,6 +403,19 @@ static void test_copy_text(void)
     CHECK(!bf_copy_parse_line(few, strlen(few), v, 3));
     char many[] = "1\t2\t3";
     CHECK(!bf_copy_parse_line(many, strlen(many), v, 2));
+    /* Lines without a backslash are split at their tabs only. */
+    char empty_last[] = "1\t";
+    CHECK(bf_copy_parse_line(empty_last, strlen(empty_last), v, 2));
+    CHECK(v[0].len == 1 && v[0].data[0] == '1' && v[1].kind == COLVAL_TEXT &&
+          v[1].len == 0);
+    char empty[] = "";
+    CHECK(bf_copy_parse_line(empty, 0, v, 1));
+    CHECK(v[0].kind == COLVAL_TEXT && v[0].len == 0);
+    CHECK(!bf_copy_parse_line(empty, 0, v, 2));
+    char one_more[] = "a\tb\t";
+    CHECK(!bf_copy_parse_line(one_more, strlen(one_more), v, 2));
+    CHECK(bf_copy_parse_line(one_more, strlen(one_more), v, 3));
+    CHECK(v[1].len == 1 && v[1].data[0] == 'b' && v[2].len == 0);
     char null_text[] = "\\Nx\t\\N";
     CHECK(bf_copy_parse_line(null_text, strlen(null_text), v, 2));
     CHECK(v[0].kind == COLVAL_TEXT && v[0].len == 2 &&
