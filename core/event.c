@@ -24,9 +24,23 @@ void relation_unref(relation *rel)
         free(rel->cols[i].json_member);
     }
     free(rel->cols);
+    free(rel->json_names);
     free(rel->schema);
     free(rel->table);
     free(rel);
+}
+
+static void prepare_names(relation *rel)
+{
+    strbuf sb = STRBUF_INIT;
+    json_out out = json_out_buffer(&sb);
+    json_out_put(&out, ",\"schema\":", 10);
+    json_write_string(&out, rel->schema, strlen(rel->schema));
+    json_out_put(&out, ",\"table\":", 9);
+    json_write_string(&out, rel->table, strlen(rel->table));
+    free(rel->json_names);
+    rel->json_names_len = sb.len;
+    rel->json_names = sbuf_detach(&sb);
 }
 
 void relation_prepare_json(relation *rel)
@@ -41,6 +55,8 @@ void relation_prepare_json(relation *rel)
         col->json_member_len = sb.len;
         col->json_member = sbuf_detach(&sb);
     }
+    if (rel->schema && rel->table)
+        prepare_names(rel);
 }
 
 void event_view_as_insert(const event *read, event *view)
@@ -63,8 +79,10 @@ void event_view_clear(event *view)
 
 void event_clear(event *ev)
 {
+    /* Most events (all that are streamed) have no part cached. */
     for (int part = 0; part < EVENT_PART_COUNT; part++)
-        free(ev->json[part]);
+        if (ev->json[part])
+            free(ev->json[part]);
     free(ev->old_tuple.cols);
     free(ev->new_tuple.cols);
     relation_unref(ev->rel);

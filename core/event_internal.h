@@ -36,11 +36,15 @@ typedef struct relation {
     char replica_identity; /* 'd', 'n', 'f', 'i' */
     int ncols;
     relation_column *cols;
+    /* ,"schema":...,"table":... as JSON, made once per relation rather
+     * than per event (NULL: encoders escape the names themselves). */
+    char *json_names;
+    size_t json_names_len;
 } relation;
 
 relation *relation_ref(relation *rel);
 void relation_unref(relation *rel);
-/* Fills each column's json_member from its name. */
+/* Fills each column's json_member from its name, and json_names. */
 void relation_prepare_json(relation *rel);
 
 #define EVENT_PART_COUNT 6

@@ -1,7 +1,9 @@
 #include "event_json.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hex.h"
@@ -35,7 +37,9 @@ static bool is_row_op(pgspout_op op)
 
 #define APPEND_LITERAL(out, lit) json_out_put((out), (lit), sizeof(lit) - 1)
 
-static void append_u64(json_out *out, uint64_t v)
+/* Writes v's decimal digits at the start of buf (room for 20); returns how
+ * many. */
+static size_t format_u64(uint64_t v, char *buf)
 {
     char digits[20];
     size_t n = 0;
@@ -44,7 +48,14 @@ static void append_u64(json_out *out, uint64_t v)
         digits[sizeof digits - ++n] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    json_out_put(out, digits + sizeof digits - n, n);
+    memcpy(buf, digits + sizeof digits - n, n);
+    return n;
+}
+
+static void append_u64(json_out *out, uint64_t v)
+{
+    char digits[20];
+    json_out_put(out, digits, format_u64(v, digits));
 }
 
 static void append_bool(json_out *out, bool b)
@@ -65,7 +76,8 @@ typedef struct formatted {
     char text[TIMESTAMP_FORMAT_BUFSIZE];
 } formatted;
 
-static _Thread_local formatted last_lsn, last_commit_lsn, last_commit_time;
+static _Thread_local formatted last_lsn, last_commit_lsn, last_commit_time,
+    last_xid;
 
 static void append_lsn(json_out *out, uint64_t lsn, formatted *last)
 {
@@ -78,6 +90,18 @@ static void append_lsn(json_out *out, uint64_t lsn, formatted *last)
     json_out_putc(out, '"');
     json_out_put(out, last->text, last->len);
     json_out_putc(out, '"');
+}
+
+/* The events of a transaction (and of a chunk) share their xid. */
+static void append_xid(json_out *out, uint32_t xid)
+{
+    formatted *last = &last_xid;
+    if (!last->valid || last->value != xid) {
+        last->len = format_u64(xid, last->text);
+        last->value = xid;
+        last->valid = true;
+    }
+    json_out_put(out, last->text, last->len);
 }
 
 static void append_commit_time(json_out *out, int64_t us)
@@ -338,11 +362,10 @@ static void append_columns(json_out *out, const event *ev)
     json_out_putc(out, ']');
 }
 
-static void append_snapshot(json_out *out, const event *ev)
+static void write_snapshot(json_out *out, const event_snapshot *s)
 {
-    const event_snapshot *s = &ev->snapshot;
     APPEND_LITERAL(out, ",\"snapshot\":{\"id\":");
-    json_write_string(out, s->id, strlen(s->id));
+    json_write_string(out, s->id, strnlen(s->id, sizeof s->id));
     APPEND_LITERAL(out, ",\"table_rows\":");
     append_u64(out, s->table_rows > 0 ? (uint64_t)s->table_rows : 0);
     APPEND_LITERAL(out, ",\"chunk\":");
@@ -352,20 +375,70 @@ static void append_snapshot(json_out *out, const event *ev)
     json_out_putc(out, '}');
 }
 
+/* The "snapshot" member formatted last, kept per thread: a chunk's read
+ * events all carry the same one. */
+typedef struct formatted_snapshot {
+    bool valid;
+    event_snapshot of;
+    size_t len;
+    char text[256];
+} formatted_snapshot;
+
+static _Thread_local formatted_snapshot last_snapshot;
+
+static bool same_snapshot(const event_snapshot *a, const event_snapshot *b)
+{
+    return strncmp(a->id, b->id, sizeof a->id) == 0 &&
+           a->table_rows == b->table_rows && a->chunk == b->chunk &&
+           a->last == b->last;
+}
+
+static void append_snapshot(json_out *out, const event *ev)
+{
+    formatted_snapshot *last = &last_snapshot;
+    if (!last->valid || !same_snapshot(&last->of, &ev->snapshot)) {
+        strbuf sb = STRBUF_INIT;
+        json_out text = json_out_buffer(&sb);
+        write_snapshot(&text, &ev->snapshot);
+        last->valid = sb.len < sizeof last->text;
+        if (last->valid) {
+            memcpy(last->text, sb.data, sb.len);
+            last->len = sb.len;
+            last->of = ev->snapshot;
+        }
+        sbuf_free(&sb);
+        if (!last->valid) {
+            write_snapshot(out, &ev->snapshot);
+            return;
+        }
+    }
+    json_out_put(out, last->text, last->len);
+}
+
+/* ,"schema":...,"table":... (null for a missing name). */
+static void append_names(json_out *out, const relation *rel)
+{
+    if (rel && rel->json_names) {
+        json_out_put(out, rel->json_names, rel->json_names_len);
+        return;
+    }
+    APPEND_LITERAL(out, ",\"schema\":");
+    append_nullable_string(out, rel ? rel->schema : NULL);
+    APPEND_LITERAL(out, ",\"table\":");
+    append_nullable_string(out, rel ? rel->table : NULL);
+}
+
 static void append_event(json_out *out, const event *ev)
 {
     APPEND_LITERAL(out, "{\"op\":");
     append_nullable_string(out, event_op_name(ev->op));
-    APPEND_LITERAL(out, ",\"schema\":");
-    append_nullable_string(out, ev->rel ? ev->rel->schema : NULL);
-    APPEND_LITERAL(out, ",\"table\":");
-    append_nullable_string(out, ev->rel ? ev->rel->table : NULL);
+    append_names(out, ev->rel);
     APPEND_LITERAL(out, ",\"lsn\":");
     append_lsn(out, ev->lsn, &last_lsn);
     APPEND_LITERAL(out, ",\"commit_lsn\":");
     append_lsn(out, ev->pos.commit_lsn, &last_commit_lsn);
     APPEND_LITERAL(out, ",\"xid\":");
-    append_u64(out, ev->xid);
+    append_xid(out, ev->xid);
     /* A schema event is not a change: its place in the stream depends on
      * what this run of pgspout described before, so it carries no seq. */
     if (ev->op != PGSPOUT_OP_SCHEMA) {
@@ -467,21 +540,69 @@ const char *event_json_get(event *ev, pgspout_event_part part, size_t *len)
     return ev->json[part];
 }
 
+/* The stream's scratch buffer, kept per thread between events rather than
+ * allocated for each (a backfill streams millions); a thread's is freed
+ * when it ends. It holds a piece plus a value being checked; grown much
+ * beyond, it is given back after the event. A nested stream (an emit
+ * callback encoding another event) gets its own. */
+typedef struct stream_scratch {
+    strbuf buf;
+    bool busy;
+} stream_scratch;
+
+#define SCRATCH_KEEP_BYTES (4 * (size_t)JSON_OUT_PIECE)
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    stream_scratch *sc = p;
+    sbuf_free(&sc->buf);
+    free(sc);
+}
+
+static void scratch_key_create(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free) != 0)
+        abort();
+}
+
+static stream_scratch *thread_scratch(void)
+{
+    pthread_once(&scratch_once, scratch_key_create);
+    stream_scratch *sc = pthread_getspecific(scratch_key);
+    if (!sc) {
+        sc = xcalloc(1, sizeof *sc);
+        if (pthread_setspecific(scratch_key, sc) != 0)
+            abort();
+    }
+    return sc;
+}
+
 bool event_json_stream(const event *ev, pgspout_event_part part, size_t piece,
                        json_out_fn emit, void *ctx)
 {
     if ((unsigned)part >= EVENT_PART_COUNT)
         return false;
-    strbuf scratch = STRBUF_INIT;
+    stream_scratch *sc = thread_scratch();
+    strbuf own = STRBUF_INIT;
+    bool shared = !sc->busy;
+    strbuf *scratch = shared ? &sc->buf : &own;
+    sc->busy = true;
+    sbuf_reset(scratch);
     /* Typical rows fit without regrowing; more than a piece never waits. */
-    sbuf_reserve(&scratch, 1024);
-    json_out out = json_out_stream(&scratch, piece, emit, ctx);
+    sbuf_reserve(scratch, 1024);
+    json_out out = json_out_stream(scratch, piece, emit, ctx);
     /* Another sink may have had it encoded whole already. */
     if (ev->json[part])
         json_out_copy(&out, ev->json[part], ev->json_len[part]);
     else
         event_json_write(&out, ev, part);
     bool ok = json_out_finish(&out);
-    sbuf_free(&scratch);
+    if (!shared || scratch->cap > SCRATCH_KEEP_BYTES)
+        sbuf_free(scratch);
+    if (shared)
+        sc->busy = false;
     return ok;
 }

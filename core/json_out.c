@@ -58,14 +58,10 @@ bool json_out_finish(json_out *o)
     return !o->failed;
 }
 
-void json_out_copy(json_out *o, const char *data, size_t len)
+void json_out_copy_long(json_out *o, const char *data, size_t len)
 {
-    if (json_out_streaming(o) && !o->held && len >= o->piece) {
-        json_out_flush(o);
-        emit_pieces(o, data, len);
-        return;
-    }
-    json_out_put(o, data, len);
+    json_out_flush(o);
+    emit_pieces(o, data, len);
 }
 
 size_t json_out_hold(json_out *o)

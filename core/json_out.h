@@ -97,9 +97,19 @@ static inline void json_out_commit(json_out *o, size_t len)
     json_out_check(o);
 }
 
+/* The part of json_out_copy for a run a stream hands on straight. */
+void json_out_copy_long(json_out *o, const char *data, size_t len);
+
 /* Appends bytes of any length; a stream hands a long run on straight from
- * `data` in pieces instead of copying it. */
-void json_out_copy(json_out *o, const char *data, size_t len);
+ * `data` in pieces instead of copying it. Inline: encoders call it per
+ * value, nearly always with a short run. */
+static inline void json_out_copy(json_out *o, const char *data, size_t len)
+{
+    if (json_out_streaming(o) && !o->held && len >= o->piece)
+        json_out_copy_long(o, data, len);
+    else
+        json_out_put(o, data, len);
+}
 
 /* Output written between json_out_hold and json_out_release stays in the
  * buffer, so that json_out_rewind can take it back (to the returned mark)

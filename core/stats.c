@@ -338,7 +338,9 @@ void stats_event_taken(const event *ev, uint64_t route)
 {
     if (!st.ready || !route || (int)ev->op >= OPS)
         return;
-    atomic_store(&st.last_event_us, now_us());
+    /* Per event: the coarse clock (heartbeats compare it with now_us at
+     * the scale of seconds). */
+    atomic_store(&st.last_event_us, now_coarse_us());
     metrics_add(table_series(ev), 1);
     for (size_t i = 0; i < st.nsinks; i++) {
         if (!(route & (UINT64_C(1) << i)))

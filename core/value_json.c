@@ -105,6 +105,24 @@ static void append_bool(json_out *out, const char *s, size_t len)
         json_write_string(out, s, len);
 }
 
+/* The escape at s[i] == '\\': its length, 0 if it is malformed. */
+static size_t json_escape_span(const char *s, size_t len, size_t i)
+{
+    if (i + 1 >= len)
+        return 0;
+    char e = s[i + 1];
+    if (e != 'u')
+        return strchr("\"\\/bfnrt", e) && e != '\0' ? 2 : 0;
+    if (i + 6 > len)
+        return 0;
+    for (size_t k = i + 2; k < i + 6; k++) {
+        char h = s[k];
+        if (!is_digit(h) && !(h >= 'a' && h <= 'f') && !(h >= 'A' && h <= 'F'))
+            return 0;
+    }
+    return 6;
+}
+
 /* Length of the JSON string literal starting at s[0] == '"', quotes
  * included, or 0 if it is malformed. */
 static size_t json_string_span(const char *s, size_t len)
@@ -112,39 +130,18 @@ static size_t json_string_span(const char *s, size_t len)
     size_t i = 1;
 
     while (i < len) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"')
-            return i + 1;
-        if (c == '\\') {
-            if (i + 1 >= len)
-                return 0;
-            char e = s[i + 1];
-            if (e == 'u') {
-                if (i + 6 > len)
-                    return 0;
-                for (size_t k = i + 2; k < i + 6; k++) {
-                    char h = s[k];
-                    if (!is_digit(h) && !(h >= 'a' && h <= 'f') &&
-                        !(h >= 'A' && h <= 'F'))
-                        return 0;
-                }
-                i += 6;
-            } else if (strchr("\"\\/bfnrt", e) && e != '\0') {
-                i += 2;
-            } else {
-                return 0;
-            }
-        } else if (c < 0x20) {
+        /* Printable ASCII and well-formed UTF-8 pass a word at a time. */
+        i += json_plain_span(s + i, len - i);
+        if (i >= len)
             return 0;
-        } else if (c >= 0x80) {
-            size_t n =
-                utf8_sequence_length((const unsigned char *)s + i, len - i);
-            if (!n)
-                return 0;
-            i += n;
-        } else {
-            i++;
-        }
+        if (s[i] == '"')
+            return i + 1;
+        if (s[i] != '\\')
+            return 0; /* a control character or malformed UTF-8 */
+        size_t n = json_escape_span(s, len, i);
+        if (!n)
+            return 0;
+        i += n;
     }
     return 0;
 }

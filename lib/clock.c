@@ -12,6 +12,11 @@ int64_t now_us(void)
     return clock_us(CLOCK_MONOTONIC);
 }
 
+int64_t now_coarse_us(void)
+{
+    return clock_us(CLOCK_MONOTONIC_COARSE);
+}
+
 int64_t wall_clock_us(void)
 {
     return clock_us(CLOCK_REALTIME);

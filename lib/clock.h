@@ -11,6 +11,11 @@
  * moved by changes of the system time. */
 int64_t now_us(void);
 
+/* The monotonic clock as of the last timer tick (a few milliseconds behind
+ * now_us at most, never ahead): far cheaper to read, for what is noted per
+ * event and compared with now_us only at the scale of seconds. */
+int64_t now_coarse_us(void);
+
 /* Microseconds since the Unix epoch on the system (wall) clock. */
 int64_t wall_clock_us(void);
 

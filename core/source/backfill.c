@@ -1002,28 +1002,24 @@ static bool stale_row(const bf_emission *em, const colval *cols)
     return stale;
 }
 
-int backfill_emission_next(backfill *bf, char **buffer, tuple *t,
-                           uint64_t *index, char *err, size_t errlen)
+int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, char *err,
+                           size_t errlen)
 {
     bf_emission *em = &bf->em;
     for (;;) {
-        colval *cols = xcalloc((size_t)em->desc.ncols, sizeof *cols);
-        int r = bf_spill_next(&em->reader, em->desc.ncols, buffer, cols, err,
-                              errlen);
+        colval *cols;
+        int r = bf_spill_next(&em->reader, em->desc.ncols, &cols, err, errlen);
         if (r == 0 && em->next_index != em->rows + 1) {
             snprintf(err, errlen, "%s holds %llu rows, the state says %llu",
                      em->reader.path, (unsigned long long)em->next_index - 1,
                      (unsigned long long)em->rows);
             r = -1;
         }
-        if (r <= 0) {
-            free(cols);
+        if (r <= 0)
             return r;
-        }
         *index = em->next_index++;
         if (stale_row(em, cols)) {
             free(cols);
-            free(*buffer);
             continue;
         }
         t->ncols = (uint16_t)em->desc.ncols;

@@ -161,12 +161,12 @@ typedef struct backfill_rows_desc {
 
 const backfill_rows_desc *backfill_emission_desc(backfill *bf);
 
-/* The next row to send: *buffer (malloc'd, the caller frees it) holds the
- * values t's columns point into; *index is its 1-based place among the
- * chunk's rows (rows dropped as stale leave gaps). Returns 1, 0 at the end,
- * -1 with err. */
-int backfill_emission_next(backfill *bf, char **buffer, tuple *t,
-                           uint64_t *index, char *err, size_t errlen);
+/* The next row to send: t->cols (malloc'd, the caller frees it) is one
+ * block that also holds the text the values point into; *index is its
+ * 1-based place among the chunk's rows (rows dropped as stale leave gaps).
+ * Returns 1, 0 at the end, -1 with err. */
+int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, char *err,
+                           size_t errlen);
 
 /* How many rows the chunk has (its seq numbers' span). */
 uint64_t backfill_emission_rows(backfill *bf);

@@ -94,8 +94,30 @@ static size_t take_field(const char *line, size_t len, size_t *pos, char *out,
     return n;
 }
 
+/* A line without a backslash has no escape and no NULL: its fields are
+ * what lies between the tabs. */
+static bool split_plain_line(char *line, size_t len, colval *cols, int ncols)
+{
+    size_t pos = 0;
+    bool more = true;
+    for (int c = 0; c < ncols; c++) {
+        if (!more)
+            return false; /* fewer fields */
+        const char *tab = memchr(line + pos, '\t', len - pos);
+        size_t end = tab ? (size_t)(tab - line) : len;
+        cols[c].kind = COLVAL_TEXT;
+        cols[c].data = line + pos;
+        cols[c].len = (uint32_t)(end - pos);
+        more = tab != NULL;
+        pos = more ? end + 1 : end;
+    }
+    return !more; /* no field beyond ncols */
+}
+
 bool bf_copy_parse_line(char *line, size_t len, colval *cols, int ncols)
 {
+    if (!memchr(line, '\\', len))
+        return split_plain_line(line, len, cols, ncols);
     size_t pos = 0;
     bool more = true;
     for (int c = 0; c < ncols; c++) {
@@ -203,63 +225,118 @@ void bf_spill_abandon(bf_spill_writer *w)
 
 /* ---- reading ---- */
 
+/* Makes room after the unread bytes (moved to the front; the buffer grows
+ * only for a row longer than it) and reads what follows. Returns false on
+ * a read error. */
+static bool fill(bf_spill_reader *r)
+{
+    size_t unread = r->end - r->start;
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, unread);
+        r->start = 0;
+        r->end = unread;
+    }
+    if (r->end == r->cap) {
+        r->cap *= 2;
+        r->buf = xrealloc(r->buf, r->cap);
+    }
+    ssize_t n;
+    do
+        n = read(r->fd, r->buf + r->end, r->cap - r->end);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return false;
+    r->end += (size_t)n;
+    r->at_eof = n == 0;
+    return true;
+}
+
+/* The next line, newline included, at r->buf + r->start: its length, 0 at
+ * the end of the file, -1 on a read error (errno) or a last line without
+ * its newline (errno 0). */
+static ssize_t next_line(bf_spill_reader *r)
+{
+    size_t scanned = 0;
+    for (;;) {
+        const char *from = r->buf + r->start + scanned;
+        const char *nl = memchr(from, '\n', r->end - r->start - scanned);
+        if (nl)
+            return nl + 1 - (r->buf + r->start);
+        if (r->at_eof) {
+            errno = 0;
+            return r->end == r->start ? 0 : -1;
+        }
+        scanned = r->end - r->start;
+        if (!fill(r))
+            return -1;
+    }
+}
+
 bool bf_spill_open(bf_spill_reader *r, const char *path, char **header,
                    char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     *header = NULL;
-    r->f = fopen(path, "re");
-    if (!r->f) {
+    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return false;
     }
-    /* Rows are read one by one: a large buffer makes that one read(2) per
-     * megabyte rather than per page. */
-    setvbuf(r->f, NULL, _IOFBF, SPILL_READ_BYTES);
     r->path = xstrdup(path);
-    size_t cap = 0;
-    ssize_t n = getline(header, &cap, r->f);
-    if (n <= 0 || (*header)[n - 1] != '\n') {
-        snprintf(err, errlen, "%s: no header line", path);
-        free(*header);
-        *header = NULL;
+    /* Rows are taken from a megabyte read at a time. */
+    r->cap = SPILL_READ_BYTES;
+    r->buf = xmalloc(r->cap);
+    ssize_t n = next_line(r);
+    if (n <= 0) {
+        if (n < 0 && errno != 0)
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        else
+            snprintf(err, errlen, "%s: no header line", path);
         bf_spill_close(r);
         return false;
     }
+    *header = xmalloc((size_t)n);
+    memcpy(*header, r->buf + r->start, (size_t)n - 1);
     (*header)[n - 1] = '\0';
+    r->start += (size_t)n;
     return true;
 }
 
-int bf_spill_next(bf_spill_reader *r, int ncols, char **buffer, colval *cols,
-                  char *err, size_t errlen)
+int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, char *err,
+                  size_t errlen)
 {
-    *buffer = NULL;
-    size_t cap = 0;
-    errno = 0;
-    ssize_t n = getline(buffer, &cap, r->f);
-    if (n < 0) {
-        free(*buffer);
-        *buffer = NULL;
-        if (errno == 0)
-            return 0;
+    *cols = NULL;
+    ssize_t n = next_line(r);
+    if (n == 0)
+        return 0;
+    if (n < 0 && errno != 0) {
         snprintf(err, errlen, "cannot read %s: %s", r->path, strerror(errno));
         return -1;
     }
-    if ((*buffer)[n - 1] != '\n' ||
-        !bf_copy_parse_line(*buffer, (size_t)n - 1, cols, ncols)) {
+    /* One block holds the values and the text they point into: one
+     * allocation per row, freed with the event's tuple. */
+    size_t values = (size_t)ncols * sizeof(colval);
+    colval *block = n > 0 ? xmalloc(values + (size_t)n) : NULL;
+    char *text = (char *)block + values;
+    if (block) {
+        memcpy(text, r->buf + r->start, (size_t)n);
+        r->start += (size_t)n;
+    }
+    if (!block || !bf_copy_parse_line(text, (size_t)n - 1, block, ncols)) {
         snprintf(err, errlen, "%s: a row that does not parse (file torn?)",
                  r->path);
-        free(*buffer);
-        *buffer = NULL;
+        free(block);
         return -1;
     }
+    *cols = block;
     return 1;
 }
 
 void bf_spill_close(bf_spill_reader *r)
 {
-    if (r->f)
-        fclose(r->f);
+    if (r->path) /* opened (a reader never opened is all zeros) */
+        close(r->fd);
     free(r->path);
+    free(r->buf);
     memset(r, 0, sizeof *r);
 }

@@ -36,19 +36,23 @@ bool bf_spill_finish(bf_spill_writer *w, char *err, size_t errlen);
 void bf_spill_abandon(bf_spill_writer *w);
 
 typedef struct bf_spill_reader {
-    FILE *f;
-    char *path;
+    int fd;
+    char *path; /* NULL: not open */
+    char *buf;  /* what was read and not yet taken: buf[start, end) */
+    size_t start, end;
+    size_t cap; /* a megabyte, or the longest row so far */
+    bool at_eof;
 } bf_spill_reader;
 
 /* Opens path and reads its header line (*header: malloc'd, without the
  * newline). */
 bool bf_spill_open(bf_spill_reader *r, const char *path, char **header,
                    char *err, size_t errlen);
-/* The next row: *buffer (malloc'd; the caller frees it once the values
- * are no longer needed) holds the values cols[0..ncols) point into.
+/* The next row: *cols (malloc'd, one block: freeing it frees the text the
+ * values point into too) holds its ncols values.
  * Returns 1, 0 at the end, -1 with err on a row that does not parse. */
-int bf_spill_next(bf_spill_reader *r, int ncols, char **buffer, colval *cols,
-                  char *err, size_t errlen);
+int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, char *err,
+                  size_t errlen);
 void bf_spill_close(bf_spill_reader *r);
 
 /* Splits one COPY text line (without its newline) in place into ncols

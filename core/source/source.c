@@ -444,8 +444,7 @@ static size_t row_bytes(const tuple *t)
 
 /* A read event: the row as an insert, at the high watermark transaction's
  * position, numbered by its place among the chunk's rows. */
-static void add_read_event(source *s, batch *b, tuple *t, char *buffer,
-                           uint64_t index)
+static void add_read_event(source *s, batch *b, tuple *t, uint64_t index)
 {
     const backfill_rows_desc *d = backfill_emission_desc(s->backfill);
     if (s->emit_schema_due) {
@@ -456,9 +455,9 @@ static void add_read_event(source *s, batch *b, tuple *t, char *buffer,
     s->txn_seq = s->emit_base_seq + index;
     event *ev = new_event(s, b, s->emit_rel, s->emit_route, PGSPOUT_OP_READ,
                           s->emit_lsn, row_bytes(t));
+    /* The tuple's block holds the values' text too: the event frees it. */
     ev->new_tuple = *t;
     ev->snapshot = d->snapshot;
-    batch_keep_buffer(b, buffer, free);
 }
 
 /* Sends the chunk's rows while the batch has room; the stream calls again
@@ -466,11 +465,9 @@ static void add_read_event(source *s, batch *b, tuple *t, char *buffer,
 static source_status emit_rows(source *s, batch *b, char *err, size_t errlen)
 {
     while (batch_has_room(b, 2) && !batch_full_by_size(b)) {
-        char *buffer;
         tuple t;
         uint64_t index;
-        int r = backfill_emission_next(s->backfill, &buffer, &t, &index, err,
-                                       errlen);
+        int r = backfill_emission_next(s->backfill, &t, &index, err, errlen);
         if (r <= 0) {
             s->txn_seq = s->emit_base_seq + backfill_emission_rows(s->backfill);
             end_emission(s, r == 0);
@@ -478,10 +475,9 @@ static source_status emit_rows(source *s, batch *b, char *err, size_t errlen)
         }
         if (!s->emit_route) {
             free(t.cols);
-            free(buffer);
             continue;
         }
-        add_read_event(s, b, &t, buffer, index);
+        add_read_event(s, b, &t, index);
     }
     return SOURCE_OK;
 }

@@ -410,6 +410,19 @@ static void test_copy_text(void)
     CHECK(!bf_copy_parse_line(few, strlen(few), v, 3));
     char many[] = "1\t2\t3";
     CHECK(!bf_copy_parse_line(many, strlen(many), v, 2));
+    /* Lines without a backslash are split at their tabs only. */
+    char empty_last[] = "1\t";
+    CHECK(bf_copy_parse_line(empty_last, strlen(empty_last), v, 2));
+    CHECK(v[0].len == 1 && v[0].data[0] == '1' && v[1].kind == COLVAL_TEXT &&
+          v[1].len == 0);
+    char empty[] = "";
+    CHECK(bf_copy_parse_line(empty, 0, v, 1));
+    CHECK(v[0].kind == COLVAL_TEXT && v[0].len == 0);
+    CHECK(!bf_copy_parse_line(empty, 0, v, 2));
+    char one_more[] = "a\tb\t";
+    CHECK(!bf_copy_parse_line(one_more, strlen(one_more), v, 2));
+    CHECK(bf_copy_parse_line(one_more, strlen(one_more), v, 3));
+    CHECK(v[1].len == 1 && v[1].data[0] == 'b' && v[2].len == 0);
     char null_text[] = "\\Nx\t\\N";
     CHECK(bf_copy_parse_line(null_text, strlen(null_text), v, 2));
     CHECK(v[0].kind == COLVAL_TEXT && v[0].len == 2 &&
@@ -444,13 +457,15 @@ static void test_spill(void)
     bf_spill_writer w;
     char err[512] = "";
     CHECK(bf_spill_create(&w, path, "{\"v\":1}", err, sizeof err));
-    size_t big_len = 500000; /* three are more than one write's worth */
-    char *big = malloc(big_len + 1);
-    memset(big, 'x', big_len - 1);
-    big[big_len - 1] = '\n';
-    big[big_len] = '\0';
-    for (int i = 0; i < 3; i++)
-        CHECK(bf_spill_append(&w, big, big_len, err, sizeof err));
+    /* Three are more than one write's (and one read's) worth; the fourth
+     * is longer than a read. */
+    static const size_t big_lens[] = {500000, 500000, 500000, 2500000};
+    char *big = malloc(big_lens[3] + 1);
+    for (int i = 0; i < 4; i++) {
+        memset(big, 'x', big_lens[i] - 1);
+        big[big_lens[i] - 1] = '\n';
+        CHECK(bf_spill_append(&w, big, big_lens[i], err, sizeof err));
+    }
     free(big);
     for (int i = 0; i < 297; i++)
         bf_spill_append(&w, "a\t\\N\n", 5, err, sizeof err);
@@ -463,24 +478,23 @@ static void test_spill(void)
     CHECK_STR(header, "{\"v\":1}");
     free(header);
     int rows = 0, bad = 0;
-    char *buf;
-    colval v[2];
+    colval *v;
     for (;;) {
-        colval one[1];
-        int got = rows < 3 ? bf_spill_next(&r, 1, &buf, one, err, sizeof err)
-                           : bf_spill_next(&r, 2, &buf, v, err, sizeof err);
+        int got = bf_spill_next(&r, rows < 4 ? 1 : 2, &v, err, sizeof err);
         if (got <= 0) {
             bad += got < 0;
             break;
         }
-        if (rows < 3)
-            bad += one[0].len != big_len - 1;
+        if (rows < 4)
+            bad += v[0].len != big_lens[rows] - 1 || v[0].data[0] != 'x' ||
+                   v[0].data[v[0].len - 1] != 'x';
         else
-            bad += v[1].kind != COLVAL_NULL;
+            bad += v[1].kind != COLVAL_NULL || v[0].len != 1 ||
+                   v[0].data[0] != 'a';
         rows++;
-        free(buf);
+        free(v);
     }
-    CHECK(rows == 300 && bad == 0);
+    CHECK(rows == 301 && bad == 0);
     bf_spill_close(&r);
 
     /* A torn last row is an error, not a short chunk. */
@@ -490,8 +504,8 @@ static void test_spill(void)
     CHECK(bf_spill_open(&r, path, &header, err, sizeof err));
     free(header);
     int got;
-    while ((got = bf_spill_next(&r, 2, &buf, v, err, sizeof err)) > 0)
-        free(buf);
+    while ((got = bf_spill_next(&r, 2, &v, err, sizeof err)) > 0)
+        free(v);
     CHECK(got == -1 && strstr(err, "does not parse") != NULL);
     bf_spill_close(&r);
     unlink(path);

@@ -426,6 +426,80 @@ static void test_header_fields(relation *orders)
     event_clear(&ev);
 }
 
+/* A relation prepared for JSON (names escaped once) encodes its events
+ * exactly as one escaped per event, names that need escaping included. */
+static void test_prepared_relation(void)
+{
+    static const column_spec cols[] = {
+        {"i\"d", 23, "integer", true},
+        {"n\tote", 25, "text", false},
+    };
+    relation *plain = make_relation("sch\"ema", "ta\\ble", cols, 2);
+    relation *prepared = make_relation("sch\"ema", "ta\\ble", cols, 2);
+    relation_prepare_json(prepared);
+    CHECK(prepared->json_names != NULL);
+    event a, b;
+    init_event(&a, PGSPOUT_OP_READ, plain);
+    init_event(&b, PGSPOUT_OP_READ, prepared);
+    a.new_tuple = make_tuple(2, (const char *[]){"7", "x\"y"});
+    b.new_tuple = make_tuple(2, (const char *[]){"7", "x\"y"});
+    const char *want = event_json_get(&a, PGSPOUT_PART_EVENT, NULL);
+    CHECK(want && strstr(want, "\"schema\":\"sch\\\"ema\","
+                               "\"table\":\"ta\\\\ble\"") != NULL);
+    CHECK(want && is_valid_json(want));
+    check_event(&b, want);
+    event_clear(&a);
+    event_clear(&b);
+    relation_unref(plain);
+    relation_unref(prepared);
+}
+
+/* Read events carry their chunk's "snapshot" member and their xid, which
+ * consecutive events share: each event gets its own, not the last one's. */
+static void test_read_snapshot(relation *orders)
+{
+    static const struct {
+        const char *id;
+        int64_t table_rows;
+        uint64_t chunk;
+        bool last;
+        uint32_t xid;
+        const char *json;
+    } cases[] = {
+        {"bf1", 10, 1, false, 741,
+         "\"snapshot\":{\"id\":\"bf1\",\"table_rows\":10,\"chunk\":1,"
+         "\"last\":false}}"},
+        {"bf1", 10, 1, false, 741,
+         "\"snapshot\":{\"id\":\"bf1\",\"table_rows\":10,\"chunk\":1,"
+         "\"last\":false}}"},
+        {"bf1", 10, 2, true, 742,
+         "\"snapshot\":{\"id\":\"bf1\",\"table_rows\":10,\"chunk\":2,"
+         "\"last\":true}}"},
+        {"b\"2", -1, 2, true, 7,
+         "\"snapshot\":{\"id\":\"b\\\"2\",\"table_rows\":0,\"chunk\":2,"
+         "\"last\":true}}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        event ev;
+        init_event(&ev, PGSPOUT_OP_READ, orders);
+        ev.new_tuple = make_tuple(2, (const char *[]){"1", "x"});
+        snprintf(ev.snapshot.id, sizeof ev.snapshot.id, "%s", cases[i].id);
+        ev.snapshot.table_rows = cases[i].table_rows;
+        ev.snapshot.chunk = cases[i].chunk;
+        ev.snapshot.last = cases[i].last;
+        ev.xid = cases[i].xid;
+        const char *json = event_json_get(&ev, PGSPOUT_PART_EVENT, NULL);
+        size_t n = strlen(json), t = strlen(cases[i].json);
+        CHECK(n > t && strcmp(json + n - t, cases[i].json) == 0);
+        char xid[32];
+        snprintf(xid, sizeof xid, "\"xid\":%u,", (unsigned)cases[i].xid);
+        CHECK(strstr(json, xid) != NULL);
+        CHECK(is_valid_json(json));
+        check_streamed(&ev, PGSPOUT_PART_EVENT, json);
+        event_clear(&ev);
+    }
+}
+
 /* An event with huge values (text, bytea's hex form, binary) streams in
  * bounded pieces to the same JSON as encoded whole; a writer that refuses
  * a piece gets no further one; a part out of range streams nothing. */
@@ -570,6 +644,8 @@ int main(void)
     test_truncate(orders);
     test_schema();
     test_header_fields(orders);
+    test_prepared_relation();
+    test_read_snapshot(orders);
     test_stream_huge_event();
     CHECK(orders->refcount == 1);
     relation_unref(orders);

@@ -255,6 +255,16 @@ static void test_json_values(void)
     CHECK_STR(encode(json, "nul"), "\"nul\"");
     CHECK_STR(encode(json, ""), "\"\"");
     CHECK_STR(encode(json, "[[1]"), "\"[[1]\"");
+    /* Strings are checked a word at a time: what breaks one is found
+     * wherever it sits (malformed UTF-8, a bad or cut escape, no end). */
+    CHECK_STR(encode(json, "[\"0123456789abcdef\\u00e9 long \\\" enough\"]"),
+              "[\"0123456789abcdef\\u00e9 long \\\" enough\"]");
+    CHECK_STR(encode(json, "[\"0123456789\xc3(\"]"),
+              "\"[\\\"0123456789\xef\xbf\xbd(\\\"]\"");
+    CHECK_STR(encode(json, "[\"0123456789\\x\"]"),
+              "\"[\\\"0123456789\\\\x\\\"]\"");
+    CHECK_STR(encode(json, "\"abc\\u00e\""), "\"\\\"abc\\\\u00e\\\"\"");
+    CHECK_STR(encode(json, "\"0123456789abcdef"), "\"\\\"0123456789abcdef\"");
 
     /* Deep nesting works up to a limit far past real documents; beyond it
      * the value stays a string instead of overflowing anything. */
