@@ -887,15 +887,16 @@ static bool list_covers(const bf_moved_list *l, const bf_moved *m)
     return false;
 }
 
-/* Whether the table will read, or reads, the key as m would: a replay of
- * the chunk (after a restart) finds its keys in the state already, waiting
- * or in a chunk of keys not done, and lists them once. */
+/* Whether the table will read, or is reading, the key as m would: a
+ * replay of the chunk (after a restart) finds its keys in the state
+ * already, waiting or in a chunk of keys not sent, and lists them once. A
+ * chunk of keys sent may have read the row before the change. */
 static bool reread_pending(const bf_table *t, const bf_moved *m)
 {
     if (list_covers(&t->moved, m))
         return true;
     for (size_t i = 0; i < t->nchunks; i++)
-        if (list_covers(&t->chunks[i].keys, m))
+        if (!t->chunks[i].processed && list_covers(&t->chunks[i].keys, m))
             return true;
     return false;
 }

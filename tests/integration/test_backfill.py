@@ -447,6 +447,82 @@ def test_partial_update_in_a_window_rereads_only_its_rows(db, pgspout,
     bs.assert_replay_matches(db, events, ["orders"])
 
 
+def test_rows_to_read_again_survive_a_kill(db, pgspout, tmp_path):
+    """pgspout is killed (SIGKILL) while the chunk of keys that reads a
+    row again after an update left it without its TOASTed value is being
+    read: the key is in the state file, so the next run reads it (once,
+    after a replay of the chunk that listed it, if that chunk was not done
+    yet), and the sink ends with the whole row. The chunk read of rows
+    101-200 waits at row 150 as in copy_through_a_gate; the read of row
+    160 waits too once gate_armed names it, which the chunk's snapshot
+    does not see and the chunk of keys' does."""
+    bs.setup_tables(db, n=300)
+    db.psql("""
+update orders set big = (select string_agg(md5(random()::text), '')
+                         from generate_series(1, 128)) where id = 160;
+alter database %s set enable_seqscan = off;
+create table gate_armed (k bigint primary key);
+create function gate(k bigint) returns boolean language plpgsql as $$
+begin
+    if k = 150 then
+        perform pg_advisory_xact_lock_shared(4242);
+    end if;
+    if exists (select 1 from gate_armed a where a.k = gate.k) then
+        perform pg_advisory_xact_lock_shared(4243);
+    end if;
+    return true;
+end $$;
+create publication pgspout for all tables;
+select pg_create_logical_replication_slot('s1', 'pgoutput');""" % db.name)
+    out = str(tmp_path / "out.jsonl")
+    conf = bs.write_config(tmp_path, db, "s1", out,
+                           extra="backfill_chunk_rows = 100;\n")
+    proc = pgspout.spawn("-c", conf)
+    def lock_4243(granted):
+        return int(db.scalar(
+            "select count(*) from pg_locks where locktype = 'advisory' and "
+            "objid = 4243 and granted = %s" % granted))
+    first, key_read = AdvisoryLock(db, 4242), AdvisoryLock(db, 4243)
+    try:
+        wait_until(lambda: lock_4243("true") > 0, what="the second lock")
+        bs.request(db, "s1", "k1", ["orders"], where="gate(id)")
+        wait_until(lambda: first.waiters() > 0, timeout=120,
+                   what="the chunk read to wait at row 150")
+        db.psql("update orders set note = 'hot 1' where id = 160;"
+                "update orders set note = 'hot 2' where id = 160;"
+                "insert into gate_armed values (160);")
+        first.release()
+        wait_until(lambda: lock_4243("false") > 0, timeout=120,
+                   what="the read of row 160 by key to wait")
+        proc.kill()
+        proc.wait()
+        first_run = pgspout.stderr_of(proc)
+    finally:
+        first.release()
+        key_read.release()
+    assert "are read again by key" in first_run
+    fs.wait_slot_free(db, "s1")
+    proc = pgspout.spawn("-c", conf)
+    bs.wait_backfill(db, "s1", "k1", proc, pgspout)
+    bs.drain(db, "s1", proc, pgspout)
+    events = read_jsonl(out)
+    updates = [i for i, e in enumerate(events) if e["op"] == "update"
+               and e["table"] == "orders" and e["after"]["id"] == 160]
+    assert len(updates) == 2 and all(
+        events[i]["unchanged_toast"] == ["big"] for i in updates), updates
+    read = [i for i, e in enumerate(events) if e["op"] == "read"
+            and e["table"] == "orders" and e["after"]["id"] == 160]
+    assert len(read) == 1 and read[0] > updates[-1], (read, updates)
+    row = events[read[0]]["after"]
+    assert row["note"] == "hot 2" and len(row["big"]) == 4096, row
+    chunks = {e["snapshot"]["chunk"] for e in bs.reads(events, "orders")
+              if 100 < e["after"]["id"] <= 200 and e["after"]["id"] != 160}
+    assert chunks == {2}, chunks
+    bs.assert_reads_once(events)
+    bs.assert_chunks_well_formed(events, "k1", "orders")
+    bs.assert_replay_matches(db, events, ["orders"])
+
+
 def test_commit_not_yet_visible_is_waited_for(db, pgspout, tmp_path):
     """A transaction whose commit record is written but which other
     sessions cannot see yet (it waits for a synchronous standby, here one
