@@ -677,7 +677,10 @@ static backfill_verdict on_high_watermark(backfill *bf, const char *token)
             chunk_read_again_locked(bf, c, "its spill file is not as written");
         } else {
             t->stale_streak = 0;
-            t->last_sent = bf->em.desc.snapshot.last;
+            /* Chunks of keys (last: false) read after the final range,
+             * now common, leave it sent. */
+            if (!c->keys.n)
+                t->last_sent = c->last;
             w->hw_in_txn = true;
             v = BACKFILL_EMIT;
         }
