@@ -17,6 +17,10 @@
 #include "stats.h"
 #include "strbuf.h"
 
+/* Moved keys a table may wait to read, at most; beyond, its copy starts
+ * over (memory stays bounded, no row is missed). */
+#define BF_MOVED_MAX 10000
+
 /* How long attaching waits for a pgspout that lost the slot to let go of
  * the state directory. */
 #define DIR_LOCK_WAIT_MS 10000
@@ -71,6 +75,9 @@ static void emission_clear(bf_emission *em)
     free(em->schema);
     free(em->table);
     bf_drops_free(em->drops);
+    bf_moved_clear(&em->reread);
+    bf_key_clear(&em->reread_bound);
+    bf_key_clear(&em->reread_after);
     memset(em, 0, sizeof *em);
 }
 
@@ -538,6 +545,53 @@ static void chunk_read_again_locked(backfill *bf, bf_chunk *c, const char *why)
 
 static bool parse_header(bf_emission *em, const char *header);
 
+/* Where the keys a chunk reads again may be read: up to the rows sent once
+ * it is, so a key after them is left to the ranges still to come; for a
+ * range, after its start too (keys up to it are read by the ranges before,
+ * which judged the same changes, or by the entry an update that moved the
+ * row there got from note_moved, whose bound was at most that start). A
+ * range's rows end at its last key (none: it is the final range); a chunk
+ * of keys sends no range. */
+static void reread_limits(const bf_chunk *c, const bf_table *t, bf_key *after,
+                          bf_key *bound)
+{
+    const bf_key *sent = bf_table_sent_bound(t);
+    if (!c->keys.n)
+        sent = c->last ? NULL : &c->hi;
+    bf_key_clear(bound);
+    bf_key_clear(after);
+    if (sent)
+        bf_key_copy(bound, sent);
+    if (!c->keys.n)
+        bf_key_copy(after, &c->lo);
+}
+
+/* A key to read again (once: a key with that bound is there already). */
+static void reread_add(bf_emission *em, bf_key *key)
+{
+    bf_moved m = {*key, em->reread_bound, em->reread_after};
+    bf_moved_add(&em->reread, &m);
+    bf_key_clear(key);
+}
+
+/* A range's snapshot has no row where an update it did not see moved one
+ * without its unchanged values, yet that key may be in its range: once
+ * the range is sent no range reads it, so it is read again by key. (A
+ * chunk of keys sends no range: ranges to come, or the move's own entry,
+ * read it.) */
+static void reread_moved_in(bf_emission *em, const bf_chunk *c,
+                            const bf_table *t)
+{
+    reread_limits(c, t, &em->reread_after, &em->reread_bound);
+    const char *key;
+    size_t len, pos = 0;
+    while (!c->keys.n && bf_drops_next_moved_in(em->drops, &pos, &key, &len)) {
+        bf_key k = {0};
+        if (bf_key_decode(key, len, &k))
+            reread_add(em, &k);
+    }
+}
+
 /* Opens the chunk's spill file for the source; false when it is not the
  * file the state recorded. */
 static bool open_emission(backfill *bf, bf_window *w, bf_chunk *c,
@@ -564,6 +618,7 @@ static bool open_emission(backfill *bf, bf_window *w, bf_chunk *c,
     em->drops = drops;
     em->rows = c->rows;
     em->next_index = 1;
+    reread_moved_in(em, c, t);
     event_snapshot *s = &em->desc.snapshot;
     snprintf(s->id, sizeof s->id, "%s", b->id);
     s->table_rows = t->rows_estimated;
@@ -604,6 +659,14 @@ static backfill_verdict on_high_watermark(backfill *bf, const char *token)
         }
         bf_drops *drops =
             stale ? NULL : bf_notes_drops(w->notes, &snap, &stale);
+        if (drops && t->moved.n + bf_drops_reread_count(drops) > BF_MOVED_MAX) {
+            /* Memory stays bounded: the chunk is read again, smaller, so
+             * that its window is shorter. */
+            bf_drops_free(drops);
+            drops = NULL;
+            stale = true;
+            why = "too many of its rows would have to be read again";
+        }
         bf_snapshot_clear(&snap);
         bf_notes_free(w->notes);
         w->notes = NULL;
@@ -617,7 +680,10 @@ static backfill_verdict on_high_watermark(backfill *bf, const char *token)
             chunk_read_again_locked(bf, c, "its spill file is not as written");
         } else {
             t->stale_streak = 0;
-            t->last_sent = bf->em.desc.snapshot.last;
+            /* Chunks of keys (last: false) read after the final range,
+             * now common, leave it sent. */
+            if (!c->keys.n)
+                t->last_sent = c->last;
             w->hw_in_txn = true;
             v = BACKFILL_EMIT;
         }
@@ -700,26 +766,33 @@ static bool lacks_values(const tuple *new_tuple, char old_kind,
     return false;
 }
 
+/* A change's keys: the old one is dropped from the chunk (the row left it
+ * or was deleted); the new one too, and when the event lacks values the
+ * row there is read again after the chunk (listed as moved in when the
+ * update moved it there). */
 static void note_in_window(bf_window *w, const relation *rel, uint32_t xid,
                            char op, char old_kind, const tuple *old_tuple,
-                           const tuple *new_tuple, strbuf *key)
+                           const tuple *new_tuple, strbuf *key, strbuf *old_key)
 {
     const tuple *old = old_kind ? old_tuple : NULL;
-    bool partial = op == 'U' && lacks_values(new_tuple, old_kind, old_tuple);
-    if (op != 'D') {
-        if (!row_key(rel, &w->keycols, new_tuple, old, key)) {
-            bf_notes_any_row(w->notes, xid);
-            return;
-        }
-        bf_notes_add(w->notes, key->data, key->len, xid, partial);
-    }
-    if (op == 'U' && !old)
-        return;
-    if (!row_key(rel, &w->keycols, old, NULL, key)) {
+    bool has_new = op != 'D', has_old = op == 'D' || (op == 'U' && old);
+    if ((has_new && !row_key(rel, &w->keycols, new_tuple, old, key)) ||
+        (has_old && !row_key(rel, &w->keycols, old, NULL, old_key))) {
         bf_notes_any_row(w->notes, xid);
         return;
     }
-    bf_notes_add(w->notes, key->data, key->len, xid, partial);
+    if (has_old)
+        bf_notes_add(w->notes, old_key->data, old_key->len, xid, 0);
+    if (!has_new)
+        return;
+    unsigned flags = 0;
+    if (op == 'U' && lacks_values(new_tuple, old_kind, old_tuple)) {
+        flags = BF_NOTE_PARTIAL;
+        if (has_old && (old_key->len != key->len ||
+                        memcmp(old_key->data, key->data, key->len) != 0))
+            flags |= BF_NOTE_MOVED_IN;
+    }
+    bf_notes_add(w->notes, key->data, key->len, xid, flags);
 }
 
 bool backfill_watching(backfill *bf, uint32_t relid)
@@ -736,10 +809,6 @@ bool backfill_watching(backfill *bf, uint32_t relid)
 }
 
 /* ---- rows an update moved behind the copy ---- */
-
-/* Moved keys a table may wait to read, at most; beyond, its copy starts
- * over (memory stays bounded, no row is missed). */
-#define BF_MOVED_MAX 10000
 
 /* The chunk key's values of a row image as text (missing ones from
  * fallback); false when they cannot be told. */
@@ -780,16 +849,24 @@ static void restart_copy_locked(backfill *bf, bf_backfill *b, bf_table *t)
     t->moved_claimed = 0;
 }
 
-/* An entry not being read yet with that key takes the new bound (bounds
- * only grow: the sent ranges only advance, a rewind goes back to a range
- * not sent); else the key gets an entry of its own (an earlier one being
- * read, or in a chunk not sent, may have a bound short of it). */
+/* An entry not being read yet with that key and lower limit takes the new
+ * bound (bounds only grow: the sent ranges only advance, a rewind goes
+ * back to a range not sent), as does one whose bound is the new entry's
+ * lower limit (the two read one range of keys); else the key gets an
+ * entry of its own (an earlier one being read, or in a chunk not sent,
+ * may have a bound short of it). True when the state changed; *added: the
+ * key got an entry. */
 static bool remember_moved_locked(backfill *bf, bf_backfill *b, bf_table *t,
-                                  const bf_moved *m)
+                                  const bf_moved *m, bool *added)
 {
-    bf_moved *e = bf_moved_find(&t->moved, t->moved_claimed, &m->key);
-    if (e) {
-        if (bf_key_equal(&e->bound, &m->bound))
+    *added = false;
+    for (size_t i = t->moved_claimed; i < t->moved.n; i++) {
+        bf_moved *e = &t->moved.v[i];
+        bool joins = bf_key_equal(&e->after, &m->after) ||
+                     (m->after.n && bf_key_equal(&e->bound, &m->after));
+        if (!bf_key_equal(&e->key, &m->key) || !joins)
+            continue;
+        if (bf_key_equal(&e->bound, &m->bound) || e->bound.n == 0)
             return false;
         bf_key_copy(&e->bound, &m->bound);
         return true;
@@ -799,11 +876,58 @@ static bool remember_moved_locked(backfill *bf, bf_backfill *b, bf_table *t,
         return true;
     }
     bf_moved_append(&t->moved, m);
-    log_info("backfill %s: %s: an update without its unchanged TOASTed "
-             "values moved a row to another key; the row is read again "
-             "there",
-             b->id, t->name);
+    *added = true;
     return true;
+}
+
+/* Whether an entry of the list reads at least the keys m reads. */
+static bool list_covers(const bf_moved_list *l, const bf_moved *m)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const bf_moved *e = &l->v[i];
+        if (bf_key_equal(&e->key, &m->key) &&
+            (e->bound.n == 0 || bf_key_equal(&e->bound, &m->bound)) &&
+            (e->after.n == 0 || bf_key_equal(&e->after, &m->after)))
+            return true;
+    }
+    return false;
+}
+
+/* Whether the table will read, or is reading, the key as m would: a
+ * replay of the chunk (after a restart) finds its keys in the state
+ * already, waiting or in a chunk of keys not sent, and lists them once. A
+ * chunk of keys sent may have read the row before the change. */
+static bool reread_pending(const bf_table *t, const bf_moved *m)
+{
+    if (list_covers(&t->moved, m))
+        return true;
+    for (size_t i = 0; i < t->nchunks; i++)
+        if (!t->chunks[i].processed && list_covers(&t->chunks[i].keys, m))
+            return true;
+    return false;
+}
+
+/* The rows a chunk just sent dropped because a change its snapshot did
+ * not see left them without values: their keys join the moved keys, to be
+ * read in a chunk of keys after this one (the read comes after the
+ * change, with every value). Saved before anything past the chunk's high
+ * watermark is confirmed, so a restart that finds the chunk done still
+ * reads them; a replay of the chunk finds the same keys. */
+static void reread_queue_locked(backfill *bf, bf_backfill *b, bf_table *t,
+                                const bf_chunk *c, const bf_moved_list *keys)
+{
+    if (keys->n == 0 || t->status != BF_COPYING)
+        return;
+    bool changed = false, added;
+    for (size_t i = 0; i < keys->n; i++)
+        if (!reread_pending(t, &keys->v[i]))
+            changed |= remember_moved_locked(bf, b, t, &keys->v[i], &added);
+    log_info("backfill %s: %s: chunk %llu: %zu rows updated without their "
+             "unchanged TOASTed values while it was read are read again by "
+             "key",
+             b->id, t->name, (unsigned long long)c->n, keys->n);
+    if (changed && !bf_save_locked(bf))
+        bf->moved_unsaved = true;
 }
 
 /* Whether a row is still to be read at that key (a chunk of keys not
@@ -835,16 +959,22 @@ static bool note_moved_row(backfill *bf, bf_backfill *b, bf_table *t,
     if (bound && bound->n == 0)
         return false; /* nothing sent yet: ranges read every row */
     bf_key from = {0};
-    bf_moved m = {{0}, {0}};
+    bf_moved m = {{0}, {0}, {0}};
     bool moved = key_values(rel, &t->keycols, new_tuple, old_tuple, &m.key) &&
                  key_values(rel, &t->keycols, old_tuple, NULL, &from) &&
                  !bf_key_equal(&from, &m.key) &&
                  (!t->last_sent || key_pending(t, &from));
     if (bound)
         bf_key_copy(&m.bound, bound);
-    bool changed = moved && remember_moved_locked(bf, b, t, &m);
+    bool added = false;
+    bool changed = moved && remember_moved_locked(bf, b, t, &m, &added);
     if (moved)
         t->moved_noted = pos;
+    if (added)
+        log_info("backfill %s: %s: an update without its unchanged TOASTed "
+                 "values moved a row to another key; the row is read again "
+                 "there",
+                 b->id, t->name);
     bf_key_clear(&from);
     bf_key_clear(&m.key);
     bf_key_clear(&m.bound);
@@ -885,17 +1015,18 @@ void backfill_note_change(backfill *bf, const relation *rel, uint32_t xid,
         note_moved(bf, rel, pos, old_tuple, new_tuple);
     if (atomic_load(&bf->open_windows) == 0)
         return;
-    strbuf key = STRBUF_INIT;
+    strbuf key = STRBUF_INIT, old_key = STRBUF_INIT;
     pthread_mutex_lock(&bf->lock);
     for (size_t i = 0; i < bf->nwindows; i++) {
         bf_window *w = &bf->windows[i];
         /* ctid ranges: a change names no row of the chunk. */
         if (w->phase == WINDOW_OPEN && w->oid == rel->oid && w->keycols.n)
             note_in_window(w, rel, xid, op, old_kind, old_tuple, new_tuple,
-                           &key);
+                           &key, &old_key);
     }
     pthread_mutex_unlock(&bf->lock);
     sbuf_free(&key);
+    sbuf_free(&old_key);
 }
 
 void backfill_note_truncate(backfill *bf, uint32_t relid, uint32_t xid)
@@ -984,7 +1115,28 @@ uint64_t backfill_emission_rows(backfill *bf)
     return bf->em.rows;
 }
 
-static bool stale_row(const bf_emission *em, const colval *cols)
+/* The row's chunk key as its columns' text; false when one is not text. */
+static bool emitted_key(const bf_emission *em, const colval *cols, bf_key *out)
+{
+    char **values = xcalloc((size_t)em->nkey, sizeof *values);
+    int got = 0;
+    for (; got < em->nkey && cols[em->key_index[got]].kind == COLVAL_TEXT;
+         got++) {
+        const colval *v = &cols[em->key_index[got]];
+        values[got] = xstrndup(v->data, v->len);
+    }
+    bool ok = got == em->nkey;
+    if (ok)
+        bf_key_set(out, values, (size_t)got);
+    for (int i = 0; i < got; i++)
+        free(values[i]);
+    free(values);
+    return ok;
+}
+
+/* Whether the row is dropped; one a change left without values is read
+ * again by key after the chunk. */
+static bool stale_row(bf_emission *em, const colval *cols)
 {
     if (!em->drops || bf_drops_count(em->drops) == 0 || em->nkey == 0)
         return false;
@@ -996,8 +1148,12 @@ static bool stale_row(const bf_emission *em, const colval *cols)
         if (known)
             bf_key_encode_column(&key, v->data, v->len);
     }
-    bool stale = known && bf_drops_contains(em->drops, key.data ? key.data : "",
-                                            key.len);
+    const char *data = key.data ? key.data : "";
+    bool stale = known && bf_drops_contains(em->drops, data, key.len);
+    bf_key k = {0};
+    if (stale && bf_drops_reread(em->drops, data, key.len) &&
+        emitted_key(em, cols, &k))
+        reread_add(em, &k);
     sbuf_free(&key);
     return stale;
 }
@@ -1040,8 +1196,10 @@ void backfill_emission_end(backfill *bf, bool completed)
         bf_table *t;
         bf_backfill *b;
         bf_chunk *c = bf_find_chunk(&bf->st, em->token, &t, &b);
-        if (c)
+        if (c) {
             c->processed = true;
+            reread_queue_locked(bf, b, t, c, &em->reread);
+        }
         pthread_cond_broadcast(&bf->changed);
     }
     emission_clear(em);

@@ -57,6 +57,10 @@ typedef struct bf_emission {
     int *key_index; /* the chunk key's columns among cols */
     int nkey;
     bf_drops *drops;
+    /* Keys to read again once the chunk is sent (rows a change it did
+     * not see left without values), and the bound they get. */
+    bf_moved_list reread;
+    bf_key reread_bound, reread_after;
     uint64_t rows, next_index, emitted;
     char *schema, *table;
 } bf_emission;

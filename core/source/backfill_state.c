@@ -15,8 +15,10 @@
 #define STATE_FILE "backfill.state"
 /* 2: moved keys and chunks of keys (a version 1 state reads as one with
  * none; an older pgspout refuses a version 2 state rather than read its
- * chunks of keys as ranges). */
-#define STATE_VERSION 2
+ * chunks of keys as ranges). 3: keys to read have a lower limit, `after`
+ * (a version 2 state reads as one with none; a version 2 pgspout would
+ * read such keys past it, the row twice). */
+#define STATE_VERSION 3
 
 /* ---- keys ---- */
 
@@ -64,7 +66,9 @@ bf_moved *bf_moved_find(const bf_moved_list *l, size_t from, const bf_key *key)
 
 static bool moved_equal(const bf_moved *a, const bf_moved *b)
 {
-    return bf_key_equal(&a->key, &b->key) && bf_key_equal(&a->bound, &b->bound);
+    return bf_key_equal(&a->key, &b->key) &&
+           bf_key_equal(&a->bound, &b->bound) &&
+           bf_key_equal(&a->after, &b->after);
 }
 
 void bf_moved_append(bf_moved_list *l, const bf_moved *m)
@@ -74,6 +78,7 @@ void bf_moved_append(bf_moved_list *l, const bf_moved *m)
     memset(e, 0, sizeof *e);
     bf_key_copy(&e->key, &m->key);
     bf_key_copy(&e->bound, &m->bound);
+    bf_key_copy(&e->after, &m->after);
 }
 
 bool bf_moved_add(bf_moved_list *l, const bf_moved *m)
@@ -89,6 +94,7 @@ static void moved_entry_clear(bf_moved *m)
 {
     bf_key_clear(&m->key);
     bf_key_clear(&m->bound);
+    bf_key_clear(&m->after);
 }
 
 void bf_moved_move_front(bf_moved_list *dst, bf_moved_list *src, size_t n)
@@ -281,9 +287,10 @@ static json_t *moved_to_json(const bf_moved_list *l)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_pack("{s o s o}", "key",
+        json_array_append_new(a, json_pack("{s o s o s o}", "key",
                                            key_to_json(&l->v[i].key), "bound",
-                                           key_to_json(&l->v[i].bound)));
+                                           key_to_json(&l->v[i].bound), "after",
+                                           key_to_json(&l->v[i].after)));
     return a;
 }
 
@@ -399,11 +406,13 @@ static bool moved_from_json(json_t *a, bf_moved_list *l)
         return false;
     for (size_t i = 0; i < json_array_size(a); i++) {
         json_t *o = json_array_get(a, i);
-        bf_moved m = {{0}, {0}};
+        bf_moved m = {{0}, {0}, {0}};
+        /* "after" is absent from a file written before it existed. */
         bool ok =
             json_is_object(o) && json_is_array(json_object_get(o, "key")) &&
             key_from_json(json_object_get(o, "key"), &m.key) && m.key.n > 0 &&
-            key_from_json(json_object_get(o, "bound"), &m.bound);
+            key_from_json(json_object_get(o, "bound"), &m.bound) &&
+            key_from_json(json_object_get(o, "after"), &m.after);
         if (ok)
             bf_moved_add(l, &m);
         moved_entry_clear(&m);

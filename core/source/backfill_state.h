@@ -31,14 +31,18 @@ void bf_key_copy(bf_key *dst, const bf_key *src);
 void bf_key_clear(bf_key *k);
 bool bf_key_equal(const bf_key *a, const bf_key *b);
 
-/* A key an update moved a row to while its table was copied, with where
- * the rows the stream had sent from key ranges ended at that moment: the
- * row is read at its key only if the key is not after that bound (rows
- * after it are read by ranges still to come). No bound (n == 0): every
- * range had been sent. */
+/* A key to read a row at while its table is copied (an update without
+ * its unchanged TOASTed values moved the row there, or left it there
+ * after a chunk that read it was judged), with where the rows the stream
+ * had sent from key ranges ended: the row is read at its key only if the
+ * key is not after that bound (rows after it are read by ranges still to
+ * come). No bound (n == 0): every range had been sent. `after`: it is
+ * read only if the key is after this (keys up to it are another entry's);
+ * none (n == 0): no lower limit. */
 typedef struct bf_moved {
     bf_key key;
     bf_key bound;
+    bf_key after;
 } bf_moved;
 
 /* A list of them. A key moved to again while it waits keeps one entry,

@@ -451,7 +451,8 @@ char *bf_chunk_copy_sql(PGconn *conn, const bf_table_info *info,
     return sbuf_detach(&sql);
 }
 
-/* (key columns) = (key) [AND (key columns) <= (bound)] */
+/* (key columns) = (key) [AND (key columns) <= (bound)]
+ * [AND (key columns) > (after)] */
 static void append_moved(PGconn *conn, strbuf *sql, const bf_table_info *info,
                          const bf_moved *m)
 {
@@ -462,6 +463,8 @@ static void append_moved(PGconn *conn, strbuf *sql, const bf_table_info *info,
     sbuf_append_char(sql, ')');
     if (m->bound.n)
         append_key_bound(conn, sql, info, "<=", &m->bound);
+    if (m->after.n)
+        append_key_bound(conn, sql, info, ">", &m->after);
     sbuf_append_char(sql, ')');
 }
 

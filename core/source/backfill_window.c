@@ -74,13 +74,41 @@ void bf_key_encode_column(strbuf *out, const char *value, size_t len)
     sbuf_append(out, value, len);
 }
 
-/* ---- a set of byte strings with a flag word each ---- */
+bool bf_key_decode(const char *key, size_t len, bf_key *out)
+{
+    char **values = NULL;
+    size_t n = 0, at = 0;
+    bool ok = true;
+    while (ok && at < len) {
+        const unsigned char *p = (const unsigned char *)key + at;
+        ok = len - at >= 4;
+        size_t col = ok ? ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
+                           (size_t)p[2] << 8 | (size_t)p[3])
+                        : 0;
+        /* Text from COPY or pgoutput holds no NUL byte. */
+        ok = ok && col <= len - at - 4 && memchr(key + at + 4, 0, col) == NULL;
+        if (ok) {
+            values = xrealloc(values, (n + 1) * sizeof *values);
+            values[n++] = xstrndup(key + at + 4, col);
+            at += 4 + col;
+        }
+    }
+    ok = ok && n > 0;
+    if (ok)
+        bf_key_set(out, values, n);
+    for (size_t i = 0; i < n; i++)
+        free(values[i]);
+    free(values);
+    return ok;
+}
+
+/* ---- a set of byte strings with flags each ---- */
 
 typedef struct entry {
     char *key; /* NULL: free */
     size_t len;
     uint32_t xid;
-    bool partial;
+    unsigned flags; /* BF_NOTE_* */
 } entry;
 
 typedef struct table {
@@ -183,7 +211,7 @@ void bf_notes_free(bf_notes *n)
 }
 
 void bf_notes_add(bf_notes *n, const char *key, size_t len, uint32_t xid,
-                  bool partial)
+                  unsigned flags)
 {
     entry *e = table_find(&n->keys, key, len, xid, false);
     if (!e && bf_notes_count(n) >= n->max) {
@@ -192,7 +220,7 @@ void bf_notes_add(bf_notes *n, const char *key, size_t len, uint32_t xid,
     }
     if (!e)
         e = table_find(&n->keys, key, len, xid, true);
-    e->partial = e->partial || partial;
+    e->flags |= flags;
 }
 
 void bf_notes_any_row(bf_notes *n, uint32_t xid)
@@ -214,7 +242,8 @@ size_t bf_notes_count(const bf_notes *n)
 }
 
 struct bf_drops {
-    table keys; /* xid 0 */
+    table keys;    /* xid 0; flags: BF_NOTE_* of the invisible changes */
+    size_t reread; /* keys with BF_NOTE_PARTIAL */
 };
 
 bf_drops *bf_notes_drops(const bf_notes *n, const bf_snapshot *s, bool *stale)
@@ -229,11 +258,12 @@ bf_drops *bf_notes_drops(const bf_notes *n, const bf_snapshot *s, bool *stale)
         const entry *e = &n->keys.slots[i];
         if (!e->key || !bf_snapshot_invisible(s, e->xid))
             continue;
+        entry *k = table_find(&d->keys, e->key, e->len, 0, true);
         /* Its event lacks values the sink may never have had: only a
-         * fresh read can give them. */
-        if (e->partial)
-            *stale = true;
-        table_find(&d->keys, e->key, e->len, 0, true);
+         * later read can give them. */
+        if ((e->flags & BF_NOTE_PARTIAL) && !(k->flags & BF_NOTE_PARTIAL))
+            d->reread++;
+        k->flags |= e->flags;
     }
     if (*stale) {
         bf_drops_free(d);
@@ -250,6 +280,33 @@ bool bf_drops_contains(const bf_drops *d, const char *key, size_t len)
 size_t bf_drops_count(const bf_drops *d)
 {
     return d->keys.used;
+}
+
+bool bf_drops_reread(const bf_drops *d, const char *key, size_t len)
+{
+    const entry *e = table_find((table *)&d->keys, key, len, 0, false);
+    return e && (e->flags & BF_NOTE_PARTIAL);
+}
+
+size_t bf_drops_reread_count(const bf_drops *d)
+{
+    return d->reread;
+}
+
+bool bf_drops_next_moved_in(const bf_drops *d, size_t *pos, const char **key,
+                            size_t *len)
+{
+    const unsigned both = BF_NOTE_PARTIAL | BF_NOTE_MOVED_IN;
+    for (; *pos < d->keys.cap; (*pos)++) {
+        const entry *e = &d->keys.slots[*pos];
+        if (e->key && (e->flags & both) == both) {
+            *key = e->key;
+            *len = e->len;
+            (*pos)++;
+            return true;
+        }
+    }
+    return false;
 }
 
 void bf_drops_free(bf_drops *d)

@@ -8,10 +8,12 @@
  * watermark and that the chunk's snapshot did not see changed its key:
  * the stream carries that newer version, so the row is dropped. Rows that
  * only transactions the snapshot saw changed are kept: the read includes
- * those changes, and comes after them. A change that names no key (a
- * truncate, a key the tuple does not carry) or an update whose event
- * lacks values (unchanged TOAST) by such a transaction makes the whole
- * chunk stale: it is read again. */
+ * those changes, and comes after them. A row dropped because such a
+ * transaction's update left it without some values (unchanged TOAST) is
+ * to be read again at its key, in a chunk of keys after this one: no
+ * event gives a sink those values. A change that names no key (a
+ * truncate, a key the tuple does not carry) by such a transaction makes
+ * the whole chunk stale: it is read again. */
 #ifndef PGSPOUT_BACKFILL_WINDOW_H
 #define PGSPOUT_BACKFILL_WINDOW_H
 
@@ -19,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backfill_state.h"
 #include "strbuf.h"
 
 /* pg_current_snapshot(): xmin:xmax:xip,... (64-bit xids). */
@@ -39,6 +42,9 @@ bool bf_snapshot_invisible(const bf_snapshot *s, uint32_t xid);
 /* A chunk key as the notes compare it: each column's text with its
  * length in front, so that no two keys encode alike. */
 void bf_key_encode_column(strbuf *out, const char *value, size_t len);
+/* An encoded key's columns back as text; false (out untouched) when the
+ * bytes are not an encoding. */
+bool bf_key_decode(const char *key, size_t len, bf_key *out);
 
 typedef struct bf_notes bf_notes;
 
@@ -52,10 +58,18 @@ bf_notes *bf_notes_new(void);
 bf_notes *bf_notes_new_max(size_t max);
 void bf_notes_free(bf_notes *n);
 
-/* A change of the row with this (encoded) key by transaction xid;
- * partial: its event lacks some values (unchanged TOAST). */
+/* How a change left the row at a key (flags of bf_notes_add). */
+enum {
+    /* Its event lacks some of the row's values there (an update that left
+     * a TOASTed column unchanged). */
+    BF_NOTE_PARTIAL = 1,
+    /* An update moved the row there from another key. */
+    BF_NOTE_MOVED_IN = 2,
+};
+
+/* A change of the row with this (encoded) key by transaction xid. */
 void bf_notes_add(bf_notes *n, const char *key, size_t len, uint32_t xid,
-                  bool partial);
+                  unsigned flags);
 /* A change by xid that may have touched any row (a truncate, or a change
  * whose key cannot be told). */
 void bf_notes_any_row(bf_notes *n, uint32_t xid);
@@ -91,6 +105,17 @@ uint32_t *bf_recent_copy(const bf_recent *r, size_t *n);
 bool bf_recent_unseen(const uint32_t *xids, size_t n, const bf_snapshot *s);
 bool bf_drops_contains(const bf_drops *d, const char *key, size_t len);
 size_t bf_drops_count(const bf_drops *d);
+/* Whether the dropped row at that key must be read again: a change the
+ * snapshot did not see left it there without some of its values. */
+bool bf_drops_reread(const bf_drops *d, const char *key, size_t len);
+/* How many keys are to be read again (at most; rows the chunk did not
+ * read need none). */
+size_t bf_drops_reread_count(const bf_drops *d);
+/* The keys such changes moved rows to, one per call from *pos (0 at
+ * first); false after the last. The chunk's snapshot has no row there,
+ * yet the row may now be in the chunk's range. */
+bool bf_drops_next_moved_in(const bf_drops *d, size_t *pos, const char **key,
+                            size_t *len);
 void bf_drops_free(bf_drops *d);
 
 #endif

@@ -266,24 +266,23 @@ def assert_reads_once(events):
         seen.add(k)
 
 
-def moved_keys(events, table):
-    """Keys updates lacking a TOASTed value moved rows to, in stream order
-    ({key: index of the first such update})."""
-    moved = {}
+def partial_keys(events, table):
+    """Keys updates lacking a TOASTed value left rows at (moved there or
+    not), in stream order ({key: index of the first such update}): a
+    chunk that read such a row before the update drops it, and the row is
+    read again at that key."""
+    keys = {}
     for i, e in enumerate(events):
         if (e.get("table") == table and e["op"] == "update"
-                and e["unchanged_toast"] and e["before"]):
-            old = row_key(table, plain(e["before"]))
-            new = row_key(table, plain(e["after"]))
-            if old != new:
-                moved.setdefault(new, i)
-    return moved
+                and e["unchanged_toast"]):
+            keys.setdefault(row_key(table, plain(e["after"])), i)
+    return keys
 
 
 def assert_chunks_well_formed(events, backfill, table):
     """A table's read events: chunks in order, the last (its final key
     range) flagged once; after it only rows read again at a key an update
-    lacking a TOASTed value moved them to before; one estimate throughout.
+    lacking a TOASTed value left them at before; one estimate throughout.
     """
     rs = [(i, e) for i, e in enumerate(events) if e["op"] == "read"
           and e["table"] == table and e["snapshot"]["id"] == backfill]
@@ -292,7 +291,7 @@ def assert_chunks_well_formed(events, backfill, table):
     assert lasts, "no chunk of %s says it is the last" % table
     last_chunk = events[lasts[0]]["snapshot"]["chunk"]
     assert all(events[i]["snapshot"]["chunk"] == last_chunk for i in lasts)
-    moved = moved_keys(events, table)
+    moved = partial_keys(events, table)
     after = [(i, e) for i, e in rs if i > lasts[-1]]
     for i, e in after:
         key = row_key(table, plain(e["after"]))

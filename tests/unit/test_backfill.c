@@ -33,11 +33,42 @@ static bool drops(const bf_drops *d, const char *a, const char *b)
     return in;
 }
 
-static void note(bf_notes *n, const char *a, const char *b, uint32_t xid,
-                 bool partial)
+static bool reread(const bf_drops *d, const char *a, const char *b)
 {
     strbuf k = key_of(a, b);
-    bf_notes_add(n, k.data, k.len, xid, partial);
+    bool in = bf_drops_reread(d, k.data, k.len);
+    sbuf_free(&k);
+    return in;
+}
+
+static void test_key_decode(void)
+{
+    strbuf k = key_of("42", "a b");
+    bf_key key = {0};
+    CHECK(bf_key_decode(k.data, k.len, &key));
+    CHECK(key.n == 2 && strcmp(key.v[0], "42") == 0 &&
+          strcmp(key.v[1], "a b") == 0);
+    /* An empty column is a column. */
+    sbuf_reset(&k);
+    bf_key_encode_column(&k, "", 0);
+    CHECK(bf_key_decode(k.data, k.len, &key));
+    CHECK(key.n == 1 && strcmp(key.v[0], "") == 0);
+    /* Not an encoding: short length, a length past the end, a NUL byte,
+     * nothing at all. The key is left as it was. */
+    CHECK(!bf_key_decode("\0\0\0", 3, &key));
+    CHECK(!bf_key_decode("\0\0\0\5abc", 7, &key));
+    CHECK(!bf_key_decode("\0\0\0\2a\0", 6, &key));
+    CHECK(!bf_key_decode("", 0, &key));
+    CHECK(key.n == 1 && strcmp(key.v[0], "") == 0);
+    bf_key_clear(&key);
+    sbuf_free(&k);
+}
+
+static void note(bf_notes *n, const char *a, const char *b, uint32_t xid,
+                 unsigned flags)
+{
+    strbuf k = key_of(a, b);
+    bf_notes_add(n, k.data, k.len, xid, flags);
     sbuf_free(&k);
 }
 
@@ -77,11 +108,11 @@ static void test_window(void)
     bf_snapshot s;
     CHECK(bf_snapshot_parse("100:110:104", &s));
     bf_notes *n = bf_notes_new();
-    note(n, "a", "1", 101, false); /* seen by the read: kept */
-    note(n, "b", "1", 104, false); /* in progress at the read: dropped */
-    note(n, "c", "1", 112, false); /* after the read began: dropped */
-    note(n, "c", "1", 112, false); /* noted twice, once in the set */
-    note(n, "d", "1", 101, true);  /* values missing, but seen: fine */
+    note(n, "a", "1", 101, 0); /* seen by the read: kept */
+    note(n, "b", "1", 104, 0); /* in progress at the read: dropped */
+    note(n, "c", "1", 112, 0); /* after the read began: dropped */
+    note(n, "c", "1", 112, 0); /* noted twice, once in the set */
+    note(n, "d", "1", 101, BF_NOTE_PARTIAL); /* values missing, but seen */
     CHECK(bf_notes_count(n) == 4);
     bool stale;
     bf_drops *d = bf_notes_drops(n, &s, &stale);
@@ -93,13 +124,40 @@ static void test_window(void)
     /* Keys compare whole: ("ab","") is not ("a","b"). */
     CHECK(!drops(d, "c", NULL) && !drops(d, "c1", NULL) && !drops(d, "", "c1"));
     CHECK(bf_drops_count(d) == 2);
+    CHECK(bf_drops_reread_count(d) == 0 && !reread(d, "d", "1"));
     bf_drops_free(d);
 
     /* An update lacking values by a transaction the read did not see: the
-     * chunk must be read again. */
-    note(n, "e", "1", 112, true);
+     * row is dropped and read again by key; the chunk is not stale. */
+    note(n, "e", "1", 112, BF_NOTE_PARTIAL);
+    note(n, "e", "1", 113, 0); /* another change of it: still read again */
     d = bf_notes_drops(n, &s, &stale);
-    CHECK(!d && stale);
+    CHECK(d && !stale);
+    CHECK(drops(d, "e", "1") && reread(d, "e", "1"));
+    CHECK(!reread(d, "c", "1") && !reread(d, "d", "1"));
+    CHECK(bf_drops_reread_count(d) == 1);
+    size_t pos = 0, len;
+    const char *key;
+    CHECK(!bf_drops_next_moved_in(d, &pos, &key, &len)); /* not moved */
+    bf_drops_free(d);
+    bf_notes_free(n);
+
+    /* One that moved a row to another key: both keys are dropped, the new
+     * one is read again, and is listed as moved in. */
+    n = bf_notes_new();
+    note(n, "f", "1", 112, 0);
+    note(n, "g", "1", 112, BF_NOTE_PARTIAL | BF_NOTE_MOVED_IN);
+    note(n, "h", "1", 101, BF_NOTE_PARTIAL | BF_NOTE_MOVED_IN); /* seen */
+    d = bf_notes_drops(n, &s, &stale);
+    CHECK(d && !stale && bf_drops_count(d) == 2);
+    CHECK(!reread(d, "f", "1") && reread(d, "g", "1"));
+    pos = 0;
+    CHECK(bf_drops_next_moved_in(d, &pos, &key, &len));
+    strbuf g = key_of("g", "1");
+    CHECK(len == g.len && memcmp(key, g.data, len) == 0);
+    sbuf_free(&g);
+    CHECK(!bf_drops_next_moved_in(d, &pos, &key, &len));
+    bf_drops_free(d);
     bf_notes_free(n);
 
     /* A truncate (any row) by a transaction the read saw is in the read;
@@ -119,7 +177,7 @@ static void test_window(void)
     char a[16];
     for (int i = 0; i < 5000; i++) {
         snprintf(a, sizeof a, "%d", i);
-        note(n, a, NULL, i % 2 ? 120 : 90, false);
+        note(n, a, NULL, i % 2 ? 120 : 90, 0);
     }
     d = bf_notes_drops(n, &s, &stale);
     CHECK(d && bf_drops_count(d) == 2500);
@@ -135,19 +193,27 @@ static void test_window(void)
     /* Full: a change more is not noted, and the chunk is stale (even if
      * every noted change was seen by the read). */
     n = bf_notes_new_max(3);
-    note(n, "a", "1", 101, false);
-    note(n, "a", "1", 101, false); /* known: no room needed */
+    note(n, "a", "1", 101, 0);
+    note(n, "a", "1", 101, 0); /* known: no room needed */
     bf_notes_any_row(n, 102);
-    note(n, "b", "1", 103, false);
+    note(n, "b", "1", 103, 0);
     d = bf_notes_drops(n, &s, &stale);
     CHECK(d && !stale && bf_notes_count(n) == 3);
     bf_drops_free(d);
-    note(n, "c", "1", 101, false);
+    note(n, "c", "1", 101, 0);
     CHECK(bf_notes_count(n) == 3);
     d = bf_notes_drops(n, &s, &stale);
     CHECK(!d && stale);
     bf_notes_free(n);
     bf_snapshot_clear(&s);
+}
+
+/* Removes every occurrence of field from text. */
+static void drop_field(char *text, const char *field)
+{
+    size_t n = strlen(field);
+    for (char *p; (p = strstr(text, field)) != NULL;)
+        memmove(p, p + n, strlen(p + n) + 1);
 }
 
 static void test_state_round_trip(void)
@@ -195,7 +261,7 @@ static void test_state_round_trip(void)
     bf_key_set(&r->hi, hi, 1);
     bf_key_set(&t->keycols, cols, 2);
     char *moved1[] = {"-5", "2026-01-02 00:00:00+00"}, *moved2[] = {"7", "x"};
-    bf_moved m = {{0}, {0}};
+    bf_moved m = {{0}, {0}, {0}};
     bf_key_set(&m.key, moved1, 2);
     bf_key_set(&m.bound, cur, 2);
     bf_moved_add(&t->moved, &m);
@@ -205,9 +271,11 @@ static void test_state_round_trip(void)
     snprintf(k->token, sizeof k->token, "aa112233aabbccdd");
     k->spill = strdup("aa112233aabbccdd.spill");
     bf_key_set(&m.key, moved2, 2);
-    bf_key_clear(&m.bound); /* unbounded */
+    bf_key_clear(&m.bound);          /* unbounded */
+    bf_key_set(&m.after, moved1, 2); /* a row read again after a range */
     bf_moved_add(&k->keys, &m);
     bf_key_clear(&m.key);
+    bf_key_clear(&m.after);
     bf_backfill_add_table(b, 16400, "\"Mixed\".\"T\"");
 
     char dir[] = "/tmp/pgspout-test-state-XXXXXX";
@@ -238,8 +306,24 @@ static void test_state_round_trip(void)
     /* none noted: the table saved has no such key, and loads as zero */
     const bf_table *other = &back.backfills[0].tables[1];
     CHECK(other->moved_noted.commit_lsn == 0 && other->moved_noted.seq == 0);
+    CHECK(bt->moved.v[0].after.n == 0);
+    CHECK(bt->chunks[2].keys.v[0].after.n == 2);
+    CHECK_STR(bt->chunks[2].keys.v[0].after.v[0], "-5");
     free(a);
     free(z);
+    bf_state_clear(&back);
+
+    /* A file written before entries had a lower limit: none. */
+    a = bf_state_to_json(&st);
+    drop_field(a, ",\"after\":null");
+    drop_field(a, "\"after\":null,");
+    CHECK(strstr(a, "\"after\":null") == NULL);
+    CHECK(bf_state_from_json(a, &back, err, sizeof err));
+    CHECK(back.nbackfills == 1 && back.backfills[0].ntables == 2);
+    bt = back.nbackfills ? &back.backfills[0].tables[0] : NULL;
+    CHECK(bt && bt->moved.n == 1 && bt->moved.v[0].after.n == 0);
+    CHECK(bt && bt->chunks[2].keys.v[0].after.n == 2);
+    free(a);
     bf_state_clear(&back);
 
     /* Missing: empty. Not ours: refused. */
@@ -271,12 +355,21 @@ static void test_moved_list(void)
 {
     bf_moved_list a = {0}, b = {0};
     char *v[][1] = {{"1"}, {"2"}, {"3"}};
-    bf_moved m = {{0}, {0}};
+    bf_moved m = {{0}, {0}, {0}};
     for (int i = 0; i < 3; i++) {
         bf_key_set(&m.key, v[i], 1);
         CHECK(bf_moved_add(&a, &m));
     }
     CHECK(!bf_moved_add(&a, &m)); /* "3", unbounded, again */
+    bf_key_set(&m.after, v[1], 1);
+    CHECK(bf_moved_add(&a, &m)); /* "3" after "2": another entry */
+    CHECK(a.n == 4 && a.v[3].after.n == 1);
+    bf_moved_clear(&a);
+    bf_key_clear(&m.after);
+    for (int i = 0; i < 3; i++) {
+        bf_key_set(&m.key, v[i], 1);
+        CHECK(bf_moved_add(&a, &m));
+    }
     bf_key_set(&m.bound, v[0], 1);
     CHECK(bf_moved_add(&b, &m)); /* "3" up to "1" */
     CHECK(bf_moved_find(&a, 0, &m.key) == &a.v[2]);
@@ -520,6 +613,7 @@ int main(void)
 {
     test_snapshot();
     test_window();
+    test_key_decode();
     test_state_round_trip();
     test_moved_list();
     test_recent_commits();
