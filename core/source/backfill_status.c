@@ -188,6 +188,22 @@ static bool create_table(PGconn *conn, backfill *bf, const char *table,
     return res != NULL;
 }
 
+/* Whether the status table exists (a failed question: as if it did, so
+ * that the write after says what went wrong). */
+static bool status_table_exists(bf_worker *w, const char *table)
+{
+    const char *params[] = {table};
+    char err[256];
+    bool retryable;
+    PGresult *res =
+        bf_exec(w->conn, &w->bf->worker_stop,
+                "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, params,
+                PGRES_TUPLES_OK, "status table", err, sizeof err, &retryable);
+    bool exists = !res || PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return exists;
+}
+
 /* The ids of the backfills the state holds, as a JSON array. */
 static char *state_ids_json(backfill *bf)
 {
@@ -259,7 +275,11 @@ void bf_status_flush(backfill *bf, bf_worker *w)
                           "excluded.request_lsn");
     char err[1024];
     bool retryable = false;
-    uint64_t forget_before = bf->forget_before;
+    uint64_t taken = bf->forget_before, forget_before = taken;
+    /* Nothing to write and no status table: nothing to mark either (the
+     * table is made only once a backfill exists). */
+    if (!rows && forget_before && !status_table_exists(w, table))
+        forget_before = 0;
     bool ok = (!rows && !forget_before) ||
               create_table(w->conn, bf, table, err, sizeof err, &retryable);
     if (ok && rows) {
@@ -273,7 +293,7 @@ void bf_status_flush(backfill *bf, bf_worker *w)
         ok = mark_forgotten(bf, w, table, forget_before, err, sizeof err,
                             &retryable);
     pthread_mutex_lock(&bf->lock);
-    if (ok && bf->forget_before == forget_before)
+    if (ok && bf->forget_before == taken)
         bf->forget_before = 0;
     if (!ok && retryable)
         bf->status_table_ready = false;
