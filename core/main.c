@@ -246,12 +246,15 @@ typedef struct server_facts {
     uint64_t confirmed;  /* the slot's confirmed_flush_lsn */
 } server_facts;
 
-/* Makes sure the publication and the slot exist (creating them with
- * --create-slot on the first connection only: `reconnecting` means this
- * process streamed before, so a missing slot or publication was dropped
- * under it, and a new one would silently start after the changes made
- * meanwhile; nor could a new publication be used, as the server decodes
- * with the catalog of the slot's position). */
+/* --failover needs failover slots (logged when refused). */
+static bool failover_supported(const pgspout_config *cfg, PGconn *catalog)
+{
+    if (!cfg->failover || PQserverVersion(catalog) >= 170000)
+        return true;
+    log_error("--failover needs PostgreSQL 17 or later (failover slots)");
+    return false;
+}
+
 /* An existing slot: usable, and a failover slot when --failover asks. */
 static bool check_existing_slot(const pgspout_config *cfg, PGconn *catalog,
                                 PGconn *repl, bool *not_yet)
@@ -265,10 +268,8 @@ static bool check_existing_slot(const pgspout_config *cfg, PGconn *catalog,
         return false;
     if (!cfg->failover || st.failover || st.in_recovery)
         return true;
-    if (PQserverVersion(catalog) < 170000) {
-        log_error("--failover needs PostgreSQL 17 or later (failover slots)");
+    if (!failover_supported(cfg, catalog))
         return false;
-    }
     if (!repl_make_failover_slot(repl, &stop, cfg->slot, err, sizeof err)) {
         log_error("%s", err);
         return false;
@@ -277,6 +278,12 @@ static bool check_existing_slot(const pgspout_config *cfg, PGconn *catalog,
     return true;
 }
 
+/* Makes sure the publication and the slot exist (creating them with
+ * --create-slot on the first connection only: `reconnecting` means this
+ * process streamed before, so a missing slot or publication was dropped
+ * under it, and a new one would silently start after the changes made
+ * meanwhile; nor could a new publication be used, as the server decodes
+ * with the catalog of the slot's position). */
 static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
                          PGconn *repl, bool reconnecting, uint64_t *confirmed,
                          server_facts *facts, bool *not_yet)
@@ -311,10 +318,8 @@ static bool prepare_slot(const pgspout_config *cfg, PGconn *catalog,
                   cfg->slot);
         return false;
     }
-    if (cfg->failover && PQserverVersion(catalog) < 170000) {
-        log_error("--failover needs PostgreSQL 17 or later (failover slots)");
+    if (!failover_supported(cfg, catalog))
         return false;
-    }
     if (!repl_create_slot(repl, &stop, cfg->slot, cfg->failover,
                           &facts->created_at, err, sizeof err)) {
         log_error("%s", err);
