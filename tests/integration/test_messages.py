@@ -20,6 +20,13 @@ def emit(db, transactional, prefix, content):
         % ("true" if transactional else "false", prefix, content)))
 
 
+def flush_wal(db):
+    """A non-transactional message is not flushed with anything (before 17
+    it cannot ask to be), and pg_current_wal_lsn (a run's endpos) is the
+    written position: a commit writes and flushes everything before it."""
+    db.psql("select txid_current();")
+
+
 def messages(events):
     return [e for e in events if e["op"] == "message"]
 
@@ -47,6 +54,7 @@ def test_messages_reach_the_sink_in_order(db, stream):
     # What pgspout's own heartbeats write: never delivered.
     emit(db, False, "pgspout", "'{\"type\":\"heartbeat\"}'")
     binary = emit(db, False, "app.bin", "'\\xff00'::bytea")
+    flush_wal(db)
 
     events = stream("--messages", "--message-prefix", "app*")
     assert_positions_increase(events)
@@ -82,6 +90,7 @@ def test_messages_are_off_by_default(db, stream):
     db.psql("begin; insert into t values (1);"
             "select pg_logical_emit_message(true, 'app', 'x'); commit;")
     emit(db, False, "app", "'y'")
+    flush_wal(db)
     events = stream("--transaction-events")
     assert messages(events) == []
     assert [e["op"] for e in events if e["op"] != "schema"] == [
@@ -146,6 +155,7 @@ def test_kill_restart_neither_duplicates_nor_loses(db, pgspout, tmp_path):
         assert proc.poll() is None, pgspout.stderr_of(proc)[-4000:]
         proc.kill()
         proc.wait()
+    flush_wal(db)
     endpos = db.current_lsn()
     fs.wait_slot_free(db, db.name)
     r = pgspout.run(*args, "--endpos", endpos, timeout=300)
@@ -170,6 +180,7 @@ def test_sink_of_an_older_minor_gets_none(db, pgspout, tmp_path):
     db.psql("begin; insert into t values (2);"
             "select pg_logical_emit_message(true, 'app', 'in'); commit;")
     last = emit(db, False, "app", "'last'")
+    flush_wal(db)
     new_out, old_out = str(tmp_path / "new.jsonl"), str(tmp_path / "old.jsonl")
     old_so = fault_sink_path().replace("pgspout_fault.so",
                                        "pgspout_fault_abi14.so")
