@@ -513,7 +513,8 @@ static void add_read_event(source *s, batch *b, tuple *t, char *buffer,
  * (source_has_more) after handing a full batch over. */
 static source_status emit_rows(source *s, batch *b, char *err, size_t errlen)
 {
-    while (batch_has_room(b, 2) && !batch_full_by_size(b)) {
+    while (batch_has_room(b, source_events_needed(s)) &&
+           !batch_full_by_size(b)) {
         char *buffer;
         tuple t;
         uint64_t index;
@@ -613,10 +614,14 @@ static event *add_message_event(source *s, batch *b, pgspout_position pos)
 
 /* A message outside any transaction: the server sends it when decoding
  * reaches its record, and a transaction when decoding reaches its commit
- * record, so in stream order every transaction before it committed before
- * its LSN and every one after it commits after: (its LSN, 1) sorts between
- * them. Confirming one past its LSN (its record is longer) makes the
- * server skip it on restart, and nothing after it. */
+ * record. Its LSN, as pgoutput and pg_logical_emit_message give it, is its
+ * record's end E; a transaction's commit_lsn is its commit record's start.
+ * So every transaction sent before it has a commit_lsn below E, every one
+ * sent after it a commit_lsn of at least E: (E, 0) sorts between them even
+ * when the next commit record starts right at E (its events have seq 1 and
+ * more), and messages among themselves are in LSN order. Confirming E
+ * makes the server skip the message on restart (it skips those whose
+ * record starts before the confirmed position), and nothing after it. */
 static void handle_lone_message(source *s, batch *b)
 {
     uint64_t lsn = s->m.u.message.lsn;
@@ -624,9 +629,9 @@ static void handle_lone_message(source *s, batch *b)
     if (!past_endpos && message_wanted(s, s->m.u.message.prefix)) {
         s->txn_xid = 0;
         s->txn_commit_time = 0;
-        add_message_event(s, b, (pgspout_position){lsn, 1});
+        add_message_event(s, b, (pgspout_position){lsn, 0});
         s->committed_pos = s->last_pos;
-        checkpoint_commit(s->cp, s->last_pos, lsn + 1);
+        checkpoint_commit(s->cp, s->last_pos, lsn);
     }
     reached_idle(s, s->rm.wal_start);
 }

@@ -20,11 +20,15 @@ def emit(db, transactional, prefix, content):
         % ("true" if transactional else "false", prefix, content)))
 
 
-def flush_wal(db):
-    """A non-transactional message is not flushed with anything (before 17
-    it cannot ask to be), and pg_current_wal_lsn (a run's endpos) is the
-    written position: a commit writes and flushes everything before it."""
+def wal_end(db):
+    """The endpos that covers everything done so far. A non-transactional
+    message is flushed with nothing (before 17 it cannot ask to be) and the
+    test servers commit asynchronously, so pg_current_wal_lsn (the written
+    position) may stop short of it: a transaction's commit has the WAL
+    writer flush everything before it soon, and the insert position covers
+    it."""
     db.psql("select txid_current();")
+    return db.scalar("select pg_current_wal_insert_lsn()")
 
 
 def messages(events):
@@ -54,15 +58,21 @@ def test_messages_reach_the_sink_in_order(db, stream):
     # What pgspout's own heartbeats write: never delivered.
     emit(db, False, "pgspout", "'{\"type\":\"heartbeat\"}'")
     binary = emit(db, False, "app.bin", "'\\xff00'::bytea")
-    flush_wal(db)
-
-    events = stream("--messages", "--message-prefix", "app*")
+    # Emitted inside a transaction but not part of it: its record ends where
+    # the transaction's commit record starts (nothing else writes WAL here),
+    # so both have that LSN as commit_lsn; the message, sent first, has to
+    # sort first.
+    db.psql("begin; insert into t values (4);"
+            "select pg_logical_emit_message(false, 'app', 'adjacent');"
+            "commit;")
+    events = stream("--messages", "--message-prefix", "app*",
+                    endpos=wal_end(db))
     assert_positions_increase(events)
     got = messages(events)
     assert [m["content"] if "content" in m else m["content_base64"]
             for m in got] == ['{"n":1}', "lone", base64.b64encode(
-                b"\xff\x00").decode()]
-    inside, alone, raw = got
+                b"\xff\x00").decode(), "adjacent"]
+    inside, alone, raw, adjacent = got
     # The transactional one is the second of its transaction's events.
     first = [e for e in events if e["op"] == "insert"][0]
     assert inside["transactional"] is True and inside["prefix"] == "app"
@@ -71,12 +81,14 @@ def test_messages_reach_the_sink_in_order(db, stream):
     assert inside["schema"] is None and inside["table"] is None
     # A lone one sits at its own LSN, between the transactions around it.
     assert alone["transactional"] is False and alone["commit_time"] is None
-    assert lsn_to_int(alone["commit_lsn"]) == lone and alone["seq"] == 1
+    assert lsn_to_int(alone["commit_lsn"]) == lone and alone["seq"] == 0
     assert lsn_to_int(alone["lsn"]) == lone
     assert raw["prefix"] == "app.bin" and "content" not in raw
     assert lsn_to_int(raw["commit_lsn"]) == binary
-    inserts = [e["after"]["id"] for e in events if e["op"] == "insert"]
-    assert inserts == [1, 2, 3]
+    inserts = [e for e in events if e["op"] == "insert"]
+    assert [e["after"]["id"] for e in inserts] == [1, 2, 3, 4]
+    assert events.index(adjacent) < events.index(inserts[3])
+    assert adjacent["commit_lsn"] == inserts[3]["commit_lsn"]
     assert events.index(alone) > events.index(first)
     third = [e for e in events if e["op"] == "insert"][2]
     assert lsn_to_int(third["commit_lsn"]) > lone
@@ -90,8 +102,7 @@ def test_messages_are_off_by_default(db, stream):
     db.psql("begin; insert into t values (1);"
             "select pg_logical_emit_message(true, 'app', 'x'); commit;")
     emit(db, False, "app", "'y'")
-    flush_wal(db)
-    events = stream("--transaction-events")
+    events = stream("--transaction-events", endpos=wal_end(db))
     assert messages(events) == []
     assert [e["op"] for e in events if e["op"] != "schema"] == [
         "begin", "insert", "commit"]
@@ -155,8 +166,7 @@ def test_kill_restart_neither_duplicates_nor_loses(db, pgspout, tmp_path):
         assert proc.poll() is None, pgspout.stderr_of(proc)[-4000:]
         proc.kill()
         proc.wait()
-    flush_wal(db)
-    endpos = db.current_lsn()
+    endpos = wal_end(db)
     fs.wait_slot_free(db, db.name)
     r = pgspout.run(*args, "--endpos", endpos, timeout=300)
     assert r.returncode == 0, r.stderr[-4000:]
@@ -180,7 +190,6 @@ def test_sink_of_an_older_minor_gets_none(db, pgspout, tmp_path):
     db.psql("begin; insert into t values (2);"
             "select pg_logical_emit_message(true, 'app', 'in'); commit;")
     last = emit(db, False, "app", "'last'")
-    flush_wal(db)
     new_out, old_out = str(tmp_path / "new.jsonl"), str(tmp_path / "old.jsonl")
     old_so = fault_sink_path().replace("pgspout_fault.so",
                                        "pgspout_fault_abi14.so")
@@ -188,7 +197,7 @@ def test_sink_of_an_older_minor_gets_none(db, pgspout, tmp_path):
         ("new", "file", {"path": new_out}),
         ("old", old_so, {"path": old_out}),
     ], extra="messages = true;\ntransaction_events = true;")
-    endpos = db.current_lsn()
+    endpos = wal_end(db)
     r = pgspout.run("-c", conf, "--endpos", endpos)
     # The 1.4 fault sink fails on any op it cannot know.
     assert r.returncode == 0, r.stderr[-4000:]
