@@ -745,6 +745,8 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
     case PGO_MESSAGE:
         /* One outside a transaction (pgspout's heartbeats among them) also
          * shows how far the server has read. */
+        if (skipped && !s->in_txn && !s->m.u.message.transactional)
+            reached_idle(s, s->rm.wal_start);
         return skipped ? SOURCE_OK : handle_logical_message(s, b, err, errlen);
     case PGO_ORIGIN:
     case PGO_TYPE:
