@@ -5,6 +5,7 @@ across a kill -9, and what a sink built for ABI 1.4 gets (nothing of them).
 
 import base64
 import os
+import time
 
 import pytest
 
@@ -208,3 +209,30 @@ def test_sink_of_an_older_minor_gets_none(db, pgspout, tmp_path):
     # The last event, the lone message, was confirmed past although the old
     # sink never held it.
     assert slot_confirmed(db, db.name) > last
+
+
+def test_lone_message_is_not_confirmed_before_every_sink_has_it(
+        db, pgspout, tmp_path):
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into t values (1);")
+    lone = emit(db, False, "app", "'held'")
+    wal_end(db)
+    out, silent = str(tmp_path / "out.jsonl"), str(tmp_path / "silent.jsonl")
+    conf = fs.write_config(str(tmp_path / "pgspout.conf"), db, db.name, [
+        ("file", "file", {"path": out}),
+        # Takes every event and never acknowledges one.
+        ("silent", fault_sink_path(), {"path": silent, "ack": False}),
+    ], extra="messages = true;")
+    proc = pgspout.spawn("-c", conf)
+    try:
+        wait_until(lambda: [m["content"] for m in
+                            messages(fs.complete_events(out))] == ["held"],
+                   what="the message in the file sink")
+        # A few status updates (status_interval = 1) go out meanwhile.
+        time.sleep(3)
+        assert proc.poll() is None, pgspout.stderr_of(proc)[-4000:]
+        assert slot_confirmed(db, db.name) < lone
+    finally:
+        proc.kill()
+        proc.wait()
