@@ -75,6 +75,8 @@ void config_free(pgspout_config *cfg)
     config_list_free(&cfg->exclude, &cfg->n_exclude);
     free(cfg->include_origin);
     free(cfg->exclude_origin);
+    config_list_free(&cfg->message_prefixes, &cfg->n_message_prefixes);
+    free(cfg->message_prefixes_origin);
     config_clear_sinks(cfg);
     free(cfg->config_file);
     free(cfg->http_listen);

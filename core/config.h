@@ -67,6 +67,14 @@ typedef struct pgspout_config {
     size_t n_exclude;
     /* "FILE:LINE: include", "command line: -t"; NULL when not set. */
     char *include_origin, *exclude_origin;
+    /* Logical decoding messages as events, those whose prefix matches one
+     * of message_prefixes (fnmatch globs; none: every prefix), and begin
+     * and commit events around transactions. */
+    bool messages;
+    char **message_prefixes;
+    size_t n_message_prefixes;
+    char *message_prefixes_origin;
+    bool transaction_events;
     bool has_endpos;
     uint64_t endpos;
     int status_interval_s; /* 0 disables periodic status updates */

@@ -85,6 +85,9 @@ void event_clear(event *ev)
             free(ev->json[part]);
     free(ev->old_tuple.cols);
     free(ev->new_tuple.cols);
+    free(ev->prefix);
+    free(ev->content);
+    free(ev->txn_counts);
     relation_unref(ev->rel);
     memset(ev, 0, sizeof *ev);
 }

@@ -78,6 +78,15 @@ struct pgspout_event {
     /* read: which backfill and chunk copied the row */
     event_snapshot snapshot;
 
+    /* message: owned copies of the prefix and content */
+    char *prefix;
+    char *content;
+    size_t content_len;
+    bool transactional;
+
+    /* commit: the counts, as JSON members (",\"event_count\":...") */
+    char *txn_counts;
+
     /* Encoded JSON per pgspout_event_part, built on first request. */
     char *json[EVENT_PART_COUNT];
     size_t json_len[EVENT_PART_COUNT];

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "hex.h"
+#include "json_string.h"
 #include "lsn.h"
 #include "value_json.h"
 
@@ -25,6 +27,12 @@ const char *event_op_name(pgspout_op op)
         return "schema";
     case PGSPOUT_OP_READ:
         return "read";
+    case PGSPOUT_OP_MESSAGE:
+        return "message";
+    case PGSPOUT_OP_BEGIN:
+        return "begin";
+    case PGSPOUT_OP_COMMIT:
+        return "commit";
     }
     return NULL;
 }
@@ -428,26 +436,40 @@ static void append_names(json_out *out, const relation *rel)
     append_nullable_string(out, rel ? rel->table : NULL);
 }
 
-static void append_event(json_out *out, const event *ev)
+static bool valid_utf8(const char *s, size_t len)
 {
-    APPEND_LITERAL(out, "{\"op\":");
-    append_nullable_string(out, event_op_name(ev->op));
-    append_names(out, ev->rel);
-    APPEND_LITERAL(out, ",\"lsn\":");
-    append_lsn(out, ev->lsn, &last_lsn);
-    APPEND_LITERAL(out, ",\"commit_lsn\":");
-    append_lsn(out, ev->pos.commit_lsn, &last_commit_lsn);
-    APPEND_LITERAL(out, ",\"xid\":");
-    append_xid(out, ev->xid);
-    /* A schema event is not a change: its place in the stream depends on
-     * what this run of pgspout described before, so it carries no seq. */
-    if (ev->op != PGSPOUT_OP_SCHEMA) {
-        APPEND_LITERAL(out, ",\"seq\":");
-        append_u64(out, ev->pos.seq);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence_length((const unsigned char *)s + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
     }
-    APPEND_LITERAL(out, ",\"commit_time\":");
-    append_commit_time(out, ev->commit_time_us);
+    return true;
+}
 
+/* A message's content is text for most applications (JSON, say) but may be
+ * any bytes: text that is valid UTF-8 goes as a JSON string, anything else
+ * as base64 under a name of its own, so no byte is ever replaced. */
+static void append_message(json_out *out, const event *ev)
+{
+    APPEND_LITERAL(out, ",\"prefix\":");
+    append_nullable_string(out, ev->prefix);
+    if (valid_utf8(ev->content, ev->content_len)) {
+        APPEND_LITERAL(out, ",\"content\":");
+        json_write_string(out, ev->content, ev->content_len);
+    } else {
+        char *b64 = base64_encode(ev->content, ev->content_len);
+        APPEND_LITERAL(out, ",\"content_base64\":\"");
+        json_out_put(out, b64, strlen(b64));
+        json_out_putc(out, '"');
+        free(b64);
+    }
+    APPEND_LITERAL(out, ",\"transactional\":");
+    append_bool(out, ev->transactional);
+}
+
+static void append_op_members(json_out *out, const event *ev)
+{
     if (is_row_op(ev->op)) {
         APPEND_LITERAL(out, ",\"key\":");
         append_key(out, ev);
@@ -468,7 +490,38 @@ static void append_event(json_out *out, const event *ev)
     } else if (ev->op == PGSPOUT_OP_SCHEMA) {
         APPEND_LITERAL(out, ",\"columns\":");
         append_columns(out, ev);
+    } else if (ev->op == PGSPOUT_OP_MESSAGE) {
+        append_message(out, ev);
+    } else if (ev->op == PGSPOUT_OP_COMMIT && ev->txn_counts) {
+        json_out_put(out, ev->txn_counts, strlen(ev->txn_counts));
     }
+}
+
+static void append_event(json_out *out, const event *ev)
+{
+    APPEND_LITERAL(out, "{\"op\":");
+    append_nullable_string(out, event_op_name(ev->op));
+    append_names(out, ev->rel);
+    APPEND_LITERAL(out, ",\"lsn\":");
+    append_lsn(out, ev->lsn, &last_lsn);
+    APPEND_LITERAL(out, ",\"commit_lsn\":");
+    append_lsn(out, ev->pos.commit_lsn, &last_commit_lsn);
+    APPEND_LITERAL(out, ",\"xid\":");
+    append_xid(out, ev->xid);
+    /* A schema event is not a change: its place in the stream depends on
+     * what this run of pgspout described before, so it carries no seq. */
+    if (ev->op != PGSPOUT_OP_SCHEMA) {
+        APPEND_LITERAL(out, ",\"seq\":");
+        append_u64(out, ev->pos.seq);
+    }
+    APPEND_LITERAL(out, ",\"commit_time\":");
+    /* A non-transactional message belongs to no transaction: no time. */
+    if (ev->op == PGSPOUT_OP_MESSAGE && !ev->transactional)
+        APPEND_LITERAL(out, "null");
+    else
+        append_commit_time(out, ev->commit_time_us);
+
+    append_op_members(out, ev);
     json_out_putc(out, '}');
 }
 

@@ -443,6 +443,10 @@ static void stream_settings_from_config(const pgspout_config *cfg,
     settings->has_endpos = cfg->has_endpos;
     settings->endpos = cfg->endpos;
     settings->status_interval_ms = cfg->status_interval_s * 1000;
+    settings->events.messages = cfg->messages;
+    settings->events.prefixes = (const char *const *)cfg->message_prefixes;
+    settings->events.nprefixes = cfg->n_message_prefixes;
+    settings->events.transaction_events = cfg->transaction_events;
     settings->system_id = facts->system_id;
     settings->database = facts->database;
     settings->slot_created = facts->slot_created;

@@ -110,6 +110,27 @@ const core_setting core_settings[] = {
      .count_at = AT(n_exclude),
      .origin_at = AT(exclude_origin),
      .doc = "never stream matching tables (repeatable; wins over -t)"},
+    {.long_flag = "messages",
+     .key = "messages",
+     .type = SETTING_BOOL,
+     .at = AT(messages),
+     .doc = "PostgreSQL 14+: deliver logical decoding messages "
+            "(pg_logical_emit_message) as message events"},
+    {.long_flag = "message-prefix",
+     .arg_name = "GLOB",
+     .key = "message_prefixes",
+     .type = SETTING_PATTERNS,
+     .at = AT(message_prefixes),
+     .count_at = AT(n_message_prefixes),
+     .origin_at = AT(message_prefixes_origin),
+     .doc = "with --messages: deliver only messages whose prefix matches "
+            "(shell glob; repeatable; default: every prefix)"},
+    {.long_flag = "transaction-events",
+     .key = "transaction_events",
+     .type = SETTING_BOOL,
+     .at = AT(transaction_events),
+     .doc = "begin and commit events around each delivered transaction, "
+            "the commit counting its events"},
     {.long_flag = "list-tables",
      .type = SETTING_MODE,
      .at = AT(list_tables),
@@ -385,7 +406,10 @@ static void store_pattern(pgspout_config *cfg, const core_setting *s,
     if (nth == 0) {
         config_list_free(list, count);
         strbuf origin = STRBUF_INIT;
-        sbuf_appendf(&origin, "command line: -%c", s->short_flag);
+        if (s->short_flag)
+            sbuf_appendf(&origin, "command line: -%c", s->short_flag);
+        else
+            sbuf_appendf(&origin, "command line: --%s", s->long_flag);
         setting_store_origin(cfg, s, sbuf_detach(&origin));
     }
     config_list_push(list, count, pattern);

@@ -14,7 +14,7 @@
 #include "pgspout/abi.h"
 
 #define MAX_SINKS 64
-#define OPS (PGSPOUT_OP_READ + 1)
+#define OPS (PGSPOUT_OP_COMMIT + 1)
 /* Writes whose acknowledgement is awaited, per sink; past this many the
  * newest are merged (their counts are acknowledged with the later one). */
 #define ACK_RING_MAX 4096
@@ -341,7 +341,9 @@ void stats_event_taken(const event *ev, uint64_t route)
     /* Per event: the coarse clock (heartbeats compare it with now_us at
      * the scale of seconds). */
     atomic_store(&st.last_event_us, now_coarse_us());
-    metrics_add(table_series(ev), 1);
+    /* Messages, begins and commits belong to no table. */
+    if (ev->rel)
+        metrics_add(table_series(ev), 1);
     for (size_t i = 0; i < st.nsinks; i++) {
         if (!(route & (UINT64_C(1) << i)))
             continue;

@@ -219,6 +219,7 @@ int stream_run(const stream_settings *settings, const source_io *io,
                             .route = route_relation};
     st.source = source_new(io, catalog, &router, &st.cp, settings->has_endpos,
                            settings->endpos);
+    source_set_events(st.source, &settings->events, delivery_all_routes(d));
     if (settings->backfill) {
         source_set_backfill(st.source, settings->backfill);
         backfill_stream_start(settings->backfill, settings->start_lsn);

@@ -23,6 +23,7 @@ typedef struct stream_settings {
     bool has_endpos;
     uint64_t endpos;
     int status_interval_ms;
+    source_events events; /* messages and transaction events */
     /* Backfills (NULL: none), what identifies their state (the server's
      * system identifier, the database, whether this run created the
      * slot), and for --snapshot only the backfill whose end (done,

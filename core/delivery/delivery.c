@@ -252,13 +252,30 @@ static bool already_held(const event *ev, pgspout_position resume)
     return ev->op == PGSPOUT_OP_SCHEMA ? c < 0 : c <= 0;
 }
 
-/* The events of b that sink i takes: its route bit, minus what it holds. */
+/* Messages, begins and commits appeared in ABI 1.5 and generalise nothing
+ * an older sink knows: a sink declaring an older minor never gets them.
+ * Left out of its share, they are as delivered and durable for it as
+ * events routed elsewhere, so it never holds the confirmation back. */
+#define ABI_MINOR_WITH_MESSAGES 5
+
+bool delivery_sink_takes_op(unsigned sink_abi_minor, pgspout_op op)
+{
+    if (op == PGSPOUT_OP_MESSAGE || op == PGSPOUT_OP_BEGIN ||
+        op == PGSPOUT_OP_COMMIT)
+        return sink_abi_minor >= ABI_MINOR_WITH_MESSAGES;
+    return true;
+}
+
+/* The events of b that sink i takes: its route bit, minus what it holds
+ * and what its ABI minor cannot know. */
 static size_t share_of(delivery *d, size_t i, const batch *b)
 {
     const sink_handle *s = d->sinks[i];
     size_t n = 0;
     for (size_t j = 0; j < b->count; j++) {
         if (!(b->routes[j] & (UINT64_C(1) << i)))
+            continue;
+        if (!delivery_sink_takes_op(s->lib.desc->abi_minor, b->events[j]->op))
             continue;
         if (s->has_resume && already_held(b->events[j], s->resume))
             continue;

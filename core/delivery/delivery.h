@@ -20,6 +20,7 @@
 #include "batch.h"
 #include "config.h"
 #include "pattern.h"
+#include "pgspout/event.h"
 #include "pgspout/position.h"
 #include "selection.h"
 #include "stop.h"
@@ -94,6 +95,10 @@ void delivery_set_flush_policy(delivery *d, int linger_ms,
  * by default exponential with jitter, 100 ms doubling to 30 s. */
 typedef int64_t (*delivery_backoff_fn)(void *ctx, int attempt);
 void delivery_set_backoff(delivery *d, delivery_backoff_fn delay, void *ctx);
+
+/* Whether a sink declaring ABI minor sink_abi_minor may receive events of
+ * op (ops that generalise nothing it knows never reach it; see abi.h). */
+bool delivery_sink_takes_op(unsigned sink_abi_minor, pgspout_op op);
 
 /* Hands each sink its share of the batch (write, retried with backoff). */
 delivery_result delivery_write(delivery *d, const batch *b);

@@ -62,12 +62,12 @@ static pgspout_op host_event_op(const pgspout_event *ev)
 
 static const char *host_event_schema(const pgspout_event *ev)
 {
-    return ev->rel->schema;
+    return ev->rel ? ev->rel->schema : NULL;
 }
 
 static const char *host_event_table(const pgspout_event *ev)
 {
-    return ev->rel->table;
+    return ev->rel ? ev->rel->table : NULL;
 }
 
 static pgspout_position host_event_position(const pgspout_event *ev)

@@ -123,6 +123,10 @@ static source_status ask_until_answered(catalog_client *c,
         if (catalog_connection_usable(*c->conn)) {
             if (question(c, arg, err, errlen, &retryable))
                 return SOURCE_OK;
+            /* A stop that interrupted the question is a stop, not a
+             * catalog failure: the run ends cleanly. */
+            if (stop_requested(c->stop))
+                return SOURCE_STOPPED;
             if (!retryable)
                 return SOURCE_FAILED;
         }

@@ -1,5 +1,6 @@
 #include "source.h"
 
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "relcache.h"
 #include "stats.h"
 #include "strbuf.h"
+#include "txn_counts.h"
 
 struct source {
     source_io io;
@@ -48,7 +50,19 @@ struct source {
     uint64_t emit_base_seq, emit_lsn;
     bool emit_schema_due;  /* before its first read event */
     bool emit_entry_stale; /* the relation cache's own schema is due after */
+
+    /* Messages and transaction events: what is wanted, the route of events
+     * that belong to no table, whether the open transaction's begin event
+     * was made, and its events counted for its commit event. */
+    source_events events;
+    uint64_t all_route;
+    bool begin_sent;
+    txn_counts counts;
 };
+
+/* pgspout's own messages (backfill requests and watermarks, heartbeats):
+ * never delivered, never numbered. */
+#define OWN_MESSAGE_PREFIX "pgspout"
 
 source *source_new(const source_io *io, const source_catalog *catalog,
                    const source_router *router, checkpoint *cp, bool has_endpos,
@@ -76,6 +90,12 @@ static void discard_pending(source *s)
 
 static void end_emission(source *s, bool completed);
 
+void source_set_events(source *s, const source_events *ev, uint64_t all_route)
+{
+    s->events = *ev;
+    s->all_route = all_route;
+}
+
 void source_set_backfill(source *s, struct backfill *bf)
 {
     s->backfill = bf;
@@ -89,6 +109,7 @@ void source_free(source *s)
         end_emission(s, false);
     discard_pending(s);
     relcache_free(&s->rels);
+    txn_counts_free(&s->counts);
     free(s);
 }
 
@@ -150,14 +171,18 @@ source_status source_read(source *s, int timeout_ms, int wake_fd, char *err,
 }
 
 /* Room for the largest number of events one message can create: a
- * TRUNCATE makes a schema event and a truncate event per relation. */
+ * TRUNCATE makes a schema event and a truncate event per relation; the
+ * first event of a transaction may come after its begin event. */
 size_t source_events_needed(const source *s)
 {
+    size_t begin = s->events.transaction_events ? 1 : 0;
     if (s->emitting)
-        return 2; /* a read event, after a schema event when one is due */
+        return 2 + begin; /* a read event, after a schema event if due */
     if (!s->pending)
         return 0;
-    return s->m.type == PGO_TRUNCATE ? 2 * (size_t)s->m.u.truncate.nrelids : 2;
+    if (s->m.type == PGO_TRUNCATE)
+        return 2 * (size_t)s->m.u.truncate.nrelids + begin;
+    return 2 + begin;
 }
 
 /* ---- relations ---- */
@@ -237,22 +262,45 @@ static relcache_entry *change_relation(source *s, uint32_t relid, char *err,
  * hold. A schema event takes the position of the change before it (seq 0
  * at the start of a transaction): it is always followed by a change in the
  * same batch, so no transaction is confirmed on a schema event alone. */
-static event *new_event(source *s, batch *b, relation *rel, uint64_t route,
-                        pgspout_op op, uint64_t lsn, size_t approx_bytes)
+static event *new_event_at(source *s, batch *b, relation *rel, uint64_t route,
+                           pgspout_op op, uint64_t lsn, pgspout_position pos,
+                           size_t approx_bytes)
 {
     event *ev = xcalloc(1, sizeof *ev);
     ev->op = op;
-    ev->rel = relation_ref(rel);
+    ev->rel = rel ? relation_ref(rel) : NULL;
     ev->lsn = lsn;
     ev->xid = s->txn_xid;
     ev->commit_time_us = s->txn_commit_time;
-    ev->pos.commit_lsn = s->txn_commit_lsn;
-    ev->pos.seq = s->txn_seq;
+    ev->pos = pos;
     if (op != PGSPOUT_OP_SCHEMA)
         s->last_pos = ev->pos;
     stats_event_taken(ev, route);
     batch_add(b, ev, route, approx_bytes);
     return ev;
+}
+
+/* With transaction_events, a transaction's first event comes after its
+ * begin event, which holds seq 1 (handle_begin numbers from there). */
+static void begin_if_due(source *s, batch *b)
+{
+    if (!s->events.transaction_events || s->begin_sent || !s->in_txn)
+        return;
+    s->begin_sent = true;
+    new_event_at(s, b, NULL, s->all_route, PGSPOUT_OP_BEGIN, s->rm.wal_start,
+                 (pgspout_position){s->txn_commit_lsn, 1}, 0);
+}
+
+static event *new_event(source *s, batch *b, relation *rel, uint64_t route,
+                        pgspout_op op, uint64_t lsn, size_t approx_bytes)
+{
+    begin_if_due(s, b);
+    if (op != PGSPOUT_OP_SCHEMA && s->events.transaction_events)
+        txn_counts_add(&s->counts, rel ? rel->schema : NULL,
+                       rel ? rel->table : NULL);
+    return new_event_at(s, b, rel, route, op, lsn,
+                        (pgspout_position){s->txn_commit_lsn, s->txn_seq},
+                        approx_bytes);
 }
 
 /* The next change of the relation in e: numbered always, an event (after
@@ -464,7 +512,8 @@ static void add_read_event(source *s, batch *b, tuple *t, uint64_t index)
  * (source_has_more) after handing a full batch over. */
 static source_status emit_rows(source *s, batch *b, char *err, size_t errlen)
 {
-    while (batch_has_room(b, 2) && !batch_full_by_size(b)) {
+    while (batch_has_room(b, source_events_needed(s)) &&
+           !batch_full_by_size(b)) {
         tuple t;
         uint64_t index;
         int r = backfill_emission_next(s->backfill, &t, &index, err, errlen);
@@ -498,14 +547,12 @@ static source_status start_emission(source *s, batch *b, char *err,
 }
 
 /* pgspout's own messages: transactional, prefix "pgspout" (requests and
- * watermarks); any other logical decoding message is not a change of a
- * table. */
+ * watermarks). */
 static source_status handle_pgspout_message(source *s, batch *b, char *err,
                                             size_t errlen)
 {
     const pgoutput_msg *m = &s->m;
-    if (!s->backfill || !m->u.message.transactional || !s->in_txn ||
-        strcmp(m->u.message.prefix, "pgspout") != 0)
+    if (!s->backfill || !m->u.message.transactional || !s->in_txn)
         return SOURCE_OK;
     backfill_txn txn = {.xid = s->txn_xid,
                         .commit_lsn = s->txn_commit_lsn,
@@ -530,6 +577,85 @@ static source_status handle_pgspout_message(source *s, batch *b, char *err,
     return SOURCE_OK;
 }
 
+static bool message_wanted(const source *s, const char *prefix)
+{
+    if (!s->events.messages || !s->all_route)
+        return false;
+    if (s->events.nprefixes == 0)
+        return true;
+    for (size_t i = 0; i < s->events.nprefixes; i++)
+        if (fnmatch(s->events.prefixes[i], prefix, 0) == 0)
+            return true;
+    return false;
+}
+
+/* The message as an event: at pos, which the caller chose. */
+static event *add_message_event(source *s, batch *b, pgspout_position pos)
+{
+    pgoutput_msg *m = &s->m;
+    event *ev =
+        s->in_txn
+            ? new_event(s, b, NULL, s->all_route, PGSPOUT_OP_MESSAGE,
+                        m->u.message.lsn, m->u.message.content_len)
+            : new_event_at(s, b, NULL, s->all_route, PGSPOUT_OP_MESSAGE,
+                           m->u.message.lsn, pos, m->u.message.content_len);
+    ev->prefix = xstrdup(m->u.message.prefix);
+    ev->content = xmalloc(m->u.message.content_len + 1);
+    memcpy(ev->content, m->u.message.content, m->u.message.content_len);
+    ev->content[m->u.message.content_len] = '\0';
+    ev->content_len = m->u.message.content_len;
+    ev->transactional = m->u.message.transactional;
+    return ev;
+}
+
+/* A message outside any transaction: the server sends it when decoding
+ * reaches its record, and a transaction when decoding reaches its commit
+ * record. Its LSN, as pgoutput and pg_logical_emit_message give it, is its
+ * record's end E; a transaction's commit_lsn is its commit record's start.
+ * So every transaction sent before it has a commit_lsn below E, every one
+ * sent after it a commit_lsn of at least E: (E, 0) sorts between them even
+ * when the next commit record starts right at E (its events have seq 1 and
+ * more), and messages among themselves are in LSN order. Confirming E
+ * makes the server skip the message on restart (it skips those whose
+ * record starts before the confirmed position), and nothing after it. */
+static void handle_lone_message(source *s, batch *b)
+{
+    uint64_t lsn = s->m.u.message.lsn;
+    bool past_endpos = s->has_endpos && lsn > s->endpos;
+    if (!past_endpos && message_wanted(s, s->m.u.message.prefix)) {
+        s->txn_xid = 0;
+        s->txn_commit_time = 0;
+        add_message_event(s, b, (pgspout_position){lsn, 0});
+        s->committed_pos = s->last_pos;
+        checkpoint_commit(s->cp, s->last_pos, lsn);
+    }
+    reached_idle(s, s->rm.wal_start);
+}
+
+/* A message in a transaction is one of its changes: numbered always
+ * (whatever the settings, as changes are), an event when wanted. */
+static source_status handle_logical_message(source *s, batch *b, char *err,
+                                            size_t errlen)
+{
+    const pgoutput_msg *m = &s->m;
+    bool own = strcmp(m->u.message.prefix, OWN_MESSAGE_PREFIX) == 0;
+    if (!s->in_txn) {
+        if (!m->u.message.transactional && !own)
+            handle_lone_message(s, b);
+        else if (!m->u.message.transactional)
+            reached_idle(s, s->rm.wal_start);
+        return SOURCE_OK;
+    }
+    if (own)
+        return handle_pgspout_message(s, b, err, errlen);
+    if (!m->u.message.transactional)
+        return SOURCE_OK;
+    s->txn_seq++;
+    if (message_wanted(s, m->u.message.prefix))
+        add_message_event(s, b, (pgspout_position){s->txn_commit_lsn, 0});
+    return SOURCE_OK;
+}
+
 /* ---- transactions ---- */
 
 static void handle_begin(source *s)
@@ -544,12 +670,31 @@ static void handle_begin(source *s)
     s->txn_commit_lsn = m->u.begin.final_lsn;
     s->txn_commit_time = m->u.begin.commit_time;
     s->txn_xid = m->xid;
-    s->txn_seq = 0;
+    /* seq 1 is the begin event's when there are transaction events: the
+     * numbering of changes depends on that setting (README). */
+    s->txn_seq = s->events.transaction_events ? 1 : 0;
+    s->begin_sent = false;
+    txn_counts_reset(&s->counts);
 }
 
-static void handle_commit(source *s)
+/* The commit event of a transaction that delivered something: after its
+ * last change, with its counts. */
+static void add_commit_event(source *s, batch *b)
+{
+    if (!s->begin_sent)
+        return;
+    s->txn_seq++;
+    event *ev = new_event_at(
+        s, b, NULL, s->all_route, PGSPOUT_OP_COMMIT, s->m.u.commit.commit_lsn,
+        (pgspout_position){s->txn_commit_lsn, s->txn_seq}, 0);
+    ev->txn_counts = txn_counts_members(&s->counts);
+    s->begin_sent = false;
+}
+
+static void handle_commit(source *s, batch *b)
 {
     uint64_t end_lsn = s->m.u.commit.end_lsn;
+    add_commit_event(s, b);
     s->in_txn = false;
     stats_txn_committed(s->txn_commit_time, end_lsn,
                         pgspout_position_cmp(s->last_pos, s->committed_pos) !=
@@ -582,7 +727,7 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
         return SOURCE_OK;
     case PGO_COMMIT:
         if (!skipped)
-            handle_commit(s);
+            handle_commit(s, b);
         return SOURCE_OK;
     case PGO_RELATION:
         return handle_relation(s, err, errlen);
@@ -594,13 +739,11 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
     case PGO_TRUNCATE:
         return skipped ? SOURCE_OK : handle_truncate(s, b, err, errlen);
     case PGO_MESSAGE:
-        /* Not a change of a table; one outside a transaction (pgspout's
-         * heartbeats among them) shows how far the server has read. */
-        if (!s->in_txn && !s->m.u.message.transactional) {
+        /* One outside a transaction (pgspout's heartbeats among them) also
+         * shows how far the server has read. */
+        if (skipped && !s->in_txn && !s->m.u.message.transactional)
             reached_idle(s, s->rm.wal_start);
-            return SOURCE_OK;
-        }
-        return skipped ? SOURCE_OK : handle_pgspout_message(s, b, err, errlen);
+        return skipped ? SOURCE_OK : handle_logical_message(s, b, err, errlen);
     case PGO_ORIGIN:
     case PGO_TYPE:
         /* Type names come from the catalog; origins are not changes. */

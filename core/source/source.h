@@ -116,6 +116,21 @@ source *source_new(const source_io *io, const source_catalog *catalog,
                    uint64_t endpos);
 void source_free(source *s);
 
+/* What the source makes besides changes (every one off by default):
+ * message events for logical decoding messages whose prefix matches one of
+ * prefixes (fnmatch globs; none: any prefix; pgspout's own prefix never),
+ * and begin and commit events around each transaction that makes an
+ * event. */
+typedef struct source_events {
+    bool messages;
+    const char *const *prefixes; /* must outlive the source */
+    size_t nprefixes;
+    bool transaction_events;
+} source_events;
+
+/* all_route: the route of events that belong to no table (every sink). */
+void source_set_events(source *s, const source_events *ev, uint64_t all_route);
+
 /* Hands pgspout's own logical decoding messages (backfill requests and
  * watermarks) to bf, notes the changes it watches and sends the rows of
  * its chunks as read events. NULL (the default): none. */

@@ -768,7 +768,8 @@ static pgspout_status bq_create(const pgspout_host_api *host,
 }
 
 static const pgspout_sink_descriptor bq_descriptor = {
-    PGSPOUT_SINK_HEADER,
+    /* ABI 1.4: no message, begin or commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(4),
     .name = "bigquery",
     .version = "0.1.0",
     .description = "BigQuery: a changelog table (insertAll) and a "

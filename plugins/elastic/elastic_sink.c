@@ -761,7 +761,8 @@ static pgspout_status elastic_create(const pgspout_host_api *host,
 }
 
 static const pgspout_sink_descriptor elastic_descriptor = {
-    PGSPOUT_SINK_HEADER,
+    /* ABI 1.4: no message, begin or commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(4),
     .name = "elastic",
     .version = ELASTIC_SINK_VERSION,
     .description = "Elasticsearch/OpenSearch documents via _bulk, "

@@ -911,7 +911,8 @@ static pgspout_status kafka_create(const pgspout_host_api *host,
 }
 
 static const pgspout_sink_descriptor kafka_descriptor = {
-    PGSPOUT_SINK_HEADER,
+    /* ABI 1.4: no message, begin or commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(4),
     .name = "kafka",
     .version = KAFKA_SINK_VERSION,
     .description = "Apache Kafka (librdkafka, idempotent producer, ordered "

@@ -441,7 +441,8 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
 }
 
 static const pgspout_sink_descriptor kinesis_descriptor = {
-    PGSPOUT_SINK_HEADER,
+    /* ABI 1.4: no message, begin or commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(4),
     .name = "kinesis",
     .version = KINESIS_SINK_VERSION,
     .description = "Amazon Kinesis Data Streams (PutRecords, SigV4, ordered "

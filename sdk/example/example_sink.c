@@ -202,7 +202,8 @@ static void example_destroy(void *state)
 }
 
 static const pgspout_sink_descriptor example_descriptor = {
-    PGSPOUT_SINK_HEADER,
+    /* ABI 1.4: no message, begin or commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(4),
     .name = "example",
     .version = "1.0.0",
     .description = "SDK example: one tab-separated line per change",

@@ -155,9 +155,13 @@ static void live_through_outage(fault_sink *s)
 #define FAULT_SINK_MINOR PGSPOUT_ABI_MINOR
 #endif
 
-/* Whether a sink of FAULT_SINK_MINOR can know the op (read: since 1.2). */
+/* Whether a sink of FAULT_SINK_MINOR can know the op (read: since 1.2;
+ * message, begin and commit: since 1.5). */
 static bool knows_op(pgspout_op op)
 {
+    if (op == PGSPOUT_OP_MESSAGE || op == PGSPOUT_OP_BEGIN ||
+        op == PGSPOUT_OP_COMMIT)
+        return FAULT_SINK_MINOR >= 5;
     return op != PGSPOUT_OP_READ || FAULT_SINK_MINOR >= 2;
 }
 

@@ -205,13 +205,16 @@ static inline int read_written(const char *path, written *out, int max)
         const char *table = json_string_value(json_object_get(ev, "table"));
         const char *lsn = json_string_value(json_object_get(ev, "commit_lsn"));
         written *w = &out[n];
-        if (!op || !table || !lsn || !lsn_parse(lsn, &w->commit_lsn)) {
+        /* Messages, begins and commits have a null table. */
+        bool tableless = json_is_null(json_object_get(ev, "table"));
+        if (!op || (!table && !tableless) || !lsn ||
+            !lsn_parse(lsn, &w->commit_lsn)) {
             json_decref(ev);
             fclose(f);
             return -1;
         }
         snprintf(w->op, sizeof w->op, "%s", op);
-        snprintf(w->table, sizeof w->table, "%s", table);
+        snprintf(w->table, sizeof w->table, "%s", table ? table : "");
         w->seq = (uint64_t)json_integer_value(json_object_get(ev, "seq"));
         w->id = row_id(ev);
         json_decref(ev);

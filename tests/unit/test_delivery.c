@@ -20,7 +20,7 @@
 #include "stop.h"
 #include "typeinfo.h"
 
-static const char *fault_so, *file_so, *fault_abi11_so;
+static const char *fault_so, *file_so, *fault_abi11_so, *fault_abi14_so;
 static table_filter *no_filter;
 static stop_state stop;
 
@@ -133,6 +133,67 @@ static void test_read_events_for_older_sinks(void)
                                   "\"table_rows\":42,\"chunk\":3,"
                                   "\"last\":false}"));
     CHECK(!file_contains(old_path, "snapshot"));
+    batch_free(&b);
+    relation_unref(rel);
+    delivery_free(d);
+    free_sinks(&t);
+}
+
+static void add_message(batch *b, uint64_t lsn, const char *content)
+{
+    event *ev = make_event(NULL, PGSPOUT_OP_MESSAGE, lsn, 1);
+    ev->prefix = strdup("app");
+    ev->content = strdup(content);
+    ev->content_len = strlen(content);
+    batch_add(b, ev, 3, 16);
+}
+
+/* Messages, begins and commits (ABI 1.5) never reach a sink built for 1.4
+ * (the 1.4 fault sink fails on an op it cannot know), and do not hold its
+ * durability back: what it got durable, everything is. A 1.5 sink gets
+ * them as they are, a non-UTF-8 content as base64. */
+static void test_messages_for_older_sinks(void)
+{
+    test_sinks t = {0};
+    char *new_path = test_path("msg-new"), *old_path = test_path("msg-old");
+    add_sink(&t, "new", fault_so, NULL, "path", new_path, NULL);
+    add_sink(&t, "old", fault_abi14_so, NULL, "path", old_path, NULL);
+    delivery *d = start_delivery(&t, no_filter, &stop);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    relation *rel = items_relation();
+    batch b;
+    batch_init(&b, 16, 1 << 20);
+    add(&b, rel, 0x700, 1, 3);
+    add_message(&b, 0x800, "hello");
+    add_message(&b, 0x810, "\xff\xfe");
+    batch_add(&b, make_event(NULL, PGSPOUT_OP_BEGIN, 0x900, 1), 3, 16);
+    add(&b, rel, 0x900, 2, 3);
+    event *commit = make_event(NULL, PGSPOUT_OP_COMMIT, 0x900, 3);
+    commit->txn_counts = strdup(",\"event_count\":1");
+    batch_add(&b, commit, 3, 16);
+    CHECK(delivery_write(d, &b) == DELIVERED);
+    CHECK(delivery_flush(d, true, false) == DELIVERED);
+    written w[8];
+    CHECK(read_written(new_path, w, 8) == 6);
+    CHECK_STR(w[1].op, "message");
+    CHECK_STR(w[3].op, "begin");
+    CHECK_STR(w[5].op, "commit");
+    CHECK(file_contains(new_path, "\"prefix\":\"app\",\"content\":\"hello\","
+                                  "\"transactional\":false"));
+    CHECK(file_contains(new_path, "\"content_base64\":\"//4=\""));
+    CHECK(file_contains(new_path, "\"seq\":3,\"commit_time\":"));
+    CHECK(file_contains(new_path, "\"event_count\":1}"));
+    CHECK(read_written(old_path, w, 8) == 2);
+    CHECK_STR(w[0].op, "insert");
+    CHECK_STR(w[1].op, "insert");
+    CHECK(same_pos((pgspout_position){w[1].commit_lsn, w[1].seq}, 0x900, 2));
+    pgspout_position durable;
+    CHECK(delivery_durable(d, &durable));
+    CHECK(delivery_sink_takes_op(4, PGSPOUT_OP_READ));
+    CHECK(!delivery_sink_takes_op(4, PGSPOUT_OP_COMMIT));
+    CHECK(delivery_sink_takes_op(5, PGSPOUT_OP_MESSAGE));
     batch_free(&b);
     relation_unref(rel);
     delivery_free(d);
@@ -456,14 +517,15 @@ static void test_durable_position(void)
 int main(int argc, char **argv)
 {
     char err[1024];
-    if (argc != 4) {
+    if (argc != 5) {
         fprintf(stderr, "usage: test_delivery FAULT_SINK_SO FILE_SINK_SO "
-                        "FAULT_SINK_ABI11_SO\n");
+                        "FAULT_SINK_ABI11_SO FAULT_SINK_ABI14_SO\n");
         return 2;
     }
     fault_so = argv[1];
     file_so = argv[2];
     fault_abi11_so = argv[3];
+    fault_abi14_so = argv[4];
     if (!loader_init(err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -473,6 +535,7 @@ int main(int argc, char **argv)
     no_filter = table_filter_new();
     test_fan_out();
     test_read_events_for_older_sinks();
+    test_messages_for_older_sinks();
     test_resume_skip();
     test_skip_delivered();
     test_retry_with_backoff();

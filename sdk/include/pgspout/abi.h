@@ -8,7 +8,11 @@
  * field that a later minor appended. Nor does a sink ever receive a value it
  * cannot know: an event op added in a later minor (PGSPOUT_OP_READ, 1.2)
  * reaches a sink declaring an older minor as the op it generalises (an
- * insert), in the accessors and in the JSON alike. */
+ * insert), in the accessors and in the JSON alike. An op that generalises
+ * nothing a sink knew (PGSPOUT_OP_MESSAGE, PGSPOUT_OP_BEGIN and
+ * PGSPOUT_OP_COMMIT, 1.5) never reaches a sink declaring an older minor: the
+ * host leaves such events out of its share, so they count as delivered and
+ * durable for it and never hold the confirmed position back. */
 #ifndef PGSPOUT_ABI_H
 #define PGSPOUT_ABI_H
 
@@ -17,7 +21,7 @@
 
 #define PGSPOUT_ABI_MAGIC 0x50475350u /* "PGSP" */
 #define PGSPOUT_ABI_MAJOR 1
-#define PGSPOUT_ABI_MINOR 4
+#define PGSPOUT_ABI_MINOR 5
 
 /* The one symbol every sink exports (declared in sink.h). */
 #define PGSPOUT_SINK_ENTRY_SYMBOL "pgspout_sink_entry"

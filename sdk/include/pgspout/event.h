@@ -16,7 +16,17 @@ typedef enum pgspout_op {
      * event's position; read like an insert (key, after). A sink built for
      * an older minor never receives it: the host hands it such events as
      * inserts. */
-    PGSPOUT_OP_READ = 6
+    PGSPOUT_OP_READ = 6,
+    /* ABI 1.5 (never handed to a sink declaring an older minor, see
+     * abi.h). A logical decoding message (pg_logical_emit_message): no
+     * schema or table (the accessors return NULL); the JSON carries
+     * "prefix", "content" (or "content_base64") and "transactional". */
+    PGSPOUT_OP_MESSAGE = 7,
+    /* ABI 1.5: the start and the end of a delivered transaction
+     * (transaction_events); no schema or table. The commit's JSON counts
+     * the transaction's events ("event_count", "tables", "messages"). */
+    PGSPOUT_OP_BEGIN = 8,
+    PGSPOUT_OP_COMMIT = 9
 } pgspout_op;
 
 /* Parts of an event that can be had as JSON on their own. */

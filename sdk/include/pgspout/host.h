@@ -75,7 +75,9 @@ typedef struct pgspout_host_api {
     bool (*option_double)(pgspout_sink_handle *sink, const char *name,
                           double *value);
 
-    /* Event accessors. Strings are NUL-terminated and owned by the host. */
+    /* Event accessors. Strings are NUL-terminated and owned by the host.
+     * Message, begin and commit events (ABI 1.5) have no schema or table:
+     * NULL. */
     pgspout_op (*event_op)(const pgspout_event *event);
     const char *(*event_schema)(const pgspout_event *event);
     const char *(*event_table)(const pgspout_event *event);

@@ -60,9 +60,15 @@ typedef struct pgspout_sink_descriptor {
 /* The entry point every sink defines. */
 PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void);
 
-/* Initialiser for the header fields of a descriptor. */
-#define PGSPOUT_SINK_HEADER                                                    \
+/* Initialiser for the header fields of a descriptor, declaring the minor
+ * of these headers. */
+#define PGSPOUT_SINK_HEADER PGSPOUT_SINK_HEADER_MINOR(PGSPOUT_ABI_MINOR)
+
+/* The same, declaring an older minor: a sink that does not handle the ops
+ * of later minors keeps declaring the minor it was written for, and the
+ * host never hands it those ops (abi.h). */
+#define PGSPOUT_SINK_HEADER_MINOR(minor)                                       \
     .magic = PGSPOUT_ABI_MAGIC, .abi_major = PGSPOUT_ABI_MAJOR,                \
-    .abi_minor = PGSPOUT_ABI_MINOR, .size = sizeof(pgspout_sink_descriptor)
+    .abi_minor = (minor), .size = sizeof(pgspout_sink_descriptor)
 
 #endif
