@@ -99,44 +99,74 @@ static void test_fan_out(void)
 /* Read events (ABI 1.2) reach a sink built for 1.1 as inserts of the same
  * row at the same position, in its accessors (the 1.1 fault sink fails on
  * an op it cannot know) and in its JSON; a 1.2 sink gets them as they are. */
+/* A sink of today's minor ("new") beside one built for an older minor
+ * ("old", from old_so), each writing to a file of its own, and a batch of
+ * the items relation to fill. */
+typedef struct old_and_new {
+    test_sinks t;
+    char *new_path, *old_path;
+    delivery *d;
+    relation *rel;
+    batch b;
+} old_and_new;
+
+static bool start_old_and_new(old_and_new *x, const char *name,
+                              const char *old_so)
+{
+    char new_name[64], old_name[64];
+    snprintf(new_name, sizeof new_name, "%s-new", name);
+    snprintf(old_name, sizeof old_name, "%s-old", name);
+    memset(x, 0, sizeof *x);
+    x->new_path = test_path(new_name);
+    x->old_path = test_path(old_name);
+    add_sink(&x->t, "new", fault_so, NULL, "path", x->new_path, NULL);
+    add_sink(&x->t, "old", old_so, NULL, "path", x->old_path, NULL);
+    x->d = start_delivery(&x->t, no_filter, &stop);
+    CHECK(x->d != NULL);
+    if (!x->d)
+        return false;
+    x->rel = items_relation();
+    batch_init(&x->b, 16, 1 << 20);
+    return true;
+}
+
+static void end_old_and_new(old_and_new *x)
+{
+    batch_free(&x->b);
+    relation_unref(x->rel);
+    delivery_free(x->d);
+    free_sinks(&x->t);
+}
+
 static void test_read_events_for_older_sinks(void)
 {
-    test_sinks t = {0};
-    char *new_path = test_path("read-new"), *old_path = test_path("read-old");
-    add_sink(&t, "new", fault_so, NULL, "path", new_path, NULL);
-    add_sink(&t, "old", fault_abi11_so, NULL, "path", old_path, NULL);
-    delivery *d = start_delivery(&t, no_filter, &stop);
-    CHECK(d != NULL);
-    if (!d)
+    old_and_new x;
+    if (!start_old_and_new(&x, "read", fault_abi11_so))
         return;
-    relation *rel = items_relation();
-    batch b;
-    batch_init(&b, 16, 1 << 20);
+    relation *rel = x.rel;
+    batch *b = &x.b;
     event *read = make_event(rel, PGSPOUT_OP_READ, 0x700, 1);
     strcpy(read->snapshot.id, "00c0ffee00c0ffee");
     read->snapshot.chunk = 3;
     read->snapshot.table_rows = 42;
-    batch_add(&b, read, 3, 16);
-    add(&b, rel, 0x700, 2, 3);
-    CHECK(delivery_write(d, &b) == DELIVERED);
-    CHECK(delivery_flush(d, true, false) == DELIVERED);
+    batch_add(b, read, 3, 16);
+    add(b, rel, 0x700, 2, 3);
+    CHECK(delivery_write(x.d, b) == DELIVERED);
+    CHECK(delivery_flush(x.d, true, false) == DELIVERED);
     written w[4];
-    CHECK(read_written(new_path, w, 4) == 2);
+    CHECK(read_written(x.new_path, w, 4) == 2);
     CHECK_STR(w[0].op, "read");
     CHECK(w[0].id == 1 &&
           same_pos((pgspout_position){w[0].commit_lsn, w[0].seq}, 0x700, 1));
-    CHECK(read_written(old_path, w, 4) == 2);
+    CHECK(read_written(x.old_path, w, 4) == 2);
     CHECK_STR(w[0].op, "insert");
     CHECK(w[0].id == 1 && w[0].commit_lsn == 0x700 && w[0].seq == 1);
     CHECK_STR(w[1].op, "insert");
-    CHECK(file_contains(new_path, "\"snapshot\":{\"id\":\"00c0ffee00c0ffee\","
-                                  "\"table_rows\":42,\"chunk\":3,"
-                                  "\"last\":false}"));
-    CHECK(!file_contains(old_path, "snapshot"));
-    batch_free(&b);
-    relation_unref(rel);
-    delivery_free(d);
-    free_sinks(&t);
+    CHECK(file_contains(x.new_path, "\"snapshot\":{\"id\":\"00c0ffee00c0ffee\","
+                                    "\"table_rows\":42,\"chunk\":3,"
+                                    "\"last\":false}"));
+    CHECK(!file_contains(x.old_path, "snapshot"));
+    end_old_and_new(&x);
 }
 
 static void add_message(batch *b, uint64_t lsn, const char *content)
@@ -154,50 +184,41 @@ static void add_message(batch *b, uint64_t lsn, const char *content)
  * them as they are, a non-UTF-8 content as base64. */
 static void test_messages_for_older_sinks(void)
 {
-    test_sinks t = {0};
-    char *new_path = test_path("msg-new"), *old_path = test_path("msg-old");
-    add_sink(&t, "new", fault_so, NULL, "path", new_path, NULL);
-    add_sink(&t, "old", fault_abi14_so, NULL, "path", old_path, NULL);
-    delivery *d = start_delivery(&t, no_filter, &stop);
-    CHECK(d != NULL);
-    if (!d)
+    old_and_new x;
+    if (!start_old_and_new(&x, "msg", fault_abi14_so))
         return;
-    relation *rel = items_relation();
-    batch b;
-    batch_init(&b, 16, 1 << 20);
-    add(&b, rel, 0x700, 1, 3);
-    add_message(&b, 0x800, "hello");
-    add_message(&b, 0x810, "\xff\xfe");
-    batch_add(&b, make_event(NULL, PGSPOUT_OP_BEGIN, 0x900, 1), 3, 16);
-    add(&b, rel, 0x900, 2, 3);
+    relation *rel = x.rel;
+    batch *b = &x.b;
+    add(b, rel, 0x700, 1, 3);
+    add_message(b, 0x800, "hello");
+    add_message(b, 0x810, "\xff\xfe");
+    batch_add(b, make_event(NULL, PGSPOUT_OP_BEGIN, 0x900, 1), 3, 16);
+    add(b, rel, 0x900, 2, 3);
     event *commit = make_event(NULL, PGSPOUT_OP_COMMIT, 0x900, 3);
     commit->txn_counts = strdup(",\"event_count\":1");
-    batch_add(&b, commit, 3, 16);
-    CHECK(delivery_write(d, &b) == DELIVERED);
-    CHECK(delivery_flush(d, true, false) == DELIVERED);
+    batch_add(b, commit, 3, 16);
+    CHECK(delivery_write(x.d, b) == DELIVERED);
+    CHECK(delivery_flush(x.d, true, false) == DELIVERED);
     written w[8];
-    CHECK(read_written(new_path, w, 8) == 6);
+    CHECK(read_written(x.new_path, w, 8) == 6);
     CHECK_STR(w[1].op, "message");
     CHECK_STR(w[3].op, "begin");
     CHECK_STR(w[5].op, "commit");
-    CHECK(file_contains(new_path, "\"prefix\":\"app\",\"content\":\"hello\","
-                                  "\"transactional\":false"));
-    CHECK(file_contains(new_path, "\"content_base64\":\"//4=\""));
-    CHECK(file_contains(new_path, "\"seq\":3,\"commit_time\":"));
-    CHECK(file_contains(new_path, "\"event_count\":1}"));
-    CHECK(read_written(old_path, w, 8) == 2);
+    CHECK(file_contains(x.new_path, "\"prefix\":\"app\",\"content\":\"hello\","
+                                    "\"transactional\":false"));
+    CHECK(file_contains(x.new_path, "\"content_base64\":\"//4=\""));
+    CHECK(file_contains(x.new_path, "\"seq\":3,\"commit_time\":"));
+    CHECK(file_contains(x.new_path, "\"event_count\":1}"));
+    CHECK(read_written(x.old_path, w, 8) == 2);
     CHECK_STR(w[0].op, "insert");
     CHECK_STR(w[1].op, "insert");
     CHECK(same_pos((pgspout_position){w[1].commit_lsn, w[1].seq}, 0x900, 2));
     pgspout_position durable;
-    CHECK(delivery_durable(d, &durable));
+    CHECK(delivery_durable(x.d, &durable));
     CHECK(delivery_sink_takes_op(4, PGSPOUT_OP_READ));
     CHECK(!delivery_sink_takes_op(4, PGSPOUT_OP_COMMIT));
     CHECK(delivery_sink_takes_op(5, PGSPOUT_OP_MESSAGE));
-    batch_free(&b);
-    relation_unref(rel);
-    delivery_free(d);
-    free_sinks(&t);
+    end_old_and_new(&x);
 }
 
 /* The file sink reads back where its output ends; a second run skips what
