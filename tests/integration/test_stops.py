@@ -10,7 +10,7 @@ import time
 import pytest
 
 from faults_support import TcpProxy, slot_state
-from pgharness import data_events, read_jsonl, wait_until
+from pgharness import Session, data_events, read_jsonl, wait_until
 
 # How long a process may take to end after a stop signal. Generous: the
 # point is that it ends at all (before the fix these waited for minutes).
@@ -265,3 +265,45 @@ def test_silent_server_mid_stream_is_taken_for_gone(db, pgspout, proxy,
     assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)[-3000:]
     assert [e["after"]["id"] for e in data_events(read_jsonl(out))] == \
         [1, 2, 3]
+
+
+def test_stop_while_the_catalog_is_slow_ends_cleanly(db, pgspout, tmp_path):
+    """A stop that comes while pgspout waits for the catalog's answer about
+    a new relation ends the run as any stop does (exit 0, everything
+    durable confirmed), not as a catalog failure. The catalog is made to
+    wait by a session that holds pg_type locked: pgspout's question about
+    the relation's column type (a domain: built-in types need no question)
+    waits for that lock. The server's own sessions know the domain by then
+    and do not wait."""
+    out = tmp_path / "out.jsonl"
+    db.psql("create domain d_int as int;"
+            "create table t (id d_int primary key);"
+            "create table u (id d_int primary key);")
+    writer, watcher, locker = (Session(db.conninfo) for _ in range(3))
+    # Warm sessions: once the lock is held, they must not need pg_type.
+    assert writer.ask("insert into u values (0); select 'warm';") == "warm"
+    waiting_sql = ("select count(*) from pg_locks l join pg_stat_activity a "
+                   "using (pid) where not l.granted and "
+                   "a.application_name = 'pgspout';")
+    assert watcher.ask(waiting_sql) == "0"
+    db.create_slot(db.name)
+    proc = pgspout.spawn("-d", db.conninfo, "--slot", db.name,
+                         "--sink", "file", "-o", "path=%s" % out)
+    try:
+        assert writer.ask("insert into t values (1); select 'ok';") == "ok"
+        wait_until(lambda: out.exists() and '"table":"t"' in out.read_text(),
+                   what="the first change delivered")
+        assert locker.ask("begin; lock table pg_catalog.pg_type in access "
+                          "exclusive mode; select 'locked';") == "locked"
+        assert writer.ask("insert into u values (1); select 'ok';") == "ok"
+        wait_until(lambda: watcher.ask(waiting_sql) != "0",
+                   what="pgspout waiting for the catalog's answer")
+        assert stop_and_wait(pgspout, proc) == 0, pgspout.stderr_of(proc)
+    finally:
+        locker.ask("rollback; select 'released';")
+        for s in (writer, watcher, locker):
+            s.close()
+    stderr = pgspout.stderr_of(proc)
+    assert "stop requested while waiting" in stderr, stderr
+    assert "error" not in stderr, stderr
+    assert [e["after"]["id"] for e in data_events(read_jsonl(out))] == [1]
