@@ -275,7 +275,7 @@ static void append_location(strbuf *sb, const raw_value *rv)
         sbuf_appendf(sb, "command line: -o %s", rv->key);
 }
 
-static const char *type_name(pgspout_option_type type)
+const char *option_type_name(pgspout_option_type type)
 {
     switch (type) {
     case PGSPOUT_OPT_STRING:
@@ -718,7 +718,8 @@ void option_table_print(FILE *out, const pgspout_option_def *defs,
         else
             sbuf_append_str(&status, "optional");
         fprintf(out, "%s%-18s %-9s %-22s %s", indent, name.data,
-                type_name(def->type), status.data, def->doc ? def->doc : "");
+                option_type_name(def->type), status.data,
+                def->doc ? def->doc : "");
         if (def->type == PGSPOUT_OPT_STRING && def->choices)
             fprintf(out, " (one of: %s)", def->choices);
         fputc('\n', out);

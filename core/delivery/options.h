@@ -69,6 +69,10 @@ bool sink_options_get_double(const sink_options *opts, const char *name,
 bool sink_options_each_prefixed(const sink_options *opts, const char *family,
                                 pgspout_option_visitor visit, void *ctx);
 
+/* "string", "int", "bool", "double" or "duration", as --list-sinks and
+ * the manual pages name a type. */
+const char *option_type_name(pgspout_option_type type);
+
 /* Prints one line per option: name, type, default or "required", doc. */
 void option_table_print(FILE *out, const pgspout_option_def *defs,
                         const char *indent);
