@@ -362,8 +362,8 @@ static pgspout_status merge_from_old(elastic_sink *es, const char *index,
     return st;
 }
 
-/* External versions are positive Java longs; a WAL position is one below
- * 8 EiB of WAL. */
+/* External versions are positive Java longs: a WAL position fits while the
+ * cluster has written less than 8 EiB of WAL. */
 static pgspout_status check_version(elastic_sink *es, uint64_t version)
 {
     if (version == 0 || version > (uint64_t)ES_MAX_VERSION)
@@ -456,10 +456,11 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     return kit_submit(es->pipeline, rec);
 }
 
-/* Blocking control-plane call for TRUNCATE. Returns OK, RETRY (transient;
- * logged) or FATAL (logged). 404 counts as done (no index, no documents)
- * and leaves *reply NULL; otherwise *reply (when asked for) is the parsed
- * JSON answer. */
+/* Blocking control-plane call (TRUNCATE, reading an old document, creating
+ * the index of messages or begin/commit events). Returns OK, RETRY
+ * (transient; logged) or FATAL (logged). 404 counts as done (no index, no
+ * documents) and leaves *reply NULL; otherwise *reply (when asked for) is
+ * the parsed JSON answer. */
 static pgspout_status control_call(elastic_sink *es, const char *method,
                                    const char *path, const char *body,
                                    json_t **reply)
