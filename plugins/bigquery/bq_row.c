@@ -12,13 +12,15 @@
 
 #include "base64.h"
 #include "hex.h"
+#include "position_id.h"
 #include "strbuf.h"
 
 void bq_insert_id(pgspout_position pos, const char *suffix, char *buf,
                   size_t buflen)
 {
-    snprintf(buf, buflen, "%" PRIX64 "-%" PRIu64 "%s", pos.commit_lsn, pos.seq,
-             suffix ? suffix : "");
+    char id[KIT_POSITION_ID_MAX];
+    kit_position_id(pos, id, sizeof id);
+    snprintf(buf, buflen, "%s%s", id, suffix ? suffix : "");
 }
 
 /* bytea in PostgreSQL's hex output ("\x0a0b") to base64. */

@@ -217,8 +217,8 @@ const bq_column *bq_columns_find(const bq_columns *c, const char *name)
     return NULL;
 }
 
-static json_t *field_json(const char *name, const char *type, bool repeated,
-                          const char *description)
+json_t *bq_field_json(const char *name, const char *type, bool repeated,
+                      const char *description)
 {
     json_t *f = json_pack("{s:s, s:s, s:s}", "name", name, "type", type, "mode",
                           repeated ? "REPEATED" : "NULLABLE");
@@ -240,32 +240,39 @@ char *bq_changelog_table_json(const char *project, const char *dataset,
     json_t *fields = json_array();
     for (size_t i = 0; i < cols->n; i++) {
         const bq_column *c = &cols->cols[i];
-        json_array_append_new(fields,
-                              field_json(c->name, c->type, c->repeated, NULL));
+        json_array_append_new(
+            fields, bq_field_json(c->name, c->type, c->repeated, NULL));
     }
     json_array_append_new(
-        fields, field_json(BQ_COL_OP, "STRING", false,
-                           "insert, update, delete, truncate or read"));
+        fields, bq_field_json(BQ_COL_OP, "STRING", false,
+                              "insert, update, delete, truncate or read"));
     json_array_append_new(
-        fields, field_json(BQ_COL_KEY, "STRING", false,
-                           "the row's replica-identity columns as JSON"));
-    json_array_append_new(fields,
-                          field_json(BQ_COL_COMMIT_LSN, "INT64", false,
-                                     "commit LSN of the change's transaction"));
+        fields, bq_field_json(BQ_COL_KEY, "STRING", false,
+                              "the row's replica-identity columns as JSON"));
     json_array_append_new(
-        fields, field_json(BQ_COL_SEQ, "INT64", false,
-                           "position of the change in its transaction"));
-    json_array_append_new(fields, field_json(BQ_COL_COMMIT_TIME, "TIMESTAMP",
-                                             false, "commit time"));
+        fields, bq_field_json(BQ_COL_COMMIT_LSN, "INT64", false,
+                              "commit LSN of the change's transaction"));
     json_array_append_new(
-        fields, field_json(BQ_COL_UNCHANGED_TOAST, "STRING", true,
-                           "columns whose value the change did not carry"));
+        fields, bq_field_json(BQ_COL_SEQ, "INT64", false,
+                              "position of the change in its transaction"));
+    json_array_append_new(fields, bq_field_json(BQ_COL_COMMIT_TIME, "TIMESTAMP",
+                                                false, "commit time"));
+    json_array_append_new(
+        fields, bq_field_json(BQ_COL_UNCHANGED_TOAST, "STRING", true,
+                              "columns whose value the change did not carry"));
+    return bq_table_json(project, dataset, table_id, fields,
+                         "pgspout changelog: one row per change; see the view "
+                         "for the latest state");
+}
+
+char *bq_table_json(const char *project, const char *dataset,
+                    const char *table_id, json_t *fields,
+                    const char *description)
+{
     json_t *body = json_pack(
         "{s:{s:s, s:s, s:s}, s:{s:o}, s:s}", "tableReference", "projectId",
         project, "datasetId", dataset, "tableId", table_id, "schema", "fields",
-        fields, "description",
-        "pgspout changelog: one row per change; see the view for the latest "
-        "state");
+        fields, "description", description);
     return dump(body);
 }
 
@@ -279,8 +286,9 @@ char *bq_patch_add_columns_json(json_t *existing_table, const bq_column *added,
         fields = json_array();
     }
     for (size_t i = 0; i < nadded; i++)
-        json_array_append_new(fields, field_json(added[i].name, added[i].type,
-                                                 added[i].repeated, NULL));
+        json_array_append_new(fields,
+                              bq_field_json(added[i].name, added[i].type,
+                                            added[i].repeated, NULL));
     return dump(json_pack("{s:{s:o}}", "schema", "fields", fields));
 }
 

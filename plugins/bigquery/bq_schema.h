@@ -53,6 +53,16 @@ bool bq_columns_from_table(json_t *table, bq_columns *out, char *err,
 void bq_columns_free(bq_columns *c);
 const bq_column *bq_columns_find(const bq_columns *c, const char *name);
 
+/* A field of a table schema resource; description may be NULL. */
+json_t *bq_field_json(const char *name, const char *type, bool repeated,
+                      const char *description);
+
+/* The tables.insert body of a table with these fields (taken: the
+ * reference is stolen). Caller frees (free()). */
+char *bq_table_json(const char *project, const char *dataset,
+                    const char *table_id, json_t *fields,
+                    const char *description);
+
 /* The tables.insert body of a changelog table. Caller frees (free()). */
 char *bq_changelog_table_json(const char *project, const char *dataset,
                               const char *table_id, const bq_columns *cols);

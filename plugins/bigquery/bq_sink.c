@@ -20,6 +20,7 @@
 #include <pgspout/pgspout.h>
 
 #include "bq_auth.h"
+#include "bq_events.h"
 #include "bq_row.h"
 #include "bq_schema.h"
 #include "fileio.h"
@@ -72,11 +73,33 @@ static const pgspout_option_def bq_options[] = {
      .default_value = "warn",
      .choices = "warn|stop",
      .doc = "a column changed type or was dropped: warn and go on, or stop"},
+    {.name = "messages",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "table",
+     .choices = "table|skip",
+     .doc = "message events (pgspout's messages setting): a row each in "
+            "message_table, or skip them"},
+    {.name = "message_table",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "pgspout_messages",
+     .doc = "table of message events (created when missing)"},
+    {.name = "transactions",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "skip",
+     .choices = "skip|table",
+     .doc = "begin and commit events (pgspout's transaction_events "
+            "setting): skip them, or a row each in transaction_table"},
+    {.name = "transaction_table",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "pgspout_transactions",
+     .doc = "table of begin and commit events (created when missing)"},
     KIT_PIPELINE_OPTIONS("500", "5M", "200ms", "4"),
     PGSPOUT_OPTION_END};
 
 typedef struct bq_table {
-    char *schema, *name; /* the source relation */
+    /* The source relation; NULL for the messages and transactions tables,
+     * which belong to none. */
+    char *schema, *name;
     char *changelog_id, *view_id;
     uint64_t batch_key; /* unique among the sink's tables */
     bq_columns cols;    /* the changelog table's source columns */
@@ -101,6 +124,10 @@ typedef struct bq_sink {
     bq_auth *auth;
     kit_pipeline *pipeline;
     bq_table *tables;
+    /* Where message and begin/commit events go (also in tables); NULL:
+     * skipped. Created once per run, before their first row. */
+    bq_table *messages_table, *transactions_table;
+    bool messages_ready, transactions_ready;
     bool have_taken;
     pgspout_position last_taken; /* newest change event taken */
 } bq_sink;
@@ -493,7 +520,8 @@ static pgspout_status ensure_tables(bq_sink *s, bq_table *t,
 static bq_table *find_table(bq_sink *s, const char *schema, const char *name)
 {
     for (bq_table *t = s->tables; t; t = t->next)
-        if (strcmp(t->schema, schema) == 0 && strcmp(t->name, name) == 0)
+        if (t->schema && strcmp(t->schema, schema) == 0 &&
+            strcmp(t->name, name) == 0)
             return t;
     return NULL;
 }
@@ -610,6 +638,74 @@ static pgspout_status handle_change(bq_sink *s, const pgspout_event *ev)
     return submit_rows(s, t, pos, rows_json, nrows);
 }
 
+/* ---- message, begin and commit events ---- */
+
+/* Creates the messages or transactions table unless it exists; a table
+ * that exists is used as it is. */
+static pgspout_status ensure_event_table(bq_sink *s, const bq_table *t,
+                                         bq_event_table_kind kind)
+{
+    char *body =
+        bq_event_table_json(s->project, s->dataset, t->changelog_id, kind);
+    kit_http_response resp;
+    pgspout_status st =
+        api_call(s, "POST", dataset_url(s, NULL, NULL), body, &resp);
+    if (st != PGSPOUT_OK)
+        return st;
+    if (resp.status == 200)
+        s->host->log(s->handle, PGSPOUT_LOG_INFO, "created table %s",
+                     t->changelog_id);
+    else if (resp.status != 409)
+        st = call_failed(s, "creating the messages or transactions table",
+                         &resp);
+    kit_response_free(&resp);
+    return st;
+}
+
+/* A message, begin or commit event is one row of its table; its insertId
+ * is its position, as a change's, so a resent copy is dropped the same
+ * way. A skipped one counts as delivered at once. */
+static pgspout_status handle_event(bq_sink *s, const pgspout_event *ev)
+{
+    const pgspout_host_api *h = s->host;
+    pgspout_position pos = h->event_position(ev);
+    bool message = h->event_op(ev) == PGSPOUT_OP_MESSAGE;
+    bq_table *t = message ? s->messages_table : s->transactions_table;
+    bool *ready = message ? &s->messages_ready : &s->transactions_ready;
+    bq_event_table_kind kind =
+        message ? BQ_MESSAGES_TABLE : BQ_TRANSACTIONS_TABLE;
+
+    if (!t)
+        return kit_submit_marker(s->pipeline, pos);
+    if (!*ready) {
+        pgspout_status st = ensure_event_table(s, t, kind);
+        if (st != PGSPOUT_OK)
+            return st;
+        *ready = true;
+    }
+    size_t len;
+    const char *text = h->event_json(ev, PGSPOUT_PART_EVENT, &len);
+    json_t *event = json_loadb(text, len, 0, NULL);
+    char err[300] = "unreadable event JSON";
+    json_t *row =
+        event ? bq_event_row(event, pos, kind, err, sizeof err) : NULL;
+    json_decref(event);
+    if (!row) {
+        h->log(s->handle, PGSPOUT_LOG_ERROR, "%s: %s", t->changelog_id, err);
+        return PGSPOUT_FATAL;
+    }
+    json_t *rows = json_pack("[o]", row);
+    char *rows_json = json_dumps(rows, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(rows);
+    return submit_rows(s, t, pos, xnonnull(rows_json), 1);
+}
+
+static bool has_table(pgspout_op op)
+{
+    return op != PGSPOUT_OP_MESSAGE && op != PGSPOUT_OP_BEGIN &&
+           op != PGSPOUT_OP_COMMIT;
+}
+
 static pgspout_status bq_write(void *state, const pgspout_event *const *events,
                                size_t count)
 {
@@ -627,11 +723,14 @@ static pgspout_status bq_write(void *state, const pgspout_event *const *events,
              * already taken is not taken twice. */
             if (s->have_taken && pgspout_position_cmp(pos, s->last_taken) <= 0)
                 continue;
-            st = op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
-                         op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_TRUNCATE ||
-                         op == PGSPOUT_OP_READ
-                     ? handle_change(s, ev)
-                     : kit_submit_marker(s->pipeline, pos);
+            if (!has_table(op))
+                st = handle_event(s, ev);
+            else if (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
+                     op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_TRUNCATE ||
+                     op == PGSPOUT_OP_READ)
+                st = handle_change(s, ev);
+            else
+                st = kit_submit_marker(s->pipeline, pos);
             if (st == PGSPOUT_OK) {
                 s->have_taken = true;
                 s->last_taken = pos;
@@ -717,6 +816,25 @@ static bool make_auth(bq_sink *s, char *err, size_t errlen)
     return true;
 }
 
+/* The table message (or begin/commit) events go to when choice_option
+ * says "table"; NULL when they are skipped. Kept among the sink's tables so
+ * that its batch key is its own. */
+static bq_table *event_table(bq_sink *s, const char *choice_option,
+                             const char *name_option)
+{
+    const char *choice = NULL, *name = NULL;
+    s->host->option_string(s->handle, choice_option, &choice);
+    s->host->option_string(s->handle, name_option, &name);
+    if (!choice || strcmp(choice, "table") != 0 || !name)
+        return NULL;
+    bq_table *t = xcalloc(1, sizeof *t);
+    t->changelog_id = xstrdup(name);
+    t->batch_key = table_batch_key(s, t->changelog_id);
+    t->next = s->tables;
+    s->tables = t;
+    return t;
+}
+
 static pgspout_status bq_create(const pgspout_host_api *host,
                                 pgspout_sink_handle *handle, void **state)
 {
@@ -748,6 +866,17 @@ static pgspout_status bq_create(const pgspout_host_api *host,
         return PGSPOUT_FATAL;
     }
 
+    s->messages_table = event_table(s, "messages", "message_table");
+    s->transactions_table = event_table(s, "transactions", "transaction_table");
+    if (s->messages_table && s->transactions_table &&
+        strcmp(s->messages_table->changelog_id,
+               s->transactions_table->changelog_id) == 0) {
+        host->log(handle, PGSPOUT_LOG_ERROR,
+                  "message_table and transaction_table must differ");
+        bq_destroy(s);
+        return PGSPOUT_FATAL;
+    }
+
     char err[512];
     if (!kit_pipeline_config_from_options(host, handle, "bigquery", &s->config,
                                           err, sizeof err) ||
@@ -768,8 +897,8 @@ static pgspout_status bq_create(const pgspout_host_api *host,
 }
 
 static const pgspout_sink_descriptor bq_descriptor = {
-    /* ABI 1.4: no message, begin or commit events (README). */
-    PGSPOUT_SINK_HEADER_MINOR(4),
+    /* ABI 1.5: message, begin and commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(5),
     .name = "bigquery",
     .version = "0.1.0",
     .description = "BigQuery: a changelog table (insertAll) and a "

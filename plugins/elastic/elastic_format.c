@@ -410,3 +410,23 @@ out:
     json_decref(root);
     return ok;
 }
+
+const char es_event_index_body[] =
+    "{\"mappings\":{\"date_detection\":false,\"numeric_detection\":false,"
+    "\"properties\":{"
+    "\"op\":{\"type\":\"keyword\"},"
+    "\"schema\":{\"type\":\"keyword\"},"
+    "\"table\":{\"type\":\"keyword\"},"
+    "\"lsn\":{\"type\":\"keyword\"},"
+    "\"commit_lsn\":{\"type\":\"keyword\"},"
+    "\"xid\":{\"type\":\"long\"},"
+    "\"seq\":{\"type\":\"long\"},"
+    "\"commit_time\":{\"type\":\"date\"},"
+    "\"prefix\":{\"type\":\"keyword\"},"
+    "\"content\":{\"type\":\"text\",\"fields\":{\"keyword\":"
+    "{\"type\":\"keyword\",\"ignore_above\":256}}},"
+    "\"content_base64\":{\"type\":\"binary\"},"
+    "\"transactional\":{\"type\":\"boolean\"},"
+    "\"event_count\":{\"type\":\"long\"},"
+    "\"messages\":{\"type\":\"long\"},"
+    "\"tables\":{\"type\":\"object\",\"enabled\":false}}}}";

@@ -82,6 +82,14 @@ void es_bulk_update(strbuf *b, const char *index, const char *id,
  * it once and caches it). */
 extern const char es_merge_script[];
 
+/* The body that creates the index of message, begin and commit events
+ * (PUT /<index>): their fields mapped explicitly, so that the first
+ * document's values never decide the types by guessing (a message whose
+ * content looks like a date would make every later one a mapping error),
+ * and a commit's per-table counts stored but not mapped (one field per
+ * table would grow the mapping without bound). */
+extern const char es_event_index_body[];
+
 /* ---- bulk results ---- */
 
 typedef enum es_item_result {

@@ -23,6 +23,7 @@
 #include "json_string.h"
 #include "percent.h"
 #include "pipeline.h"
+#include "position_id.h"
 #include "strbuf.h"
 
 #define ELASTIC_SINK_VERSION "0.1.0"
@@ -64,8 +65,37 @@ static const pgspout_option_def elastic_options[] = {
      .flags = PGSPOUT_OPTF_SECRET,
      .doc = "API key, sent as Authorization: ApiKey <value> (the base64 "
             "id:key form Elasticsearch returns as \"encoded\")"},
+    {.name = "messages",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "index",
+     .choices = "index|skip",
+     .doc = "message events (pgspout's messages setting): index them into "
+            "message_index, one document each, or skip them"},
+    {.name = "message_index",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "pgspout-messages",
+     .doc = "index of message events (created with pgspout's mapping when "
+            "missing)"},
+    {.name = "transactions",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "skip",
+     .choices = "skip|index",
+     .doc = "begin and commit events (pgspout's transaction_events "
+            "setting): skip them, or index them into transaction_index"},
+    {.name = "transaction_index",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "pgspout-transactions",
+     .doc = "index of begin and commit events (created with pgspout's "
+            "mapping when missing)"},
     KIT_PIPELINE_OPTIONS("1000", "5M", "50ms", "4"),
     PGSPOUT_OPTION_END};
+
+/* The index of the events that belong to no table: messages, or begin and
+ * commit events. */
+typedef struct event_index {
+    const char *name; /* NULL: such events are skipped */
+    bool ready;       /* exists (checked or created in this run) */
+} event_index;
 
 typedef struct elastic_sink {
     const pgspout_host_api *host;
@@ -81,6 +111,7 @@ typedef struct elastic_sink {
     const char *index_template;
     const char *version_field;
     bool truncate_delete;
+    event_index messages, transactions;
 
     /* Newest position taken by write(): a batch the host sends again after
      * write() returned RETRY part-way is taken only from there on. */
@@ -331,6 +362,18 @@ static pgspout_status merge_from_old(elastic_sink *es, const char *index,
     return st;
 }
 
+/* External versions are positive Java longs: a WAL position fits while the
+ * cluster has written less than 8 EiB of WAL. */
+static pgspout_status check_version(elastic_sink *es, uint64_t version)
+{
+    if (version == 0 || version > (uint64_t)ES_MAX_VERSION)
+        return fatal(es,
+                     "WAL position %llx is outside Elasticsearch's "
+                     "version range",
+                     (unsigned long long)version);
+    return PGSPOUT_OK;
+}
+
 static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
                                     const char *index)
 {
@@ -344,11 +387,8 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     const char *key = h->event_json(ev, PGSPOUT_PART_KEY, &key_len);
     char err[300];
 
-    if (version == 0 || version > (uint64_t)ES_MAX_VERSION)
-        return fatal(es,
-                     "WAL position %llx is outside Elasticsearch's "
-                     "version range",
-                     (unsigned long long)version);
+    if (check_version(es, version) != PGSPOUT_OK)
+        return PGSPOUT_FATAL;
     char *id = es_doc_id(key, key_len, NULL, 0, err, sizeof err);
     if (!id)
         return dead_letter_event(es, ev, err);
@@ -416,10 +456,11 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     return kit_submit(es->pipeline, rec);
 }
 
-/* Blocking control-plane call for TRUNCATE. Returns OK, RETRY (transient;
- * logged) or FATAL (logged). 404 counts as done (no index, no documents)
- * and leaves *reply NULL; otherwise *reply (when asked for) is the parsed
- * JSON answer. */
+/* Blocking control-plane call (TRUNCATE, reading an old document, creating
+ * the index of messages or begin/commit events). Returns OK, RETRY
+ * (transient; logged) or FATAL (logged). 404 counts as done (no index, no
+ * documents) and leaves *reply NULL; otherwise *reply (when asked for) is
+ * the parsed JSON answer. */
 static pgspout_status control_call(elastic_sink *es, const char *method,
                                    const char *path, const char *body,
                                    json_t **reply)
@@ -574,6 +615,76 @@ static pgspout_status truncate_index(elastic_sink *es, const char *index,
     return st;
 }
 
+/* ---- message, begin and commit events ---- */
+
+/* Where a message, begin or commit event goes; NULL when it is skipped. */
+static event_index *event_index_of(elastic_sink *es, pgspout_op op)
+{
+    event_index *ix =
+        op == PGSPOUT_OP_MESSAGE ? &es->messages : &es->transactions;
+    return ix->name ? ix : NULL;
+}
+
+/* Creates the index with pgspout's mapping (es_event_index_body) unless it
+ * exists: an index or alias made beforehand is used as it is. Asked once
+ * per run, before the index's first document is sent, so the node never
+ * creates it on its own with guessed types. */
+static pgspout_status ensure_event_index(elastic_sink *es, event_index *ix)
+{
+    json_t *existing = NULL;
+
+    if (ix->ready)
+        return PGSPOUT_OK;
+    char *path = xasprintf("/%s", ix->name);
+    pgspout_status st = control_call(es, "GET", path, NULL, &existing);
+    if (st == PGSPOUT_OK && !existing) {
+        st = control_call(es, "PUT", path, es_event_index_body, NULL);
+        if (st == PGSPOUT_OK)
+            es->host->log(es->handle, PGSPOUT_LOG_INFO, "created index %s",
+                          ix->name);
+    }
+    json_decref(existing);
+    free(path);
+    ix->ready = st == PGSPOUT_OK;
+    return st;
+}
+
+/* A message, begin or commit event is one document, the event's JSON as
+ * it is. Its _id is the event's position, unique over the stream and the
+ * same on every replay, and its version the commit LSN, so a replayed copy
+ * is refused as already applied (409, done) rather than indexed twice. */
+static pgspout_status submit_event_document(elastic_sink *es,
+                                            const pgspout_event *ev,
+                                            event_index *ix)
+{
+    const pgspout_host_api *h = es->host;
+    pgspout_position pos = h->event_position(ev);
+    char id[KIT_POSITION_ID_MAX];
+    size_t len;
+    pgspout_status st = ensure_event_index(es, ix);
+
+    if (st == PGSPOUT_OK)
+        st = check_version(es, pos.commit_lsn);
+    if (st != PGSPOUT_OK)
+        return st;
+    const char *json = h->event_json(ev, PGSPOUT_PART_EVENT, &len);
+    kit_position_id(pos, id, sizeof id);
+    record_meta *meta = xcalloc(1, sizeof *meta);
+    meta->actions[meta->nactions++] = ES_ACTION_INDEX;
+    strbuf b = STRBUF_INIT;
+    es_bulk_index(&b, ix->name, id, pos.commit_lsn, json, len);
+    size_t data_len = b.len;
+    kit_record *rec = kit_record_new(pos, sbuf_detach(&b), data_len,
+                                     order_key_of(ix->name, id), meta);
+    return kit_submit(es->pipeline, rec);
+}
+
+static bool has_table(pgspout_op op)
+{
+    return op != PGSPOUT_OP_MESSAGE && op != PGSPOUT_OP_BEGIN &&
+           op != PGSPOUT_OP_COMMIT;
+}
+
 static pgspout_status
 elastic_write(void *state, const pgspout_event *const *events, size_t count)
 {
@@ -589,8 +700,12 @@ elastic_write(void *state, const pgspout_event *const *events, size_t count)
 
         if (es->have_taken && pgspout_position_cmp(pos, es->taken) <= 0)
             continue;
-        if (op == PGSPOUT_OP_SCHEMA ||
-            (op == PGSPOUT_OP_TRUNCATE && !es->truncate_delete)) {
+        if (!has_table(op)) {
+            event_index *ix = event_index_of(es, op);
+            st = ix ? submit_event_document(es, ev, ix)
+                    : kit_submit_marker(es->pipeline, pos);
+        } else if (op == PGSPOUT_OP_SCHEMA ||
+                   (op == PGSPOUT_OP_TRUNCATE && !es->truncate_delete)) {
             st = kit_submit_marker(es->pipeline, pos);
         } else {
             char *index = es_index_name(es->index_template, h->event_schema(ev),
@@ -711,6 +826,29 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
     return true;
 }
 
+/* Reads a choice between indexing events that belong to no table (into
+ * the index the name option gives, which must be a valid index name as it
+ * is) and skipping them. */
+static bool setup_event_index(elastic_sink *es, const char *choice_option,
+                              const char *name_option, event_index *ix,
+                              char *err, size_t errlen)
+{
+    const char *choice = NULL, *name = NULL;
+    char why[300];
+
+    es->host->option_string(es->handle, choice_option, &choice);
+    es->host->option_string(es->handle, name_option, &name);
+    if (!choice || strcmp(choice, "index") != 0)
+        return true;
+    if (!name || !es_index_name_valid(name, why, sizeof why)) {
+        snprintf(err, errlen, "%s: %s", name_option,
+                 name ? why : "no index name given");
+        return false;
+    }
+    ix->name = name;
+    return true;
+}
+
 static pgspout_status elastic_create(const pgspout_host_api *host,
                                      pgspout_sink_handle *handle, void **state)
 {
@@ -728,6 +866,10 @@ static pgspout_status elastic_create(const pgspout_host_api *host,
 
     if (!urls || !parse_urls(es, urls, err, sizeof err) ||
         !es_index_template_check(es->index_template, err, sizeof err) ||
+        !setup_event_index(es, "messages", "message_index", &es->messages, err,
+                           sizeof err) ||
+        !setup_event_index(es, "transactions", "transaction_index",
+                           &es->transactions, err, sizeof err) ||
         !setup_auth(es, err, sizeof err)) {
         if (!urls)
             snprintf(err, sizeof err, "url is required");
@@ -761,8 +903,8 @@ static pgspout_status elastic_create(const pgspout_host_api *host,
 }
 
 static const pgspout_sink_descriptor elastic_descriptor = {
-    /* ABI 1.4: no message, begin or commit events (README). */
-    PGSPOUT_SINK_HEADER_MINOR(4),
+    /* ABI 1.5: message, begin and commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(5),
     .name = "elastic",
     .version = ELASTIC_SINK_VERSION,
     .description = "Elasticsearch/OpenSearch documents via _bulk, "

@@ -115,7 +115,8 @@ static bool parse_before(char *text, file_state *state)
         return false;
     errno = 0;
     state->before.seq = strtoull(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end != '\0' || state->before.seq < 1)
+    /* No lower bound: seq 0 is a non-transactional message's. */
+    if (errno || end == colon + 1 || *end != '\0')
         return false;
     state->has_before = true;
     return true;

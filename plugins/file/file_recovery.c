@@ -143,7 +143,9 @@ static line_verdict read_line_position(const char *line, size_t len,
         verdict = LINE_WITHOUT_POSITION;
         goto done;
     }
-    if (!json_is_integer(seq) || json_integer_value(seq) < 1) {
+    /* seq 0 is a non-transactional message's (README, "Logical decoding
+     * messages"); changes start at 1. */
+    if (!json_is_integer(seq) || json_integer_value(seq) < 0) {
         snprintf(why, whylen, "lacks a valid \"seq\"");
         goto done;
     }

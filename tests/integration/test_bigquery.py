@@ -3,6 +3,7 @@ bigquery_server.py): a mixed workload from a real PostgreSQL goes through
 pgspout, then the latest-state view is read back and compared, row by row,
 with the source table's final state."""
 
+import base64
 import datetime
 import decimal
 import json
@@ -11,6 +12,10 @@ import os
 import pytest
 
 import bigquery_server
+import faults_support as fs
+from messages_support import (MESSAGE_CONTENTS, contents, message_workload,
+                              of_ops, wal_end)
+from pgharness import lsn_to_int, read_jsonl
 
 DATASET = "cdc"
 
@@ -280,3 +285,130 @@ def test_initial_snapshot_under_load(db, pgspout, emulator, dataset,
         assert counts.get("read", 0) == len(bs.reads(events, table))
     print("rows whose TOASTed value the view lost to a key change:",
           lost_total)
+
+
+# ---- messages and transaction events (pgspout's messages and
+# transaction_events): a row each in the messages table, begin and commit
+# events in the transactions table when asked, each row the event as the
+# file sink writes it; a restart adds only what is new; nothing of them
+# when skipped or off.
+
+MESSAGE_COLUMNS = ["op", "lsn", "commit_lsn", "seq", "xid", "commit_time",
+                   "prefix", "content", "content_base64", "transactional"]
+TRANSACTION_COLUMNS = ["op", "lsn", "commit_lsn", "seq", "xid", "commit_time",
+                       "event_count", "tables", "messages"]
+BOTH = "messages = true;\ntransaction_events = true;"
+
+
+def expected_rows(events, columns):
+    """The file sink's events in the form the emulator's answers take."""
+    def cell(event, column):
+        v = event.get(column)
+        if v is None:
+            return None
+        if column in ("lsn", "commit_lsn"):
+            return lsn_to_int(v)
+        if column == "commit_time":
+            return micros(v)
+        if column == "content_base64":
+            return base64.b64decode(v)
+        return v
+    return [{c: cell(e, c) for c in columns} for e in events]
+
+
+def table_rows(emulator, dataset, table, columns):
+    return emulator.query(
+        "SELECT %s FROM `%s.%s.%s` ORDER BY commit_lsn, seq"
+        % (", ".join(columns), bigquery_server.PROJECT, dataset, table))
+
+
+def run_bigquery_config(pgspout, db, emulator, dataset, tmp_path, sinks,
+                        extra, bq_options):
+    options = {"project": bigquery_server.PROJECT, "dataset": dataset,
+               "endpoint": emulator.url, "retry_base": "20ms",
+               "retry_max": "200ms"}
+    options.update(bq_options)
+    conf = fs.write_config(str(tmp_path / "pgspout.conf"), db, db.name,
+                           sinks + [("bq", "bigquery", options)],
+                           extra=extra)
+    env = dict(os.environ)
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    r = pgspout.run("-c", conf, "--endpos", wal_end(db), env=env,
+                    timeout=150)
+    assert r.returncode == 0, "pgspout exited %d:\n%s\nemulator:\n%s" % (
+        r.returncode, r.stderr[-4000:], emulator.log_tail())
+
+
+def test_messages_and_transactions_tables(db, pgspout, emulator, dataset,
+                                          tmp_path):
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    message_workload(db)
+    out = str(tmp_path / "out.jsonl")
+    run = lambda: run_bigquery_config(  # noqa: E731
+        pgspout, db, emulator, dataset, tmp_path,
+        [("file", "file", {"path": out})], BOTH, {"transactions": "table"})
+    run()
+    events = read_jsonl(out)
+    messages = of_ops(events, "message")
+    assert contents(messages) == MESSAGE_CONTENTS
+    assert table_rows(emulator, dataset, "pgspout_messages",
+                      MESSAGE_COLUMNS) == expected_rows(messages,
+                                                        MESSAGE_COLUMNS)
+    transactions = of_ops(events, "begin", "commit")
+    assert [e["op"] for e in transactions] == ["begin", "commit"] * 2
+    assert table_rows(emulator, dataset, "pgspout_transactions",
+                      TRANSACTION_COLUMNS) == expected_rows(
+                          transactions, TRANSACTION_COLUMNS)
+    assert [r["id"] for r in emulator.query(
+        "SELECT id FROM `%s.%s.public_t` ORDER BY id"
+        % (bigquery_server.PROJECT, dataset))] == [1, 2, 3]
+
+    # A restart goes on from the confirmed position: the tables get the new
+    # events, and nothing twice.
+    db.psql("begin; insert into t values (4);"
+            "select pg_logical_emit_message(true, 'app', 'later'); commit;")
+    run()
+    events = read_jsonl(out)
+    assert contents(of_ops(events, "message")) == MESSAGE_CONTENTS + ["later"]
+    assert table_rows(emulator, dataset, "pgspout_messages",
+                      MESSAGE_COLUMNS) == expected_rows(
+                          of_ops(events, "message"), MESSAGE_COLUMNS)
+    assert table_rows(emulator, dataset, "pgspout_transactions",
+                      TRANSACTION_COLUMNS) == expected_rows(
+                          of_ops(events, "begin", "commit"),
+                          TRANSACTION_COLUMNS)
+
+
+def dataset_tables(emulator, dataset):
+    answer = emulator.request("GET", "/datasets/%s/tables" % dataset)
+    return sorted(t["tableReference"]["tableId"]
+                  for t in answer.get("tables", []))
+
+
+def test_messages_skipped_by_option_or_when_off(db, pgspout, emulator,
+                                                dataset, tmp_path):
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    endpos = message_workload(db)
+    # Skipped by option (transactions are skipped by default): no table of
+    # them, and the skipped events do not hold the slot back.
+    run_bigquery_config(pgspout, db, emulator, dataset, tmp_path, [], BOTH,
+                        {"messages": "skip"})
+    assert dataset_tables(emulator, dataset) == ["public_t",
+                                                 "public_t_changelog"]
+    confirmed = db.scalar("select confirmed_flush_lsn from "
+                          "pg_replication_slots where slot_name = '%s'"
+                          % db.name)
+    assert lsn_to_int(confirmed) >= lsn_to_int(endpos)
+    # Kept by option, but pgspout's messages and transaction_events are off
+    # (the default): nothing reaches the sink, no table appears.
+    db.psql("begin; insert into t values (4);"
+            "select pg_logical_emit_message(true, 'app', 'in'); commit;"
+            "select pg_logical_emit_message(false, 'app', 'out');")
+    run_bigquery_config(pgspout, db, emulator, dataset, tmp_path, [], "",
+                        {"transactions": "table"})
+    assert dataset_tables(emulator, dataset) == ["public_t",
+                                                 "public_t_changelog"]
+    assert len(emulator.query("SELECT id FROM `%s.%s.public_t`"
+                              % (bigquery_server.PROJECT, dataset))) == 4

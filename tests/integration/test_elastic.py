@@ -11,7 +11,10 @@ import threading
 import pytest
 
 import elastic_server
-from pgharness import lsn_to_int
+import faults_support as fs
+from messages_support import (MESSAGE_CONTENTS, contents, message_workload,
+                              of_ops, position_id, wal_end)
+from pgharness import lsn_to_int, read_jsonl
 
 SECRET = "Sekr1t-elastic-XYZZY"
 
@@ -449,3 +452,110 @@ def test_initial_snapshot_under_load(db, pgspout, opensearch, tmp_path):
     # Rows untouched since their copy still hold the read's version; the
     # others were written again by later changes.
     assert 1 in versions and max(versions) > 1
+
+
+# ---- messages and transaction events (pgspout's messages and
+# transaction_events): message events in an index of their own, begin and
+# commit events in another when asked, each document the event as the file
+# sink writes it; replays overwrite rather than duplicate; nothing of them
+# when skipped or off.
+
+BOTH = "messages = true;\ntransaction_events = true;"
+
+
+def run_config(pgspout, db, tmp_path, slot, endpos, sinks, extra):
+    conf = fs.write_config(str(tmp_path / ("%s.conf" % slot)), db, slot,
+                           sinks, extra=extra)
+    r = pgspout.run("-c", conf, "--endpos", endpos, timeout=180)
+    assert r.returncode == 0, r.stderr[-4000:]
+
+
+def by_position(events):
+    return {position_id(e): e for e in events}
+
+
+def sources(docs):
+    return {i: src for i, (_, src) in docs.items()}
+
+
+def test_messages_and_transactions_indexed_once(db, pgspout, opensearch,
+                                                tmp_path):
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("select pg_create_logical_replication_slot('%s_replay', "
+            "'pgoutput');" % db.name)
+    endpos = message_workload(db)
+    out = str(tmp_path / "out.jsonl")
+    msg_index, txn_index = db.name + "-msg", db.name + "-txn"
+    elastic = {"url": opensearch.url, "index": db.name + ".{table}",
+               "message_index": msg_index,
+               "transactions": "index", "transaction_index": txn_index}
+    run_config(pgspout, db, tmp_path, db.name, endpos,
+               [("file", "file", {"path": out}),
+                ("search", sink_name(), elastic)], BOTH)
+    events = read_jsonl(out)
+    messages = of_ops(events, "message")
+    assert contents(messages) == MESSAGE_CONTENTS
+    assert [m["transactional"] for m in messages] == [True, False, False]
+    transactions = of_ops(events, "begin", "commit")
+    assert len(transactions) == 4  # two delivered transactions
+
+    docs = opensearch.documents(msg_index)
+    assert sources(docs) == by_position(messages)
+    txn_docs = opensearch.documents(txn_index)
+    assert sources(txn_docs) == by_position(transactions)
+    assert set(sources(opensearch.documents(db.name + ".t"))) == {
+        "1", "2", "3"}
+
+    # A replay of the whole stream (a second slot made before the
+    # workload, as after a crash that lost the confirmation) overwrites
+    # nothing and adds nothing: same ids, same versions.
+    run_config(pgspout, db, tmp_path, db.name + "_replay", endpos,
+               [("search", sink_name(), elastic)], BOTH)
+    assert opensearch.documents(msg_index) == docs
+    assert opensearch.documents(txn_index) == txn_docs
+
+    # The stream goes on: one more message of each kind.
+    db.psql("begin; insert into t values (4);"
+            "select pg_logical_emit_message(true, 'app', 'later'); commit;")
+    endpos = wal_end(db)
+    run_config(pgspout, db, tmp_path, db.name, endpos,
+               [("file", "file", {"path": out}),
+                ("search", sink_name(), elastic)], BOTH)
+    events = read_jsonl(out)
+    assert contents(of_ops(events, "message")) == MESSAGE_CONTENTS + ["later"]
+    assert sources(opensearch.documents(msg_index)) == by_position(
+        of_ops(events, "message"))
+    assert sources(opensearch.documents(txn_index)) == by_position(
+        of_ops(events, "begin", "commit"))
+
+
+def test_skipped_by_option_or_when_off(db, pgspout, opensearch, tmp_path):
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("select pg_create_logical_replication_slot('%s_off', "
+            "'pgoutput');" % db.name)
+    endpos = message_workload(db)
+    msg_index, txn_index = db.name + "-msg", db.name + "-txn"
+    names = {"message_index": msg_index, "transaction_index": txn_index,
+             "index": db.name + ".{table}"}
+    # Skipped by option (transactions are skipped by default): neither
+    # index appears, and the skipped events do not hold the slot back.
+    run_config(pgspout, db, tmp_path, db.name, endpos,
+               [("search", sink_name(),
+                 dict(names, url=opensearch.url, messages="skip"))], BOTH)
+    assert set(sources(opensearch.documents(db.name + ".t"))) == {
+        "1", "2", "3"}
+    assert not opensearch.index_exists(msg_index)
+    assert not opensearch.index_exists(txn_index)
+    confirmed = db.scalar("select confirmed_flush_lsn from "
+                          "pg_replication_slots where slot_name = '%s'"
+                          % db.name)
+    assert lsn_to_int(confirmed) >= lsn_to_int(endpos)
+    # Indexed by option, but pgspout's messages and transaction_events are
+    # off (the default): nothing reaches the sink, no index appears.
+    run_config(pgspout, db, tmp_path, db.name + "_off", endpos,
+               [("search", sink_name(),
+                 dict(names, url=opensearch.url, transactions="index"))], "")
+    assert not opensearch.index_exists(msg_index)
+    assert not opensearch.index_exists(txn_index)

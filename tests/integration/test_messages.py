@@ -236,3 +236,20 @@ def test_lone_message_is_not_confirmed_before_every_sink_has_it(
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_file_ending_in_a_lone_message_restarts(db, stream):
+    """A non-transactional message (seq 0) as the file's last line is where
+    the next run resumes, not data the sink refuses to append after."""
+    db.psql("create table t (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into t values (1);")
+    emit(db, False, "app", "'last'")
+    events = stream("--messages", endpos=wal_end(db))
+    assert events[-1]["seq"] == 0 and events[-1]["content"] == "last"
+    db.psql("insert into t values (2);")
+    emit(db, False, "app", "'again'")
+    events = stream("--messages", endpos=wal_end(db))
+    assert_positions_increase(events)
+    assert [e["content"] for e in messages(events)] == ["last", "again"]
+    assert [e["after"]["id"] for e in events if e["op"] == "insert"] == [1, 2]

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "bq_events.h"
 #include "bq_row.h"
 #include "bq_schema.h"
 #include "check.h"
@@ -446,6 +447,63 @@ static void test_view_and_tables(void)
     json_decref(cols_json);
 }
 
+/* Message and commit events: rows of pgspout's own tables, their fields
+ * as cells, LSNs as integers, the insertId the position's. */
+static void test_message_and_transaction_rows(void)
+{
+    char err[200];
+    json_t *msg = json_loads(
+        "{\"op\":\"message\",\"schema\":null,\"table\":null,"
+        "\"lsn\":\"0/16B3798\",\"commit_lsn\":\"0/16B3798\",\"xid\":0,"
+        "\"seq\":0,\"commit_time\":null,\"prefix\":\"app\","
+        "\"content_base64\":\"/wA=\",\"transactional\":false}",
+        0, NULL);
+    pgspout_position lone = {0x16B3798, 0};
+    json_t *row = bq_event_row(msg, lone, BQ_MESSAGES_TABLE, err, sizeof err);
+    CHECK(row != NULL);
+    CHECK_STR(json_string_value(json_object_get(row, "insertId")), "16B3798-0");
+    json_t *cells = json_object_get(row, "json");
+    CHECK(json_integer_value(json_object_get(cells, "lsn")) == 0x16B3798);
+    CHECK(json_integer_value(json_object_get(cells, "seq")) == 0);
+    CHECK_STR(json_string_value(json_object_get(cells, "content_base64")),
+              "/wA=");
+    CHECK(json_is_false(json_object_get(cells, "transactional")));
+    /* NULL cells are left out; so are fields the table has no column for. */
+    CHECK(json_object_get(cells, "commit_time") == NULL);
+    CHECK(json_object_get(cells, "content") == NULL);
+    CHECK(json_object_get(cells, "schema") == NULL);
+    json_decref(row);
+    json_object_set_new(msg, "lsn", json_string("not an LSN"));
+    CHECK(bq_event_row(msg, lone, BQ_MESSAGES_TABLE, err, sizeof err) == NULL);
+    CHECK(strstr(err, "\"lsn\"") != NULL);
+    json_decref(msg);
+
+    json_t *commit = json_loads(
+        "{\"op\":\"commit\",\"lsn\":\"1/0\",\"commit_lsn\":\"1/0\","
+        "\"xid\":7,\"seq\":4,\"commit_time\":\"2026-11-21T23:55:22Z\","
+        "\"event_count\":2,\"tables\":{\"public.t\":2},\"messages\":0}",
+        0, NULL);
+    pgspout_position at = {0x100000000, 4};
+    row = bq_event_row(commit, at, BQ_TRANSACTIONS_TABLE, err, sizeof err);
+    cells = json_object_get(row, "json");
+    CHECK_STR(json_string_value(json_object_get(row, "insertId")),
+              "100000000-4");
+    CHECK_STR(json_string_value(json_object_get(cells, "tables")),
+              "{\"public.t\":2}");
+    CHECK(json_integer_value(json_object_get(cells, "event_count")) == 2);
+    CHECK_STR(json_string_value(json_object_get(cells, "commit_time")),
+              "2026-11-21T23:55:22Z");
+    json_decref(row);
+    json_decref(commit);
+
+    char *table =
+        bq_event_table_json("p", "d", "pgspout_messages", BQ_MESSAGES_TABLE);
+    CHECK(strstr(table, "\"name\":\"content_base64\",\"type\":\"BYTES\"") !=
+          NULL);
+    CHECK(strstr(table, "\"tableId\":\"pgspout_messages\"") != NULL);
+    free(table);
+}
+
 int main(void)
 {
     test_type_mapping();
@@ -455,5 +513,6 @@ int main(void)
     test_outcomes();
     test_outcomes_per_record();
     test_view_and_tables();
+    test_message_and_transaction_rows();
     return check_summary();
 }
