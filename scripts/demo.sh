@@ -11,18 +11,25 @@ cd "$REPO"
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
-say "installing what the build and the demo need"
-bash scripts/install-build-deps.sh
-
-say "building pgspout"
-if [ -f build/release/build.ninja ]; then
-    meson setup --reconfigure build/release --prefix="$REPO/build/prefix" >&2
+# PGSPOUT_DEMO_BIN: an installed pgspout (the Debian package's, say) to
+# run instead of building one; PostgreSQL 15 must be installed then.
+if [ -n "${PGSPOUT_DEMO_BIN:-}" ]; then
+    PGSPOUT=$PGSPOUT_DEMO_BIN
 else
-    meson setup build/release --prefix="$REPO/build/prefix" >&2
+    say "installing what the build and the demo need"
+    bash scripts/install-build-deps.sh
+
+    say "building pgspout"
+    if [ -f build/release/build.ninja ]; then
+        meson setup --reconfigure build/release \
+            --prefix="$REPO/build/prefix" >&2
+    else
+        meson setup build/release --prefix="$REPO/build/prefix" >&2
+    fi
+    meson compile -C build/release >&2
+    meson install -C build/release --quiet >&2
+    PGSPOUT=$REPO/build/prefix/bin/pgspout
 fi
-meson compile -C build/release >&2
-meson install -C build/release --quiet >&2
-PGSPOUT=$REPO/build/prefix/bin/pgspout
 
 DEMO_DIR=$(mktemp -d /tmp/pgspout-demo.XXXXXX)
 cleanup() {

@@ -27,8 +27,10 @@ install_test_packages() {
     # strace, time: the benchmark harness (bench/); clang-format: the
     # format check of scripts/test.sh; systemd: systemd-analyze, which
     # checks contrib/systemd's unit file; groff-base: the manual pages'
-    # check (tests/check_man_pages.py)
-    local wanted=(strace time clang-format systemd groff-base)
+    # check (tests/check_man_pages.py); debhelper, lintian: the Debian
+    # packages' test (scripts/package-test.sh)
+    local wanted=(strace time clang-format systemd groff-base debhelper
+        lintian)
     if ! { python3 -m pytest --version >/dev/null 2>&1 ||
         /usr/bin/python3 -m pytest --version >/dev/null 2>&1; }; then
         wanted+=(python3-pytest)

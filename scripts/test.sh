@@ -168,6 +168,10 @@ main() {
                 extra_failures=$((extra_failures + 1))
             stop_leftover_servers
         fi
+        if [ "${PGSPOUT_SKIP_PACKAGE:-0}" != 1 ]; then
+            run_check "the Debian packages build, pass lintian, install and run" \
+                bash scripts/package-test.sh
+        fi
         log "benchmark smoke"
         if ! PGSPOUT_BIN="$REPO/build/prefix/bin/pgspout" bash bench/smoke.sh \
             </dev/null; then

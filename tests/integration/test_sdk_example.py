@@ -17,8 +17,11 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 def installed_pkgconfig_dir(binary):
     prefix = os.path.dirname(os.path.dirname(binary))
-    found = glob.glob(os.path.join(prefix, "lib*", "**", "pgspout-sdk.pc"),
-                      recursive=True)
+    # Where meson installs it (lib/, lib64/ or a multiarch lib/<triplet>/);
+    # not a recursive search: the prefix may be /usr.
+    found = [path for pattern in ("lib*/pkgconfig", "lib*/*/pkgconfig")
+             for path in glob.glob(os.path.join(prefix, pattern,
+                                                "pgspout-sdk.pc"))]
     if not found:
         pytest.fail("no pgspout-sdk.pc under %s" % prefix)
     return os.path.dirname(found[0])
