@@ -407,6 +407,27 @@ def state_of(tmp_path, table):
             if t["name"] == table][0]
 
 
+def moved_keys(tmp_path):
+    """The keys orders' state lists as moved behind the copy (saved as soon
+    as an update moves a row there), as text."""
+    return {m["key"][0] for m in state_of(tmp_path, "public.orders")["moved"]}
+
+
+def keys_done(out, tmp_path, ids):
+    """Rows ids of orders read, and the chunks that read them no longer in
+    the state (done: durable in the sink, and the state saved so). The
+    moved list may still hold those keys: a chunk whose window saw the
+    update lists them again, limited to its own range, where they are not
+    (that entry reads nothing); whether it is read before the kill depends
+    on whether the worker takes it before the range that waits."""
+    reads = [e for e in bs.reads(read_jsonl(out), "orders")
+             if e["after"]["id"] in ids]
+    chunks = {e["snapshot"]["chunk"] for e in reads}
+    pending = {c["n"] for c in state_of(tmp_path, "public.orders")["chunks"]}
+    return {e["after"]["id"] for e in reads} == set(ids) and \
+        not chunks & pending
+
+
 def test_moved_key_read_once_across_a_replay(db, pgspout, tmp_path,
                                             monkeypatch):
     """A row moved behind the copy is read at its new key; when pgspout is
@@ -415,7 +436,12 @@ def test_moved_key_read_once_across_a_replay(db, pgspout, tmp_path,
     the row read a second time. Another table's read (worker 2) waits at
     row 150 all along; orders (worker 1) moves rows -5 and 15 behind its
     copy while its second chunk waits at row 150, reads them in a chunk of
-    keys, and waits at row 250 when pgspout is killed."""
+    keys, and waits at row 250 when pgspout is killed. Nothing here waits
+    for a timer: every step waits for the state it needs (the moved keys
+    noted before the second chunk goes on, the chunk of keys done), and
+    pgspout is killed long before the held read would be given up (a read
+    the server sends nothing for 60 s), which would let the confirmation
+    pass the update."""
     bs.setup_tables(db, n=300)
     monkeypatch.setitem(bs.ALL_KEYS, "hold", ["id"])
     db.psql("""
@@ -450,37 +476,30 @@ end $$;""" % db.name)
                        what="the read of orders to wait at row 150")
             db.psql("update orders set id = -5 where id = 280;"
                     "update orders set id = 15 where id = 290;")
+            # Noted before the second chunk is read to its end: the worker
+            # then reads them in the chunk of keys it takes next, not after
+            # the range that waits at row 250.
+            wait_until(lambda: moved_keys(tmp_path) >= {"-5", "15"},
+                       timeout=120, what="the moved keys noted")
         finally:
             first.release()
         wait_until(lambda: later.waiters() == 2, timeout=120,
                    what="the read of orders to wait at row 250")
-
-        def keys_done():
-            """Rows -5 and 15 read, and their chunk no longer in the state
-            (done: durable in the sink, and the state saved so)."""
-            reread = {e["after"]["id"] for e in bs.reads(read_jsonl(out))
-                      if e["after"]["id"] in (-5, 15)}
-            t = state_of(tmp_path, "public.orders")
-            return (reread == {-5, 15} and t["moved"] == [] and
-                    not any("keys" in c for c in t["chunks"]))
-        wait_until(keys_done, timeout=120, what="the chunk of keys done")
-        events = read_jsonl(out)
-        moved = [e for e in events if e["op"] == "update"]
-        # Normally the update is after what the slot confirmed, so the
-        # restart replays it (that is what failed before the fix). Seen
-        # once after the partial re-read change: the confirmation already
-        # past it; the run then still checks that nothing is read twice.
-        confirmed = fs.lsn_to_int(db.scalar(
-            "select confirmed_flush_lsn from pg_replication_slots "
-            "where slot_name = 's1'"))
-        replays = confirmed < fs.lsn_to_int(moved[0]["commit_lsn"])
-        print("the restart replays the update: %s" % replays)
+        wait_until(lambda: keys_done(out, tmp_path, (-5, 15)), timeout=120,
+                   what="the chunk of keys done")
         proc.kill()
         proc.wait()
+        fs.wait_slot_free(db, "s1")
+        # The held chunk of hold kept the confirmation before the update,
+        # so the restart replays it (what read the rows twice before the
+        # fix).
+        update = [e for e in read_jsonl(out) if e["op"] == "update"][0]
+        confirmed = fs.slot_state(db, "s1")[1]
+        assert confirmed < fs.lsn_to_int(update["commit_lsn"]), \
+            "the restart would not replay the update: confirmed %X" % confirmed
     finally:
         holding.release()
         later.release()
-    fs.wait_slot_free(db, "s1")
     proc = pgspout.spawn("-c", conf)
     bs.wait_backfill(db, "s1", "k2", proc, pgspout)
     bs.wait_backfill(db, "s1", "k1", proc, pgspout)
