@@ -195,7 +195,7 @@ def test_opensearch_down_during_backfill(db, pgspout, tmp_path):
         # resumes within seconds of the node's return, not up to 30 s later.
         [("search", "elastic", {"url": node.url, "index": index,
                                 "retry_max": "2s", "connect_timeout": "1s"})],
-        during=outage, rows_per_sec=300)
+        during=outage, rows_per_sec=500)
     for table in bs.KEYS:
         docs = node.documents(index.replace("{table}", table))
         got = {i: bs.plain({k: v for k, v in src.items()
