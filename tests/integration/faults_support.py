@@ -519,6 +519,19 @@ def wait_confirmed(db, slot, lsn, proc, pgspout, timeout=180):
         time.sleep(0.2)
 
 
+# Short, so that an outage of a few seconds outlasts it many times: while
+# the main loop waits inside a sink, only the status thread's updates (every
+# status_interval, 1 s in these tests) keep the walsender from ending the
+# connection.
+WAL_SENDER_TIMEOUT_MS = 2000
+
+
+def short_timeout_conninfo(db):
+    """db's conninfo with wal_sender_timeout WAL_SENDER_TIMEOUT_MS."""
+    return db.conninfo + " options='-c wal_sender_timeout=%d'" % \
+        WAL_SENDER_TIMEOUT_MS
+
+
 def write_config(path, db, slot, sinks, status_interval=1, extra="",
                  conninfo=None):
     """A libconfig file; sinks is a list of (name, type, {option: value})."""

@@ -21,14 +21,6 @@ import pytest
 import faults_support as fs
 from pgharness import lsn_to_int, read_jsonl
 
-WAL_SENDER_TIMEOUT_MS = 2000
-
-
-def short_timeout_conninfo(db):
-    return db.conninfo + " options='-c wal_sender_timeout=%d'" % \
-        WAL_SENDER_TIMEOUT_MS
-
-
 def wait_progress(db, proc, pgspout, timeout=60):
     """Waits until confirmed_flush_lsn moves: the stream is live."""
     start = fs.slot_state(db, db.name)[1]
@@ -87,7 +79,7 @@ def test_opensearch_node_stopped(db, pgspout, tmp_path):
         ("search", "elastic", {"url": node.url, "index": index,
                                "queue_records": 200, "retry_max": "2s",
                                "connect_timeout": "1s"}),
-    ], conninfo=short_timeout_conninfo(db))
+    ], conninfo=fs.short_timeout_conninfo(db))
     work = fs.Pgbench(db, str(tmp_path), rate=60).start()
     proc = pgspout.spawn("-c", conf)
     try:
@@ -129,7 +121,7 @@ def test_kinesis_outage(db, pgspout, tmp_path, mode):
                                 "queue_records": 200, "retry_max": "2s",
                                 "connect_timeout": "1s",
                                 "request_timeout": "3s"}),
-    ], conninfo=short_timeout_conninfo(db))
+    ], conninfo=fs.short_timeout_conninfo(db))
     work = fs.Pgbench(db, str(tmp_path), rate=60).start()
     proc = pgspout.spawn("-c", conf, env=fs.aws_env())
     stopped = False
@@ -166,23 +158,25 @@ def test_kinesis_outage(db, pgspout, tmp_path, mode):
 
 @pytest.mark.slow
 def test_opensearch_down_during_backfill(db, pgspout, tmp_path):
-    """The OpenSearch node stopped for 30 s in the middle of an initial
-    snapshot under load: the copy waits for it (nothing it did not take is
-    confirmed) and goes on when it is back; in the end each index equals
-    its table and the file sink beside it holds every event once."""
+    """The OpenSearch node stopped (CI 10 s, PGSPOUT_FAULTS_FULL=1: 30 s)
+    in the middle of an initial snapshot under load: the copy waits for it
+    (nothing it did not take is confirmed) and goes on when it is back; in
+    the end each index equals its table and the file sink beside it holds
+    every event once."""
     import backfill_support as bs
     import snapshot_sinks
+    seconds = fs.count(10, 30)
     node = fs.opensearch_node()
     index = "bfout-%s-{table}" % db.name
     out = str(tmp_path / "snapshot.jsonl")
 
     def outage(proc):
-        # Down once the copy is under way (read events flowing), for 30 s.
+        # Down once the copy is under way (read events flowing).
         wait_for_reads(out, proc, pgspout)
         gone_at = lsn_to_int(db.current_lsn())
         node.pause()
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 assert proc.poll() is None, pgspout.stderr_of(proc)[-4000:]
                 confirmed = fs.slot_state(db, db.name)[1]
@@ -197,15 +191,18 @@ def test_opensearch_down_during_backfill(db, pgspout, tmp_path):
 
     events = snapshot_sinks.run(
         db, pgspout, tmp_path,
-        [("search", "elastic", {"url": node.url, "index": index})],
-        during=outage, rows_per_sec=150)
+        # A short backoff cap, as in test_opensearch_node_stopped: the copy
+        # resumes within seconds of the node's return, not up to 30 s later.
+        [("search", "elastic", {"url": node.url, "index": index,
+                                "retry_max": "2s", "connect_timeout": "1s"})],
+        during=outage, rows_per_sec=500)
     for table in bs.KEYS:
         docs = node.documents(index.replace("{table}", table))
         got = {i: bs.plain({k: v for k, v in src.items()
                             if k != "_pgspout_version"})
                for i, (_, src) in docs.items()}
         assert got == snapshot_sinks.expected_documents(db, table), table
-    fs.report_figures("opensearch_down_during_backfill", outage_s=30,
+    fs.report_figures("opensearch_down_during_backfill", outage_s=seconds,
                       events=len(events), reads=len(bs.reads(events)),
                       lost=0, duplicated=0)
 
