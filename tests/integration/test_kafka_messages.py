@@ -111,3 +111,20 @@ def test_settings_off_send_nothing_extra(db, pgspout, kafka, tmp_path):
         prefix + ".public.a", prefix + ".public.b"}
     assert sorted(values(change_records(kafka, prefix))) == \
         sorted(change_lines(lines))
+
+
+def test_empty_prefix_is_an_empty_key(db, pgspout, kafka, tmp_path):
+    """PostgreSQL takes an empty prefix; its messages still have a key (an
+    empty one), so they keep their order in one partition."""
+    ms.tables(db)
+    db.create_slot(db.name)
+    db.psql("select pg_logical_emit_message(false, '', 'first');"
+            "select pg_logical_emit_message(true, '', 'second');")
+    prefix = new_prefix()
+    lines = ms.run_both(db, pgspout, tmp_path, "kafka",
+                        kafka_options(kafka, prefix))
+    msgs = kafka.records(prefix + ".messages")
+    assert values(msgs) == ms.by_op(lines, "message")
+    assert [json.loads(v)["content"] for v in values(msgs)] == [
+        "first", "second"]
+    assert [r["key"] for r in msgs] == ["", ""]

@@ -111,3 +111,20 @@ def test_settings_off_send_nothing_extra(db, pgspout, kinesalite, tmp_path):
     assert stream_records(kinesalite, transactions) == []
     assert sorted(d for _, d in stream_records(kinesalite, changes)) == \
         sorted(lines)
+
+
+def test_empty_prefix_partition_key(db, pgspout, kinesalite, tmp_path):
+    """Kinesis takes no empty partition key: an empty prefix's messages go
+    by "-", in order."""
+    ms.tables(db)
+    db.create_slot(db.name)
+    db.psql("select pg_logical_emit_message(false, '', 'first');"
+            "select pg_logical_emit_message(true, '', 'second');")
+    stream = new_stream(kinesalite, shards=2)
+    lines = ms.run_both(db, pgspout, tmp_path, "kinesis",
+                        kinesis_options(kinesalite, stream), env=aws_env())
+    records = [(k, d) for k, d in stream_records(kinesalite, stream)
+               if json.loads(d)["op"] == "message"]
+    assert records == [("-", line) for line in ms.by_op(lines, "message")]
+    assert [json.loads(d)["content"] for _, d in records] == [
+        "first", "second"]
