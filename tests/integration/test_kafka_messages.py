@@ -7,6 +7,7 @@ nothing extra when the settings or the topics are off."""
 
 import json
 
+import kafka_server
 import message_sinks as ms
 from test_kafka import kafka, new_prefix  # noqa: F401 (the fixture)
 
@@ -128,3 +129,31 @@ def test_empty_prefix_is_an_empty_key(db, pgspout, kafka, tmp_path):
     assert [json.loads(v)["content"] for v in values(msgs)] == [
         "first", "second"]
     assert [r["key"] for r in msgs] == ["", ""]
+
+
+def test_undelivered_message_is_never_confirmed(db, pgspout):
+    """A message counts as durable only once Kafka has its record: on a
+    broker that does not create message_topic the stream stops and the
+    slot stays before the messages, a transactional one (its transaction
+    holds no change) and a non-transactional one alike."""
+    broker = kafka_server.KafkaBroker(
+        properties={"auto.create.topics.enable": "false"})
+    broker.require_installed()
+    broker.start()
+    try:
+        db.create_slot(db.name)
+        before = db.slot_info(db.name)["confirmed_flush_lsn"]
+        db.psql("select pg_logical_emit_message(true, 'outbox', 'tx');"
+                "select pg_logical_emit_message(false, 'outbox', 'lone');")
+        r = pgspout.run("-d", db.conninfo, "--slot", db.name, "--messages",
+                        "--sink", "kafka", "-o", "brokers=" + broker.bootstrap,
+                        # The default message_topic, on a broker of its own.
+                        "-o", "kafka.topic.metadata.propagation.max.ms=2000",
+                        "--endpos", ms.wal_end(db))
+        assert r.returncode == 1, r.stderr[-4000:]
+        # librdkafka's "Local: Unknown topic" when it knows before sending,
+        # the broker's "Unknown topic or partition" otherwise.
+        assert "Unknown topic" in r.stderr, r.stderr[-4000:]
+        assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+    finally:
+        broker.stop()

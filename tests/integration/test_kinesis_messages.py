@@ -128,3 +128,26 @@ def test_empty_prefix_partition_key(db, pgspout, kinesalite, tmp_path):
     assert records == [("-", line) for line in ms.by_op(lines, "message")]
     assert [json.loads(d)["content"] for _, d in records] == [
         "first", "second"]
+
+
+def test_undelivered_message_is_never_confirmed(db, pgspout, kinesalite):
+    """A message counts as durable only once Kinesis stored its record:
+    with a message_stream that does not exist the stream stops, naming
+    it, and the slot stays before the messages (a transactional one whose
+    transaction holds no change, and a non-transactional one)."""
+    db.create_slot(db.name)
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    db.psql("select pg_logical_emit_message(true, 'outbox', 'tx');"
+            "select pg_logical_emit_message(false, 'outbox', 'lone');")
+    stream = new_stream(kinesalite, shards=1)
+    r = pgspout.run("-d", db.conninfo, "--slot", db.name, "--messages",
+                    "--sink", "kinesis", "-o", "stream=" + stream,
+                    "-o", "message_stream=no-such-messages",
+                    "-o", "endpoint=" + kinesalite.url,
+                    "-o", "region=us-east-1", "--endpos", ms.wal_end(db),
+                    env=aws_env(), timeout=60)
+    assert r.returncode == 1, r.stderr[-4000:]
+    assert "ResourceNotFoundException" in r.stderr
+    assert "no-such-messages" in r.stderr
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+    assert stream_records(kinesalite, stream) == []
