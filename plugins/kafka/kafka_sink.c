@@ -446,7 +446,7 @@ static rd_kafka_headers_t *event_headers(kafka_sink *ks, const kafka_change *c)
     return h;
 }
 
-/* What an event is about, for messages: "schema.table", or the op of an
+/* What an event is about, for error text: "schema.table", or the op of an
  * event that belongs to no table (a message, a begin, a commit). */
 static const char *event_subject(kafka_sink *ks, const kafka_change *c,
                                  char *buf, size_t buflen)
