@@ -23,6 +23,7 @@
 #include "kafka_conf.h"
 #include "kafka_format.h"
 #include "kafka_topic.h"
+#include "message.h"
 #include "report.h"
 #include "strbuf.h"
 
@@ -65,6 +66,8 @@ typedef struct kafka_sink {
 
     kafka_topic_template *topic;
     const char *schema_topic; /* NULL: schema events are not sent */
+    /* NULL: message events, or begin and commit events, are not sent. */
+    const char *message_topic, *transaction_topic;
     kafka_key_mode key_mode;
     bool debezium, tombstones, headers;
     kafka_debezium_source source;
@@ -122,6 +125,15 @@ static const pgspout_option_def kafka_options[] = {
     {.name = "schema_topic",
      .type = PGSPOUT_OPT_STRING,
      .doc = "topic for schema events (default: schema events are not sent)"},
+    {.name = "message_topic",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "pgspout.messages",
+     .doc = "topic for message events, keyed by prefix (empty: not sent)"},
+    {.name = "transaction_topic",
+     .type = PGSPOUT_OPT_STRING,
+     .default_value = "pgspout.transactions",
+     .doc = "topic for begin and commit events, keyed by the commit LSN "
+            "(empty: not sent)"},
     {.name = "headers",
      .type = PGSPOUT_OPT_BOOL,
      .default_value = "true",
@@ -418,7 +430,7 @@ static rd_kafka_headers_t *event_headers(kafka_sink *ks, const kafka_change *c)
     /* PostgreSQL names are at most 63 bytes: "schema.table" fits. */
     char lsn[32], seq[24], table[256];
     bool has_seq = c->op != PGSPOUT_OP_SCHEMA;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(has_seq ? 4 : 3);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
     const char *op = ks->host->op_name(c->op);
     rd_kafka_header_add(h, "pgspout-op", -1, op ? op : "", -1);
     ks->host->format_lsn(c->pos.commit_lsn, lsn, sizeof lsn);
@@ -427,9 +439,23 @@ static rd_kafka_headers_t *event_headers(kafka_sink *ks, const kafka_change *c)
     if (has_seq)
         rd_kafka_header_add(h, "pgspout-seq", -1, u64_text(c->pos.seq, seq),
                             -1);
-    rd_kafka_header_add(h, "pgspout-table", -1,
-                        table_key_text(ks, c, table, sizeof table), -1);
+    /* Messages, begins and commits belong to no table. */
+    if (c->schema)
+        rd_kafka_header_add(h, "pgspout-table", -1,
+                            table_key_text(ks, c, table, sizeof table), -1);
     return h;
+}
+
+/* What an event is about, for error text: "schema.table", or the op of an
+ * event that belongs to no table (a message, a begin, a commit). */
+static const char *event_subject(kafka_sink *ks, const kafka_change *c,
+                                 char *buf, size_t buflen)
+{
+    if (c->schema)
+        snprintf(buf, buflen, "%s.%s", c->schema, c->table);
+    else
+        snprintf(buf, buflen, "%s", ks->host->op_name(c->op));
+    return buf;
 }
 
 /* producev refused a record at once: one over message.max.bytes goes to
@@ -438,13 +464,13 @@ static pgspout_status produce_refused(kafka_sink *ks, const kafka_message *m,
                                       const kafka_change *c, uint64_t id,
                                       rd_kafka_resp_err_t err)
 {
-    char reason[700], where[80];
+    char reason[700], where[80], subject[160];
     snprintf(reason, sizeof reason,
-             "the record of the event at %s (%s.%s) for topic \"%s\" could "
+             "the record of the event at %s (%s) for topic \"%s\" could "
              "not be produced: %s (key %zu bytes, value %zu bytes)",
-             position_text(ks, c->pos, where, sizeof where), c->schema,
-             c->table, m->topic.name, rd_kafka_err2str(err), m->key_len,
-             m->value_len);
+             position_text(ks, c->pos, where, sizeof where),
+             event_subject(ks, c, subject, sizeof subject), m->topic.name,
+             rd_kafka_err2str(err), m->key_len, m->value_len);
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
         dead_letter(ks, c->pos, reason, m->value, m->value_len)) {
         kafka_acks_complete(ks->acks, id);
@@ -655,10 +681,54 @@ static void change_records(kafka_sink *ks, const pgspout_event *ev,
         add_record(r, topic, &r->old_key, true, NULL, 0);
 }
 
-/* Builds the event's records; false when it must stop the stream. */
+/* A message's record, on message_topic, keyed by the message's prefix: a
+ * prefix always lands in one partition, so its messages stay in order. */
+static bool message_records(kafka_sink *ks, const pgspout_event *ev,
+                            event_records *r)
+{
+    json_span v = event_part(ks, ev, PGSPOUT_PART_EVENT);
+    char *prefix = kit_message_prefix(v.p, v.len);
+    if (!prefix) {
+        fail(ks, "a message event without a prefix");
+        return false;
+    }
+    topic_ref t = {ks->message_topic, learn_topic(ks, ks->message_topic)};
+    sbuf_append_str(&r->key, prefix);
+    free(prefix);
+    /* An empty prefix is an empty key, not none: it still has a partition. */
+    r->m[r->n++] = (kafka_message){t, r->key.data ? r->key.data : "", v.p,
+                                   r->key.len, v.len};
+    return true;
+}
+
+/* A begin or commit event's record, on transaction_topic, keyed by the
+ * transaction's commit LSN: unique to the transaction and the same when
+ * the slot sends it again, so its begin and its commit share a partition
+ * (the begin first) and a compacted topic keeps its commit. */
+static void transaction_records(kafka_sink *ks, const pgspout_event *ev,
+                                const kafka_change *c, event_records *r)
+{
+    char lsn[32];
+    topic_ref t = {ks->transaction_topic,
+                   learn_topic(ks, ks->transaction_topic)};
+    sbuf_append_str(&r->key,
+                    ks->host->format_lsn(c->pos.commit_lsn, lsn, sizeof lsn));
+    json_span v = event_part(ks, ev, PGSPOUT_PART_EVENT);
+    add_record(r, t, &r->key, true, v.p, v.len);
+}
+
+/* Builds the event's records; false when it must stop the stream. An
+ * event whose topic is off gets none, and is acknowledged in its turn. */
 static bool event_records_build(kafka_sink *ks, const pgspout_event *ev,
                                 const kafka_change *c, event_records *r)
 {
+    if (c->op == PGSPOUT_OP_MESSAGE)
+        return !ks->message_topic || message_records(ks, ev, r);
+    if (c->op == PGSPOUT_OP_BEGIN || c->op == PGSPOUT_OP_COMMIT) {
+        if (ks->transaction_topic)
+            transaction_records(ks, ev, c, r);
+        return true;
+    }
     if (c->op == PGSPOUT_OP_SCHEMA) {
         if (ks->schema_topic) {
             topic_ref t = {ks->schema_topic, learn_topic(ks, ks->schema_topic)};
@@ -813,6 +883,20 @@ static const char *option_text(kafka_sink *ks, const char *name)
     return value;
 }
 
+/* An option naming one topic: NULL when empty (those events are not
+ * sent); false with err set when Kafka would refuse the name. */
+static bool fixed_topic_option(kafka_sink *ks, const char *name,
+                               const char **topic, char *err, size_t errlen)
+{
+    char why[256];
+    *topic = option_text(ks, name);
+    if (*topic && !kafka_topic_name_valid(*topic, why, sizeof why)) {
+        snprintf(err, errlen, "option %s: %s", name, why);
+        return false;
+    }
+    return true;
+}
+
 /* The sink's own options; false with err set on a bad one. */
 static bool read_options(kafka_sink *ks, char *err, size_t errlen)
 {
@@ -838,12 +922,13 @@ static bool read_options(kafka_sink *ks, char *err, size_t errlen)
                  topic ? why : "must not be empty");
         return false;
     }
-    ks->schema_topic = option_text(ks, "schema_topic");
-    if (ks->schema_topic &&
-        !kafka_topic_name_valid(ks->schema_topic, why, sizeof why)) {
-        snprintf(err, errlen, "option schema_topic: %s", why);
+    if (!fixed_topic_option(ks, "schema_topic", &ks->schema_topic, err,
+                            errlen) ||
+        !fixed_topic_option(ks, "message_topic", &ks->message_topic, err,
+                            errlen) ||
+        !fixed_topic_option(ks, "transaction_topic", &ks->transaction_topic,
+                            err, errlen))
         return false;
-    }
     const char *path = option_text(ks, "dead_letter");
     ks->dead_letter = path ? kit_dead_letter_open(path, err, errlen) : NULL;
     return !path || ks->dead_letter;
@@ -911,8 +996,8 @@ static pgspout_status kafka_create(const pgspout_host_api *host,
 }
 
 static const pgspout_sink_descriptor kafka_descriptor = {
-    /* ABI 1.4: no message, begin or commit events (README). */
-    PGSPOUT_SINK_HEADER_MINOR(4),
+    /* ABI 1.5: message, begin and commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(5),
     .name = "kafka",
     .version = KAFKA_SINK_VERSION,
     .description = "Apache Kafka (librdkafka, idempotent producer, ordered "

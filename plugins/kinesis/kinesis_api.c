@@ -51,6 +51,24 @@ char *kinesis_partition_key(kinesis_key_mode mode, const char *fixed,
     return sbuf_detach(&sb);
 }
 
+char *kinesis_named_partition_key(kinesis_key_mode mode, const char *fixed,
+                                  const char *name)
+{
+    if (mode == KINESIS_KEY_FIXED)
+        return xstrdup(fixed);
+    if (!*name)
+        return xstrdup("-");
+    if (kinesis_utf8_chars(name) > KINESIS_MAX_PARTITION_KEY_CHARS) {
+        char digest[65];
+        strbuf hashed = STRBUF_INIT;
+
+        sigv4_sha256_hex(name, strlen(name), digest);
+        sbuf_appendf(&hashed, "sha256:%s", digest);
+        return sbuf_detach(&hashed);
+    }
+    return xstrdup(name);
+}
+
 char *kinesis_put_records_body(const char *stream, const kinesis_entry *entries,
                                size_t n, size_t *len)
 {

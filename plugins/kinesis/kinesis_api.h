@@ -37,6 +37,14 @@ char *kinesis_partition_key(kinesis_key_mode mode, const char *fixed,
                             const char *schema, const char *table,
                             const char *key_json);
 
+/* The partition key of an event that belongs to no table: `name` (a
+ * message's prefix, a transaction's commit LSN) in the row and table
+ * modes, the fixed string in KINESIS_KEY_FIXED (which orders everything).
+ * Kinesis takes 1 to 256 characters: an empty name becomes "-", a longer
+ * one "sha256:<hex of the name>", so the key stays deterministic. */
+char *kinesis_named_partition_key(kinesis_key_mode mode, const char *fixed,
+                                  const char *name);
+
 typedef struct kinesis_entry {
     const char *data;
     size_t len;

@@ -14,12 +14,25 @@
 #include "clock.h"
 #include "kinesis_api.h"
 #include "kpl.h"
+#include "message.h"
 #include "pipeline.h"
 #include "redact.h"
 #include "sigv4.h"
 #include "strbuf.h"
 
 #define KINESIS_SINK_VERSION "0.1.0"
+
+/* The streams records go to, as indexes into kinesis_sink.streams and as
+ * the kit's batch keys: records of different streams never share a
+ * PutRecords request, which names one stream. */
+enum { CHANGE_STREAM, MESSAGE_STREAM, TRANSACTION_STREAM, N_STREAMS };
+
+/* Where an event's record goes. */
+typedef struct kinesis_route {
+    char *key;    /* partition key, malloc'd */
+    bool ordered; /* keep this key's records in order */
+    int stream;   /* CHANGE_STREAM, ... */
+} kinesis_route;
 
 typedef struct kinesis_sink {
     const pgspout_host_api *host;
@@ -29,6 +42,9 @@ typedef struct kinesis_sink {
 
     aws_settings aws;
     const char *stream;
+    /* The name of each stream; the message and transaction events' default
+     * to `stream` (then their records use CHANGE_STREAM's batch key). */
+    const char *streams[N_STREAMS];
     char *url;
     char *host_header;
     char *path;
@@ -43,6 +59,7 @@ typedef struct kinesis_sink {
     bool aggregate;
     kpl_aggregate pending;
     char *pending_key;
+    int pending_stream;
     char *pending_first; /* sent as is when the run stays one event long */
     size_t pending_first_len;
     pgspout_position pending_last;
@@ -66,6 +83,13 @@ static const pgspout_option_def kinesis_options[] = {
      .default_value = "row",
      .doc = "row (schema.table + key), table (schema.table), or a fixed "
             "string"},
+    {.name = "message_stream",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "stream for message events (default: the stream option)"},
+    {.name = "transaction_stream",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "stream for begin and commit events (default: the stream "
+            "option)"},
     {.name = "aggregate",
      .type = PGSPOUT_OPT_BOOL,
      .default_value = "false",
@@ -123,7 +147,8 @@ static bool build_request(void *ctx, kit_record *const *records, size_t n,
     for (size_t i = 0; i < n; i++)
         entries[i] = (kinesis_entry){records[i]->data, records[i]->len,
                                      records[i]->meta};
-    body = kinesis_put_records_body(ks->stream, entries, n, &body_len);
+    body = kinesis_put_records_body(ks->streams[records[0]->batch_key], entries,
+                                    n, &body_len);
     free(entries);
     sreq = (sigv4_request){.method = "POST",
                            .path = ks->path,
@@ -154,7 +179,6 @@ static void handle_response(void *ctx, const kit_http_response *resp,
 {
     kinesis_sink *ks = ctx;
 
-    (void)records;
     /* Redact the whole answer first: reasons quote only part of it, and a
      * secret cut in half would no longer be recognised. */
     char *body = resp->body ? xstrdup(resp->body) : NULL;
@@ -162,7 +186,8 @@ static void handle_response(void *ctx, const kit_http_response *resp,
         redact(body, ks->aws.secret_access_key);
         redact(body, ks->aws.session_token);
     }
-    kinesis_put_records_outcomes(resp->status, body, ks->stream, n, outcomes);
+    kinesis_put_records_outcomes(
+        resp->status, body, ks->streams[records[0]->batch_key], n, outcomes);
     free(body);
     /* A signature mismatch answer quotes the canonical request, which
      * carries the session token; no answer may carry a key into a log. */
@@ -188,16 +213,20 @@ static const char *position_text(kinesis_sink *ks, pgspout_position pos,
     return buf;
 }
 
-/* ordered: keep this partition key's records in order (one unfinished
- * record per key); rows without a replica identity have no order to keep,
- * and serialising them would send one record per round trip. */
+/* route.ordered: keep this partition key's records in order (one
+ * unfinished record per key); rows without a replica identity have no
+ * order to keep, and serialising them would send one record per round
+ * trip. Takes route.key. */
 static pgspout_status submit(kinesis_sink *ks, pgspout_position pos, char *data,
-                             size_t len, char *key, bool ordered)
+                             size_t len, kinesis_route route)
 {
     kit_record *rec = kit_record_new(
-        pos, data, len, ordered ? kit_order_key(key, strlen(key)) : 0, key);
+        pos, data, len,
+        route.ordered ? kit_order_key(route.key, strlen(route.key)) : 0,
+        route.key);
 
-    rec->overhead = strlen(key);
+    rec->overhead = strlen(route.key);
+    rec->batch_key = (uint64_t)route.stream;
     return kit_submit(ks->pipeline, rec);
 }
 
@@ -222,17 +251,22 @@ static pgspout_status emit_pending(kinesis_sink *ks)
     ks->pending.count = 0;
     ks->pending_first = NULL;
     ks->pending_key = NULL;
-    return submit(ks, ks->pending_last, data, len, key, true);
+    return submit(ks, ks->pending_last, data, len,
+                  (kinesis_route){key, true, ks->pending_stream});
 }
 
+/* Takes route.key. A run is one partition key's, on one stream. */
 static pgspout_status add_aggregated(kinesis_sink *ks, pgspout_position pos,
-                                     const char *json, size_t len, char *key)
+                                     const char *json, size_t len,
+                                     kinesis_route route)
 {
     pgspout_status status;
+    char *key = route.key;
     size_t key_len = strlen(key);
 
     if (ks->pending_key &&
         (strcmp(ks->pending_key, key) != 0 ||
+         ks->pending_stream != route.stream ||
          kpl_aggregate_size(&ks->pending, key_len, len, 1) + key_len >
              KINESIS_MAX_RECORD_BYTES)) {
         status = emit_pending(ks);
@@ -243,6 +277,7 @@ static pgspout_status add_aggregated(kinesis_sink *ks, pgspout_position pos,
     }
     if (!ks->pending_key) {
         ks->pending_key = key;
+        ks->pending_stream = route.stream;
         ks->pending_first = xstrndup(json, len);
         ks->pending_first_len = len;
         ks->pending_since_us = now_us();
@@ -262,23 +297,69 @@ static bool pending_is_old(kinesis_sink *ks)
     return age_us >= (int64_t)ks->config.linger_ms * 1000;
 }
 
-static char *event_partition_key(kinesis_sink *ks, const pgspout_event *ev,
-                                 bool *keyless_row)
+/* A message goes by its prefix, so one prefix's messages keep their
+ * order in one shard. A begin and a commit go by their transaction's
+ * commit LSN: unique to the transaction and the same when the slot sends
+ * it again, so both land in one shard, the begin first, while different
+ * transactions spread over the shards; one key for all of them would
+ * allow one unfinished record, i.e. one transaction event per round trip
+ * (README, "Messages and transaction events"). */
+static kinesis_route untabled_route(kinesis_sink *ks, const pgspout_event *ev,
+                                    pgspout_op op, const char *json, size_t len)
+{
+    if (op == PGSPOUT_OP_MESSAGE) {
+        char *prefix = kit_message_prefix(json, len);
+        kinesis_route r = {kinesis_named_partition_key(ks->key_mode,
+                                                       ks->fixed_key,
+                                                       prefix ? prefix : ""),
+                           true, MESSAGE_STREAM};
+        free(prefix);
+        return r;
+    }
+    char lsn[32];
+    ks->host->format_lsn(ks->host->event_position(ev).commit_lsn, lsn,
+                         sizeof lsn);
+    return (kinesis_route){
+        kinesis_named_partition_key(ks->key_mode, ks->fixed_key, lsn), true,
+        TRANSACTION_STREAM};
+}
+
+static kinesis_route event_route(kinesis_sink *ks, const pgspout_event *ev,
+                                 const char *json, size_t len)
 {
     pgspout_op op = ks->host->event_op(ev);
     const char *key_json = NULL;
     size_t key_len;
+    kinesis_route route = {NULL, true, CHANGE_STREAM};
 
-    *keyless_row = false;
-    if (ks->key_mode == KINESIS_KEY_ROW &&
-        (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
-         op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_READ)) {
+    if (!ks->host->event_schema(ev))
+        route = untabled_route(ks, ev, op, json, len);
+    else if (ks->key_mode == KINESIS_KEY_ROW &&
+             (op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
+              op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_READ)) {
         key_json = ks->host->event_json(ev, PGSPOUT_PART_KEY, &key_len);
-        *keyless_row = key_len == 2; /* "{}": REPLICA IDENTITY NOTHING */
+        route.ordered = key_len != 2; /* "{}": REPLICA IDENTITY NOTHING */
     }
-    return kinesis_partition_key(ks->key_mode, ks->fixed_key,
-                                 ks->host->event_schema(ev),
-                                 ks->host->event_table(ev), key_json);
+    if (!route.key)
+        route.key = kinesis_partition_key(ks->key_mode, ks->fixed_key,
+                                          ks->host->event_schema(ev),
+                                          ks->host->event_table(ev), key_json);
+    /* Streams left at their default share the change stream's requests. */
+    if (ks->streams[route.stream] == ks->stream)
+        route.stream = CHANGE_STREAM;
+    return route;
+}
+
+/* "schema.table", or the op of an event that belongs to no table. */
+static const char *event_subject(kinesis_sink *ks, const pgspout_event *ev,
+                                 char *buf, size_t buflen)
+{
+    if (ks->host->event_schema(ev))
+        snprintf(buf, buflen, "%s.%s", ks->host->event_schema(ev),
+                 ks->host->event_table(ev));
+    else
+        snprintf(buf, buflen, "%s", ks->host->op_name(ks->host->event_op(ev)));
+    return buf;
 }
 
 static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
@@ -286,19 +367,19 @@ static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
     pgspout_position pos = ks->host->event_position(ev);
     size_t len;
     const char *json = ks->host->event_json(ev, PGSPOUT_PART_EVENT, &len);
-    bool keyless_row;
-    char *key = event_partition_key(ks, ev, &keyless_row);
+    kinesis_route route = event_route(ks, ev, json, len);
+    char *key = route.key;
     char *copy;
 
     if (len + strlen(key) > KINESIS_MAX_RECORD_BYTES) {
-        char where[80], reason[400];
+        char where[80], reason[400], subject[160];
         pgspout_status status = ks->aggregate ? emit_pending(ks) : PGSPOUT_OK;
 
         snprintf(reason, sizeof reason,
-                 "the event at %s (%s.%s) is %zu bytes with its partition "
+                 "the event at %s (%s) is %zu bytes with its partition "
                  "key, over the Kinesis record limit of %zu bytes",
                  position_text(ks, pos, where, sizeof where),
-                 ks->host->event_schema(ev), ks->host->event_table(ev),
+                 event_subject(ks, ev, subject, sizeof subject),
                  len + strlen(key), KINESIS_MAX_RECORD_BYTES);
         copy = xstrndup(json, len);
         if (status != PGSPOUT_OK) {
@@ -312,9 +393,9 @@ static pgspout_status write_one(kinesis_sink *ks, const pgspout_event *ev)
             ks->pipeline, kit_record_new(pos, copy, len, 0, key), reason);
     }
     if (ks->aggregate)
-        return add_aggregated(ks, pos, json, len, key);
+        return add_aggregated(ks, pos, json, len, route);
     copy = xstrndup(json, len);
-    return submit(ks, pos, copy, len, key, !keyless_row);
+    return submit(ks, pos, copy, len, route);
 }
 
 static pgspout_status
@@ -380,6 +461,12 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
     ks->stream = option_or_null(ks, "stream");
     if (!ks->stream)
         return fail_create(ks, "%s", "the stream option is empty");
+    ks->streams[CHANGE_STREAM] = ks->stream;
+    ks->streams[MESSAGE_STREAM] = option_or_null(ks, "message_stream");
+    ks->streams[TRANSACTION_STREAM] = option_or_null(ks, "transaction_stream");
+    for (int i = 0; i < N_STREAMS; i++)
+        if (!ks->streams[i] || strcmp(ks->streams[i], ks->stream) == 0)
+            ks->streams[i] = ks->stream;
     key_option = option_or_null(ks, "partition_key");
     if (!key_option || strcmp(key_option, "row") == 0) {
         ks->key_mode = KINESIS_KEY_ROW;
@@ -441,8 +528,8 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
 }
 
 static const pgspout_sink_descriptor kinesis_descriptor = {
-    /* ABI 1.4: no message, begin or commit events (README). */
-    PGSPOUT_SINK_HEADER_MINOR(4),
+    /* ABI 1.5: message, begin and commit events (README). */
+    PGSPOUT_SINK_HEADER_MINOR(5),
     .name = "kinesis",
     .version = KINESIS_SINK_VERSION,
     .description = "Amazon Kinesis Data Streams (PutRecords, SigV4, ordered "

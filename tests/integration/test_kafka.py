@@ -603,6 +603,8 @@ def test_invalid_topic_name_stops(db, pgspout, kafka):
     ("kafka.no.such.thing=1", "No such configuration property"),
     ("topic={db}.x", "unknown placeholder"),
     ("compression=brotli", "expected one of: none|gzip|snappy|lz4|zstd"),
+    ("message_topic=bad name", "option message_topic: "),
+    ("transaction_topic=..", "option transaction_topic: "),
 ])
 def test_refused_options(db, pgspout, kafka, option, fragment):
     db.create_slot(db.name)

@@ -67,6 +67,41 @@ static void test_partition_keys(void)
     }
 }
 
+/* Messages and transaction events: their own name, within Kinesis'
+ * 1-256 characters; the fixed key when one is set. */
+static void test_named_partition_keys(void)
+{
+    char *k, longname[300];
+
+    k = kinesis_named_partition_key(KINESIS_KEY_ROW, NULL, "outbox");
+    CHECK_STR(k, "outbox");
+    free(k);
+    k = kinesis_named_partition_key(KINESIS_KEY_TABLE, NULL, "0/16B3900");
+    CHECK_STR(k, "0/16B3900");
+    free(k);
+    k = kinesis_named_partition_key(KINESIS_KEY_FIXED, "all", "outbox");
+    CHECK_STR(k, "all");
+    free(k);
+    k = kinesis_named_partition_key(KINESIS_KEY_ROW, NULL, "");
+    CHECK_STR(k, "-");
+    free(k);
+    memset(longname, 'p', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    k = kinesis_named_partition_key(KINESIS_KEY_ROW, NULL, longname);
+    CHECK(strncmp(k, "sha256:", 7) == 0 && strlen(k) == 7 + 64);
+    {
+        char *again =
+            kinesis_named_partition_key(KINESIS_KEY_ROW, NULL, longname);
+        CHECK_STR(again, k);
+        free(again);
+    }
+    free(k);
+    longname[256] = '\0'; /* exactly the limit: kept */
+    k = kinesis_named_partition_key(KINESIS_KEY_ROW, NULL, longname);
+    CHECK_STR(k, longname);
+    free(k);
+}
+
 static void test_body(void)
 {
     kinesis_entry entries[2] = {
@@ -441,6 +476,7 @@ static void test_endpoint_parts(void)
 int main(void)
 {
     test_partition_keys();
+    test_named_partition_keys();
     test_body();
     test_outcomes();
     test_varints();
