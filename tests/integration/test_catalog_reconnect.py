@@ -3,14 +3,13 @@ healthy, so pgspout waits (backing off, confirming nothing new) until the
 catalog answers again, and nothing is lost."""
 
 import os
-import subprocess
 import time
 
 import pytest
 
 from faults_support import slot_state
-from pgharness import (Database, PgServer, data_events, lsn_to_int,
-                       psql_env, read_jsonl, wait_until)
+from pgharness import (Database, PgServer, Session, data_events,
+                       lsn_to_int, read_jsonl, wait_until)
 
 MAX_CONNECTIONS = 8
 
@@ -29,33 +28,6 @@ def small_server():
     server.start()
     yield server
     server.cleanup()
-
-
-class Session:
-    """An open psql session (one connection slot) that runs SQL on demand.
-    """
-
-    def __init__(self, conninfo):
-        self.proc = subprocess.Popen(
-            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
-             conninfo], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, env=psql_env())
-
-    def ask(self, sql):
-        """Runs sql; returns the first line it printed."""
-        try:
-            self.proc.stdin.write(sql + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass  # psql could not connect and ended; its message follows
-        return self.proc.stdout.readline().strip()
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        self.proc.wait(timeout=30)
 
 
 def fill_connections(conninfo):
