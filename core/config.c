@@ -83,6 +83,8 @@ void config_free(pgspout_config *cfg)
     free(cfg->snapshot);
     free(cfg->publish_generated_columns);
     free(cfg->state_dir);
+    free(cfg->streaming);
+    free(cfg->spill_dir);
     free(cfg->status_schema);
     free(cfg->backfill_where);
     memset(cfg, 0, sizeof(*cfg));

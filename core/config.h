@@ -94,6 +94,11 @@ typedef struct pgspout_config {
     char *http_listen;
     int heartbeat_interval_s;
     uint64_t max_slot_lag;
+    /* Streamed transactions: "on" or "off", their memory (bytes), and
+     * their spill directory (NULL: the default, main.c). */
+    char *streaming;
+    uint64_t stream_memory;
+    char *spill_dir;
     int log_format;
     sink_config *sinks;
     size_t n_sinks;

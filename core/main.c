@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backfill.h"
 #include "backfill_cli.h"
@@ -428,6 +429,19 @@ static int stopped_while_disconnected(delivery *d)
     return EXIT_RUNTIME_FAILURE;
 }
 
+/* Under the system temp directory, one per user and slot (README
+ * "Streamed transactions"); kept for the process's life. */
+static const char *default_spill_dir(const char *slot)
+{
+    static char dir[4096];
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || tmp[0] != '/')
+        tmp = "/tmp";
+    snprintf(dir, sizeof dir, "%s/pgspout-%lu-%s", tmp, (unsigned long)getuid(),
+             slot);
+    return dir;
+}
+
 /* The stream's settings: the user's from the configuration, the fixed
  * limits from stream_settings_default. */
 static void stream_settings_from_config(const pgspout_config *cfg,
@@ -447,6 +461,10 @@ static void stream_settings_from_config(const pgspout_config *cfg,
     settings->events.prefixes = (const char *const *)cfg->message_prefixes;
     settings->events.nprefixes = cfg->n_message_prefixes;
     settings->events.transaction_events = cfg->transaction_events;
+    settings->streaming = strcmp(cfg->streaming, "off") != 0;
+    settings->stream_memory = cfg->stream_memory;
+    settings->spill_dir =
+        cfg->spill_dir ? cfg->spill_dir : default_spill_dir(cfg->slot);
     settings->system_id = facts->system_id;
     settings->database = facts->database;
     settings->slot_created = facts->slot_created;

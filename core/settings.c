@@ -21,6 +21,7 @@
 
 static const char *const snapshot_modes[] = {"initial", "never", "only", NULL};
 static const char *const generated_modes[] = {"stored", "none", NULL};
+static const char *const on_off[] = {"on", "off", NULL};
 
 /* In the order --help and README list them. */
 const core_setting core_settings[] = {
@@ -272,6 +273,36 @@ const core_setting core_settings[] = {
      .stream_only = true,
      .doc = "not ready, with a warning, while the slot is more than BYTES "
             "behind (k/M/G suffixes; off by default)"},
+    {.long_flag = "streaming",
+     .arg_name = "MODE",
+     .key = "streaming",
+     .type = SETTING_CHOICE,
+     .choices = on_off,
+     .default_text = "on",
+     .at = AT(streaming),
+     .stream_only = true,
+     .doc = "PostgreSQL 14+: on (the default) has the server stream large "
+            "transactions while they run (pgoutput protocol 2); off waits "
+            "for their commit (protocol 1)"},
+    {.long_flag = "stream-memory",
+     .arg_name = "BYTES",
+     .key = "stream_memory",
+     .type = SETTING_BYTES,
+     .default_text = "16M",
+     .at = AT(stream_memory),
+     .stream_only = true,
+     .doc = "memory the changes of streamed transactions not yet committed "
+            "may take, all together, before they spill to spill_dir (k/M/G "
+            "suffixes)"},
+    {.long_flag = "spill-dir",
+     .arg_name = "DIR",
+     .key = "spill_dir",
+     .type = SETTING_DIR,
+     .at = AT(spill_dir),
+     .stream_only = true,
+     .doc = "where streamed transactions spill, a directory of pgspout's own "
+            "(absolute; default: $TMPDIR/pgspout-UID-SLOT, TMPDIR defaulting "
+            "to /tmp)"},
     {.long_flag = "log-format",
      .arg_name = "FORMAT",
      .key = "log_format",

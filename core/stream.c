@@ -220,6 +220,9 @@ int stream_run(const stream_settings *settings, const source_io *io,
     st.source = source_new(io, catalog, &router, &st.cp, settings->has_endpos,
                            settings->endpos);
     source_set_events(st.source, &settings->events, delivery_all_routes(d));
+    if (io->proto_version >= SOURCE_PGOUTPUT_STREAM_PROTO_VERSION)
+        source_set_streaming(st.source, settings->spill_dir,
+                             settings->stream_memory);
     if (settings->backfill) {
         source_set_backfill(st.source, settings->backfill);
         backfill_stream_start(settings->backfill, settings->start_lsn);
@@ -296,7 +299,7 @@ int stream_from_server(PGconn *repl, PGconn **catalog, delivery *d,
                                              settings->publication, stop);
     bool retryable = false;
     repl_io *io = repl_io_start(
-        repl, stop, settings->slot, settings->publication,
+        repl, stop, settings->slot, settings->publication, settings->streaming,
         settings->status_interval_ms, err, sizeof err, &retryable);
     if (!io) {
         log_error("%s", err);

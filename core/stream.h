@@ -24,6 +24,12 @@ typedef struct stream_settings {
     uint64_t endpos;
     int status_interval_ms;
     source_events events; /* messages and transaction events */
+    /* Streamed in-progress transactions (PostgreSQL 14+): whether to ask
+     * for them, the memory their changes may take, all together, and the
+     * directory they spill to beyond it. */
+    bool streaming;
+    uint64_t stream_memory;
+    const char *spill_dir;
     /* Backfills (NULL: none), what identifies their state (the server's
      * system identifier, the database, whether this run created the
      * slot), and for --snapshot only the backfill whose end (done,

@@ -11,12 +11,15 @@
 
 typedef struct repl_io repl_io;
 
-/* START_REPLICATION on repl from the slot's confirmed position (pgoutput
- * protocol SOURCE_PGOUTPUT_PROTO_VERSION). Returns NULL with err set and
- * *retryable telling whether a reconnect may cure it. */
+/* START_REPLICATION on repl from the slot's confirmed position: pgoutput
+ * protocol SOURCE_PGOUTPUT_STREAM_PROTO_VERSION with streaming on when
+ * streaming is asked for and the server has it (PostgreSQL 14+), else
+ * SOURCE_PGOUTPUT_PROTO_VERSION. Returns NULL with err set and *retryable
+ * telling whether a reconnect may cure it. */
 repl_io *repl_io_start(PGconn *repl, const stop_state *stop, const char *slot,
-                       const char *publication, int status_interval_ms,
-                       char *err, size_t errlen, bool *retryable);
+                       const char *publication, bool streaming,
+                       int status_interval_ms, char *err, size_t errlen,
+                       bool *retryable);
 
 /* The interface; valid until repl_io_free. */
 const source_io *repl_io_source(repl_io *io);

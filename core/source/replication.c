@@ -242,9 +242,10 @@ bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
      * watermarks, and pgspout's heartbeats (see slot_monitor.h). */
     sbuf_appendf(&sql,
                  "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 "
-                 "(proto_version '%d', publication_names '%s'%s)",
+                 "(proto_version '%d', publication_names '%s'%s%s)",
                  slot, proto_version, pub.data,
-                 PQserverVersion(repl) >= 140000 ? ", messages 'true'" : "");
+                 PQserverVersion(repl) >= 140000 ? ", messages 'true'" : "",
+                 proto_version >= 2 ? ", streaming 'on'" : "");
     char why[512];
     pq_outcome outcome;
     PGresult *res = pq_exec(repl, sql.data, 0, NULL, REPL_COMMAND_TIMEOUT_MS,

@@ -70,7 +70,8 @@ bool repl_identify_system(PGconn *repl, const stop_state *stop, char *system_id,
 bool repl_drop_slot(PGconn *repl, const stop_state *stop, const char *slot,
                     int wait_s, char *err, size_t errlen);
 
-/* START_REPLICATION from the slot's confirmed position. */
+/* START_REPLICATION from the slot's confirmed position; protocol 2 or
+ * later asks for in-progress transactions to be streamed. */
 bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
                 const char *slot, const char *publication, int proto_version,
                 int status_interval_ms, char *err, size_t errlen);

@@ -11,6 +11,7 @@
 #include "relcache.h"
 #include "stats.h"
 #include "strbuf.h"
+#include "stream_spool.h"
 #include "txn_counts.h"
 
 struct source {
@@ -24,10 +25,22 @@ struct source {
     pgoutput_parser parser;
     relcache rels;
 
-    /* The message read and not yet applied. */
+    /* The message read and not yet applied, and how its buffer is freed
+     * (the I/O's, or free for a change replayed from the spool). */
     bool pending;
     repl_msg rm;
     pgoutput_msg m;
+    void (*rm_free)(void *buffer);
+
+    /* Streamed transactions (protocol 2): their kept changes, the
+     * transaction of the current streamed block, and the one being
+     * replayed since its Stream Commit (which ends the replay as a
+     * Commit). NULL spool: streaming was not asked for. */
+    stream_spool *spool;
+    uint32_t stream_xid;
+    bool replaying;
+    pgoutput_parser replay_parser;
+    pgoutput_msg stream_commit;
 
     bool in_txn;
     bool skipping_txn; /* a transaction past endpos: not delivered */
@@ -75,7 +88,9 @@ source *source_new(const source_io *io, const source_catalog *catalog,
     s->cp = cp;
     s->has_endpos = has_endpos;
     s->endpos = endpos;
-    s->parser.proto_version = SOURCE_PGOUTPUT_PROTO_VERSION;
+    s->parser.proto_version =
+        io->proto_version ? io->proto_version : SOURCE_PGOUTPUT_PROTO_VERSION;
+    s->rm_free = io->free_buffer;
     return s;
 }
 
@@ -84,7 +99,7 @@ static void discard_pending(source *s)
     if (!s->pending)
         return;
     pgoutput_msg_free(&s->m);
-    s->io.free_buffer(s->rm.buffer);
+    s->rm_free(s->rm.buffer);
     s->pending = false;
 }
 
@@ -101,6 +116,12 @@ void source_set_backfill(source *s, struct backfill *bf)
     s->backfill = bf;
 }
 
+void source_set_streaming(source *s, const char *spill_dir,
+                          uint64_t memory_limit)
+{
+    s->spool = stream_spool_new(spill_dir, memory_limit);
+}
+
 void source_free(source *s)
 {
     if (!s)
@@ -110,6 +131,7 @@ void source_free(source *s)
     discard_pending(s);
     relcache_free(&s->rels);
     txn_counts_free(&s->counts);
+    stream_spool_free(s->spool);
     free(s);
 }
 
@@ -119,7 +141,10 @@ void source_free(source *s)
  * nothing before it is pending for us. */
 static void reached_idle(source *s, uint64_t lsn)
 {
-    if (lsn > s->idle_wal_end)
+    /* Not while a streamed transaction is open: its changes are pending
+     * for us (stream_open_limit). */
+    bool stream_open = s->spool && stream_spool_open_count(s->spool) > 0;
+    if (lsn > s->idle_wal_end && !stream_open)
         s->idle_wal_end = lsn;
     s->io.note_received(s->io.ctx, lsn);
     if (s->has_endpos && lsn >= s->endpos)
@@ -139,10 +164,124 @@ static source_status take_keepalive(source *s, char *err, size_t errlen)
     return SOURCE_OK;
 }
 
+/* ---- streamed transactions ---- */
+
+/* The highest LSN that may be confirmed as things stand: not past a
+ * backfill's low watermark, nor past the first change of a streamed
+ * transaction still open (the server sends it again from there). */
+static uint64_t confirm_hold(source *s, uint64_t limit)
+{
+    uint64_t oldest = s->spool ? stream_spool_oldest(s->spool) : UINT64_MAX;
+    return oldest < limit ? oldest : limit;
+}
+
+static void update_hold(source *s)
+{
+    uint64_t limit = s->backfill ? backfill_hold(s->backfill) : UINT64_MAX;
+    checkpoint_set_limit(s->cp, confirm_hold(s, limit));
+}
+
+/* A change (or Relation, Type, transactional Message) inside a streamed
+ * block: kept as sent, under the block's transaction, until it ends. */
+static source_status keep_streamed(source *s, char *err, size_t errlen)
+{
+    bool ok = false;
+    if (!s->spool)
+        snprintf(err, errlen,
+                 "protocol error: the server streams transaction %u, but "
+                 "streaming was not asked for",
+                 (unsigned)s->stream_xid);
+    else
+        ok = stream_spool_append(s->spool, s->stream_xid, s->m.xid,
+                                 s->rm.wal_start, s->rm.payload,
+                                 s->rm.payload_len, err, errlen);
+    discard_pending(s);
+    update_hold(s);
+    return ok ? SOURCE_OK : SOURCE_FAILED;
+}
+
+static source_status stream_abort(source *s, char *err, size_t errlen)
+{
+    const pgoutput_msg *m = &s->m;
+    bool ok =
+        !s->spool || stream_spool_abort(s->spool, m->xid,
+                                        m->u.stream_abort.subxid, err, errlen);
+    discard_pending(s);
+    update_hold(s);
+    return ok ? SOURCE_OK : SOURCE_FAILED;
+}
+
+/* Protocol 2's stream control: blocks and aborts are handled here, a
+ * Stream Commit waits (source_apply replays its transaction); anything
+ * outside a block is an ordinary message. */
+static source_status take_streamed(source *s, char *err, size_t errlen)
+{
+    const pgoutput_msg *m = &s->m;
+    switch (m->type) {
+    case PGO_STREAM_START:
+        s->stream_xid = m->xid;
+        discard_pending(s);
+        return SOURCE_OK;
+    case PGO_STREAM_STOP:
+        discard_pending(s);
+        return SOURCE_OK;
+    case PGO_STREAM_ABORT:
+        return stream_abort(s, err, errlen);
+    case PGO_STREAM_COMMIT:
+        return SOURCE_MESSAGE;
+    default:
+        break;
+    }
+    /* A non-transactional message is sent as decoding reaches it, never
+     * held back with the transaction. */
+    if (!s->parser.in_stream ||
+        (m->type == PGO_MESSAGE && !m->u.message.transactional))
+        return SOURCE_MESSAGE;
+    return keep_streamed(s, err, errlen);
+}
+
+/* The next change of the transaction being replayed, or at the end its
+ * Stream Commit as a Commit. */
+static source_status read_replayed(source *s, char *err, size_t errlen)
+{
+    uint64_t wal_start = 0;
+    char *data = NULL;
+    size_t len = 0;
+    int r = stream_spool_replay_next(s->spool, &wal_start, &data, &len, err,
+                                     errlen);
+    if (r < 0)
+        return SOURCE_FAILED;
+    memset(&s->rm, 0, sizeof s->rm);
+    s->rm.kind = REPL_XLOGDATA;
+    s->rm_free = free;
+    s->pending = true;
+    if (r == 0) {
+        s->replaying = false;
+        s->m = s->stream_commit;
+        s->m.type = PGO_COMMIT;
+        return SOURCE_MESSAGE;
+    }
+    s->rm.wal_start = wal_start;
+    s->rm.payload = s->rm.buffer = data;
+    s->rm.payload_len = len;
+    char why[1024];
+    if (!pgoutput_parse(&s->replay_parser, data, len, &s->m, why, sizeof why)) {
+        s->pending = false;
+        free(data);
+        snprintf(err, errlen,
+                 "cannot decode a change of streamed transaction %u: %s",
+                 (unsigned)s->txn_xid, why);
+        return SOURCE_FAILED;
+    }
+    return SOURCE_MESSAGE;
+}
+
 source_status source_read(source *s, int timeout_ms, int wake_fd, char *err,
                           size_t errlen)
 {
     discard_pending(s);
+    if (s->replaying)
+        return read_replayed(s, err, errlen);
     repl_msg *rm = &s->rm;
     switch (s->io.read(s->io.ctx, rm, timeout_ms, wake_fd, err, errlen)) {
     case REPL_READ_MESSAGE:
@@ -157,6 +296,7 @@ source_status source_read(source *s, int timeout_ms, int wake_fd, char *err,
     if (rm->kind == REPL_KEEPALIVE)
         return take_keepalive(s, err, errlen);
     s->io.note_received(s->io.ctx, rm->wal_start);
+    s->rm_free = s->io.free_buffer;
     char why[1024];
     if (!pgoutput_parse(&s->parser, rm->payload, rm->payload_len, &s->m, why,
                         sizeof why)) {
@@ -167,6 +307,8 @@ source_status source_read(source *s, int timeout_ms, int wake_fd, char *err,
         return SOURCE_FAILED;
     }
     s->pending = true;
+    if (s->parser.proto_version >= SOURCE_PGOUTPUT_STREAM_PROTO_VERSION)
+        return take_streamed(s, err, errlen);
     return SOURCE_MESSAGE;
 }
 
@@ -562,7 +704,7 @@ static source_status handle_pgspout_message(source *s, batch *b, char *err,
         backfill_message(s->backfill, &txn, m->u.message.content,
                          m->u.message.content_len, err, errlen);
     /* A low watermark holds the confirmation back from now on. */
-    checkpoint_set_limit(s->cp, backfill_hold(s->backfill));
+    update_hold(s);
     switch (v) {
     case BACKFILL_RESOLVE:
         return resolve_backfills(s, err, errlen);
@@ -658,6 +800,20 @@ static source_status handle_logical_message(source *s, batch *b, char *err,
 
 /* ---- transactions ---- */
 
+static void start_txn(source *s, uint64_t commit_lsn, int64_t commit_time,
+                      uint32_t xid)
+{
+    s->in_txn = true;
+    s->txn_commit_lsn = commit_lsn;
+    s->txn_commit_time = commit_time;
+    s->txn_xid = xid;
+    /* seq 1 is the begin event's when there are transaction events: the
+     * numbering of changes depends on that setting (README). */
+    s->txn_seq = s->events.transaction_events ? 1 : 0;
+    s->begin_sent = false;
+    txn_counts_reset(&s->counts);
+}
+
 static void handle_begin(source *s)
 {
     const pgoutput_msg *m = &s->m;
@@ -666,15 +822,36 @@ static void handle_begin(source *s)
         s->skipping_txn = true;
         return;
     }
-    s->in_txn = true;
-    s->txn_commit_lsn = m->u.begin.final_lsn;
-    s->txn_commit_time = m->u.begin.commit_time;
-    s->txn_xid = m->xid;
-    /* seq 1 is the begin event's when there are transaction events: the
-     * numbering of changes depends on that setting (README). */
-    s->txn_seq = s->events.transaction_events ? 1 : 0;
-    s->begin_sent = false;
-    txn_counts_reset(&s->counts);
+    start_txn(s, m->u.begin.final_lsn, m->u.begin.commit_time, m->xid);
+}
+
+/* A streamed transaction committed: it begins now, as if its Begin had
+ * come, and its kept changes follow (read_replayed), then its Commit. */
+static source_status handle_stream_commit(source *s, char *err, size_t errlen)
+{
+    const pgoutput_msg *m = &s->m;
+    if (!s->spool) {
+        snprintf(err, errlen,
+                 "protocol error: Stream Commit, but streaming was not "
+                 "asked for");
+        return SOURCE_FAILED;
+    }
+    if (s->has_endpos && m->u.commit.commit_lsn > s->endpos) {
+        s->endpos_reached = true;
+        bool ok = stream_spool_abort(s->spool, m->xid, m->xid, err, errlen);
+        update_hold(s);
+        return ok ? SOURCE_OK : SOURCE_FAILED;
+    }
+    start_txn(s, m->u.commit.commit_lsn, m->u.commit.commit_time, m->xid);
+    s->stream_commit = *m;
+    s->replay_parser = (pgoutput_parser){
+        .proto_version = s->parser.proto_version, .in_stream = true};
+    stream_spool_replay_start(s->spool, m->xid);
+    s->replaying = true;
+    /* No longer open: its events hold the confirmation back from now on,
+     * as any transaction's do. */
+    update_hold(s);
+    return SOURCE_OK;
 }
 
 /* The commit event of a transaction that delivered something: after its
@@ -729,6 +906,13 @@ static source_status handle_message(source *s, batch *b, bool *keep_buffer,
         if (!skipped)
             handle_commit(s, b);
         return SOURCE_OK;
+    case PGO_STREAM_COMMIT: {
+        source_status st = handle_stream_commit(s, err, errlen);
+        if (st == SOURCE_OK && s->in_txn && s->backfill &&
+            backfill_needs_resolution(s->backfill))
+            return resolve_backfills(s, err, errlen);
+        return st;
+    }
     case PGO_RELATION:
         return handle_relation(s, err, errlen);
     case PGO_INSERT:
@@ -766,9 +950,9 @@ source_status source_apply(source *s, batch *b, char *err, size_t errlen)
     source_status st = handle_message(s, b, &keep, err, errlen);
     pgoutput_msg_free(&s->m);
     if (keep)
-        batch_keep_buffer(b, s->rm.buffer, s->io.free_buffer);
+        batch_keep_buffer(b, s->rm.buffer, s->rm_free);
     else
-        s->io.free_buffer(s->rm.buffer);
+        s->rm_free(s->rm.buffer);
     s->pending = false;
     return st;
 }
@@ -802,8 +986,9 @@ bool source_has_more(const source *s)
 
 uint64_t source_confirm_limit(source *s, uint64_t durable_end)
 {
-    return s->backfill ? backfill_confirm_limit(s->backfill, durable_end)
-                       : UINT64_MAX;
+    return confirm_hold(
+        s, s->backfill ? backfill_confirm_limit(s->backfill, durable_end)
+                       : UINT64_MAX);
 }
 
 bool source_confirm(source *s, uint64_t lsn, char *err, size_t errlen)

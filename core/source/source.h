@@ -27,11 +27,14 @@
 #include "event_internal.h"
 #include "replication.h"
 
-/* pgoutput protocol 1 is enough: pgspout does not ask for in-progress
- * transactions to be streamed, because their commit LSN (part of every
- * event's position) is unknown until they end; the server spills large
- * transactions to disk and sends them whole at commit instead. */
+/* Protocol 1 sends each transaction whole at its commit: the server
+ * spills large ones to its own disk first. With protocol 2 and streaming
+ * on (PostgreSQL 14+) it streams them while they run; the source keeps
+ * their changes (stream_spool.h) and hands them on at their Stream Commit,
+ * numbered exactly as protocol 1 would (their commit LSN is unknown
+ * before). */
 #define SOURCE_PGOUTPUT_PROTO_VERSION 1
+#define SOURCE_PGOUTPUT_STREAM_PROTO_VERSION 2
 
 typedef enum source_status {
     SOURCE_OK,      /* handled: a keepalive, or a change turned into events */
@@ -48,6 +51,9 @@ typedef enum source_status {
  * repl_stream; tests replay captured messages. */
 typedef struct source_io {
     void *ctx;
+    /* The pgoutput protocol asked for: 0 or 1, or
+     * SOURCE_PGOUTPUT_STREAM_PROTO_VERSION with streaming on. */
+    int proto_version;
     /* As repl_read; REPL_READ_LOST also for a server silent too long. */
     repl_read_result (*read)(void *ctx, repl_msg *msg, int timeout_ms,
                              int wake_fd, char *err, size_t errlen);
@@ -136,6 +142,12 @@ void source_set_events(source *s, const source_events *ev, uint64_t all_route);
  * its chunks as read events. NULL (the default): none. */
 struct backfill;
 void source_set_backfill(source *s, struct backfill *bf);
+
+/* Where the changes of streamed transactions go beyond memory_limit bytes
+ * (all open transactions together): spill files in spill_dir (see
+ * stream_spool.h). Without it a streamed transaction fails the stream. */
+void source_set_streaming(source *s, const char *spill_dir,
+                          uint64_t memory_limit);
 
 /* Waits up to timeout_ms for one message (or until wake_fd is readable).
  * Keepalives are handled here (SOURCE_OK); a change is decoded and left

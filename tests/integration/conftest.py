@@ -214,6 +214,22 @@ def pgspout(pgspout_bin, tmp_path):
 
 
 @pytest.fixture
+def small_fs(tmp_path):
+    """A 2 MiB tmpfs of the test's own (skipped without root)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755",
+                        "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a 2 MiB tmpfs for the disk-full test "
+                    "(needs root with CAP_SYS_ADMIN): %s" % r.stderr.strip())
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
 def stream(db, pgspout, tmp_path):
     """stream(extra args...) -> events: streams the test database's slot
     (made beforehand with db.create_slot) into a file up to the current WAL

@@ -286,6 +286,33 @@ class Database:
         return {"active": rows[0][0] == "t", "confirmed_flush_lsn": rows[0][1]}
 
 
+class Session:
+    """An open psql session (one connection slot) that runs SQL on demand.
+    """
+
+    def __init__(self, conninfo):
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+             conninfo], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env=psql_env())
+
+    def ask(self, sql):
+        """Runs sql; returns the first line it printed."""
+        try:
+            self.proc.stdin.write(sql + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # psql could not connect and ended; its message follows
+        return self.proc.stdout.readline().strip()
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(timeout=30)
+
+
 def read_jsonl(path):
     """The events of one file sink output, parsed with exact numbers."""
     import decimal

@@ -16,28 +16,12 @@ The full period lasts 5 s in CI, 30 s with PGSPOUT_FAULTS_FULL=1.
 import os
 import re
 import signal
-import subprocess
 import time
 
 import pytest
 
 import faults_support as fs
 from pgharness import lsn_to_int, read_jsonl, wait_until
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755",
-                        "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a 2 MiB tmpfs for the disk-full test "
-                    "(needs root with CAP_SYS_ADMIN): %s" % r.stderr.strip())
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def fill(path, leave):
