@@ -350,30 +350,3 @@ def assert_positions_increase(events):
             "position %s/%d does not follow %r" % (e["commit_lsn"], e["seq"],
                                                     previous)
         previous = pos
-
-
-class Session:
-    """An open psql session (one connection slot) that runs SQL on demand.
-    """
-
-    def __init__(self, conninfo):
-        self.proc = subprocess.Popen(
-            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
-             conninfo], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, env=psql_env())
-
-    def ask(self, sql):
-        """Runs sql; returns the first line it printed."""
-        try:
-            self.proc.stdin.write(sql + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass  # psql could not connect and ended; its message follows
-        return self.proc.stdout.readline().strip()
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        self.proc.wait(timeout=30)
