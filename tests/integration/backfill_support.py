@@ -14,7 +14,6 @@ import json
 import os
 import struct
 import threading
-import time
 
 import faults_support as fs
 from pgharness import lsn_to_int, wait_until

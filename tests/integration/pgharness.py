@@ -350,3 +350,21 @@ def assert_positions_increase(events):
             "position %s/%d does not follow %r" % (e["commit_lsn"], e["seq"],
                                                     previous)
         previous = pos
+
+
+def run_measured(pgspout_bin, db, tmp_path, *args, timeout=1800):
+    """Streams the slot db.name to a file (no fsync) up to the current WAL
+    position under /usr/bin/time, with `args` added; returns (output path,
+    peak RSS in bytes). /usr/bin/time is a small parent: a child's peak RSS
+    includes its parent's memory at fork time, so measuring from pytest
+    would count pytest itself."""
+    out = str(tmp_path / "big.jsonl")
+    rss_file = tmp_path / "rss.txt"
+    r = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), pgspout_bin,
+         "-d", db.conninfo, "--slot", db.name, "--sink", "file",
+         "-o", "path=" + out, "-o", "fsync=false"] + list(args) +
+        ["--endpos", db.current_lsn()],
+        capture_output=True, text=True, timeout=timeout, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-4000:]
+    return out, int(rss_file.read_text().split()[-1]) * 1024

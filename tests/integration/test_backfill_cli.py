@@ -7,7 +7,6 @@ does with requests (--wait returning, failed backfills, --status of a
 running copy) is in test_backfill_daemon.py."""
 
 import json
-import os
 import re
 import signal
 import struct

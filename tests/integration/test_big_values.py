@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 
 import pytest
+
+from pgharness import run_measured
 
 pytestmark = [pytest.mark.rss, pytest.mark.slow]
 
@@ -158,24 +159,6 @@ def read_big_line(path, column, digest):
                 pending = pending[cut:] + more
     assert line == b"", "the last line is torn"
     return events, digests
-
-
-def run_measured(pgspout_bin, db, tmp_path):
-    """Streams the slot to a file up to the current WAL position under
-    /usr/bin/time; returns (output path, peak RSS in bytes)."""
-    out = str(tmp_path / "big.jsonl")
-    rss_file = tmp_path / "rss.txt"
-    # /usr/bin/time is a small parent: a child's peak RSS includes its
-    # parent's memory at fork time, so measuring from pytest would count
-    # pytest itself.
-    r = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), pgspout_bin,
-         "-d", db.conninfo, "--slot", db.name, "--sink", "file",
-         "-o", "path=" + out, "-o", "fsync=false",
-         "--endpos", db.current_lsn()],
-        capture_output=True, text=True, timeout=1800, cwd=str(tmp_path))
-    assert r.returncode == 0, r.stderr[-4000:]
-    return out, int(rss_file.read_text().split()[-1]) * 1024
 
 
 def assert_within_bound(peak, message_bytes):

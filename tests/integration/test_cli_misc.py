@@ -1,11 +1,10 @@
 """Secrets stay out of logs, --drop-slot, and bounded memory."""
 
 import os
-import subprocess
 
 import pytest
 
-from pgharness import PASSWORD_USER
+from pgharness import PASSWORD_USER, run_measured
 
 PASSWORD = "Sekr1t-pw-XYZZY"
 
@@ -73,19 +72,8 @@ def test_million_row_transaction_bounded_memory(db, pgspout_bin, tmp_path):
     db.create_slot(db.name)
     db.psql("insert into big select g, md5(g::text) from "
             "generate_series(1, 1000000) g;")
-    out = str(tmp_path / "big.jsonl")
-    rss_file = tmp_path / "rss.txt"
-    # /usr/bin/time is a small parent: the kernel's peak RSS of a process
-    # includes its parent's memory at fork time (it survives exec), so
-    # measuring from the (large) test process would count the test itself.
-    r = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), pgspout_bin,
-         "-d", db.conninfo, "--slot", db.name, "--sink", "file",
-         "-o", "path=" + out, "-o", "fsync=false",
-         "--endpos", db.current_lsn()],
-        capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
-    assert r.returncode == 0, r.stderr[-4000:]
-    max_rss_kb = int(rss_file.read_text().split()[-1])
+    out, peak = run_measured(pgspout_bin, db, tmp_path, timeout=900)
+    max_rss_kb = peak // 1024
     count = 0
     with open(out, encoding="utf-8") as f:
         for line in f:

@@ -13,7 +13,6 @@ standby refused with a clear error. CI: once per major (17+);
 PGSPOUT_FAULTS_FULL=1: 10 times."""
 
 import os
-import signal
 import subprocess
 import threading
 import time

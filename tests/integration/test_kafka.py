@@ -9,7 +9,6 @@ import decimal
 import itertools
 import json
 import os
-import signal
 import time
 
 import pytest

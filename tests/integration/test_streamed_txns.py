@@ -9,12 +9,11 @@ as a protocol 1 transaction."""
 import json
 import os
 import signal
-import subprocess
 
 import pytest
 
 from pgharness import (Session, assert_positions_increase, data_events,
-                       read_jsonl, wait_until)
+                       read_jsonl, run_measured, wait_until)
 
 pytestmark = pytest.mark.since(14)
 
@@ -244,19 +243,10 @@ def test_huge_streamed_transaction_bounded_memory(db, pgspout_bin, tmp_path):
     streaming_db(db)
     db.psql("insert into t select g, repeat(md5(g::text), 3) from "
             "generate_series(1, 2000000) g;")
-    out = str(tmp_path / "big.jsonl")
-    rss_file = tmp_path / "rss.txt"
-    # As test_cli_misc's: /usr/bin/time is a small parent, so the peak
-    # counts pgspout alone.
-    r = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), pgspout_bin,
-         "-d", db.conninfo, "--slot", db.name, "--sink", "file",
-         "-o", "path=" + out, "-o", "fsync=false",
-         "--stream-memory", "4M", "--spill-dir", str(tmp_path / "spill"),
-         "--endpos", db.current_lsn()],
-        capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
-    assert r.returncode == 0, r.stderr[-4000:]
-    max_rss_kb = int(rss_file.read_text().split()[-1])
+    out, peak = run_measured(pgspout_bin, db, tmp_path, "--stream-memory",
+                             "4M", "--spill-dir", str(tmp_path / "spill"),
+                             timeout=900)
+    max_rss_kb = peak // 1024
     count = id_sum = 0
     with open(out, encoding="utf-8") as f:
         for line in f:
