@@ -124,7 +124,7 @@ def test_no_watchdog_unless_asked(db, pgspout, tmp_path, notify):
     assert pgspout.stop(proc) == 0
 
 
-def test_unit_file_verifies():
+def test_unit_file_verifies(pgspout_bin):
     analyze = shutil.which("systemd-analyze")
     if not analyze:
         pytest.fail("systemd-analyze is missing (Debian package systemd)")
@@ -141,8 +141,12 @@ def test_unit_file_verifies():
         path = os.path.join(work, "pgspout@test.service")
         with open(path, "w") as f:
             f.write(unit.replace("/usr/local/bin/pgspout", "/bin/true"))
+        # Its Documentation= pages are looked up with man: those the build
+        # installed beside the binary.
+        manpath = os.path.join(os.path.dirname(os.path.dirname(pgspout_bin)),
+                               "share", "man")
         r = subprocess.run([analyze, "verify", path], capture_output=True,
-                           text=True)
+                           text=True, env=dict(os.environ, MANPATH=manpath))
         assert r.returncode == 0 and r.stderr == "", r.stderr
     finally:
         shutil.rmtree(work, ignore_errors=True)
