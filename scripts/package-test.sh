@@ -2,9 +2,10 @@
 # The Debian packages, end to end (as root, on Debian 12): builds pgspout
 # and libpgspout-dev from the tree with dpkg-buildpackage, checks them with
 # lintian (no error allowed), installs them with dpkg -i, then runs the demo
-# with the installed /usr/bin/pgspout and the SDK's out-of-tree test
-# (tests/integration/test_sdk_example.py) against the installed headers,
-# pkg-config file and sinks. The packages are purged at the end.
+# with the installed /usr/bin/pgspout and the SDK's out-of-tree tests
+# (tests/integration/test_sdk_example.py and test_sdk_kit.py) against the
+# installed headers, kit, pkg-config files and sinks. The packages are
+# purged at the end.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$REPO/scripts/lib.sh"
@@ -53,8 +54,9 @@ out=$(PGSPOUT_DEMO_BIN=/usr/bin/pgspout bash "$REPO/scripts/demo.sh")
 grep -q '"op":"insert"' <<<"$out" ||
     { log "the demo printed no insert: $out"; exit 1; }
 
-log "the SDK example, out of tree, against the installed files"
+log "the SDK example and a kit sink, out of tree, against the installed files"
 cd "$REPO"
 PGSPOUT_BIN=/usr/bin/pgspout PGSPOUT_PG_VERSIONS=15 \
-    python3 -m pytest tests/integration/test_sdk_example.py -q \
+    python3 -m pytest tests/integration/test_sdk_example.py \
+    tests/integration/test_sdk_kit.py -q \
     -p no:cacheprovider </dev/null >&2
