@@ -39,6 +39,10 @@ def pytest_configure(config):
         "markers", "since(major): run on every selected PostgreSQL major "
                    "from that one on (a feature of newer servers)")
     config.addinivalue_line(
+        "markers", "single_version: run on the default major only, even in "
+                   "a module marked since() or all_versions (a property "
+                   "that does not depend on the server, costly to show)")
+    config.addinivalue_line(
         "markers", "slow: long-running (fault loops, large workloads)")
     config.addinivalue_line(
         "markers", "rss: asserts peak memory, which means nothing under "
@@ -50,7 +54,9 @@ def pytest_generate_tests(metafunc):
         return
     versions = selected_versions()
     since = metafunc.definition.get_closest_marker("since")
-    if since is not None:
+    if metafunc.definition.get_closest_marker("single_version") is not None:
+        versions = [v for v in versions if v == FULL_SUITE_VERSION]
+    elif since is not None:
         versions = [v for v in versions if v >= since.args[0]]
     elif metafunc.definition.get_closest_marker("all_versions") is None:
         versions = [v for v in versions if v == FULL_SUITE_VERSION]

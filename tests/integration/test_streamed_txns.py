@@ -235,6 +235,8 @@ def test_unwritable_spill_dir_stops_unconfirmed(db, pgspout, tmp_path):
     assert not os.path.exists(out) or ids_of(read_jsonl(out)) == []
 
 
+# Memory held by pgspout does not depend on the server's major: shown on one.
+@pytest.mark.single_version
 @pytest.mark.slow
 @pytest.mark.rss
 def test_huge_streamed_transaction_bounded_memory(db, pgspout_bin, tmp_path):
