@@ -54,8 +54,9 @@ def run(db, pgspout, tmp_path, sinks, env=None, during=None,
     (name, type, {option: value})), waits for the copy to be done, stops
     the load and drains. The slot is made here, not by --create-slot, so
     that the gates can lock the tables between the slot's creation (which
-    waits for every transaction with an id, as a lock's is) and the copy. `during(proc)` runs while the copy is under way, once every
-    gated table got its change. The copy is throttled to rows_per_sec, so
+    waits for every transaction with an id, as a lock's is) and the copy.
+    `during(proc)` runs while the copy is under way, once every gated table
+    got its change. The copy is throttled to rows_per_sec, so
     that the workload's changes land in it too; one worker per table, so
     that every table's copy starts at once (the gates hold their writers
     back until then)."""
