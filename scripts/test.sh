@@ -185,12 +185,17 @@ main() {
         export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
         if build_and_unit_test build/asan --prefix="$REPO/build/prefix-asan" \
             -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false; then
-            # The whole suite on one major, fault loops included; only the
-            # peak-memory assertion is left out (ASan's shadow memory and
-            # quarantine make RSS meaningless).
+            # The whole suite on one major, fault loops included, with
+            # streaming off (protocol 1; the release run above has it on,
+            # the default): through tests/pgspout-streaming-off, which
+            # leaves tests that set --streaming alone. Left out: the
+            # peak-memory assertions (ASan's shadow memory and quarantine
+            # make RSS meaningless) and the test of the default itself.
+            install -m 755 tests/pgspout-streaming-off \
+                "$REPO/build/prefix-asan/bin/pgspout-streaming-off"
             PGSPOUT_PG_VERSIONS=15 run_pytest asan \
-                "$REPO/build/prefix-asan/bin/pgspout" build/asan \
-                -m "not rss"
+                "$REPO/build/prefix-asan/bin/pgspout-streaming-off" \
+                build/asan -m "not rss and not streaming_default"
         fi
         unset ASAN_OPTIONS UBSAN_OPTIONS
     fi

@@ -43,6 +43,9 @@ def pytest_configure(config):
                    "a module marked since() or all_versions (a property "
                    "that does not depend on the server, costly to show)")
     config.addinivalue_line(
+        "markers", "streaming_default: asserts that streaming is on by "
+                   "default (deselected in the run with streaming off)")
+    config.addinivalue_line(
         "markers", "slow: long-running (fault loops, large workloads)")
     config.addinivalue_line(
         "markers", "rss: asserts peak memory, which means nothing under "

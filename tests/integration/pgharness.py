@@ -124,7 +124,7 @@ class PgServer:
             "wal_level = logical",
             "max_replication_slots = 20",
             "max_wal_senders = 20",
-            "max_connections = 60",
+            "max_connections = 80",
             "shared_buffers = 64MB",
             "fsync = off",
             "full_page_writes = off",

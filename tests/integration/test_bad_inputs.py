@@ -398,8 +398,11 @@ ADDRESS_SPACE_LIMIT = 512 * 1024 * 1024
 
 def sanitizer_build(binary):
     """ASan reserves terabytes of address space for its shadow memory, so
-    an address-space limit would stop the binary before main()."""
-    r = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    an address-space limit would stop the binary before main(). The binary
+    under test may be a wrapper script (tests/pgspout-streaming-off) beside
+    the real pgspout, which is what ldd must look at."""
+    real = os.path.join(os.path.dirname(binary), "pgspout")
+    r = subprocess.run(["ldd", real], capture_output=True, text=True)
     return "libasan" in r.stdout
 
 

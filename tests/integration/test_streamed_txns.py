@@ -4,7 +4,11 @@ Each test database sets logical_decoding_work_mem to its minimum, 64kB, so
 the walsender streams any transaction larger than that while it runs.
 pgspout keeps the changes (in memory up to stream_memory, then in files
 under spill_dir) and hands them to the sinks at the Stream Commit, exactly
-as a protocol 1 transaction."""
+as a protocol 1 transaction.
+
+Every test but the one about the default asks for streaming explicitly, so
+that the suite's run with streaming off (scripts/test.sh, the ASan pass)
+still tests streaming here."""
 
 import json
 import os
@@ -16,6 +20,8 @@ from pgharness import (Session, assert_positions_increase, data_events,
                        read_jsonl, run_measured, wait_until)
 
 pytestmark = pytest.mark.since(14)
+
+STREAMING_ON = ("--streaming", "on")
 
 
 def streaming_db(db):
@@ -49,7 +55,13 @@ def assert_streamed(db, server_spills=False):
         "the server spilled: %r" % (stats["v"],)
 
 
-def run_stream(pgspout, db, out, *extra, env=None, timeout=300):
+def run_stream(pgspout, db, out, *extra, env=None, timeout=300,
+               default_streaming=False):
+    """Streams the slot to out up to the current WAL position, with
+    streaming on unless extra sets it or default_streaming leaves it to
+    pgspout's default."""
+    if not default_streaming and "--streaming" not in extra:
+        extra = STREAMING_ON + extra
     r = pgspout.run("-d", db.conninfo, "--slot", db.name, "--sink", "file",
                     "-o", "path=" + out, "-o", "fsync=false",
                     "--endpos", db.current_lsn(), *extra, env=env,
@@ -77,6 +89,17 @@ def test_large_transaction_streamed_delivered_once(db, pgspout, tmp_path):
     # A second run from the confirmed position delivers nothing again.
     run_stream(pgspout, db, out)
     assert ids_of(read_jsonl(out)) == list(range(1, 200001))
+
+
+@pytest.mark.streaming_default
+def test_streaming_is_on_by_default(db, pgspout, tmp_path):
+    """Without --streaming the server streams to pgspout (protocol 2)."""
+    streaming_db(db)
+    db.psql(insert_sql(1, 20000))
+    out = str(tmp_path / "out.jsonl")
+    run_stream(pgspout, db, out, default_streaming=True)
+    assert ids_of(read_jsonl(out)) == list(range(1, 20001))
+    assert_streamed(db)
 
 
 def insert_sql(first, last):
@@ -117,7 +140,7 @@ def test_rolled_back_transaction_never_delivered(db, pgspout, tmp_path):
     streaming_db(db)
     out = str(tmp_path / "out.jsonl")
     proc = pgspout.spawn("-d", db.conninfo, "--slot", db.name, "--sink",
-                         "file", "-o", "path=" + out)
+                         "file", "-o", "path=" + out, *STREAMING_ON)
     session = Session(db.conninfo)
     try:
         assert session.ask("begin; " + insert_sql(1, 100000) +
@@ -166,7 +189,7 @@ def test_kill_during_streamed_transaction(db, pgspout, tmp_path):
     spill_dir = str(tmp_path / "spill")
     out = str(tmp_path / "out.jsonl")
     args = ["-d", db.conninfo, "--slot", db.name, "--sink", "file",
-            "-o", "path=" + out, "--stream-memory", "256k",
+            "-o", "path=" + out, *STREAMING_ON, "--stream-memory", "256k",
             "--spill-dir", spill_dir]
     proc = pgspout.spawn(*args)
     session = Session(db.conninfo)
@@ -226,7 +249,7 @@ def test_unwritable_spill_dir_stops_unconfirmed(db, pgspout, tmp_path):
     out = str(tmp_path / "out.jsonl")
     r = pgspout.run("-d", db.conninfo, "--slot", db.name, "--sink", "file",
                     "-o", "path=" + out, "--endpos", db.current_lsn(),
-                    "--stream-memory", "64k",
+                    *STREAMING_ON, "--stream-memory", "64k",
                     "--spill-dir", str(blocked / "spill"), timeout=120)
     assert r.returncode == 1, r.stderr[-4000:]
     assert "cannot create directory %s" % (blocked / "spill") in r.stderr
@@ -245,8 +268,8 @@ def test_huge_streamed_transaction_bounded_memory(db, pgspout_bin, tmp_path):
     streaming_db(db)
     db.psql("insert into t select g, repeat(md5(g::text), 3) from "
             "generate_series(1, 2000000) g;")
-    out, peak = run_measured(pgspout_bin, db, tmp_path, "--stream-memory",
-                             "4M", "--spill-dir", str(tmp_path / "spill"),
+    out, peak = run_measured(pgspout_bin, db, tmp_path, *STREAMING_ON,
+                             "--stream-memory", "4M", "--spill-dir", str(tmp_path / "spill"),
                              timeout=900)
     max_rss_kb = peak // 1024
     count = id_sum = 0
@@ -264,6 +287,51 @@ def test_huge_streamed_transaction_bounded_memory(db, pgspout_bin, tmp_path):
     assert max_rss_kb < 64 * 1024, "peak RSS %d kB" % max_rss_kb
 
 
+@pytest.mark.single_version
+@pytest.mark.slow
+@pytest.mark.rss
+def test_fifty_interleaved_transactions_bounded_memory(db, pgspout_bin,
+                                                       tmp_path):
+    """50 large transactions open at once, their changes interleaved in
+    the WAL (some 150 MB of pgoutput changes in all), one rolled back:
+    every committed row once, in commit order, nothing of the rolled back
+    one, and peak RSS stays small with stream_memory 4M."""
+    streaming_db(db)
+    per_round, rounds, count = 5000, 4, 50
+    sessions = [Session(db.conninfo) for _ in range(count)]
+    try:
+        for i, s in enumerate(sessions):
+            assert s.ask("begin; select 'b%d';" % i) == "b%d" % i
+        for r in range(rounds):
+            for i, s in enumerate(sessions):
+                first = i * 1000000 + r * per_round + 1
+                assert s.ask(insert_sql(first, first + per_round - 1) +
+                             " select 'r';") == "r"
+        for i, s in enumerate(reversed(sessions)):
+            end = "rollback" if i == 7 else "commit"
+            assert s.ask(end + "; select 'e';") == "e"
+    finally:
+        for s in sessions:
+            s.close()
+    out, peak = run_measured(pgspout_bin, db, tmp_path, *STREAMING_ON,
+                             "--stream-memory", "4M", "--spill-dir",
+                             str(tmp_path / "spill"), timeout=900)
+    per_txn = per_round * rounds
+    ids = []
+    with open(out, encoding="utf-8") as f:
+        for line in f:
+            if '"op":"insert"' in line:
+                ids.append(json.loads(line)["after"]["id"])
+    os.unlink(out)
+    committed = [i for i in reversed(range(count)) if i != count - 1 - 7]
+    assert ids == [i * 1000000 + n for i in committed
+                   for n in range(1, per_txn + 1)]
+    assert not os.path.exists(tmp_path / "spill")
+    assert_streamed(db)
+    print("peak RSS %d kB" % (peak // 1024))
+    assert peak < 64 * 1024 * 1024, "peak RSS %d kB" % (peak // 1024)
+
+
 def test_full_spill_disk_stops_unconfirmed(db, pgspout, tmp_path, small_fs):
     """spill_dir on a 2 MiB tmpfs, a transaction of some 15 MB: the stream
     stops with the file and the error named, nothing confirmed, and the
@@ -275,7 +343,7 @@ def test_full_spill_disk_stops_unconfirmed(db, pgspout, tmp_path, small_fs):
     out = str(tmp_path / "out.jsonl")
     r = pgspout.run("-d", db.conninfo, "--slot", db.name, "--sink", "file",
                     "-o", "path=" + out, "--endpos", db.current_lsn(),
-                    "--stream-memory", "64k", "--spill-dir", spill_dir,
+                    *STREAMING_ON, "--stream-memory", "64k", "--spill-dir", spill_dir,
                     timeout=120)
     assert r.returncode == 1, r.stderr[-4000:]
     assert "cannot write spill file %s/xid-" % spill_dir in r.stderr
