@@ -10,6 +10,7 @@ matplotlib, is pinned in scripts/install-deps.sh)."""
 
 import json
 import sys
+import textwrap
 
 import matplotlib
 
@@ -35,7 +36,7 @@ def draw(results, out):
     series = [(key, label) for key, label in SERIES
               if any(key in w for w in workloads)]
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(workloads)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(workloads)) + 3, 4.5))
     for i, (key, label) in enumerate(series):
         xs = [j + (i - (len(series) - 1) / 2) * width
               for j in range(len(workloads))]
@@ -45,7 +46,8 @@ def draw(results, out):
                      fontsize=7, padding=1)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xticks(range(len(workloads)))
-    ax.set_xticklabels(["%s\n%s" % (w["workload"], w["size"])
+    ax.set_xticklabels(["%s\n%s" % (w["workload"],
+                                    textwrap.fill(w["size"], 18))
                         for w in workloads], fontsize=7)
     ax.set_ylabel("rows/s relative to pg_recvlogical")
     ax.set_title("Drain rate per workload (%s, PostgreSQL %s)" % (
