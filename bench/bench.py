@@ -99,8 +99,9 @@ def free_port():
 class Server:
     """One initdb'ed cluster tuned for logical decoding benchmarks."""
 
-    def __init__(self, major, root):
+    def __init__(self, major, root, decoding_work_mem=None):
         self.major = major
+        self.decoding_work_mem = decoding_work_mem
         self.bindir = server_bindir(major)
         if not os.access(os.path.join(self.bindir, "postgres"), os.X_OK):
             raise BenchError("PostgreSQL %d not found in %s (run "
@@ -159,6 +160,11 @@ class Server:
             "log_min_messages = warning",
             "",
         ])
+        if self.decoding_work_mem:
+            # Small values make the server spill and stream transactions a
+            # tiny run's sizes would otherwise keep in memory (smoke.sh).
+            conf += "logical_decoding_work_mem = '%s'\n" % \
+                self.decoding_work_mem
         self._as_user(["tee", "-a", os.path.join(self.datadir,
                                                  "postgresql.conf")],
                       input=conf)
@@ -331,11 +337,96 @@ def workload_plan(name, scale, args):
         rows = scaled(300_000, scale)
         return {"setup": [], "psql": ("w4_types.sql", {"rows": rows}),
                 "changes": rows, "size": "%d rows x 40 columns" % rows}
+    if name == "w5":
+        rows = scaled(250_000, scale)
+        sessions = W5_SESSIONS
+        return {"setup": ["w5_setup.sql"],
+                "concurrent": {"sessions": sessions, "rows": rows,
+                               "chunk": min(W5_CHUNK, rows)},
+                # The last session rolls back: its rows are never delivered.
+                "changes": rows * (sessions - 1),
+                "size": "%d transactions x %d rows, concurrent, 1 rolled "
+                        "back" % (sessions, rows)}
     raise BenchError("unknown workload %s" % name)
 
 
+W5_SESSIONS = 4
+W5_CHUNK = 5000
+W5_LOCK = 5005  # the advisory lock of w5_session.sql
+
+
+def psql_session_argv(server, file, variables):
+    argv = [client_tool("psql"), "-X", "-q", "-A", "-t", "-v",
+            "ON_ERROR_STOP=1", "-d", server.conninfo("bench"), "-f",
+            os.path.join(WORKLOAD_DIR, file)]
+    for k, v in variables.items():
+        argv += ["-v", "%s=%s" % (k, v)]
+    return argv
+
+
+def wait_for(server, sql, want, what, procs=(), timeout=3600):
+    """Polls sql until it returns want; fails early when a process of
+    procs exited non-zero."""
+    deadline = time.monotonic() + timeout
+    while server.sql(sql) != want:
+        for p in procs:
+            if p.poll() not in (None, 0):
+                raise BenchError("W5 session exited %d: %s" % (
+                    p.returncode, p.stderr.read()[-2000:]))
+        if time.monotonic() > deadline:
+            raise BenchError("W5: %s not reached in %d s" % (what, timeout))
+        time.sleep(0.05)
+
+
+def run_concurrent(server, spec):
+    """W5: SESSIONS psql sessions each insert ROWS rows in one transaction,
+    at once. The harness holds advisory lock W5_LOCK exclusively meanwhile;
+    each session, its inserts done, waits for the lock in shared mode, so
+    every transaction is open (and interleaved with the others in the WAL)
+    until all have inserted. Then the lock is released: sessions 1..N-1
+    commit, the last rolls back."""
+    lock_sql = ("select count(*) from pg_locks where locktype = 'advisory' "
+                "and objid = %d and granted = %s" % (W5_LOCK, "%s"))
+    holder = subprocess.Popen(
+        [client_tool("psql"), "-X", "-q", "-d", server.conninfo("bench")],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, text=True, env=client_env())
+    sessions = []
+    try:
+        holder.stdin.write("select pg_advisory_lock(%d);\n" % W5_LOCK)
+        holder.stdin.flush()
+        wait_for(server, lock_sql % "true", "1", "the harness's lock",
+                 [holder], 60)
+        n = spec["sessions"]
+        for i in range(1, n + 1):
+            finish = "rollback" if i == n else "commit"
+            sessions.append(subprocess.Popen(
+                psql_session_argv(server, "w5_session.sql", {
+                    "session": i, "rows": spec["rows"],
+                    "chunk": spec["chunk"], "finish": finish}),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True, env=client_env()))
+        wait_for(server, lock_sql % "false", str(n),
+                 "every session's inserts", sessions)
+        holder.stdin.write("select pg_advisory_unlock(%d);\n\\q\n"
+                           % W5_LOCK)
+        holder.stdin.close()
+        holder.wait(timeout=60)
+        for p in sessions:
+            if p.wait() != 0:
+                raise BenchError("W5 session exited %d: %s" % (
+                    p.returncode, p.stderr.read()[-2000:]))
+    finally:
+        for p in sessions + [holder]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def run_workload_sql(server, plan):
-    if "psql" in plan:
+    if "concurrent" in plan:
+        run_concurrent(server, plan["concurrent"])
+    elif "psql" in plan:
         file, variables = plan["psql"]
         server.psql(file=os.path.join(WORKLOAD_DIR, file),
                     variables=variables, dbname="bench")
@@ -352,12 +443,15 @@ def run_workload_sql(server, plan):
                                                           r.stderr[-2000:]))
 
 
-def pgspout_file_cmd(args, server, slot, out_path, endpos=None):
+def pgspout_file_cmd(args, server, slot, out_path, endpos=None,
+                     streaming=None):
     argv = [args.pgspout, "-d", server.conninfo(), "--slot", slot,
             "--publication", PUBLICATION, "--sink", "file",
             "-o", "path=" + out_path, "-o", "fsync=true"]
     if endpos:
         argv += ["--endpos", endpos]
+    if streaming:
+        argv += ["--streaming", streaming]
     return argv
 
 
@@ -380,31 +474,131 @@ def drop_slots(server, *slots):
                    "pg_replication_slots where slot_name = '%s'" % slot)
 
 
+SLOT_STATS = ("spill_txns", "spill_count", "spill_bytes", "stream_txns",
+              "stream_count", "stream_bytes", "total_txns", "total_bytes")
+
+
+def reset_slot_stats(server, slot):
+    server.sql("select pg_stat_reset_replication_slot('%s')" % slot)
+
+
+def read_slot_stats(server, slot, timeout=5.0):
+    """pg_stat_replication_slots of one slot after its drain exited. The
+    walsender reports them as it decodes and flushes the rest as it exits,
+    which can land a moment after the client is gone: polled until the
+    slot shows a decoded transaction and two reads agree."""
+    sql = ("select %s from pg_stat_replication_slots where slot_name = "
+           "'%s'" % (", ".join(SLOT_STATS), slot))
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        row = server.sql(sql)
+        stats = dict(zip(SLOT_STATS, (int(v or 0) for v in row.split("|")))
+                     ) if row else {}
+        settled = stats == last and stats.get("total_txns", 0) > 0
+        if settled or time.monotonic() > deadline:
+            return stats
+        last = stats
+        time.sleep(0.2)
+
+
+def measured_drain(server, slot, argv, args, err):
+    """run_measured on a drain of slot, with the slot's decoding
+    statistics (reset before) added."""
+    reset_slot_stats(server, slot)
+    r = run_measured(argv, env=client_env(), timeout=args.timeout,
+                     stderr_path=err)
+    r["slot_stats"] = read_slot_stats(server, slot)
+    return r
+
+
 def drain_reference(name, server, args, tmpdir, slot, end, run):
     err = os.path.join(tmpdir, "%s-recvlogical-%d.log" % (name, run))
-    r = run_measured(recvlogical_cmd(server, slot, end), env=client_env(),
-                     timeout=args.timeout, stderr_path=err)
+    r = measured_drain(server, slot, recvlogical_cmd(server, slot, end),
+                       args, err)
     if r["exit"] != 0:
         raise BenchError("pg_recvlogical exited %d on %s: %s" % (
             r["exit"], name, tail(err)))
     return r
 
 
-def drain_pgspout(name, server, args, tmpdir, slot, end, run, changes):
-    out = os.path.join(tmpdir, "%s-%d.jsonl" % (name, run))
-    err = os.path.join(tmpdir, "%s-pgspout-%d.log" % (name, run))
-    r = run_measured(pgspout_file_cmd(args, server, slot, out, end),
-                     env=client_env(), timeout=args.timeout,
-                     stderr_path=err)
+def drain_pgspout(name, server, args, tmpdir, slot, end, run, changes,
+                  streaming=None):
+    """pgspout into the file sink; streaming None is pgspout's default
+    (on: protocol 2), "off" protocol 1."""
+    label = "pgspout" if streaming is None else "pgspout-streaming-" + \
+        streaming
+    out = os.path.join(tmpdir, "%s-%s-%d.jsonl" % (name, label, run))
+    err = os.path.join(tmpdir, "%s-%s-%d.log" % (name, label, run))
+    r = measured_drain(server, slot,
+                       pgspout_file_cmd(args, server, slot, out, end,
+                                        streaming), args, err)
     if r["exit"] != 0:
-        raise BenchError("pgspout exited %d on %s: %s" % (r["exit"], name,
-                                                         tail(err)))
+        raise BenchError("%s exited %d on %s: %s" % (label, r["exit"], name,
+                                                    tail(err)))
     got = count_change_lines(out)
     r["output_bytes"] = os.path.getsize(out)
     r["rows_written"] = got
     os.unlink(out)
     if got != changes:
         raise BenchError("%s: pgspout wrote %d change lines, expected %d"
+                         % (name, got, changes))
+    return r
+
+
+DEBEZIUM_MAIN = "bench.Main"
+# The heap is capped so that the figure does not depend on the machine's
+# RAM (the JVM's default is a quarter of it); everything else is the JVM's
+# default (G1).
+DEBEZIUM_JVM_FLAGS = ["-Xms256m", "-Xmx1g"]
+
+
+def debezium_cmd(args, server, slot, end, out, offsets):
+    classpath = "%s:%s" % (os.path.join(args.debezium, "target", "classes"),
+                           os.path.join(args.debezium, "target", "lib", "*"))
+    return [args.java] + DEBEZIUM_JVM_FLAGS + [
+        "-cp", classpath, DEBEZIUM_MAIN, "host=127.0.0.1",
+        "port=%d" % server.port, "dbname=bench", "user=postgres",
+        "slot=" + slot, "publication=" + PUBLICATION, "end=" + end,
+        "out=" + out, "offsets=" + offsets, "timeout=%d" % args.timeout]
+
+
+def count_lines(path):
+    lines = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 22)
+            if not chunk:
+                return lines
+            lines += chunk.count(b"\n")
+
+
+def drain_debezium(name, server, args, tmpdir, slot, end, run, changes):
+    """bench/debezium's embedded engine (pgoutput, no snapshot) into a
+    JSON-lines file until the first change past END (the marker row)."""
+    out = os.path.join(tmpdir, "%s-debezium-%d.jsonl" % (name, run))
+    offsets = os.path.join(tmpdir, "%s-debezium-%d.offsets" % (name, run))
+    err = os.path.join(tmpdir, "%s-debezium-%d.log" % (name, run))
+    r = measured_drain(server, slot, debezium_cmd(args, server, slot, end,
+                                                  out, offsets), args, err)
+    if r["exit"] != 0:
+        raise BenchError("Debezium exited %d on %s: %s" % (r["exit"], name,
+                                                          tail(err)))
+    # The runner's own breakdown of the wall time: JVM start to the first
+    # change, first change to END, END to exit.
+    m = re.search(r"startup_s=([0-9.]+) streaming_s=([0-9.]+) "
+                  r"shutdown_s=([0-9.]+)", tail(err))
+    if m:
+        r.update(startup_s=float(m.group(1)), streaming_s=float(m.group(2)),
+                 shutdown_s=float(m.group(3)))
+    got = count_lines(out)
+    r["output_bytes"] = os.path.getsize(out)
+    r["rows_written"] = got
+    os.unlink(out)
+    if os.path.exists(offsets):
+        os.unlink(offsets)
+    if got != changes:
+        raise BenchError("%s: Debezium wrote %d change lines, expected %d"
                          % (name, got, changes))
     return r
 
@@ -462,10 +656,20 @@ def summarise(runs, changes, wal_bytes):
          "exit": max(r["exit"] for r in runs)}
     s["rows_per_s"] = changes / s["wall_s"]
     s["wal_mb_per_s"] = wal_bytes / s["wall_s"] / 1e6
-    for key in ("rows_written", "output_bytes"):
+    for key in ("startup_s", "streaming_s", "shutdown_s"):
+        if all(key in r for r in runs):
+            s[key] = sum(r[key] for r in runs) / n
+    for key in ("rows_written", "output_bytes", "slot_stats"):
         if key in runs[0]:
             s[key] = runs[0][key]
     return s
+
+
+# Where each kind of drain's summary goes in a workload's result.
+RESULT_KEYS = {"ref": "pg_recvlogical", "spout": "pgspout",
+               "spout_off": "pgspout_streaming_off",
+               "kafka": "pgspout_kafka", "debezium": "debezium"}
+END_MARKER = "public.bench_end_marker"
 
 
 def bench_workload(name, server, args, tmpdir):
@@ -474,17 +678,22 @@ def bench_workload(name, server, args, tmpdir):
     for f in plan["setup"]:
         server.psql(file=os.path.join(WORKLOAD_DIR, f), dbname="bench")
     # One identical slot per drain, all created before the workload, so
-    # every drain decodes exactly the same WAL.
-    pairs = [("bench_%s_ref_%d" % (name, i), "bench_%s_pgspout_%d" % (name, i))
-             for i in range(args.repeat)]
-    # --kafka: a third slot per run for the Kafka sink, on the same WAL.
-    with_kafka = args.kafka_broker is not None and name in args.kafka_workloads
-    kafka_slots = ["bench_%s_kafka_%d" % (name, i) for i in range(args.repeat)
-                   ] if with_kafka else []
+    # every drain decodes exactly the same WAL. Per run, in this order (the
+    # odd runs reversed: ABBA): pg_recvlogical, pgspout, pgspout with
+    # --streaming off (--pgspout-streaming-off), the Kafka sink (--kafka),
+    # Debezium (--peers).
+    kinds = ["ref", "spout"]
+    if args.pgspout_streaming_off:
+        kinds.append("spout_off")
+    if args.kafka_broker is not None and name in args.kafka_workloads:
+        kinds.append("kafka")
+    if args.peers:
+        kinds.append("debezium")
+    runs = [[(kind, "bench_%s_%s_%d" % (name, kind, i)) for kind in kinds]
+            for i in range(args.repeat)]
     slot_prof = "bench_%s_profile" % name
     slot_warm = "bench_%s_warmup" % name
-    all_slots = [slot_warm] + [s for pair in pairs for s in pair] + \
-        kafka_slots
+    all_slots = [slot_warm] + [slot for steps in runs for _, slot in steps]
     if args.profile:
         all_slots.append(slot_prof)
     create_slots(server, *all_slots)
@@ -492,8 +701,11 @@ def bench_workload(name, server, args, tmpdir):
     run_workload_sql(server, plan)
     load_s = time.monotonic() - t0
     end = server.sql("select pg_current_wal_lsn()")
+    # The first change past END: where the Debezium runner stops (every
+    # other drain stops at END by --endpos and never delivers it).
+    server.sql("insert into %s default values" % END_MARKER)
     start = server.sql("select min(restart_lsn) from pg_replication_slots "
-                       "where slot_name = '%s'" % pairs[0][0])
+                       "where slot_name = '%s'" % runs[0][0][1])
     wal_bytes = lsn_to_int(end) - lsn_to_int(start)
     result = {"workload": name.upper(), "size": plan["size"],
               "changes": plan["changes"], "end_lsn": end,
@@ -510,26 +722,25 @@ def bench_workload(name, server, args, tmpdir):
     result["warmup_drain_s"] = warm["wall_s"]
     drop_slots(server, slot_warm)
 
-    # ABBA order (reference, pgspout, pgspout, reference, ...) so neither
-    # tool always runs first or last.
-    refs, spouts, kafkas = [], [], []
-    for i, (slot_ref, slot_spout) in enumerate(pairs):
-        steps = [("ref", slot_ref), ("spout", slot_spout)]
-        if with_kafka:
-            steps.append(("kafka", kafka_slots[i]))
-        if i % 2:
-            steps.reverse()
-        for kind, slot in steps:
+    measured = {kind: [] for kind in kinds}
+    changes = plan["changes"]
+    for i, steps in enumerate(runs):
+        for kind, slot in (reversed(steps) if i % 2 else steps):
             if kind == "ref":
-                refs.append(drain_reference(name, server, args, tmpdir, slot,
-                                            end, i))
+                r = drain_reference(name, server, args, tmpdir, slot, end, i)
             elif kind == "spout":
-                spouts.append(drain_pgspout(name, server, args, tmpdir, slot,
-                                            end, i, plan["changes"]))
+                r = drain_pgspout(name, server, args, tmpdir, slot, end, i,
+                                  changes)
+            elif kind == "spout_off":
+                r = drain_pgspout(name, server, args, tmpdir, slot, end, i,
+                                  changes, streaming="off")
+            elif kind == "kafka":
+                r = drain_kafka(name, server, args, tmpdir, slot, end, i,
+                                changes, args.kafka_broker)
             else:
-                kafkas.append(drain_kafka(name, server, args, tmpdir, slot,
-                                          end, i, plan["changes"],
-                                          args.kafka_broker))
+                r = drain_debezium(name, server, args, tmpdir, slot, end, i,
+                                   changes)
+            measured[kind].append(r)
             drop_slots(server, slot)
     if args.profile:
         result["profile"] = profile_drain(name, server, args, tmpdir,
@@ -537,16 +748,21 @@ def bench_workload(name, server, args, tmpdir):
         drop_slots(server, slot_prof)
     server.sql("checkpoint")
 
-    ref = summarise(refs, plan["changes"], wal_bytes)
-    spout = summarise(spouts, plan["changes"], wal_bytes)
-    result["pg_recvlogical"] = ref
-    result["pgspout"] = spout
-    result["rate_ratio"] = spout["rows_per_s"] / ref["rows_per_s"]
-    if kafkas:
-        kafka = summarise(kafkas, plan["changes"], wal_bytes)
-        result["pgspout_kafka"] = kafka
-        result["kafka_vs_file_ratio"] = kafka["rows_per_s"] / \
-            spout["rows_per_s"]
+    for kind, runs_of_kind in measured.items():
+        result[RESULT_KEYS[kind]] = summarise(runs_of_kind, changes,
+                                              wal_bytes)
+    ref_rate = result["pg_recvlogical"]["rows_per_s"]
+    result["rate_ratio"] = result["pgspout"]["rows_per_s"] / ref_rate
+    if "spout_off" in measured:
+        result["streaming_off_ratio"] = \
+            result["pgspout_streaming_off"]["rows_per_s"] / ref_rate
+    if "kafka" in measured:
+        result["kafka_vs_file_ratio"] = \
+            result["pgspout_kafka"]["rows_per_s"] / \
+            result["pgspout"]["rows_per_s"]
+    if "debezium" in measured:
+        result["debezium_ratio"] = result["debezium"]["rows_per_s"] / \
+            ref_rate
     return result
 
 
@@ -1265,7 +1481,9 @@ def bench_peers(server, args, tmpdir):
         result["pgstream"] = {"version": PGSTREAM_VERSION, "binary": binary,
                               "error": "built, but the harness has no "
                                        "pgstream runner yet"}
-    result["debezium"] = {"error": "not attempted (optional peer)"}
+    result["debezium"] = {"error": "not run into OpenSearch: Debezium is "
+                                   "measured draining every workload "
+                                   "(--peers), see the workload rows"}
     return result
 
 
@@ -1307,28 +1525,47 @@ def fmt_mb(kb):
     return "%.1f" % (kb / 1024.0)
 
 
+def fmt_bytes_mb(n):
+    return "" if n is None else "%.1f" % (n / 1e6)
+
+
+# Rows of the workload table: result key, label, ratio (a result key, or
+# "vs file" for the Kafka sink's ratio to the file sink).
+TABLE_TOOLS = (
+    ("pg_recvlogical", "pg_recvlogical (protocol 1)", ""),
+    ("pgspout", "pgspout (--streaming on, protocol 2)", "rate_ratio"),
+    ("pgspout_streaming_off", "pgspout --streaming off (protocol 1)",
+     "streaming_off_ratio"),
+    ("debezium", "Debezium 3.6.1 embedded (pgoutput)", "debezium_ratio"),
+    ("pgspout_kafka", "pgspout kafka sink", "vs file"),
+)
+
+
 def render_table(results):
     lines = []
     hdr = ("| workload | size | tool | wall s | CPU s | peak RSS MB | rows/s "
-           "| ratio |")
+           "| ratio | spill txns | spill MB | stream txns | stream MB |")
     lines.append(hdr)
-    lines.append("|---|---|---|---:|---:|---:|---:|---:|")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in results.get("workloads", []):
-        for tool in ("pg_recvlogical", "pgspout"):
-            r = w[tool]
-            ratio = ("%.2f" % w["rate_ratio"]) if tool == "pgspout" else ""
-            lines.append("| %s | %s | %s | %.2f | %.2f | %s | %s | %s |" % (
-                w["workload"], w["size"], tool, r["wall_s"], r["cpu_s"],
-                fmt_mb(r["peak_rss_kb"]), "{:,.0f}".format(r["rows_per_s"]),
-                ratio))
-        k = w.get("pgspout_kafka")
-        if k:
-            lines.append("| %s | %s | pgspout kafka sink | %.2f | %.2f | %s "
-                         "| %s | %.2f vs file |" % (
-                             w["workload"], w["size"], k["wall_s"],
-                             k["cpu_s"], fmt_mb(k["peak_rss_kb"]),
-                             "{:,.0f}".format(k["rows_per_s"]),
-                             w["kafka_vs_file_ratio"]))
+        for key, label, ratio in TABLE_TOOLS:
+            r = w.get(key)
+            if not r:
+                continue
+            if ratio == "vs file":
+                ratio = "%.2f vs file" % w["kafka_vs_file_ratio"]
+            elif ratio:
+                ratio = "%.2f" % w[ratio]
+            st = r.get("slot_stats") or {}
+            lines.append("| %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s "
+                         "| %s | %s | %s |" % (
+                             w["workload"], w["size"], label, r["wall_s"],
+                             r["cpu_s"], fmt_mb(r["peak_rss_kb"]),
+                             "{:,.0f}".format(r["rows_per_s"]), ratio,
+                             st.get("spill_txns", ""),
+                             fmt_bytes_mb(st.get("spill_bytes")),
+                             st.get("stream_txns", ""),
+                             fmt_bytes_mb(st.get("stream_bytes"))))
     bf = results.get("backfill")
     if bf:
         lines.append("")
@@ -1411,6 +1648,10 @@ def verdicts(results):
     lat = results.get("latency")
     if lat:
         out["commit_to_durable_p99_le_20ms"] = lat["p99_ms"] <= 20.0
+    dbz = {w["workload"]: w["pgspout"]["rows_per_s"] >=
+           w["debezium"]["rows_per_s"] for w in ws if "debezium" in w}
+    if dbz:
+        out["pgspout_rate_ge_debezium"] = dbz
     kafka = {w["workload"]: round(w["kafka_vs_file_ratio"], 3) >= 0.9
              for w in ws if "kafka_vs_file_ratio" in w}
     if kafka:
@@ -1429,7 +1670,7 @@ def main():
     ap.add_argument("--pgspout", required=True, help="pgspout binary")
     ap.add_argument("--pg", type=int, default=15, choices=(14, 15, 16, 17))
     ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--workloads", default="w1,w2,w3,w4,backfill")
+    ap.add_argument("--workloads", default="w1,w2,w3,w4,w5,backfill")
     ap.add_argument("--backfill-rows", type=int, default=0,
                     help="BACKFILL table size regardless of --scale")
     ap.add_argument("--backfill-xid-rate", type=int, default=100,
@@ -1441,7 +1682,24 @@ def main():
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--latency-seconds", type=int, default=0)
     ap.add_argument("--latency-clients", type=int, default=8)
-    ap.add_argument("--peers", action="store_true")
+    ap.add_argument("--peers", action="store_true",
+                    help="also drain every workload with Debezium "
+                         "(--debezium) and run the OpenSearch comparison")
+    ap.add_argument("--debezium", default=os.path.join(BENCH_DIR,
+                                                       "debezium"),
+                    help="the built Debezium runner (mvn package in it; "
+                         "run.sh --peers does that)")
+    ap.add_argument("--java", default="java", help="java for Debezium")
+    ap.add_argument("--pgspout-streaming-off", action="store_true",
+                    help="also drain every workload with pgspout "
+                         "--streaming off (protocol 1)")
+    ap.add_argument("--logical-decoding-work-mem", metavar="SIZE",
+                    help="the server's logical_decoding_work_mem (default: "
+                         "the server's, 64MB), e.g. 64kB to make a tiny run "
+                         "spill and stream")
+    ap.add_argument("--no-chart", action="store_true",
+                    help="do not draw bench-<time>.svg (bench/chart.py, "
+                         "needs matplotlib)")
     ap.add_argument("--peer-rows", type=int, default=0)
     ap.add_argument("--timeout", type=int, default=3600,
                     help="seconds one drain may take")
@@ -1468,6 +1726,12 @@ def main():
     args.kafka_workloads = [w.strip().lower() for w in
                             args.kafka_workloads.split(",") if w.strip()]
     args.kafka_broker = None
+    if args.peers:
+        args.debezium = os.path.abspath(args.debezium)
+        if not os.path.isdir(os.path.join(args.debezium, "target", "lib")):
+            ap.error("--peers: %s is not built (mvn -f %s/pom.xml package, "
+                     "or run bench/run.sh --peers)" % (args.debezium,
+                                                      args.debezium))
 
     # A TERM (CI timeout, Ctrl-C in a pipeline) must still stop the server.
     def on_term(signum, frame):
@@ -1486,7 +1750,8 @@ def main():
         ver = subprocess.run([args.pgspout, "--version"], capture_output=True,
                              text=True)
         results["pgspout_version"] = (ver.stdout or ver.stderr).strip()
-        server = Server(args.pg, os.path.join(tmpdir, "pg"))
+        server = Server(args.pg, os.path.join(tmpdir, "pg"),
+                        args.logical_decoding_work_mem)
         server.start()
         results["postgresql"] = server.version()
         results["pg_recvlogical"] = subprocess.run(
@@ -1494,6 +1759,8 @@ def main():
             capture_output=True, text=True).stdout.strip()
         log("PostgreSQL %s on port %d, work dir %s" % (
             results["postgresql"], server.port, tmpdir))
+        server.sql("create table %s (id bigserial primary key)"
+                   % END_MARKER)
         server.sql("create publication %s for all tables" % PUBLICATION)
         if args.kafka:
             args.kafka_broker = start_kafka(tmpdir)
@@ -1538,7 +1805,22 @@ def main():
     print()
     print("verdicts: " + json.dumps(results["verdicts"]))
     print("results: " + path)
+    if not args.no_chart and results.get("workloads"):
+        draw_chart(path)
     return status
+
+
+def draw_chart(json_path):
+    """bench/chart.py draws the rate ratios next to the JSON (it needs
+    matplotlib, which bench.py itself does not). A missing matplotlib is
+    reported, not fatal: the figures are in the JSON."""
+    svg = json_path[:-len(".json")] + ".svg"
+    r = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "chart.py"),
+                        json_path, svg], capture_output=True, text=True)
+    if r.returncode != 0:
+        log("no chart: %s" % (r.stderr.strip().splitlines() or ["?"])[-1])
+    else:
+        print("chart: " + svg)
 
 
 if __name__ == "__main__":

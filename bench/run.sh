@@ -2,12 +2,13 @@
 # The benchmark harness in one command (issue 6):
 #
 #   bash bench/run.sh [--scale F] [--pg 14|15|16|17]
-#                     [--workloads w1,w2,w3,w4,backfill] [--peers]
+#                     [--workloads w1,w2,w3,w4,w5,backfill] [--peers]
 #                     [--no-latency] [--w1-rows N] [--backfill-rows N]
 #                     [--pgspout PATH]
 #
 # Builds and installs pgspout (release) into build/bench-prefix unless
-# --pgspout names a binary, then runs bench/bench.py, which starts its own
+# --pgspout names a binary (and, with --peers, the Debezium runner of
+# bench/debezium with Maven), then runs bench/bench.py, which starts its own
 # PostgreSQL on 127.0.0.1 and stops it at the end. Prints a table and writes
 # bench/results/bench-<time>.json. Run as root on Debian 12 (servers run as
 # the unprivileged user pgspout-test, as in the tests) or as any user that
@@ -18,9 +19,15 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
 pgspout=
+peers=
 passthrough=()
 while [ $# -gt 0 ]; do
     case $1 in
+    --peers)
+        peers=1
+        passthrough+=("$1")
+        shift
+        ;;
     --pgspout)
         pgspout=$2
         shift 2
@@ -63,6 +70,21 @@ if [ -z "$pgspout" ]; then
     meson compile -C "$builddir" >/dev/null
     meson install -C "$builddir" --quiet >/dev/null
     pgspout=$prefix/bin/pgspout
+fi
+
+if [ -n "$peers" ]; then
+    need java "apt-get install openjdk-17-jdk-headless (Debezium, --peers)"
+    need mvn "apt-get install maven (Debezium, --peers)"
+    # Quiet unless it fails; Maven's local repository (~/.m2) caches the
+    # Debezium jars after the first build.
+    mvnlog=$(mktemp)
+    if ! mvn -B -q -f "$REPO/bench/debezium/pom.xml" package -DskipTests \
+        >"$mvnlog" 2>&1; then
+        cat "$mvnlog" >&2
+        echo "bench: building bench/debezium failed" >&2
+        exit 1
+    fi
+    rm -f "$mvnlog"
 fi
 
 exec python3 "$REPO/bench/bench.py" --pgspout "$pgspout" \

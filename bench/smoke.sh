@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # CI smoke test of the benchmark harness: every workload (the backfill one
-# included), the Kafka sink's drains and latency run (--kafka, a local
-# broker from scripts/install-kafka.sh) and the latency run at 1% scale, no
-# peers. Fails only when the harness itself broke (a tool
+# and W5's concurrent transactions included), pgspout with --streaming on
+# and off, the Kafka sink's drains and latency run (--kafka, a local
+# broker from scripts/install-kafka.sh) and the latency run at 1% scale,
+# with logical_decoding_work_mem at 64kB so that even these sizes make the
+# server stream (protocol 2) and spill (protocol 1) W1's and W5's large
+# transactions. No peers: Debezium's drains (JVM start-up, about 10 s each
+# even at this size, plus its Maven build and OpenSearch) would cost
+# minutes. Fails only when the harness itself broke (a tool
 # failed, pgspout wrote the wrong number of rows, no figures came out); it
 # asserts no timings, which mean nothing on a shared CI machine.
 #
@@ -14,7 +19,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mktemp -d /tmp/pgspout-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-args=(--scale 0.01 --kafka --results "$out")
+args=(--scale 0.01 --kafka --pgspout-streaming-off
+    --logical-decoding-work-mem 64kB --results "$out")
 [ -n "${PGSPOUT_BIN:-}" ] && args+=(--pgspout "$PGSPOUT_BIN")
 
 timeout 300 bash "$REPO/bench/run.sh" "${args[@]}"
@@ -34,16 +40,37 @@ problems = []
 if r.get("error"):
     problems.append("error: " + r["error"])
 names = [w["workload"] for w in r.get("workloads", [])]
-if names != ["W1", "W2", "W3", "W4"]:
+if names != ["W1", "W2", "W3", "W4", "W5"]:
     problems.append("workloads measured: %s" % names)
 for w in r.get("workloads", []):
-    for tool in ("pgspout", "pg_recvlogical"):
+    for tool in ("pgspout", "pgspout_streaming_off", "pg_recvlogical"):
         m = w[tool]
         if m["exit"] != 0 or m["wall_s"] <= 0 or m["peak_rss_kb"] <= 0:
             problems.append("%s %s: %s" % (w["workload"], tool, m))
-    if w["pgspout"]["rows_written"] != w["changes"]:
-        problems.append("%s: rows written %s, expected %s" % (
-            w["workload"], w["pgspout"]["rows_written"], w["changes"]))
+        if not m.get("slot_stats", {}).get("total_txns"):
+            problems.append("%s %s: no slot statistics: %s" % (
+                w["workload"], tool, m.get("slot_stats")))
+    for tool in ("pgspout", "pgspout_streaming_off"):
+        if w[tool]["rows_written"] != w["changes"]:
+            problems.append("%s %s: rows written %s, expected %s" % (
+                w["workload"], tool, w[tool]["rows_written"], w["changes"]))
+    # With 64kB of decoding memory the large transactions must have been
+    # streamed to pgspout (protocol 2) and spilled for protocol 1; W5's
+    # four (the rolled-back one included) are all streamed.
+    if w["workload"] in ("W1", "W5"):
+        want = 1 if w["workload"] == "W1" else 4
+        st = w["pgspout"]["slot_stats"]
+        if st.get("stream_txns", 0) < want:
+            problems.append("%s pgspout: %s streamed transactions, "
+                            "expected %d" % (w["workload"],
+                                             st.get("stream_txns"), want))
+        st = w["pg_recvlogical"]["slot_stats"]
+        if st.get("spill_txns", 0) < 1 or st.get("stream_txns", 0) != 0:
+            problems.append("%s pg_recvlogical: expected spilled, not "
+                            "streamed: %s" % (w["workload"], st))
+if not glob.glob(sys.argv[1] + "/bench-*.svg"):
+    problems.append("no chart (bench-*.svg; matplotlib from "
+                    "scripts/install-deps.sh)")
 bf = r.get("backfill")
 if not bf:
     problems.append("no backfill figures")

@@ -21,6 +21,9 @@ declare -A EMBEDDED_VERSION=(
 # The Prometheus text parser the metrics tests read /metrics with: one
 # exact version, from PyPI.
 PROMETHEUS_CLIENT_VERSION=0.21.1
+# The benchmark harness's chart (bench/chart.py): one exact version, from
+# PyPI.
+MATPLOTLIB_VERSION=3.11.2
 
 # What only the tests and the benchmark harness use, beyond the build.
 install_test_packages() {
@@ -42,21 +45,27 @@ install_test_packages() {
 }
 
 # prometheus_client for the Python that runs pytest (the one scripts/test.sh
-# picks), pinned; pip itself comes from Debian when that Python lacks it.
+# picks) and matplotlib for the one that runs bench/ (python3 on PATH),
+# pinned; pip itself comes from Debian when that Python lacks it.
 install_python_packages() {
     local py
     for py in python3 /usr/bin/python3; do
         "$py" -m pytest --version >/dev/null 2>&1 && break
     done
-    "$py" -m pip show prometheus_client 2>/dev/null |
-        grep -qx "Version: $PROMETHEUS_CLIENT_VERSION" && return 0
+    pip_install_pinned "$py" prometheus_client "$PROMETHEUS_CLIENT_VERSION"
+    pip_install_pinned python3 matplotlib "$MATPLOTLIB_VERSION"
+}
+
+pip_install_pinned() {
+    local py=$1 package=$2 version=$3
+    "$py" -m pip show "$package" 2>/dev/null |
+        grep -qx "Version: $version" && return 0
     "$py" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
-    log "installing prometheus_client $PROMETHEUS_CLIENT_VERSION for $py"
+    log "installing $package $version for $py"
     # Debian's own Python is "externally managed" (PEP 668); a pip too old
     # to know that ignores the variable.
     PIP_BREAK_SYSTEM_PACKAGES=1 "$py" -m pip install --quiet \
-        --disable-pip-version-check \
-        "prometheus_client==$PROMETHEUS_CLIENT_VERSION" >&2
+        --disable-pip-version-check "$package==$version" >&2
 }
 
 embedded_bindir() {
