@@ -545,6 +545,21 @@ static void row_errors_outcomes(json_t *insert_errors,
     free(per);
 }
 
+/* insertAll refuses a request over its size limit (10 MB) with 400,
+ * status INVALID_ARGUMENT, reason badRequest and the message "Request
+ * payload size exceeds the limit: 10485760 bytes."; Google's front end
+ * refuses a far larger one with 413 and an HTML page. Either says nothing
+ * about the rows, which fit in smaller requests. */
+static bool request_too_large(const kit_http_response *resp, json_t *body)
+{
+    static const char prefix[] = "Request payload size exceeds the limit";
+    const char *message = json_string_value(
+        json_object_get(json_object_get(body, "error"), "message"));
+    return resp->status == 413 ||
+           (resp->status == 400 && message &&
+            strncmp(message, prefix, sizeof prefix - 1) == 0);
+}
+
 void bq_insert_outcomes(const kit_http_response *resp,
                         const size_t *record_rows, size_t n,
                         kit_outcome *outcomes, bool *auth_failed)
@@ -577,6 +592,8 @@ void bq_insert_outcomes(const kit_http_response *resp,
     kit_outcome_kind kind;
     if (outcomes[0].kind == KIT_RETRY) {
         kind = KIT_RETRY; /* pre-filled for no answer, 408, 429, 5xx */
+    } else if (request_too_large(resp, body)) {
+        kind = KIT_TOO_LARGE; /* the kit sends the rows again in halves */
     } else if (resp->status == 401) {
         *auth_failed = true;
         kind = KIT_RETRY;
@@ -584,7 +601,7 @@ void bq_insert_outcomes(const kit_http_response *resp,
                (strcmp(reason, "rateLimitExceeded") == 0 ||
                 strcmp(reason, "quotaExceeded") == 0)) {
         kind = KIT_RETRY;
-    } else if (resp->status == 400 || resp->status == 413) {
+    } else if (resp->status == 400) {
         kind = KIT_REJECTED;
     } else {
         kind = KIT_FATAL;

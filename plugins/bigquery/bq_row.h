@@ -40,7 +40,8 @@ bool bq_timestamptz(const char *pg, char *buf, size_t buflen);
  * record_rows[i] rows, in request order, so insertErrors' row indexes tell
  * which records they concern (records with no errors were stored). An
  * answer about the whole request (an HTTP error) gives every record the
- * same outcome. The pipeline pre-filled RETRY for a transient HTTP status.
+ * same outcome; a request over insertAll's size limit is TOO_LARGE. The
+ * pipeline pre-filled RETRY for a transient HTTP status.
  * Sets *auth_failed on 401 so the caller drops its cached token. */
 void bq_insert_outcomes(const kit_http_response *resp,
                         const size_t *record_rows, size_t n,

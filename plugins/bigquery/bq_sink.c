@@ -257,7 +257,9 @@ static void handle_response(void *ctx, const kit_http_response *resp,
     if (auth_failed)
         bq_auth_invalidate(s->auth);
     for (size_t i = 0; i < n; i++) {
-        if (outcomes[i].kind == KIT_FATAL || outcomes[i].kind == KIT_REJECTED) {
+        /* TOO_LARGE too: the kit rejects a change refused on its own. */
+        if (outcomes[i].kind == KIT_FATAL || outcomes[i].kind == KIT_REJECTED ||
+            outcomes[i].kind == KIT_TOO_LARGE) {
             const bq_record_meta *meta = records[i]->meta;
             size_t used = strlen(outcomes[i].reason);
             snprintf(outcomes[i].reason + used,

@@ -185,9 +185,11 @@ static void handle_bulk(void *ctx, const kit_http_response *resp,
         return;
     }
     if (resp->status == 413) {
-        kit_outcome_set_all(outcomes, n, KIT_FATAL,
-                            "_bulk: HTTP 413: request too large for the "
-                            "node; lower batch_bytes");
+        /* The body exceeds the node's http.max_content_length (100mb by
+         * default); the kit sends the records again in smaller requests. */
+        kit_outcome_set_all(outcomes, n, KIT_TOO_LARGE,
+                            "_bulk: HTTP 413: the request is larger than the "
+                            "node's http.max_content_length");
         return;
     }
     if (resp->status < 200 || resp->status >= 300) {

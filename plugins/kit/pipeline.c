@@ -130,6 +130,9 @@ typedef struct entry {
     entry_state state;
     int64_t queued_us;
     int64_t not_before_us; /* retries wait until then */
+    /* 0, or the most records its next request may hold: the service
+     * refused a larger one as too large. Only ever shrinks. */
+    size_t split_cap;
     struct entry *next;
 } entry;
 
@@ -297,7 +300,7 @@ static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
                          int64_t *wake_us)
 {
     const kit_pipeline_config *c = &p->cfg;
-    size_t n = 0, bytes = 0;
+    size_t n = 0, bytes = 0, limit = c->max_batch_records;
     bool full = false, retrying = false;
     int64_t oldest = 0;
     keymap_clear(&p->scan_blocked);
@@ -329,6 +332,13 @@ static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
         } else if (!due) {
             continue;
         }
+        if (e->split_cap && n + 1 > e->split_cap) {
+            /* Part of a request refused as too large: it goes first in a
+             * smaller one, and blocks its key meanwhile. */
+            if (k)
+                keymap_add(&p->scan_blocked, k, 1);
+            continue;
+        }
         size_t b = record_bytes(e->rec);
         if (n > 0 && bytes + b > c->max_batch_bytes) {
             full = true;
@@ -336,13 +346,15 @@ static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
         }
         chosen[n++] = e;
         bytes += b;
+        if (e->split_cap && e->split_cap < limit)
+            limit = e->split_cap;
         if (k)
             keymap_add(&p->scan_batch, k, 1);
         if (e->rec->attempts > 0)
             retrying = true;
         if (!oldest || e->queued_us < oldest)
             oldest = e->queued_us;
-        if (n == c->max_batch_records || bytes >= c->max_batch_bytes)
+        if (n >= limit || bytes >= c->max_batch_bytes)
             full = true;
     }
     if (n == 0)
@@ -465,6 +477,117 @@ static size_t dead_letter_rejected(kit_pipeline *p, kit_record **records,
     return written;
 }
 
+/* A record refused as too large on its own cannot be split further: the
+ * service will never take it, so it is rejected. Returns how many records
+ * of a larger refused request go again in smaller ones. */
+static size_t reject_unsplittable(size_t n, kit_outcome *outcomes)
+{
+    size_t split = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (outcomes[i].kind != KIT_TOO_LARGE)
+            continue;
+        if (n > 1) {
+            split++;
+            continue;
+        }
+        outcomes[i].kind = KIT_REJECTED;
+        size_t used = strlen(outcomes[i].reason);
+        snprintf(outcomes[i].reason + used, sizeof outcomes[i].reason - used,
+                 " (refused as too large on its own)");
+    }
+    return split;
+}
+
+/* Records of one key may share a request (same_key_in_request); the
+ * service answers each on its own, so a later one may have been applied
+ * while an earlier one must be sent again. Sending the later ones again,
+ * after the earlier one, restores the order; such services make a repeat
+ * harmless (external versions). */
+static void resend_after_earlier(kit_record **records, size_t n,
+                                 kit_outcome *outcomes)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = records[i]->order_key;
+        if (!k || (outcomes[i].kind != KIT_RETRY &&
+                   outcomes[i].kind != KIT_TOO_LARGE))
+            continue;
+        for (size_t j = i + 1; j < n; j++) {
+            if (records[j]->order_key != k || outcomes[j].kind != KIT_DONE)
+                continue;
+            kit_outcome_set(&outcomes[j], KIT_RETRY,
+                            "sent again after an earlier change of its key");
+        }
+    }
+}
+
+/* Applies one record's outcome to its entry (of a request of n records).
+ * Returns whether the record will be sent again. Lock held. */
+static bool settle_entry(kit_pipeline *p, entry *e, const kit_outcome *o,
+                         size_t n, long retry_after_s, int64_t now)
+{
+    if (e->rec->order_key)
+        keymap_add(&p->in_flight_keys, e->rec->order_key, -1);
+    switch (o->kind) {
+    case KIT_DONE:
+        e->state = ENTRY_DONE;
+        return false;
+    case KIT_RETRY: {
+        int64_t delay = backoff_delay_between(
+            (int)e->rec->attempts, p->cfg.retry_base_ms, p->cfg.retry_cap_ms);
+        if (retry_after_s > 0 && retry_after_s * 1000 > delay)
+            delay = retry_after_s * 1000;
+        e->state = ENTRY_PENDING;
+        e->not_before_us = now + delay * 1000;
+        return true;
+    }
+    case KIT_TOO_LARGE:
+        /* Nothing transient: the halves go at once. Every record of the
+         * request shares the cap, so the first half goes together and a
+         * later record of a key waits behind it (pick_batch). */
+        e->state = ENTRY_PENDING;
+        e->not_before_us = now;
+        e->split_cap = (n + 1) / 2;
+        return true;
+    case KIT_REJECTED:
+    case KIT_FATAL:
+        e->state = ENTRY_PENDING; /* never sent again: failed stops all */
+        fail_locked(p, o->reason);
+        return false;
+    }
+    return false;
+}
+
+/* The outcomes the kit knows before the sink reads the answer. */
+static void prefill_outcomes(const kit_http_response *resp, size_t n,
+                             kit_outcome *outcomes)
+{
+    if (kit_http_transient(resp) && resp->status == 0)
+        kit_outcome_set_all(outcomes, n, KIT_RETRY, "%s",
+                            resp->error ? resp->error : "no response");
+    else if (kit_http_transient(resp))
+        kit_outcome_set_all(outcomes, n, KIT_RETRY, "HTTP %ld", resp->status);
+    else if (resp->status == 413)
+        kit_outcome_set_all(outcomes, n, KIT_TOO_LARGE,
+                            "HTTP 413: the request is too large for the "
+                            "service");
+}
+
+static void log_resends(kit_pipeline *p, size_t n, size_t retries,
+                        const char *retry_reason, size_t split,
+                        const char *split_reason)
+{
+    if (split)
+        p->host->log(p->handle, PGSPOUT_LOG_WARNING,
+                     "a request of %zu records was refused as too large "
+                     "(%s); sending them again in requests of at most %zu",
+                     n, split_reason, (n + 1) / 2);
+    if (retries > split)
+        p->host->log(p->handle, PGSPOUT_LOG_WARNING,
+                     "%zu of %zu records will be sent again (%s)",
+                     retries - split, n,
+                     retry_reason ? retry_reason : "transient failure");
+}
+
 /* A request ended: apply each record's outcome. Called without the lock. */
 static void complete_request(kit_pipeline *p, request *r, int curl_code)
 {
@@ -476,64 +599,27 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
     kit_record **records = xmalloc(r->n * sizeof *records);
     for (size_t i = 0; i < r->n; i++)
         records[i] = r->entries[i]->rec;
-    if (kit_http_transient(&resp) && resp.status == 0)
-        kit_outcome_set_all(outcomes, r->n, KIT_RETRY, "%s",
-                            resp.error ? resp.error : "no response");
-    else if (kit_http_transient(&resp))
-        kit_outcome_set_all(outcomes, r->n, KIT_RETRY, "HTTP %ld", resp.status);
+    prefill_outcomes(&resp, r->n, outcomes);
     p->ops->handle_response(p->ctx, &resp, records, r->n, outcomes);
 
+    size_t split = reject_unsplittable(r->n, outcomes);
     size_t dead_lettered = dead_letter_rejected(p, records, outcomes, r->n);
-
-    /* Records of one key may share a request (same_key_in_request); the
-     * service answers each on its own, so a later one may have been applied
-     * while an earlier one must be retried. Sending the later ones again,
-     * after the earlier one, restores the order; such services make a
-     * repeat harmless (external versions). */
-    for (size_t i = 0; i < r->n; i++) {
-        uint64_t k = records[i]->order_key;
-        if (!k || outcomes[i].kind != KIT_RETRY)
-            continue;
-        for (size_t j = i + 1; j < r->n; j++) {
-            if (records[j]->order_key != k || outcomes[j].kind != KIT_DONE)
-                continue;
-            kit_outcome_set(&outcomes[j], KIT_RETRY,
-                            "sent again after an earlier change of its key");
-        }
-    }
+    resend_after_earlier(records, r->n, outcomes);
 
     size_t retries = 0, accepted = 0;
-    const char *retry_reason = NULL;
+    const char *retry_reason = NULL, *split_reason = NULL;
     int64_t now = now_us();
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < r->n; i++) {
-        entry *e = r->entries[i];
-        if (e->rec->order_key)
-            keymap_add(&p->in_flight_keys, e->rec->order_key, -1);
-        switch (outcomes[i].kind) {
-        case KIT_DONE:
-            e->state = ENTRY_DONE;
-            accepted++;
-            break;
-        case KIT_RETRY: {
-            int64_t delay = backoff_delay_between((int)e->rec->attempts,
-                                                  p->cfg.retry_base_ms,
-                                                  p->cfg.retry_cap_ms);
-            if (resp.retry_after_s > 0 && resp.retry_after_s * 1000 > delay)
-                delay = resp.retry_after_s * 1000;
-            e->state = ENTRY_PENDING;
-            e->not_before_us = now + delay * 1000;
-            if (!retry_reason)
-                retry_reason = outcomes[i].reason;
+        kit_outcome *o = &outcomes[i];
+        if (settle_entry(p, r->entries[i], o, r->n, resp.retry_after_s, now))
             retries++;
-            break;
-        }
-        case KIT_REJECTED:
-        case KIT_FATAL:
-            e->state = ENTRY_PENDING; /* never sent again: failed stops all */
-            fail_locked(p, outcomes[i].reason);
-            break;
-        }
+        else if (o->kind == KIT_DONE)
+            accepted++;
+        if (o->kind == KIT_RETRY && !retry_reason)
+            retry_reason = o->reason;
+        if (o->kind == KIT_TOO_LARGE && !split_reason)
+            split_reason = o->reason;
     }
     p->in_flight--;
     unlink_request(p, r);
@@ -544,10 +630,7 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
     /* Accepted first: a sink with records to send again is retrying. */
     report(p, PGSPOUT_RECORDS_ACCEPTED, accepted - dead_lettered);
     report(p, PGSPOUT_RECORDS_RETRIED, retries);
-    if (retries)
-        p->host->log(p->handle, PGSPOUT_LOG_WARNING,
-                     "%zu of %zu records will be sent again (%s)", retries,
-                     r->n, retry_reason ? retry_reason : "transient failure");
+    log_resends(p, r->n, retries, retry_reason, split, split_reason);
     free(outcomes);
     free(records);
     kit_response_free(&resp);

@@ -5,8 +5,10 @@
  *
  * The pipeline batches records into requests, keeps several requests in
  * flight, retries what failed transiently (exponential backoff with
- * jitter, without limit), keeps one ordering key's records in order across
- * partial failures, sends what the service rejects for good to the
+ * jitter, without limit), splits a request the service refuses as too
+ * large into halves (down to single records), keeps one ordering key's
+ * records in order across partial failures and splits, sends what the
+ * service rejects for good to the
  * dead-letter file (when configured) or stops, and acknowledges positions
  * to the host strictly in order.
  *
@@ -61,13 +63,19 @@ typedef enum kit_outcome_kind {
     KIT_RETRY = 1,    /* transient: send again after a backoff */
     KIT_REJECTED = 2, /* the service refuses it for good: dead-letter
                              file when configured, else the stream stops */
-    KIT_FATAL = 3     /* stop the stream (access denied, no such
+    KIT_FATAL = 3,    /* stop the stream (access denied, no such
                              stream/index/table) */
+    KIT_TOO_LARGE = 4 /* the request was too large for the service (HTTP
+                             413, a request size limit): its records are sent
+                             again in requests of at most half as many
+                             records, down to one; a record refused alone is
+                             REJECTED with this reason */
 } kit_outcome_kind;
 
 typedef struct kit_outcome {
     kit_outcome_kind kind;
-    char reason[512]; /* for RETRY (logged), REJECTED and FATAL; no secrets */
+    char reason[512]; /* for RETRY and TOO_LARGE (logged), REJECTED and
+                         FATAL; no secrets */
 } kit_outcome;
 
 /* Sets an outcome: its kind and its reason, formatted as by printf and cut
@@ -88,7 +96,9 @@ typedef struct kit_ops {
                           kit_http_request *req, char *err, size_t errlen);
     /* Sets outcomes[i] for each record from the response. The pipeline
      * pre-fills every outcome with RETRY when kit_http_transient(resp)
-     * holds and with DONE otherwise, so a sink only changes what differs. */
+     * holds, with TOO_LARGE when the status is 413 (Content Too Large) and
+     * with DONE otherwise, so a sink only changes what differs (a service
+     * that says "too large" another way maps that to TOO_LARGE). */
     void (*handle_response)(void *ctx, const kit_http_response *resp,
                             kit_record *const *records, size_t n,
                             kit_outcome *outcomes);

@@ -36,12 +36,29 @@ class ElasticNode(ServiceProcess):
 
     installed = staticmethod(installed)
 
+    def __init__(self, workdir=None, max_content_length=None):
+        """max_content_length: the node's http.max_content_length (e.g.
+        "4kb"), for requests it refuses as too large; None keeps 100mb."""
+        super().__init__(workdir)
+        self.max_content_length = max_content_length
+
+    def write_settings(self):
+        # The launcher takes no settings; the runner keeps a node's
+        # opensearch.yml when one exists and reads it.
+        if self.max_content_length is None:
+            return
+        config = os.path.join(self.workdir, "node", "node_1", "config")
+        os.makedirs(config, exist_ok=True)
+        with open(os.path.join(config, "opensearch.yml"), "w") as f:
+            f.write("http.max_content_length: %s\n" % self.max_content_length)
+
     def choose_port(self):
         # This module's free_port, which a test may replace to restart the
         # node on the same port.
         return free_port()
 
     def command(self):
+        self.write_settings()
         java = shutil.which("java") or "java"
         return [java, "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC",
                 "-Djava.awt.headless=true",

@@ -263,3 +263,74 @@ def test_requests_hold_one_table_each(db, pgspout, fake):
     assert sorted(by_table["public_b_changelog"]) == list(range(1, 21))
     # Batched, not one request per change.
     assert len(fake.inserts) < 10
+
+
+# BigQuery's answer to an insertAll over its request size limit (10 MB;
+# the fake's limit is smaller): the whole request is refused, nothing is
+# stored.
+PAYLOAD_LIMIT = 4000
+PAYLOAD_TOO_LARGE = (400, {"error": {
+    "code": 400,
+    "message": "Request payload size exceeds the limit: %d bytes."
+               % PAYLOAD_LIMIT,
+    "errors": [{"message": "Request payload size exceeds the limit: %d "
+                "bytes." % PAYLOAD_LIMIT, "domain": "global",
+                "reason": "badRequest"}],
+    "status": "INVALID_ARGUMENT"}})
+
+
+def limit_payload(body):
+    if len(json.dumps(body)) > PAYLOAD_LIMIT:
+        return PAYLOAD_TOO_LARGE
+    return 200, {}
+
+
+def refused_sizes(fake):
+    return [len(body["rows"]) for _, _, body, stored in fake.inserts
+            if not stored]
+
+
+def test_request_too_large_is_split(db, pgspout, fake, tmp_path):
+    """Rows of about 1 kB, thirty in a transaction: a batch exceeds the
+    limit, three rows do not. The requests are split until they fit, and
+    every row is stored once, none dead-lettered."""
+    db.psql("create table t (id int primary key, v text);")
+    db.create_slot(db.name)
+    db.psql("insert into t select g, repeat('x', 1000) "
+            "from generate_series(1, 30) g;")
+    fake.script = [limit_payload] * 1000
+    dead = tmp_path / "dead.jsonl"
+    run_sink(db, pgspout, fake, "-o", "dead_letter=%s" % dead)
+    assert max(refused_sizes(fake)) > 3  # a whole batch was refused
+    assert sorted(row["json"]["id"] for row in fake.rows()) == \
+        list(range(1, 31))
+    assert not dead.exists() or dead.read_text() == ""
+
+
+def test_row_too_large_alone_is_rejected(db, pgspout, fake, tmp_path):
+    """A row over the limit on its own is rejected once its request is
+    split down to it: the dead-letter file takes it, its neighbours are
+    stored; without a dead-letter file the stream stops unconfirmed."""
+    db.psql("create table t (id int primary key, v text);")
+    db.create_slot(db.name)
+    before = db.slot_info(db.name)["confirmed_flush_lsn"]
+    db.psql("insert into t select g, repeat('x', case g when 5 then 5000 "
+            "else 500 end) from generate_series(1, 10) g;")
+    fake.script = [limit_payload] * 1000
+    r = run_sink(db, pgspout, fake, expect=1)
+    assert "refused as too large on its own" in r.stderr, r.stderr[-4000:]
+    assert 5 not in [row["json"]["id"] for row in fake.rows()]
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] == before
+
+    fake.inserts.clear()
+    fake.script = [limit_payload] * 1000
+    dead = tmp_path / "dead.jsonl"
+    run_sink(db, pgspout, fake, "-o", "dead_letter=%s" % dead)
+    lines = [json.loads(l) for l in dead.read_text().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["record"][0]["json"]["id"] == 5
+    assert "Request payload size exceeds the limit" in lines[0]["reason"]
+    assert "refused as too large on its own" in lines[0]["reason"]
+    assert sorted(row["json"]["id"] for row in fake.rows()) == \
+        [i for i in range(1, 11) if i != 5]
+    assert db.slot_info(db.name)["confirmed_flush_lsn"] != before

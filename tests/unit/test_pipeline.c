@@ -19,7 +19,8 @@
  * Each request body holds one record per line, "key:index". The reply has
  * one line per record: D (stored), R (retry) or X (rejected). A record is
  * refused with R the first time it is seen when its index is a multiple of
- * retry_every; whole requests fail with 500 every fail_every-th request. */
+ * retry_every; whole requests fail with 500 every fail_every-th request,
+ * and with 413 (nothing stored) when the body exceeds max_body bytes. */
 
 #define MAX_KEYS 8
 #define MAX_RECORDS 4096
@@ -32,6 +33,8 @@ typedef struct server {
     int retry_every;
     int fail_every;
     int reject_index; /* -1: none */
+    size_t max_body;  /* 0: no limit */
+    int too_large;    /* requests answered 413 */
     int requests;
     int seen[MAX_RECORDS];
     int stored_order[MAX_KEYS][MAX_RECORDS]; /* indexes in storing order */
@@ -83,8 +86,17 @@ static void serve_one(server *s, int fd)
     if (++s->concurrent > s->max_concurrent)
         s->max_concurrent = s->concurrent;
     bool fail = s->fail_every && nreq % s->fail_every == 0;
+    bool too_large = s->max_body && want > s->max_body;
+    s->too_large += too_large;
     pthread_mutex_unlock(&s->lock);
     usleep(2000); /* lets requests overlap */
+    if (too_large) {
+        pthread_mutex_lock(&s->lock);
+        s->concurrent--;
+        pthread_mutex_unlock(&s->lock);
+        reply(fd, 413, "");
+        return;
+    }
 
     char out[1 << 14];
     size_t olen = 0;
@@ -631,6 +643,92 @@ static void run_config_from_options(void)
     absent = NULL;
 }
 
+/* A record whose line is `pad` bytes longer than make_record's. */
+static kit_record *make_padded_record(int key, int index, size_t pad)
+{
+    kit_record *r = make_record(key, index);
+    r->data = realloc(r->data, r->len + 2 + pad);
+    r->data[r->len++] = ':';
+    memset(r->data + r->len, 'x', pad);
+    r->len += pad;
+    r->data[r->len] = '\0';
+    return r;
+}
+
+/* The service refuses requests over max_body bytes with 413, though each
+ * record fits alone: the kit sends them again in halves, so everything is
+ * stored, once, each key in order, and acknowledged in order. One record
+ * too large even alone is rejected: dead-lettered, or (without a
+ * dead-letter file) the stream stops before acknowledging it. */
+static void run_too_large(bool same_key_in_request, bool dead_letter)
+{
+    server s;
+    server_start(&s);
+    port = s.port;
+    s.max_body = 40; /* about four 8-byte lines; a batch holds 7 */
+    memset(&acked, 0, sizeof acked);
+    ack_backwards = 0;
+    reset_reports();
+    char path[] = "/tmp/pgspout-dl-XXXXXX";
+    close(mkstemp(path));
+    kit_pipeline_config c = base_config();
+    c.same_key_in_request = same_key_in_request;
+    c.dead_letter_path = dead_letter ? path : NULL;
+    char err[256];
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    CHECK(p != NULL);
+    const int n = 200, big = 150;
+    pgspout_status st = PGSPOUT_OK;
+    for (int i = 0; i < n && st == PGSPOUT_OK; i++)
+        st = kit_submit(p, i == big ? make_padded_record(i % 3, i, 60)
+                                    : make_padded_record(i % 3, i, 2));
+    if (st == PGSPOUT_OK)
+        st = kit_flush(p);
+    CHECK(s.too_large > 0); /* requests really were refused */
+    CHECK(s.duplicates == 0);
+    CHECK(per_key_in_order(&s));
+    CHECK(ack_backwards == 0);
+    CHECK(s.seen[big] == 0); /* never stored */
+    if (dead_letter) {
+        CHECK(st == PGSPOUT_OK);
+        CHECK(s.stored_total == n - 1);
+        pgspout_position last = {(uint64_t)(1 + (n - 1) / 10) << 8,
+                                 (uint64_t)((n - 1) % 10 + 1)};
+        CHECK(pgspout_position_cmp(last_ack(), last) == 0);
+        CHECK(reported[PGSPOUT_RECORDS_REJECTED] == 1);
+        CHECK(reported[PGSPOUT_RECORDS_DEAD_LETTERED] == 1);
+        CHECK(kit_pipeline_tracked_keys(p) == 0);
+    } else {
+        CHECK(st == PGSPOUT_FATAL);
+        pgspout_position refused = {(uint64_t)(1 + big / 10) << 8,
+                                    (uint64_t)(big % 10 + 1)};
+        CHECK(pgspout_position_cmp(last_ack(), refused) < 0);
+        /* Everything before it of its key made it, and nothing after. */
+        for (int i = big % 3; i < big; i += 3)
+            CHECK(s.seen[i] == 1);
+        for (int i = big + 3; i < n; i += 3)
+            CHECK(s.seen[i] == 0);
+    }
+    kit_pipeline_free(p);
+    server_stop(&s);
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int lines = 0;
+    bool saw_big = false;
+    while (f && fgets(line, sizeof line, f)) {
+        lines++;
+        saw_big |= strstr(line, "refused as too large on its own") &&
+                   strstr(line, "HTTP 413") &&
+                   strstr(line, "MDoxNTA6"); /* base64 of "0:150:" */
+    }
+    if (f)
+        fclose(f);
+    CHECK(lines == (dead_letter ? 1 : 0));
+    CHECK(saw_big == dead_letter);
+    unlink(path);
+}
+
 int main(void)
 {
     run_config_from_options();
@@ -641,5 +739,8 @@ int main(void)
     run_markers_and_dead_letter();
     run_rejected_without_dead_letter();
     run_unreachable_retries();
+    run_too_large(false, true);
+    run_too_large(true, true);
+    run_too_large(true, false);
     return check_summary();
 }

@@ -277,6 +277,34 @@ static kit_outcome outcome(long status, const char *body, bool prefill)
     return o;
 }
 
+/* BigQuery's answers to a request over insertAll's size limit: the 400
+ * the API gives, and the 413 (an HTML page) Google's front end gives to a
+ * far larger one; the kit then sends the rows again in smaller requests.
+ * Another 400 still rejects the rows. */
+static void test_outcomes_too_large(void)
+{
+    kit_outcome o =
+        outcome(400,
+                "{\"error\":{\"code\":400,\"message\":\"Request payload size "
+                "exceeds the limit: 10485760 bytes.\",\"errors\":[{\"message\":"
+                "\"Request payload size exceeds the limit: 10485760 bytes.\","
+                "\"domain\":\"global\",\"reason\":\"badRequest\"}],"
+                "\"status\":\"INVALID_ARGUMENT\"}}",
+                false);
+    CHECK(o.kind == KIT_TOO_LARGE);
+    CHECK(strstr(o.reason, "exceeds the limit: 10485760 bytes") != NULL);
+    CHECK(outcome(413,
+                  "<!DOCTYPE html><title>Error 413 (Request Entity Too "
+                  "Large)!!1</title>",
+                  false)
+              .kind == KIT_TOO_LARGE);
+    CHECK(outcome(400,
+                  "{\"error\":{\"code\":400,\"message\":\"No such field\","
+                  "\"errors\":[{\"reason\":\"invalid\"}]}}",
+                  false)
+              .kind == KIT_REJECTED);
+}
+
 static void test_outcomes(void)
 {
     CHECK(outcome(200, "{\"kind\":\"x\"}", false).kind == KIT_DONE);
@@ -511,6 +539,7 @@ int main(void)
     test_event_rows();
     test_json_null_rows();
     test_outcomes();
+    test_outcomes_too_large();
     test_outcomes_per_record();
     test_view_and_tables();
     test_message_and_transaction_rows();
