@@ -130,6 +130,9 @@ typedef struct entry {
     entry_state state;
     int64_t queued_us;
     int64_t not_before_us; /* retries wait until then */
+    /* keep_batches: the request this record must be sent again with
+     * (non-zero after a retry; every member shares not_before_us). */
+    uint64_t resend_group;
     struct entry *next;
 } entry;
 
@@ -164,6 +167,7 @@ struct kit_pipeline {
     request *requests; /* in flight */
     int in_flight;
     unsigned flush_waiters;
+    uint64_t last_resend_group;
     bool stopping;
     bool failed;
 };
@@ -288,6 +292,27 @@ static void append_entry(kit_pipeline *p, kit_record *rec, entry_state state)
     p->queued_bytes += record_bytes(rec);
 }
 
+static void mark_in_flight(kit_pipeline *p, entry **chosen, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        chosen[i]->state = ENTRY_IN_FLIGHT;
+        if (chosen[i]->rec->order_key)
+            keymap_add(&p->in_flight_keys, chosen[i]->rec->order_key, 1);
+    }
+}
+
+/* The records of first's resend group, from first on, in queue order (a
+ * group never exceeds max_batch_records: it was one request). Lock held. */
+static size_t take_resend_group(kit_pipeline *p, entry *first, entry **chosen)
+{
+    size_t n = 0;
+    for (entry *e = first; e && n < p->cfg.max_batch_records; e = e->next)
+        if (e->state == ENTRY_PENDING && e->resend_group == first->resend_group)
+            chosen[n++] = e;
+    mark_in_flight(p, chosen, n);
+    return n;
+}
+
 /* Chooses the next request's records, oldest first, without letting a
  * record overtake an earlier one of its key: a key with a record in flight,
  * or with an earlier record that cannot go yet, waits. Returns the number
@@ -309,6 +334,16 @@ static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
         bool due = e->not_before_us <= now;
         if (!due && (*wake_us == 0 || e->not_before_us < *wake_us))
             *wake_us = e->not_before_us;
+        if (e->resend_group) {
+            /* A request to send again as it was: alone, once due. Its
+             * records were the first pending ones of their keys when it
+             * first went, and nothing of those keys went since. */
+            if (n == 0 && due)
+                return take_resend_group(p, e, chosen);
+            if (k)
+                keymap_add(&p->scan_blocked, k, 1);
+            continue;
+        }
         if (n > 0 && e->rec->batch_key != chosen[0]->rec->batch_key) {
             /* Another request's record; it must still block later records
              * of its order key, which may not overtake it. */
@@ -355,11 +390,7 @@ static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
             *wake_us = linger_end;
         return 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        chosen[i]->state = ENTRY_IN_FLIGHT;
-        if (chosen[i]->rec->order_key)
-            keymap_add(&p->in_flight_keys, chosen[i]->rec->order_key, 1);
-    }
+    mark_in_flight(p, chosen, n);
     return n;
 }
 
@@ -465,6 +496,18 @@ static size_t dead_letter_rejected(kit_pipeline *p, kit_record **records,
     return written;
 }
 
+/* How long a record waits before it is sent again: the backoff for its
+ * attempts, or longer when the service asked for it (Retry-After). */
+static int64_t retry_delay_ms(const kit_pipeline *p, const kit_record *rec,
+                              const kit_http_response *resp)
+{
+    int64_t delay = backoff_delay_between(
+        (int)rec->attempts, p->cfg.retry_base_ms, p->cfg.retry_cap_ms);
+    if (resp->retry_after_s > 0 && resp->retry_after_s * 1000 > delay)
+        delay = resp->retry_after_s * 1000;
+    return delay;
+}
+
 /* A request ended: apply each record's outcome. Called without the lock. */
 static void complete_request(kit_pipeline *p, request *r, int curl_code)
 {
@@ -504,8 +547,9 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
 
     size_t retries = 0, accepted = 0;
     const char *retry_reason = NULL;
-    int64_t now = now_us();
+    int64_t now = now_us(), group_delay_ms = -1;
     pthread_mutex_lock(&p->lock);
+    uint64_t group = p->cfg.keep_batches ? ++p->last_resend_group : 0;
     for (size_t i = 0; i < r->n; i++) {
         entry *e = r->entries[i];
         if (e->rec->order_key)
@@ -516,13 +560,12 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
             accepted++;
             break;
         case KIT_RETRY: {
-            int64_t delay = backoff_delay_between((int)e->rec->attempts,
-                                                  p->cfg.retry_base_ms,
-                                                  p->cfg.retry_cap_ms);
-            if (resp.retry_after_s > 0 && resp.retry_after_s * 1000 > delay)
-                delay = resp.retry_after_s * 1000;
+            /* A kept batch waits once, as a whole. */
+            if (!group || group_delay_ms < 0)
+                group_delay_ms = retry_delay_ms(p, e->rec, &resp);
             e->state = ENTRY_PENDING;
-            e->not_before_us = now + delay * 1000;
+            e->not_before_us = now + group_delay_ms * 1000;
+            e->resend_group = group;
             if (!retry_reason)
                 retry_reason = outcomes[i].reason;
             retries++;
