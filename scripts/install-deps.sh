@@ -21,6 +21,9 @@ declare -A EMBEDDED_VERSION=(
 # The Prometheus text parser the metrics tests read /metrics with: one
 # exact version, from PyPI.
 PROMETHEUS_CLIENT_VERSION=0.21.1
+# The Standard Webhooks reference library: the webhook sink's tests verify
+# every signature with it (tests/integration/webhook_server.py).
+STANDARDWEBHOOKS_VERSION=1.1.0
 
 # What only the tests and the benchmark harness use, beyond the build.
 install_test_packages() {
@@ -41,22 +44,28 @@ install_test_packages() {
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
-# prometheus_client for the Python that runs pytest (the one scripts/test.sh
-# picks), pinned; pip itself comes from Debian when that Python lacks it.
+# prometheus_client and standardwebhooks for the Python that runs pytest
+# (the one scripts/test.sh picks), pinned; pip itself comes from Debian
+# when that Python lacks it.
 install_python_packages() {
     local py
     for py in python3 /usr/bin/python3; do
         "$py" -m pytest --version >/dev/null 2>&1 && break
     done
-    "$py" -m pip show prometheus_client 2>/dev/null |
-        grep -qx "Version: $PROMETHEUS_CLIENT_VERSION" && return 0
+    install_python_package "$py" prometheus_client "$PROMETHEUS_CLIENT_VERSION"
+    install_python_package "$py" standardwebhooks "$STANDARDWEBHOOKS_VERSION"
+}
+
+install_python_package() {
+    local py=$1 name=$2 version=$3
+    "$py" -m pip show "$name" 2>/dev/null |
+        grep -qx "Version: $version" && return 0
     "$py" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
-    log "installing prometheus_client $PROMETHEUS_CLIENT_VERSION for $py"
+    log "installing $name $version for $py"
     # Debian's own Python is "externally managed" (PEP 668); a pip too old
     # to know that ignores the variable.
     PIP_BREAK_SYSTEM_PACKAGES=1 "$py" -m pip install --quiet \
-        --disable-pip-version-check \
-        "prometheus_client==$PROMETHEUS_CLIENT_VERSION" >&2
+        --disable-pip-version-check "$name==$version" >&2
 }
 
 embedded_bindir() {

@@ -13,18 +13,21 @@ static bool is_base64_char(char c)
            (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
-/* Standard base64 with its padding: whole quads, '=' only at the end. */
-static bool base64_well_formed(const char *s, size_t len, size_t *padding)
+/* Standard base64, padded with '=' or not (secrets are given both ways;
+ * the specification's libraries accept either). *padded_len is the length
+ * with its padding. */
+static bool base64_well_formed(const char *s, size_t len, size_t *padded_len)
 {
     size_t pad = 0;
-    if (len == 0 || len % 4 != 0)
-        return false;
-    while (pad < 2 && s[len - 1 - pad] == '=')
+    while (pad < len && pad < 2 && s[len - 1 - pad] == '=')
         pad++;
-    for (size_t i = 0; i < len - pad; i++)
+    size_t data = len - pad;
+    if (data == 0 || data % 4 == 1 || (pad && len % 4 != 0))
+        return false;
+    for (size_t i = 0; i < data; i++)
         if (!is_base64_char(s[i]))
             return false;
-    *padding = pad;
+    *padded_len = (data + 3) / 4 * 4;
     return true;
 }
 
@@ -32,7 +35,6 @@ bool webhook_secret_decode(const char *secret, unsigned char **key,
                            size_t *key_len, char *err, size_t errlen)
 {
     static const char prefix[] = WEBHOOK_SECRET_PREFIX;
-    size_t pad = 0;
     *key = NULL;
     if (strncmp(secret, prefix, sizeof prefix - 1) != 0) {
         snprintf(err, errlen,
@@ -41,24 +43,31 @@ bool webhook_secret_decode(const char *secret, unsigned char **key,
         return false;
     }
     const char *b64 = secret + sizeof prefix - 1;
-    size_t len = strlen(b64);
-    if (!base64_well_formed(b64, len, &pad)) {
+    size_t len = strlen(b64), padded_len = 0;
+    if (!base64_well_formed(b64, len, &padded_len)) {
         snprintf(err, errlen,
-                 "secret: the part after whsec_ is not valid base64 (standard "
-                 "alphabet, padded with '=')");
+                 "secret: the part after whsec_ is not a base64 key "
+                 "(standard alphabet)");
         return false;
     }
-    unsigned char *out = malloc(len / 4 * 3 + 1);
-    if (!out)
+    /* EVP_DecodeBlock takes whole quads and counts padding as zero bytes. */
+    char *quads = calloc(padded_len + 1, 1);
+    unsigned char *out = malloc(padded_len / 4 * 3 + 1);
+    if (!quads || !out)
         abort();
-    int n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)len);
-    if (n < 0 || (size_t)n < pad || (size_t)n - pad == 0) {
+    memcpy(quads, b64, len);
+    size_t data = strcspn(quads, "=");
+    memset(quads + data, '=', padded_len - data);
+    int n = EVP_DecodeBlock(out, (const unsigned char *)quads, (int)padded_len);
+    memset(quads, 0, padded_len);
+    free(quads);
+    if (n < 0) {
         free(out);
-        snprintf(err, errlen, "secret: the key after whsec_ is empty");
+        snprintf(err, errlen, "secret: the part after whsec_ is not base64");
         return false;
     }
     *key = out;
-    *key_len = (size_t)n - pad; /* EVP_DecodeBlock counts padding bytes */
+    *key_len = (size_t)n - (padded_len - data); /* less the padding */
     return true;
 }
 

@@ -88,6 +88,13 @@ static const pgspout_option_def webhook_options[] = {
 
 typedef enum order_mode { ORDER_KEY, ORDER_TABLE, ORDER_NONE } order_mode;
 
+/* What earlier write() calls took: a position and how many events at it. */
+typedef struct taken_mark {
+    bool any;
+    pgspout_position pos;
+    size_t at_pos;
+} taken_mark;
+
 typedef struct webhook_sink {
     const pgspout_host_api *host;
     pgspout_sink_handle *handle;
@@ -103,10 +110,11 @@ typedef struct webhook_sink {
     char *headers[WEBHOOK_MAX_HEADERS]; /* "Name: value"; secrets */
     size_t nheaders;
 
-    /* Newest position taken by write(): a batch the host sends again after
-     * write() returned RETRY part-way is taken only from there on. */
-    bool have_taken;
-    pgspout_position taken;
+    /* Newest position taken by write(), and how many events with it (a
+     * schema event shares its position with another event): a batch the
+     * host sends again after write() returned RETRY part-way is taken
+     * only from there on. */
+    taken_mark taken;
 } webhook_sink;
 
 static void *must(void *p)
@@ -144,20 +152,21 @@ static char *batch_body(const webhook_sink *ws, kit_record *const *records,
     return body;
 }
 
-/* The batch's webhook-id, from the positions it carries: the same batch
- * (kept whole across retries, kit_pipeline_config.keep_batches) always has
- * the same id, and batches with other events (after a restart batches form
- * anew) have other ids, so a receiver that deduplicates on it drops
- * repeats only. First and last position, count, and a hash of them all. */
+/* The batch's webhook-id, from what it carries: its first and last
+ * positions, its count and a hash of its events' JSON (a schema event
+ * shares its position with a change, so positions alone do not name an
+ * event). The same batch (kept whole across retries,
+ * kit_pipeline_config.keep_batches) always has the same id, and a batch
+ * with other events (after a restart batches form anew) another one, so a
+ * receiver that deduplicates on it drops true repeats only. */
 static void batch_id(kit_record *const *records, size_t n, char *out,
                      size_t outlen)
 {
     char first[KIT_POSITION_ID_MAX], last[KIT_POSITION_ID_MAX];
     uint64_t hash = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t pos[2] = {records[i]->pos.commit_lsn, records[i]->pos.seq};
-        hash ^= kit_order_key((const char *)pos, sizeof pos) + (hash << 6);
-    }
+    for (size_t i = 0; i < n; i++)
+        hash = hash * UINT64_C(0x100000001b3) ^
+               kit_order_key(records[i]->data, records[i]->len);
     kit_position_id(records[0]->pos, first, sizeof first);
     kit_position_id(records[n - 1]->pos, last, sizeof last);
     snprintf(out, outlen, "msg_%s_%s_%zu_%016" PRIx64, first, last, n, hash);
@@ -378,20 +387,36 @@ static pgspout_status submit_event(webhook_sink *ws, const pgspout_event *ev)
     return st == PGSPOUT_OK && barrier ? kit_flush(ws->pipeline) : st;
 }
 
+/* Whether an earlier write() call took this event (seen: events of this
+ * call at the mark's position so far). */
+static bool taken_before(const taken_mark *mark, pgspout_position pos,
+                         size_t *seen)
+{
+    if (!mark->any)
+        return false;
+    int cmp = pgspout_position_cmp(pos, mark->pos);
+    return cmp < 0 || (cmp == 0 && (*seen)++ < mark->at_pos);
+}
+
 static pgspout_status
 webhook_write(void *state, const pgspout_event *const *events, size_t count)
 {
     webhook_sink *ws = state;
+    const taken_mark before = ws->taken;
+    size_t seen = 0;
 
     for (size_t i = 0; i < count; i++) {
         pgspout_position pos = ws->host->event_position(events[i]);
-        if (ws->have_taken && pgspout_position_cmp(pos, ws->taken) <= 0)
+        if (taken_before(&before, pos, &seen))
             continue;
         pgspout_status st = submit_event(ws, events[i]);
         if (st != PGSPOUT_OK)
             return st;
-        ws->have_taken = true;
-        ws->taken = pos;
+        bool same =
+            ws->taken.any && pgspout_position_cmp(pos, ws->taken.pos) == 0;
+        ws->taken.at_pos = same ? ws->taken.at_pos + 1 : 1;
+        ws->taken.any = true;
+        ws->taken.pos = pos;
     }
     return PGSPOUT_OK;
 }
