@@ -358,13 +358,17 @@ static bool wanted(const webhook_sink *ws, pgspout_op op)
     }
 }
 
-static pgspout_status submit_event(webhook_sink *ws, const pgspout_event *ev)
+/* Submits the event's record (or a marker when it is skipped). *barrier:
+ * the caller must wait for it to be delivered before the next event
+ * (order_key_of), once it has counted the event as taken. */
+static pgspout_status submit_event(webhook_sink *ws, const pgspout_event *ev,
+                                   bool *barrier)
 {
     const pgspout_host_api *h = ws->host;
     pgspout_position pos = h->event_position(ev);
     size_t len;
-    bool barrier;
 
+    *barrier = false;
     if (!wanted(ws, h->event_op(ev)))
         return kit_submit_marker(ws->pipeline, pos);
     const char *json = h->event_json(ev, PGSPOUT_PART_EVENT, &len);
@@ -374,8 +378,8 @@ static pgspout_status submit_event(webhook_sink *ws, const pgspout_event *ev)
                pos.commit_lsn, pos.seq);
         return PGSPOUT_FATAL;
     }
-    uint64_t key = order_key_of(ws, ev, &barrier);
-    pgspout_status st = barrier ? kit_flush(ws->pipeline) : PGSPOUT_OK;
+    uint64_t key = order_key_of(ws, ev, barrier);
+    pgspout_status st = *barrier ? kit_flush(ws->pipeline) : PGSPOUT_OK;
     if (st != PGSPOUT_OK)
         return st;
     char *copy = must(malloc(len + 1));
@@ -383,8 +387,7 @@ static pgspout_status submit_event(webhook_sink *ws, const pgspout_event *ev)
     copy[len] = '\0';
     kit_record *rec = kit_record_new(pos, copy, len, key, NULL);
     rec->overhead = 1; /* the comma or newline */
-    st = kit_submit(ws->pipeline, rec);
-    return st == PGSPOUT_OK && barrier ? kit_flush(ws->pipeline) : st;
+    return kit_submit(ws->pipeline, rec);
 }
 
 /* Whether an earlier write() call took this event (seen: events of this
@@ -409,7 +412,8 @@ webhook_write(void *state, const pgspout_event *const *events, size_t count)
         pgspout_position pos = ws->host->event_position(events[i]);
         if (taken_before(&before, pos, &seen))
             continue;
-        pgspout_status st = submit_event(ws, events[i]);
+        bool barrier;
+        pgspout_status st = submit_event(ws, events[i], &barrier);
         if (st != PGSPOUT_OK)
             return st;
         bool same =
@@ -417,6 +421,9 @@ webhook_write(void *state, const pgspout_event *const *events, size_t count)
         ws->taken.at_pos = same ? ws->taken.at_pos + 1 : 1;
         ws->taken.any = true;
         ws->taken.pos = pos;
+        /* Taken: a RETRY from here must not submit it again. */
+        if (barrier && (st = kit_flush(ws->pipeline)) != PGSPOUT_OK)
+            return st;
     }
     return PGSPOUT_OK;
 }
