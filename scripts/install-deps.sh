@@ -24,6 +24,9 @@ PROMETHEUS_CLIENT_VERSION=0.21.1
 # The benchmark harness's chart (bench/chart.py): one exact version, from
 # PyPI.
 MATPLOTLIB_VERSION=3.11.2
+# The Standard Webhooks reference library: the webhook sink's tests verify
+# every signature with it (tests/integration/webhook_server.py).
+STANDARDWEBHOOKS_VERSION=1.1.0
 
 # What only the tests and the benchmark harness use, beyond the build.
 install_test_packages() {
@@ -44,15 +47,17 @@ install_test_packages() {
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
-# prometheus_client for the Python that runs pytest (the one scripts/test.sh
-# picks) and matplotlib for the one that runs bench/ (python3 on PATH),
-# pinned; pip itself comes from Debian when that Python lacks it.
+# prometheus_client and standardwebhooks for the Python that runs pytest
+# (the one scripts/test.sh picks) and matplotlib for the one that runs
+# bench/ (python3 on PATH), pinned; pip itself comes from Debian when
+# that Python lacks it.
 install_python_packages() {
     local py
     for py in python3 /usr/bin/python3; do
         "$py" -m pytest --version >/dev/null 2>&1 && break
     done
     pip_install_pinned "$py" prometheus_client "$PROMETHEUS_CLIENT_VERSION"
+    pip_install_pinned "$py" standardwebhooks "$STANDARDWEBHOOKS_VERSION"
     pip_install_pinned python3 matplotlib "$MATPLOTLIB_VERSION"
 }
 

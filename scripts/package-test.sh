@@ -3,7 +3,8 @@
 # and libpgspout-dev from the tree with dpkg-buildpackage, checks them with
 # lintian (no error allowed), installs them with dpkg -i, then runs the demo
 # with the installed /usr/bin/pgspout and the SDK's out-of-tree tests
-# (tests/integration/test_sdk_example.py and test_sdk_kit.py) against the
+# (tests/integration/test_sdk_example.py, test_sdk_kit.py and
+# test_webhook_sdk.py) against the
 # installed headers, kit, pkg-config files and sinks. The packages are
 # purged at the end.
 set -euo pipefail
@@ -49,8 +50,10 @@ test -x /usr/bin/pgspout
 man -w pgspout.conf >/dev/null
 systemd-analyze verify --man=no /lib/systemd/system/pgspout@.service >&2 ||
     { log "systemd-analyze refused the installed unit"; exit 1; }
-/usr/bin/pgspout --list-sinks | grep -q '^file ' ||
-    { log "the installed pgspout finds no file sink"; exit 1; }
+for sink in file webhook; do
+    /usr/bin/pgspout --list-sinks | grep -q "^$sink " ||
+        { log "the installed pgspout finds no $sink sink"; exit 1; }
+done
 
 log "the demo, with the installed pgspout"
 out=$(PGSPOUT_DEMO_BIN=/usr/bin/pgspout bash "$REPO/scripts/demo.sh")
@@ -61,5 +64,6 @@ log "the SDK example and a kit sink, out of tree, against the installed files"
 cd "$REPO"
 PGSPOUT_BIN=/usr/bin/pgspout PGSPOUT_PG_VERSIONS=15 \
     python3 -m pytest tests/integration/test_sdk_example.py \
-    tests/integration/test_sdk_kit.py -q \
+    tests/integration/test_sdk_kit.py tests/integration/test_webhook_sdk.py \
+    -q \
     -p no:cacheprovider </dev/null >&2

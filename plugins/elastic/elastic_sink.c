@@ -9,7 +9,6 @@
 #endif
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +16,6 @@
 #include <jansson.h>
 #include <pgspout/pgspout.h>
 
-#include "base64.h"
 #include "elastic_format.h"
 #include "http.h"
 #include "json_string.h"
@@ -25,9 +23,9 @@
 #include "pipeline.h"
 #include "position_id.h"
 #include "strbuf.h"
+#include "url_list.h"
 
 #define ELASTIC_SINK_VERSION "0.1.0"
-#define ELASTIC_MAX_URLS 16
 
 static const char *const bulk_query =
     "/_bulk?filter_path=errors,items.*.status,items.*.error.type,"
@@ -103,9 +101,7 @@ typedef struct elastic_sink {
     kit_pipeline_config config;
     kit_pipeline *pipeline;
 
-    char *urls[ELASTIC_MAX_URLS]; /* without a trailing slash */
-    size_t nurls;
-    atomic_uint next_url;
+    kit_url_list urls; /* without a trailing slash */
     char *auth_header; /* "Authorization: ..." or NULL; a secret */
 
     const char *index_template;
@@ -126,12 +122,6 @@ typedef struct record_meta {
 } record_meta;
 
 /* ---- the pipeline's callbacks ---- */
-
-static const char *pick_url(elastic_sink *es)
-{
-    unsigned n = atomic_fetch_add(&es->next_url, 1);
-    return es->urls[n % es->nurls];
-}
 
 static void add_common_headers(elastic_sink *es, kit_http_request *req,
                                const char *content_type)
@@ -161,7 +151,7 @@ static bool build_bulk(void *ctx, kit_record *const *records, size_t n,
         total += records[i]->len;
     }
     body[total] = '\0';
-    url = xasprintf("%s%s", pick_url(es), bulk_query);
+    url = xasprintf("%s%s", kit_url_list_next(&es->urls), bulk_query);
     kit_request_init(req, "POST", url);
     free(url);
     add_common_headers(es, req, "application/x-ndjson");
@@ -474,7 +464,7 @@ static pgspout_status control_call(elastic_sink *es, const char *method,
 
     if (reply)
         *reply = NULL;
-    url = xasprintf("%s%s", pick_url(es), path);
+    url = xasprintf("%s%s", kit_url_list_next(&es->urls), path);
     kit_request_init(&req, method, url);
     add_common_headers(es, &req, body ? "application/json" : NULL);
     if (body) {
@@ -747,51 +737,9 @@ static void elastic_destroy(void *state)
         return;
     if (es->pipeline)
         kit_pipeline_free(es->pipeline);
-    for (size_t i = 0; i < es->nurls; i++)
-        free(es->urls[i]);
-    if (es->auth_header) {
-        /* A secret: do not leave it in freed memory. */
-        memset(es->auth_header, 0, strlen(es->auth_header));
-        free(es->auth_header);
-    }
+    kit_url_list_free(&es->urls);
+    kit_secret_free(es->auth_header);
     free(es);
-}
-
-static bool parse_urls(elastic_sink *es, const char *list, char *err,
-                       size_t errlen)
-{
-    const char *p = list;
-    while (*p) {
-        size_t n = strcspn(p, ",");
-        const char *start = p;
-        p += n;
-        if (*p == ',')
-            p++;
-        while (n && (*start == ' ' || *start == '\t'))
-            start++, n--;
-        while (n && (start[n - 1] == ' ' || start[n - 1] == '\t' ||
-                     start[n - 1] == '/'))
-            n--;
-        if (!n)
-            continue;
-        if (es->nurls == ELASTIC_MAX_URLS) {
-            snprintf(err, errlen, "url: at most %d URLs", ELASTIC_MAX_URLS);
-            return false;
-        }
-        char *url = xstrndup(start, n);
-        es->urls[es->nurls++] = url;
-        if (strncmp(url, "http://", 7) != 0 &&
-            strncmp(url, "https://", 8) != 0) {
-            snprintf(err, errlen,
-                     "url: each URL must start with http:// or https://");
-            return false;
-        }
-    }
-    if (es->nurls == 0) {
-        snprintf(err, errlen, "url: no URL given");
-        return false;
-    }
-    return true;
 }
 
 static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
@@ -818,13 +766,7 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
         snprintf(err, errlen, "username and password go together");
         return false;
     }
-    char *plain = xasprintf("%s:%s", user, password);
-    char *encoded = base64_encode(plain, strlen(plain));
-    memset(plain, 0, strlen(plain));
-    free(plain);
-    es->auth_header = xasprintf("Authorization: Basic %s", encoded);
-    memset(encoded, 0, strlen(encoded));
-    free(encoded);
+    es->auth_header = kit_basic_auth_header(user, password);
     return true;
 }
 
@@ -866,7 +808,8 @@ static pgspout_status elastic_create(const pgspout_host_api *host,
     host->option_string(handle, "version_field", &es->version_field);
     es->truncate_delete = !truncate || strcmp(truncate, "delete") == 0;
 
-    if (!urls || !parse_urls(es, urls, err, sizeof err) ||
+    if (!urls ||
+        !kit_url_list_parse(&es->urls, "url", urls, true, err, sizeof err) ||
         !es_index_template_check(es->index_template, err, sizeof err) ||
         !setup_event_index(es, "messages", "message_index", &es->messages, err,
                            sizeof err) ||

@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -7,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "base64.h"
 #include "http_internal.h"
 #include "strbuf.h"
 
@@ -56,6 +59,27 @@ void kit_response_free(kit_http_response *resp)
     resp->retry_after_s = -1;
 }
 
+char *kit_basic_auth_header(const char *user, const char *password)
+{
+    char *plain = xasprintf("%s:%s", user, password);
+    char *encoded = base64_encode(plain, strlen(plain));
+    kit_secret_free(plain);
+    char *header = xasprintf("Authorization: Basic %s", encoded);
+    kit_secret_free(encoded);
+    return header;
+}
+
+void kit_secret_free(char *secret)
+{
+    if (!secret)
+        return;
+    /* volatile: the compiler may not drop a store to memory freed next. */
+    volatile char *p = secret;
+    while (*p)
+        *p++ = '\0';
+    free(secret);
+}
+
 bool kit_http_transient(const kit_http_response *resp)
 {
     return resp->status == 0 || resp->status == 408 || resp->status == 429 ||
@@ -82,22 +106,42 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+long kit_retry_after_seconds(const char *value, time_t now)
+{
+    char *end;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    long s = strtol(value, &end, 10);
+    if (end != value && s >= 0 &&
+        (*end == '\0' || isspace((unsigned char)*end)))
+        return s;
+    /* The HTTP-date form (RFC 9110 10.2.3), which libcurl parses with
+     * the obsolete forms a recipient must accept; a date already past
+     * means "now". */
+    char date[64];
+    size_t len = strcspn(value, "\r\n");
+    if (len >= sizeof date)
+        return -1;
+    memcpy(date, value, len);
+    date[len] = '\0';
+    time_t at = curl_getdate(date, NULL);
+    if (at == (time_t)-1)
+        return -1;
+    return at > now ? (long)(at - now) : 0;
+}
+
 static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
 {
     kit_http_transfer *t = userdata;
     size_t n = size * nitems;
     static const char name[] = "retry-after:";
     if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
-        char value[32] = {0};
+        char value[64] = {0};
         size_t len = n - (sizeof name - 1);
         if (len >= sizeof value)
             len = sizeof value - 1;
         memcpy(value, data + sizeof name - 1, len);
-        char *end;
-        long s = strtol(value, &end, 10);
-        /* Only the delta-seconds form; an HTTP date is rare from APIs. */
-        if (end != value && s >= 0)
-            t->retry_after_s = s;
+        t->retry_after_s = kit_retry_after_seconds(value, time(NULL));
     }
     return n;
 }

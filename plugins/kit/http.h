@@ -43,6 +43,14 @@ void kit_request_body(kit_http_request *req, char *body, size_t len);
 void kit_request_free(kit_http_request *req);
 void kit_response_free(kit_http_response *resp);
 
+/* "Authorization: Basic <base64 of user:password>", malloc'd: a secret,
+ * release it with kit_secret_free. */
+char *kit_basic_auth_header(const char *user, const char *password);
+
+/* Overwrites a secret string before freeing it, so that it does not linger
+ * in freed memory. NULL is fine. */
+void kit_secret_free(char *secret);
+
 /* Runs one request to completion. Returns false only when the request could
  * not be set up; a transport failure is resp->status == 0 with resp->error.
  * Credentials in URLs or headers never appear in resp->error. */

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "http.h"
 #include "strbuf.h"
@@ -19,6 +20,10 @@ typedef struct kit_http_transfer {
 } kit_http_transfer;
 
 void kit_http_global_init(void);
+
+/* A Retry-After header's value (delta-seconds or an HTTP-date) as seconds
+ * from now; -1 when it is neither. Exposed for unit tests. */
+long kit_retry_after_seconds(const char *value, time_t now);
 
 /* Prepares t->easy for req; req must outlive the transfer (libcurl reads
  * the URL and body in place). */

@@ -133,6 +133,9 @@ typedef struct entry {
     /* 0, or the most records its next request may hold: the service
      * refused a larger one as too large. Only ever shrinks. */
     size_t split_cap;
+    /* keep_batches: the request this record must be sent again with
+     * (non-zero after a retry; every member shares not_before_us). */
+    uint64_t resend_group;
     struct entry *next;
 } entry;
 
@@ -167,6 +170,7 @@ struct kit_pipeline {
     request *requests; /* in flight */
     int in_flight;
     unsigned flush_waiters;
+    uint64_t last_resend_group;
     bool stopping;
     bool failed;
 };
@@ -291,6 +295,27 @@ static void append_entry(kit_pipeline *p, kit_record *rec, entry_state state)
     p->queued_bytes += record_bytes(rec);
 }
 
+static void mark_in_flight(kit_pipeline *p, entry **chosen, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        chosen[i]->state = ENTRY_IN_FLIGHT;
+        if (chosen[i]->rec->order_key)
+            keymap_add(&p->in_flight_keys, chosen[i]->rec->order_key, 1);
+    }
+}
+
+/* The records of first's resend group, from first on, in queue order (a
+ * group never exceeds max_batch_records: it was one request). Lock held. */
+static size_t take_resend_group(kit_pipeline *p, entry *first, entry **chosen)
+{
+    size_t n = 0;
+    for (entry *e = first; e && n < p->cfg.max_batch_records; e = e->next)
+        if (e->state == ENTRY_PENDING && e->resend_group == first->resend_group)
+            chosen[n++] = e;
+    mark_in_flight(p, chosen, n);
+    return n;
+}
+
 /* Chooses the next request's records, oldest first, without letting a
  * record overtake an earlier one of its key: a key with a record in flight,
  * or with an earlier record that cannot go yet, waits. Returns the number
@@ -312,6 +337,16 @@ static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
         bool due = e->not_before_us <= now;
         if (!due && (*wake_us == 0 || e->not_before_us < *wake_us))
             *wake_us = e->not_before_us;
+        if (e->resend_group) {
+            /* A request to send again as it was: alone, once due. Its
+             * records were the first pending ones of their keys when it
+             * first went, and nothing of those keys went since. */
+            if (n == 0 && due)
+                return take_resend_group(p, e, chosen);
+            if (k)
+                keymap_add(&p->scan_blocked, k, 1);
+            continue;
+        }
         if (n > 0 && e->rec->batch_key != chosen[0]->rec->batch_key) {
             /* Another request's record; it must still block later records
              * of its order key, which may not overtake it. */
@@ -367,11 +402,7 @@ static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
             *wake_us = linger_end;
         return 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        chosen[i]->state = ENTRY_IN_FLIGHT;
-        if (chosen[i]->rec->order_key)
-            keymap_add(&p->in_flight_keys, chosen[i]->rec->order_key, 1);
-    }
+    mark_in_flight(p, chosen, n);
     return n;
 }
 
@@ -520,10 +551,23 @@ static void resend_after_earlier(kit_record **records, size_t n,
     }
 }
 
+/* How long a record waits before it is sent again: the backoff for its
+ * attempts, or longer when the service asked for it (Retry-After). */
+static int64_t retry_delay_ms(const kit_pipeline *p, const kit_record *rec,
+                              const kit_http_response *resp)
+{
+    int64_t delay = backoff_delay_between(
+        (int)rec->attempts, p->cfg.retry_base_ms, p->cfg.retry_cap_ms);
+    if (resp->retry_after_s > 0 && resp->retry_after_s * 1000 > delay)
+        delay = resp->retry_after_s * 1000;
+    return delay;
+}
+
 /* Applies one record's outcome to its entry (of a request of n records).
  * Returns whether the record will be sent again. Lock held. */
 static bool settle_entry(kit_pipeline *p, entry *e, const kit_outcome *o,
-                         size_t n, long retry_after_s, int64_t now)
+                         size_t n, int64_t delay_ms, uint64_t group,
+                         int64_t now)
 {
     if (e->rec->order_key)
         keymap_add(&p->in_flight_keys, e->rec->order_key, -1);
@@ -531,15 +575,11 @@ static bool settle_entry(kit_pipeline *p, entry *e, const kit_outcome *o,
     case KIT_DONE:
         e->state = ENTRY_DONE;
         return false;
-    case KIT_RETRY: {
-        int64_t delay = backoff_delay_between(
-            (int)e->rec->attempts, p->cfg.retry_base_ms, p->cfg.retry_cap_ms);
-        if (retry_after_s > 0 && retry_after_s * 1000 > delay)
-            delay = retry_after_s * 1000;
+    case KIT_RETRY:
         e->state = ENTRY_PENDING;
-        e->not_before_us = now + delay * 1000;
+        e->not_before_us = now + delay_ms * 1000;
+        e->resend_group = group;
         return true;
-    }
     case KIT_TOO_LARGE:
         /* Nothing transient: the halves go at once. Every record of the
          * request shares the cap, so the first half goes together and a
@@ -547,6 +587,7 @@ static bool settle_entry(kit_pipeline *p, entry *e, const kit_outcome *o,
         e->state = ENTRY_PENDING;
         e->not_before_us = now;
         e->split_cap = (n + 1) / 2;
+        e->resend_group = 0; /* the halves are new requests */
         return true;
     case KIT_REJECTED:
     case KIT_FATAL:
@@ -608,11 +649,20 @@ static void complete_request(kit_pipeline *p, request *r, int curl_code)
 
     size_t retries = 0, accepted = 0;
     const char *retry_reason = NULL, *split_reason = NULL;
-    int64_t now = now_us();
+    int64_t now = now_us(), group_delay_ms = -1;
     pthread_mutex_lock(&p->lock);
+    uint64_t group = p->cfg.keep_batches ? ++p->last_resend_group : 0;
     for (size_t i = 0; i < r->n; i++) {
         kit_outcome *o = &outcomes[i];
-        if (settle_entry(p, r->entries[i], o, r->n, resp.retry_after_s, now))
+        entry *e = r->entries[i];
+        int64_t delay_ms = 0;
+        if (o->kind == KIT_RETRY) {
+            /* A kept batch waits once, as a whole. */
+            if (!group || group_delay_ms < 0)
+                group_delay_ms = retry_delay_ms(p, e->rec, &resp);
+            delay_ms = group_delay_ms;
+        }
+        if (settle_entry(p, e, o, r->n, delay_ms, group, now))
             retries++;
         else if (o->kind == KIT_DONE)
             accepted++;

@@ -116,6 +116,11 @@ typedef struct kit_pipeline_config {
      * harmfully: Elasticsearch's external versions); false: at most one
      * unfinished record per key anywhere (Kinesis PutRecords). */
     bool same_key_in_request;
+    /* A request sent again carries exactly the records it carried the
+     * first time, together and alone, so that a name the sink derives
+     * from them (a webhook's id, by which receivers deduplicate) stays the
+     * same across attempts. false: retried records may be batched anew. */
+    bool keep_batches;
     size_t queue_max_records; /* submit blocks beyond these */
     size_t queue_max_bytes;
     int retry_base_ms; /* backoff: base * 2^attempt, full jitter, capped */

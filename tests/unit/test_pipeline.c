@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "http_internal.h"
 #include "pipeline.h"
 
 /* ---- a scripted HTTP server ----
@@ -24,6 +25,7 @@
 
 #define MAX_KEYS 8
 #define MAX_RECORDS 4096
+#define MAX_REQUESTS 1024
 
 typedef struct server {
     int fd;
@@ -45,6 +47,9 @@ typedef struct server {
     int mixed_requests; /* requests holding records of several keys */
     int clock;
     int last_stored_at[MAX_RECORDS]; /* clock of each record's last store */
+    bool keep_bodies;
+    char *bodies[MAX_REQUESTS]; /* keep_bodies: each request's, in order */
+    bool failed[MAX_REQUESTS];  /* answered 500 */
 } server;
 
 static void reply(int fd, int status, const char *body)
@@ -88,6 +93,10 @@ static void serve_one(server *s, int fd)
     bool fail = s->fail_every && nreq % s->fail_every == 0;
     bool too_large = s->max_body && want > s->max_body;
     s->too_large += too_large;
+    if (s->keep_bodies && nreq <= MAX_REQUESTS) {
+        s->bodies[nreq - 1] = strdup(body);
+        s->failed[nreq - 1] = fail;
+    }
     pthread_mutex_unlock(&s->lock);
     usleep(2000); /* lets requests overlap */
     if (too_large) {
@@ -729,9 +738,83 @@ static void run_too_large(bool same_key_in_request, bool dead_letter)
     unlink(path);
 }
 
+/* The request that next carried the first record of failed request i
+ * (-1: none did). Bodies are "key:index" lines. */
+static int next_with_first_record(server *s, int i, int nreq)
+{
+    size_t first_len = strcspn(s->bodies[i], "\n") + 1;
+    for (int j = i + 1; j < nreq; j++) {
+        const char *b = s->bodies[j];
+        for (const char *line = b; line && *line;
+             line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+            if (strncmp(line, s->bodies[i], first_len) == 0)
+                return j;
+    }
+    return -1;
+}
+
+/* keep_batches: whole requests fail now and then; each is sent again
+ * exactly as it was (the same records, together and alone), however the
+ * backoff's jitter spreads the records' retry times. */
+static void run_keep_batches(void)
+{
+    server s;
+    server_start(&s);
+    s.fail_every = 3;
+    s.keep_bodies = true;
+    port = s.port;
+    kit_pipeline_config c = base_config();
+    c.keep_batches = true;
+    c.same_key_in_request = true;
+    c.retry_base_ms = 5;
+    c.retry_cap_ms = 40;
+    char err[256];
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    CHECK(p != NULL);
+    const int n = 300;
+    for (int i = 0; i < n; i++)
+        CHECK(kit_submit(p, make_record(i % 5, i)) == PGSPOUT_OK);
+    CHECK(kit_flush(p) == PGSPOUT_OK);
+    kit_pipeline_free(p);
+    server_stop(&s);
+
+    int nreq = s.requests < MAX_REQUESTS ? s.requests : MAX_REQUESTS;
+    int failed = 0, kept = 0;
+    for (int i = 0; i < nreq; i++) {
+        if (!s.failed[i])
+            continue;
+        failed++;
+        int j = next_with_first_record(&s, i, nreq);
+        kept += j >= 0 && strcmp(s.bodies[j], s.bodies[i]) == 0;
+    }
+    CHECK(s.stored_total == n && s.duplicates == 0);
+    CHECK(failed > 0);
+    printf("# %d failed requests, %d sent again as they were\n", failed, kept);
+    CHECK(kept == failed);
+    for (int i = 0; i < nreq; i++)
+        free(s.bodies[i]);
+    CHECK(final_state_in_order(&s, n, 5));
+}
+
+/* Retry-After in both its forms (RFC 9110 10.2.3). */
+static void run_retry_after(void)
+{
+    time_t now = 1700000000; /* Tue, 14 Nov 2023 22:13:20 GMT */
+    CHECK(kit_retry_after_seconds(" 120\r\n", now) == 120);
+    CHECK(kit_retry_after_seconds("0", now) == 0);
+    CHECK(kit_retry_after_seconds(" Tue, 14 Nov 2023 22:13:50 GMT\r\n", now) ==
+          30);
+    CHECK(kit_retry_after_seconds("Tue, 14 Nov 2023 22:00:00 GMT", now) == 0);
+    CHECK(kit_retry_after_seconds("soon", now) == -1);
+    CHECK(kit_retry_after_seconds("12abc", now) == -1);
+}
+
 int main(void)
 {
     run_config_from_options();
+    run_retry_after();
+    run_keep_batches();
     run_ordering(false);
     run_ordering(true);
     run_batch_keys();
