@@ -31,7 +31,6 @@ struct aws_refresher {
     bool force; /* fetch now: the service said they expired */
     aws_credentials current;
     time_t refresh_at; /* 0: never (long-term keys) */
-    int64_t obtained_at_ms;
     int failures;
     int64_t retry_at_ms;
     char last_error[512];
@@ -62,7 +61,6 @@ static void store_result(aws_refresher *r, bool ok, aws_credentials *fresh,
         aws_credentials_clear(&r->current);
         r->current = *fresh;
         r->have = true;
-        r->obtained_at_ms = wall_ms();
         r->refresh_at = refresh_time(r, fresh);
         if (r->failures)
             r->host->log(r->handle, PGSPOUT_LOG_INFO,
@@ -194,7 +192,7 @@ bool aws_refresher_get(aws_refresher *r, aws_credentials *out, char *err,
 void aws_refresher_expired(aws_refresher *r)
 {
     pthread_mutex_lock(&r->lock);
-    if (r->thread_started && wall_ms() - r->obtained_at_ms >= 1000) {
+    if (r->thread_started) {
         r->force = true;
         pthread_cond_signal(&r->wake);
     }

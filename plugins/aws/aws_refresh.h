@@ -32,8 +32,8 @@ bool aws_refresher_get(aws_refresher *r, aws_credentials *out, char *err,
                        size_t errlen);
 
 /* The service rejected a request's credentials as expired: fetch new ones
- * now, unless a set arrived within the last second (the answers of other
- * requests signed with the old set are still coming in). */
+ * now. Requests answered while a fetch runs add one more fetch at most
+ * (the request is a flag, not a queue). */
 void aws_refresher_expired(aws_refresher *r);
 
 /* Where the credentials come from, for log lines. */
