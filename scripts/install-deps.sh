@@ -21,6 +21,9 @@ declare -A EMBEDDED_VERSION=(
 # The Prometheus text parser the metrics tests read /metrics with: one
 # exact version, from PyPI.
 PROMETHEUS_CLIENT_VERSION=0.21.1
+# moto in server mode: the AWS STS the Kinesis sink's credential tests
+# assume roles with (tests/integration/aws_support.py); from PyPI, pinned.
+MOTO_VERSION=5.2.1
 
 # What only the tests and the benchmark harness use, beyond the build.
 install_test_packages() {
@@ -41,22 +44,35 @@ install_test_packages() {
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
-# prometheus_client for the Python that runs pytest (the one scripts/test.sh
-# picks), pinned; pip itself comes from Debian when that Python lacks it.
+# prometheus_client and moto[server] for the Python that runs pytest (the
+# one scripts/test.sh picks), pinned; pip itself comes from Debian when
+# that Python lacks it.
 install_python_packages() {
-    local py
+    local py force=
     for py in python3 /usr/bin/python3; do
         "$py" -m pytest --version >/dev/null 2>&1 && break
     done
-    "$py" -m pip show prometheus_client 2>/dev/null |
-        grep -qx "Version: $PROMETHEUS_CLIENT_VERSION" && return 0
+    pip_install "$py" prometheus_client "$PROMETHEUS_CLIENT_VERSION" \
+        prometheus_client
+    # Server mode needs flask, which the [server] extra brings.
+    "$py" -c 'import flask' 2>/dev/null || force=force
+    pip_install "$py" moto "$MOTO_VERSION" "moto[server]" $force
+}
+
+# pip_install PYTHON DIST VERSION REQUIREMENT [force]: installs
+# REQUIREMENT==VERSION unless DIST is at VERSION already (or force).
+pip_install() {
+    local py=$1 dist=$2 version=$3 requirement=$4 force=${5:-}
+    if [ -z "$force" ] && "$py" -m pip show "$dist" 2>/dev/null |
+        grep -qx "Version: $version"; then
+        return 0
+    fi
     "$py" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
-    log "installing prometheus_client $PROMETHEUS_CLIENT_VERSION for $py"
+    log "installing $requirement $version for $py"
     # Debian's own Python is "externally managed" (PEP 668); a pip too old
     # to know that ignores the variable.
     PIP_BREAK_SYSTEM_PACKAGES=1 "$py" -m pip install --quiet \
-        --disable-pip-version-check \
-        "prometheus_client==$PROMETHEUS_CLIENT_VERSION" >&2
+        --disable-pip-version-check "$requirement==$version" >&2
 }
 
 embedded_bindir() {
