@@ -46,11 +46,9 @@ class Moto(ServiceProcess):
 
     @classmethod
     def installed(cls):
-        try:
-            import moto.server  # noqa: F401
-            return True
-        except ImportError:
-            return False
+        import importlib.util
+        return importlib.util.find_spec("moto") is not None and \
+            importlib.util.find_spec("flask") is not None
 
     def command(self):
         import sys
