@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "backoff.h"
 #include "clock.h"
+#include "redact.h"
 
 /* Backoff between failed fetches: from half a second up to half a
  * minute, so 30-second credentials get several tries before they lapse. */
@@ -30,7 +31,8 @@ struct aws_refresher {
     bool have;  /* current holds a set */
     bool force; /* fetch now: the service said they expired */
     aws_credentials current;
-    time_t refresh_at; /* 0: never (long-term keys) */
+    aws_credentials previous; /* for redaction only */
+    time_t refresh_at;        /* 0: never (long-term keys) */
     int failures;
     int64_t retry_at_ms;
     char last_error[512];
@@ -58,7 +60,8 @@ static void store_result(aws_refresher *r, bool ok, aws_credentials *fresh,
                          const char *err)
 {
     if (ok) {
-        aws_credentials_clear(&r->current);
+        aws_credentials_clear(&r->previous);
+        r->previous = r->current;
         r->current = *fresh;
         r->have = true;
         r->refresh_at = refresh_time(r, fresh);
@@ -199,6 +202,18 @@ void aws_refresher_expired(aws_refresher *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+void aws_refresher_redact(aws_refresher *r, char *text)
+{
+    if (!text)
+        return;
+    pthread_mutex_lock(&r->lock);
+    redact(text, r->current.secret_access_key);
+    redact(text, r->current.session_token);
+    redact(text, r->previous.secret_access_key);
+    redact(text, r->previous.session_token);
+    pthread_mutex_unlock(&r->lock);
+}
+
 const char *aws_refresher_source(const aws_refresher *r)
 {
     return r->provider->description;
@@ -216,6 +231,7 @@ void aws_refresher_free(aws_refresher *r)
         pthread_join(r->thread, NULL);
     }
     aws_credentials_clear(&r->current);
+    aws_credentials_clear(&r->previous);
     aws_provider_free(r->provider);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->wake);

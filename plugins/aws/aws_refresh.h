@@ -36,6 +36,11 @@ bool aws_refresher_get(aws_refresher *r, aws_credentials *out, char *err,
  * (the request is a flag, not a queue). */
 void aws_refresher_expired(aws_refresher *r);
 
+/* Replaces, in text, the secret keys and session tokens of the current
+ * set and of the one before it (an answer to a request signed with the old
+ * set may arrive after the renewal). */
+void aws_refresher_redact(aws_refresher *r, char *text);
+
 /* Where the credentials come from, for log lines. */
 const char *aws_refresher_source(const aws_refresher *r);
 

@@ -17,7 +17,6 @@
 #include "kpl.h"
 #include "message.h"
 #include "pipeline.h"
-#include "redact.h"
 #include "sigv4.h"
 #include "strbuf.h"
 
@@ -199,38 +198,27 @@ static bool build_request(void *ctx, kit_record *const *records, size_t n,
     return true;
 }
 
-static void redact_credentials(char *text, const aws_credentials *creds)
-{
-    redact(text, creds->secret_access_key);
-    redact(text, creds->session_token);
-}
-
 static void handle_response(void *ctx, const kit_http_response *resp,
                             kit_record *const *records, size_t n,
                             kit_outcome *outcomes)
 {
     kinesis_sink *ks = ctx;
-    aws_credentials creds = {0};
-    char why[512];
 
     /* Lapsed temporary credentials: new ones are fetched now and the
      * records retried with them (the error type is transient). */
     if (kinesis_error_is_expired_token(resp->status, resp->body))
         aws_refresher_expired(ks->credentials);
-    aws_refresher_get(ks->credentials, &creds, why, sizeof why);
     /* Redact the whole answer first: reasons quote only part of it, and a
      * secret cut in half would no longer be recognised. */
     char *body = resp->body ? xstrdup(resp->body) : NULL;
-    if (body)
-        redact_credentials(body, &creds);
+    aws_refresher_redact(ks->credentials, body);
     kinesis_put_records_outcomes(
         resp->status, body, ks->streams[records[0]->batch_key], n, outcomes);
     free(body);
     /* A signature mismatch answer quotes the canonical request, which
      * carries the session token; no answer may carry a key into a log. */
     for (size_t i = 0; i < n; i++)
-        redact_credentials(outcomes[i].reason, &creds);
-    aws_credentials_clear(&creds);
+        aws_refresher_redact(ks->credentials, outcomes[i].reason);
 }
 
 static const kit_ops kinesis_ops = {
