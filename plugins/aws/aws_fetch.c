@@ -179,43 +179,44 @@ static char *http_text(aws_provider *p, const char *method, const char *url,
     return body;
 }
 
-/* The container endpoint's Authorization value: the file (re-read each
- * time, the agent rotates it) else the variable. */
-static char *container_authorization(aws_provider *p, char *err, size_t errlen)
+/* The container endpoint's Authorization value into *token (NULL when
+ * none is configured): the file (re-read each time, the agent rotates it)
+ * else the variable. False when the file cannot be read. */
+static bool container_authorization(aws_provider *p, char **token, char *err,
+                                    size_t errlen)
 {
     char buf[8192];
     size_t n;
     FILE *f;
 
-    if (!p->auth_token_file)
-        return p->auth_token ? xstrdup(p->auth_token) : NULL;
+    *token = NULL;
+    if (!p->auth_token_file) {
+        *token = p->auth_token ? xstrdup(p->auth_token) : NULL;
+        return true;
+    }
     if (!(f = fopen(p->auth_token_file, "r"))) {
         snprintf(err, errlen,
                  "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE \"%s\"",
                  p->auth_token_file);
-        return (char *)-1;
+        return false;
     }
     n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
     buf[n] = '\0';
-    {
-        char *token = xstrdup(buf);
-
-        OPENSSL_cleanse(buf, sizeof buf);
-        return token;
-    }
+    *token = xstrdup(buf);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return true;
 }
 
 bool aws_container_fetch(aws_provider *p, aws_credentials *out, char *err,
                          size_t errlen)
 {
-    char *token = container_authorization(p, err, errlen), *header = NULL;
-    char *body;
+    char *token, *header = NULL, *body;
     bool ok;
 
-    if (token == (char *)-1)
+    if (!container_authorization(p, &token, err, errlen))
         return false;
     if (token) {
         header = xasprintf("Authorization: %s", token);
