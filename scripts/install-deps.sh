@@ -27,6 +27,9 @@ MATPLOTLIB_VERSION=3.11.2
 # The Standard Webhooks reference library: the webhook sink's tests verify
 # every signature with it (tests/integration/webhook_server.py).
 STANDARDWEBHOOKS_VERSION=1.1.0
+# moto in server mode: the AWS STS the Kinesis sink's credential tests
+# assume roles with (tests/integration/aws_support.py); from PyPI, pinned.
+MOTO_VERSION=5.2.1
 
 # What only the tests and the benchmark harness use, beyond the build.
 install_test_packages() {
@@ -47,30 +50,39 @@ install_test_packages() {
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
-# prometheus_client and standardwebhooks for the Python that runs pytest
-# (the one scripts/test.sh picks) and matplotlib for the one that runs
-# bench/ (python3 on PATH), pinned; pip itself comes from Debian when
-# that Python lacks it.
+# prometheus_client, standardwebhooks and moto[server] for the Python
+# that runs pytest (the one scripts/test.sh picks) and matplotlib for
+# the one that runs bench/ (python3 on PATH), pinned; pip itself comes
+# from Debian when that Python lacks it.
 install_python_packages() {
-    local py
+    local py force=
     for py in python3 /usr/bin/python3; do
         "$py" -m pytest --version >/dev/null 2>&1 && break
     done
-    pip_install_pinned "$py" prometheus_client "$PROMETHEUS_CLIENT_VERSION"
-    pip_install_pinned "$py" standardwebhooks "$STANDARDWEBHOOKS_VERSION"
-    pip_install_pinned python3 matplotlib "$MATPLOTLIB_VERSION"
+    pip_install "$py" prometheus_client "$PROMETHEUS_CLIENT_VERSION" \
+        prometheus_client
+    # Server mode needs flask, which the [server] extra brings.
+    "$py" -c 'import flask' 2>/dev/null || force=force
+    pip_install "$py" moto "$MOTO_VERSION" "moto[server]" $force
+    pip_install "$py" standardwebhooks "$STANDARDWEBHOOKS_VERSION" \
+        standardwebhooks
+    pip_install python3 matplotlib "$MATPLOTLIB_VERSION" matplotlib
 }
 
-pip_install_pinned() {
-    local py=$1 package=$2 version=$3
-    "$py" -m pip show "$package" 2>/dev/null |
-        grep -qx "Version: $version" && return 0
+# pip_install PYTHON DIST VERSION REQUIREMENT [force]: installs
+# REQUIREMENT==VERSION unless DIST is at VERSION already (or force).
+pip_install() {
+    local py=$1 dist=$2 version=$3 requirement=$4 force=${5:-}
+    if [ -z "$force" ] && "$py" -m pip show "$dist" 2>/dev/null |
+        grep -qx "Version: $version"; then
+        return 0
+    fi
     "$py" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
-    log "installing $package $version for $py"
+    log "installing $requirement $version for $py"
     # Debian's own Python is "externally managed" (PEP 668); a pip too old
     # to know that ignores the variable.
     PIP_BREAK_SYSTEM_PACKAGES=1 "$py" -m pip install --quiet \
-        --disable-pip-version-check "$package==$version" >&2
+        --disable-pip-version-check "$requirement==$version" >&2
 }
 
 embedded_bindir() {

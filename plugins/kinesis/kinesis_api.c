@@ -120,6 +120,10 @@ bool kinesis_error_is_transient(const char *type)
         "RequestTimeTooSkewed",
         /* A stream being resharded or created answers this briefly. */
         "ResourceInUseException",
+        /* Temporary credentials lapsed: the sink fetches new ones
+         * (kinesis_error_is_expired_token) and the retry uses them. */
+        "ExpiredTokenException",
+        "ExpiredToken",
     };
 
     if (!type)
@@ -143,6 +147,23 @@ static void error_type_name(const char *raw, char *out, size_t outlen)
         n = outlen - 1;
     memcpy(out, start, n);
     out[n] = '\0';
+}
+
+bool kinesis_error_is_expired_token(long status, const char *body)
+{
+    json_t *doc;
+    const char *raw;
+    char type[128] = "";
+
+    if (status < 400 || status >= 500 || !body)
+        return false;
+    doc = json_loads(body, 0, NULL);
+    raw = json_string_value(json_object_get(doc, "__type"));
+    if (raw)
+        error_type_name(raw, type, sizeof type);
+    json_decref(doc);
+    return strcmp(type, "ExpiredTokenException") == 0 ||
+           strcmp(type, "ExpiredToken") == 0;
 }
 
 static void request_error(long status, json_t *doc, const char *body,

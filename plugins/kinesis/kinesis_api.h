@@ -60,6 +60,10 @@ char *kinesis_put_records_body(const char *stream, const kinesis_entry *entries,
  * bad credentials) needs a person. */
 bool kinesis_error_is_transient(const char *type);
 
+/* True for an answer saying the request's temporary credentials expired
+ * (ExpiredTokenException, ExpiredToken): retried once new ones arrive. */
+bool kinesis_error_is_expired_token(long status, const char *body);
+
 /* Fills outcomes[0..n) for a PutRecords answer. For HTTP 200: per record
  * from Records[i] (SequenceNumber: DONE; ProvisionedThroughputExceeded,
  * InternalFailure and other codes: RETRY); a body that cannot be read or

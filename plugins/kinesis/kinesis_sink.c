@@ -11,12 +11,12 @@
 #include <pgspout/pgspout.h>
 
 #include "aws_config.h"
+#include "aws_refresh.h"
 #include "clock.h"
 #include "kinesis_api.h"
 #include "kpl.h"
 #include "message.h"
 #include "pipeline.h"
-#include "redact.h"
 #include "sigv4.h"
 #include "strbuf.h"
 
@@ -41,6 +41,8 @@ typedef struct kinesis_sink {
     kit_pipeline_config config;
 
     aws_settings aws;
+    /* The current credentials, renewed in the background when temporary. */
+    aws_refresher *credentials;
     const char *stream;
     /* The name of each stream; the message and transaction events' default
      * to `stream` (then their records use CHANGE_STREAM's batch key). */
@@ -73,7 +75,8 @@ static const pgspout_option_def kinesis_options[] = {
      .doc = "Kinesis data stream name"},
     {.name = "region",
      .type = PGSPOUT_OPT_STRING,
-     .doc = "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION)"},
+     .doc = "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the "
+            "profile's region in the config file)"},
     {.name = "endpoint",
      .type = PGSPOUT_OPT_STRING,
      .doc = "endpoint URL (default: AWS_ENDPOINT_URL_KINESIS, "
@@ -96,12 +99,22 @@ static const pgspout_option_def kinesis_options[] = {
      .doc = "pack consecutive same-key events into KPL aggregated records"},
     {.name = "profile",
      .type = PGSPOUT_OPT_STRING,
-     .doc = "profile of the shared credentials file (default: AWS_PROFILE, "
-            "default)"},
+     .doc = "profile of the shared credentials and config files (default: "
+            "AWS_PROFILE, default)"},
+    {.name = "refresh_margin",
+     .type = PGSPOUT_OPT_DURATION,
+     .default_value = "5min",
+     .doc = "renew temporary credentials this long before they expire (at "
+            "most half their lifetime)"},
+    {.name = "imds_v1_fallback",
+     .type = PGSPOUT_OPT_BOOL,
+     .default_value = "false",
+     .doc = "allow EC2 instance metadata without a session token (IMDSv1) "
+            "when IMDSv2 is refused"},
     {.name = "access_key_id",
      .type = PGSPOUT_OPT_STRING,
      .flags = PGSPOUT_OPTF_SECRET,
-     .doc = "AWS access key id (default: environment, credentials file)"},
+     .doc = "AWS access key id (default: the AWS SDKs' credential chain)"},
     {.name = "secret_access_key",
      .type = PGSPOUT_OPT_STRING,
      .flags = PGSPOUT_OPTF_SECRET,
@@ -122,11 +135,13 @@ static const char *option_or_null(kinesis_sink *ks, const char *name)
     return value;
 }
 
+/* Signs a PutRecords request with the current credentials; without any
+ * yet, the records wait (kit_request_retry_later) instead of failing. */
 static bool build_request(void *ctx, kit_record *const *records, size_t n,
                           kit_http_request *req, char *err, size_t errlen)
 {
     kinesis_sink *ks = ctx;
-    kinesis_entry *entries = xcalloc(n, sizeof *entries);
+    kinesis_entry *entries;
     size_t body_len;
     char *body;
     sigv4_header headers[] = {
@@ -135,15 +150,16 @@ static bool build_request(void *ctx, kit_record *const *records, size_t n,
         {"X-Amz-Target", KINESIS_TARGET_PUT_RECORDS},
     };
     sigv4_request sreq;
-    sigv4_params params = {.access_key_id = ks->aws.access_key_id,
-                           .secret_access_key = ks->aws.secret_access_key,
-                           .session_token = ks->aws.session_token,
-                           .region = ks->aws.region,
-                           .service = "kinesis",
-                           .when = time(NULL),
-                           .normalize_path = true};
+    aws_credentials creds;
     sigv4_signature sig;
+    bool signed_ok;
 
+    if (!aws_refresher_get(ks->credentials, &creds, err, errlen)) {
+        kit_request_init(req, "POST", ks->url);
+        kit_request_retry_later(req, err);
+        return true;
+    }
+    entries = xcalloc(n, sizeof *entries);
     for (size_t i = 0; i < n; i++)
         entries[i] = (kinesis_entry){records[i]->data, records[i]->len,
                                      records[i]->meta};
@@ -156,7 +172,16 @@ static bool build_request(void *ctx, kit_record *const *records, size_t n,
                            .nheaders = sizeof headers / sizeof *headers,
                            .body = body,
                            .body_len = body_len};
-    if (!sigv4_sign(&sreq, &params, &sig, err, errlen)) {
+    sigv4_params params = {.access_key_id = creds.access_key_id,
+                           .secret_access_key = creds.secret_access_key,
+                           .session_token = creds.session_token,
+                           .region = ks->aws.region,
+                           .service = "kinesis",
+                           .when = time(NULL),
+                           .normalize_path = true};
+    signed_ok = sigv4_sign(&sreq, &params, &sig, err, errlen);
+    if (!signed_ok) {
+        aws_credentials_clear(&creds);
         free(body);
         return false;
     }
@@ -164,12 +189,13 @@ static bool build_request(void *ctx, kit_record *const *records, size_t n,
     for (size_t i = 0; i < sizeof headers / sizeof *headers; i++)
         kit_request_header(req, "%s: %s", headers[i].name, headers[i].value);
     kit_request_header(req, "X-Amz-Date: %s", sig.amz_date);
-    if (ks->aws.session_token)
+    if (creds.session_token)
         kit_request_header(req, "X-Amz-Security-Token: %s",
-                           ks->aws.session_token);
+                           creds.session_token);
     kit_request_header(req, "Authorization: %s", sig.authorization);
     kit_request_body(req, body, body_len);
     sigv4_signature_free(&sig);
+    aws_credentials_clear(&creds);
     return true;
 }
 
@@ -179,22 +205,21 @@ static void handle_response(void *ctx, const kit_http_response *resp,
 {
     kinesis_sink *ks = ctx;
 
+    /* Lapsed temporary credentials: new ones are fetched now and the
+     * records retried with them (the error type is transient). */
+    if (kinesis_error_is_expired_token(resp->status, resp->body))
+        aws_refresher_expired(ks->credentials);
     /* Redact the whole answer first: reasons quote only part of it, and a
      * secret cut in half would no longer be recognised. */
     char *body = resp->body ? xstrdup(resp->body) : NULL;
-    if (body) {
-        redact(body, ks->aws.secret_access_key);
-        redact(body, ks->aws.session_token);
-    }
+    aws_refresher_redact(ks->credentials, body);
     kinesis_put_records_outcomes(
         resp->status, body, ks->streams[records[0]->batch_key], n, outcomes);
     free(body);
     /* A signature mismatch answer quotes the canonical request, which
      * carries the session token; no answer may carry a key into a log. */
-    for (size_t i = 0; i < n; i++) {
-        redact(outcomes[i].reason, ks->aws.secret_access_key);
-        redact(outcomes[i].reason, ks->aws.session_token);
-    }
+    for (size_t i = 0; i < n; i++)
+        aws_refresher_redact(ks->credentials, outcomes[i].reason);
 }
 
 static const kit_ops kinesis_ops = {
@@ -429,6 +454,7 @@ static void kinesis_destroy(void *state)
     if (!ks)
         return;
     kit_pipeline_free(ks->pipeline);
+    aws_refresher_free(ks->credentials);
     kpl_aggregate_free(&ks->pending);
     free(ks->pending_key);
     free(ks->pending_first);
@@ -447,14 +473,47 @@ static pgspout_status fail_create(kinesis_sink *ks, const char *fmt,
     return PGSPOUT_FATAL;
 }
 
+/* Region, endpoint and the credential provider (the AWS SDKs' chain), and
+ * the first credentials. The TLS settings of the sink apply to STS too. */
+static bool resolve_aws(kinesis_sink *ks, char *err, size_t errlen)
+{
+    aws_explicit_settings given = {
+        .access_key_id = option_or_null(ks, "access_key_id"),
+        .secret_access_key = option_or_null(ks, "secret_access_key"),
+        .session_token = option_or_null(ks, "session_token"),
+        .profile = option_or_null(ks, "profile"),
+        .region = option_or_null(ks, "region"),
+        .endpoint = option_or_null(ks, "endpoint"),
+        .http = ks->config.http,
+    };
+    int64_t margin_ms = 0;
+    strbuf url = STRBUF_INIT;
+
+    ks->host->option_bool(ks->handle, "imds_v1_fallback",
+                          &given.imds_v1_fallback);
+    ks->host->option_int(ks->handle, "refresh_margin", &margin_ms);
+    if (!aws_settings_resolve(&given, "kinesis", &ks->aws, err, errlen))
+        return false;
+    if (!aws_endpoint_parts(ks->aws.endpoint, &ks->host_header, &ks->path)) {
+        snprintf(err, errlen, "bad endpoint \"%s\"", ks->aws.endpoint);
+        return false;
+    }
+    sbuf_append_str(&url, ks->aws.endpoint);
+    if (strcmp(ks->path, "/") == 0)
+        sbuf_append_char(&url, '/');
+    ks->url = sbuf_detach(&url);
+    ks->credentials = aws_refresher_new(ks->host, ks->handle, ks->aws.provider,
+                                        (int)(margin_ms / 1000), err, errlen);
+    ks->aws.provider = NULL; /* the refresher owns it, even on failure */
+    return ks->credentials != NULL;
+}
+
 static pgspout_status kinesis_create(const pgspout_host_api *host,
                                      pgspout_sink_handle *handle, void **state)
 {
     kinesis_sink *ks = xcalloc(1, sizeof *ks);
-    aws_explicit_settings given;
     const char *key_option;
     char err[1024];
-    strbuf url = STRBUF_INIT;
 
     ks->host = host;
     ks->handle = handle;
@@ -483,25 +542,10 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
     }
     host->option_bool(handle, "aggregate", &ks->aggregate);
 
-    given = (aws_explicit_settings){
-        .access_key_id = option_or_null(ks, "access_key_id"),
-        .secret_access_key = option_or_null(ks, "secret_access_key"),
-        .session_token = option_or_null(ks, "session_token"),
-        .profile = option_or_null(ks, "profile"),
-        .region = option_or_null(ks, "region"),
-        .endpoint = option_or_null(ks, "endpoint"),
-    };
-    if (!aws_settings_resolve(&given, "kinesis", &ks->aws, err, sizeof err))
-        return fail_create(ks, "%s", err);
-    if (!aws_endpoint_parts(ks->aws.endpoint, &ks->host_header, &ks->path))
-        return fail_create(ks, "bad endpoint \"%s\"", ks->aws.endpoint);
-    sbuf_append_str(&url, ks->aws.endpoint);
-    if (strcmp(ks->path, "/") == 0)
-        sbuf_append_char(&url, '/');
-    ks->url = sbuf_detach(&url);
-
     if (!kit_pipeline_config_from_options(host, handle, "kinesis", &ks->config,
                                           err, sizeof err))
+        return fail_create(ks, "%s", err);
+    if (!resolve_aws(ks, err, sizeof err))
         return fail_create(ks, "%s", err);
     /* Kinesis may store a later record of a key while an earlier one of the
      * same request failed; only one unfinished record per key keeps order. */
@@ -522,7 +566,7 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
               : ks->key_mode == KINESIS_KEY_TABLE ? "per table"
                                                   : "fixed",
               ks->aggregate ? ", KPL aggregation" : "",
-              ks->aws.credential_source);
+              aws_refresher_source(ks->credentials));
     *state = ks;
     return PGSPOUT_OK;
 }

@@ -40,8 +40,15 @@ void kit_request_body(kit_http_request *req, char *body, size_t len)
     req->body_len = len;
 }
 
+void kit_request_retry_later(kit_http_request *req, const char *reason)
+{
+    free(req->retry_later);
+    req->retry_later = xstrdup(reason);
+}
+
 void kit_request_free(kit_http_request *req)
 {
+    free(req->retry_later);
     free(req->method);
     free(req->url);
     for (size_t i = 0; i < req->nheaders; i++)

@@ -14,6 +14,9 @@ typedef struct kit_http_request {
     size_t nheaders;
     char *body; /* may be NULL */
     size_t body_len;
+    /* Set by kit_request_retry_later: the request is not sent; the
+     * pipeline retries its records after a backoff with this reason. */
+    char *retry_later;
 } kit_http_request;
 
 typedef struct kit_http_response {
@@ -40,6 +43,11 @@ void kit_request_header(kit_http_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Takes ownership of body (malloc'd). */
 void kit_request_body(kit_http_request *req, char *body, size_t len);
+/* From build_request: this request cannot be built now (credentials not
+ * yet available), but may later; its records are retried after a backoff
+ * and reported as retried (so the host's /ready says the sink is
+ * retrying), never failed. */
+void kit_request_retry_later(kit_http_request *req, const char *reason);
 void kit_request_free(kit_http_request *req);
 void kit_response_free(kit_http_response *resp);
 

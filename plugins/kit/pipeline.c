@@ -406,6 +406,38 @@ static size_t pick_batch(kit_pipeline *p, entry **chosen, int64_t now,
     return n;
 }
 
+static void report(kit_pipeline *p, pgspout_record_outcome what, size_t n);
+
+/* A request the sink could not build yet (kit_request_retry_later): its
+ * records wait a backoff, as after a transport failure, and count as
+ * retried. Called without the lock; frees r. */
+static void defer_request(kit_pipeline *p, request *r)
+{
+    int64_t now = now_us();
+
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < r->n; i++) {
+        entry *e = r->entries[i];
+        if (e->rec->order_key)
+            keymap_add(&p->in_flight_keys, e->rec->order_key, -1);
+        e->state = ENTRY_PENDING;
+        e->not_before_us = now + backoff_delay_between((int)e->rec->attempts,
+                                                       p->cfg.retry_base_ms,
+                                                       p->cfg.retry_cap_ms) *
+                                     1000;
+    }
+    p->in_flight--;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    report(p, PGSPOUT_RECORDS_RETRIED, r->n);
+    p->host->log(p->handle, PGSPOUT_LOG_WARNING,
+                 "%zu records will be sent again (%s)", r->n,
+                 r->req.retry_later);
+    kit_request_free(&r->req);
+    free(r->entries);
+    free(r);
+}
+
 /* Starts requests while the in-flight limit allows. Lock held; released
  * around the sink's build_request. */
 static void start_requests(kit_pipeline *p, int64_t *wake_us)
@@ -432,6 +464,11 @@ static void start_requests(kit_pipeline *p, int64_t *wake_us)
         bool built =
             p->ops->build_request(p->ctx, records, n, &r->req, err, sizeof err);
         free(records);
+        if (built && r->req.retry_later) {
+            defer_request(p, r);
+            pthread_mutex_lock(&p->lock);
+            continue;
+        }
         bool ready = built && kit_http_transfer_setup(&r->transfer,
                                                       &p->cfg.http, &r->req);
         if (ready)

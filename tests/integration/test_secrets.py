@@ -191,6 +191,73 @@ def test_kinesis_down_verbose(db, pgspout, tmp_path, secret_env, dead_port):
     assert_no_secret("kinesis -v log", log)
 
 
+def test_aws_credential_sources_verbose(db, pgspout, tmp_path, secret_env,
+                                       dead_port):
+    """AWS credentials from a credential_process (the keys in its output),
+    from a container endpoint whose authorization token is secret too, and
+    from a credential_process that fails after printing keys: none shows in
+    the -v log, whether the sink retries (service down) or cannot get
+    credentials at all (the process fails; the message gives its exit
+    status, not its output)."""
+    db.psql("create table k (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into k values (1);")
+    document = json.dumps({"Version": 1, "AccessKeyId": AWS_KEY_ID,
+                           "SecretAccessKey": AWS_SECRET,
+                           "SessionToken": AWS_TOKEN})
+    good, bad = tmp_path / "good.sh", tmp_path / "bad.sh"
+    good.write_text("#!/bin/sh\necho '%s'\n" % document)
+    bad.write_text("#!/bin/sh\necho '%s'\nexit 3\n" % document)
+    for script in (good, bad):
+        script.chmod(0o700)
+    config = tmp_path / "aws-config"
+    config.write_text("[profile good]\ncredential_process = %s\n"
+                      "[profile bad]\ncredential_process = %s\n"
+                      % (good, bad))
+    env = {k: v for k, v in secret_env.items() if not k.startswith("AWS_")}
+    env.update(AWS_REGION="us-east-1", AWS_CONFIG_FILE=str(config),
+               AWS_EC2_METADATA_DISABLED="true", HOME=str(tmp_path))
+    for profile, expect in (("good", "will be sent again"),
+                            ("bad", "credential_process exited with "
+                                    "status 3")):
+        proc = pgspout.spawn("-v", "-d", db.conninfo, "--slot", db.name,
+                             "--sink", "kinesis", "-o", "stream=s",
+                             "-o", "endpoint=http://127.0.0.1:%d" % dead_port,
+                             "-o", "retry_max=200ms",
+                             env=dict(env, AWS_PROFILE=profile))
+        wait_until(lambda: expect in pgspout.stderr_of(proc) or
+                   proc.poll() is not None, timeout=60, what=expect)
+        assert proc.poll() is None, pgspout.stderr_of(proc)[-3000:]
+        assert_no_secret("process title", cmdline(proc.pid),
+                         thread_titles(proc.pid))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert_no_secret("kinesis %s log" % profile, pgspout.stderr_of(proc))
+    # The container endpoint's authorization token.
+    import aws_support
+    issued = aws_support.Issued()
+    server = aws_support.ContainerServer(issued, "Bearer " + AWS_TOKEN)
+    try:
+        proc = pgspout.spawn(
+            "-v", "-d", db.conninfo, "--slot", db.name, "--sink", "kinesis",
+            "-o", "stream=s", "-o", "endpoint=http://127.0.0.1:%d" % dead_port,
+            "-o", "retry_max=200ms",
+            env=dict(env, AWS_CONTAINER_CREDENTIALS_FULL_URI=server.url,
+                     AWS_CONTAINER_AUTHORIZATION_TOKEN="Bearer " + AWS_TOKEN))
+        wait_until(lambda: "will be sent again" in pgspout.stderr_of(proc) or
+                   proc.poll() is not None, timeout=60, what="retries")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        server.close()
+    assert server.requests, "the container endpoint was not asked"
+    log = pgspout.stderr_of(proc)
+    assert "container credentials" in log, log[-2000:]
+    assert_no_secret("kinesis container log", log)
+    for secret in issued.secrets():
+        assert secret not in log
+
+
 def test_process_title_with_config_connection(db, pgspout, tmp_path,
                                               secret_env):
     """With the conninfo in the config file, the password is in no process

@@ -569,6 +569,53 @@ static void run_unreachable_retries(void)
     CHECK(reported[PGSPOUT_RECORDS_ACCEPTED] == 0);
 }
 
+/* A sink without what it needs to sign yet (credentials being fetched)
+ * defers its first requests: the records wait a backoff, count as
+ * retried, and are delivered once it can build them; nothing fails. */
+static _Atomic int deferrals_left;
+
+static bool build_later(void *ctx, kit_record *const *records, size_t n,
+                        kit_http_request *req, char *err, size_t errlen)
+{
+    if (deferrals_left > 0) {
+        deferrals_left--;
+        kit_request_init(req, "POST", "http://unused.invalid/");
+        kit_request_retry_later(req, "no credentials yet");
+        return true;
+    }
+    return build(ctx, records, n, req, err, errlen);
+}
+
+static void run_retry_later(void)
+{
+    static const kit_ops later_ops = {.build_request = build_later,
+                                      .handle_response = handle};
+    server s;
+    server_start(&s);
+    port = s.port;
+    memset(&acked, 0, sizeof acked);
+    reset_reports();
+    deferrals_left = 3;
+    kit_pipeline_config c = base_config();
+    c.max_in_flight = 1;
+    char err[256];
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &later_ops, NULL, err, sizeof err);
+    pgspout_status st = PGSPOUT_OK;
+    for (int i = 0; i < 5 && st == PGSPOUT_OK; i++)
+        st = kit_submit(p, make_record(i, i));
+    if (st == PGSPOUT_OK)
+        st = kit_flush(p);
+    CHECK(st == PGSPOUT_OK);
+    CHECK(deferrals_left == 0);
+    pgspout_position last = {1 << 8, 5};
+    CHECK(pgspout_position_cmp(last_ack(), last) == 0);
+    kit_pipeline_free(p); /* reports come after acknowledgements */
+    CHECK(reported[PGSPOUT_RECORDS_RETRIED] >= 3);
+    CHECK(reported[PGSPOUT_RECORDS_ACCEPTED] == 5);
+    server_stop(&s);
+}
+
 /* ---- the options every network sink shares ---- */
 
 /* What the host hands over for a table with KIT_PIPELINE_OPTIONS: every
@@ -825,5 +872,6 @@ int main(void)
     run_too_large(false, true);
     run_too_large(true, true);
     run_too_large(true, false);
+    run_retry_later();
     return check_summary();
 }

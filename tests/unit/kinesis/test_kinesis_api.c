@@ -286,14 +286,26 @@ static void test_kpl(void)
 static void clear_aws_env(void)
 {
     static const char *const names[] = {
-        "AWS_ACCESS_KEY_ID",           "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",           "AWS_PROFILE",
-        "AWS_SHARED_CREDENTIALS_FILE", "AWS_REGION",
-        "AWS_DEFAULT_REGION",          "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_KINESIS"};
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_KINESIS",
+        "AWS_CONFIG_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
 
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         unsetenv(names[i]);
+    /* Off EC2: the chain's last step must not wait for 169.254.169.254. */
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 }
 
 static void test_aws_settings(void)
@@ -322,12 +334,12 @@ static void test_aws_settings(void)
     setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
     setenv("AWS_SESSION_TOKEN", "envtoken", 1);
     CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
-    CHECK_STR(s.access_key_id, "AKIAENV");
-    CHECK_STR(s.secret_access_key, "envsecret");
-    CHECK_STR(s.session_token, "envtoken");
+    CHECK_STR(s.provider->fixed.access_key_id, "AKIAENV");
+    CHECK_STR(s.provider->fixed.secret_access_key, "envsecret");
+    CHECK_STR(s.provider->fixed.session_token, "envtoken");
     CHECK_STR(s.region, "eu-west-1");
     CHECK_STR(s.endpoint, "https://kinesis.eu-west-1.amazonaws.com");
-    CHECK_STR(s.credential_source, "environment");
+    CHECK_STR(s.provider->description, "environment");
     aws_settings_free(&s);
 
     /* AWS_REGION beats AWS_DEFAULT_REGION; the option beats both. */
@@ -365,10 +377,10 @@ static void test_aws_settings(void)
     given.access_key_id = "AKIAOPT";
     given.secret_access_key = "optsecret";
     CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
-    CHECK_STR(s.access_key_id, "AKIAOPT");
-    CHECK_STR(s.secret_access_key, "optsecret");
-    CHECK(s.session_token == NULL);
-    CHECK_STR(s.credential_source, "sink options");
+    CHECK_STR(s.provider->fixed.access_key_id, "AKIAOPT");
+    CHECK_STR(s.provider->fixed.secret_access_key, "optsecret");
+    CHECK(s.provider->fixed.session_token == NULL);
+    CHECK_STR(s.provider->description, "sink options");
     aws_settings_free(&s);
     given.secret_access_key = NULL;
     CHECK(!aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
@@ -392,15 +404,15 @@ static void test_aws_settings(void)
           f);
     fclose(f);
     CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
-    CHECK_STR(s.access_key_id, "AKIAFILE");
-    CHECK_STR(s.secret_access_key, "filesecret");
-    CHECK(s.session_token == NULL);
-    CHECK(strstr(s.credential_source, "[default]") != NULL);
+    CHECK_STR(s.provider->fixed.access_key_id, "AKIAFILE");
+    CHECK_STR(s.provider->fixed.secret_access_key, "filesecret");
+    CHECK(s.provider->fixed.session_token == NULL);
+    CHECK(strstr(s.provider->description, "[default]") != NULL);
     aws_settings_free(&s);
     setenv("AWS_PROFILE", "other", 1);
     CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
-    CHECK_STR(s.access_key_id, "AKIAOTHER");
-    CHECK_STR(s.session_token, "othertoken");
+    CHECK_STR(s.provider->fixed.access_key_id, "AKIAOTHER");
+    CHECK_STR(s.provider->fixed.session_token, "othertoken");
     aws_settings_free(&s);
     given.profile = "broken";
     CHECK(!aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
@@ -413,11 +425,11 @@ static void test_aws_settings(void)
     setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
     given.profile = "other";
     CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
-    CHECK_STR(s.access_key_id, "AKIAOTHER");
+    CHECK_STR(s.provider->fixed.access_key_id, "AKIAOTHER");
     aws_settings_free(&s);
     given.profile = NULL;
     CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
-    CHECK_STR(s.access_key_id, "AKIAENV");
+    CHECK_STR(s.provider->fixed.access_key_id, "AKIAENV");
     aws_settings_free(&s);
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
@@ -431,7 +443,7 @@ static void test_aws_settings(void)
     fclose(f);
     setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
     CHECK(aws_settings_resolve(&given, "kinesis", &s, err, sizeof err));
-    CHECK_STR(s.access_key_id, "AKIAMOVED");
+    CHECK_STR(s.provider->fixed.access_key_id, "AKIAMOVED");
     aws_settings_free(&s);
 
     unlink(path);

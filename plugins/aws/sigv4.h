@@ -1,8 +1,8 @@
 /* AWS Signature Version 4 for requests signed in headers (the Authorization
  * header), as every AWS JSON API such as Kinesis expects. Hashing and HMAC
  * come from OpenSSL. */
-#ifndef KINESIS_SIGV4_H
-#define KINESIS_SIGV4_H
+#ifndef AWS_SIGV4_H
+#define AWS_SIGV4_H
 
 #include <stdbool.h>
 #include <stddef.h>
