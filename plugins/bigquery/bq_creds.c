@@ -46,15 +46,15 @@ static bool need_string(json_t *obj, const char *key, const char *where,
 {
     *out = opt_string(obj, key);
     if (!*out)
-        snprintf(err, errlen, "%s lacks \"%s\" (a non-empty string)", where,
-                 key);
+        snprintf(err, errlen, "\"%s\" is missing or empty (needed %s)", key,
+                 where);
     return *out != NULL;
 }
 
 static bool parse_service_account(json_t *root, bq_cred *c, char *err,
                                   size_t errlen)
 {
-    const char *where = "the service_account credentials";
+    const char *where = "for type service_account";
     char *pem = NULL;
     if (!need_string(root, "client_email", where, &c->client_email, err,
                      errlen) ||
@@ -76,7 +76,7 @@ static bool parse_service_account(json_t *root, bq_cred *c, char *err,
 static bool parse_authorized_user(json_t *root, bq_cred *c, char *err,
                                   size_t errlen)
 {
-    const char *where = "the authorized_user credentials";
+    const char *where = "for type authorized_user";
     c->token_uri = opt_string(root, "token_uri");
     return need_string(root, "client_id", where, &c->client_id, err, errlen) &&
            need_string(root, "client_secret", where, &c->client_secret, err,
@@ -128,8 +128,8 @@ static bool parse_source_format(json_t *format, bq_subject_source *s, char *err,
         return false;
     }
     return need_string(format, "subject_token_field_name",
-                       "\"credential_source.format\"", &s->json_field, err,
-                       errlen);
+                       "in credential_source.format of type json",
+                       &s->json_field, err, errlen);
 }
 
 static bool parse_credential_source(json_t *src, bq_subject_source *s,
@@ -137,8 +137,8 @@ static bool parse_credential_source(json_t *src, bq_subject_source *s,
 {
     if (!json_is_object(src)) {
         snprintf(err, errlen,
-                 "the external_account credentials lack "
-                 "\"credential_source\" (an object)");
+                 "\"credential_source\" is missing or not an object "
+                 "(needed for type external_account)");
         return false;
     }
     s->file = opt_string(src, "file");
@@ -158,7 +158,7 @@ static bool parse_credential_source(json_t *src, bq_subject_source *s,
 static bool parse_external_account(json_t *root, bq_cred *c, char *err,
                                    size_t errlen)
 {
-    const char *where = "the external_account credentials";
+    const char *where = "for type external_account";
     if (!need_string(root, "audience", where, &c->audience, err, errlen) ||
         !need_string(root, "subject_token_type", where, &c->subject_token_type,
                      err, errlen) ||
@@ -199,7 +199,7 @@ bool bq_cred_parse(const char *json, size_t len, bq_cred *c, char *err,
     bool ok = false;
     if (!type) {
         snprintf(err, errlen,
-                 "lacks \"type\" (service_account, "
+                 "\"type\" is missing (service_account, "
                  "authorized_user or external_account)");
     } else if (strcmp(type, "service_account") == 0) {
         c->kind = BQ_CRED_SERVICE_ACCOUNT;

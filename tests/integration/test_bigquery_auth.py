@@ -362,9 +362,10 @@ def test_missing_subject_token_file(db, pgspout, emulator, dataset, google,
     ('{"type": "service_account", ', "not a JSON object"),
     ('{"type": "impersonated_service_account"}',
      '"type" is "impersonated_service_account", which is not supported'),
-    ('{"client_email": "a@b"}', 'lacks "type"'),
+    ('{"client_email": "a@b"}', '"type" is missing'),
     ('{"type": "authorized_user", "client_id": "x", "client_secret": "%s"}'
-     % ga.CLIENT_SECRET, 'lacks "refresh_token"'),
+     % ga.CLIENT_SECRET,
+     '"refresh_token" is missing or empty (needed for type authorized_user)'),
     ('{"type": "external_account", "audience": "a", "subject_token_type": '
      '"t", "token_url": "u", "credential_source": {"executable": {}}}',
      'has neither "file" nor "url"'),
