@@ -813,15 +813,15 @@ static bool make_auth(bq_sink *s, char *err, size_t errlen)
         free(path);
         return false;
     }
-    if (path)
+    if (path) {
         s->host->log(s->handle, PGSPOUT_LOG_INFO,
                      "auth: %s credentials from %s (%s)",
                      bq_cred_kind_name(cred.kind), path, source);
-    else
+    } else {
         bq_cred_metadata(metadata, &cred);
-    if (!path)
         s->host->log(s->handle, PGSPOUT_LOG_INFO, "auth: metadata server %s",
                      cred.metadata_base);
+    }
     free(path);
     s->auth = bq_auth_start(&cred, &s->config.http, log_auth, s, err, errlen);
     bq_cred_free(&cred);
