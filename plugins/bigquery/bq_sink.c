@@ -180,11 +180,17 @@ static char *queries_url(const bq_sink *s)
  * then at most one request timeout. Still none: the request goes without
  * one, the service answers 401 and the request is retried with backoff
  * (nothing is dropped). */
+/* How long to wait for a first token when request_timeout is 0 (none). */
+#define BQ_TOKEN_WAIT_UNLIMITED_MS 60000
+
 static void add_auth(bq_sink *s, kit_http_request *req)
 {
     char header[4096], err[512];
-    if (!bq_auth_header(s->auth, header, sizeof header,
-                        s->config.http.request_timeout_ms, err, sizeof err)) {
+    long wait_ms = s->config.http.request_timeout_ms > 0
+                       ? s->config.http.request_timeout_ms
+                       : BQ_TOKEN_WAIT_UNLIMITED_MS;
+    if (!bq_auth_header(s->auth, header, sizeof header, wait_ms, err,
+                        sizeof err)) {
         s->host->log(s->handle, PGSPOUT_LOG_WARNING,
                      "no access token for now (%s); will retry", err);
         return;
