@@ -57,17 +57,18 @@ static const pgspout_option_def bq_options[] = {
     {.name = "auth",
      .type = PGSPOUT_OPT_STRING,
      .default_value = "auto",
-     .choices = "auto|key|metadata|none",
-     .doc = "credentials: auto, key (service-account file), metadata "
-            "server, none"},
+     .choices = "auto|adc|file|key|metadata|none",
+     .doc = "credentials: auto, adc (Google's discovery order), file "
+            "(a credentials file; key is the same), metadata server, none"},
     {.name = "credentials_file",
      .type = PGSPOUT_OPT_STRING,
-     .doc = "service-account key file (default: "
-            "$GOOGLE_APPLICATION_CREDENTIALS)"},
+     .doc = "credentials file: service_account, authorized_user or "
+            "external_account (default: $GOOGLE_APPLICATION_CREDENTIALS, "
+            "then gcloud's application_default_credentials.json)"},
     {.name = "metadata_endpoint",
      .type = PGSPOUT_OPT_STRING,
-     .default_value = "http://metadata.google.internal",
-     .doc = "metadata server for auth=metadata"},
+     .doc = "metadata server base URL (default: http://$GCE_METADATA_HOST, "
+            "else http://metadata.google.internal)"},
     {.name = "schema_mismatch",
      .type = PGSPOUT_OPT_STRING,
      .default_value = "warn",
@@ -174,25 +175,29 @@ static char *queries_url(const bq_sink *s)
     return sbuf_detach(&sb);
 }
 
-/* Adds the Authorization header. A token that cannot be had for now
- * leaves it out: the service answers 401, which is retried. */
-static bool add_auth(bq_sink *s, kit_http_request *req, char *err,
-                     size_t errlen)
+/* Adds the Authorization header. The token is refreshed in the
+ * background, so this waits only when there is no valid token at all, and
+ * then at most one request timeout. Still none: the request goes without
+ * one, the service answers 401 and the request is retried with backoff
+ * (nothing is dropped). */
+/* How long to wait for a first token when request_timeout is 0 (none). */
+#define BQ_TOKEN_WAIT_UNLIMITED_MS 60000
+
+static void add_auth(bq_sink *s, kit_http_request *req)
 {
-    char header[4096];
-    bool transient;
-    if (!bq_auth_header(s->auth, header, sizeof header, &transient, err,
-                        errlen)) {
-        if (!transient)
-            return false;
+    char header[4096], err[512];
+    long wait_ms = s->config.http.request_timeout_ms > 0
+                       ? s->config.http.request_timeout_ms
+                       : BQ_TOKEN_WAIT_UNLIMITED_MS;
+    if (!bq_auth_header(s->auth, header, sizeof header, wait_ms, err,
+                        sizeof err)) {
         s->host->log(s->handle, PGSPOUT_LOG_WARNING,
                      "no access token for now (%s); will retry", err);
-        return true;
+        return;
     }
     if (header[0])
         kit_request_header(req, "%s", header);
     OPENSSL_cleanse(header, sizeof header);
-    return true;
 }
 
 /* ---- pipeline callbacks (pipeline thread) ---- */
@@ -230,10 +235,7 @@ static bool build_request(void *ctx, kit_record *const *records, size_t n,
     kit_request_init(req, "POST", url);
     free(url);
     kit_request_header(req, "Content-Type: application/json");
-    if (!add_auth(s, req, err, errlen)) {
-        sbuf_free(&body);
-        return false;
-    }
+    add_auth(s, req);
     size_t len = body.len;
     kit_request_body(req, sbuf_detach(&body), len);
     if (attempts > 1)
@@ -284,16 +286,10 @@ static pgspout_status api_call(bq_sink *s, const char *method, char *url,
                                char *body, kit_http_response *resp)
 {
     kit_http_request req;
-    char err[512];
     memset(resp, 0, sizeof *resp);
     kit_request_init(&req, method, url);
     free(url);
-    if (!add_auth(s, &req, err, sizeof err)) {
-        s->host->log(s->handle, PGSPOUT_LOG_ERROR, "%s", err);
-        kit_request_free(&req);
-        free(body);
-        return PGSPOUT_FATAL;
-    }
+    add_auth(s, &req);
     if (body) {
         kit_request_header(&req, "Content-Type: application/json");
         kit_request_body(&req, body, strlen(body));
@@ -771,51 +767,73 @@ static void bq_destroy(void *state)
     free(s);
 }
 
+/* Token fetch failures, from the refresh thread. */
+static void log_auth(void *ctx, bool failure, const char *msg)
+{
+    bq_sink *s = ctx;
+    s->host->log(s->handle, failure ? PGSPOUT_LOG_WARNING : PGSPOUT_LOG_INFO,
+                 "%s", msg);
+}
+
+/* The credentials file the auth mode calls for (README, "Credentials"):
+ * NULL for the metadata server, or with *none for no auth at all. */
+static char *pick_credentials_file(bq_sink *s, const char *mode,
+                                   const char **source, bool *none)
+{
+    const char *file = NULL;
+    s->host->option_string(s->handle, "credentials_file", &file);
+    bool emulator = strncmp(s->endpoint, "http://", 7) == 0;
+    *none = strcmp(mode, "none") == 0;
+    if (*none || strcmp(mode, "metadata") == 0)
+        return NULL;
+    /* auto against an emulator: only credentials asked for explicitly, so
+     * that a developer's gcloud login is not sent to it. */
+    bool automatic = strcmp(mode, "auto") == 0;
+    char *path = bq_cred_discover_file(file, !(automatic && emulator), source);
+    if (!path && automatic && emulator)
+        *none = true;
+    return path;
+}
+
 static bool make_auth(bq_sink *s, char *err, size_t errlen)
 {
-    const pgspout_host_api *h = s->host;
-    const char *mode = "auto", *file = NULL, *metadata = NULL;
-    h->option_string(s->handle, "auth", &mode);
-    if (!h->option_string(s->handle, "credentials_file", &file) || !*file)
-        file = getenv("GOOGLE_APPLICATION_CREDENTIALS");
-    if (file && !*file)
-        file = NULL;
-    h->option_string(s->handle, "metadata_endpoint", &metadata);
-
-    if (strcmp(mode, "auto") == 0)
-        mode = file                                      ? "key"
-               : strncmp(s->endpoint, "http://", 7) == 0 ? "none"
-                                                         : "metadata";
-    if (strcmp(mode, "none") == 0) {
+    const char *mode = "auto", *metadata = NULL, *source = NULL;
+    s->host->option_string(s->handle, "auth", &mode);
+    s->host->option_string(s->handle, "metadata_endpoint", &metadata);
+    bool none = false;
+    char *path = pick_credentials_file(s, mode, &source, &none);
+    bool needs_file = strcmp(mode, "file") == 0 || strcmp(mode, "key") == 0;
+    if (none) {
         s->auth = bq_auth_none();
-    } else if (strcmp(mode, "metadata") == 0) {
-        s->auth = bq_auth_metadata(metadata ? metadata
-                                            : "http://metadata.google.internal",
-                                   &s->config.http);
-    } else {
-        if (!file) {
-            snprintf(err, errlen,
-                     "auth = key needs credentials_file or "
-                     "GOOGLE_APPLICATION_CREDENTIALS");
-            return false;
-        }
-        size_t len = 0;
-        char *data = read_whole_file(file, &len);
-        if (!data) {
-            snprintf(err, errlen, "cannot read %s: %s", file, strerror(errno));
-            return false;
-        }
-        char why[300];
-        s->auth = bq_auth_from_key(data, len, &s->config.http, why, sizeof why);
-        OPENSSL_cleanse(data, len);
-        free(data);
-        if (!s->auth) {
-            snprintf(err, errlen, "%s: %s", file, why);
-            return false;
-        }
+        s->host->log(s->handle, PGSPOUT_LOG_INFO, "auth: none");
+        return true;
     }
-    h->log(s->handle, PGSPOUT_LOG_INFO, "auth: %s", mode);
-    return true;
+    if (!path && needs_file) {
+        snprintf(err, errlen,
+                 "auth = %s needs credentials_file, "
+                 "GOOGLE_APPLICATION_CREDENTIALS or gcloud's "
+                 "application_default_credentials.json",
+                 mode);
+        return false;
+    }
+    bq_cred cred;
+    if (path && !bq_cred_load(path, &cred, err, errlen)) {
+        free(path);
+        return false;
+    }
+    if (path) {
+        s->host->log(s->handle, PGSPOUT_LOG_INFO,
+                     "auth: %s credentials from %s (%s)",
+                     bq_cred_kind_name(cred.kind), path, source);
+    } else {
+        bq_cred_metadata(metadata, &cred);
+        s->host->log(s->handle, PGSPOUT_LOG_INFO, "auth: metadata server %s",
+                     cred.metadata_base);
+    }
+    free(path);
+    s->auth = bq_auth_start(&cred, &s->config.http, log_auth, s, err, errlen);
+    bq_cred_free(&cred);
+    return s->auth != NULL;
 }
 
 /* The table message (or begin/commit) events go to when choice_option

@@ -30,10 +30,14 @@ AWS_KEY_ID = "AKIAPGSPOUTSECRET777"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYPGSPOUTSECRET"
 AWS_TOKEN = "FwoGZXIvYXdzEPGSPOUTSESSIONTOKEN"
 GCP_KEY_MARKER = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-PGSPOUT-GCP-SECRET"
+GCP_CLIENT_SECRET = "GOCSPX-pgspout-client-SECRET"
+GCP_REFRESH_TOKEN = "1//0g-PGSPOUT-REFRESH-SECRET"
+GCP_SUBJECT_TOKEN = "eyJhbGciOi.PGSPOUT-SUBJECT-SECRET.sig"
 ES_PASSWORD = "es-Pgspout-Secret-pw"
 KAFKA_PASSWORD = "kafka-Pgspout-Sasl-Secret"
 KAFKA_KEY_PASSWORD = "kafka-Pgspout-Key-Secret"
 SECRETS = [PASSWORD, AWS_KEY_ID, AWS_SECRET, AWS_TOKEN, GCP_KEY_MARKER,
+           GCP_CLIENT_SECRET, GCP_REFRESH_TOKEN, GCP_SUBJECT_TOKEN,
            ES_PASSWORD, KAFKA_PASSWORD, KAFKA_KEY_PASSWORD]
 
 
@@ -295,6 +299,57 @@ def test_bigquery_broken_key_file(db, pgspout, tmp_path, secret_env):
     assert r.returncode != 0, r.stderr
     assert r.stderr.strip()
     assert_no_secret("bigquery broken key", r.stderr, r.stdout)
+
+
+def google_credentials(tmp_path, kind, token_url):
+    """A credentials file of kind whose token service is token_url."""
+    if kind == "authorized_user":
+        content = {"type": kind, "client_id": "c.apps.example",
+                   "client_secret": GCP_CLIENT_SECRET,
+                   "refresh_token": GCP_REFRESH_TOKEN, "token_uri": token_url}
+    else:
+        subject = tmp_path / "subject.jwt"
+        subject.write_text(GCP_SUBJECT_TOKEN)
+        content = {"type": kind, "audience": "//iam.example/pool",
+                   "subject_token_type":
+                       "urn:ietf:params:oauth:token-type:jwt",
+                   "token_url": token_url, "client_id": "c",
+                   "client_secret": GCP_CLIENT_SECRET,
+                   "credential_source": {"file": str(subject)}}
+    path = tmp_path / ("%s.json" % kind)
+    path.write_text(json.dumps(content))
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["authorized_user", "external_account"])
+def test_bigquery_token_service_down_verbose(db, pgspout, tmp_path,
+                                             secret_env, dead_port, kind):
+    """gcloud user credentials, or workload identity federation, whose
+    token service is down: the failed fetches are logged and retried in
+    the background, the client secret, refresh token and subject token
+    are not logged."""
+    db.psql("create table g (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("insert into g select generate_series(1, 5);")
+    dead = "http://127.0.0.1:%d" % dead_port
+    path = google_credentials(tmp_path, kind, dead + "/token")
+    env = dict(secret_env, PGPASSWORD=PASSWORD, PGUSER=PASSWORD_USER)
+    conninfo = "host=127.0.0.1 port=%d dbname=%s" % (db.server.port, db.name)
+    proc = pgspout.spawn("-v", "-d", conninfo, "--slot",
+                         db.name, "--sink", "bigquery", "-o", "project=p",
+                         "-o", "dataset=d", "-o", "endpoint=" + dead,
+                         "-o", "auth=file", "-o", "credentials_file=" + path,
+                         "-o", "retry_max=200ms", env=env)
+    wait_until(lambda: "failures in a row" in pgspout.stderr_of(proc),
+               timeout=60, what="failed token fetches logged")
+    assert proc.poll() is None, pgspout.stderr_of(proc)
+    assert_no_secret("process title", cmdline(proc.pid),
+                     thread_titles(proc.pid))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    log = pgspout.stderr_of(proc)
+    assert "cannot get an access token (%s credentials" % kind in log
+    assert_no_secret("bigquery -v log", log)
 
 
 def test_json_logs_and_http_endpoint(db, pgspout, tmp_path, secret_env,

@@ -1,7 +1,8 @@
 /* Service-account auth: the JWT verifies with the public half of a key made
- * at run time and carries the right claims; the token exchange, caching,
- * refresh ahead of expiry and invalidation run against a small token
- * endpoint on 127.0.0.1. */
+ * at run time and carries the right claims; the token exchange, the
+ * background refresh ahead of expiry, invalidation and a token endpoint
+ * that hangs or fails run against a small token endpoint on 127.0.0.1.
+ * Credentials files that are not right are refused naming the key. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -22,6 +23,7 @@
 #include <openssl/rsa.h>
 
 #include "bq_auth.h"
+#include "bq_token.h"
 #include "check.h"
 
 static unsigned char *b64url_decode(const char *s, size_t len, size_t *out)
@@ -95,7 +97,9 @@ static json_t *verify_jwt(const char *jwt, EVP_PKEY *pub, json_t **header)
 typedef struct token_server {
     int fd, port;
     int requests;
-    int fail_with; /* HTTP status to answer with, 0: a token */
+    volatile int fail_with;  /* HTTP status to answer with, 0: a token */
+    volatile int lifetime_s; /* expires_in of the tokens */
+    volatile int hold;       /* answers wait while set */
     char last_body[8192];
     char last_request_line[256];
     pthread_t thread;
@@ -130,6 +134,8 @@ static void *serve(void *arg)
         snprintf(ts->last_request_line, sizeof ts->last_request_line, "%.*s",
                  (int)strcspn(buf, "\r"), buf);
         ts->requests++;
+        while (ts->hold)
+            usleep(10000);
         char body[256], resp[512];
         if (ts->fail_with)
             snprintf(body, sizeof body,
@@ -137,9 +143,9 @@ static void *serve(void *arg)
                      "\"Invalid JWT Signature.\"}");
         else
             snprintf(body, sizeof body,
-                     "{\"access_token\":\"tok-%d\",\"expires_in\":3600,"
+                     "{\"access_token\":\"tok-%d\",\"expires_in\":%d,"
                      "\"token_type\":\"Bearer\"}",
-                     ts->requests);
+                     ts->requests, ts->lifetime_s ? ts->lifetime_s : 3600);
         int n =
             snprintf(resp, sizeof resp,
                      "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
@@ -163,12 +169,6 @@ static void token_server_start(token_server *ts)
     ts->port = ntohs(a.sin_port);
     listen(ts->fd, 8);
     pthread_create(&ts->thread, NULL, serve, ts);
-}
-
-static int64_t fake_now = 1800000000;
-static int64_t fake_clock(void)
-{
-    return fake_now;
 }
 
 static void test_jwt(EVP_PKEY *key, EVP_PKEY *pub)
@@ -242,23 +242,48 @@ static char *form_value(const char *form, const char *name)
     return out;
 }
 
+/* Waits (bounded) until the auth has fetched `want` tokens. */
+static bool wait_fetches(bq_auth *auth, unsigned want, int seconds)
+{
+    for (int i = 0; i < seconds * 100; i++) {
+        if (bq_auth_fetches(auth) >= want)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+static bq_auth *start_key_auth(EVP_PKEY *key, int port)
+{
+    char *json = key_file_json(key, port);
+    kit_http_settings http = {.verify_tls = true,
+                              .connect_timeout_ms = 5000,
+                              .request_timeout_ms = 10000};
+    char err[512] = "";
+    bq_cred cred;
+    CHECK(bq_cred_parse(json, strlen(json), &cred, err, sizeof err));
+    free(json);
+    bq_auth *auth = bq_auth_start(&cred, &http, NULL, NULL, err, sizeof err);
+    CHECK(auth != NULL);
+    return auth;
+}
+
+static void token_server_stop(token_server *ts)
+{
+    shutdown(ts->fd, SHUT_RDWR);
+    close(ts->fd);
+    pthread_join(ts->thread, NULL);
+}
+
 static void test_exchange_and_refresh(EVP_PKEY *key, EVP_PKEY *pub)
 {
     token_server ts;
     token_server_start(&ts);
-    char *json = key_file_json(key, ts.port);
-    kit_http_settings http = {.verify_tls = true,
-                              .connect_timeout_ms = 5000,
-                              .request_timeout_ms = 10000};
+    ts.lifetime_s = 4; /* refreshed a quarter of that (1 s) early */
+    bq_auth *auth = start_key_auth(key, ts.port);
     char err[512] = "", header[4096];
-    bool transient;
-    bq_auth *auth =
-        bq_auth_from_key(json, strlen(json), &http, err, sizeof err);
-    CHECK(auth != NULL);
-    bq_auth_set_clock(auth, fake_clock);
 
-    CHECK(bq_auth_header(auth, header, sizeof header, &transient, err,
-                         sizeof err));
+    CHECK(bq_auth_header(auth, header, sizeof header, 10000, err, sizeof err));
     CHECK_STR(header, "Authorization: Bearer tok-1");
     CHECK_STR(ts.last_request_line, "POST /token HTTP/1.1");
     char *grant = form_value(ts.last_body, "grant_type");
@@ -271,69 +296,100 @@ static void test_exchange_and_refresh(EVP_PKEY *key, EVP_PKEY *pub)
     char uri[100];
     snprintf(uri, sizeof uri, "http://127.0.0.1:%d/token", ts.port);
     CHECK_STR(json_string_value(json_object_get(claims, "aud")), uri);
-    CHECK(json_integer_value(json_object_get(claims, "iat")) == fake_now);
     json_decref(h);
     json_decref(claims);
     free(assertion);
 
-    /* Cached while far from expiry. */
-    fake_now += 3600 - BQ_TOKEN_EARLY_S - 1;
-    CHECK(bq_auth_header(auth, header, sizeof header, &transient, err,
-                         sizeof err));
-    CHECK_STR(header, "Authorization: Bearer tok-1");
-    CHECK(bq_auth_fetches(auth) == 1);
-    /* Refreshed within five minutes of expiry. */
-    fake_now += 2;
-    CHECK(bq_auth_header(auth, header, sizeof header, &transient, err,
-                         sizeof err));
-    CHECK_STR(header, "Authorization: Bearer tok-2");
-    CHECK(bq_auth_fetches(auth) == 2);
-    /* A 401 from the service drops it. */
-    bq_auth_invalidate(auth);
-    CHECK(bq_auth_header(auth, header, sizeof header, &transient, err,
-                         sizeof err));
-    CHECK_STR(header, "Authorization: Bearer tok-3");
+    /* Refreshed in the background, before it expires. */
+    CHECK(wait_fetches(auth, 2, 20));
+    CHECK(bq_auth_header(auth, header, sizeof header, 0, err, sizeof err));
+    CHECK(strcmp(header, "Authorization: Bearer tok-1") != 0);
 
-    /* A refused grant is permanent, and the message holds no secret. */
+    /* While the endpoint hangs, the valid token is handed out at once: a
+     * caller never waits for a refresh (here: wait_ms 0, and the answer
+     * held back until after the call). */
+    ts.lifetime_s = 3600;
+    CHECK(wait_fetches(auth, 3, 20));
+    ts.hold = 1;
+    bq_auth_invalidate(auth); /* not valid: a fetch starts, and hangs */
+    CHECK(!bq_auth_header(auth, header, sizeof header, 0, err, sizeof err));
+    ts.hold = 0;
+    CHECK(bq_auth_header(auth, header, sizeof header, 10000, err, sizeof err));
+    unsigned fetched = bq_auth_fetches(auth);
+    ts.hold = 1;
+    CHECK(bq_auth_header(auth, header, sizeof header, 0, err, sizeof err));
+    ts.hold = 0;
+
+    /* A refused grant: no token, an error naming the endpoint's answer,
+     * and no secret in it; then retried with backoff until it works. */
     ts.fail_with = 400;
     bq_auth_invalidate(auth);
-    CHECK(!bq_auth_header(auth, header, sizeof header, &transient, err,
-                          sizeof err));
-    CHECK(!transient);
+    CHECK(!bq_auth_header(auth, header, sizeof header, 10000, err, sizeof err));
     CHECK(strstr(err, "invalid_grant") != NULL);
     CHECK(strstr(err, "PRIVATE") == NULL && strstr(err, "tok-") == NULL);
-    /* An unavailable endpoint is worth retrying. */
-    ts.fail_with = 503;
-    CHECK(!bq_auth_header(auth, header, sizeof header, &transient, err,
-                          sizeof err));
-    CHECK(transient);
+    ts.fail_with = 0;
+    CHECK(wait_fetches(auth, fetched + 1, 20));
+    CHECK(bq_auth_header(auth, header, sizeof header, 0, err, sizeof err));
 
     bq_auth_free(auth);
-    free(json);
-    shutdown(ts.fd, SHUT_RDWR);
-    close(ts.fd);
-    pthread_join(ts.thread, NULL);
+    token_server_stop(&ts);
 }
 
-static void test_bad_keys(void)
+/* Parses json; false with err. */
+static bool parse(const char *json, char *err, size_t errlen)
 {
-    kit_http_settings http = {0};
+    bq_cred cred;
+    bool ok = bq_cred_parse(json, strlen(json), &cred, err, errlen);
+    if (ok)
+        bq_cred_free(&cred);
+    return ok;
+}
+
+static void test_bad_credentials(void)
+{
     char err[512];
-    CHECK(bq_auth_from_key("nope", 4, &http, err, sizeof err) == NULL);
-    CHECK(strstr(err, "not valid JSON") != NULL);
-    const char *no_key =
-        "{\"type\":\"service_account\",\"client_email\":\"a\"}";
-    CHECK(bq_auth_from_key(no_key, strlen(no_key), &http, err, sizeof err) ==
-          NULL);
-    const char *bad_pem = "{\"type\":\"service_account\",\"client_email\":"
-                          "\"a\",\"private_key\":\"-----BEGIN PRIVATE KEY-----"
-                          "\\nSECRETSTUFF\\n-----END PRIVATE KEY-----\\n\"}";
-    CHECK(bq_auth_from_key(bad_pem, strlen(bad_pem), &http, err, sizeof err) ==
-          NULL);
+    CHECK(!parse("nope", err, sizeof err));
+    CHECK(strstr(err, "not a JSON object") != NULL);
+    CHECK(!parse("{\"client_email\":\"a\"}", err, sizeof err));
+    CHECK(strstr(err, "\"type\"") != NULL);
+    CHECK(
+        !parse("{\"type\":\"impersonated_service_account\"}", err, sizeof err));
+    CHECK(strstr(err, "impersonated_service_account") != NULL);
+    CHECK(!parse("{\"type\":\"service_account\",\"client_email\":\"a\"}", err,
+                 sizeof err));
+    CHECK(strstr(err, "\"private_key\"") != NULL);
+    CHECK(!parse("{\"type\":\"service_account\",\"client_email\":\"a\","
+                 "\"private_key\":\"-----BEGIN PRIVATE KEY-----\\nSECRETSTUFF"
+                 "\\n-----END PRIVATE KEY-----\\n\"}",
+                 err, sizeof err));
     CHECK(strstr(err, "SECRETSTUFF") == NULL);
-    const char *user = "{\"type\":\"authorized_user\"}";
-    CHECK(bq_auth_from_key(user, strlen(user), &http, err, sizeof err) == NULL);
-    CHECK(strstr(err, "authorized_user") != NULL);
+    CHECK(!parse("{\"type\":\"authorized_user\",\"client_id\":\"i\","
+                 "\"client_secret\":\"SECRETSTUFF\"}",
+                 err, sizeof err));
+    CHECK(strstr(err, "\"refresh_token\"") != NULL);
+    CHECK(strstr(err, "SECRETSTUFF") == NULL);
+    const char *ext = "{\"type\":\"external_account\",\"audience\":\"a\","
+                      "\"subject_token_type\":\"t\",\"token_url\":\"u\"";
+    char json[512];
+    snprintf(json, sizeof json, "%s}", ext);
+    CHECK(!parse(json, err, sizeof err));
+    CHECK(strstr(err, "\"credential_source\"") != NULL);
+    snprintf(json, sizeof json,
+             "%s,\"credential_source\":{\"environment_id\":\"aws1\"}}", ext);
+    CHECK(!parse(json, err, sizeof err));
+    CHECK(strstr(err, "neither \"file\" nor \"url\"") != NULL);
+    snprintf(json, sizeof json,
+             "%s,\"credential_source\":{\"file\":\"f\",\"format\":"
+             "{\"type\":\"json\"}}}",
+             ext);
+    CHECK(!parse(json, err, sizeof err));
+    CHECK(strstr(err, "\"subject_token_field_name\"") != NULL);
+    snprintf(json, sizeof json,
+             "%s,\"credential_source\":{\"url\":\"http://x/\",\"headers\":"
+             "{\"A\":\"b\"},\"format\":{\"type\":\"json\","
+             "\"subject_token_field_name\":\"id_token\"}}}",
+             ext);
+    CHECK(parse(json, err, sizeof err));
 }
 
 int main(void)
@@ -344,14 +400,12 @@ int main(void)
     CHECK(pub != NULL);
     test_jwt(key, pub);
     test_exchange_and_refresh(key, pub);
-    test_bad_keys();
+    test_bad_credentials();
 
     char header[64];
-    bool transient;
     char err[64];
     bq_auth *none = bq_auth_none();
-    CHECK(bq_auth_header(none, header, sizeof header, &transient, err,
-                         sizeof err));
+    CHECK(bq_auth_header(none, header, sizeof header, 0, err, sizeof err));
     CHECK_STR(header, "");
     bq_auth_free(none);
 
