@@ -203,8 +203,9 @@ typedef struct pgspout_host_api {
 
     /* What row image `row` of the event holds in `column`. For
      * PGSPOUT_VALUE_TEXT, *text points at the value's text exactly as
-     * PostgreSQL's output function printed it (what `SELECT col::text`
-     * shows: "t" for a boolean, "{1,2}" for an array, no JSON escaping)
+     * the type's output function printed it (what psql shows for
+     * `SELECT col`: "t" for a boolean, although bool::text is "true";
+     * "{1,2}" for an array; no JSON escaping)
      * and *length is its length in bytes. The text is NOT NUL-terminated:
      * use *length. PGSPOUT_VALUE_BINARY gives the bytes the same way.
      * For NULL, UNCHANGED_TOAST and ABSENT, *text is NULL and *length 0.
