@@ -457,14 +457,12 @@ static pgspout_status write_row(elastic_sink *es, const pgspout_event *ev,
         if (keeps_toast)
             st = merge_from_old(es, index, old_id, after, after_len, &merged,
                                 &merged_len);
-        /* The row's key changed: its old document goes, with the same
-         * version, so a replayed older write to it stays refused. */
-        if (st == PGSPOUT_OK) {
-            es_bulk_delete(b, index, old_id, version);
-            add_action(meta, ES_ACTION_DELETE);
-        }
         if (st != PGSPOUT_OK)
             return st;
+        /* The row's key changed: its old document goes, with the same
+         * version, so a replayed older write to it stays refused. */
+        es_bulk_delete(b, index, old_id, version);
+        add_action(meta, ES_ACTION_DELETE);
     }
     if (merged) {
         es_bulk_index(b, index, id, version, merged, merged_len);
