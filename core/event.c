@@ -59,6 +59,47 @@ void relation_prepare_json(relation *rel)
         prepare_names(rel);
 }
 
+bool event_is_row_op(pgspout_op op)
+{
+    return op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
+           op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_READ;
+}
+
+const tuple *event_before_tuple(const event *ev, bool *key_only)
+{
+    *key_only = ev->old_kind == 'K';
+    return ev->old_kind ? &ev->old_tuple : NULL;
+}
+
+const tuple *event_after_tuple(const event *ev)
+{
+    return ev->op == PGSPOUT_OP_DELETE ? NULL : &ev->new_tuple;
+}
+
+const colval *tuple_column(const tuple *t, int i)
+{
+    return t && i >= 0 && i < t->ncols ? &t->cols[i] : NULL;
+}
+
+const colval *event_key_column(const event *ev, int i)
+{
+    /* An update that changes no key sends no old tuple, and one whose key
+     * is an unchanged TOAST value sends it in the old tuple only. */
+    const tuple *primary = &ev->new_tuple;
+    const tuple *fallback = ev->old_kind ? &ev->old_tuple : NULL;
+
+    if (ev->op == PGSPOUT_OP_DELETE) {
+        primary = &ev->old_tuple;
+        fallback = NULL;
+    }
+    const colval *v = tuple_column(primary, i);
+    const colval *old = tuple_column(fallback, i);
+    if ((!v || v->kind == COLVAL_UNCHANGED_TOAST) && old &&
+        old->kind != COLVAL_UNCHANGED_TOAST)
+        return old;
+    return v;
+}
+
 void event_view_as_insert(const event *read, event *view)
 {
     *view = *read;

@@ -97,6 +97,24 @@ typedef struct pgspout_event event;
 /* Frees the JSON caches and tuple arrays, drops the relation reference. */
 void event_clear(event *ev);
 
+/* Row images, by the rules the JSON's "key", "before" and "after" follow
+ * (one place for both the JSON and the typed accessors of ABI 1.6). */
+
+/* Insert, update, delete and read: the ops that carry rows. */
+bool event_is_row_op(pgspout_op op);
+/* The tuple of the old row image (NULL when the event has none), with
+ * whether it holds the key columns only. */
+const tuple *event_before_tuple(const event *ev, bool *key_only);
+/* The tuple of the new row image (NULL for a delete). */
+const tuple *event_after_tuple(const event *ev);
+/* The tuple's value of relation column i, unchanged TOAST included; NULL
+ * when there is no tuple or it is shorter than its relation. */
+const colval *tuple_column(const tuple *t, int i);
+/* The value key column i has in the event's "key": the new row's, the
+ * old row's for a delete or where the new row's is an unchanged TOAST
+ * value. NULL when neither image has one. */
+const colval *event_key_column(const event *ev, int i);
+
 /* A read event as an insert of the same row, for a sink that knows no read
  * events: a shallow copy sharing the tuples and the relation of `read`
  * (valid while `read` is), with JSON caches of its own. */

@@ -37,12 +37,6 @@ const char *event_op_name(pgspout_op op)
     return NULL;
 }
 
-static bool is_row_op(pgspout_op op)
-{
-    return op == PGSPOUT_OP_INSERT || op == PGSPOUT_OP_UPDATE ||
-           op == PGSPOUT_OP_DELETE || op == PGSPOUT_OP_READ;
-}
-
 #define APPEND_LITERAL(out, lit) json_out_put((out), (lit), sizeof(lit) - 1)
 
 /* Writes v's decimal digits at the start of buf (room for 20); returns how
@@ -171,10 +165,8 @@ static void append_colval(json_out *out, const relation_column *col,
  * not a value. */
 static const colval *column_value(const tuple *t, int i)
 {
-    if (!t || i >= t->ncols)
-        return NULL;
-    const colval *v = &t->cols[i];
-    return v->kind == COLVAL_UNCHANGED_TOAST ? NULL : v;
+    const colval *v = tuple_column(t, i);
+    return v && v->kind == COLVAL_UNCHANGED_TOAST ? NULL : v;
 }
 
 static int relation_ncols(const event *ev)
@@ -214,25 +206,13 @@ static void append_row(json_out *out, const event *ev, const tuple *t,
 
 static void append_key(json_out *out, const event *ev)
 {
-    /* An update that changes no key sends no old tuple, and one whose key
-     * is an unchanged TOAST value sends it in the old tuple only. */
-    const tuple *primary = &ev->new_tuple;
-    const tuple *fallback = ev->old_kind ? &ev->old_tuple : NULL;
     bool first = true;
 
-    if (ev->op == PGSPOUT_OP_DELETE) {
-        primary = &ev->old_tuple;
-        fallback = NULL;
-    }
     json_out_putc(out, '{');
     for (int i = 0; i < relation_ncols(ev); i++) {
         const relation_column *col = &ev->rel->cols[i];
-        if (!col->key)
-            continue;
-        const colval *v = column_value(primary, i);
-        if (!v)
-            v = column_value(fallback, i);
-        if (v)
+        const colval *v = col->key ? event_key_column(ev, i) : NULL;
+        if (v && v->kind != COLVAL_UNCHANGED_TOAST)
             append_member(out, &first, col, v);
     }
     json_out_putc(out, '}');
@@ -252,19 +232,6 @@ static void append_after(json_out *out, const event *ev)
         APPEND_LITERAL(out, "null");
     else
         append_row(out, ev, &ev->new_tuple, false);
-}
-
-/* The tuple of the before image and of the after image (NULL when the
- * event has none), with whether the image holds key columns only. */
-static const tuple *before_tuple(const event *ev, bool *key_only)
-{
-    *key_only = ev->old_kind == 'K';
-    return ev->old_kind ? &ev->old_tuple : NULL;
-}
-
-static const tuple *after_tuple(const event *ev)
-{
-    return ev->op == PGSPOUT_OP_DELETE ? NULL : &ev->new_tuple;
 }
 
 /* A json/jsonb value holding JSON null encodes as null, as SQL NULL does;
@@ -321,7 +288,7 @@ static bool is_unchanged_toast(const event *ev, const tuple *t, int i,
 
 static void append_unchanged_toast(json_out *out, const event *ev)
 {
-    const tuple *after = after_tuple(ev);
+    const tuple *after = event_after_tuple(ev);
     int n = relation_ncols(ev);
 
     if (after && after->ncols < n)
@@ -334,8 +301,8 @@ static void append_unchanged_toast(json_out *out, const event *ev)
 static void append_json_null(json_out *out, const event *ev)
 {
     bool key_only;
-    const tuple *before = before_tuple(ev, &key_only);
-    const tuple *after = after_tuple(ev);
+    const tuple *before = event_before_tuple(ev, &key_only);
+    const tuple *after = event_after_tuple(ev);
 
     if (!image_has_json_null(ev, before, key_only) &&
         !image_has_json_null(ev, after, false))
@@ -436,17 +403,6 @@ static void append_names(json_out *out, const relation *rel)
     append_nullable_string(out, rel ? rel->table : NULL);
 }
 
-static bool valid_utf8(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence_length((const unsigned char *)s + i, len - i);
-        if (n == 0)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
 /* A message's content is text for most applications (JSON, say) but may be
  * any bytes: text that is valid UTF-8 goes as a JSON string, anything else
  * as base64 under a name of its own, so no byte is ever replaced. */
@@ -454,7 +410,7 @@ static void append_message(json_out *out, const event *ev)
 {
     APPEND_LITERAL(out, ",\"prefix\":");
     append_nullable_string(out, ev->prefix);
-    if (valid_utf8(ev->content, ev->content_len)) {
+    if (utf8_valid(ev->content, ev->content_len)) {
         APPEND_LITERAL(out, ",\"content\":");
         json_write_string(out, ev->content, ev->content_len);
     } else {
@@ -470,7 +426,7 @@ static void append_message(json_out *out, const event *ev)
 
 static void append_op_members(json_out *out, const event *ev)
 {
-    if (is_row_op(ev->op)) {
+    if (event_is_row_op(ev->op)) {
         APPEND_LITERAL(out, ",\"key\":");
         append_key(out, ev);
         APPEND_LITERAL(out, ",\"before\":");
@@ -527,7 +483,7 @@ static void append_event(json_out *out, const event *ev)
 
 void event_json_write(json_out *out, const event *ev, pgspout_event_part part)
 {
-    bool row = is_row_op(ev->op);
+    bool row = event_is_row_op(ev->op);
 
     switch (part) {
     case PGSPOUT_PART_EVENT:

@@ -81,6 +81,17 @@ size_t json_plain_span(const char *s, size_t len)
     return (size_t)(p - start);
 }
 
+bool utf8_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence_length((const unsigned char *)s + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
 /* The two-character escape of c, or 0 when it has none. */
 static char short_escape(unsigned char c)
 {

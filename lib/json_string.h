@@ -14,6 +14,7 @@
 #ifndef PGSPOUT_JSON_STRING_H
 #define PGSPOUT_JSON_STRING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "strbuf.h"
@@ -38,5 +39,9 @@ size_t json_escape_byte(unsigned char c, char esc[JSON_ESCAPE_MAX]);
  * 0 if there is none. Overlong forms, surrogates and code points past
  * U+10FFFF count as malformed, as RFC 3629 says. */
 size_t utf8_sequence_length(const unsigned char *s, size_t avail);
+
+/* True when s[0..len) is well-formed UTF-8 throughout: then a JSON string
+ * of it, unescaped, gives back exactly these bytes. */
+bool utf8_valid(const char *s, size_t len);
 
 #endif

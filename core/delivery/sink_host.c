@@ -6,6 +6,7 @@
 
 #include "event_internal.h"
 #include "event_json.h"
+#include "host_columns.h"
 #include "log.h"
 #include "lsn.h"
 #include "stats.h"
@@ -166,6 +167,12 @@ static const pgspout_host_api api_table = {
     .event_json_stream = host_event_json_stream,
     .report_records = host_report_records,
     .option_prefixed = host_option_prefixed,
+    .event_column_count = host_event_column_count,
+    .event_column_name = host_event_column_name,
+    .event_column_type_oid = host_event_column_type_oid,
+    .event_column_type_name = host_event_column_type_name,
+    .event_column_is_key = host_event_column_is_key,
+    .event_value = host_event_value,
 };
 
 const pgspout_host_api *host_api(void)

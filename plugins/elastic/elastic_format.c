@@ -268,6 +268,39 @@ out:
     return id;
 }
 
+/* Built-in type OIDs (pg_type.h) whose JSON es_doc_id turns back into
+ * their text. */
+enum {
+    OID_NAME = 19,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_TEXT = 25,
+    OID_BPCHAR = 1042,
+    OID_VARCHAR = 1043,
+    OID_UUID = 2950
+};
+
+static bool is_integer_type(uint32_t oid)
+{
+    return oid == OID_INT2 || oid == OID_INT4 || oid == OID_INT8;
+}
+
+static bool is_string_type(uint32_t oid)
+{
+    return oid == OID_TEXT || oid == OID_VARCHAR || oid == OID_BPCHAR ||
+           oid == OID_NAME || oid == OID_UUID;
+}
+
+bool es_id_is_key_text(uint32_t type_oid, const char *text, size_t len)
+{
+    if (len == 0 || len > ES_MAX_ID || memchr(text, '\0', len))
+        return false;
+    if (is_integer_type(type_oid))
+        return true;
+    return is_string_type(type_oid) && utf8_valid(text, len);
+}
+
 /* ---- bulk lines ---- */
 
 const char es_merge_script[] =

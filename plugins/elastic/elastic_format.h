@@ -61,6 +61,14 @@ bool es_index_name_valid(const char *name, char *err, size_t errlen);
 char *es_doc_id(const char *key_json, size_t key_len, const char *values_json,
                 size_t values_len, char *err, size_t errlen);
 
+/* True when es_doc_id gives a one-column key of type `type_oid` whose
+ * value PostgreSQL printed as text[0..len) the id `text` itself: an
+ * integer (int2, int4, int8), whose JSON is its digits, or a string type
+ * (text, varchar, char(n), name, uuid) whose text is valid UTF-8 (JSON
+ * would replace malformed bytes), 1 to ES_MAX_ID bytes long. Lets the sink
+ * take the id from typed column access without the key's JSON. */
+bool es_id_is_key_text(uint32_t type_oid, const char *text, size_t len);
+
 /* ---- bulk lines ---- */
 
 /* Appends an index action with external version and the source line. */

@@ -22,6 +22,7 @@
 #include "percent.h"
 #include "pipeline.h"
 #include "position_id.h"
+#include "row_key.h"
 #include "strbuf.h"
 #include "url_list.h"
 
@@ -366,78 +367,148 @@ static pgspout_status check_version(elastic_sink *es, uint64_t version)
     return PGSPOUT_OK;
 }
 
+/* The document id of the event's key: from the key column's text when
+ * typed column access (ABI 1.6) gives one that is the id as it is, else
+ * from the key's JSON. NULL with err when the key has no id. */
+static char *event_doc_id(elastic_sink *es, const pgspout_event *ev, char *err,
+                          size_t errlen)
+{
+    uint32_t type_oid;
+    const char *text;
+    size_t len;
+
+    if (kit_single_key_text(es->host, ev, &type_oid, &text, &len) &&
+        es_id_is_key_text(type_oid, text, len))
+        return xstrndup(text, len);
+    const char *key = es->host->event_json(ev, PGSPOUT_PART_KEY, &len);
+    return es_doc_id(key, len, NULL, 0, err, errlen);
+}
+
+/* The id the row's document had before an update moved its key, or NULL
+ * (with *failed false) when the key did not move. Typed column access
+ * answers "did not move" without the JSON of the key and the old row. */
+static char *moved_from_id(elastic_sink *es, const pgspout_event *ev,
+                           const char *id, bool *failed, char *err,
+                           size_t errlen)
+{
+    const pgspout_host_api *h = es->host;
+    size_t key_len, before_len;
+
+    *failed = false;
+    if (kit_key_unchanged(h, ev))
+        return NULL;
+    const char *before = h->event_json(ev, PGSPOUT_PART_BEFORE, &before_len);
+    if (strcmp(before, "null") == 0)
+        return NULL;
+    const char *key = h->event_json(ev, PGSPOUT_PART_KEY, &key_len);
+    char *old_id = es_doc_id(key, key_len, before, before_len, err, errlen);
+    *failed = !old_id;
+    if (old_id && strcmp(old_id, id) == 0) {
+        free(old_id);
+        return NULL;
+    }
+    return old_id;
+}
+
+/* An update's new row leaves unchanged TOAST values out: its document is
+ * then merged into rather than replaced. */
+static bool update_keeps_toast(const pgspout_host_api *h,
+                               const pgspout_event *ev)
+{
+    bool known;
+    bool keeps = kit_has_unchanged_toast(h, ev, &known);
+    if (!known) {
+        size_t toast_len;
+        h->event_json(ev, PGSPOUT_PART_UNCHANGED_TOAST, &toast_len);
+        keeps = toast_len > 2; /* "[]" when every column came */
+    }
+    return keeps;
+}
+
+static void add_action(record_meta *meta, es_action action)
+{
+    meta->actions[meta->nactions++] = action;
+}
+
+/* The actions of an insert, read or update of document `id`, after the
+ * delete of the document an update moved the row away from. */
+static pgspout_status write_row(elastic_sink *es, const pgspout_event *ev,
+                                const char *index, const char *id,
+                                const char *old_id, uint64_t version, strbuf *b,
+                                record_meta *meta)
+{
+    const pgspout_host_api *h = es->host;
+    bool keeps_toast =
+        h->event_op(ev) == PGSPOUT_OP_UPDATE && update_keeps_toast(h, ev);
+    char *merged = NULL;
+    size_t after_len, merged_len = 0;
+    const char *after = h->event_json(ev, PGSPOUT_PART_AFTER, &after_len);
+
+    if (old_id) {
+        pgspout_status st = PGSPOUT_OK;
+        if (keeps_toast)
+            st = merge_from_old(es, index, old_id, after, after_len, &merged,
+                                &merged_len);
+        if (st != PGSPOUT_OK)
+            return st;
+        /* The row's key changed: its old document goes, with the same
+         * version, so a replayed older write to it stays refused. */
+        es_bulk_delete(b, index, old_id, version);
+        add_action(meta, ES_ACTION_DELETE);
+    }
+    if (merged) {
+        es_bulk_index(b, index, id, version, merged, merged_len);
+        add_action(meta, ES_ACTION_INDEX);
+        free(merged);
+    } else if (keeps_toast) {
+        es_bulk_update(b, index, id, version, es->version_field, after,
+                       after_len);
+        add_action(meta, ES_ACTION_UPDATE);
+    } else {
+        es_bulk_index(b, index, id, version, after, after_len);
+        add_action(meta, ES_ACTION_INDEX);
+    }
+    return PGSPOUT_OK;
+}
+
 static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
                                     const char *index)
 {
-    char *merged = NULL;
-    size_t merged_len = 0;
     const pgspout_host_api *h = es->host;
     pgspout_op op = h->event_op(ev);
     uint64_t version =
         op == PGSPOUT_OP_READ ? ES_READ_VERSION : h->event_lsn(ev);
-    size_t key_len, before_len, after_len, toast_len;
-    const char *key = h->event_json(ev, PGSPOUT_PART_KEY, &key_len);
     char err[300];
 
     if (check_version(es, version) != PGSPOUT_OK)
         return PGSPOUT_FATAL;
-    char *id = es_doc_id(key, key_len, NULL, 0, err, sizeof err);
+    char *id = event_doc_id(es, ev, err, sizeof err);
     if (!id)
         return dead_letter_event(es, ev, err);
+    char *old_id = NULL;
+    bool failed = false;
+    if (op == PGSPOUT_OP_UPDATE)
+        old_id = moved_from_id(es, ev, id, &failed, err, sizeof err);
+    if (failed) {
+        free(id);
+        return dead_letter_event(es, ev, err);
+    }
 
     record_meta *meta = xcalloc(1, sizeof *meta);
     strbuf b = STRBUF_INIT;
+    pgspout_status st = PGSPOUT_OK;
     if (op == PGSPOUT_OP_DELETE) {
         es_bulk_delete(&b, index, id, version);
-        meta->actions[meta->nactions++] = ES_ACTION_DELETE;
+        add_action(meta, ES_ACTION_DELETE);
     } else {
-        const char *after = h->event_json(ev, PGSPOUT_PART_AFTER, &after_len);
-        h->event_json(ev, PGSPOUT_PART_UNCHANGED_TOAST, &toast_len);
-        if (op == PGSPOUT_OP_UPDATE) {
-            /* The row's key changed: its old document goes, with the same
-             * version, so a replayed older write to it stays refused. */
-            const char *before =
-                h->event_json(ev, PGSPOUT_PART_BEFORE, &before_len);
-            if (strcmp(before, "null") != 0) {
-                char *old_id = es_doc_id(key, key_len, before, before_len, err,
-                                         sizeof err);
-                if (!old_id) {
-                    free(id);
-                    free(meta);
-                    sbuf_free(&b);
-                    return dead_letter_event(es, ev, err);
-                }
-                if (strcmp(old_id, id) != 0) {
-                    pgspout_status st = PGSPOUT_OK;
-                    if (toast_len > 2)
-                        st = merge_from_old(es, index, old_id, after, after_len,
-                                            &merged, &merged_len);
-                    if (st != PGSPOUT_OK) {
-                        free(old_id);
-                        free(id);
-                        free(meta);
-                        return st;
-                    }
-                    es_bulk_delete(&b, index, old_id, version);
-                    meta->actions[meta->nactions++] = ES_ACTION_DELETE;
-                }
-                free(old_id);
-            }
-        }
-        /* "[]" when every column came with the row. */
-        bool keeps_toast = op == PGSPOUT_OP_UPDATE && toast_len > 2;
-        if (merged) {
-            es_bulk_index(&b, index, id, version, merged, merged_len);
-            meta->actions[meta->nactions++] = ES_ACTION_INDEX;
-            free(merged);
-        } else if (keeps_toast) {
-            es_bulk_update(&b, index, id, version, es->version_field, after,
-                           after_len);
-            meta->actions[meta->nactions++] = ES_ACTION_UPDATE;
-        } else {
-            es_bulk_index(&b, index, id, version, after, after_len);
-            meta->actions[meta->nactions++] = ES_ACTION_INDEX;
-        }
+        st = write_row(es, ev, index, id, old_id, version, &b, meta);
+    }
+    free(old_id);
+    if (st != PGSPOUT_OK) {
+        free(id);
+        free(meta);
+        sbuf_free(&b);
+        return st;
     }
     uint64_t order_key = order_key_of(index, id);
     free(id);

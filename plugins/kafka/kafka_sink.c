@@ -25,6 +25,7 @@
 #include "kafka_topic.h"
 #include "message.h"
 #include "report.h"
+#include "row_key.h"
 #include "strbuf.h"
 
 #define KAFKA_SINK_VERSION "0.1.0"
@@ -636,9 +637,11 @@ static kafka_change read_change(kafka_sink *ks, const pgspout_event *ev)
         return c;
     if (ks->key_mode == KAFKA_KEY_ROW)
         c.key = event_part(ks, ev, PGSPOUT_PART_KEY);
-    /* An update's old key is in `before`, for the old key's tombstone. */
-    if (ks->debezium || (ks->key_mode == KAFKA_KEY_ROW && ks->tombstones &&
-                         c.op == PGSPOUT_OP_UPDATE))
+    /* An update's old key is in `before`, for the old key's tombstone;
+     * typed column access (ABI 1.6) tells without it when the key stayed. */
+    if (ks->debezium ||
+        (ks->key_mode == KAFKA_KEY_ROW && ks->tombstones &&
+         c.op == PGSPOUT_OP_UPDATE && !kit_key_unchanged(h, ev)))
         c.before = event_part(ks, ev, PGSPOUT_PART_BEFORE);
     if (ks->debezium) {
         c.after = event_part(ks, ev, PGSPOUT_PART_AFTER);

@@ -131,10 +131,10 @@ def test_bad_config_relative_path(pgspout, dead_port, tmp_path):
 # The variants of tests/unit/sinks/abi_variant.c and the refusal of each.
 BROKEN_SINKS = [
     ("bad_magic", "bad magic number 0xDEADBEEF"),
-    ("other_major", "incompatible ABI major version: sink built for ABI 2.5, "
-                    "this pgspout provides ABI 1.5"),
-    ("newer_minor", "sink needs a newer host: sink built for ABI 1.6, this "
-                    "pgspout provides ABI 1.5"),
+    ("other_major", "incompatible ABI major version: sink built for ABI 2.6, "
+                    "this pgspout provides ABI 1.6"),
+    ("newer_minor", "sink needs a newer host: sink built for ABI 1.7, this "
+                    "pgspout provides ABI 1.6"),
     ("short_descriptor", "descriptor size 16 is smaller"),
     ("missing_flush", "missing required callback 'flush'"),
     ("no_entry", "does not export pgspout_sink_entry()"),

@@ -1,7 +1,8 @@
 """Sinks built against an older SDK keep working: a sink compiled from the
 ABI 1.0 headers, kept verbatim in tests/compat/abi-1.0, loads into today's
 host and receives exactly what 1.0 can name (inserts, updates, deletes,
-truncates, schema events), never a message, begin or commit; and a sink
+truncates, schema events), never a message, begin or commit, and the
+rows a snapshot copies (read events, ABI 1.2) as inserts; and a sink
 declaring a newer minor than the host's is refused, naming both versions.
 """
 
@@ -50,6 +51,26 @@ def test_abi_1_0_sink_gets_what_it_knows(db, pgspout, tmp_path):
                                        "delete"]
     # What the old sink never held does not hold the slot back.
     assert slot_confirmed(db, db.name) > last
+
+
+def test_abi_1_0_sink_gets_reads_as_inserts(db, pgspout, tmp_path):
+    """abi.h: an op added later reaches an older sink as the op it
+    generalises; a read is an insert of the same row at the same place."""
+    db.psql("create table t (id int primary key, v text);"
+            "insert into t select g, 'v' || g from generate_series(1, 25) g;")
+    new_out, old_out = str(tmp_path / "new.jsonl"), str(tmp_path / "old.tsv")
+    conf = fs.write_config(str(tmp_path / "pgspout.conf"), db, db.name, [
+        ("new", "file", {"path": new_out}),
+        ("old", compat_sink_path("pgspout_compat_abi10.so"), {"path": old_out}),
+    ], extra='create_slot = true;\nsnapshot = "only";\nstate_dir = "%s";'
+       % (tmp_path / "state"))
+    r = pgspout.run("-c", conf, timeout=120)
+    # The compat sink fails the run on any op its headers cannot name.
+    assert r.returncode == 0, r.stderr[-4000:]
+    reads = [e for e in read_jsonl(new_out) if e["op"] != "schema"]
+    assert len(reads) == 25 and {e["op"] for e in reads} == {"read"}
+    old = [row for row in read_compat(old_out) if row[0] != "schema"]
+    assert old == [("insert", "public.t", e["key"]) for e in reads]
 
 
 def test_sink_of_a_newer_minor_is_refused(db, pgspout, tmp_path):

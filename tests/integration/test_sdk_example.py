@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from pgharness import data_events, read_jsonl
+from test_sdk_compat import host_minor
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -42,6 +43,12 @@ def test_example_sink_out_of_tree(db, pgspout, pgspout_bin, tmp_path):
     cflags = subprocess.run(["pkg-config", "--cflags", "pgspout-sdk"],
                             env=env, capture_output=True, text=True).stdout
     assert REPO + "/sdk" not in cflags
+    # The description names the ABI of the installed headers (abi.h's).
+    with open(os.path.join(installed_pkgconfig_dir(pgspout_bin),
+                           "pgspout-sdk.pc")) as f:
+        description = [line for line in f if line.startswith("Description:")]
+    assert description and "(ABI 1.%d)" % host_minor() in description[0], \
+        description
 
     db.psql("create table t (id int primary key, v text);"
             "create table u (a int, b int, primary key (a, b));")

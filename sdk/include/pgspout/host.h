@@ -49,6 +49,37 @@ typedef enum pgspout_record_outcome {
                                          dead-letter file */
 } pgspout_record_outcome;
 
+/* What an event's row image holds for one column (event_value, ABI 1.6). */
+typedef enum pgspout_value_state {
+    PGSPOUT_VALUE_TEXT = 0, /* a value: its text as PostgreSQL printed it */
+    PGSPOUT_VALUE_NULL = 1, /* SQL NULL */
+    /* Not sent: an unchanged TOASTed value (an update, or an old row)
+     * that the server did not repeat. */
+    PGSPOUT_VALUE_UNCHANGED_TOAST = 2,
+    /* The image has no such column: no image at all (the old row of an
+     * insert, the new row of a delete, any row of an event without one),
+     * a non-key column of an old image that holds the key only, a column
+     * index out of range. */
+    PGSPOUT_VALUE_ABSENT = 3,
+    /* A value in its type's binary (send) form, from pgoutput's binary
+     * mode, which pgspout never asks for; read like TEXT's bytes. */
+    PGSPOUT_VALUE_BINARY = 4
+} pgspout_value_state;
+
+/* Which row image of an event event_value reads (ABI 1.6). */
+typedef enum pgspout_row_image {
+    /* The old row, as the JSON's "before": only updates and deletes that
+     * the table's replica identity made send one; key columns only unless
+     * it is REPLICA IDENTITY FULL. */
+    PGSPOUT_ROW_OLD = 0,
+    /* The new row, as "after": inserts, reads and updates. */
+    PGSPOUT_ROW_NEW = 1,
+    /* The replica-identity key, as "key": the key columns of the new row,
+     * of the old row for a delete, and of the old row where the new one
+     * has an unchanged TOAST key value; every other column is ABSENT. */
+    PGSPOUT_ROW_KEY = 2
+} pgspout_row_image;
+
 typedef struct pgspout_host_api {
     /* Size of this table as the host built it, and the host's ABI version. */
     uint32_t size;
@@ -149,6 +180,42 @@ typedef struct pgspout_host_api {
      * option of this sink. Strings are valid during the call only. */
     bool (*option_prefixed)(pgspout_sink_handle *sink, const char *prefix,
                             pgspout_option_visitor visit, void *ctx);
+
+    /* --- ABI 1.6: typed column access --- */
+
+    /* The columns of an event's table, the ones its JSON's rows and
+     * "columns" name, read without building any JSON. Columns are numbered
+     * from 0 in the table's order (the order of a schema event's
+     * "columns"). Events of no table (messages, begin, commit) have 0.
+     * Strings are NUL-terminated, owned by the host, valid as the event
+     * is. Out of range: NULL, 0, false. */
+    int (*event_column_count)(const pgspout_event *event);
+    const char *(*event_column_name)(const pgspout_event *event, int column);
+    /* The column's type, as pg_attribute.atttypid, and as format_type
+     * prints it with its modifier ("character varying(20)", "integer[]"):
+     * the JSON's "type_oid" and "type". */
+    uint32_t (*event_column_type_oid)(const pgspout_event *event, int column);
+    const char *(*event_column_type_name)(const pgspout_event *event,
+                                          int column);
+    /* True when the column is part of the table's replica identity: the
+     * columns of the JSON's "key". */
+    bool (*event_column_is_key)(const pgspout_event *event, int column);
+
+    /* What row image `row` of the event holds in `column`. For
+     * PGSPOUT_VALUE_TEXT, *text points at the value's text exactly as
+     * the type's output function printed it (what psql shows for
+     * `SELECT col`: "t" for a boolean, although bool::text is "true";
+     * "{1,2}" for an array; no JSON escaping)
+     * and *length is its length in bytes. The text is NOT NUL-terminated:
+     * use *length. PGSPOUT_VALUE_BINARY gives the bytes the same way.
+     * For NULL, UNCHANGED_TOAST and ABSENT, *text is NULL and *length 0.
+     * text and length may be NULL when only the state is wanted. Valid
+     * until the write callback that received the event returns. A row
+     * image an op does not have, or a `row` outside pgspout_row_image,
+     * reads as ABSENT in every column. */
+    pgspout_value_state (*event_value)(const pgspout_event *event,
+                                       pgspout_row_image row, int column,
+                                       const char **text, size_t *length);
 } pgspout_host_api;
 
 #endif

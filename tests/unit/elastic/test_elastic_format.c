@@ -1,4 +1,6 @@
 /* The elastic sink's request building and response reading. */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,9 +247,44 @@ static void test_parse_response(void)
                                   err, sizeof err));
 }
 
+/* A one-column key's text is taken as its id only where es_doc_id of the
+ * key's JSON gives exactly that text. */
+static void check_text_id(uint32_t oid, const char *text, const char *json,
+                          bool taken)
+{
+    CHECK(es_id_is_key_text(oid, text, strlen(text)) == taken);
+    if (taken)
+        check_id(json, NULL, text);
+}
+
+static void test_ids_from_key_text(void)
+{
+    check_text_id(20, "-9223372036854775808", "{\"id\":-9223372036854775808}",
+                  true);
+    check_text_id(23, "42", "{\"id\":42}", true);
+    check_text_id(25, "a\"b\\c\xc3\xa9\n", "{\"c\":\"a\\\"b\\\\c\xc3\xa9\\n\"}",
+                  true);
+    check_text_id(2950, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                  "{\"u\":\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"}", true);
+    check_text_id(1042, "ab  ", "{\"c\":\"ab  \"}", true);
+    /* JSON changes these: t is true, {1,2} is [1,2], a float may be
+     * re-printed, malformed UTF-8 becomes U+FFFD. */
+    check_text_id(16, "t", NULL, false);
+    check_text_id(1007, "{1,2}", NULL, false);
+    check_text_id(701, "1e+300", NULL, false);
+    check_text_id(25, "a\xff", NULL, false);
+    /* Too long, or empty: es_doc_id says why. */
+    check_text_id(25, "", NULL, false);
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    check_text_id(25, big, NULL, false);
+}
+
 int main(void)
 {
     test_doc_ids();
+    test_ids_from_key_text();
     test_index_names();
     test_bulk_lines();
     test_classify();
