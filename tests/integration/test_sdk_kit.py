@@ -28,10 +28,10 @@ class Collector(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def build_kit_sink(pgspout_bin, tmp_path):
-    build = tmp_path / "kit_sink"
-    shutil.copytree(os.path.join(REPO, "tests", "integration", "kit_sink"),
-                    build)
+def make_on_installed_kit(pgspout_bin, build):
+    """Runs make in build with pkg-config finding the installed kit, after
+    checking that its flags name the installed headers, never the source
+    tree; returns make's output."""
     env = dict(os.environ,
                PKG_CONFIG_PATH=installed_pkgconfig_dir(pgspout_bin))
     cflags = subprocess.run(["pkg-config", "--cflags", "pgspout-kit"],
@@ -43,6 +43,14 @@ def build_kit_sink(pgspout_bin, tmp_path):
     r = subprocess.run(["make", "-C", str(build)], env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def build_kit_sink(pgspout_bin, tmp_path):
+    build = tmp_path / "kit_sink"
+    shutil.copytree(os.path.join(REPO, "tests", "integration", "kit_sink"),
+                    build)
+    make_on_installed_kit(pgspout_bin, build)
     return build / "pgspout_kitdemo.so"
 
 

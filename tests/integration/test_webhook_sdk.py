@@ -7,10 +7,10 @@ Webhooks reference library and that equal the file sink's lines."""
 import json
 import os
 import shutil
-import subprocess
 
 import message_sinks as ms
-from test_sdk_example import REPO, installed_pkgconfig_dir
+from test_sdk_example import REPO
+from test_sdk_kit import make_on_installed_kit
 from test_webhook import canonical, check_signed, options, receiver  # noqa: F401
 from webhook_server import accepted_events
 
@@ -21,18 +21,8 @@ def build_webhook_sink(pgspout_bin, tmp_path):
                     build)
     for name in ("webhook_sink.c", "webhook_sign.c", "webhook_sign.h"):
         shutil.copy(os.path.join(REPO, "plugins", "webhook", name), build)
-    env = dict(os.environ,
-               PKG_CONFIG_PATH=installed_pkgconfig_dir(pgspout_bin))
-    cflags = subprocess.run(["pkg-config", "--cflags", "pgspout-kit"],
-                            env=env, capture_output=True, text=True)
-    assert cflags.returncode == 0, cflags.stderr
-    # the installed headers, never the source tree
-    for tree in ("sdk", "plugins", "lib", "core"):
-        assert os.path.join(REPO, tree) not in cflags.stdout, cflags.stdout
-    r = subprocess.run(["make", "-C", str(build)], env=env,
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert os.path.join(REPO, "lib") not in r.stdout
+    out = make_on_installed_kit(pgspout_bin, build)
+    assert os.path.join(REPO, "lib") not in out
     return build / "pgspout_webhook.so"
 
 
