@@ -63,6 +63,24 @@ void delivery_free(delivery *d)
 
 /* ---- loading and starting ---- */
 
+/* The sink's own judgement of its options (ABI 1.7), reported as the host
+ * reports its own: where the faulty value was written, exit status 2. */
+static int check_sink_options(sink_handle *s, const sink_config *sc)
+{
+    char option[256], why[1024], where[1024];
+    if (sink_handle_check_options(s, option, sizeof option, why, sizeof why))
+        return 0;
+    if (option[0] &&
+        sink_options_origin(sc->options, option, where, sizeof where))
+        fprintf(stderr, "pgspout: %s: %s\n", where, why);
+    else if (option[0]) /* at its default, or unset */
+        fprintf(stderr, "pgspout: %s: option %s: %s\n", sc->origin, option,
+                why);
+    else
+        fprintf(stderr, "pgspout: %s: %s\n", sc->origin, why);
+    return CONFIG_USAGE_ERROR;
+}
+
 static int load_one(delivery *d, sink_config *sc, char *const *dirs,
                     size_t ndirs, const char *dbname)
 {
@@ -89,7 +107,7 @@ static int load_one(delivery *d, sink_config *sc, char *const *dirs,
     d->sinks[d->nsinks++] =
         sink_handle_new(sc->name, lib, sc->options, f, d->stop);
     stats_sink_named(d->nsinks - 1, sc->name);
-    return 0;
+    return check_sink_options(d->sinks[d->nsinks - 1], sc);
 }
 
 int delivery_load(delivery *d, sink_config *sinks, size_t n, char *const *dirs,

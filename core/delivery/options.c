@@ -275,6 +275,21 @@ static void append_location(strbuf *sb, const raw_value *rv)
         sbuf_appendf(sb, "command line: -o %s", rv->key);
 }
 
+bool sink_options_origin(const sink_options *opts, const char *key, char *buf,
+                         size_t len)
+{
+    for (size_t i = opts->n_raw; i-- > 0;) {
+        if (strcmp(opts->raw[i].key, key) != 0)
+            continue;
+        strbuf sb = STRBUF_INIT;
+        append_location(&sb, &opts->raw[i]);
+        snprintf(buf, len, "%s", sb.data);
+        sbuf_free(&sb);
+        return true;
+    }
+    return false;
+}
+
 const char *option_type_name(pgspout_option_type type)
 {
     switch (type) {

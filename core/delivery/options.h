@@ -69,6 +69,13 @@ bool sink_options_get_double(const sink_options *opts, const char *name,
 bool sink_options_each_prefixed(const sink_options *opts, const char *family,
                                 pgspout_option_visitor visit, void *ctx);
 
+/* Where the value of `key` came from, as validation errors name it
+ * ("FILE:LINE: PATH" or "command line: -o KEY"): the last value given for
+ * it. False when the configuration gives no value for `key` (it has its
+ * default, or none). */
+bool sink_options_origin(const sink_options *opts, const char *key, char *buf,
+                         size_t len);
+
 /* "string", "int", "bool", "double" or "duration", as --list-sinks and
  * the manual pages name a type. */
 const char *option_type_name(pgspout_option_type type);

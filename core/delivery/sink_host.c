@@ -208,6 +208,22 @@ void sink_handle_free(sink_handle *s)
     free(s);
 }
 
+bool sink_handle_check_options(sink_handle *s, char *option, size_t option_size,
+                               char *why, size_t why_size)
+{
+    const pgspout_sink_descriptor *d = s->lib.desc;
+    option[0] = why[0] = '\0';
+    if (!PGSPOUT_HAS_FIELD(d, pgspout_sink_descriptor, check_options) ||
+        !d->check_options)
+        return true;
+    if (d->check_options(&api_table, s, option, option_size, why, why_size))
+        return true;
+    /* A sink that refused without saying why still gets a message. */
+    if (!why[0])
+        snprintf(why, why_size, "refused by the sink (no reason given)");
+    return false;
+}
+
 pgspout_status sink_handle_create(sink_handle *s)
 {
     const pgspout_sink_descriptor *d = s->lib.desc;

@@ -45,6 +45,12 @@ sink_handle *sink_handle_new(const char *name, sink_library lib,
                              stop_state *stop);
 void sink_handle_free(sink_handle *s);
 
+/* Calls the sink's check_options (ABI 1.7) when it has one: false with the
+ * option at fault ("" for none) and the reason when it refuses the options.
+ * True for a sink without the callback. */
+bool sink_handle_check_options(sink_handle *s, char *option, size_t option_size,
+                               char *why, size_t why_size);
+
 /* Calls create, then resume_position. */
 pgspout_status sink_handle_create(sink_handle *s);
 pgspout_position sink_handle_acked(sink_handle *s);

@@ -24,6 +24,7 @@
 #include "bq_row.h"
 #include "bq_schema.h"
 #include "fileio.h"
+#include "option_check.h"
 #include "percent.h"
 #include "pipeline.h"
 #include "strbuf.h"
@@ -855,12 +856,13 @@ static bq_table *event_table(bq_sink *s, const char *choice_option,
     return t;
 }
 
-static pgspout_status bq_create(const pgspout_host_api *host,
-                                pgspout_sink_handle *handle, void **state)
+/* Reads the table options into s; false with err set and *bad naming the
+ * option at fault. */
+static bool read_table_options(bq_sink *s, const char **bad, char *err,
+                               size_t errlen)
 {
-    bq_sink *s = xcalloc(1, sizeof *s);
-    s->host = host;
-    s->handle = handle;
+    const pgspout_host_api *host = s->host;
+    pgspout_sink_handle *handle = s->handle;
     const char *mismatch = "warn";
     host->option_string(handle, "project", &s->project);
     host->option_string(handle, "dataset", &s->dataset);
@@ -873,31 +875,65 @@ static pgspout_status bq_create(const pgspout_host_api *host,
     s->stop_on_mismatch = strcmp(mismatch, "stop") == 0;
     if (!s->endpoint)
         s->endpoint = BQ_DEFAULT_ENDPOINT;
-    if (!s->table_tmpl || !s->view_tmpl || !s->project || !s->dataset) {
-        host->log(handle, PGSPOUT_LOG_ERROR,
-                  "project, dataset, table and view must be set");
-        bq_destroy(s);
-        return PGSPOUT_FATAL;
+    *bad = !s->project      ? "project"
+           : !s->dataset    ? "dataset"
+           : !s->table_tmpl ? "table"
+           : !s->view_tmpl  ? "view"
+                            : NULL;
+    if (*bad) {
+        snprintf(err, errlen, "project, dataset, table and view must be set");
+        return false;
     }
     if (strcmp(s->table_tmpl, s->view_tmpl) == 0) {
-        host->log(handle, PGSPOUT_LOG_ERROR,
-                  "the table and view templates must differ");
-        bq_destroy(s);
-        return PGSPOUT_FATAL;
+        *bad = "view";
+        snprintf(err, errlen, "the table and view templates must differ");
+        return false;
     }
-
     s->messages_table = event_table(s, "messages", "message_table");
     s->transactions_table = event_table(s, "transactions", "transaction_table");
     if (s->messages_table && s->transactions_table &&
         strcmp(s->messages_table->changelog_id,
                s->transactions_table->changelog_id) == 0) {
-        host->log(handle, PGSPOUT_LOG_ERROR,
-                  "message_table and transaction_table must differ");
+        *bad = "transaction_table";
+        snprintf(err, errlen,
+                 "message_table and transaction_table must differ");
+        return false;
+    }
+    return true;
+}
+
+/* ABI 1.7: the table options' checks of create, run when pgspout checks
+ * its configuration (credentials are looked at when the sink starts: they
+ * may appear or change while pgspout runs). */
+static bool bq_check_options(const pgspout_host_api *host,
+                             pgspout_sink_handle *handle, char *option,
+                             size_t option_size, char *why, size_t why_size)
+{
+    bq_sink *s = xcalloc(1, sizeof *s);
+    s->host = host;
+    s->handle = handle;
+    char err[512];
+    const char *bad = NULL;
+    bool ok = read_table_options(s, &bad, err, sizeof err);
+    bq_destroy(s);
+    return ok ||
+           kit_option_refuse(bad, err, option, option_size, why, why_size);
+}
+
+static pgspout_status bq_create(const pgspout_host_api *host,
+                                pgspout_sink_handle *handle, void **state)
+{
+    bq_sink *s = xcalloc(1, sizeof *s);
+    s->host = host;
+    s->handle = handle;
+    const char *bad;
+    char err[512];
+    if (!read_table_options(s, &bad, err, sizeof err)) {
+        host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
         bq_destroy(s);
         return PGSPOUT_FATAL;
     }
 
-    char err[512];
     if (!kit_pipeline_config_from_options(host, handle, "bigquery", &s->config,
                                           err, sizeof err) ||
         !make_auth(s, err, sizeof err)) {
@@ -929,6 +965,7 @@ static const pgspout_sink_descriptor bq_descriptor = {
     .flush = bq_flush,
     .destroy = bq_destroy,
     .resume_position = NULL,
+    .check_options = bq_check_options,
 };
 
 PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)

@@ -19,6 +19,7 @@
 #include "elastic_format.h"
 #include "http.h"
 #include "json_string.h"
+#include "option_check.h"
 #include "percent.h"
 #include "pipeline.h"
 #include "position_id.h"
@@ -813,7 +814,8 @@ static void elastic_destroy(void *state)
     free(es);
 }
 
-static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
+static bool setup_auth(elastic_sink *es, const char **bad, char *err,
+                       size_t errlen)
 {
     const pgspout_host_api *h = es->host;
     const char *user = NULL, *password = NULL, *api_key = NULL;
@@ -822,6 +824,7 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
     h->option_string(es->handle, "password", &password);
     h->option_string(es->handle, "api_key", &api_key);
     if (api_key && (user || password)) {
+        *bad = "api_key";
         snprintf(err, errlen,
                  "give either api_key or username/password, "
                  "not both");
@@ -834,6 +837,7 @@ static bool setup_auth(elastic_sink *es, char *err, size_t errlen)
     if (!user && !password)
         return true;
     if (!user || !password) {
+        *bad = user ? "password" : "username";
         snprintf(err, errlen, "username and password go together");
         return false;
     }
@@ -864,37 +868,69 @@ static bool setup_event_index(elastic_sink *es, const char *choice_option,
     return true;
 }
 
+/* Reads the options into es; false with err set and *bad naming the
+ * option at fault. */
+static bool setup(elastic_sink *es, const char **bad, char *err, size_t errlen)
+{
+    const pgspout_host_api *host = es->host;
+    const char *urls = NULL, *truncate = NULL;
+    host->option_string(es->handle, "url", &urls);
+    host->option_string(es->handle, "index", &es->index_template);
+    host->option_string(es->handle, "truncate", &truncate);
+    host->option_string(es->handle, "version_field", &es->version_field);
+    es->truncate_delete = !truncate || strcmp(truncate, "delete") == 0;
+    *bad = "url";
+    if (!kit_url_list_parse(&es->urls, "url", urls, true, err, errlen))
+        return false;
+    *bad = "index";
+    if (!es_index_template_check(es->index_template, err, errlen))
+        return false;
+    *bad = "message_index";
+    if (!setup_event_index(es, "messages", "message_index", &es->messages, err,
+                           errlen))
+        return false;
+    *bad = "transaction_index";
+    if (!setup_event_index(es, "transactions", "transaction_index",
+                           &es->transactions, err, errlen))
+        return false;
+    *bad = "version_field";
+    if (!*es->version_field) {
+        snprintf(err, errlen, "version_field is empty");
+        return false;
+    }
+    *bad = NULL;
+    return setup_auth(es, bad, err, errlen);
+}
+
+/* ABI 1.7: the options' checks of create, run when pgspout checks its
+ * configuration, so a bad value is a configuration error. */
+static bool elastic_check_options(const pgspout_host_api *host,
+                                  pgspout_sink_handle *handle, char *option,
+                                  size_t option_size, char *why,
+                                  size_t why_size)
+{
+    elastic_sink *es = xcalloc(1, sizeof *es);
+    es->host = host;
+    es->handle = handle;
+    char err[400];
+    const char *bad = NULL;
+    bool ok = setup(es, &bad, err, sizeof err);
+    elastic_destroy(es);
+    return ok ||
+           kit_option_refuse(bad, err, option, option_size, why, why_size);
+}
+
 static pgspout_status elastic_create(const pgspout_host_api *host,
                                      pgspout_sink_handle *handle, void **state)
 {
     elastic_sink *es = xcalloc(1, sizeof *es);
-    const char *urls = NULL, *truncate = NULL;
     char err[400];
+    const char *bad;
 
     es->host = host;
     es->handle = handle;
-    host->option_string(handle, "url", &urls);
-    host->option_string(handle, "index", &es->index_template);
-    host->option_string(handle, "truncate", &truncate);
-    host->option_string(handle, "version_field", &es->version_field);
-    es->truncate_delete = !truncate || strcmp(truncate, "delete") == 0;
-
-    if (!urls ||
-        !kit_url_list_parse(&es->urls, "url", urls, true, err, sizeof err) ||
-        !es_index_template_check(es->index_template, err, sizeof err) ||
-        !setup_event_index(es, "messages", "message_index", &es->messages, err,
-                           sizeof err) ||
-        !setup_event_index(es, "transactions", "transaction_index",
-                           &es->transactions, err, sizeof err) ||
-        !setup_auth(es, err, sizeof err)) {
-        if (!urls)
-            snprintf(err, sizeof err, "url is required");
+    if (!setup(es, &bad, err, sizeof err)) {
         host->log(handle, PGSPOUT_LOG_ERROR, "%s", err);
-        elastic_destroy(es);
-        return PGSPOUT_FATAL;
-    }
-    if (!*es->version_field) {
-        host->log(handle, PGSPOUT_LOG_ERROR, "version_field is empty");
         elastic_destroy(es);
         return PGSPOUT_FATAL;
     }
@@ -931,6 +967,7 @@ static const pgspout_sink_descriptor elastic_descriptor = {
     .flush = elastic_flush,
     .destroy = elastic_destroy,
     .resume_position = NULL,
+    .check_options = elastic_check_options,
 };
 
 PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)

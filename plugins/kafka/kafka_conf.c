@@ -87,6 +87,7 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *property,
 typedef struct user_properties {
     rd_kafka_conf_t *conf;
     kafka_secrets *secrets;
+    const char *refused; /* the option refused, if any */
     char *err;
     size_t errlen;
 } user_properties;
@@ -95,6 +96,7 @@ static bool set_user_property(void *ctx, const char *name, const char *value)
 {
     user_properties *u = ctx;
     const char *property = name + strlen(KAFKA_PROPERTY_PREFIX);
+    u->refused = name;
     const char *refusal = kafka_property_refusal(property);
     if (refusal) {
         snprintf(u->err, u->errlen, "option %s is not accepted: %s", name,
@@ -105,8 +107,10 @@ static bool set_user_property(void *ctx, const char *name, const char *value)
         kafka_secrets_add(u->secrets, value);
     char why[512];
     if (rd_kafka_conf_set(u->conf, property, value, why, sizeof why) ==
-        RD_KAFKA_CONF_OK)
+        RD_KAFKA_CONF_OK) {
+        u->refused = NULL;
         return true;
+    }
     /* librdkafka quotes the value in some messages. */
     if (kafka_property_is_secret(property))
         redact(why, value);
@@ -158,23 +162,30 @@ static bool set_fixed(rd_kafka_conf_t *conf, char *err, size_t errlen)
 rd_kafka_conf_t *kafka_conf_build(const pgspout_host_api *host,
                                   pgspout_sink_handle *handle,
                                   const kafka_conf_settings *settings,
-                                  kafka_secrets *secrets, char *err,
-                                  size_t errlen)
+                                  kafka_secrets *secrets, const char **bad,
+                                  char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    user_properties u = {conf, secrets, err, errlen};
+    user_properties u = {conf, secrets, NULL, err, errlen};
+    *bad = "brokers";
     bool ok =
         set_defaults(conf, err, errlen) &&
-        conf_set(conf, "bootstrap.servers", settings->brokers, err, errlen) &&
-        conf_set(conf, "compression.codec", settings->compression, err,
-                 errlen) &&
-        host->option_prefixed(handle, KAFKA_PROPERTY_PREFIX, set_user_property,
-                              &u) &&
-        set_fixed(conf, err, errlen);
+        conf_set(conf, "bootstrap.servers", settings->brokers, err, errlen);
+    if (ok)
+        *bad = "compression";
+    ok = ok && conf_set(conf, "compression.codec", settings->compression, err,
+                        errlen);
+    if (ok) {
+        ok = host->option_prefixed(handle, KAFKA_PROPERTY_PREFIX,
+                                   set_user_property, &u);
+        *bad = u.refused;
+    }
+    ok = ok && set_fixed(conf, err, errlen);
     if (!ok) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    *bad = NULL;
     return conf;
 }
 

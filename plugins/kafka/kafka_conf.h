@@ -42,12 +42,13 @@ typedef struct kafka_conf_settings {
 /* Builds the configuration: defaults, then every kafka.<property> the
  * host holds for this sink (host->option_prefixed), then the fixed
  * settings. NULL with a message in err naming the option on any refusal
- * (no secret value in it). */
+ * (no secret value in it), and the option in *bad (a string of the host's
+ * or a literal). */
 rd_kafka_conf_t *kafka_conf_build(const pgspout_host_api *host,
                                   pgspout_sink_handle *handle,
                                   const kafka_conf_settings *settings,
-                                  kafka_secrets *secrets, char *err,
-                                  size_t errlen);
+                                  kafka_secrets *secrets, const char **bad,
+                                  char *err, size_t errlen);
 
 /* A property's value in conf as an integer, or fallback. */
 long long kafka_conf_int(const rd_kafka_conf_t *conf, const char *property,

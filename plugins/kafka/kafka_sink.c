@@ -24,6 +24,7 @@
 #include "kafka_format.h"
 #include "kafka_topic.h"
 #include "message.h"
+#include "option_check.h"
 #include "report.h"
 #include "row_key.h"
 #include "strbuf.h"
@@ -900,8 +901,10 @@ static bool fixed_topic_option(kafka_sink *ks, const char *name,
     return true;
 }
 
-/* The sink's own options; false with err set on a bad one. */
-static bool read_options(kafka_sink *ks, char *err, size_t errlen)
+/* The sink's own options; false with err set and *bad naming the option
+ * on a bad one. Opens nothing. */
+static bool read_options(kafka_sink *ks, const char **bad, char *err,
+                         size_t errlen)
 {
     const pgspout_host_api *h = ks->host;
     const char *key = option_text(ks, "key");
@@ -920,34 +923,46 @@ static bool read_options(kafka_sink *ks, char *err, size_t errlen)
     const char *topic = option_text(ks, "topic");
     ks->topic =
         topic ? kafka_topic_template_parse(topic, why, sizeof why) : NULL;
+    *bad = "topic";
     if (!ks->topic) {
         snprintf(err, errlen, "option topic: %s",
                  topic ? why : "must not be empty");
         return false;
     }
-    if (!fixed_topic_option(ks, "schema_topic", &ks->schema_topic, err,
-                            errlen) ||
-        !fixed_topic_option(ks, "message_topic", &ks->message_topic, err,
-                            errlen) ||
-        !fixed_topic_option(ks, "transaction_topic", &ks->transaction_topic,
-                            err, errlen))
-        return false;
-    const char *path = option_text(ks, "dead_letter");
-    ks->dead_letter = path ? kit_dead_letter_open(path, err, errlen) : NULL;
-    return !path || ks->dead_letter;
+    static const char *const fixed[] = {"schema_topic", "message_topic",
+                                        "transaction_topic"};
+    const char **targets[] = {&ks->schema_topic, &ks->message_topic,
+                              &ks->transaction_topic};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        *bad = fixed[i];
+        if (!fixed_topic_option(ks, fixed[i], targets[i], err, errlen))
+            return false;
+    }
+    *bad = NULL;
+    return true;
+}
+
+/* The producer's configuration; NULL with err set and *bad naming the
+ * option on a bad one. */
+static rd_kafka_conf_t *producer_conf(kafka_sink *ks, const char **bad,
+                                      char *err, size_t errlen)
+{
+    kafka_conf_settings settings = {option_text(ks, "brokers"),
+                                    option_text(ks, "compression")};
+    if (!settings.brokers) {
+        *bad = "brokers";
+        snprintf(err, errlen, "option brokers: must not be empty");
+        return NULL;
+    }
+    return kafka_conf_build(ks->host, ks->handle, &settings, &ks->secrets, bad,
+                            err, errlen);
 }
 
 /* The producer, with this sink's callbacks. */
 static bool start_producer(kafka_sink *ks, char *err, size_t errlen)
 {
-    kafka_conf_settings settings = {option_text(ks, "brokers"),
-                                    option_text(ks, "compression")};
-    if (!settings.brokers) {
-        snprintf(err, errlen, "option brokers: must not be empty");
-        return false;
-    }
-    rd_kafka_conf_t *conf = kafka_conf_build(ks->host, ks->handle, &settings,
-                                             &ks->secrets, err, errlen);
+    const char *bad;
+    rd_kafka_conf_t *conf = producer_conf(ks, &bad, err, errlen);
     if (!conf)
         return false;
     /* Bounds the acknowledgement window as librdkafka's queue bounds the
@@ -972,6 +987,33 @@ static bool start_producer(kafka_sink *ks, char *err, size_t errlen)
     return true;
 }
 
+/* ABI 1.7: create's checks of the options and of librdkafka's properties,
+ * without opening the dead-letter file or starting the producer. */
+static bool kafka_check_options(const pgspout_host_api *host,
+                                pgspout_sink_handle *handle, char *option,
+                                size_t option_size, char *why, size_t why_size)
+{
+    if (!PGSPOUT_HAS_FIELD(host, pgspout_host_api, option_prefixed))
+        return true; /* create says why */
+    kafka_sink *ks = xcalloc(1, sizeof *ks);
+    ks->host = host;
+    ks->handle = handle;
+    pthread_mutex_init(&ks->ack_lock, NULL);
+    char err[1024];
+    const char *bad = NULL;
+    rd_kafka_conf_t *conf = NULL;
+    bool ok = read_options(ks, &bad, err, sizeof err) &&
+              (conf = producer_conf(ks, &bad, err, sizeof err)) != NULL;
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (!ok) {
+        kafka_secrets_redact(&ks->secrets, err);
+        kit_option_refuse(bad, err, option, option_size, why, why_size);
+    }
+    kafka_destroy(ks);
+    return ok;
+}
+
 static pgspout_status kafka_create(const pgspout_host_api *host,
                                    pgspout_sink_handle *handle, void **state)
 {
@@ -985,7 +1027,12 @@ static pgspout_status kafka_create(const pgspout_host_api *host,
         kafka_destroy(ks);
         return PGSPOUT_FATAL;
     }
-    if (!read_options(ks, err, sizeof err))
+    const char *bad;
+    if (!read_options(ks, &bad, err, sizeof err))
+        return fail_create(ks, "", err);
+    const char *path = option_text(ks, "dead_letter");
+    ks->dead_letter = path ? kit_dead_letter_open(path, err, sizeof err) : NULL;
+    if (path && !ks->dead_letter)
         return fail_create(ks, "", err);
     if (!start_producer(ks, err, sizeof err))
         return fail_create(ks, "", err);
@@ -1011,6 +1058,7 @@ static const pgspout_sink_descriptor kafka_descriptor = {
     .flush = kafka_flush,
     .destroy = kafka_destroy,
     .resume_position = NULL,
+    .check_options = kafka_check_options,
 };
 
 PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)

@@ -16,6 +16,7 @@
 #include "kinesis_api.h"
 #include "kpl.h"
 #include "message.h"
+#include "option_check.h"
 #include "pipeline.h"
 #include "sigv4.h"
 #include "strbuf.h"
@@ -508,25 +509,25 @@ static bool resolve_aws(kinesis_sink *ks, char *err, size_t errlen)
     return ks->credentials != NULL;
 }
 
-static pgspout_status kinesis_create(const pgspout_host_api *host,
-                                     pgspout_sink_handle *handle, void **state)
+/* Reads the stream and key options into ks; false with err set and *bad
+ * naming the option at fault. */
+static bool read_stream_options(kinesis_sink *ks, const char **bad, char *err,
+                                size_t errlen)
 {
-    kinesis_sink *ks = xcalloc(1, sizeof *ks);
-    const char *key_option;
-    char err[1024];
-
-    ks->host = host;
-    ks->handle = handle;
     ks->stream = option_or_null(ks, "stream");
-    if (!ks->stream)
-        return fail_create(ks, "%s", "the stream option is empty");
+    *bad = "stream";
+    if (!ks->stream) {
+        snprintf(err, errlen, "the stream option is empty");
+        return false;
+    }
     ks->streams[CHANGE_STREAM] = ks->stream;
     ks->streams[MESSAGE_STREAM] = option_or_null(ks, "message_stream");
     ks->streams[TRANSACTION_STREAM] = option_or_null(ks, "transaction_stream");
     for (int i = 0; i < N_STREAMS; i++)
         if (!ks->streams[i] || strcmp(ks->streams[i], ks->stream) == 0)
             ks->streams[i] = ks->stream;
-    key_option = option_or_null(ks, "partition_key");
+    const char *key_option = option_or_null(ks, "partition_key");
+    *bad = "partition_key";
     if (!key_option || strcmp(key_option, "row") == 0) {
         ks->key_mode = KINESIS_KEY_ROW;
     } else if (strcmp(key_option, "table") == 0) {
@@ -534,12 +535,47 @@ static pgspout_status kinesis_create(const pgspout_host_api *host,
     } else {
         ks->key_mode = KINESIS_KEY_FIXED;
         ks->fixed_key = key_option;
-        if (kinesis_utf8_chars(key_option) > KINESIS_MAX_PARTITION_KEY_CHARS)
-            return fail_create(ks,
-                               "partition_key \"%.40s...\" is longer than "
-                               "256 characters",
-                               key_option);
+        if (kinesis_utf8_chars(key_option) > KINESIS_MAX_PARTITION_KEY_CHARS) {
+            snprintf(err, errlen,
+                     "partition_key \"%.40s...\" is longer than 256 "
+                     "characters",
+                     key_option);
+            return false;
+        }
     }
+    return true;
+}
+
+/* ABI 1.7: the stream options' checks of create, run when pgspout checks
+ * its configuration (credentials and region are looked up when the sink
+ * starts: they come from the environment and may change). */
+static bool kinesis_check_options(const pgspout_host_api *host,
+                                  pgspout_sink_handle *handle, char *option,
+                                  size_t option_size, char *why,
+                                  size_t why_size)
+{
+    kinesis_sink *ks = xcalloc(1, sizeof *ks);
+    ks->host = host;
+    ks->handle = handle;
+    char err[400];
+    const char *bad = NULL;
+    bool ok = read_stream_options(ks, &bad, err, sizeof err);
+    kinesis_destroy(ks);
+    return ok ||
+           kit_option_refuse(bad, err, option, option_size, why, why_size);
+}
+
+static pgspout_status kinesis_create(const pgspout_host_api *host,
+                                     pgspout_sink_handle *handle, void **state)
+{
+    kinesis_sink *ks = xcalloc(1, sizeof *ks);
+    char err[1024];
+
+    ks->host = host;
+    ks->handle = handle;
+    const char *bad;
+    if (!read_stream_options(ks, &bad, err, sizeof err))
+        return fail_create(ks, "%s", err);
     host->option_bool(handle, "aggregate", &ks->aggregate);
 
     if (!kit_pipeline_config_from_options(host, handle, "kinesis", &ks->config,
@@ -584,6 +620,7 @@ static const pgspout_sink_descriptor kinesis_descriptor = {
     .flush = kinesis_flush,
     .destroy = kinesis_destroy,
     .resume_position = NULL,
+    .check_options = kinesis_check_options,
 };
 
 PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)

@@ -22,6 +22,7 @@
 
 #include "http.h"
 #include "message.h"
+#include "option_check.h"
 #include "pipeline.h"
 #include "position_id.h"
 #include "url_list.h"
@@ -538,22 +539,26 @@ static bool setup_headers(webhook_sink *ws, char *err, size_t errlen)
     return true;
 }
 
-static bool setup_auth(webhook_sink *ws, char *err, size_t errlen)
+static bool setup_auth(webhook_sink *ws, const char **bad, char *err,
+                       size_t errlen)
 {
     const char *token = option(ws, "bearer_token");
     const char *user = option(ws, "username");
     const char *password = option(ws, "password");
 
     if (token && (user || password)) {
+        *bad = "bearer_token";
         snprintf(err, errlen,
                  "give either bearer_token or username/password, not both");
         return false;
     }
     if ((user != NULL) != (password != NULL)) {
+        *bad = user ? "password" : "username";
         snprintf(err, errlen, "username and password go together");
         return false;
     }
     if (ws->nheaders == WEBHOOK_MAX_HEADERS && (token || user)) {
+        *bad = "headers";
         snprintf(err, errlen,
                  "headers: at most %d of them, with "
                  "authentication",
@@ -571,7 +576,9 @@ static bool setup_auth(webhook_sink *ws, char *err, size_t errlen)
     return true;
 }
 
-static bool setup(webhook_sink *ws, char *err, size_t errlen)
+/* Reads the options into ws; false with err set and *bad naming the
+ * option at fault. */
+static bool setup(webhook_sink *ws, const char **bad, char *err, size_t errlen)
 {
     const char *secret = option(ws, "secret");
     ws->ndjson = option_is(ws, "format", "ndjson");
@@ -581,13 +588,37 @@ static bool setup(webhook_sink *ws, char *err, size_t errlen)
     ws->send_schema = !option_is(ws, "schema_events", "skip");
     ws->send_messages = !option_is(ws, "messages", "skip");
     ws->send_transactions = !option_is(ws, "transactions", "skip");
+    *bad = "url";
     if (!kit_url_list_parse(&ws->urls, "url", option(ws, "url"), false, err,
                             errlen))
         return false;
+    *bad = "secret";
     if (secret &&
         !webhook_secret_decode(secret, &ws->key, &ws->key_len, err, errlen))
         return false;
-    return setup_headers(ws, err, errlen) && setup_auth(ws, err, errlen);
+    *bad = "headers";
+    if (!setup_headers(ws, err, errlen))
+        return false;
+    *bad = NULL;
+    return setup_auth(ws, bad, err, errlen);
+}
+
+/* ABI 1.7: the options' checks of create, run when pgspout checks its
+ * configuration, so a bad value is a configuration error. */
+static bool webhook_check_options(const pgspout_host_api *host,
+                                  pgspout_sink_handle *handle, char *option,
+                                  size_t option_size, char *why,
+                                  size_t why_size)
+{
+    webhook_sink *ws = must(calloc(1, sizeof *ws));
+    ws->host = host;
+    ws->handle = handle;
+    char err[400];
+    const char *bad = NULL;
+    bool ok = setup(ws, &bad, err, sizeof err);
+    webhook_destroy(ws);
+    return ok ||
+           kit_option_refuse(bad, err, option, option_size, why, why_size);
 }
 
 static pgspout_status webhook_create(const pgspout_host_api *host,
@@ -598,7 +629,8 @@ static pgspout_status webhook_create(const pgspout_host_api *host,
 
     ws->host = host;
     ws->handle = handle;
-    bool ok = setup(ws, err, sizeof err) &&
+    const char *bad;
+    bool ok = setup(ws, &bad, err, sizeof err) &&
               kit_pipeline_config_from_options(host, handle, "webhook",
                                                &ws->config, err, sizeof err);
     if (ok) {
@@ -633,6 +665,7 @@ static const pgspout_sink_descriptor webhook_descriptor = {
     .flush = webhook_flush,
     .destroy = webhook_destroy,
     .resume_position = NULL,
+    .check_options = webhook_check_options,
 };
 
 PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)

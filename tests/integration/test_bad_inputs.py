@@ -131,10 +131,10 @@ def test_bad_config_relative_path(pgspout, dead_port, tmp_path):
 # The variants of tests/unit/sinks/abi_variant.c and the refusal of each.
 BROKEN_SINKS = [
     ("bad_magic", "bad magic number 0xDEADBEEF"),
-    ("other_major", "incompatible ABI major version: sink built for ABI 2.6, "
-                    "this pgspout provides ABI 1.6"),
-    ("newer_minor", "sink needs a newer host: sink built for ABI 1.7, this "
-                    "pgspout provides ABI 1.6"),
+    ("other_major", "incompatible ABI major version: sink built for ABI 2.7, "
+                    "this pgspout provides ABI 1.7"),
+    ("newer_minor", "sink needs a newer host: sink built for ABI 1.8, this "
+                    "pgspout provides ABI 1.7"),
     ("short_descriptor", "descriptor size 16 is smaller"),
     ("missing_flush", "missing required callback 'flush'"),
     ("no_entry", "does not export pgspout_sink_entry()"),
@@ -180,6 +180,17 @@ def test_broken_sink_refused(pgspout, dead_port, variant_dir, variant,
     assert_refused_before_connecting(r)
     assert message in r.stderr, r.stderr
     assert path in r.stderr, "the file is not named:\n" + r.stderr
+
+
+def test_sink_refusing_its_options_without_a_reason(pgspout, dead_port,
+                                                   variant_dir):
+    """check_options (ABI 1.7) said no and nothing else: still a usage
+    error, at the sink's place, with a message."""
+    path = os.path.join(variant_dir, "pgspout_silent_refusal.so")
+    r = run_sink(pgspout, dead_port, path)
+    assert_refused_before_connecting(r)
+    assert "command line: --sink %s: refused by the sink (no reason " \
+        "given)" % path in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("variant,message", BROKEN_SINKS[:2],
@@ -378,6 +389,92 @@ def test_bad_option_value_in_config_file(pgspout, listener, tmp_path):
     r = pgspout.run("-c", str(cfg), timeout=30, env=clean_env())
     assert_option_refused(r, listener, "port", "12ab")
     assert "%s:2: connection: " % cfg in r.stderr, r.stderr
+
+
+# ---- option values a sink judges (check_options, ABI 1.7) ----
+
+# (sink, its options, the option at fault, a fragment of the reason, a
+# secret that must not be echoed or None). The values pass the option
+# tables (type, choices) and only the sink can tell they are wrong.
+SINK_OPTION_FAULTS = [
+    ("webhook", ["url=http://127.0.0.1:9", "secret=whsec_Sec*ret!9"],
+     "secret", "is not a base64 key", "Sec*ret!9"),
+    ("webhook", ["url=http://127.0.0.1:9", "secret=K3yW1thoutPrefix0="],
+     "secret", "must be whsec_", "K3yW1thoutPrefix0="),
+    ("webhook", ["url=ftp://127.0.0.1:9"], "url", "http:// or https://",
+     None),
+    ("webhook", ["url=http://127.0.0.1:9", "headers=Authorization: tok-77"],
+     "headers", "is set by the sink itself", "tok-77"),
+    ("elastic", ["url=http://127.0.0.1:9", "index={nope}"], "index",
+     "{nope}", None),
+    ("elastic", ["url=http://127.0.0.1:9", "api_key=AK-991",
+                 "username=u", "password=PW-992"],
+     "api_key", "not both", "AK-991"),
+    ("kafka", ["brokers=127.0.0.1:9", "kafka.acks=1"], "kafka.acks",
+     "not accepted", None),
+    ("kafka", ["brokers=127.0.0.1:9", "kafka.no.such.thing=1"],
+     "kafka.no.such.thing", "No such configuration property", None),
+    ("kafka", ["brokers=127.0.0.1:9", "kafka.sasl.password=PW-993",
+               "kafka.linger.ms=soon"],
+     "kafka.linger.ms", "Invalid value", "PW-993"),
+    ("kinesis", ["stream=s", "partition_key=" + "k" * 300], "partition_key",
+     "longer than 256 characters", None),
+    ("bigquery", ["project=p", "dataset=d", "table=x_{table}",
+                  "view=x_{table}"], "view", "must differ", None),
+]
+
+
+@pytest.mark.parametrize("sink,options,option,reason,secret",
+                         SINK_OPTION_FAULTS,
+                         ids=["%s-%s" % (f[0], f[2]) for f in
+                              SINK_OPTION_FAULTS])
+def test_sink_option_value_is_a_usage_error(pgspout, listener, sink, options,
+                                            option, reason, secret):
+    """A value the sink refuses is a configuration error like the host's
+    own: exit 2 before any connection, naming where the value came from."""
+    args = ["-d", listener_conninfo(listener), "--sink", sink]
+    for o in options:
+        args += ["-o", o]
+    r = pgspout.run(*args, timeout=30, env=clean_env())
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, "exit %d:\n%s" % (r.returncode, out)
+    assert listener.accepted == 0, "a connection was attempted:\n" + out
+    assert "pgspout: command line: -o %s: " % option in r.stderr, r.stderr
+    assert reason in r.stderr, r.stderr
+    assert secret is None or secret not in out, out
+
+
+def test_sink_option_fault_named_by_file_and_line(pgspout, listener,
+                                                  tmp_path):
+    cfg = tmp_path / "hook.conf"
+    cfg.write_text('connection = "%s";\nsinks = ({\n  name = "hook";\n'
+                   '  type = "webhook";\n  options = {\n'
+                   '    url = "http://127.0.0.1:9";\n'
+                   '    secret = "whsec_Sec*ret!9";\n  };\n});\n'
+                   % listener_conninfo(listener))
+    r = pgspout.run("-c", str(cfg), timeout=30, env=clean_env())
+    assert r.returncode == 2, r.stderr
+    assert listener.accepted == 0
+    assert "%s:7: sinks.[0].options.secret: " % cfg in r.stderr, r.stderr
+    assert "Sec*ret" not in r.stdout + r.stderr
+
+
+def test_sink_option_fault_in_an_option_not_given(pgspout, listener,
+                                                  tmp_path):
+    """A fault that lies in a missing partner option names the sink's
+    place and the option."""
+    cfg = tmp_path / "hook.conf"
+    cfg.write_text('connection = "%s";\nsinks = ({\n  name = "hook";\n'
+                   '  type = "webhook";\n  options = {\n'
+                   '    url = "http://127.0.0.1:9";\n'
+                   '    username = "u";\n  };\n});\n'
+                   % listener_conninfo(listener))
+    r = pgspout.run("-c", str(cfg), timeout=30, env=clean_env())
+    assert r.returncode == 2, r.stderr
+    assert listener.accepted == 0
+    assert re.search(r"%s:\d+: sinks\.\[0\]: option password: username "
+                     r"and password go together" % re.escape(str(cfg)),
+                     r.stderr), r.stderr
 
 
 # ---- table patterns too complex to compile ----

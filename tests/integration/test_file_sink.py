@@ -86,7 +86,7 @@ def test_list_sinks(pgspout):
     assert len(file_lines) == 1, r.stdout
     name, version, abi_word, abi, *description = file_lines[0].split()
     assert re.fullmatch(r"\d+\.\d+\.\d+", version), file_lines
-    assert (abi_word, abi) == ("ABI", "1.6"), file_lines
+    assert (abi_word, abi) == ("ABI", "1.7"), file_lines
     assert " ".join(description).startswith("appends one JSON object")
     # the option table is printed under it
     assert re.search(r"^\s+path\s+string\s+required", r.stdout, re.M)

@@ -94,7 +94,7 @@ def test_metrics_match_the_workload(db, pgspout, tmp_path):
     assert m.get("pgspout_last_error_timestamp_seconds") == 0
     version = pgspout.run("--version").stdout.split()[1]
     server = db.scalar("show server_version")
-    assert m.get("pgspout_build_info", version=version, abi="1.6",
+    assert m.get("pgspout_build_info", version=version, abi="1.7",
                  server_version=server) == 1, m.series("pgspout_build_info")
     assert pgspout.stop(proc) == 0, pgspout.stderr_of(proc)
 

@@ -65,11 +65,11 @@ int main(int argc, char **argv)
 
     expect_refusal("bad_magic", "bad magic number 0xDEADBEEF");
     expect_refusal("other_major",
-                   "incompatible ABI major version: sink built for ABI 2.6, "
-                   "this pgspout provides ABI 1.6");
+                   "incompatible ABI major version: sink built for ABI 2.7, "
+                   "this pgspout provides ABI 1.7");
     expect_refusal("newer_minor",
-                   "sink needs a newer host: sink built for ABI 1.7, this "
-                   "pgspout provides ABI 1.6");
+                   "sink needs a newer host: sink built for ABI 1.8, this "
+                   "pgspout provides ABI 1.7");
     expect_refusal("short_descriptor", "descriptor size 16 is smaller");
     expect_refusal("missing_flush", "missing required callback 'flush'");
     expect_refusal("no_entry", "does not export pgspout_sink_entry()");

@@ -21,7 +21,7 @@
 
 #define PGSPOUT_ABI_MAGIC 0x50475350u /* "PGSP" */
 #define PGSPOUT_ABI_MAJOR 1
-#define PGSPOUT_ABI_MINOR 6
+#define PGSPOUT_ABI_MINOR 7
 
 /* The one symbol every sink exports (declared in sink.h). */
 #define PGSPOUT_SINK_ENTRY_SYMBOL "pgspout_sink_entry"

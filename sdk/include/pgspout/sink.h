@@ -55,6 +55,25 @@ typedef struct pgspout_sink_descriptor {
      * before it, so a sink that can read back its own output delivers each
      * change exactly once across crashes. Return false when unknown. */
     bool (*resume_position)(void *state, pgspout_position *position);
+
+    /* --- ABI 1.7; optional (may be NULL) --- */
+
+    /* Judge the options beyond what the option table can say: a value's
+     * form (a key in base64, a list of URLs, a library's property) or
+     * options that go together. The host calls it once per instance when
+     * it checks the configuration, after checking the options against the
+     * table and before anything connects, so a bad value is a
+     * configuration error: reported with the file, line and key it came
+     * from, exit status 2. Options are read through host->option_* as in
+     * create. Return true to accept; to refuse, return false with the
+     * faulty option's name (a key of a prefix family for one of those; ""
+     * when no single option is at fault) in `option` and a one-line reason
+     * in `why`, neither holding a secret option's value. Do no network I/O
+     * and keep no state. create is still called afterwards, and must still
+     * refuse bad options itself: a host older than 1.7 never calls this. */
+    bool (*check_options)(const pgspout_host_api *host,
+                          pgspout_sink_handle *sink, char *option,
+                          size_t option_size, char *why, size_t why_size);
 } pgspout_sink_descriptor;
 
 /* The entry point every sink defines. */

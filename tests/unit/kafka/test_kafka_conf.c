@@ -40,7 +40,9 @@ static rd_kafka_conf_t *build(const char *const *properties,
                               kafka_secrets *secrets, char *err, size_t errlen)
 {
     fake_properties = properties;
-    return kafka_conf_build(&fake_host, NULL, &settings, secrets, err, errlen);
+    const char *bad;
+    return kafka_conf_build(&fake_host, NULL, &settings, secrets, &bad, err,
+                            errlen);
 }
 
 static char *conf_value(rd_kafka_conf_t *conf, const char *name)

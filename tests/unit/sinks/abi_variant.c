@@ -59,6 +59,21 @@ static void destroy(void *state)
     (void)state;
 }
 
+#ifdef VARIANT_SILENT_REFUSAL
+/* Refuses its options without naming one or saying why (ABI 1.7). */
+static bool check_options(const pgspout_host_api *host,
+                          pgspout_sink_handle *sink, char *option,
+                          size_t option_size, char *why, size_t why_size)
+{
+    (void)host, (void)sink, (void)option_size, (void)why_size;
+    option[0] = why[0] = '\0';
+    return false;
+}
+#define CHECK_OPTIONS check_options
+#else
+#define CHECK_OPTIONS NULL
+#endif
+
 #ifdef VARIANT_MISSING_FLUSH
 /* Keeps the unused flush referenced so the variant builds with -Werror. */
 PGSPOUT_EXPORT pgspout_status (*unused_flush)(void *) = flush;
@@ -87,6 +102,7 @@ static const pgspout_sink_descriptor descriptor = {
     .write = write_events,
     .flush = FLUSH,
     .destroy = destroy,
+    .check_options = CHECK_OPTIONS,
 };
 
 PGSPOUT_EXPORT const pgspout_sink_descriptor *pgspout_sink_entry(void)
