@@ -619,20 +619,26 @@ def kafka_record_count(broker, prefix):
     return total
 
 
-def drain_kafka(name, server, args, tmpdir, slot, end, run, changes, broker):
+def drain_kafka(name, server, args, tmpdir, slot, end, run, changes, broker,
+                json_fallback=False):
     """pgspout with the Kafka sink (defaults: idempotent, acks=all, key
     row, pgspout format, headers) until END: it exits only once the broker
-    acknowledged every record."""
-    err = os.path.join(tmpdir, "%s-kafka-%d.log" % (name, run))
-    prefix = kafka_topic_prefix(name, run)
+    acknowledged every record. json_fallback: the host API cut to ABI 1.5
+    (PGSPOUT_HOST_ABI_MINOR), so the sink reads keys from the JSON rather
+    than through typed column access, as on an older host."""
+    kind = "kafka-json" if json_fallback else "kafka"
+    err = os.path.join(tmpdir, "%s-%s-%d.log" % (name, kind, run))
+    prefix = kafka_topic_prefix(name + ("j" if json_fallback else ""), run)
     argv = [args.pgspout, "-d", server.conninfo(), "--slot", slot,
             "--publication", PUBLICATION, "--sink", "kafka",
             "-o", "brokers=" + broker.bootstrap,
             "-o", "topic=%s.{schema}.{table}" % prefix, "--endpos", end]
     for opt in args.kafka_option:
         argv += ["-o", opt]
-    r = run_measured(argv, env=client_env(), timeout=args.timeout,
-                     stderr_path=err)
+    env = client_env()
+    if json_fallback:
+        env["PGSPOUT_HOST_ABI_MINOR"] = "5"
+    r = run_measured(argv, env=env, timeout=args.timeout, stderr_path=err)
     if r["exit"] != 0:
         raise BenchError("pgspout (kafka) exited %d on %s: %s"
                          % (r["exit"], name, tail(err)))
@@ -668,7 +674,8 @@ def summarise(runs, changes, wal_bytes):
 # Where each kind of drain's summary goes in a workload's result.
 RESULT_KEYS = {"ref": "pg_recvlogical", "spout": "pgspout",
                "spout_off": "pgspout_streaming_off",
-               "kafka": "pgspout_kafka", "debezium": "debezium"}
+               "kafka": "pgspout_kafka", "kafka_json": "pgspout_kafka_json",
+               "debezium": "debezium"}
 END_MARKER = "public.bench_end_marker"
 
 
@@ -687,6 +694,8 @@ def bench_workload(name, server, args, tmpdir):
         kinds.append("spout_off")
     if args.kafka_broker is not None and name in args.kafka_workloads:
         kinds.append("kafka")
+        if args.kafka_json_fallback:
+            kinds.append("kafka_json")
     if args.peers:
         kinds.append("debezium")
     runs = [[(kind, "bench_%s_%s_%d" % (name, kind, i)) for kind in kinds]
@@ -734,9 +743,10 @@ def bench_workload(name, server, args, tmpdir):
             elif kind == "spout_off":
                 r = drain_pgspout(name, server, args, tmpdir, slot, end, i,
                                   changes, streaming="off")
-            elif kind == "kafka":
+            elif kind in ("kafka", "kafka_json"):
                 r = drain_kafka(name, server, args, tmpdir, slot, end, i,
-                                changes, args.kafka_broker)
+                                changes, args.kafka_broker,
+                                json_fallback=kind == "kafka_json")
             else:
                 r = drain_debezium(name, server, args, tmpdir, slot, end, i,
                                    changes)
@@ -760,6 +770,12 @@ def bench_workload(name, server, args, tmpdir):
         result["kafka_vs_file_ratio"] = \
             result["pgspout_kafka"]["rows_per_s"] / \
             result["pgspout"]["rows_per_s"]
+    if "kafka_json" in measured:
+        # What typed column access saves the Kafka sink: CPU seconds of
+        # pgspout reading keys from the JSON over reading them typed.
+        result["kafka_json_vs_typed_cpu"] = \
+            result["pgspout_kafka_json"]["cpu_s"] / \
+            result["pgspout_kafka"]["cpu_s"]
     if "debezium" in measured:
         result["debezium_ratio"] = result["debezium"]["rows_per_s"] / \
             ref_rate
@@ -1538,6 +1554,8 @@ TABLE_TOOLS = (
      "streaming_off_ratio"),
     ("debezium", "Debezium 3.6.1 embedded (pgoutput)", "debezium_ratio"),
     ("pgspout_kafka", "pgspout kafka sink", "vs file"),
+    ("pgspout_kafka_json", "pgspout kafka sink, keys from JSON (ABI 1.5 "
+     "host API)", "json vs typed CPU"),
 )
 
 
@@ -1554,6 +1572,8 @@ def render_table(results):
                 continue
             if ratio == "vs file":
                 ratio = "%.2f vs file" % w["kafka_vs_file_ratio"]
+            elif ratio == "json vs typed CPU":
+                ratio = "%.2f× CPU" % w["kafka_json_vs_typed_cpu"]
             elif ratio:
                 ratio = "%.2f" % w[ratio]
             st = r.get("slot_stats") or {}
@@ -1711,6 +1731,10 @@ def main():
                     help="also drain --kafka-workloads with the Kafka sink "
                          "into a local broker, and measure its latency")
     ap.add_argument("--kafka-workloads", default="w1,w2")
+    ap.add_argument("--kafka-json-fallback", action="store_true",
+                    help="with --kafka: also drain with the host API of "
+                    "ABI 1.5 (no typed column access), to measure what "
+                    "typed access saves")
     ap.add_argument("--kafka-option", action="append", default=[],
                     metavar="NAME=VALUE",
                     help="an extra sink option for the Kafka drains, e.g. "

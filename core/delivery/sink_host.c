@@ -1,6 +1,8 @@
 #include "sink_host.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +182,53 @@ const pgspout_host_api *host_api(void)
     return &api_table;
 }
 
+/* The end of the table as a host of ABI 1.`minor` had it. */
+static size_t table_size_of_minor(long minor)
+{
+    if (minor < 1)
+        return offsetof(pgspout_host_api, event_json_stream);
+    if (minor < 3)
+        return offsetof(pgspout_host_api, report_records);
+    if (minor < 4)
+        return offsetof(pgspout_host_api, option_prefixed);
+    if (minor < 6)
+        return offsetof(pgspout_host_api, event_column_count);
+    return sizeof(pgspout_host_api);
+}
+
+static pgspout_host_api sinks_table;
+
+/* PGSPOUT_HOST_ABI_MINOR=N hands sinks the table a host of ABI 1.N had
+ * (sdk/GUIDE.md, "Testing against an older host"), so that a sink's
+ * fallbacks for older hosts run, and can be measured, on this build. */
+static void choose_sinks_table(void)
+{
+    sinks_table = api_table;
+    const char *text = getenv("PGSPOUT_HOST_ABI_MINOR");
+    if (!text || !*text)
+        return;
+    char *end;
+    long minor = strtol(text, &end, 10);
+    if (*end || minor < 0 || minor > PGSPOUT_ABI_MINOR) {
+        log_warning("PGSPOUT_HOST_ABI_MINOR=%s ignored: not a minor from 0 "
+                    "to %d",
+                    text, PGSPOUT_ABI_MINOR);
+        return;
+    }
+    sinks_table.abi_minor = (uint16_t)minor;
+    sinks_table.size = (uint32_t)table_size_of_minor(minor);
+    log_info("sinks get the host API of ABI %d.%ld "
+             "(PGSPOUT_HOST_ABI_MINOR)",
+             PGSPOUT_ABI_MAJOR, minor);
+}
+
+static const pgspout_host_api *sinks_api(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, choose_sinks_table);
+    return &sinks_table;
+}
+
 sink_handle *sink_handle_new(const char *name, sink_library lib,
                              const sink_options *options, table_filter *filter,
                              stop_state *stop)
@@ -214,9 +263,9 @@ bool sink_handle_check_options(sink_handle *s, char *option, size_t option_size,
     const pgspout_sink_descriptor *d = s->lib.desc;
     option[0] = why[0] = '\0';
     if (!PGSPOUT_HAS_FIELD(d, pgspout_sink_descriptor, check_options) ||
-        !d->check_options)
+        !d->check_options || sinks_api()->abi_minor < 7 /* 1.7 added it */)
         return true;
-    if (d->check_options(&api_table, s, option, option_size, why, why_size))
+    if (d->check_options(sinks_api(), s, option, option_size, why, why_size))
         return true;
     /* A sink that refused without saying why still gets a message. */
     if (!why[0])
@@ -227,7 +276,7 @@ bool sink_handle_check_options(sink_handle *s, char *option, size_t option_size,
 pgspout_status sink_handle_create(sink_handle *s)
 {
     const pgspout_sink_descriptor *d = s->lib.desc;
-    pgspout_status st = d->create(&api_table, s, &s->state);
+    pgspout_status st = d->create(sinks_api(), s, &s->state);
     if (st != PGSPOUT_OK)
         return st;
     s->created = true;

@@ -164,6 +164,31 @@ def test_mixed_workload_and_replay(db, pgspout, opensearch):
     check_index_matches(opensearch, prefix + "pairs", db, PAIRS_ROWS)
 
 
+def test_host_older_than_typed_columns_gives_the_same_documents(
+        db, pgspout, opensearch):
+    """The sink reads ids and key moves through typed column access (ABI
+    1.6) and falls back to the JSON on an older host: a host API cut to
+    1.5 (PGSPOUT_HOST_ABI_MINOR) must index exactly the same documents,
+    versions included, from the same WAL."""
+    mixed_workload(db)
+    endpos = db.current_lsn()
+    r = run_elastic(pgspout, db, opensearch.url, "index=typed.{table}",
+                    endpos=endpos)
+    assert r.returncode == 0, r.stderr[-4000:]
+    older = dict(os.environ, PGSPOUT_HOST_ABI_MINOR="5")
+    args = ["-d", db.conninfo, "--slot", db.name + "_replay", "--sink",
+            sink_name(), "-o", "url=%s" % opensearch.url,
+            "-o", "index=json.{table}", "--endpos", endpos]
+    r = pgspout.run(*args, timeout=120, env=older)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "sinks get the host API of ABI 1.5" in r.stderr, r.stderr
+    for table, rows_sql in (("items", ITEMS_ROWS), ("pairs", PAIRS_ROWS),
+                            ("trunc", TRUNC_ROWS)):
+        typed = check_index_matches(opensearch, "typed." + table, db,
+                                    rows_sql)
+        assert opensearch.documents("json." + table) == typed, table
+
+
 def test_index_template_truncate_ignore_and_mapping_rejects(
         db, pgspout, opensearch, tmp_path):
     db.psql("create table Ev (id int primary key, v text);"
