@@ -141,7 +141,9 @@ static int read_timeout_ms(const stream *st)
 static run_state take_message(stream *st, char *err, size_t errlen)
 {
     size_t need = source_events_needed(st->source);
-    int64_t now = now_us();
+    /* Once per change: the coarse clock (a tick behind at most) is plenty
+     * for intervals of milliseconds and more, at a fraction of the cost. */
+    int64_t now = now_coarse_us();
     bool due =
         now - st->last_checkpoint_us >=
             (int64_t)st->settings->flush_interval_ms * 1000 ||

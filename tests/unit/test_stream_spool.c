@@ -154,6 +154,92 @@ static void test_abort_to_empty(const char *dir)
     stream_spool_free(sp);
 }
 
+/* A change's bytes: its number repeated, len of them. */
+static void fill_change(char *buf, size_t len, unsigned n)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)('a' + (n + i) % 26);
+}
+
+/* Changes read back through the spill file's read-ahead buffer: many
+ * small ones across several refills (a change straddling a refill), and
+ * one larger than the buffer, which is read on its own, in order. */
+static void test_read_ahead(const char *dir)
+{
+    stream_spool *sp = stream_spool_new(dir, 4096);
+    enum { SMALL = 3000, BIG = 3 << 20 };
+    char *buf = malloc(BIG);
+    bool ok = true;
+    for (unsigned n = 0; n < SMALL && ok; n++) {
+        size_t len = 100 + n % 1200;
+        fill_change(buf, len, n);
+        ok = stream_spool_append(sp, 9, 9, n, buf, len, err, sizeof err);
+        if (n == SMALL / 2) {
+            fill_change(buf, BIG, n);
+            ok = ok && stream_spool_append(sp, 9, 9, 1000000, buf, BIG, err,
+                                           sizeof err);
+        }
+    }
+    CHECK(ok);
+    stream_spool_replay_start(sp, 9);
+    uint64_t lsn;
+    char *data;
+    size_t len;
+    unsigned n = 0, mismatches = 0;
+    bool big_seen = false;
+    while (stream_spool_replay_next(sp, &lsn, &data, &len, err, sizeof err) ==
+           1) {
+        bool big = lsn == 1000000;
+        size_t want = big ? BIG : 100 + n % 1200;
+        fill_change(buf, want, big ? SMALL / 2 : n);
+        mismatches += len != want || memcmp(data, buf, len) != 0 ||
+                      (!big && lsn != n) || (big && n != SMALL / 2 + 1);
+        big_seen |= big;
+        n += !big;
+        free(data);
+    }
+    CHECK(n == SMALL && big_seen);
+    CHECK(mismatches == 0);
+    stream_spool_free(sp);
+    free(buf);
+}
+
+/* A spill file shorter than what was written (truncated behind pgspout's
+ * back) is a read error naming the file, not a short change. */
+static void test_truncated_file(const char *dir)
+{
+    stream_spool *sp = stream_spool_new(dir, 64);
+    char change[200];
+    memset(change, 'x', sizeof change);
+    bool ok = true;
+    for (int i = 0; i < 20 && ok; i++)
+        ok = stream_spool_append(sp, 4, 4, (uint64_t)i, change, sizeof change,
+                                 err, sizeof err);
+    CHECK(ok);
+    char path[1024];
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    path[0] = '\0';
+    while (d && (de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    if (d)
+        closedir(d);
+    CHECK(path[0] && truncate(path, 1000) == 0);
+    stream_spool_replay_start(sp, 4);
+    uint64_t lsn;
+    char *data;
+    size_t len;
+    int r;
+    while ((r = stream_spool_replay_next(sp, &lsn, &data, &len, err,
+                                         sizeof err)) == 1)
+        free(data);
+    CHECK(r == -1);
+    printf("# %s\n", err);
+    CHECK(strstr(err, "read spill file") != NULL);
+    stream_spool_free(sp);
+}
+
 static void test_unwritable_dir(void)
 {
     stream_spool *sp = stream_spool_new("/proc/pgspout-no-such/spill", 16);
@@ -198,6 +284,8 @@ int main(void)
     test_subxact_abort(dir, 1 << 20);
     test_subxact_abort(dir, 40);
     test_abort_to_empty(dir);
+    test_read_ahead(dir);
+    test_truncated_file(dir);
     test_unwritable_dir();
     test_orphans(dir);
     rmdir(base);
