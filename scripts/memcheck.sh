@@ -83,6 +83,9 @@ DEFAULT_TESTS=(
     "tests/integration/test_bad_inputs.py::test_bad_config[pattern-unterminated-bracket]"
     "tests/integration/test_bad_inputs.py::test_bad_config[secret-missing-required]"
     "tests/integration/test_bad_inputs.py::test_bad_config[sink-duplicate-name]"
+    "tests/integration/test_bad_inputs.py::test_sink_option_value_is_a_usage_error[webhook-secret0]"
+    "tests/integration/test_bad_inputs.py::test_sink_option_value_is_a_usage_error[kafka-kafka.linger.ms]"
+    "tests/integration/test_bad_inputs.py::test_sink_option_value_is_a_usage_error[elastic-api_key]"
     tests/integration/test_secrets.py
 )
 read -r -a TESTS <<<"${MEMCHECK_TESTS:-${DEFAULT_TESTS[*]}}"

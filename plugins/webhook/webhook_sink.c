@@ -116,6 +116,11 @@ typedef struct webhook_sink {
      * host sends again after write() returned RETRY part-way is taken
      * only from there on. */
     taken_mark taken;
+    /* The last write() call returned before taking all of its events: the
+     * next one is that batch again. Only then is the mark consulted: a new
+     * batch may begin with a schema event at the position of the previous
+     * batch's last change, which is not a copy of it. */
+    bool resend_due;
 } webhook_sink;
 
 static void *must(void *p)
@@ -404,9 +409,10 @@ static pgspout_status
 webhook_write(void *state, const pgspout_event *const *events, size_t count)
 {
     webhook_sink *ws = state;
-    const taken_mark before = ws->taken;
+    const taken_mark before = ws->resend_due ? ws->taken : (taken_mark){0};
     size_t seen = 0;
 
+    ws->resend_due = true; /* until every event is taken */
     for (size_t i = 0; i < count; i++) {
         pgspout_position pos = ws->host->event_position(events[i]);
         if (taken_before(&before, pos, &seen))
@@ -424,6 +430,7 @@ webhook_write(void *state, const pgspout_event *const *events, size_t count)
         if (barrier && (st = kit_flush(ws->pipeline)) != PGSPOUT_OK)
             return st;
     }
+    ws->resend_due = false;
     return PGSPOUT_OK;
 }
 

@@ -102,6 +102,25 @@ def test_round_trip_equals_file_sink(db, pgspout, tmp_path, receiver, fmt):
     assert len({r["id"] for r in reqs}) == len(reqs)
 
 
+def test_schema_event_opening_a_batch_is_sent(db, pgspout, tmp_path,
+                                              receiver):
+    """pgspout hands a batch over when the next change's events do not fit
+    (1024 events): here 1023 (a's schema event and 1022 inserts), then b's
+    schema event opens the next batch, at the position of a's last insert.
+    That is not a resend of an event taken before, and must be sent."""
+    db.psql("create table a (id int primary key); "
+            "create table b (id int primary key);")
+    db.create_slot(db.name)
+    db.psql("begin; insert into a select generate_series(1, 1022); "
+            "insert into b values (1); commit;")
+    lines = ms.run_both(db, pgspout, tmp_path, "webhook", options(receiver),
+                        on=False)
+    got = accepted_events(check_signed(receiver))
+    assert canonical(got) == canonical(json.loads(line) for line in lines)
+    assert [e["table"] for e in got if e["op"] == "schema"] == ["a", "b"]
+    assert len(got) == 1025
+
+
 def write_rows(db, n_keys=6, rounds=12):
     db.psql("create table t (id int primary key, v int);")
     db.create_slot(db.name)
