@@ -78,6 +78,7 @@ typedef struct pgspout_config {
     bool has_endpos;
     uint64_t endpos;
     int status_interval_s; /* 0 disables periodic status updates */
+    int server_timeout_s;  /* a silent server is taken for gone after it */
     /* Snapshots and backfills: --snapshot (NULL: initial when this run
      * creates the slot, else never), where their state is kept (NULL: the
      * slot's default), the status table's schema, and the copy's pace. */

@@ -457,6 +457,7 @@ static void stream_settings_from_config(const pgspout_config *cfg,
     settings->has_endpos = cfg->has_endpos;
     settings->endpos = cfg->endpos;
     settings->status_interval_ms = cfg->status_interval_s * 1000;
+    settings->server_timeout_ms = cfg->server_timeout_s * 1000;
     settings->events.messages = cfg->messages;
     settings->events.prefixes = (const char *const *)cfg->message_prefixes;
     settings->events.nprefixes = cfg->n_message_prefixes;

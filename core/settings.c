@@ -186,6 +186,17 @@ const core_setting core_settings[] = {
      .at = AT(status_interval_s),
      .doc = "seconds between standby status updates; 0 disables the "
             "periodic update"},
+    {.long_flag = "server-timeout",
+     .arg_name = "SECS",
+     .key = "server_timeout",
+     .type = SETTING_SECONDS,
+     .default_text = "40",
+     .min = 4,
+     .max = MAX_SECONDS,
+     .at = AT(server_timeout_s),
+     .doc = "seconds of silence after which the server is taken for gone "
+            "and pgspout reconnects: after a quarter of them it asks the "
+            "server for a sign of life, which a live server answers at once"},
     {.long_flag = "snapshot",
      .arg_name = "MODE",
      .key = "snapshot",

@@ -21,6 +21,7 @@ void stream_settings_default(stream_settings *s)
     s->slot = "pgspout";
     s->publication = "pgspout";
     s->status_interval_ms = 10000;
+    s->server_timeout_ms = 40000;
     s->batch_max_events = 1024;
     s->batch_max_bytes = 8u << 20;
     s->flush_interval_ms = 1000;
@@ -300,9 +301,10 @@ int stream_from_server(PGconn *repl, PGconn **catalog, delivery *d,
     catalog_client *cat = catalog_client_new(catalog, settings->conninfo,
                                              settings->publication, stop);
     bool retryable = false;
-    repl_io *io = repl_io_start(
-        repl, stop, settings->slot, settings->publication, settings->streaming,
-        settings->status_interval_ms, err, sizeof err, &retryable);
+    repl_io *io =
+        repl_io_start(repl, stop, settings->slot, settings->publication,
+                      settings->streaming, settings->status_interval_ms,
+                      settings->server_timeout_ms, err, sizeof err, &retryable);
     if (!io) {
         log_error("%s", err);
         catalog_client_free(cat);

@@ -23,7 +23,8 @@ typedef struct stream_settings {
     bool has_endpos;
     uint64_t endpos;
     int status_interval_ms;
-    source_events events; /* messages and transaction events */
+    int server_timeout_ms; /* repl_check_alive */
+    source_events events;  /* messages and transaction events */
     /* Streamed in-progress transactions (PostgreSQL 14+): whether to ask
      * for them, the memory their changes may take, all together, and the
      * directory they spill to beyond it. */

@@ -67,15 +67,15 @@ static bool io_connected(void *ctx)
 
 repl_io *repl_io_start(PGconn *repl, const stop_state *stop, const char *slot,
                        const char *publication, bool streaming,
-                       int status_interval_ms, char *err, size_t errlen,
-                       bool *retryable)
+                       int status_interval_ms, int server_timeout_ms, char *err,
+                       size_t errlen, bool *retryable)
 {
     repl_io *io = xcalloc(1, sizeof *io);
     int version = streaming && PQserverVersion(repl) >= 140000
                       ? SOURCE_PGOUTPUT_STREAM_PROTO_VERSION
                       : SOURCE_PGOUTPUT_PROTO_VERSION;
     if (!repl_start(&io->rs, repl, stop, slot, publication, version,
-                    status_interval_ms, err, errlen)) {
+                    status_interval_ms, server_timeout_ms, err, errlen)) {
         *retryable = io->rs.start_retryable;
         free(io);
         return NULL;

@@ -18,8 +18,8 @@ typedef struct repl_io repl_io;
  * telling whether a reconnect may cure it. */
 repl_io *repl_io_start(PGconn *repl, const stop_state *stop, const char *slot,
                        const char *publication, bool streaming,
-                       int status_interval_ms, char *err, size_t errlen,
-                       bool *retryable);
+                       int status_interval_ms, int server_timeout_ms, char *err,
+                       size_t errlen, bool *retryable);
 
 /* The interface; valid until repl_io_free. */
 const source_io *repl_io_source(repl_io *io);

@@ -211,12 +211,14 @@ static void *status_thread_main(void *arg)
 
 bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
                 const char *slot, const char *publication, int proto_version,
-                int status_interval_ms, char *err, size_t errlen)
+                int status_interval_ms, int server_timeout_ms, char *err,
+                size_t errlen)
 {
     memset(rs, 0, sizeof *rs);
     rs->conn = repl;
     rs->stop = stop;
     rs->status_interval_ms = status_interval_ms;
+    rs->server_timeout_ms = server_timeout_ms;
     pthread_mutex_init(&rs->lock, NULL);
     pthread_mutex_init(&rs->wait_lock, NULL);
     pthread_condattr_t attr;
@@ -320,8 +322,9 @@ bool repl_send_status(repl_stream *rs, bool reply_requested, char *err,
 bool repl_check_alive(repl_stream *rs, char *err, size_t errlen)
 {
     int64_t now = now_us();
+    int64_t probe_after_us = (int64_t)rs->server_timeout_ms * 1000 / 4;
     if (rs->probe_sent_us) {
-        if (now - rs->probe_sent_us < (int64_t)REPL_SILENCE_LIMIT_S * 1000000)
+        if (now - rs->last_received_us < (int64_t)rs->server_timeout_ms * 1000)
             return true;
         snprintf(err, errlen,
                  "the server has not answered for %lld s (not even a request "
@@ -329,7 +332,7 @@ bool repl_check_alive(repl_stream *rs, char *err, size_t errlen)
                  (long long)((now - rs->last_received_us) / 1000000));
         return false;
     }
-    if (now - rs->last_received_us < (int64_t)REPL_SILENCE_PROBE_S * 1000000)
+    if (now - rs->last_received_us < probe_after_us)
         return true;
     rs->probe_sent_us = now;
     return repl_send_status(rs, true, err, errlen);

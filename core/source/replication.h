@@ -39,6 +39,7 @@ typedef struct repl_stream {
     _Atomic uint64_t flushed;  /* highest WAL position safe to confirm */
     _Atomic int64_t last_status_us;
     int status_interval_ms;
+    int server_timeout_ms; /* repl_check_alive */
     pthread_t status_thread;
     pthread_mutex_t wait_lock; /* with `wake`: lets a stop end its wait */
     pthread_cond_t wake;
@@ -74,7 +75,8 @@ bool repl_drop_slot(PGconn *repl, const stop_state *stop, const char *slot,
  * later asks for in-progress transactions to be streamed. */
 bool repl_start(repl_stream *rs, PGconn *repl, const stop_state *stop,
                 const char *slot, const char *publication, int proto_version,
-                int status_interval_ms, char *err, size_t errlen);
+                int status_interval_ms, int server_timeout_ms, char *err,
+                size_t errlen);
 
 typedef enum repl_read_result {
     REPL_READ_MESSAGE, /* *msg filled */
@@ -98,14 +100,12 @@ void repl_note_received(repl_stream *rs, uint64_t lsn);
  * the server. Sends a status update at once. */
 bool repl_confirm(repl_stream *rs, uint64_t lsn, char *err, size_t errlen);
 
-/* Called when a read found nothing. A server that has said nothing for
- * REPL_SILENCE_PROBE_S is asked for a sign of life (a status update with
- * the reply flag: the walsender answers it at once); one that has not
- * answered REPL_SILENCE_LIMIT_S later is taken for gone (a hung server, a
- * network path dropping packets silently): returns false with err set, and
- * the caller reconnects. */
-#define REPL_SILENCE_PROBE_S 10
-#define REPL_SILENCE_LIMIT_S 30
+/* Called when a read found nothing. A server that has said nothing for a
+ * quarter of server_timeout_ms is asked for a sign of life (a status update
+ * with the reply flag: the walsender answers it at once); one that has not
+ * answered by the end of server_timeout_ms is taken for gone (a hung
+ * server, a network path dropping packets silently): returns false with
+ * err set, and the caller reconnects. */
 bool repl_check_alive(repl_stream *rs, char *err, size_t errlen);
 
 /* Sends a standby status update reporting the last confirmed position as

@@ -50,6 +50,10 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "rss: asserts peak memory, which means nothing under "
                    "ASan; left out of the sanitizer run")
+    config.addinivalue_line(
+        "markers", "waits_out_default: waits for a built-in default time "
+                   "to pass, on a path another test runs with a short "
+                   "setting; left out of the sanitizer run")
 
 
 def pytest_generate_tests(metafunc):

@@ -2,6 +2,7 @@
 against a TCP endpoint that accepts and never answers, a server that stops
 answering mid-stream, and a slot that another client holds."""
 
+import re
 import signal
 import socket
 import threading
@@ -111,6 +112,7 @@ def test_connect_timeout_bounds_first_connection(silent, pgspout, tmp_path):
     assert "timeout expired" in r.stderr
 
 
+@pytest.mark.waits_out_default
 def test_default_connect_timeout(silent, pgspout, tmp_path):
     """No connect_timeout anywhere: pgspout's default (30 s) still ends the
     attempt instead of waiting forever."""
@@ -133,13 +135,13 @@ def test_drop_slot_against_silent_server_stops_on_signal(silent, pgspout):
     assert stop_and_wait(pgspout, proc) == 1
 
 
-def stream_through(proxy, db, pgspout, out):
+def stream_through(proxy, db, pgspout, out, *extra):
     """pgspout streaming table t through the proxy, its first change
     delivered."""
     db.psql("create table t (id int primary key);")
     db.create_slot(db.name)
     proc = pgspout.spawn("-d", proxied(db, proxy), "--slot", db.name,
-                         "--sink", "file", "-o", "path=%s" % out)
+                         "--sink", "file", "-o", "path=%s" % out, *extra)
     db.psql("insert into t values (1);")
     wait_until(lambda: out.exists() and '"op":"insert"' in out.read_text(),
                what="the first change delivered")
@@ -251,13 +253,19 @@ def test_silent_server_mid_stream_is_taken_for_gone(db, pgspout, proxy,
                                                     tmp_path):
     """The path to the server stops carrying anything (no error, no reset):
     pgspout asks for a sign of life, gives up on the connection when none
-    comes, and reconnects once the path works again; nothing is lost."""
+    comes (--server-timeout: 8 s here, 40 by default), and reconnects once
+    the path works again; nothing is lost."""
     out = tmp_path / "out.jsonl"
-    proc = stream_through(proxy, db, pgspout, out)
+    proc = stream_through(proxy, db, pgspout, out, "--server-timeout", "8")
     proxy.freeze()
     db.psql("insert into t values (2);")
     wait_until(lambda: "has not answered" in pgspout.stderr_of(proc),
                timeout=120, what="the silent connection given up")
+    # Not before the timeout: the request for a sign of life went
+    # unanswered for the rest of it.
+    silent_s = re.search(r"has not answered for (\d+) s",
+                         pgspout.stderr_of(proc)).group(1)
+    assert int(silent_s) >= 8, pgspout.stderr_of(proc)
     proxy.frozen = False
     db.psql("insert into t values (3);")
     wait_until(lambda: out.read_text().count('"op":"insert"') >= 3,

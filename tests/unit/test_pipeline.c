@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -859,6 +860,10 @@ static void run_retry_after(void)
 
 int main(void)
 {
+    /* As in pgspout (core/main.c): a peer that closed its end of a socket
+     * is an error to handle (EPIPE), not a reason to die. The fake server
+     * below answers requests curl may have given up on. */
+    signal(SIGPIPE, SIG_IGN);
     run_config_from_options();
     run_retry_after();
     run_keep_batches();
