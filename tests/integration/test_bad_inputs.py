@@ -444,17 +444,24 @@ def test_sink_option_value_is_a_usage_error(pgspout, listener, sink, options,
     assert secret is None or secret not in out, out
 
 
-def test_sink_option_fault_named_by_file_and_line(pgspout, listener,
-                                                  tmp_path):
+def run_webhook_config(pgspout, listener, tmp_path, option_line):
+    """A config file whose webhook sink has a url and option_line (its
+    line 7); the run must stop with exit 2 before connecting."""
     cfg = tmp_path / "hook.conf"
     cfg.write_text('connection = "%s";\nsinks = ({\n  name = "hook";\n'
                    '  type = "webhook";\n  options = {\n'
-                   '    url = "http://127.0.0.1:9";\n'
-                   '    secret = "whsec_Sec*ret!9";\n  };\n});\n'
-                   % listener_conninfo(listener))
+                   '    url = "http://127.0.0.1:9";\n    %s\n  };\n});\n'
+                   % (listener_conninfo(listener), option_line))
     r = pgspout.run("-c", str(cfg), timeout=30, env=clean_env())
     assert r.returncode == 2, r.stderr
     assert listener.accepted == 0
+    return str(cfg), r
+
+
+def test_sink_option_fault_named_by_file_and_line(pgspout, listener,
+                                                  tmp_path):
+    cfg, r = run_webhook_config(pgspout, listener, tmp_path,
+                                'secret = "whsec_Sec*ret!9";')
     assert "%s:7: sinks.[0].options.secret: " % cfg in r.stderr, r.stderr
     assert "Sec*ret" not in r.stdout + r.stderr
 
@@ -463,17 +470,10 @@ def test_sink_option_fault_in_an_option_not_given(pgspout, listener,
                                                   tmp_path):
     """A fault that lies in a missing partner option names the sink's
     place and the option."""
-    cfg = tmp_path / "hook.conf"
-    cfg.write_text('connection = "%s";\nsinks = ({\n  name = "hook";\n'
-                   '  type = "webhook";\n  options = {\n'
-                   '    url = "http://127.0.0.1:9";\n'
-                   '    username = "u";\n  };\n});\n'
-                   % listener_conninfo(listener))
-    r = pgspout.run("-c", str(cfg), timeout=30, env=clean_env())
-    assert r.returncode == 2, r.stderr
-    assert listener.accepted == 0
+    cfg, r = run_webhook_config(pgspout, listener, tmp_path,
+                                'username = "u";')
     assert re.search(r"%s:\d+: sinks\.\[0\]: option password: username "
-                     r"and password go together" % re.escape(str(cfg)),
+                     r"and password go together" % re.escape(cfg),
                      r.stderr), r.stderr
 
 
