@@ -27,6 +27,9 @@ MATPLOTLIB_VERSION=3.11.2
 # The Standard Webhooks reference library: the webhook sink's tests verify
 # every signature with it (tests/integration/webhook_server.py).
 STANDARDWEBHOOKS_VERSION=1.1.0
+# pytest-xdist: scripts/test.sh runs each integration pass in two pytest
+# processes; from PyPI, pinned.
+XDIST_VERSION=3.8.0
 # moto in server mode: the AWS STS the Kinesis sink's credential tests
 # assume roles with (tests/integration/aws_support.py); from PyPI, pinned.
 MOTO_VERSION=5.2.1
@@ -50,10 +53,10 @@ install_test_packages() {
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
-# prometheus_client, standardwebhooks and moto[server] for the Python
-# that runs pytest (the one scripts/test.sh picks) and matplotlib for
-# the one that runs bench/ (python3 on PATH), pinned; pip itself comes
-# from Debian when that Python lacks it.
+# prometheus_client, standardwebhooks, pytest-xdist and moto[server] for
+# the Python that runs pytest (the one scripts/test.sh picks) and
+# matplotlib for the one that runs bench/ (python3 on PATH), pinned; pip
+# itself comes from Debian when that Python lacks it.
 install_python_packages() {
     local py force=
     for py in python3 /usr/bin/python3; do
@@ -66,6 +69,7 @@ install_python_packages() {
     pip_install "$py" moto "$MOTO_VERSION" "moto[server]" $force
     pip_install "$py" standardwebhooks "$STANDARDWEBHOOKS_VERSION" \
         standardwebhooks
+    pip_install "$py" pytest-xdist "$XDIST_VERSION" pytest-xdist
     pip_install python3 matplotlib "$MATPLOTLIB_VERSION" matplotlib
 }
 

@@ -4,7 +4,9 @@
 # installed binaries, and ends with one line "N passed, N failed".
 #
 # Knobs (environment): PGSPOUT_PG_VERSIONS (default 15,14,16,17,18),
-# PGSPOUT_SKIP_ASAN=1, PYTEST_ADDOPTS (passed through to pytest).
+# PGSPOUT_SKIP_ASAN=1, PGSPOUT_TEST_JOBS (pytest processes per integration
+# run, default 2; 1 runs them in one), PYTEST_ADDOPTS (passed through to
+# pytest).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -113,16 +115,29 @@ build_and_unit_test() {
     fi
 }
 
+# Most integration tests wait (for servers, outages, timers) far more than
+# they compute, so two pytest processes (pytest-xdist) take about two thirds
+# of one's time on two cores. Each test module stays in one process
+# (--dist loadfile): its servers start once, and a module's tests that
+# share a server never run at the same time.
+pytest_jobs() {
+    local jobs=${PGSPOUT_TEST_JOBS:-2}
+    if [ "$jobs" -gt 1 ] && "$PYTHON" -c 'import xdist' 2>/dev/null; then
+        printf '%s\n' -n "$jobs" --dist loadfile
+    fi
+}
+
 run_pytest() {
-    local name=$1 binary=$2 builddir=$3
+    local name=$1 binary=$2 builddir=$3 jobs
     shift 3
     log "integration tests ($name) against $binary"
     if [ -z "$PYTHON" ]; then
         extra_failures=$((extra_failures + 1))
         return
     fi
+    mapfile -t jobs < <(pytest_jobs)
     PGSPOUT_BIN=$binary PGSPOUT_TEST_SINK_DIR=$REPO/$builddir/tests/sinks \
-        "$PYTHON" -m pytest tests/integration \
+        "$PYTHON" -m pytest tests/integration "${jobs[@]}" \
         -p no:cacheprovider -rfE --junitxml="$RESULTS/pytest-$name.xml" \
         "$@" </dev/null
     local status=$?

@@ -121,7 +121,7 @@ def fail_over_once(pgver, pgspout, tmp_path, node, index):
         assert proc.poll() is None, pgspout.stderr_of(proc)
         writer = Writer(pair.conninfo("app"))
         writer.start()
-        wait_until(lambda: pair.synced(SLOT), timeout=120,
+        wait_until(pair.synced_soon(SLOT), timeout=120,
                    what="the standby to synchronize the slot")
         # The standby's copy cannot be streamed from before a promotion.
         r = pgspout.run("-d", pair.standby.conninfo("app"), "--slot", SLOT,
