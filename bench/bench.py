@@ -455,9 +455,15 @@ def pgspout_file_cmd(args, server, slot, out_path, endpos=None,
     return argv
 
 
-def recvlogical_cmd(server, slot, endpos):
+def recvlogical_cmd(server, slot, endpos, streaming=False):
+    """pg_recvlogical into /dev/null: protocol 1, or protocol 2 with
+    streaming=on (the server sends large transactions while they run and
+    spills nothing): what the server itself can send, with no client work
+    after a commit."""
+    proto = ["-o", "proto_version=2", "-o", "streaming=on"] if streaming \
+        else ["-o", "proto_version=1"]
     return [client_tool("pg_recvlogical"), "-d", server.conninfo(),
-            "--slot", slot, "--start", "-o", "proto_version=1",
+            "--slot", slot, "--start"] + proto + [
             "-o", "publication_names=" + PUBLICATION, "--endpos", endpos,
             "--no-loop", "-f", "/dev/null"]
 
@@ -512,10 +518,13 @@ def measured_drain(server, slot, argv, args, err):
     return r
 
 
-def drain_reference(name, server, args, tmpdir, slot, end, run):
-    err = os.path.join(tmpdir, "%s-recvlogical-%d.log" % (name, run))
-    r = measured_drain(server, slot, recvlogical_cmd(server, slot, end),
-                       args, err)
+def drain_reference(name, server, args, tmpdir, slot, end, run,
+                    streaming=False):
+    err = os.path.join(tmpdir, "%s-recvlogical%s-%d.log" % (
+        name, "-streaming" if streaming else "", run))
+    r = measured_drain(server, slot,
+                       recvlogical_cmd(server, slot, end, streaming), args,
+                       err)
     if r["exit"] != 0:
         raise BenchError("pg_recvlogical exited %d on %s: %s" % (
             r["exit"], name, tail(err)))
@@ -673,6 +682,7 @@ def summarise(runs, changes, wal_bytes):
 
 # Where each kind of drain's summary goes in a workload's result.
 RESULT_KEYS = {"ref": "pg_recvlogical", "spout": "pgspout",
+               "ref_stream": "pg_recvlogical_streaming",
                "spout_off": "pgspout_streaming_off",
                "kafka": "pgspout_kafka", "kafka_json": "pgspout_kafka_json",
                "debezium": "debezium"}
@@ -686,10 +696,13 @@ def bench_workload(name, server, args, tmpdir):
         server.psql(file=os.path.join(WORKLOAD_DIR, f), dbname="bench")
     # One identical slot per drain, all created before the workload, so
     # every drain decodes exactly the same WAL. Per run, in this order (the
-    # odd runs reversed: ABBA): pg_recvlogical, pgspout, pgspout with
-    # --streaming off (--pgspout-streaming-off), the Kafka sink (--kafka),
-    # Debezium (--peers).
+    # odd runs reversed: ABBA): pg_recvlogical, pgspout, pg_recvlogical
+    # streaming (--recvlogical-streaming), pgspout with --streaming off
+    # (--pgspout-streaming-off), the Kafka sink (--kafka), Debezium
+    # (--peers).
     kinds = ["ref", "spout"]
+    if args.recvlogical_streaming:
+        kinds.append("ref_stream")
     if args.pgspout_streaming_off:
         kinds.append("spout_off")
     if args.kafka_broker is not None and name in args.kafka_workloads:
@@ -735,8 +748,9 @@ def bench_workload(name, server, args, tmpdir):
     changes = plan["changes"]
     for i, steps in enumerate(runs):
         for kind, slot in (reversed(steps) if i % 2 else steps):
-            if kind == "ref":
-                r = drain_reference(name, server, args, tmpdir, slot, end, i)
+            if kind in ("ref", "ref_stream"):
+                r = drain_reference(name, server, args, tmpdir, slot, end, i,
+                                    streaming=kind == "ref_stream")
             elif kind == "spout":
                 r = drain_pgspout(name, server, args, tmpdir, slot, end, i,
                                   changes)
@@ -763,6 +777,11 @@ def bench_workload(name, server, args, tmpdir):
                                               wal_bytes)
     ref_rate = result["pg_recvlogical"]["rows_per_s"]
     result["rate_ratio"] = result["pgspout"]["rows_per_s"] / ref_rate
+    if "ref_stream" in measured:
+        # The most any client that streams can reach against protocol 1:
+        # the server's own time with streaming, no work after a commit.
+        result["server_streaming_ratio"] = \
+            result["pg_recvlogical_streaming"]["rows_per_s"] / ref_rate
     if "spout_off" in measured:
         result["streaming_off_ratio"] = \
             result["pgspout_streaming_off"]["rows_per_s"] / ref_rate
@@ -1550,6 +1569,8 @@ def fmt_bytes_mb(n):
 TABLE_TOOLS = (
     ("pg_recvlogical", "pg_recvlogical (protocol 1)", ""),
     ("pgspout", "pgspout (--streaming on, protocol 2)", "rate_ratio"),
+    ("pg_recvlogical_streaming", "pg_recvlogical (protocol 2, streaming=on)",
+     "server_streaming_ratio"),
     ("pgspout_streaming_off", "pgspout --streaming off (protocol 1)",
      "streaming_off_ratio"),
     ("debezium", "Debezium 3.6.1 embedded (pgoutput)", "debezium_ratio"),
@@ -1710,6 +1731,10 @@ def main():
                     help="the built Debezium runner (mvn package in it; "
                          "run.sh --peers does that)")
     ap.add_argument("--java", default="java", help="java for Debezium")
+    ap.add_argument("--recvlogical-streaming", action="store_true",
+                    help="also drain with pg_recvlogical, protocol 2 and "
+                         "streaming=on: the server's own limit for a "
+                         "client that streams")
     ap.add_argument("--pgspout-streaming-off", action="store_true",
                     help="also drain every workload with pgspout "
                          "--streaming off (protocol 1)")

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
 SERIES = (
     ("pg_recvlogical", "pg_recvlogical (protocol 1)"),
     ("pgspout", "pgspout (streaming, protocol 2)"),
+    ("pg_recvlogical_streaming", "pg_recvlogical streaming (server's limit)"),
     ("pgspout_streaming_off", "pgspout --streaming off"),
     ("debezium", "Debezium 3.6.1 embedded"),
 )

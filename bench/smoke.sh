@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI smoke test of the benchmark harness: every workload (the backfill one
 # and W5's concurrent transactions included), pgspout with --streaming on
-# and off, the Kafka sink's drains and latency run (--kafka, a local
+# and off, pg_recvlogical with protocol 1 and with streaming, the Kafka
+# sink's drains and latency run (--kafka, a local
 # broker from scripts/install-kafka.sh) and the latency run at 1% scale,
 # with logical_decoding_work_mem at 64kB so that even these sizes make the
 # server stream (protocol 2) and spill (protocol 1) W1's and W5's large
@@ -19,7 +20,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mktemp -d /tmp/pgspout-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-args=(--scale 0.01 --kafka --pgspout-streaming-off
+args=(--scale 0.01 --kafka --pgspout-streaming-off --recvlogical-streaming
     --logical-decoding-work-mem 64kB --results "$out")
 [ -n "${PGSPOUT_BIN:-}" ] && args+=(--pgspout "$PGSPOUT_BIN")
 
@@ -43,7 +44,8 @@ names = [w["workload"] for w in r.get("workloads", [])]
 if names != ["W1", "W2", "W3", "W4", "W5"]:
     problems.append("workloads measured: %s" % names)
 for w in r.get("workloads", []):
-    for tool in ("pgspout", "pgspout_streaming_off", "pg_recvlogical"):
+    for tool in ("pgspout", "pgspout_streaming_off", "pg_recvlogical",
+                 "pg_recvlogical_streaming"):
         m = w[tool]
         if m["exit"] != 0 or m["wall_s"] <= 0 or m["peak_rss_kb"] <= 0:
             problems.append("%s %s: %s" % (w["workload"], tool, m))
@@ -59,11 +61,12 @@ for w in r.get("workloads", []):
     # four (the rolled-back one included) are all streamed.
     if w["workload"] in ("W1", "W5"):
         want = 1 if w["workload"] == "W1" else 4
-        st = w["pgspout"]["slot_stats"]
-        if st.get("stream_txns", 0) < want:
-            problems.append("%s pgspout: %s streamed transactions, "
-                            "expected %d" % (w["workload"],
-                                             st.get("stream_txns"), want))
+        for tool in ("pgspout", "pg_recvlogical_streaming"):
+            st = w[tool]["slot_stats"]
+            if st.get("stream_txns", 0) < want:
+                problems.append("%s %s: %s streamed transactions, "
+                                "expected %d" % (w["workload"], tool,
+                                                 st.get("stream_txns"), want))
         st = w["pg_recvlogical"]["slot_stats"]
         if st.get("spill_txns", 0) < 1 or st.get("stream_txns", 0) != 0:
             problems.append("%s pg_recvlogical: expected spilled, not "

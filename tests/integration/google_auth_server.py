@@ -35,6 +35,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from json_http import JsonHandler
+
 BQ_SCOPE = "https://www.googleapis.com/auth/bigquery"
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -190,18 +192,7 @@ class GoogleAuth:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def answer(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def refuse(self, status, why):
                 fake._error("%s %s: %s" % (self.command, self.path, why))
                 self.answer(status, {"error": "invalid_grant",
@@ -210,10 +201,6 @@ class GoogleAuth:
             def unavailable(self):
                 self.answer(503, {"error": {"code": 503,
                                             "message": "try later"}})
-
-            def body(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n).decode()
 
             def oauth_token(self, endpoint, for_bigquery=True):
                 self.answer(200, {

@@ -8,10 +8,11 @@ import os
 import subprocess
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
+from json_http import JsonHandler
 from pgharness import lsn_to_int
 
 
@@ -50,22 +51,7 @@ class FakeBigQuery:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def answer(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def body(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n).decode()
-
+        class Handler(JsonHandler):
             def do_GET(self):
                 table = self.path.rsplit("/", 1)[-1]
                 with fake.lock:

@@ -14,6 +14,7 @@ import elastic_server
 import faults_support as fs
 from messages_support import (MESSAGE_CONTENTS, contents, message_workload,
                               of_ops, position_id, wal_end)
+from json_http import JsonHandler
 from pgharness import lsn_to_int, read_jsonl
 
 SECRET = "Sekr1t-elastic-XYZZY"
@@ -385,10 +386,7 @@ def parse_bulk(body):
     return items
 
 
-class FakeHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
+class FakeHandler(JsonHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         srv = self.server
@@ -419,13 +417,6 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
             results.append({action: res})
         self.answer(200, {"errors": True, "items": results})
 
-    def answer(self, status, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from json_http import JsonHandler
 from pgharness import lsn_to_int, read_jsonl
 
 TOKEN = "faultTESTsessionTOKEN=="
@@ -37,17 +38,8 @@ class FakeKinesis(http.server.ThreadingHTTPServer):
         return "http://127.0.0.1:%d" % self.server_address[1]
 
 
-class FakeHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, doc):
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/x-amz-json-1.1")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class FakeHandler(JsonHandler):
+    content_type = "application/x-amz-json-1.1"
 
     def do_POST(self):
         srv = self.server
