@@ -18,11 +18,35 @@ void batch_init(batch *b, size_t max_events, size_t max_bytes)
 void batch_free(batch *b)
 {
     batch_clear(b);
+    for (size_t i = 0; i < b->nspare; i++)
+        free(b->spare[i]);
+    free(b->spare);
     free(b->events);
     free(b->routes);
     free(b->buffers);
     free(b->buffer_free);
     memset(b, 0, sizeof *b);
+}
+
+event *batch_new_event(batch *b)
+{
+    /* event_clear left a spare all zeros. */
+    return b->nspare ? b->spare[--b->nspare] : xcalloc(1, sizeof(event));
+}
+
+/* Clears ev and keeps it for batch_new_event, up to as many as the batch
+ * has held at once. */
+static void release_event(batch *b, event *ev)
+{
+    event_clear(ev);
+    if (b->nspare == b->spare_cap && b->spare_cap < b->cap) {
+        b->spare_cap = b->cap;
+        b->spare = xrealloc(b->spare, b->spare_cap * sizeof *b->spare);
+    }
+    if (b->nspare < b->spare_cap)
+        b->spare[b->nspare++] = ev;
+    else
+        free(ev);
 }
 
 void batch_add(batch *b, event *ev, uint64_t route, size_t approx_bytes)
@@ -69,10 +93,8 @@ bool batch_empty(const batch *b)
 
 void batch_clear(batch *b)
 {
-    for (size_t i = 0; i < b->count; i++) {
-        event_clear(b->events[i]);
-        free(b->events[i]);
-    }
+    for (size_t i = 0; i < b->count; i++)
+        release_event(b, b->events[i]);
     b->count = 0;
     b->bytes = 0;
     for (size_t i = 0; i < b->nbuffers; i++)
@@ -86,8 +108,7 @@ void batch_drop_uncommitted_tail(batch *b, pgspout_position committed)
         event *ev = b->events[b->count - 1];
         if (pgspout_position_cmp(ev->pos, committed) <= 0)
             break;
-        event_clear(ev);
-        free(ev);
+        release_event(b, ev);
         b->count--;
     }
 }

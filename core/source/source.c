@@ -408,7 +408,7 @@ static event *new_event_at(source *s, batch *b, relation *rel, uint64_t route,
                            pgspout_op op, uint64_t lsn, pgspout_position pos,
                            size_t approx_bytes)
 {
-    event *ev = xcalloc(1, sizeof *ev);
+    event *ev = batch_new_event(b);
     ev->op = op;
     ev->rel = rel ? relation_ref(rel) : NULL;
     ev->lsn = lsn;
