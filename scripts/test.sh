@@ -116,8 +116,8 @@ build_and_unit_test() {
 }
 
 # Most integration tests wait (for servers, outages, timers) far more than
-# they compute, so two pytest processes (pytest-xdist) take about two thirds
-# of one's time on two cores. Each test module stays in one process
+# they compute, so two pytest processes (pytest-xdist) take between half
+# and two thirds of one's time on two cores. Each test module stays in one process
 # (--dist loadfile): its servers start once, and a module's tests that
 # share a server never run at the same time.
 pytest_jobs() {
