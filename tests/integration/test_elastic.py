@@ -12,9 +12,9 @@ import pytest
 
 import elastic_server
 import faults_support as fs
+from json_http import JsonHandler
 from messages_support import (MESSAGE_CONTENTS, contents, message_workload,
                               of_ops, position_id, wal_end)
-from json_http import JsonHandler
 from pgharness import lsn_to_int, read_jsonl
 
 SECRET = "Sekr1t-elastic-XYZZY"
@@ -416,7 +416,6 @@ class FakeHandler(JsonHandler):
                                 "reason": "scripted failure"}
             results.append({action: res})
         self.answer(200, {"errors": True, "items": results})
-
 
 
 @pytest.fixture
