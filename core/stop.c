@@ -36,6 +36,11 @@ void stop_set_phase(stop_state *s, stop_phase phase)
     atomic_store(&s->threshold, (int)phase);
 }
 
+stop_phase stop_get_phase(const stop_state *s)
+{
+    return (stop_phase)atomic_load(&s->threshold);
+}
+
 static bool stop_raised(void *state)
 {
     return stop_requested(state);

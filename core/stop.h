@@ -51,6 +51,7 @@ bool stop_requested(const stop_state *s);
 bool stop_signalled(const stop_state *s);
 
 void stop_set_phase(stop_state *s, stop_phase phase);
+stop_phase stop_get_phase(const stop_state *s);
 
 /* Sleeps ms milliseconds unless a stop is requested first (looking every
  * 100 ms: a signal that lands just before the sleep does not end it).

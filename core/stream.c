@@ -108,7 +108,8 @@ static bool checkpoint_now(stream *st, bool idle)
     if (!batch_empty(&st->batch) && !deliver_batch(st))
         return false;
     bool in_txn = source_in_txn(st->source);
-    if (delivery_flush(st->delivery, idle, in_txn) != DELIVERED)
+    delivery_result flushed = delivery_flush(st->delivery, idle, in_txn);
+    if (flushed != DELIVERED && flushed != DELIVERY_POSTPONED)
         return false;
     if (!confirm_durable(st, err, sizeof err)) {
         log_error("%s", err);

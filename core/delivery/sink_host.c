@@ -143,6 +143,10 @@ static void host_report_records(pgspout_sink_handle *sink,
                                 pgspout_record_outcome what, uint64_t n)
 {
     stats_sink_report(sink->name, what, n);
+    if (what == PGSPOUT_RECORDS_RETRIED && n > 0)
+        atomic_store(&sink->reported_healthy, false);
+    else if (what == PGSPOUT_RECORDS_ACCEPTED && n > 0)
+        atomic_store(&sink->reported_healthy, true);
 }
 
 static const pgspout_host_api api_table = {
@@ -301,6 +305,11 @@ pgspout_position sink_handle_acked(sink_handle *s)
     pgspout_position p = s->acked;
     pthread_mutex_unlock(&s->ack_lock);
     return p;
+}
+
+bool sink_handle_reported_healthy(sink_handle *s)
+{
+    return atomic_load(&s->reported_healthy);
 }
 
 void sink_handle_skip_delivered(sink_handle *s)

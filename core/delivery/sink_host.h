@@ -3,6 +3,7 @@
 #define PGSPOUT_SINK_HOST_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +32,11 @@ struct pgspout_sink_handle {
     /* Written by ack_durable from any thread. */
     pthread_mutex_t ack_lock;
     pgspout_position acked;
+
+    /* Written by report_records from any thread: whether the sink's last
+     * report said records were accepted (its service answers) rather than
+     * to be sent again. False until it reports anything. */
+    _Atomic bool reported_healthy;
 };
 
 typedef struct pgspout_sink_handle sink_handle;
@@ -54,6 +60,7 @@ bool sink_handle_check_options(sink_handle *s, char *option, size_t option_size,
 /* Calls create, then resume_position. */
 pgspout_status sink_handle_create(sink_handle *s);
 pgspout_position sink_handle_acked(sink_handle *s);
+bool sink_handle_reported_healthy(sink_handle *s);
 
 /* After a reconnect the server resends what was not confirmed; what the
  * sink already took in this process (it owns it now) is skipped. */

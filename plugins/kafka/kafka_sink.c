@@ -83,6 +83,9 @@ typedef struct kafka_sink {
     atomic_bool stopping;
     /* When the writing thread last served delivery reports (now_us). */
     atomic_llong writer_served_us;
+    /* Records waiting on a broker that failed were reported as retried,
+     * and no delivery succeeded since (one report per outage). */
+    atomic_bool reported_waiting;
     unsigned writes_since_serving;
 
     /* The last table's topic, so a run of one table's events expands the
@@ -299,9 +302,20 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
             return;
         }
     } else {
+        atomic_store(&ks->reported_waiting, false);
         kit_report_records(ks->host, ks->handle, PGSPOUT_RECORDS_ACCEPTED, 1);
     }
     kafka_acks_complete(ks->acks, id);
+}
+
+/* librdkafka sends them again by itself; the host hears that they wait
+ * (metrics, readiness, and a stop signal that need not wait for them). */
+static void report_waiting(kafka_sink *ks)
+{
+    size_t waiting = kafka_acks_open_count(ks->acks);
+    if (waiting > 0 && !atomic_exchange(&ks->reported_waiting, true))
+        kit_report_records(ks->host, ks->handle, PGSPOUT_RECORDS_RETRIED,
+                           waiting);
 }
 
 /* Errors about the connection to a broker, which librdkafka also logs
@@ -325,6 +339,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
     /* Everything else (brokers down, a TLS handshake refused) librdkafka
      * retries by itself; the stream waits meanwhile. */
+    report_waiting(ks);
     log_redacted(
         ks, connection_error(err) ? PGSPOUT_LOG_DEBUG : PGSPOUT_LOG_WARNING,
         "Kafka: ", reason);

@@ -59,8 +59,6 @@ static void fetch_once(kit_refresher *r)
     char err[sizeof r->last_err] = "";
     int64_t lifetime = r->fetch(r->ctx, err, sizeof err);
     pthread_mutex_lock(&r->lock);
-    r->fetching = false;
-    r->attempts++;
     unsigned failures_before = r->failures;
     if (lifetime > 0) {
         r->valid_until_us =
@@ -79,13 +77,20 @@ static void fetch_once(kit_refresher *r)
                                              KIT_REFRESH_BACKOFF_CAP_MS) *
                            1000;
     }
-    pthread_cond_broadcast(&r->cond);
+    /* Said before callers learn the outcome (fetching stays true until
+     * then, so they wait): a caller that logs the same failure in its own
+     * words must not take the host's rate-limit window (a sink's first
+     * warning passes, the next 10 s only count) from the line naming the
+     * cause. */
     unsigned failures = r->failures;
     if (r->note && (failures || failures_before)) {
         pthread_mutex_unlock(&r->lock);
         r->note(r->ctx, failures ? err : NULL, failures);
         pthread_mutex_lock(&r->lock);
     }
+    r->fetching = false;
+    r->attempts++;
+    pthread_cond_broadcast(&r->cond);
 }
 
 static void *refresh_loop(void *arg)

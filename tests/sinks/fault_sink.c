@@ -3,7 +3,8 @@
  * to ask for retries, to fail for good, never to acknowledge (which keeps
  * the slot's confirmed position where it is, whatever other sinks store),
  * to hold its acknowledgements while a file exists, to wait in every write
- * until the host says to stop waiting, or to live through an outage of its
+ * until the host says to stop waiting, to wait in its flushes while a file
+ * exists (as for a service's answer), or to live through an outage of its
  * service inside the first write as a network sink does (a warning and a
  * record reported for retry per failed request). Built with the tests,
  * never installed. */
@@ -28,6 +29,8 @@ typedef struct fault_sink {
     bool wait_for_stop;
     int64_t outage_ms, outage_request_ms;
     const char *hold_acks_file;
+    const char *flush_wait_file;
+    bool flush_wait_failing;
     bool have_pending;
     pgspout_position pending; /* last event written, not yet acknowledged */
 } fault_sink;
@@ -70,6 +73,15 @@ static const pgspout_option_def fault_options[] = {
     {.name = "hold_acks_file",
      .type = PGSPOUT_OPT_STRING,
      .doc = "while this file exists, flush acknowledges nothing"},
+    {.name = "flush_wait_file",
+     .type = PGSPOUT_OPT_STRING,
+     .doc = "while this file exists, a flush waits (as for its service's "
+            "answer) until it is gone or should_stop says to give up "
+            "(RETRY); first it reports a record accepted"},
+    {.name = "flush_wait_failing",
+     .type = PGSPOUT_OPT_BOOL,
+     .default_value = "false",
+     .doc = "the waiting flush reports a record to send again instead"},
     PGSPOUT_OPTION_END};
 
 static pgspout_status fault_create(const pgspout_host_api *host,
@@ -90,6 +102,8 @@ static pgspout_status fault_create(const pgspout_host_api *host,
     host->option_int(handle, "outage", &s->outage_ms);
     host->option_int(handle, "outage_request", &s->outage_request_ms);
     host->option_string(handle, "hold_acks_file", &s->hold_acks_file);
+    host->option_string(handle, "flush_wait_file", &s->flush_wait_file);
+    host->option_bool(handle, "flush_wait_failing", &s->flush_wait_failing);
     s->out = path ? fopen(path, "a") : NULL;
     if (!s->out) {
         host->log(handle, PGSPOUT_LOG_ERROR, "cannot open %s: %s",
@@ -206,9 +220,33 @@ fault_write(void *state, const pgspout_event *const *events, size_t count)
     return PGSPOUT_OK;
 }
 
+/* As a network sink's flush waiting for its service to answer, healthy
+ * (its last report: accepted) or failing (to be sent again). False when
+ * the host gave up waiting. */
+static bool wait_in_flush(fault_sink *s)
+{
+    if (!s->flush_wait_file || access(s->flush_wait_file, F_OK) != 0)
+        return true;
+    s->host->report_records(s->handle,
+                            s->flush_wait_failing ? PGSPOUT_RECORDS_RETRIED
+                                                  : PGSPOUT_RECORDS_ACCEPTED,
+                            1);
+    s->host->log(s->handle, PGSPOUT_LOG_INFO, "flush waiting");
+    while (access(s->flush_wait_file, F_OK) == 0) {
+        if (s->host->should_stop(s->handle)) {
+            s->host->log(s->handle, PGSPOUT_LOG_INFO, "flush gave up waiting");
+            return false;
+        }
+        sleep_ms(10);
+    }
+    return true;
+}
+
 static pgspout_status fault_flush(void *state)
 {
     fault_sink *s = state;
+    if (!wait_in_flush(s))
+        return PGSPOUT_RETRY;
     if (fflush(s->out) != 0)
         return PGSPOUT_FATAL;
     /* Held acknowledgements are given with the next flush after the

@@ -2,7 +2,8 @@
  * fetch at start, the next before expiry (a quarter of the lifetime early),
  * at once after an invalidation, and after failures again with backoff,
  * during which callers are answered at once (no tight loop against the
- * token service) with the last error. */
+ * token service) with the last error; a failure is noted before a waiting
+ * caller hears of it. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -105,10 +106,36 @@ static void test_short_lived(void)
     kit_refresher_free(r);
 }
 
+/* The note is slow on purpose: a caller waiting for the first fetch must
+ * still hear of the failure only after it was noted (the log's rate limit
+ * lets a sink's first warning through; it must be the cause). */
+static int notes;
+
+static void slow_note(void *ctx, const char *err, unsigned failures)
+{
+    (void)ctx;
+    usleep(100000);
+    if (err && failures == 1)
+        __atomic_add_fetch(&notes, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_noted_before_callers_hear(void)
+{
+    fake_source f = {
+        .lock = PTHREAD_MUTEX_INITIALIZER, .fail = 1, .lifetime = 3600};
+    char err[256];
+    kit_refresher *r = kit_refresher_start(fake_fetch, slow_note, &f);
+    CHECK(!kit_refresher_wait_valid(r, 10000, err, sizeof err));
+    CHECK(__atomic_load_n(&notes, __ATOMIC_SEQ_CST) == 1);
+    CHECK_STR(err, "service down");
+    kit_refresher_free(r);
+}
+
 int main(void)
 {
     test_schedule();
     test_refresh_and_backoff();
     test_short_lived();
+    test_noted_before_callers_hear();
     return check_summary();
 }
