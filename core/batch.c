@@ -7,17 +7,22 @@
 
 /* What an event costs beyond its change, in the byte count. */
 #define EVENT_OVERHEAD_BYTES 256
+/* The rows' arena: a quarter of this is the largest row it holds (larger
+ * ones get a block of their own). */
+#define BATCH_ROWS_BLOCK_BYTES ((size_t)256 << 10)
 
 void batch_init(batch *b, size_t max_events, size_t max_bytes)
 {
     memset(b, 0, sizeof *b);
     b->max_events = max_events;
     b->max_bytes = max_bytes;
+    arena_init(&b->rows, BATCH_ROWS_BLOCK_BYTES);
 }
 
 void batch_free(batch *b)
 {
     batch_clear(b);
+    arena_free(&b->rows);
     for (size_t i = 0; i < b->nspare; i++)
         free(b->spare[i]);
     free(b->spare);
@@ -100,6 +105,7 @@ void batch_clear(batch *b)
     for (size_t i = 0; i < b->nbuffers; i++)
         b->buffer_free[i](b->buffers[i]);
     b->nbuffers = 0;
+    arena_reset(&b->rows);
 }
 
 void batch_drop_uncommitted_tail(batch *b, pgspout_position committed)

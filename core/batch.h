@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "event_internal.h"
 
 typedef void (*batch_buffer_free)(void *buffer);
@@ -33,6 +34,9 @@ typedef struct batch {
      * allocating each anew cost a few percent of the stream's time. */
     event **spare;
     size_t nspare, spare_cap;
+    /* Backfill rows (values and text, one block each) live here until the
+     * batch is cleared: one allocation per block of rows, not per row. */
+    arena rows;
 } batch;
 
 void batch_init(batch *b, size_t max_events, size_t max_bytes);

@@ -124,8 +124,10 @@ void event_clear(event *ev)
     for (int part = 0; part < EVENT_PART_COUNT; part++)
         if (ev->json[part])
             free(ev->json[part]);
-    free(ev->old_tuple.cols);
-    free(ev->new_tuple.cols);
+    if (!ev->old_tuple.in_arena)
+        free(ev->old_tuple.cols);
+    if (!ev->new_tuple.in_arena)
+        free(ev->new_tuple.cols);
     free(ev->prefix);
     free(ev->content);
     free(ev->txn_counts);

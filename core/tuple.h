@@ -4,6 +4,7 @@
 #ifndef PGSPOUT_TUPLE_H
 #define PGSPOUT_TUPLE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum colval_kind {
@@ -21,7 +22,10 @@ typedef struct colval {
 
 typedef struct tuple {
     uint16_t ncols;
-    colval *cols; /* malloc'd array of ncols */
+    /* Owned by the event: malloc'd array of ncols, unless in_arena (a
+     * backfill row's block, freed with the batch's arena). */
+    bool in_arena;
+    colval *cols;
 } tuple;
 
 #endif

@@ -1158,13 +1158,14 @@ static bool stale_row(bf_emission *em, const colval *cols)
     return stale;
 }
 
-int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, char *err,
-                           size_t errlen)
+int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, arena *mem,
+                           char *err, size_t errlen)
 {
     bf_emission *em = &bf->em;
     for (;;) {
         colval *cols;
-        int r = bf_spill_next(&em->reader, em->desc.ncols, &cols, err, errlen);
+        int r =
+            bf_spill_next(&em->reader, em->desc.ncols, &cols, mem, err, errlen);
         if (r == 0 && em->next_index != em->rows + 1) {
             snprintf(err, errlen, "%s holds %llu rows, the state says %llu",
                      em->reader.path, (unsigned long long)em->next_index - 1,
@@ -1175,10 +1176,11 @@ int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, char *err,
             return r;
         *index = em->next_index++;
         if (stale_row(em, cols)) {
-            free(cols);
+            arena_undo(mem, cols);
             continue;
         }
         t->ncols = (uint16_t)em->desc.ncols;
+        t->in_arena = true;
         t->cols = cols;
         em->emitted++;
         return 1;

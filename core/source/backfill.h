@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "backfill_table.h"
 #include "catalog.h"
 #include "event_internal.h"
@@ -161,12 +162,12 @@ typedef struct backfill_rows_desc {
 
 const backfill_rows_desc *backfill_emission_desc(backfill *bf);
 
-/* The next row to send: t->cols (malloc'd, the caller frees it) is one
- * block that also holds the text the values point into; *index is its
- * 1-based place among the chunk's rows (rows dropped as stale leave gaps).
+/* The next row to send: t->cols (from mem, t->in_arena set) is one block
+ * that also holds the text the values point into; *index is its 1-based
+ * place among the chunk's rows (rows dropped as stale leave gaps).
  * Returns 1, 0 at the end, -1 with err. */
-int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, char *err,
-                           size_t errlen);
+int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, arena *mem,
+                           char *err, size_t errlen);
 
 /* How many rows the chunk has (its seq numbers' span). */
 uint64_t backfill_emission_rows(backfill *bf);

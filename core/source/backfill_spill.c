@@ -302,8 +302,8 @@ bool bf_spill_open(bf_spill_reader *r, const char *path, char **header,
     return true;
 }
 
-int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, char *err,
-                  size_t errlen)
+int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, arena *mem,
+                  char *err, size_t errlen)
 {
     *cols = NULL;
     ssize_t n = next_line(r);
@@ -313,10 +313,13 @@ int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, char *err,
         snprintf(err, errlen, "cannot read %s: %s", r->path, strerror(errno));
         return -1;
     }
-    /* One block holds the values and the text they point into: one
-     * allocation per row, freed with the event's tuple. */
+    /* One block holds the values and the text they point into, freed with
+     * the event's tuple (malloc'd) or its batch (from the arena). */
     size_t values = (size_t)ncols * sizeof(colval);
-    colval *block = n > 0 ? xmalloc(values + (size_t)n) : NULL;
+    size_t size = values + (size_t)n;
+    colval *block = n <= 0 ? NULL
+                    : mem  ? arena_alloc(mem, size)
+                           : xmalloc(size);
     char *text = (char *)block + values;
     if (block) {
         memcpy(text, r->buf + r->start, (size_t)n);
@@ -325,7 +328,10 @@ int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, char *err,
     if (!block || !bf_copy_parse_line(text, (size_t)n - 1, block, ncols)) {
         snprintf(err, errlen, "%s: a row that does not parse (file torn?)",
                  r->path);
-        free(block);
+        if (mem)
+            arena_undo(mem, block);
+        else
+            free(block);
         return -1;
     }
     *cols = block;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "arena.h"
 #include "strbuf.h"
 #include "tuple.h"
 
@@ -48,11 +49,12 @@ typedef struct bf_spill_reader {
  * newline). */
 bool bf_spill_open(bf_spill_reader *r, const char *path, char **header,
                    char *err, size_t errlen);
-/* The next row: *cols (malloc'd, one block: freeing it frees the text the
- * values point into too) holds its ncols values.
- * Returns 1, 0 at the end, -1 with err on a row that does not parse. */
-int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, char *err,
-                  size_t errlen);
+/* The next row: *cols (one block from mem, or malloc'd when mem is NULL:
+ * freeing it frees the text the values point into too) holds its ncols
+ * values. Returns 1, 0 at the end, -1 with err on a row that does not
+ * parse. */
+int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, arena *mem,
+                  char *err, size_t errlen);
 void bf_spill_close(bf_spill_reader *r);
 
 /* Splits one COPY text line (without its newline) in place into ncols

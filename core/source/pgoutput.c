@@ -677,8 +677,8 @@ void pgoutput_msg_free(pgoutput_msg *m)
     case PGO_DELETE:
         free(m->u.change.old_tuple.cols);
         free(m->u.change.new_tuple.cols);
-        m->u.change.old_tuple = (tuple){0, NULL};
-        m->u.change.new_tuple = (tuple){0, NULL};
+        m->u.change.old_tuple = (tuple){0};
+        m->u.change.new_tuple = (tuple){0};
         break;
     case PGO_TRUNCATE:
         free(m->u.truncate.relids);

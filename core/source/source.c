@@ -658,14 +658,15 @@ static source_status emit_rows(source *s, batch *b, char *err, size_t errlen)
            !batch_full_by_size(b)) {
         tuple t;
         uint64_t index;
-        int r = backfill_emission_next(s->backfill, &t, &index, err, errlen);
+        int r = backfill_emission_next(s->backfill, &t, &index, &b->rows, err,
+                                       errlen);
         if (r <= 0) {
             s->txn_seq = s->emit_base_seq + backfill_emission_rows(s->backfill);
             end_emission(s, r == 0);
             return r == 0 ? SOURCE_OK : SOURCE_FAILED;
         }
         if (!s->emit_route) {
-            free(t.cols);
+            arena_undo(&b->rows, t.cols);
             continue;
         }
         add_read_event(s, b, &t, index);

@@ -573,7 +573,8 @@ static void test_spill(void)
     int rows = 0, bad = 0;
     colval *v;
     for (;;) {
-        int got = bf_spill_next(&r, rows < 4 ? 1 : 2, &v, err, sizeof err);
+        int got =
+            bf_spill_next(&r, rows < 4 ? 1 : 2, &v, NULL, err, sizeof err);
         if (got <= 0) {
             bad += got < 0;
             break;
@@ -597,7 +598,7 @@ static void test_spill(void)
     CHECK(bf_spill_open(&r, path, &header, err, sizeof err));
     free(header);
     int got;
-    while ((got = bf_spill_next(&r, 2, &v, err, sizeof err)) > 0)
+    while ((got = bf_spill_next(&r, 2, &v, NULL, err, sizeof err)) > 0)
         free(v);
     CHECK(got == -1 && strstr(err, "does not parse") != NULL);
     bf_spill_close(&r);

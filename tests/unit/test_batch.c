@@ -1,7 +1,8 @@
 /* The batch: events handed back by batch_clear and
  * batch_drop_uncommitted_tail are reused, all zeros, by batch_new_event,
- * never more of them than the batch held at once; batch_free frees them
- * (the ASan and valgrind runs check that nothing leaks). */
+ * never more of them than the batch held at once; batch_free frees them;
+ * backfill rows in the batch's arena die with the batch, not the event (the
+ * ASan and valgrind runs check that nothing leaks or is freed twice). */
 #include "batch.h"
 #include "check.h"
 #include "event_support.h"
@@ -91,6 +92,34 @@ static void test_spares_bounded(relation *rel)
     batch_free(&b);
 }
 
+/* Rows from the arena: batch_clear resets it (the event does not free
+ * them), and the next batch's rows reuse its block. */
+static void test_rows_in_arena(relation *rel)
+{
+    batch b;
+    batch_init(&b, 4, 1 << 20);
+    colval *first = NULL;
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t seq = 1; seq <= 3; seq++) {
+            event *ev = batch_new_event(&b);
+            ev->op = PGSPOUT_OP_READ;
+            ev->rel = relation_ref(rel);
+            ev->pos = (pgspout_position){0x200, seq};
+            ev->new_tuple.ncols = 1;
+            ev->new_tuple.in_arena = true;
+            ev->new_tuple.cols = arena_alloc(&b.rows, sizeof(colval) + 8);
+            if (round == 0 && seq == 1)
+                first = ev->new_tuple.cols;
+            if (round == 1 && seq == 1)
+                CHECK(ev->new_tuple.cols == first);
+            batch_add(&b, ev, 1, 16);
+        }
+        batch_clear(&b);
+        CHECK(rel->refcount == 1);
+    }
+    batch_free(&b);
+}
+
 int main(void)
 {
     static const column_spec cols[] = {{"id", 20, "bigint", true}};
@@ -98,6 +127,7 @@ int main(void)
     test_reuse_after_clear(rel);
     test_tail_dropped_is_kept(rel);
     test_spares_bounded(rel);
+    test_rows_in_arena(rel);
     relation_unref(rel);
     return check_summary();
 }

@@ -1,14 +1,17 @@
 /* The utility library (lib/): base64, hex, percent-encoding, whole-file
- * I/O, the stop-aware sleep, deadlines and backoff bounds. (JSON string
- * escaping is covered by test_value_json, LSN text by test_event_json.) */
+ * I/O, the stop-aware sleep, deadlines and backoff bounds, the arena. (JSON
+ * string escaping is covered by test_value_json, LSN text by test_event_json.)
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "backoff.h"
 #include "base64.h"
 #include "check.h"
@@ -178,6 +181,41 @@ static void test_alloc(void)
     free(empty);
 }
 
+static bool aligned(const void *p)
+{
+    return (uintptr_t)p % _Alignof(max_align_t) == 0;
+}
+
+static void test_arena(void)
+{
+    arena a;
+    arena_init(&a, 1024);
+    /* Small objects share a block, aligned, and do not overlap. */
+    char *x = arena_alloc(&a, 10), *y = arena_alloc(&a, 3);
+    CHECK(aligned(x) && aligned(y) && y >= x + 10);
+    memset(x, 'x', 10);
+    memset(y, 'y', 3);
+    CHECK(x[9] == 'x' && y[0] == 'y');
+    /* The latest one is given back; an older one is not. */
+    arena_undo(&a, y);
+    CHECK(arena_alloc(&a, 3) == y);
+    arena_undo(&a, x);
+    CHECK(arena_alloc(&a, 1) != x);
+    /* A large one gets a block of its own; small ones go on in the head. */
+    char *big = arena_alloc(&a, 5000);
+    memset(big, 'b', 5000);
+    char *z = arena_alloc(&a, 16);
+    CHECK(z > y && z < y + 1024 && aligned(z));
+    /* Many blocks' worth, then a reset: one block kept, reused. */
+    for (int i = 0; i < 100; i++)
+        memset(arena_alloc(&a, 200), i, 200);
+    arena_reset(&a);
+    char *again = arena_alloc(&a, 8);
+    CHECK(again != NULL && aligned(again));
+    arena_free(&a);
+    arena_free(&a); /* twice: nothing left */
+}
+
 static void test_redact(void)
 {
     char text[] = "key=LongSecretValue1 and LongSecretValue1 again; pw=ab";
@@ -201,5 +239,6 @@ int main(void)
     test_sleep();
     test_backoff();
     test_alloc();
+    test_arena();
     return check_summary();
 }
