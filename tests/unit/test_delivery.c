@@ -1,7 +1,8 @@
 /* The delivery layer driven with real sinks (the fault-injecting sink and
  * the file sink, loaded as shared objects) and real events: fan-out by
- * route, the resume skip, retries with backoff, stops during retries, the
- * flush policy and acknowledgements becoming the durable position.
+ * route, the resume skip, retries with backoff, stops during retries and
+ * during a flush, the flush policy and acknowledgements becoming the
+ * durable position.
  *
  * Usage: test_delivery FAULT_SINK_SO FILE_SINK_SO */
 #include "check.h"
@@ -411,6 +412,56 @@ static bool flushed(delivery *d)
     return delivery_durable(d, &durable);
 }
 
+/* The first signal finds the sink's flush waiting for its service: a
+ * healthy sink's flush is postponed to the clean stop, which finishes it
+ * once the service answers; a failing sink's ends the run. */
+static void test_stop_during_flush(void)
+{
+    for (int failing = 0; failing <= 1; failing++) {
+        test_sinks t = {0};
+        char *gate = test_path(failing ? "gate-failing" : "gate-healthy");
+        FILE *f = fopen(gate, "w");
+        CHECK(f != NULL);
+        if (f)
+            fclose(f);
+        add_sink(&t, "a", fault_so, NULL, "path", test_path("stop-flush"),
+                 "flush_wait_file", gate, "flush_wait_failing",
+                 failing ? "true" : "false", NULL);
+        delivery *d = start_delivery(&t, no_filter, &stop);
+        CHECK(d != NULL);
+        if (!d)
+            return;
+        probe p = {0};
+        delivery_set_backoff(d, probe_delay, &p);
+        relation *rel = items_relation();
+        batch b;
+        batch_init(&b, 16, 1 << 20);
+        add(&b, rel, 0x100, 1, 1);
+        CHECK(delivery_write(d, &b) == DELIVERED);
+        reset_stop(STOP_STREAMING, 0);
+        raiser r = {.signals_then = 1};
+        pthread_t thread;
+        pthread_create(&thread, NULL, raise_later, &r);
+        delivery_result got = delivery_flush(d, true, false);
+        pthread_join(thread, NULL);
+        CHECK(r.raised && !flushed(d));
+        CHECK(got == (failing ? DELIVERY_INTERRUPTED : DELIVERY_POSTPONED));
+        if (!failing) {
+            /* The clean stop: the service answers, the flush completes. */
+            stop_set_phase(&stop, STOP_FINAL);
+            remove(gate);
+            CHECK(delivery_flush(d, true, false) == DELIVERED);
+            CHECK(flushed(d));
+        }
+        remove(gate);
+        reset_stop(STOP_STREAMING, 0);
+        batch_free(&b);
+        relation_unref(rel);
+        delivery_free(d);
+        free_sinks(&t);
+    }
+}
+
 static void test_flush_policy(void)
 {
     test_sinks t = {0};
@@ -562,6 +613,7 @@ int main(int argc, char **argv)
     test_retry_with_backoff();
     test_stop_during_retries();
     test_should_stop();
+    test_stop_during_flush();
     test_flush_policy();
     test_durable_position();
     table_filter_free(no_filter);
