@@ -31,6 +31,11 @@ bool stop_signalled(const stop_state *s)
     return s->signals > 0;
 }
 
+int stop_signal_count(const stop_state *s)
+{
+    return s->signals;
+}
+
 void stop_set_phase(stop_state *s, stop_phase phase)
 {
     atomic_store(&s->threshold, (int)phase);

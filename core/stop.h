@@ -50,6 +50,9 @@ bool stop_requested(const stop_state *s);
 /* True once any signal came, whatever the phase. */
 bool stop_signalled(const stop_state *s);
 
+/* How many signals came. */
+int stop_signal_count(const stop_state *s);
+
 void stop_set_phase(stop_state *s, stop_phase phase);
 stop_phase stop_get_phase(const stop_state *s);
 

@@ -108,8 +108,7 @@ static bool checkpoint_now(stream *st, bool idle)
     if (!batch_empty(&st->batch) && !deliver_batch(st))
         return false;
     bool in_txn = source_in_txn(st->source);
-    delivery_result flushed = delivery_flush(st->delivery, idle, in_txn);
-    if (flushed != DELIVERED && flushed != DELIVERY_POSTPONED)
+    if (delivery_flush(st->delivery, idle, in_txn) != DELIVERED)
         return false;
     if (!confirm_durable(st, err, sizeof err)) {
         log_error("%s", err);

@@ -217,23 +217,6 @@ void delivery_set_backoff(delivery *d, delivery_backoff_fn delay, void *ctx)
 
 /* ---- writing and flushing ---- */
 
-/* While streaming, the first stop signal ends every wait, a flush's too.
- * A sink whose last report said its records are accepted (report_records)
- * is not failing, only not done yet: that flush is left for the clean stop
- * that follows, where waits go on until a second signal. A sink that is
- * failing, or never says, ends the run (README, "SIGINT/SIGTERM"). */
-static bool flush_left_for_clean_stop(const delivery *d, sink_handle *s,
-                                      int attempt)
-{
-    if (attempt > 1 || stop_get_phase(d->stop) != STOP_STREAMING ||
-        !stop_requested(d->stop) || !sink_handle_reported_healthy(s))
-        return false;
-    log_info("sink '%s': the stop request came during its flush; the clean "
-             "stop waits for that flush",
-             s->name);
-    return true;
-}
-
 /* Calls a sink until it stops asking for a retry (events NULL: flush).
  * While streaming, one stop signal ends the retries; during a clean stop
  * (the first signal asked for it), a second one does. */
@@ -261,8 +244,6 @@ static delivery_result call_with_retry(delivery *d, sink_handle *s,
                       s->name, what);
             return DELIVERY_FAILED;
         }
-        if (!events && flush_left_for_clean_stop(d, s, attempt))
-            return DELIVERY_POSTPONED;
         int64_t delay = d->backoff(d->backoff_ctx, attempt);
         stats_sink_retry(s->name, true);
         log_fields(PGSPOUT_LOG_WARNING, s->name,

@@ -29,11 +29,8 @@ typedef struct delivery delivery;
 
 typedef enum delivery_result {
     DELIVERED,
-    DELIVERY_FAILED,      /* FATAL from a sink */
-    DELIVERY_INTERRUPTED, /* a stop request came while a sink kept failing */
-    DELIVERY_POSTPONED    /* delivery_flush only: the first stop signal came
-                             while a healthy sink was flushing; the clean stop
-                             flushes it again */
+    DELIVERY_FAILED,     /* FATAL from a sink */
+    DELIVERY_INTERRUPTED /* a stop request came while a sink kept failing */
 } delivery_result;
 
 /* No sinks yet. global (the global table filter) and stop must outlive the
@@ -107,9 +104,7 @@ bool delivery_sink_takes_op(unsigned sink_abi_minor, pgspout_op op);
 delivery_result delivery_write(delivery *d, const batch *b);
 
 /* Flushes the sinks that are due by the policy, or every sink holding
- * unflushed changes when `everything`. DELIVERY_POSTPONED: the first stop
- * signal cut a healthy sink's flush short; what it acknowledged may still
- * be confirmed, and the clean stop flushes it again. */
+ * unflushed changes when `everything`. */
 delivery_result delivery_flush(delivery *d, bool everything, bool in_txn);
 
 /* When the oldest unflushed change's linger ends (now_us() clock); 0 when

@@ -14,9 +14,27 @@
 #include "stats.h"
 #include "strbuf.h"
 
+/* The first signal while streaming ends every wait, except a healthy
+ * sink's (its last report said its service accepts records): that one is
+ * not failing, only not done, and the clean stop that follows would wait
+ * for it anyway; it finishes the write or flush under way. A second
+ * signal, or a sink that is failing or never reports, stops waiting at
+ * once (README, "SIGINT/SIGTERM"). */
 static bool host_should_stop(pgspout_sink_handle *sink)
 {
-    return stop_requested(sink->stop);
+    if (!stop_requested(sink->stop))
+        return false;
+    if (stop_get_phase(sink->stop) != STOP_STREAMING ||
+        stop_signal_count(sink->stop) > 1 ||
+        !atomic_load(&sink->reported_healthy))
+        return true;
+    if (!atomic_exchange(&sink->told_to_finish, true))
+        log_msg(PGSPOUT_LOG_INFO,
+                "sink '%s': stop requested; letting it finish what it is "
+                "sending, as its service answers (a second signal stops at "
+                "once)",
+                sink->name);
+    return false;
 }
 
 static void host_log(pgspout_sink_handle *sink, pgspout_log_level level,
@@ -305,11 +323,6 @@ pgspout_position sink_handle_acked(sink_handle *s)
     pgspout_position p = s->acked;
     pthread_mutex_unlock(&s->ack_lock);
     return p;
-}
-
-bool sink_handle_reported_healthy(sink_handle *s)
-{
-    return atomic_load(&s->reported_healthy);
 }
 
 void sink_handle_skip_delivered(sink_handle *s)

@@ -37,13 +37,16 @@ struct pgspout_sink_handle {
      * report said records were accepted (its service answers) rather than
      * to be sent again. False until it reports anything. */
     _Atomic bool reported_healthy;
+    /* should_stop said once that the sink may finish despite a stop. */
+    _Atomic bool told_to_finish;
 };
 
 typedef struct pgspout_sink_handle sink_handle;
 
 const pgspout_host_api *host_api(void);
 
-/* should_stop answers stop_requested(stop); ack_durable writes to stop's
+/* should_stop answers stop_requested(stop), but lets a healthy sink finish
+ * at the first signal while streaming; ack_durable writes to stop's
  * wake pipe, so the main loop, which waits on its read end too, acts at
  * once on an acknowledgement from a sink's own thread. */
 sink_handle *sink_handle_new(const char *name, sink_library lib,
@@ -60,7 +63,6 @@ bool sink_handle_check_options(sink_handle *s, char *option, size_t option_size,
 /* Calls create, then resume_position. */
 pgspout_status sink_handle_create(sink_handle *s);
 pgspout_position sink_handle_acked(sink_handle *s);
-bool sink_handle_reported_healthy(sink_handle *s);
 
 /* After a reconnect the server resends what was not confirmed; what the
  * sink already took in this process (it owns it now) is skipped. */

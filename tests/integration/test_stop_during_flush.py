@@ -1,9 +1,9 @@
 """A stop signal that finds a sink in the middle of a flush (README,
 "SIGINT/SIGTERM"): a sink whose service answers (its last report: records
-accepted) is only not done yet, so the clean stop waits for that flush and
-pgspout exits 0 with everything confirmed; a sink whose service is failing
-(its last report: records to send again) ends pgspout at once with exit 1,
-nothing it did not acknowledge confirmed."""
+accepted) is only not done yet, so it is let finish, and pgspout exits 0
+with everything confirmed; a sink whose service is failing (its last
+report: records to send again) ends pgspout at once with exit 1, nothing it
+did not acknowledge confirmed; so does a second signal."""
 
 import signal
 
@@ -35,21 +35,19 @@ def confirmed(db):
     return lsn_to_int(db.slot_info(db.name)["confirmed_flush_lsn"])
 
 
-def test_healthy_sink_flush_finishes_in_the_clean_stop(db, pgspout,
-                                                       tmp_path):
+def test_healthy_sink_finishes_its_flush(db, pgspout, tmp_path):
     proc, gate, out, inserted = start(db, pgspout, tmp_path, failing=False)
     proc.send_signal(signal.SIGTERM)
-    # The flush under way gives up; the clean stop flushes again and
-    # waits there (a second signal would end that wait).
-    wait_until(lambda: pgspout.stderr_of(proc).count("flush waiting") >= 2,
-               timeout=60, what="the clean stop's flush waiting")
-    log = pgspout.stderr_of(proc)
-    assert "the clean stop waits for that flush" in log, log
-    assert proc.poll() is None, log
+    # The flush under way goes on waiting for the service, and says so.
+    wait_until(lambda: "letting it finish" in pgspout.stderr_of(proc),
+               timeout=60, what="the sink let finish")
+    assert proc.poll() is None, pgspout.stderr_of(proc)
     assert confirmed(db) < inserted
     gate.unlink()
     assert proc.wait(timeout=60) == 0, pgspout.stderr_of(proc)[-4000:]
-    assert "stopped on request" in pgspout.stderr_of(proc)
+    log = pgspout.stderr_of(proc)
+    assert "stopped on request" in log, log
+    assert "failing" not in log, log
     assert sorted(e["after"]["id"] for e in read_jsonl(str(out))
                   if e.get("op") == "insert") == list(range(1, 21))
     assert confirmed(db) >= inserted
@@ -58,13 +56,13 @@ def test_healthy_sink_flush_finishes_in_the_clean_stop(db, pgspout,
 @pytest.mark.parametrize("signals", [1, 2])
 def test_failing_sink_ends_at_once(db, pgspout, tmp_path, signals):
     """Failing: one signal ends pgspout. Healthy but stuck: a second
-    signal gives up on the clean stop's flush."""
+    signal gives up on the flush it was let finish."""
     proc, gate, _, inserted = start(db, pgspout, tmp_path,
                                     failing=signals == 1)
     proc.send_signal(signal.SIGTERM)
     if signals == 2:
-        wait_until(lambda: pgspout.stderr_of(proc).count("flush waiting")
-                   >= 2, timeout=60, what="the clean stop's flush waiting")
+        wait_until(lambda: "letting it finish" in pgspout.stderr_of(proc),
+                   timeout=60, what="the sink let finish")
         proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 1, pgspout.stderr_of(proc)[-4000:]
     assert "stop requested while it was failing" in pgspout.stderr_of(proc)

@@ -141,8 +141,9 @@ typedef struct pgspout_host_api {
      * this sink. A sink blocked waiting for its service (a flush that cannot
      * complete during an outage, a full queue) then returns PGSPOUT_RETRY
      * promptly, and the host stops without confirming anything the sink has
-     * not acknowledged (a healthy sink's flush: see report_records).
-     * Thread-safe. */
+     * not acknowledged. A sink whose last report_records said ACCEPTED is
+     * not failing: the first signal lets it finish (false), a second one
+     * does not. Thread-safe. */
     bool (*should_stop)(pgspout_sink_handle *sink);
 
     /* --- ABI 1.1 --- */
@@ -165,10 +166,9 @@ typedef struct pgspout_host_api {
      * to be sent again after a transient failure, refused for good,
      * written to a dead-letter file. A sink that reports RETRIED counts as
      * retrying (/ready answers 503) until it reports ACCEPTED records
-     * again. A flush that the first stop signal cuts short (should_stop)
-     * while the last report was ACCEPTED is called again in the clean stop,
-     * where should_stop stays false until a second signal. Optional: a sink
-     * that never calls it is judged by its write and flush answers alone.
+     * again. While the last report was ACCEPTED, should_stop stays false
+     * at the first stop signal (see there). Optional: a sink that never
+     * calls it is judged by its write and flush answers alone.
      * Thread-safe. */
     void (*report_records)(pgspout_sink_handle *sink,
                            pgspout_record_outcome what, uint64_t n);
