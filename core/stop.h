@@ -5,7 +5,8 @@
  * the host API's should_stop), so that every wait obeys the same rule:
  *
  * - while streaming (STOP_STREAMING), the first signal ends every wait and
- *   asks for a clean stop;
+ *   asks for a clean stop (except a healthy sink's: should_stop lets it
+ *   finish what it is sending, core/delivery/sink_host.c);
  * - during that clean stop (STOP_FINAL), pgspout still delivers, flushes
  *   and confirms, so waits go on until a second signal gives up on them.
  *
