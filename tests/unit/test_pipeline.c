@@ -51,6 +51,7 @@ typedef struct server {
     bool keep_bodies;
     char *bodies[MAX_REQUESTS]; /* keep_bodies: each request's, in order */
     bool failed[MAX_REQUESTS];  /* answered 500 */
+    int connections;            /* connection threads still running */
 } server;
 
 static void reply(int fd, int status, const char *body)
@@ -154,9 +155,13 @@ typedef struct connection {
 static void *connection_main(void *arg)
 {
     connection *c = arg;
-    serve_one(c->s, c->fd);
+    server *s = c->s;
+    serve_one(s, c->fd);
     close(c->fd);
     free(c);
+    pthread_mutex_lock(&s->lock);
+    s->connections--;
+    pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
@@ -172,6 +177,9 @@ static void *server_main(void *arg)
         connection *c = malloc(sizeof *c);
         c->s = s;
         c->fd = fd;
+        pthread_mutex_lock(&s->lock);
+        s->connections++;
+        pthread_mutex_unlock(&s->lock);
         pthread_t t;
         pthread_create(&t, NULL, connection_main, c);
         pthread_detach(t);
@@ -194,11 +202,23 @@ static void server_start(server *s)
     pthread_create(&s->thread, NULL, server_main, s);
 }
 
+/* Waits for the connection threads too: one still answering a request
+ * the pipeline gave up on would otherwise use this server (on the caller's
+ * stack) after it is gone, and the next test's server in its place. */
 static void server_stop(server *s)
 {
     shutdown(s->fd, SHUT_RDWR);
     close(s->fd);
     pthread_join(s->thread, NULL);
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int running = s->connections;
+        pthread_mutex_unlock(&s->lock);
+        if (running == 0)
+            break;
+        usleep(1000);
+    }
+    pthread_mutex_destroy(&s->lock);
 }
 
 /* ---- a fake host ---- */
