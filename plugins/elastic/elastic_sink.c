@@ -118,9 +118,10 @@ typedef struct elastic_sink {
 } elastic_sink;
 
 /* What a record's bulk items are, to read their results. */
+/* A record is one action on one document (the order key is the
+ * document's). */
 typedef struct record_meta {
-    size_t nactions;
-    es_action actions[2];
+    es_action action;
 } record_meta;
 
 /* ---- the pipeline's callbacks ---- */
@@ -190,45 +191,25 @@ static void handle_bulk(void *ctx, const kit_http_response *resp,
         return;
     }
 
-    size_t nactions = 0;
+    es_action *actions = xmalloc(n * sizeof *actions);
+    es_item *items = xcalloc(n, sizeof *items);
     for (size_t i = 0; i < n; i++)
-        nactions += ((record_meta *)records[i]->meta)->nactions;
-    es_action *actions = xmalloc(nactions * sizeof *actions);
-    es_item *items = xcalloc(nactions, sizeof *items);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const record_meta *m = records[i]->meta;
-        for (size_t j = 0; j < m->nactions; j++)
-            actions[k++] = m->actions[j];
-    }
+        actions[i] = ((const record_meta *)records[i]->meta)->action;
     char err[200];
     if (!es_parse_bulk_response(resp->body ? resp->body : "", resp->body_len,
-                                actions, items, nactions, err, sizeof err)) {
+                                actions, items, n, err, sizeof err)) {
         /* Sending again is safe (versions make it idempotent). */
         kit_outcome_set_all(outcomes, n, KIT_RETRY, "%s", err);
         goto out;
     }
-    /* A record succeeds when all its items do; the worst item decides. */
-    k = 0;
     for (size_t i = 0; i < n; i++) {
-        const record_meta *m = records[i]->meta;
-        es_item_result worst = ES_ITEM_DONE;
-        const char *why = NULL;
-        for (size_t j = 0; j < m->nactions; j++, k++) {
-            es_item_result r = items[k].result;
-            if (r == ES_ITEM_MISSING) {
-                es->host->log(es->handle, PGSPOUT_LOG_WARNING,
-                              "partial update skipped, the document is "
-                              "gone (deleted later, or never indexed): %s",
-                              items[k].reason);
-                r = ES_ITEM_DONE;
-            }
-            if (r > worst) {
-                worst = r;
-                why = items[k].reason;
-            }
-        }
-        switch (worst) {
+        const char *why = items[i].reason;
+        if (items[i].result == ES_ITEM_MISSING)
+            es->host->log(es->handle, PGSPOUT_LOG_WARNING,
+                          "partial update skipped, the document is "
+                          "gone (deleted later, or never indexed): %s",
+                          why);
+        switch (items[i].result) {
         case ES_ITEM_DONE:
         case ES_ITEM_MISSING:
             outcomes[i].kind = KIT_DONE;
@@ -426,50 +407,77 @@ static bool update_keeps_toast(const pgspout_host_api *h,
     return keeps;
 }
 
-static void add_action(record_meta *meta, es_action action)
+/* Queues one document's actions (b, meta) as a record at pos, ordered
+ * after every earlier record of the same document. */
+static pgspout_status submit_document(elastic_sink *es, pgspout_position pos,
+                                      const char *index, const char *id,
+                                      strbuf *b, record_meta *meta,
+                                      bool more_at_position)
 {
-    meta->actions[meta->nactions++] = action;
+    size_t len = b->len;
+    char *data = sbuf_detach(b);
+    kit_record *rec =
+        kit_record_new(pos, data, len, order_key_of(index, id), meta);
+    rec->more_at_position = more_at_position;
+    return kit_submit(es->pipeline, rec);
 }
 
-/* The actions of an insert, read or update of document `id`, after the
- * delete of the document an update moved the row away from. */
+static pgspout_status submit_delete(elastic_sink *es, pgspout_position pos,
+                                    const char *index, const char *id,
+                                    uint64_t version, bool more_at_position)
+{
+    record_meta *meta = xcalloc(1, sizeof *meta);
+    strbuf b = STRBUF_INIT;
+    meta->action = ES_ACTION_DELETE;
+    es_bulk_delete(&b, index, id, version);
+    return submit_document(es, pos, index, id, &b, meta, more_at_position);
+}
+
+/* An insert, read or update of document `id`. An update that moved the
+ * row's key first deletes its old document, with the same version, so a
+ * replayed older write to it stays refused. That delete is a record of
+ * its own, ordered behind the old document's earlier writes: sent with
+ * the new document's (ordered by the new id only), it could overtake a
+ * write of the old document still being retried, and once the node had
+ * forgotten the delete's tombstone (index.gc_deletes, a restart) that
+ * write would bring the moved-away row back. */
 static pgspout_status write_row(elastic_sink *es, const pgspout_event *ev,
                                 const char *index, const char *id,
-                                const char *old_id, uint64_t version, strbuf *b,
-                                record_meta *meta)
+                                const char *old_id, uint64_t version)
 {
     const pgspout_host_api *h = es->host;
+    pgspout_position pos = h->event_position(ev);
     bool keeps_toast =
         h->event_op(ev) == PGSPOUT_OP_UPDATE && update_keeps_toast(h, ev);
     char *merged = NULL;
     size_t after_len, merged_len = 0;
     const char *after = h->event_json(ev, PGSPOUT_PART_AFTER, &after_len);
+    pgspout_status st = PGSPOUT_OK;
 
-    if (old_id) {
-        pgspout_status st = PGSPOUT_OK;
-        if (keeps_toast)
-            st = merge_from_old(es, index, old_id, after, after_len, &merged,
-                                &merged_len);
-        if (st != PGSPOUT_OK)
-            return st;
-        /* The row's key changed: its old document goes, with the same
-         * version, so a replayed older write to it stays refused. */
-        es_bulk_delete(b, index, old_id, version);
-        add_action(meta, ES_ACTION_DELETE);
+    if (old_id && keeps_toast)
+        st = merge_from_old(es, index, old_id, after, after_len, &merged,
+                            &merged_len);
+    if (old_id && st == PGSPOUT_OK)
+        st = submit_delete(es, pos, index, old_id, version, true);
+    if (st != PGSPOUT_OK) {
+        free(merged);
+        return st;
     }
+    record_meta *meta = xcalloc(1, sizeof *meta);
+    strbuf b = STRBUF_INIT;
     if (merged) {
-        es_bulk_index(b, index, id, version, merged, merged_len);
-        add_action(meta, ES_ACTION_INDEX);
+        es_bulk_index(&b, index, id, version, merged, merged_len);
+        meta->action = ES_ACTION_INDEX;
         free(merged);
     } else if (keeps_toast) {
-        es_bulk_update(b, index, id, version, es->version_field, after,
+        es_bulk_update(&b, index, id, version, es->version_field, after,
                        after_len);
-        add_action(meta, ES_ACTION_UPDATE);
+        meta->action = ES_ACTION_UPDATE;
     } else {
-        es_bulk_index(b, index, id, version, after, after_len);
-        add_action(meta, ES_ACTION_INDEX);
+        es_bulk_index(&b, index, id, version, after, after_len);
+        meta->action = ES_ACTION_INDEX;
     }
-    return PGSPOUT_OK;
+    return submit_document(es, pos, index, id, &b, meta, false);
 }
 
 static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
@@ -490,34 +498,17 @@ static pgspout_status submit_change(elastic_sink *es, const pgspout_event *ev,
     bool failed = false;
     if (op == PGSPOUT_OP_UPDATE)
         old_id = moved_from_id(es, ev, id, &failed, err, sizeof err);
-    if (failed) {
-        free(id);
-        return dead_letter_event(es, ev, err);
-    }
-
-    record_meta *meta = xcalloc(1, sizeof *meta);
-    strbuf b = STRBUF_INIT;
-    pgspout_status st = PGSPOUT_OK;
-    if (op == PGSPOUT_OP_DELETE) {
-        es_bulk_delete(&b, index, id, version);
-        add_action(meta, ES_ACTION_DELETE);
-    } else {
-        st = write_row(es, ev, index, id, old_id, version, &b, meta);
-    }
+    pgspout_status st;
+    if (failed)
+        st = dead_letter_event(es, ev, err);
+    else if (op == PGSPOUT_OP_DELETE)
+        st =
+            submit_delete(es, h->event_position(ev), index, id, version, false);
+    else
+        st = write_row(es, ev, index, id, old_id, version);
     free(old_id);
-    if (st != PGSPOUT_OK) {
-        free(id);
-        free(meta);
-        sbuf_free(&b);
-        return st;
-    }
-    uint64_t order_key = order_key_of(index, id);
     free(id);
-    size_t len = b.len;
-    char *data = sbuf_detach(&b);
-    kit_record *rec =
-        kit_record_new(h->event_position(ev), data, len, order_key, meta);
-    return kit_submit(es->pipeline, rec);
+    return st;
 }
 
 /* Blocking control-plane call (TRUNCATE, reading an old document, creating
@@ -589,15 +580,9 @@ static pgspout_status delete_listed(elastic_sink *es, const char *index,
         const char *id = json_string_value(json_object_get(hit, "_id"));
         if (!id)
             continue;
-        record_meta *meta = xcalloc(1, sizeof *meta);
-        strbuf b = STRBUF_INIT;
-        meta->actions[meta->nactions++] = ES_ACTION_DELETE;
-        es_bulk_delete(&b, index, id, version);
-        size_t len = b.len;
-        char *data = sbuf_detach(&b);
-        pgspout_status st = kit_submit(
-            es->pipeline,
-            kit_record_new(pos, data, len, order_key_of(index, id), meta));
+        /* The TRUNCATE's marker, submitted after the last page, completes
+         * its position. */
+        pgspout_status st = submit_delete(es, pos, index, id, version, true);
         if (st != PGSPOUT_OK)
             return st;
         (*count)++;
@@ -734,13 +719,10 @@ static pgspout_status submit_event_document(elastic_sink *es,
     const char *json = h->event_json(ev, PGSPOUT_PART_EVENT, &len);
     kit_position_id(pos, id, sizeof id);
     record_meta *meta = xcalloc(1, sizeof *meta);
-    meta->actions[meta->nactions++] = ES_ACTION_INDEX;
+    meta->action = ES_ACTION_INDEX;
     strbuf b = STRBUF_INIT;
     es_bulk_index(&b, ix->name, id, pos.commit_lsn, json, len);
-    size_t data_len = b.len;
-    kit_record *rec = kit_record_new(pos, sbuf_detach(&b), data_len,
-                                     order_key_of(ix->name, id), meta);
-    return kit_submit(es->pipeline, rec);
+    return submit_document(es, pos, ix->name, id, &b, meta, false);
 }
 
 static bool has_table(pgspout_op op)

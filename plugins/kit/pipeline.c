@@ -257,27 +257,31 @@ static void fail_locked(kit_pipeline *p, const char *reason)
     pthread_cond_broadcast(&p->changed);
 }
 
-/* Acknowledges the run of delivered records at the head. Lock held. */
+/* Acknowledges the run of delivered records at the head, up to the last
+ * position all of whose records are delivered. Lock held. */
 static void ack_done_prefix(kit_pipeline *p)
 {
-    bool any = false;
+    bool removed = false, complete = false;
     pgspout_position last = {0, 0};
     while (p->head && p->head->state == ENTRY_DONE) {
         entry *e = p->head;
         p->head = e->next;
         if (!p->head)
             p->tail = NULL;
-        last = e->rec->pos;
-        any = true;
+        if (!e->rec->more_at_position) {
+            last = e->rec->pos;
+            complete = true;
+        }
+        removed = true;
         p->queued_records--;
         p->queued_bytes -= record_bytes(e->rec);
         record_free(p, e->rec);
         free(e);
     }
-    if (any) {
+    if (complete)
         p->host->ack_durable(p->handle, last);
+    if (removed)
         pthread_cond_broadcast(&p->changed);
-    }
 }
 
 static void append_entry(kit_pipeline *p, kit_record *rec, entry_state state)
@@ -900,9 +904,12 @@ pgspout_status kit_submit_dead_letter(kit_pipeline *p, kit_record *record,
     p->host->log(p->handle, PGSPOUT_LOG_WARNING,
                  "record sent to the dead-letter file: %s", reason);
     report(p, PGSPOUT_RECORDS_DEAD_LETTERED, 1);
-    pgspout_position pos = record->pos;
+    /* Handled: it stays in the queue as a marker, in order, keeping its
+     * more_at_position. */
+    kit_record *marker = kit_record_new(record->pos, NULL, 0, 0, NULL);
+    marker->more_at_position = record->more_at_position;
     record_free(p, record);
-    return kit_submit_marker(p, pos);
+    return append_and_wake(p, marker, ENTRY_DONE);
 }
 
 pgspout_status kit_flush(kit_pipeline *p)

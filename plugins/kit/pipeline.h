@@ -52,6 +52,13 @@ typedef struct kit_record {
     /* How often delivery was tried; maintained by the pipeline, visible
      * to build_request (e.g. for logging). */
     unsigned attempts;
+    /* More records of this position follow: an event the sink sends as
+     * several records (an update that moved a row to another document, a
+     * TRUNCATE's deletes). The position is acknowledged only with the last
+     * of them, submitted without this flag (or a marker): acknowledging it
+     * with an earlier one would confirm the event while the rest may still
+     * fail. */
+    bool more_at_position;
 } kit_record;
 
 kit_record *kit_record_new(pgspout_position pos, char *data, size_t len,

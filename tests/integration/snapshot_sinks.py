@@ -283,6 +283,40 @@ def expected_documents(db, table):
             for row in bs.table_contents(db, table).values()}
 
 
+def assert_index_equals_table(db, table, docs, events):
+    """docs ({_id: (_version, _source)}, read back from the index) equal
+    the table row by row. A failure says how many documents are missing,
+    extra or different, with a few of each, their versions and the
+    events of their rows (a whole-dict diff of thousands of rows hides
+    that)."""
+    got = {i: bs.plain({k: v for k, v in src.items()
+                        if k != "_pgspout_version"})
+           for i, (_, src) in docs.items()}
+    want = expected_documents(db, table)
+    if got == want:
+        return
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    differ = sorted(i for i in want if i in got and got[i] != want[i])
+
+    def story(doc_id):
+        return [(e["op"], e["commit_lsn"], e["seq"])
+                for e in events if e.get("table") == table
+                and doc_id in (row_id(table, e.get("before")),
+                               row_id(table, e.get("after")))]
+    samples = ["%s: index %s, table %s, events %s" % (
+        i, docs.get(i), want.get(i), story(i))
+        for i in (missing[:3] + extra[:3] + differ[:3])]
+    raise AssertionError(
+        "%s: %d documents, %d rows: %d missing, %d extra, %d different\n%s"
+        % (table, len(got), len(want), len(missing), len(extra),
+           len(differ), "\n".join(samples)))
+
+
+def row_id(table, row):
+    return elastic_id(key_values(table, bs.plain(row))) if row else None
+
+
 def toast_lost_across_key_changes(events, table):
     """{row key: columns} the BigQuery view shows as NULL although the row
     has a value: an unchanged TOASTed value is not carried across a key

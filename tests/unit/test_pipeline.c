@@ -241,6 +241,15 @@ static void fake_log(pgspout_sink_handle *h, pgspout_log_level level,
     va_end(ap);
 }
 
+/* When set: a record the server must have stored before its position is
+ * acknowledged; acks that came too early are counted. */
+static struct {
+    server *s;
+    int index;
+    pgspout_position pos;
+    int early;
+} ack_watch;
+
 static void fake_ack(pgspout_sink_handle *h, pgspout_position upto)
 {
     (void)h;
@@ -248,6 +257,11 @@ static void fake_ack(pgspout_sink_handle *h, pgspout_position upto)
     if (pgspout_position_cmp(upto, acked) < 0)
         ack_backwards++;
     acked = upto;
+    if (ack_watch.s && pgspout_position_cmp(upto, ack_watch.pos) >= 0) {
+        pthread_mutex_lock(&ack_watch.s->lock);
+        ack_watch.early += ack_watch.s->last_stored_at[ack_watch.index] == 0;
+        pthread_mutex_unlock(&ack_watch.s->lock);
+    }
     pthread_mutex_unlock(&ack_lock);
 }
 
@@ -637,6 +651,48 @@ static void run_retry_later(void)
     server_stop(&s);
 }
 
+/* An event sent as several records (more_at_position on all but the
+ * last): its position is acknowledged only once the last of them is
+ * stored, even when an earlier one is stored first and the last one is
+ * retried. */
+static kit_record *record_at(int key, int index, pgspout_position pos,
+                             bool more)
+{
+    kit_record *r = make_record(key, index);
+    r->pos = pos;
+    r->more_at_position = more;
+    return r;
+}
+
+static void run_position_in_several_records(void)
+{
+    server s;
+    server_start(&s);
+    port = s.port;
+    s.retry_every = 3; /* index 3 is refused the first time */
+    memset(&acked, 0, sizeof acked);
+    pgspout_position event = {1 << 8, 1}, next = {1 << 8, 2};
+    ack_watch.s = &s;
+    ack_watch.index = 3;
+    ack_watch.pos = event;
+    ack_watch.early = 0;
+    kit_pipeline_config c = base_config();
+    c.max_batch_records = 1; /* each record its own request */
+    char err[256];
+    kit_pipeline *p =
+        kit_pipeline_new(&host, NULL, &c, &ops, NULL, err, sizeof err);
+    CHECK(kit_submit(p, record_at(0, 1, event, true)) == PGSPOUT_OK);
+    CHECK(kit_submit(p, record_at(1, 3, event, false)) == PGSPOUT_OK);
+    CHECK(kit_submit(p, record_at(2, 4, next, false)) == PGSPOUT_OK);
+    CHECK(kit_flush(p) == PGSPOUT_OK);
+    CHECK(s.seen[3] == 2); /* refused once, then stored */
+    CHECK(ack_watch.early == 0);
+    CHECK(pgspout_position_cmp(last_ack(), next) == 0);
+    kit_pipeline_free(p);
+    ack_watch.s = NULL;
+    server_stop(&s);
+}
+
 /* ---- the options every network sink shares ---- */
 
 /* What the host hands over for a table with KIT_PIPELINE_OPTIONS: every
@@ -898,5 +954,6 @@ int main(void)
     run_too_large(true, true);
     run_too_large(true, false);
     run_retry_later();
+    run_position_in_several_records();
     return check_summary();
 }
