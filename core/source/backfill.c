@@ -1176,14 +1176,11 @@ int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, arena *mem,
             return r;
         *index = em->next_index++;
         if (stale_row(em, cols)) {
-            if (mem)
-                arena_undo(mem, cols);
-            else
-                free(cols);
+            arena_undo(mem, cols);
             continue;
         }
         t->ncols = (uint16_t)em->desc.ncols;
-        t->in_arena = mem != NULL;
+        t->in_arena = true;
         t->cols = cols;
         em->emitted++;
         return 1;

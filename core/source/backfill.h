@@ -162,10 +162,10 @@ typedef struct backfill_rows_desc {
 
 const backfill_rows_desc *backfill_emission_desc(backfill *bf);
 
-/* The next row to send: t->cols (from mem, t->in_arena set; malloc'd when
- * mem is NULL) is one block that also holds the text the values point into;
- * *index is its 1-based place among the chunk's rows (rows dropped as stale
- * leave gaps). Returns 1, 0 at the end, -1 with err. */
+/* The next row to send: t->cols (from mem, t->in_arena set) is one block
+ * that also holds the text the values point into; *index is its 1-based
+ * place among the chunk's rows (rows dropped as stale leave gaps). Returns
+ * 1, 0 at the end, -1 with err. */
 int backfill_emission_next(backfill *bf, tuple *t, uint64_t *index, arena *mem,
                            char *err, size_t errlen);
 

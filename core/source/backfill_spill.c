@@ -158,12 +158,27 @@ bool bf_copy_field(const char *line, size_t len, int index, strbuf *out)
 
 /* ---- writing ---- */
 
+/* The disk starts on each piece as soon as it is written, rather than on
+ * the whole chunk at bf_spill_finish's fsync: the worker waits there
+ * before the chunk's high watermark, the server idle meanwhile, and then
+ * finds only the last piece still to write. A hint: a write error shows
+ * at the fsync. */
+static void start_writeback(bf_spill_writer *w, size_t len)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(w->fd, (off_t)w->written, (off_t)len,
+                          SYNC_FILE_RANGE_WRITE);
+#endif
+    w->written += len;
+}
+
 static bool flush_buffer(bf_spill_writer *w, char *err, size_t errlen)
 {
     if (w->buf.len && !write_all(w->fd, w->buf.data, w->buf.len)) {
         snprintf(err, errlen, "cannot write %s: %s", w->path, strerror(errno));
         return false;
     }
+    start_writeback(w, w->buf.len);
     sbuf_reset(&w->buf);
     return true;
 }
@@ -314,12 +329,9 @@ int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, arena *mem,
         return -1;
     }
     /* One block holds the values and the text they point into, freed with
-     * the event's tuple (malloc'd) or its batch (from the arena). */
+     * the batch the row's event is in. */
     size_t values = (size_t)ncols * sizeof(colval);
-    size_t size = values + (size_t)n;
-    colval *block = n <= 0 ? NULL
-                    : mem  ? arena_alloc(mem, size)
-                           : xmalloc(size);
+    colval *block = n <= 0 ? NULL : arena_alloc(mem, values + (size_t)n);
     char *text = (char *)block + values;
     if (block) {
         memcpy(text, r->buf + r->start, (size_t)n);
@@ -328,10 +340,8 @@ int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, arena *mem,
     if (!block || !bf_copy_parse_line(text, (size_t)n - 1, block, ncols)) {
         snprintf(err, errlen, "%s: a row that does not parse (file torn?)",
                  r->path);
-        if (mem)
+        if (block)
             arena_undo(mem, block);
-        else
-            free(block);
         return -1;
     }
     *cols = block;

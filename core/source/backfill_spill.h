@@ -23,6 +23,7 @@ typedef struct bf_spill_writer {
     char *path;
     strbuf buf; /* written out in pieces of about 1 MiB */
     uint64_t rows;
+    uint64_t written; /* bytes handed to the file so far */
 } bf_spill_writer;
 
 /* Creates path (0600, must not exist) with the header line. */
@@ -49,10 +50,9 @@ typedef struct bf_spill_reader {
  * newline). */
 bool bf_spill_open(bf_spill_reader *r, const char *path, char **header,
                    char *err, size_t errlen);
-/* The next row: *cols (one block from mem, or malloc'd when mem is NULL:
- * freeing it frees the text the values point into too) holds its ncols
- * values. Returns 1, 0 at the end, -1 with err on a row that does not
- * parse. */
+/* The next row: *cols (one block from mem, which also holds the text the
+ * values point into) holds its ncols values. Returns 1, 0 at the end, -1
+ * with err on a row that does not parse. */
 int bf_spill_next(bf_spill_reader *r, int ncols, colval **cols, arena *mem,
                   char *err, size_t errlen);
 void bf_spill_close(bf_spill_reader *r);

@@ -572,9 +572,11 @@ static void test_spill(void)
     free(header);
     int rows = 0, bad = 0;
     colval *v;
+    arena mem;
+    arena_init(&mem, 4096);
     for (;;) {
         int got =
-            bf_spill_next(&r, rows < 4 ? 1 : 2, &v, NULL, err, sizeof err);
+            bf_spill_next(&r, rows < 4 ? 1 : 2, &v, &mem, err, sizeof err);
         if (got <= 0) {
             bad += got < 0;
             break;
@@ -586,7 +588,7 @@ static void test_spill(void)
             bad += v[1].kind != COLVAL_NULL || v[0].len != 1 ||
                    v[0].data[0] != 'a';
         rows++;
-        free(v);
+        arena_reset(&mem);
     }
     CHECK(rows == 301 && bad == 0);
     bf_spill_close(&r);
@@ -598,9 +600,10 @@ static void test_spill(void)
     CHECK(bf_spill_open(&r, path, &header, err, sizeof err));
     free(header);
     int got;
-    while ((got = bf_spill_next(&r, 2, &v, NULL, err, sizeof err)) > 0)
-        free(v);
+    while ((got = bf_spill_next(&r, 2, &v, &mem, err, sizeof err)) > 0)
+        arena_reset(&mem);
     CHECK(got == -1 && strstr(err, "does not parse") != NULL);
+    arena_free(&mem);
     bf_spill_close(&r);
     unlink(path);
 
