@@ -117,9 +117,8 @@ typedef struct elastic_sink {
     pgspout_position taken;
 } elastic_sink;
 
-/* What a record's bulk items are, to read their results. */
-/* A record is one action on one document (the order key is the
- * document's). */
+/* What a record's bulk item is, to read its result: a record is one action
+ * on one document (its order key is the document's). */
 typedef struct record_meta {
     es_action action;
 } record_meta;
