@@ -406,7 +406,7 @@ static bool update_keeps_toast(const pgspout_host_api *h,
     return keeps;
 }
 
-/* Queues one document's actions (b, meta) as a record at pos, ordered
+/* Queues one action on a document (b, meta) as a record at pos, ordered
  * after every earlier record of the same document. */
 static pgspout_status submit_document(elastic_sink *es, pgspout_position pos,
                                       const char *index, const char *id,

@@ -874,10 +874,18 @@ pgspout_status kit_submit(kit_pipeline *p, kit_record *record)
     return append_and_wake(p, record, ENTRY_PENDING);
 }
 
+/* A position handled already, queued to be acknowledged in order. */
+static pgspout_status submit_marker(kit_pipeline *p, pgspout_position pos,
+                                    bool more_at_position)
+{
+    kit_record *marker = kit_record_new(pos, NULL, 0, 0, NULL);
+    marker->more_at_position = more_at_position;
+    return append_and_wake(p, marker, ENTRY_DONE);
+}
+
 pgspout_status kit_submit_marker(kit_pipeline *p, pgspout_position pos)
 {
-    return append_and_wake(p, kit_record_new(pos, NULL, 0, 0, NULL),
-                           ENTRY_DONE);
+    return submit_marker(p, pos, false);
 }
 
 pgspout_status kit_submit_dead_letter(kit_pipeline *p, kit_record *record,
@@ -904,12 +912,10 @@ pgspout_status kit_submit_dead_letter(kit_pipeline *p, kit_record *record,
     p->host->log(p->handle, PGSPOUT_LOG_WARNING,
                  "record sent to the dead-letter file: %s", reason);
     report(p, PGSPOUT_RECORDS_DEAD_LETTERED, 1);
-    /* Handled: it stays in the queue as a marker, in order, keeping its
-     * more_at_position. */
-    kit_record *marker = kit_record_new(record->pos, NULL, 0, 0, NULL);
-    marker->more_at_position = record->more_at_position;
+    pgspout_position pos = record->pos;
+    bool more = record->more_at_position;
     record_free(p, record);
-    return append_and_wake(p, marker, ENTRY_DONE);
+    return submit_marker(p, pos, more);
 }
 
 pgspout_status kit_flush(kit_pipeline *p)
