@@ -850,7 +850,11 @@ def profile_command(name, args, tmpdir, command, out):
 
 
 BACKFILL_TABLE = "public.bench_backfill"
+BACKFILL_COLUMNS = ("id", "account_id", "kind", "payload", "amount",
+                    "created_at")
+BACKFILL_CHUNK_ROWS = 100000  # pgspout's default, passed to it explicitly
 COPY_APP = "bench_copy"
+CHUNKS_APP = "bench_chunks"
 
 
 class XidBurner:
@@ -877,10 +881,57 @@ class XidBurner:
                 self.proc.wait()
 
 
+class SqlSession:
+    """One psql process kept open, asked a query at a time: a sample costs
+    a query on a backend that is already there. Starting psql, and with it
+    a backend, for each sample cost about 35 ms of CPU, five times a
+    second, on the machine that runs what is measured: a drain that keeps
+    both cores busy (pgspout and its server) paid for it, one that leaves a
+    core idle (COPY) did not."""
+
+    END = "--sample-end--"
+
+    def __init__(self, server):
+        self.proc = subprocess.Popen(
+            [client_tool("psql"), "-X", "-q", "-A", "-t", "-d",
+             server.conninfo()], env=client_env(), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            bufsize=1)
+
+    def query(self, sql):
+        """The lines the query printed; None once psql is gone. An error
+        prints none (psql goes on with the next query)."""
+        try:
+            self.proc.stdin.write("%s;\n\\echo %s\n" % (sql, self.END))
+            self.proc.stdin.flush()
+        except OSError:
+            return None
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                return None
+            if line.rstrip("\n") == self.END:
+                return lines
+            lines.append(line.rstrip("\n"))
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class XminSampler:
     """Samples, every 0.2 s until stop(), the largest age(backend_xmin)
     and the longest open transaction among the server's backends of one
-    application_name (pgspout's connections all say "pgspout")."""
+    application_name (pgspout's connections all say "pgspout"), over one
+    connection of its own (SqlSession)."""
 
     SQL = ("select coalesce(max(age(backend_xmin)), 0), "
            "coalesce(max(extract(epoch from clock_timestamp() - "
@@ -890,25 +941,33 @@ class XminSampler:
     def __init__(self, server, application):
         self.server, self.sql = server, self.SQL % application
         self.max_age, self.max_xact_s, self.samples = 0, 0.0, 0
+        self._session = SqlSession(server)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
+    def _sample(self):
+        lines = self._session.query(self.sql)
+        if lines is None:  # psql is gone (the server restarted): again
+            self._session.close()
+            self._session = SqlSession(self.server)
+            return
+        if len(lines) == 1 and "|" in lines[0]:
+            age, xact = lines[0].split("|")
+            self.samples += 1
+            self.max_age = max(self.max_age, int(age))
+            self.max_xact_s = max(self.max_xact_s, float(xact))
+
     def _loop(self):
         while True:
-            try:
-                age, xact = self.server.sql(self.sql).split("|")
-                self.samples += 1
-                self.max_age = max(self.max_age, int(age))
-                self.max_xact_s = max(self.max_xact_s, float(xact))
-            except BenchError:
-                pass
+            self._sample()
             if self._stop.wait(0.2):
                 return
 
     def stop(self):
         self._stop.set()
         self._thread.join()
+        self._session.close()
         return {"max_xmin_age": self.max_age,
                 "longest_xact_s": round(self.max_xact_s, 3),
                 "samples": self.samples}
@@ -972,6 +1031,44 @@ def drain_copy(server, args, tmpdir, run):
     return r
 
 
+def chunks_script(rows, path):
+    """The statements pgspout's backfill worker sends, without pgspout: per
+    chunk a low watermark, the chunk read in a REPEATABLE READ transaction
+    of its own (with the snapshot asked for), a high watermark. The keys
+    are 1..rows (backfill_setup.sql), so each chunk's lower bound is known
+    in advance; the LIMIT takes one row more, as pgspout's does."""
+    cols = ", ".join('"%s"' % c for c in BACKFILL_COLUMNS)
+    emit = "SELECT pg_catalog.pg_logical_emit_message(true, 'bench', '%s');\n"
+    with open(path, "w") as f:
+        for lo in range(0, rows, BACKFILL_CHUNK_ROWS):
+            bound = " AND (\"id\") > ('%d')" % lo if lo else ""
+            f.write(emit % "lw")
+            f.write("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
+                    "SELECT pg_catalog.pg_current_snapshot()::text;\n")
+            f.write('COPY (SELECT %s FROM ONLY %s WHERE true%s ORDER BY '
+                    '"id" LIMIT %d) TO STDOUT;\nCOMMIT;\n'
+                    % (cols, BACKFILL_TABLE, bound, BACKFILL_CHUNK_ROWS + 1))
+            f.write(emit % "hw")
+
+
+def drain_chunks(server, args, tmpdir, run, rows):
+    """The server's own rate for reading the table the way a backfill does
+    (by primary key, in chunks), with nothing done with the rows: what
+    pgspout's single reader can at best reach."""
+    script = os.path.join(tmpdir, "backfill-chunks.sql")
+    if not os.path.exists(script):
+        chunks_script(rows, script)
+    err = os.path.join(tmpdir, "backfill-chunks-%d.log" % run)
+    env = dict(client_env(), PGAPPNAME=CHUNKS_APP)
+    argv = [client_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+            server.conninfo(), "-o", "/dev/null", "-f", script]
+    r = measured_with_samples(server, CHUNKS_APP, argv, env, args, err)
+    if r["exit"] != 0:
+        raise BenchError("the chunk reads exited %d: %s" % (r["exit"],
+                                                           tail(err)))
+    return r
+
+
 def backfill_cmd(args, server, slot, out_path):
     """The state directory goes beside the output (local disk, removed with
     the work directory), not to pgspout's default under /var/lib."""
@@ -979,6 +1076,7 @@ def backfill_cmd(args, server, slot, out_path):
     return [args.pgspout, "-d", server.conninfo(), "--slot", slot,
             "--publication", PUBLICATION, "--create-slot", "--snapshot",
             "only", "--state-dir", state, "-t", BACKFILL_TABLE,
+            "--backfill-chunk-rows", str(BACKFILL_CHUNK_ROWS),
             "--sink", "file", "-o", "path=" + out_path, "-o", "fsync=true"]
 
 
@@ -1048,15 +1146,18 @@ def bench_backfill(server, args, tmpdir):
     # unmeasured COPY takes that cost for both.
     drain_copy(server, args, tmpdir, 99)
     burner = XidBurner(server, args.backfill_xid_rate)
-    copies, spouts = [], []
+    copies, chunks, spouts = [], [], []
     try:
         for i in range(args.repeat):
-            steps = [drain_copy, drain_backfill]
+            steps = [drain_copy, drain_chunks, drain_backfill]
             if i % 2:
                 steps.reverse()
             for step in steps:
                 if step is drain_copy:
                     copies.append(drain_copy(server, args, tmpdir, i))
+                elif step is drain_chunks:
+                    chunks.append(drain_chunks(server, args, tmpdir, i,
+                                               rows))
                 else:
                     spouts.append(drain_backfill(server, args, tmpdir, i,
                                                  rows))
@@ -1071,9 +1172,16 @@ def bench_backfill(server, args, tmpdir):
         burner.stop()
     server.sql("drop table %s" % BACKFILL_TABLE)
     result["copy"] = summarise_backfill(copies, rows)
+    result["chunked_read"] = summarise_backfill(chunks, rows)
     result["pgspout"] = summarise_backfill(spouts, rows)
     result["rate_ratio"] = (result["pgspout"]["rows_per_s"] /
                             result["copy"]["rows_per_s"])
+    # What reading by key in chunks costs the server against one COPY,
+    # and how close pgspout comes to that reading alone.
+    result["chunked_read_ratio"] = (result["chunked_read"]["rows_per_s"] /
+                                    result["copy"]["rows_per_s"])
+    result["rate_vs_chunked_read"] = (result["pgspout"]["rows_per_s"] /
+                                      result["chunked_read"]["rows_per_s"])
     return result
 
 
@@ -1614,10 +1722,15 @@ def render_table(results):
                      "| peak RSS MB | rows/s | ratio | max xmin age | "
                      "longest transaction s |")
         lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        ratios = {"pgspout": "rate_ratio",
+                  "chunked_read": "chunked_read_ratio"}
         for tool, label in (("copy", "COPY (SELECT *) TO STDOUT"),
+                            ("chunked_read", "the same chunk reads by psql"),
                             ("pgspout", "pgspout --snapshot only")):
-            r = bf[tool]
-            ratio = ("%.2f" % bf["rate_ratio"]) if tool == "pgspout" else ""
+            r = bf.get(tool)
+            if not r:
+                continue  # results from before the chunked reads
+            ratio = ("%.2f" % bf[ratios[tool]]) if tool in ratios else ""
             lines.append("| BACKFILL | %s | %s | %.2f | %.2f | %.2f | %s | %s "
                          "| %s | %d | %.2f |" % (
                              bf["size"], label, r["wall_s"], r["cpu_s"],

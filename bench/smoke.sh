@@ -78,7 +78,7 @@ bf = r.get("backfill")
 if not bf:
     problems.append("no backfill figures")
 else:
-    for tool in ("pgspout", "copy"):
+    for tool in ("pgspout", "copy", "chunked_read"):
         m = bf[tool]
         if m["exit"] != 0 or m["wall_s"] <= 0 or m["peak_rss_kb"] <= 0:
             problems.append("backfill %s: %s" % (tool, m))

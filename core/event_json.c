@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,31 +79,42 @@ typedef struct formatted {
     char text[TIMESTAMP_FORMAT_BUFSIZE];
 } formatted;
 
-static _Thread_local formatted last_lsn, last_commit_lsn, last_commit_time,
-    last_xid;
+static _Thread_local formatted last_commit_time;
 
-static void append_lsn(json_out *out, uint64_t lsn, formatted *last)
+/* ,"lsn":...,"commit_lsn":...,"xid":... formatted last, kept per thread:
+ * the events of a transaction share the last two, a chunk's read events
+ * all three. */
+typedef struct formatted_position {
+    bool valid;
+    uint64_t lsn, commit_lsn;
+    uint32_t xid;
+    size_t len;
+    char text[128]; /* 32 bytes of names, two LSNs of 17, an xid of 10 */
+} formatted_position;
+
+static _Thread_local formatted_position last_position;
+
+static void format_position(formatted_position *f, const event *ev)
 {
-    if (!last->valid || last->value != lsn) {
-        lsn_format(lsn, last->text, sizeof last->text);
-        last->len = strlen(last->text);
-        last->value = lsn;
-        last->valid = true;
-    }
-    json_out_putc(out, '"');
-    json_out_put(out, last->text, last->len);
-    json_out_putc(out, '"');
+    char lsn[LSN_FORMAT_BUFSIZE], commit_lsn[LSN_FORMAT_BUFSIZE];
+    lsn_format(ev->lsn, lsn, sizeof lsn);
+    lsn_format(ev->pos.commit_lsn, commit_lsn, sizeof commit_lsn);
+    int n = snprintf(f->text, sizeof f->text,
+                     ",\"lsn\":\"%s\",\"commit_lsn\":\"%s\",\"xid\":%u", lsn,
+                     commit_lsn, (unsigned)ev->xid);
+    f->len = (size_t)n; /* never more than text holds */
+    f->lsn = ev->lsn;
+    f->commit_lsn = ev->pos.commit_lsn;
+    f->xid = ev->xid;
+    f->valid = true;
 }
 
-/* The events of a transaction (and of a chunk) share their xid. */
-static void append_xid(json_out *out, uint32_t xid)
+static void append_position(json_out *out, const event *ev)
 {
-    formatted *last = &last_xid;
-    if (!last->valid || last->value != xid) {
-        last->len = format_u64(xid, last->text);
-        last->value = xid;
-        last->valid = true;
-    }
+    formatted_position *last = &last_position;
+    if (!last->valid || last->lsn != ev->lsn ||
+        last->commit_lsn != ev->pos.commit_lsn || last->xid != ev->xid)
+        format_position(last, ev);
     json_out_put(out, last->text, last->len);
 }
 
@@ -286,6 +298,14 @@ static bool is_unchanged_toast(const event *ev, const tuple *t, int i,
     return t->cols[i].kind == COLVAL_UNCHANGED_TOAST;
 }
 
+static bool has_unchanged_toast(const tuple *t, int n)
+{
+    for (int i = 0; t && i < n; i++)
+        if (t->cols[i].kind == COLVAL_UNCHANGED_TOAST)
+            return true;
+    return false;
+}
+
 static void append_unchanged_toast(json_out *out, const event *ev)
 {
     const tuple *after = event_after_tuple(ev);
@@ -293,7 +313,11 @@ static void append_unchanged_toast(json_out *out, const event *ev)
 
     if (after && after->ncols < n)
         n = after->ncols;
-    append_name_list(out, ev, after, n, false, is_unchanged_toast);
+    /* Nearly every event has none. */
+    if (!has_unchanged_toast(after, n))
+        APPEND_LITERAL(out, "[]");
+    else
+        append_name_list(out, ev, after, n, false, is_unchanged_toast);
 }
 
 /* Only in events that have such a value, so that every other event (nearly
@@ -453,17 +477,24 @@ static void append_op_members(json_out *out, const event *ev)
     }
 }
 
+/* {"op":"<name>" (names need no escaping). */
+static void append_op(json_out *out, pgspout_op op)
+{
+    const char *name = event_op_name(op);
+    if (!name) {
+        APPEND_LITERAL(out, "{\"op\":null");
+        return;
+    }
+    APPEND_LITERAL(out, "{\"op\":\"");
+    json_out_put(out, name, strlen(name));
+    json_out_putc(out, '"');
+}
+
 static void append_event(json_out *out, const event *ev)
 {
-    APPEND_LITERAL(out, "{\"op\":");
-    append_nullable_string(out, event_op_name(ev->op));
+    append_op(out, ev->op);
     append_names(out, ev->rel);
-    APPEND_LITERAL(out, ",\"lsn\":");
-    append_lsn(out, ev->lsn, &last_lsn);
-    APPEND_LITERAL(out, ",\"commit_lsn\":");
-    append_lsn(out, ev->pos.commit_lsn, &last_commit_lsn);
-    APPEND_LITERAL(out, ",\"xid\":");
-    append_xid(out, ev->xid);
+    append_position(out, ev);
     /* A schema event is not a change: its place in the stream depends on
      * what this run of pgspout described before, so it carries no seq. */
     if (ev->op != PGSPOUT_OP_SCHEMA) {

@@ -39,9 +39,43 @@ size_t utf8_sequence_length(const unsigned char *s, size_t avail)
     return n;
 }
 
-/* True when any of the 8 bytes in w needs a look of its own: a control
- * character, a quote, a backslash or a non-ASCII byte. The usual word-at-a-
- * time tests (a byte below n: (w - n*ones) & ~w & highs). */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* Bit i set when byte i of the 16 at p needs a look of its own: a control
+ * character, a quote, a backslash or a non-ASCII byte. Compared as signed
+ * bytes, control characters and non-ASCII ones (negative) are all below
+ * 0x20. */
+static unsigned block_needs_care(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i below = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+    __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    return (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(below, _mm_or_si128(quote, backslash)));
+}
+
+/* How many of the len bytes at p, from the start, pass as they are
+ * (printable ASCII but a quote or a backslash): 16 at a time, the last
+ * few from a copy padded with a byte that stops the run. */
+static size_t ascii_run(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    for (; len - i >= 16; i += 16) {
+        unsigned care = block_needs_care(p + i);
+        if (care)
+            return i + (size_t)__builtin_ctz(care);
+    }
+    if (i == len)
+        return i;
+    unsigned char tail[16] = {0};
+    memcpy(tail, p + i, len - i);
+    return i + (size_t)__builtin_ctz(block_needs_care(tail));
+}
+#else
+/* True when any of the 8 bytes in w needs a look of its own. The usual
+ * word-at-a-time tests (a byte below n: (w - n*ones) & ~w & highs). */
 static bool word_needs_care(uint64_t w)
 {
     const uint64_t ones = UINT64_C(0x0101010101010101);
@@ -54,26 +88,38 @@ static bool word_needs_care(uint64_t w)
     return ((control | is_quote | is_backslash) & highs) || (w & highs);
 }
 
+static bool plain_ascii(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* How many of the len bytes at p, from the start, pass as they are. */
+static size_t ascii_run(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    while (len - i >= 8) {
+        uint64_t word;
+        memcpy(&word, p + i, 8);
+        if (word_needs_care(word))
+            break;
+        i += 8;
+    }
+    while (i < len && plain_ascii(p[i]))
+        i++;
+    return i;
+}
+#endif
+
 size_t json_plain_span(const char *s, size_t len)
 {
     const unsigned char *start = (const unsigned char *)s;
     const unsigned char *p = start, *end = start + len;
 
     while (p < end) {
-        uint64_t word;
-        if (end - p >= 8) {
-            memcpy(&word, p, 8);
-            if (!word_needs_care(word)) {
-                p += 8;
-                continue;
-            }
-        }
-        unsigned char c = *p;
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            p++;
-            continue;
-        }
-        size_t n = c >= 0x80 ? utf8_sequence_length(p, (size_t)(end - p)) : 0;
+        p += ascii_run(p, (size_t)(end - p));
+        if (p == end)
+            break;
+        size_t n = *p >= 0x80 ? utf8_sequence_length(p, (size_t)(end - p)) : 0;
         if (!n)
             break;
         p += n;
