@@ -57,8 +57,8 @@ static unsigned block_needs_care(const unsigned char *p)
 }
 
 /* How many of the len bytes at p, from the start, pass as they are
- * (printable ASCII but a quote or a backslash): 16 at a time, the last
- * few from a copy padded with a byte that stops the run. */
+ * (printable ASCII other than a quote or a backslash): 16 at a time, the
+ * last few from a copy padded with a byte that stops the run. */
 static size_t ascii_run(const unsigned char *p, size_t len)
 {
     size_t i = 0;
