@@ -29,12 +29,14 @@ def nbytes(text):
 
 
 def server_view(db):
+    """confirmed LSN, lag, current and restart LSNs in bytes, walsender."""
     row = db.query("select confirmed_flush_lsn::text, "
                    "pg_current_wal_lsn() - confirmed_flush_lsn, "
-                   "pg_current_wal_lsn() - restart_lsn, active_pid "
+                   "pg_current_wal_lsn() - '0/0', restart_lsn - '0/0', "
+                   "active_pid "
                    "from pg_replication_slots where slot_name = '%s'"
                    % db.name)[0]
-    return row[0], int(row[1]), int(row[2]), row[3]
+    return row[0], int(row[1]), int(row[2]), int(row[3]), row[4]
 
 
 def setup(db):
@@ -69,7 +71,11 @@ def test_status_of_an_idle_slot(db, pgspout):
     assert before[1] <= nbytes(field(out, "lag")) <= after[1]
     assert before[1] > 0
     assert field(out, "wal_status") == "reserved"
-    assert before[2] <= nbytes(field(out, "retained WAL")) <= after[2]
+    # Reading the requests peeks at the slot, and decoding a running-xacts
+    # record behind the confirmed position lets the server move an idle
+    # slot's restart_lsn on: retained WAL is bounded by both ends' moves.
+    retained = nbytes(field(out, "retained WAL"))
+    assert before[2] - after[3] <= retained <= after[2] - before[3]
     assert field(out, "safe_wal_size").startswith("unlimited")
     tables = out.split('publication "pgspout": 3 tables\n', 1)[1]
     assert tables.splitlines()[:3] == ['  public."Odd name"', "  public.a",
@@ -98,7 +104,7 @@ def test_status_of_a_slot_in_use(db, pgspout, tmp_path):
                               re.M) else None
     r = wait_until(status_when_copied, timeout=120,
                    what="public.a copied, as pgspout status shows it")
-    pid = server_view(db)[3]
+    pid = server_view(db)[4]
     assert field(r.stdout, "active") == "yes (walsender pid %s)" % pid
     assert re.search(r"^r1 +\* +done +1000 ", r.stdout, re.M), r.stdout
     assert "requested:" not in r.stdout
