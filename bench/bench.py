@@ -1091,7 +1091,7 @@ def drain_chunks(server, args, tmpdir, run, rows):
     return r
 
 
-def backfill_cmd(args, server, slot, out_path):
+def backfill_cmd(args, server, slot, out_path, readers=1):
     """The state directory goes beside the output (local disk, removed with
     the work directory), not to pgspout's default under /var/lib."""
     state = os.path.join(os.path.dirname(out_path), "state-" + slot)
@@ -1099,6 +1099,7 @@ def backfill_cmd(args, server, slot, out_path):
             "--publication", PUBLICATION, "--create-slot", "--snapshot",
             "only", "--state-dir", state, "-t", BACKFILL_TABLE,
             "--backfill-chunk-rows", str(BACKFILL_CHUNK_ROWS),
+            "--backfill-chunk-readers", str(readers),
             "--sink", "file", "-o", "path=" + out_path, "-o", "fsync=true"]
 
 
@@ -1119,15 +1120,16 @@ def count_read_lines(path):
     return reads
 
 
-def drain_backfill(server, args, tmpdir, run, rows):
+def drain_backfill(server, args, tmpdir, run, rows, readers=1):
     """pgspout --create-slot --snapshot only: creates its slot, copies the
     table into the file sink (fsync on) and exits once the copy is
-    delivered, durable and confirmed."""
-    slot = "bench_backfill_%d" % run
-    out = os.path.join(tmpdir, "backfill-%d.jsonl" % run)
-    err = os.path.join(tmpdir, "backfill-pgspout-%d.log" % run)
+    delivered, durable and confirmed; each chunk read by `readers`
+    connections."""
+    slot = "bench_backfill_%d_%d" % (run, readers)
+    out = os.path.join(tmpdir, "backfill-%d-%d.jsonl" % (run, readers))
+    err = os.path.join(tmpdir, "backfill-pgspout-%d-%d.log" % (run, readers))
     r = measured_with_samples(server, "pgspout",
-                              backfill_cmd(args, server, slot, out),
+                              backfill_cmd(args, server, slot, out, readers),
                               client_env(), args, err)
     if r["exit"] != 0:
         raise BenchError("pgspout exited %d on the backfill: %s"
@@ -1168,21 +1170,20 @@ def bench_backfill(server, args, tmpdir):
     # unmeasured COPY takes that cost for both.
     drain_copy(server, args, tmpdir, 99)
     burner = XidBurner(server, args.backfill_xid_rate)
-    copies, chunks, spouts = [], [], []
+    readers = args.backfill_chunk_readers
+    runs = {"copy": [], "chunks": [], "pgspout": [], "readers": []}
+    drains = {
+        "copy": lambda i: drain_copy(server, args, tmpdir, i),
+        "chunks": lambda i: drain_chunks(server, args, tmpdir, i, rows),
+        "pgspout": lambda i: drain_backfill(server, args, tmpdir, i, rows),
+        "readers": lambda i: drain_backfill(server, args, tmpdir, i, rows,
+                                            readers)}
+    order = ["copy", "chunks", "pgspout"] + (["readers"] if readers > 1
+                                             else [])
     try:
         for i in range(args.repeat):
-            steps = [drain_copy, drain_chunks, drain_backfill]
-            if i % 2:
-                steps.reverse()
-            for step in steps:
-                if step is drain_copy:
-                    copies.append(drain_copy(server, args, tmpdir, i))
-                elif step is drain_chunks:
-                    chunks.append(drain_chunks(server, args, tmpdir, i,
-                                               rows))
-                else:
-                    spouts.append(drain_backfill(server, args, tmpdir, i,
-                                                 rows))
+            for name in (order if i % 2 == 0 else order[::-1]):
+                runs[name].append(drains[name](i))
         if args.profile:
             out = os.path.join(tmpdir, "backfill-profile.jsonl")
             result["profile"] = profile_command(
@@ -1193,11 +1194,18 @@ def bench_backfill(server, args, tmpdir):
     finally:
         burner.stop()
     server.sql("drop table %s" % BACKFILL_TABLE)
-    result["copy"] = summarise_backfill(copies, rows)
-    result["chunked_read"] = summarise_backfill(chunks, rows)
-    result["pgspout"] = summarise_backfill(spouts, rows)
+    result["copy"] = summarise_backfill(runs["copy"], rows)
+    result["chunked_read"] = summarise_backfill(runs["chunks"], rows)
+    result["pgspout"] = summarise_backfill(runs["pgspout"], rows)
     result["rate_ratio"] = (result["pgspout"]["rows_per_s"] /
                             result["copy"]["rows_per_s"])
+    if runs["readers"]:
+        result["chunk_readers"] = readers
+        result["pgspout_chunk_readers"] = summarise_backfill(runs["readers"],
+                                                             rows)
+        result["chunk_readers_rate_ratio"] = (
+            result["pgspout_chunk_readers"]["rows_per_s"] /
+            result["copy"]["rows_per_s"])
     # What reading by key in chunks costs the server against one COPY,
     # and how close pgspout comes to that reading alone.
     result["chunked_read_ratio"] = (result["chunked_read"]["rows_per_s"] /
@@ -1745,10 +1753,14 @@ def render_table(results):
                      "longest transaction s |")
         lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         ratios = {"pgspout": "rate_ratio",
-                  "chunked_read": "chunked_read_ratio"}
+                  "chunked_read": "chunked_read_ratio",
+                  "pgspout_chunk_readers": "chunk_readers_rate_ratio"}
         for tool, label in (("copy", "COPY (SELECT *) TO STDOUT"),
                             ("chunked_read", "the same chunk reads by psql"),
-                            ("pgspout", "pgspout --snapshot only")):
+                            ("pgspout", "pgspout --snapshot only"),
+                            ("pgspout_chunk_readers",
+                             "pgspout, --backfill-chunk-readers %s"
+                             % bf.get("chunk_readers"))):
             r = bf.get(tool)
             if not r:
                 continue  # results from before the chunked reads
@@ -1819,6 +1831,10 @@ def verdicts(results):
     bf = results.get("backfill")
     if bf:
         out["backfill_rate_ge_0.8x_copy"] = round(bf["rate_ratio"], 3) >= 0.8
+        if "chunk_readers_rate_ratio" in bf:
+            out["backfill_%d_chunk_readers_rate_ge_0.8x_copy"
+                % bf["chunk_readers"]] = \
+                round(bf["chunk_readers_rate_ratio"], 3) >= 0.8
         out["backfill_peak_rss_le_64MB"] = \
             bf["pgspout"]["peak_rss_kb"] <= 64 * 1024
     lat = results.get("latency")
@@ -1847,6 +1863,10 @@ def main():
     ap.add_argument("--pg", type=int, default=15, choices=(14, 15, 16, 17))
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--workloads", default="w1,w2,w3,w4,w5,backfill")
+    ap.add_argument("--backfill-chunk-readers", type=int, default=2,
+                    help="the backfill is also run with each chunk read by "
+                    "this many connections (--backfill-chunk-readers); 1: "
+                    "not run")
     ap.add_argument("--backfill-rows", type=int, default=0,
                     help="BACKFILL table size regardless of --scale")
     ap.add_argument("--backfill-xid-rate", type=int, default=100,

@@ -78,13 +78,15 @@ bf = r.get("backfill")
 if not bf:
     problems.append("no backfill figures")
 else:
-    for tool in ("pgspout", "copy", "chunked_read"):
-        m = bf[tool]
-        if m["exit"] != 0 or m["wall_s"] <= 0 or m["peak_rss_kb"] <= 0:
+    for tool in ("pgspout", "copy", "chunked_read", "pgspout_chunk_readers"):
+        m = bf.get(tool)
+        if not m or m["exit"] != 0 or m["wall_s"] <= 0 or \
+                m["peak_rss_kb"] <= 0:
             problems.append("backfill %s: %s" % (tool, m))
-    if bf["pgspout"]["rows_written"] != bf["rows"]:
-        problems.append("backfill: %s read events, expected %s" % (
-            bf["pgspout"]["rows_written"], bf["rows"]))
+    for tool in ("pgspout", "pgspout_chunk_readers"):
+        if bf.get(tool, {}).get("rows_written") != bf["rows"]:
+            problems.append("backfill %s: %s read events, expected %s" % (
+                tool, bf.get(tool, {}).get("rows_written"), bf["rows"]))
     if bf["pgspout"]["samples"] == 0:
         problems.append("backfill: no xmin sample taken")
 for w in r.get("workloads", []):

@@ -87,6 +87,7 @@ typedef struct pgspout_config {
     char *status_schema;
     int backfill_chunk_rows;
     int backfill_workers;
+    int backfill_chunk_readers;
     int backfill_max_rows_per_sec;
     int verbosity; /* number of -v */
     /* Production (README "Production"): the HTTP endpoint ("HOST:PORT",

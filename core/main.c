@@ -541,6 +541,7 @@ static backfill *backfill_for(const pgspout_config *cfg, const char *dbname)
         .dbname = dbname,
         .chunk_rows = cfg->backfill_chunk_rows,
         .workers = cfg->backfill_workers,
+        .chunk_readers = cfg->backfill_chunk_readers,
         .max_rows_per_sec = cfg->backfill_max_rows_per_sec,
     };
     backfill *bf = backfill_new(&s);

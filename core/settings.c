@@ -246,6 +246,17 @@ const core_setting core_settings[] = {
      .stream_only = true,
      .doc = "tables copied in parallel, each worker on a connection of its "
             "own"},
+    {.long_flag = "backfill-chunk-readers",
+     .arg_name = "N",
+     .key = "backfill_chunk_readers",
+     .type = SETTING_INTEGER,
+     .default_text = "1",
+     .min = 1,
+     .max = 16,
+     .at = AT(backfill_chunk_readers),
+     .stream_only = true,
+     .doc = "connections each worker reads a chunk with, together, in one "
+            "snapshot"},
     {.long_flag = "backfill-max-rows-per-sec",
      .arg_name = "N",
      .key = "backfill_max_rows_per_sec",

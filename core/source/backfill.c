@@ -43,6 +43,7 @@ backfill *backfill_new(const backfill_settings *s)
     bf->dbname = dup_or_null(s->dbname);
     bf->chunk_rows = s->chunk_rows > 0 ? s->chunk_rows : 100000;
     bf->nworkers = s->workers > 0 ? s->workers : 1;
+    bf->chunk_readers = s->chunk_readers > 0 ? s->chunk_readers : 1;
     bf->max_rows_per_sec = s->max_rows_per_sec;
     bf->lock_fd = -1;
     pthread_mutex_init(&bf->lock, NULL);
@@ -237,7 +238,8 @@ bool bf_ensure_dir_locked(backfill *bf, char *err, size_t errlen)
     return true;
 }
 
-/* Spill files the state does not name are leftovers of a crash. */
+/* Spill files the state does not name are leftovers of a crash (a
+ * chunk's other readers' pieces, TOKEN.N.spill, too). */
 static void remove_leftovers(backfill *bf)
 {
     DIR *dir = opendir(bf->state_dir);
@@ -252,7 +254,7 @@ static void remove_leftovers(backfill *bf)
         char token[BF_TOKEN_LEN + 1];
         snprintf(token, sizeof token, "%.*s", (int)(len - 6), e->d_name);
         bf_chunk *c = spill ? bf_find_chunk(&bf->st, token, &t, &b) : NULL;
-        if (spill && (!c || !c->spill)) {
+        if (spill && (!c || !c->spill || strcmp(c->spill, e->d_name) != 0)) {
             char *path = bf_spill_path(bf, e->d_name);
             unlink(path);
             free(path);

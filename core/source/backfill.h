@@ -45,6 +45,7 @@ typedef struct backfill_settings {
     const char *dbname; /* for three-part patterns in requests */
     int chunk_rows;
     int workers;
+    int chunk_readers;    /* connections per chunk read */
     int max_rows_per_sec; /* 0: unlimited */
 } backfill_settings;
 

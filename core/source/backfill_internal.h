@@ -70,6 +70,9 @@ typedef struct bf_worker {
     int index;
     pthread_t thread;
     PGconn *conn;
+    /* The other connections that read its chunks with it (chunk_readers
+     * - 1 of them, each connected when first needed). */
+    PGconn **readers;
     /* The table it copies (looked up by id and OID: the state's arrays
      * move when they grow). */
     char *id;
@@ -82,7 +85,7 @@ typedef struct bf_worker {
 struct backfill {
     /* Settings (owned copies). */
     char *conninfo, *slot, *publication, *state_dir, *status_schema, *dbname;
-    int chunk_rows, nworkers, max_rows_per_sec;
+    int chunk_rows, nworkers, chunk_readers, max_rows_per_sec;
 
     /* Everything below is under `lock`; workers wait on `changed`. */
     pthread_mutex_t lock;

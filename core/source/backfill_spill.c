@@ -166,8 +166,10 @@ bool bf_copy_field(const char *line, size_t len, int index, strbuf *out)
 static void start_writeback(bf_spill_writer *w, size_t len)
 {
 #ifdef SYNC_FILE_RANGE_WRITE
-    (void)sync_file_range(w->fd, (off_t)w->written, (off_t)len,
-                          SYNC_FILE_RANGE_WRITE);
+    /* A piece's file is removed once taken: never worth a disk write. */
+    if (!w->piece)
+        (void)sync_file_range(w->fd, (off_t)w->written, (off_t)len,
+                              SYNC_FILE_RANGE_WRITE);
 #endif
     w->written += len;
 }
@@ -187,14 +189,17 @@ bool bf_spill_create(bf_spill_writer *w, const char *path, const char *header,
                      char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
-    w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    w->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return false;
     }
     w->path = xstrdup(path);
-    sbuf_append_str(&w->buf, header);
-    sbuf_append_char(&w->buf, '\n');
+    w->piece = header == NULL;
+    if (header) {
+        sbuf_append_str(&w->buf, header);
+        sbuf_append_char(&w->buf, '\n');
+    }
     return true;
 }
 
@@ -204,6 +209,64 @@ bool bf_spill_append(bf_spill_writer *w, const char *line, size_t len,
     sbuf_append(&w->buf, line, len);
     w->rows++;
     return w->buf.len < SPILL_WRITE_BYTES || flush_buffer(w, err, errlen);
+}
+
+/* Copies the piece's bytes [*from, len) to the end of w the plain way
+ * (copy_file_range refused: another file system, an old kernel). */
+static bool copy_by_hand(bf_spill_writer *w, bf_spill_writer *piece,
+                         off_t *from, off_t len, char *err, size_t errlen)
+{
+    char *buf = xmalloc(SPILL_WRITE_BYTES);
+    bool ok = true;
+    while (ok && *from < len) {
+        size_t want = (size_t)(len - *from) < SPILL_WRITE_BYTES
+                          ? (size_t)(len - *from)
+                          : SPILL_WRITE_BYTES;
+        ssize_t n = pread(piece->fd, buf, want, *from);
+        ok = n > 0 && write_all(w->fd, buf, (size_t)n);
+        if (ok)
+            *from += n;
+        else
+            snprintf(err, errlen, "cannot copy %s to %s: %s", piece->path,
+                     w->path,
+                     n == 0 ? "file shorter than written" : strerror(errno));
+    }
+    free(buf);
+    return ok;
+}
+
+static bool copy_piece(bf_spill_writer *w, bf_spill_writer *piece, char *err,
+                       size_t errlen)
+{
+    off_t from = 0, len = (off_t)piece->written;
+    while (from < len) {
+        ssize_t n = copy_file_range(piece->fd, &from, w->fd, NULL,
+                                    (size_t)(len - from), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
+            errno != EOPNOTSUPP) {
+            snprintf(err, errlen, "cannot copy %s to %s: %s", piece->path,
+                     w->path, strerror(errno));
+            return false;
+        }
+        if (!copy_by_hand(w, piece, &from, len, err, errlen))
+            return false;
+    }
+    start_writeback(w, (size_t)len);
+    return true;
+}
+
+bool bf_spill_take(bf_spill_writer *w, bf_spill_writer *piece, char *err,
+                   size_t errlen)
+{
+    bool ok = flush_buffer(w, err, errlen) &&
+              flush_buffer(piece, err, errlen) &&
+              copy_piece(w, piece, err, errlen);
+    if (ok)
+        w->rows += piece->rows;
+    bf_spill_abandon(piece);
+    return ok;
 }
 
 bool bf_spill_finish(bf_spill_writer *w, char *err, size_t errlen)

@@ -24,14 +24,20 @@ typedef struct bf_spill_writer {
     strbuf buf; /* written out in pieces of about 1 MiB */
     uint64_t rows;
     uint64_t written; /* bytes handed to the file so far */
+    bool piece;       /* rows for another file (no header) */
 } bf_spill_writer;
 
-/* Creates path (0600, must not exist) with the header line. */
+/* Creates path (0600, must not exist) with the header line; without one
+ * (NULL), a piece: rows read beside the chunk's own, for bf_spill_take. */
 bool bf_spill_create(bf_spill_writer *w, const char *path, const char *header,
                      char *err, size_t errlen);
 /* One row as COPY sent it, with its newline. */
 bool bf_spill_append(bf_spill_writer *w, const char *line, size_t len,
                      char *err, size_t errlen);
+/* Appends the piece's rows after w's and removes the piece's file
+ * (whatever the outcome). */
+bool bf_spill_take(bf_spill_writer *w, bf_spill_writer *piece, char *err,
+                   size_t errlen);
 /* Writes out the rest, fsyncs and closes. */
 bool bf_spill_finish(bf_spill_writer *w, char *err, size_t errlen);
 /* Closes and removes the file. */

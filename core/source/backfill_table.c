@@ -398,6 +398,14 @@ static void append_block_bound(strbuf *sql, const char *op, const bf_key *k)
     sbuf_appendf(sql, " AND ctid %s '(%llu,0)'::pg_catalog.tid", op, block);
 }
 
+static void append_from(strbuf *sql, const bf_table_info *info)
+{
+    /* ONLY: a table with inheritance children publishes each of them on
+     * its own; a partitioned table read via its root has no rows itself. */
+    sbuf_appendf(sql, " FROM %s%s WHERE true", info->partitioned ? "" : "ONLY ",
+                 info->quoted);
+}
+
 /* COPY (SELECT <the published columns> FROM <table> WHERE true */
 static void append_select(PGconn *conn, strbuf *sql, const bf_table_info *info)
 {
@@ -407,15 +415,12 @@ static void append_select(PGconn *conn, strbuf *sql, const bf_table_info *info)
             sbuf_append_str(sql, ", ");
         append_ident(conn, sql, info->cols[i].name);
     }
-    /* ONLY: a table with inheritance children publishes each of them on
-     * its own; a partitioned table read via its root has no rows itself. */
-    sbuf_appendf(sql, " FROM %s%s WHERE true", info->partitioned ? "" : "ONLY ",
-                 info->quoted);
+    append_from(sql, info);
 }
 
-/* The row filter, the request's condition, the order and the end. */
-static void append_rest(PGconn *conn, strbuf *sql, const bf_table_info *info,
-                        const char *where, uint64_t limit)
+/* The row filter and the request's condition. */
+static void append_conditions(strbuf *sql, const bf_table_info *info,
+                              const char *where)
 {
     if (info->row_filter)
         sbuf_appendf(sql, " AND (%s)", info->row_filter);
@@ -423,6 +428,13 @@ static void append_rest(PGconn *conn, strbuf *sql, const bf_table_info *info,
      * there, and the statement stays one (sent as such). */
     if (where)
         sbuf_appendf(sql, " AND (\n%s\n)", where);
+}
+
+/* The row filter, the request's condition, the order and the end. */
+static void append_rest(PGconn *conn, strbuf *sql, const bf_table_info *info,
+                        const char *where, uint64_t limit)
+{
+    append_conditions(sql, info, where);
     if (info->nkey > 0) {
         sbuf_append_str(sql, " ORDER BY ");
         append_key_columns(conn, sql, info);
@@ -432,22 +444,49 @@ static void append_rest(PGconn *conn, strbuf *sql, const bf_table_info *info,
     sbuf_append_str(sql, ") TO STDOUT");
 }
 
+static void append_key_range(PGconn *conn, strbuf *sql,
+                             const bf_table_info *info, const bf_key *lo,
+                             const bf_key *hi)
+{
+    if (info->nkey == 0) {
+        append_block_bound(sql, ">=", lo);
+        append_block_bound(sql, "<", hi);
+        return;
+    }
+    if (lo->n)
+        append_key_bound(conn, sql, info, ">", lo);
+    if (hi && hi->n)
+        append_key_bound(conn, sql, info, "<=", hi);
+}
+
 char *bf_chunk_copy_sql(PGconn *conn, const bf_table_info *info,
                         const bf_key *lo, const bf_key *hi, uint64_t limit,
                         const char *where)
 {
     strbuf sql = STRBUF_INIT;
     append_select(conn, &sql, info);
-    if (info->nkey == 0) {
-        append_block_bound(&sql, ">=", lo);
-        append_block_bound(&sql, "<", hi);
-    } else {
-        if (lo->n)
-            append_key_bound(conn, &sql, info, ">", lo);
-        if (hi && hi->n)
-            append_key_bound(conn, &sql, info, "<=", hi);
-    }
+    append_key_range(conn, &sql, info, lo, hi);
     append_rest(conn, &sql, info, where, limit);
+    return sbuf_detach(&sql);
+}
+
+char *bf_chunk_split_sql(PGconn *conn, const bf_table_info *info,
+                         const bf_key *lo, const bf_key *hi, uint64_t skip,
+                         const char *where)
+{
+    strbuf sql = STRBUF_INIT;
+    sbuf_append_str(&sql, "SELECT ");
+    for (int i = 0; i < info->nkey; i++) {
+        if (i)
+            sbuf_append_str(&sql, ", ");
+        append_ident(conn, &sql, info->cols[info->key[i].col].name);
+    }
+    append_from(&sql, info);
+    append_key_range(conn, &sql, info, lo, hi);
+    append_conditions(&sql, info, where);
+    sbuf_append_str(&sql, " ORDER BY ");
+    append_key_columns(conn, &sql, info);
+    sbuf_appendf(&sql, " OFFSET %llu LIMIT 1", (unsigned long long)skip);
     return sbuf_detach(&sql);
 }
 

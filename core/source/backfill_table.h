@@ -99,6 +99,14 @@ char *bf_chunk_copy_sql(PGconn *conn, const bf_table_info *info,
                         const bf_key *lo, const bf_key *hi, uint64_t limit,
                         const char *where);
 
+/* For a chunk read by several connections: the key of the row `skip`
+ * rows into the range a chunk with those bounds reads (same conditions,
+ * same order), as a query with one row of the key columns' text, or none
+ * when the range holds no more rows. Keyed tables only. */
+char *bf_chunk_split_sql(PGconn *conn, const bf_table_info *info,
+                         const bf_key *lo, const bf_key *hi, uint64_t skip,
+                         const char *where);
+
 /* COPY of the rows at the listed keys, each only if it is not after its
  * bound, in key order; the row filter and `where` apply as for a range. */
 char *bf_chunk_keys_sql(PGconn *conn, const bf_table_info *info,

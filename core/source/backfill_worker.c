@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backfill_internal.h"
+#include "backfill_read.h"
 #include "backoff.h"
 #include "hex.h"
 #include "log.h"
@@ -25,9 +26,6 @@
 
 /* A connection with nothing to do is closed after this long. */
 #define IDLE_CLOSE_US INT64_C(5000000)
-/* A chunk read whose server sends nothing for this long is taken for
- * lost (a read is bounded by its size, not by a total time). */
-#define READ_SILENCE_MS 60000
 /* Chunks recorded and not yet sent by the stream, at most, before the
  * worker reads another one. */
 #define MAX_UNPROCESSED 2
@@ -80,10 +78,14 @@ static void chunk_read_clear(chunk_read *r)
 
 /* ---- connections ---- */
 
+static void drop_readers(bf_worker *w);
+
+/* The worker's connection, and the other chunk readers' with it. */
 static void drop_conn(bf_worker *w)
 {
     PQfinish(w->conn);
     w->conn = NULL;
+    drop_readers(w);
 }
 
 /* After connection trouble (a server restart empties an UNLOGGED
@@ -486,80 +488,6 @@ static void take_key(const bf_table_info *info, const char *line, size_t len,
         sbuf_free(&values[k]);
 }
 
-/* The row kept last: only its key is needed (where the chunk ends), so
- * it is parsed once at the end rather than every row on the way. */
-typedef struct last_row {
-    char *line;
-    int len;
-} last_row;
-
-static void keep_last(last_row *last, char *line, int len)
-{
-    PQfreemem(last->line);
-    last->line = line;
-    last->len = len;
-}
-
-/* Takes COPY's rows into the spill file: all of them for ctid ranges,
- * else at most `limit` (one more tells that more follow). */
-static bool copy_rows(bf_worker *w, bf_spill_writer *sw, uint64_t limit,
-                      chunk_read *r, last_row *last, char *err, size_t errlen)
-{
-    PGconn *conn = w->conn;
-    const bf_table_info *info = &w->info;
-    for (;;) {
-        char *buf = NULL;
-        int len = PQgetCopyData(conn, &buf, 1);
-        if (len > 0) {
-            bool keep = info->nkey == 0 || r->rows < limit;
-            bool ok =
-                !keep || bf_spill_append(sw, buf, (size_t)len, err, errlen);
-            r->rows += keep;
-            r->more = r->more || !keep;
-            if (keep && info->nkey)
-                keep_last(last, buf, len);
-            else
-                PQfreemem(buf);
-            if (!ok)
-                return false;
-            continue;
-        }
-        if (len == -1)
-            return true;
-        if (len == -2) {
-            pq_copy_error(conn, "reading the chunk failed", err, errlen);
-            return false;
-        }
-        int64_t deadline = now_us() + (int64_t)READ_SILENCE_MS * 1000;
-        int wait = pq_wait_socket(conn, false, deadline, &w->bf->worker_stop);
-        if (wait != 1 || !PQconsumeInput(conn)) {
-            snprintf(err, errlen, "reading the chunk failed: %s",
-                     wait == 0    ? "the server sent nothing for 60 s"
-                     : wait == -1 ? "stop requested"
-                                  : PQerrorMessage(conn));
-            return false;
-        }
-    }
-}
-
-/* COPY's final result. */
-static bool copy_result(PGconn *conn, char *err, size_t errlen, bool *retryable)
-{
-    bool ok = true;
-    PGresult *res;
-    while ((res = PQgetResult(conn)) != NULL) {
-        if (ok && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            pq_copy_error(conn, "reading the chunk failed", err, errlen);
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            *retryable = PQstatus(conn) != CONNECTION_OK ||
-                         (state && pq_sqlstate_retryable(state));
-            ok = false;
-        }
-        PQclear(res);
-    }
-    return ok;
-}
-
 static bool run_sql(bf_worker *w, const char *sql, ExecStatusType want,
                     PGresult **out, char *err, size_t errlen, bool *retryable)
 {
@@ -572,32 +500,318 @@ static bool run_sql(bf_worker *w, const char *sql, ExecStatusType want,
     return res != NULL;
 }
 
-/* The chunk's rows in one REPEATABLE READ transaction, with the snapshot
- * they were read with. */
-static bool read_rows(bf_worker *w, const char *sql, uint64_t limit,
+/* ---- a chunk read by several connections ---- */
+
+/* A chunk is cut for another reader only if each piece keeps at least
+ * this many rows (or, in ctid ranges, a block). */
+#define MIN_PIECE_ROWS 100
+
+/* The pieces of a chunk: piece i reads after bounds[i] up to bounds[i+1]
+ * inclusive (ctid ranges: the blocks [bounds[i], bounds[i+1])), keeping
+ * at most limit[i] rows. One piece: the chunk's own bounds. */
+typedef struct cut {
+    int n;
+    bf_key bounds[BF_MAX_READERS + 1];
+    uint64_t limit[BF_MAX_READERS];
+} cut;
+
+static void cut_clear(cut *c)
+{
+    for (int i = 0; i <= BF_MAX_READERS; i++)
+        bf_key_clear(&c->bounds[i]);
+    memset(c, 0, sizeof *c);
+}
+
+static uint64_t block_of(const bf_key *k)
+{
+    return k->n ? strtoull(k->v[0], NULL, 10) : 0;
+}
+
+static int readers_wanted(const bf_worker *w, const task *tk)
+{
+    int n = w->bf->chunk_readers < BF_MAX_READERS ? w->bf->chunk_readers
+                                                  : BF_MAX_READERS;
+    if (n <= 1 || tk->keys.n)
+        return 1;
+    uint64_t most;
+    if (w->info.nkey) {
+        most = tk->limit / MIN_PIECE_ROWS;
+    } else {
+        uint64_t lo = block_of(&tk->lo), hi = block_of(&tk->hi);
+        most = hi > lo ? hi - lo : 1;
+    }
+    return most < (uint64_t)n ? (most ? (int)most : 1) : n;
+}
+
+/* ctid ranges: equal block ranges. */
+static void cut_blocks(const task *tk, int want, cut *c)
+{
+    uint64_t lo = block_of(&tk->lo), span = block_of(&tk->hi) - lo;
+    for (int i = 0; i <= want; i++) {
+        char text[24], *v[] = {text};
+        snprintf(
+            text, sizeof text, "%llu",
+            (unsigned long long)(lo + span * (uint64_t)i / (uint64_t)want));
+        bf_key_set(&c->bounds[i], v, 1);
+    }
+    c->n = want;
+}
+
+/* The key `skip` rows after `after` in the chunk's range and snapshot;
+ * false with *found unset when there is none. */
+static bool split_key(bf_worker *w, const task *tk, const bf_key *after,
+                      uint64_t skip, bf_key *out, bool *found, char *err,
+                      size_t errlen, bool *retryable)
+{
+    char *sql =
+        bf_chunk_split_sql(w->conn, &w->info, after, &tk->hi, skip, tk->where);
+    PGresult *res;
+    bool ok = run_sql(w, sql, PGRES_TUPLES_OK, &res, err, errlen, retryable);
+    free(sql);
+    *found = ok && PQntuples(res) == 1 && PQnfields(res) == w->info.nkey;
+    if (*found) {
+        char *v[64];
+        for (int k = 0; k < w->info.nkey && k < 64; k++)
+            v[k] = PQgetvalue(res, 0, k);
+        bf_key_set(out, v, (size_t)(w->info.nkey < 64 ? w->info.nkey : 64));
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* Keyed: pieces of equal rows, cut at keys found in the chunk's own
+ * snapshot with the chunk's own conditions, so each piece but the last
+ * holds exactly its rows; fewer when the range holds fewer rows. */
+static bool cut_keys(bf_worker *w, const task *tk, int want, cut *c, char *err,
+                     size_t errlen, bool *retryable)
+{
+    uint64_t step = tk->limit / (uint64_t)want;
+    bf_key_copy(&c->bounds[0], &tk->lo);
+    for (c->n = 1; c->n < want; c->n++) {
+        bool found;
+        if (!split_key(w, tk, &c->bounds[c->n - 1], step - 1, &c->bounds[c->n],
+                       &found, err, errlen, retryable))
+            return false;
+        if (!found)
+            break;
+        c->limit[c->n - 1] = step;
+    }
+    bf_key_copy(&c->bounds[c->n], &tk->hi);
+    c->limit[c->n - 1] = tk->limit - step * (uint64_t)(c->n - 1);
+    return true;
+}
+
+static bool cut_chunk(bf_worker *w, const task *tk, int want, cut *c, char *err,
+                      size_t errlen, bool *retryable)
+{
+    if (want > 1 && w->info.nkey == 0) {
+        cut_blocks(tk, want, c);
+        return true;
+    }
+    if (want > 1)
+        return cut_keys(w, tk, want, c, err, errlen, retryable);
+    c->n = 1;
+    bf_key_copy(&c->bounds[0], &tk->lo);
+    bf_key_copy(&c->bounds[1], &tk->hi);
+    c->limit[0] = tk->limit;
+    return true;
+}
+
+/* Connection i (1-based among the readers beside the worker's own),
+ * connected when needed. */
+static PGconn *reader_conn(bf_worker *w, int i, char *err, size_t errlen)
+{
+    PGconn **conn = &w->readers[i - 1];
+    if (*conn && PQstatus(*conn) == CONNECTION_OK)
+        return *conn;
+    PQfinish(*conn);
+    char why[768];
+    *conn = pq_connect(w->bf->conninfo, false, &w->bf->worker_stop, NULL, why,
+                       sizeof why);
+    if (!*conn)
+        snprintf(err, errlen, "chunk reader %d: %s", i + 1, why);
+    return *conn;
+}
+
+static void drop_readers(bf_worker *w)
+{
+    for (int i = 0; w->readers && i < w->bf->chunk_readers - 1; i++) {
+        PQfinish(w->readers[i]);
+        w->readers[i] = NULL;
+    }
+}
+
+static char *piece_sql(const bf_worker *w, const task *tk, const cut *c, int i)
+{
+    if (tk->keys.n)
+        return bf_chunk_keys_sql(w->conn, &w->info, &tk->keys, tk->where);
+    return bf_chunk_copy_sql(w->conn, &w->info, &c->bounds[i],
+                             &c->bounds[i + 1], c->limit[i], tk->where);
+}
+
+/* Another reader's piece: its own spill file, the worker's snapshot
+ * imported, its COPY started. */
+static bool start_other(bf_worker *w, const task *tk, const cut *c, int i,
+                        const char *snapshot_id, const char *token,
+                        bf_spill_writer *sw, bf_piece *p, char *err,
+                        size_t errlen, bool *retryable)
+{
+    const stop_state *stop = &w->bf->worker_stop;
+    *retryable = true;
+    p->conn = reader_conn(w, i, err, errlen);
+    char *name = xasprintf("%s.%d.spill", token, i);
+    char *path = bf_spill_path(w->bf, name);
+    bool ok = p->conn && bf_spill_create(sw, path, NULL, err, errlen);
+    free(name);
+    free(path);
+    p->sw = ok ? sw : NULL;
+    char *lit =
+        ok ? PQescapeLiteral(p->conn, snapshot_id, strlen(snapshot_id)) : NULL;
+    char *set = lit ? xasprintf("SET TRANSACTION SNAPSHOT %s", lit) : NULL;
+    char *sql = set ? piece_sql(w, tk, c, i) : NULL;
+    if (ok && !sql) {
+        snprintf(err, errlen, "reading the chunk failed: %s",
+                 PQerrorMessage(p->conn));
+        ok = false;
+    }
+    const char *steps[] = {"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                           set, sql};
+    ExecStatusType want[] = {PGRES_COMMAND_OK, PGRES_COMMAND_OK,
+                             PGRES_COPY_OUT};
+    for (int k = 0; ok && k < 3; k++) {
+        PGresult *res =
+            bf_exec(p->conn, stop, steps[k], -1, NULL, want[k],
+                    "reading the chunk failed", err, errlen, retryable);
+        ok = res != NULL;
+        PQclear(res);
+    }
+    PQfreemem(lit);
+    free(set);
+    free(sql);
+    return ok;
+}
+
+/* Every piece's COPY started: the others' first, then the worker's own
+ * (piece 0, into the chunk's spill file). */
+static bool start_pieces(bf_worker *w, const task *tk, const cut *c,
+                         const char *snapshot_id, const char *token,
+                         bf_spill_writer *sw, bf_spill_writer *other,
+                         bf_piece *pieces, char *err, size_t errlen,
+                         bool *retryable)
+{
+    for (int i = 0; i < c->n; i++) {
+        pieces[i].keep_all = w->info.nkey == 0;
+        pieces[i].limit = c->limit[i];
+    }
+    for (int i = 1; i < c->n; i++)
+        if (!start_other(w, tk, c, i, snapshot_id, token, &other[i], &pieces[i],
+                         err, errlen, retryable))
+            return false;
+    char *sql = piece_sql(w, tk, c, 0);
+    pieces[0].conn = w->conn;
+    pieces[0].sw = sw;
+    bool ok = run_sql(w, sql, PGRES_COPY_OUT, NULL, err, errlen, retryable);
+    free(sql);
+    return ok;
+}
+
+/* Each transaction ends (the worker's, which exported the snapshot,
+ * last) and the other pieces' rows follow the first's in the chunk's
+ * spill file, so that they stay in key order. */
+static bool finish_pieces(bf_worker *w, const cut *c, bf_spill_writer *sw,
+                          bf_spill_writer *other, bf_piece *pieces, char *err,
+                          size_t errlen, bool *retryable)
+{
+    for (int i = 1; i < c->n; i++) {
+        PGresult *res =
+            bf_exec(pieces[i].conn, &w->bf->worker_stop, "COMMIT", -1, NULL,
+                    PGRES_COMMAND_OK, "reading the chunk failed", err, errlen,
+                    retryable);
+        PQclear(res);
+        if (!res)
+            return false;
+    }
+    if (!run_sql(w, "COMMIT", PGRES_COMMAND_OK, NULL, err, errlen, retryable))
+        return false;
+    *retryable = true; /* the disk, a full one too, may come back */
+    for (int i = 1; i < c->n; i++)
+        if (!bf_spill_take(sw, &other[i], err, errlen))
+            return false;
+    return true;
+}
+
+/* The chunk as its pieces read it: where it ends, whether more follow. */
+static void take_outcome(const bf_worker *w, const bf_piece *pieces, int n,
+                         chunk_read *r)
+{
+    for (int i = 0; i < n; i++)
+        r->rows += pieces[i].rows;
+    r->more = pieces[n - 1].more;
+    for (int i = n - 1; i >= 0; i--) {
+        if (!pieces[i].last_line)
+            continue;
+        take_key(&w->info, pieces[i].last_line, (size_t)pieces[i].last_len - 1,
+                 &r->last_key);
+        return;
+    }
+}
+
+static void end_pieces(bf_worker *w, const cut *c, bf_spill_writer *other,
+                       bf_piece *pieces, bool ok)
+{
+    for (int i = 0; i < BF_MAX_READERS; i++) {
+        bf_piece_clear(&pieces[i]);
+        if (i > 0 && other[i].path)
+            bf_spill_abandon(&other[i]);
+    }
+    /* A reader stopped mid-COPY is in no state to be used again. */
+    if (!ok && c->n > 1)
+        drop_readers(w);
+}
+
+/* The chunk's rows in one REPEATABLE READ transaction (the worker's; the
+ * other readers' import its snapshot), with the snapshot they were read
+ * with. */
+static bool read_rows(bf_worker *w, task *tk, const char *token,
                       bf_spill_writer *sw, chunk_read *r, char *err,
                       size_t errlen, bool *retryable)
 {
+    int want = readers_wanted(w, tk);
     PGresult *res = NULL;
-    last_row last = {NULL, 0};
-    bool ok = run_sql(w, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                      PGRES_COMMAND_OK, NULL, err, errlen, retryable) &&
-              run_sql(w, "SELECT pg_catalog.pg_current_snapshot()::text",
-                      PGRES_TUPLES_OK, &res, err, errlen, retryable) &&
-              run_sql(w, sql, PGRES_COPY_OUT, NULL, err, errlen, retryable);
-    if (res)
+    bool ok =
+        run_sql(w, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                PGRES_COMMAND_OK, NULL, err, errlen, retryable) &&
+        run_sql(w,
+                want > 1 ? "SELECT pg_catalog.pg_current_snapshot()::text, "
+                           "pg_catalog.pg_export_snapshot()"
+                         : "SELECT pg_catalog.pg_current_snapshot()::text",
+                PGRES_TUPLES_OK, &res, err, errlen, retryable);
+    char *exported = ok && want > 1 ? xstrdup(PQgetvalue(res, 0, 1)) : NULL;
+    if (ok)
         r->snapshot = xstrdup(PQgetvalue(res, 0, 0));
     PQclear(res);
-    if (ok) {
-        *retryable = true;
-        ok = copy_rows(w, sw, limit, r, &last, err, errlen) &&
-             copy_result(w->conn, err, errlen, retryable) &&
-             run_sql(w, "COMMIT", PGRES_COMMAND_OK, NULL, err, errlen,
-                     retryable);
-    }
-    if (ok && last.line)
-        take_key(&w->info, last.line, (size_t)last.len - 1, &r->last_key);
-    PQfreemem(last.line);
+    cut c;
+    bf_spill_writer other[BF_MAX_READERS];
+    bf_piece pieces[BF_MAX_READERS];
+    memset(&c, 0, sizeof c);
+    memset(other, 0, sizeof other);
+    memset(pieces, 0, sizeof pieces);
+    ok = ok && cut_chunk(w, tk, want, &c, err, errlen, retryable) &&
+         start_pieces(w, tk, &c, exported, token, sw, other, pieces, err,
+                      errlen, retryable) &&
+         bf_pieces_drain(pieces, c.n, &w->bf->worker_stop, err, errlen,
+                         retryable) &&
+         finish_pieces(w, &c, sw, other, pieces, err, errlen, retryable);
+    if (ok)
+        take_outcome(w, pieces, c.n, r);
+    if (ok && c.n > 1)
+        log_debug("backfill worker %d: chunk %llu of %s read by %d "
+                  "connections",
+                  w->index + 1, (unsigned long long)tk->number, w->info.quoted,
+                  c.n);
+    end_pieces(w, &c, other, pieces, ok);
+    cut_clear(&c);
+    free(exported);
     return ok;
 }
 
@@ -637,16 +851,11 @@ static bool read_chunk(bf_worker *w, task *tk, const char *token, chunk_read *r,
     r->spill = xasprintf("%s.spill", token);
     char *path = bf_spill_path(bf, r->spill);
     char *header = bf_table_spill_header(&w->info);
-    const bf_key *hi = tk->hi.n ? &tk->hi : NULL;
-    char *sql = tk->keys.n
-                    ? bf_chunk_keys_sql(w->conn, &w->info, &tk->keys, tk->where)
-                    : bf_chunk_copy_sql(w->conn, &w->info, &tk->lo, hi,
-                                        tk->limit, tk->where);
     bf_spill_writer sw;
     *retryable = true; /* the disk, a full one too, may come back */
     bool ok = bf_spill_create(&sw, path, header, err, errlen);
     if (ok) {
-        ok = read_rows(w, sql, tk->limit, &sw, r, err, errlen, retryable);
+        ok = read_rows(w, tk, token, &sw, r, err, errlen, retryable);
         if (ok) {
             *retryable = true;
             ok = bf_spill_finish(&sw, err, errlen);
@@ -660,7 +869,6 @@ static bool read_chunk(bf_worker *w, task *tk, const char *token, chunk_read *r,
     /* ctid: a range read again ends where it did the first time. */
     if (w->info.nkey == 0)
         r->more = !tk->reread && !ctid_end;
-    free(sql);
     free(header);
     free(path);
     return ok;
@@ -1016,9 +1224,12 @@ void bf_workers_start(backfill *bf)
     for (int i = 0; i < bf->nworkers; i++) {
         bf->workers[i].bf = bf;
         bf->workers[i].index = i;
+        bf->workers[i].readers =
+            xcalloc((size_t)bf->chunk_readers, sizeof(PGconn *));
         if (pthread_create(&bf->workers[i].thread, NULL, worker_main,
                            &bf->workers[i]) != 0) {
             log_error("cannot start backfill worker %d", i + 1);
+            free(bf->workers[i].readers);
             bf->nworkers = i;
             break;
         }
@@ -1057,8 +1268,10 @@ void bf_workers_stop(backfill *bf)
     pthread_cond_broadcast(&bf->changed);
     pthread_mutex_unlock(&bf->lock);
     stop_signal(&bf->worker_stop);
-    for (int i = 0; i < bf->nworkers; i++)
+    for (int i = 0; i < bf->nworkers; i++) {
         pthread_join(bf->workers[i].thread, NULL);
+        free(bf->workers[i].readers);
+    }
     free(bf->workers);
     bf->workers = NULL;
     bf->workers_started = false;

@@ -5,6 +5,11 @@ goes on from the last chunk every sink made durable: no row is missing
 (replaying the events per key gives each table exactly), and the file sink
 holds each read event once.
 
+Every other run of the kill loop, and the whole restart test, read each
+chunk with two connections (backfill_chunk_readers): kills and restarts
+land in the middle of pieces too, and a chunk cut by one run may be read
+again by a run that does not cut it.
+
 CI: 10 kills, 3 restarts; PGSPOUT_FAULTS_FULL=1: 100 kills, 15 restarts.
 PGSPOUT_TEST_SEED repeats a run."""
 
@@ -25,10 +30,21 @@ ROWS = 6000
 TOTAL_ROWS = ROWS + 3 * (ROWS // 4) + 3000
 
 
+# Each chunk in two pieces of 100 rows (the least a piece has).
+TWO_READERS = ("--backfill-chunk-readers", "2")
+
+
 def config(tmp_path, db, out, rate):
     return bs.write_config(tmp_path, db, "s1", out, extra=(
         "create_slot = true;\nbackfill_chunk_rows = 200;\n"
         "backfill_workers = 2;\nbackfill_max_rows_per_sec = %d;\n" % rate))
+
+
+def assert_no_spill_left(tmp_path):
+    """Pieces of reads cut short were removed with the chunks' files."""
+    left = [f for f in os.listdir(bs.state_dir(tmp_path))
+            if f.endswith(".spill")]
+    assert not left, left
 
 
 def check_after_faults(db, events, backfill):
@@ -45,7 +61,7 @@ def finish(db, pgspout, conf, backfill, work, proc=None):
     try:
         if proc is None:
             fs.wait_slot_free(db, "s1")
-            proc = pgspout.spawn("-c", conf)
+            proc = pgspout.spawn("-c", conf, *TWO_READERS)
         st = bs.wait_backfill(db, "s1", backfill, proc, pgspout, timeout=600)
         time.sleep(1)
         # The status table existed already: the server's NOTICE about it
@@ -76,7 +92,8 @@ def test_kill_loop_during_backfill(db, pgspout, tmp_path):
         for i in range(kills):
             if i:
                 fs.wait_slot_free(db, "s1")
-                proc = pgspout.spawn("-c", conf)
+                proc = pgspout.spawn("-c", conf,
+                                     *(TWO_READERS if i % 2 else ()))
                 time.sleep(rng.uniform(0.3, 1.5))
             assert proc.poll() is None, "pgspout exited %s early:\n%s" % (
                 proc.returncode, pgspout.stderr_of(proc)[-4000:])
@@ -91,6 +108,7 @@ def test_kill_loop_during_backfill(db, pgspout, tmp_path):
     events = read_jsonl(out)
     reads = check_after_faults(db, events, backfill)
     check_status_counts(st, events, backfill)
+    assert_no_spill_left(tmp_path)
     assert during >= kills // 2, "the kills missed the copy: %d" % during
     fs.report_figures("backfill_kill_loop", kills=kills,
                       kills_during_copy=during, read_events=reads,
@@ -110,7 +128,7 @@ def test_postgres_restarts_during_backfill(db, pgspout, tmp_path):
     work = bs.workload(db, str(tmp_path), n=ROWS, rate=100)
     during = 0
     try:
-        proc = pgspout.spawn("-c", conf)
+        proc = pgspout.spawn("-c", conf, *TWO_READERS)
         backfill = initial_id(db, "s1")
         for _ in range(restarts):
             time.sleep(rng.uniform(1.0, 2.5))
@@ -126,6 +144,7 @@ def test_postgres_restarts_during_backfill(db, pgspout, tmp_path):
     events = read_jsonl(out)
     reads = check_after_faults(db, events, backfill)
     check_status_counts(st, events, backfill)
+    assert_no_spill_left(tmp_path)
     assert during >= restarts // 2, "the restarts missed the copy"
     stderr = pgspout.stderr_of(proc)
     assert "connection to the server lost" in stderr

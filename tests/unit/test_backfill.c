@@ -613,6 +613,71 @@ static void test_spill(void)
     CHECK(access(path, F_OK) != 0);
 }
 
+/* Rows a spill reader gives, each one field: their lengths and first
+ * bytes, in order. */
+static int read_back(const char *path, char *firsts, size_t *lens, int most)
+{
+    bf_spill_reader r;
+    char err[512] = "", *header;
+    if (!bf_spill_open(&r, path, &header, err, sizeof err))
+        return -1;
+    CHECK_STR(header, "{\"v\":1}");
+    free(header);
+    arena mem;
+    arena_init(&mem, 4096);
+    colval *v;
+    int rows = 0, got;
+    while (rows < most &&
+           (got = bf_spill_next(&r, 1, &v, &mem, err, sizeof err)) > 0) {
+        firsts[rows] = v[0].data[0];
+        lens[rows++] = v[0].len;
+        arena_reset(&mem);
+    }
+    arena_free(&mem);
+    bf_spill_close(&r);
+    return rows;
+}
+
+/* A chunk read by three connections: the pieces' rows follow the first
+ * piece's in order, whatever their sizes (one more than a write's worth,
+ * one empty), and the pieces' files are gone. */
+static void test_spill_pieces(void)
+{
+    char dir[] = "/tmp/pgspout-test-pieces-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128], piece_path[3][128];
+    snprintf(path, sizeof path, "%s/t.spill", dir);
+    bf_spill_writer w, piece[3];
+    char err[512] = "";
+    CHECK(bf_spill_create(&w, path, "{\"v\":1}", err, sizeof err));
+    for (int i = 1; i < 3; i++) {
+        snprintf(piece_path[i], sizeof piece_path[i], "%s/t.%d.spill", dir, i);
+        CHECK(bf_spill_create(&piece[i], piece_path[i], NULL, err, sizeof err));
+    }
+    size_t big = 3000000;
+    char *row = malloc(big);
+    memset(row, 'b', big - 1);
+    row[big - 1] = '\n';
+    CHECK(bf_spill_append(&w, "a1\n", 3, err, sizeof err));
+    CHECK(bf_spill_append(&piece[1], row, big, err, sizeof err));
+    CHECK(bf_spill_append(&piece[1], "b2\n", 3, err, sizeof err));
+    free(row);
+    CHECK(bf_spill_append(&w, "a2\n", 3, err, sizeof err));
+    for (int i = 1; i < 3; i++) {
+        CHECK(bf_spill_take(&w, &piece[i], err, sizeof err));
+        CHECK(access(piece_path[i], F_OK) != 0);
+    }
+    CHECK(w.rows == 4);
+    CHECK(bf_spill_finish(&w, err, sizeof err));
+    char firsts[8];
+    size_t lens[8];
+    CHECK(read_back(path, firsts, lens, 8) == 4);
+    CHECK(memcmp(firsts, "aabb", 4) == 0);
+    CHECK(lens[0] == 2 && lens[1] == 2 && lens[2] == big - 1 && lens[3] == 2);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_snapshot();
@@ -625,5 +690,6 @@ int main(void)
     test_token_bucket();
     test_copy_text();
     test_spill();
+    test_spill_pieces();
     return check_summary();
 }
