@@ -13,18 +13,20 @@ typedef struct builtin_type {
     char array_delim;
 } builtin_type;
 
+#define JSONB_OID 3802
+
 static const builtin_type builtin_types[] = {
     /* Types whose JSON form is not a string. */
-    {16, 1000, VK_BOOL, ','},      /* bool */
-    {20, 1016, VK_INT, ','},       /* int8 */
-    {21, 1005, VK_INT, ','},       /* int2 */
-    {23, 1007, VK_INT, ','},       /* int4 */
-    {26, 1028, VK_INT, ','},       /* oid */
-    {700, 1021, VK_FLOAT, ','},    /* float4 */
-    {701, 1022, VK_FLOAT, ','},    /* float8 */
-    {1700, 1231, VK_NUMERIC, ','}, /* numeric */
-    {114, 199, VK_JSON, ','},      /* json */
-    {3802, 3807, VK_JSON, ','},    /* jsonb */
+    {16, 1000, VK_BOOL, ','},        /* bool */
+    {20, 1016, VK_INT, ','},         /* int8 */
+    {21, 1005, VK_INT, ','},         /* int2 */
+    {23, 1007, VK_INT, ','},         /* int4 */
+    {26, 1028, VK_INT, ','},         /* oid */
+    {700, 1021, VK_FLOAT, ','},      /* float4 */
+    {701, 1022, VK_FLOAT, ','},      /* float8 */
+    {1700, 1231, VK_NUMERIC, ','},   /* numeric */
+    {114, 199, VK_JSON, ','},        /* json */
+    {JSONB_OID, 3807, VK_JSON, ','}, /* jsonb */
 
     /* Everything else prints as its text output. int2vector and oidvector
      * are space-separated lists, not array_out syntax, so they stay text. */
@@ -101,12 +103,13 @@ static const builtin_type builtin_types[] = {
 
 value_type value_type_for_builtin(uint32_t type_oid, bool *known)
 {
-    value_type vt = {VK_TEXT, VK_TEXT, ',', 0, {0}};
+    value_type vt = {VK_TEXT, VK_TEXT, ',', 0, {0}, false};
 
     for (size_t i = 0; i < BUILTIN_TYPE_COUNT; i++) {
         const builtin_type *bt = &builtin_types[i];
         if (bt->oid == type_oid) {
             vt.kind = bt->kind;
+            vt.jsonb = type_oid == JSONB_OID;
             *known = true;
             return vt;
         }
@@ -124,7 +127,7 @@ value_type value_type_for_builtin(uint32_t type_oid, bool *known)
 
 value_type value_type_array_of(value_type elem, char delim)
 {
-    value_type vt = {VK_ARRAY, elem.kind, delim ? delim : ',', 0, {0}};
+    value_type vt = {VK_ARRAY, elem.kind, delim ? delim : ',', 0, {0}, false};
 
     if (elem.kind != VK_ARRAY)
         return vt;
@@ -142,7 +145,7 @@ value_type value_type_array_of(value_type elem, char delim)
 
 value_type value_type_element(value_type array)
 {
-    value_type vt = {array.elem_kind, VK_TEXT, ',', 0, {0}};
+    value_type vt = {array.elem_kind, VK_TEXT, ',', 0, {0}, false};
 
     if (array.nested == 0) {
         if (vt.kind == VK_ARRAY) /* not a type value_type_array_of makes */

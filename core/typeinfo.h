@@ -33,6 +33,9 @@ typedef struct value_type {
     char delim;
     unsigned char nested;
     char nested_delims[VALUE_TYPE_MAX_NESTED];
+    /* VK_JSON printed by jsonb_out: JSON whatever the value, spaced one
+     * way, so compacted without checking its grammar. */
+    bool jsonb;
 } value_type;
 
 /* The value_type of a built-in type OID. Sets *known = false (and returns

@@ -194,10 +194,10 @@ static bool parse_value(cursor *c)
  * VALUE_TYPE_MAX_NESTED are possible, to reach the cut-off. */
 static value_type fuzzed_type(const uint8_t *data)
 {
-    value_type t = {(value_kind)(data[0] % 7), VK_TEXT, ',', 0, {0}};
+    value_type t = {(value_kind)(data[0] % 7), VK_TEXT, ',', 0, {0}, false};
     if (t.kind != VK_ARRAY)
         return t;
-    value_type elem = {(value_kind)(data[1] % 6), VK_TEXT, ',', 0, {0}};
+    value_type elem = {(value_kind)(data[1] % 6), VK_TEXT, ',', 0, {0}, false};
     unsigned nested = (data[2] >> 1 & 7) % (VALUE_TYPE_MAX_NESTED + 2);
     for (unsigned k = 0; k < nested; k++)
         elem = value_type_array_of(elem, (data[2] >> (4 + k) & 1) ? ';' : ',');
@@ -239,6 +239,43 @@ static void check_streamed(value_type t, const char *text, size_t len,
     sbuf_free(&c.text);
 }
 
+/* Compact JSON spaced as jsonb_out spaces it: a space after each ',' and
+ * ':' outside strings. */
+static void jsonb_spaced(const strbuf *compact, strbuf *spaced)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < compact->len; i++) {
+        char ch = compact->data[i];
+        sbuf_append_char(spaced, ch);
+        if (in_string && ch == '\\')
+            sbuf_append_char(spaced, compact->data[++i]);
+        else if (ch == '"')
+            in_string = !in_string;
+        else if (!in_string && (ch == ',' || ch == ':'))
+            sbuf_append_char(spaced, ' ');
+    }
+}
+
+/* A json value's compacted form, spaced as jsonb prints it, goes back to
+ * the same text by jsonb's unchecked compaction, whole and streamed. */
+static void check_jsonb(value_type t, const strbuf *out, size_t piece)
+{
+    if (t.kind != VK_JSON)
+        return;
+    strbuf spaced = STRBUF_INIT, again = STRBUF_INIT;
+    jsonb_spaced(out, &spaced);
+    t.jsonb = true;
+    value_json_append(&again, t, spaced.data, spaced.len);
+    if (again.len != out->len || memcmp(again.data, out->data, out->len) != 0) {
+        fprintf(stderr, "jsonb compaction differs: %.*s\n",
+                (int)(again.len < 2000 ? again.len : 2000), again.data);
+        abort();
+    }
+    check_streamed(t, spaced.data, spaced.len, piece, out);
+    sbuf_free(&spaced);
+    sbuf_free(&again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3)
@@ -270,6 +307,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Pieces of 1 to 128 bytes, from bits the type bytes leave unused. */
     size_t piece = 1 + (size_t)((data[0] >> 3) | (data[1] >> 6) << 5) % 128;
     check_streamed(t, text, len, piece, &out);
+    check_jsonb(t, &out, piece);
     sbuf_free(&out);
 
     /* The same for plain strings. */

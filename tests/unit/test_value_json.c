@@ -28,7 +28,7 @@ static void require_valid_json(void)
 
 static value_type kind(value_kind k)
 {
-    value_type t = {k, VK_TEXT, ',', 0, {0}};
+    value_type t = {k, VK_TEXT, ',', 0, {0}, false};
     return t;
 }
 
@@ -278,6 +278,42 @@ static void test_json_values(void)
         CHECK(got[0] == (levels == 1000 ? '[' : '"'));
         CHECK(strlen(got) == (levels == 1000 ? 2000u : 2u * DEEP + 2));
     }
+}
+
+/* jsonb's text as jsonb_out prints it is compacted without a grammar
+ * check, to exactly what the checked path makes of it. */
+static void test_jsonb_values(void)
+{
+    value_type json = kind(VK_JSON), jsonb = json;
+    jsonb.jsonb = true;
+    bool known;
+    CHECK(builtin(3802, &known).jsonb && !builtin(114, &known).jsonb);
+    static const char *const texts[] = {
+        "{\"a\": 1, \"b\": [1, 2.5e10, -3, true, false, null]}",
+        "{\"k ey\": \"va\\\"l, ue: x \", \"x\\\\\": \"\\\\\"}",
+        "{\"n\": 1, \"tag\": \"c4ca4238a0b923820dcc509a6f75849b\"}",
+        "[{\"\": {}}, [], [[]], \"\\u00e9 \\n\"]",
+        "\"a string, with: spaces\"",
+        "1.50",
+        "null",
+        "{}",
+        "[]",
+        "\"\\\\\"",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        char *checked = strdup(encode(json, texts[i]));
+        CHECK_STR(encode(jsonb, texts[i]), checked);
+        free(checked);
+    }
+    CHECK_STR(encode(jsonb, "{\"a\": [1, {\"b\": \"c, d\"}]}"),
+              "{\"a\":[1,{\"b\":\"c, d\"}]}");
+    /* Too long to be sure it nests no deeper than the checked path takes:
+     * the checked path, which keeps a too deep value a string. */
+    enum { DEEP = 40000 };
+    static char deep[2 * DEEP + 1];
+    memset(deep, '[', DEEP);
+    memset(deep + DEEP, ']', DEEP);
+    CHECK(encode(jsonb, deep)[0] == '"');
 }
 
 static void test_arrays(void)
@@ -579,6 +615,7 @@ int main(void)
     test_typeinfo();
     test_scalars();
     test_json_values();
+    test_jsonb_values();
     test_arrays();
     test_arrays_of_arrays();
     test_string_word_scan();
