@@ -488,16 +488,29 @@ static void take_key(const bf_table_info *info, const char *line, size_t len,
         sbuf_free(&values[k]);
 }
 
-static bool run_sql(bf_worker *w, const char *sql, ExecStatusType want,
-                    PGresult **out, char *err, size_t errlen, bool *retryable)
+/* Each reader's transaction: it lasts one chunk's read. */
+#define CHUNK_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+/* One statement of a chunk's read on one of its connections; *out (may be
+ * NULL) takes the result. */
+static bool read_sql(bf_worker *w, PGconn *conn, const char *sql,
+                     ExecStatusType want, PGresult **out, char *err,
+                     size_t errlen, bool *retryable)
 {
-    PGresult *res = bf_exec(w->conn, &w->bf->worker_stop, sql, -1, NULL, want,
+    PGresult *res = bf_exec(conn, &w->bf->worker_stop, sql, -1, NULL, want,
                             "reading the chunk failed", err, errlen, retryable);
     if (out)
         *out = res;
     else
         PQclear(res);
     return res != NULL;
+}
+
+/* The same on the worker's own connection. */
+static bool run_sql(bf_worker *w, const char *sql, ExecStatusType want,
+                    PGresult **out, char *err, size_t errlen, bool *retryable)
+{
+    return read_sql(w, w->conn, sql, want, out, err, errlen, retryable);
 }
 
 /* ---- a chunk read by several connections ---- */
@@ -656,7 +669,6 @@ static bool start_other(bf_worker *w, const task *tk, const cut *c, int i,
                         bf_spill_writer *sw, bf_piece *p, char *err,
                         size_t errlen, bool *retryable)
 {
-    const stop_state *stop = &w->bf->worker_stop;
     *retryable = true;
     p->conn = reader_conn(w, i, err, errlen);
     char *name = xasprintf("%s.%d.spill", token, i);
@@ -674,17 +686,13 @@ static bool start_other(bf_worker *w, const task *tk, const cut *c, int i,
                  PQerrorMessage(p->conn));
         ok = false;
     }
-    const char *steps[] = {"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                           set, sql};
-    ExecStatusType want[] = {PGRES_COMMAND_OK, PGRES_COMMAND_OK,
-                             PGRES_COPY_OUT};
-    for (int k = 0; ok && k < 3; k++) {
-        PGresult *res =
-            bf_exec(p->conn, stop, steps[k], -1, NULL, want[k],
-                    "reading the chunk failed", err, errlen, retryable);
-        ok = res != NULL;
-        PQclear(res);
-    }
+    ok =
+        ok &&
+        read_sql(w, p->conn, CHUNK_BEGIN, PGRES_COMMAND_OK, NULL, err, errlen,
+                 retryable) &&
+        read_sql(w, p->conn, set, PGRES_COMMAND_OK, NULL, err, errlen,
+                 retryable) &&
+        read_sql(w, p->conn, sql, PGRES_COPY_OUT, NULL, err, errlen, retryable);
     PQfreemem(lit);
     free(set);
     free(sql);
@@ -722,15 +730,10 @@ static bool finish_pieces(bf_worker *w, const cut *c, bf_spill_writer *sw,
                           bf_spill_writer *other, bf_piece *pieces, char *err,
                           size_t errlen, bool *retryable)
 {
-    for (int i = 1; i < c->n; i++) {
-        PGresult *res =
-            bf_exec(pieces[i].conn, &w->bf->worker_stop, "COMMIT", -1, NULL,
-                    PGRES_COMMAND_OK, "reading the chunk failed", err, errlen,
-                    retryable);
-        PQclear(res);
-        if (!res)
+    for (int i = 1; i < c->n; i++)
+        if (!read_sql(w, pieces[i].conn, "COMMIT", PGRES_COMMAND_OK, NULL, err,
+                      errlen, retryable))
             return false;
-    }
     if (!run_sql(w, "COMMIT", PGRES_COMMAND_OK, NULL, err, errlen, retryable))
         return false;
     *retryable = true; /* the disk, a full one too, may come back */
@@ -779,8 +782,8 @@ static bool read_rows(bf_worker *w, task *tk, const char *token,
     int want = readers_wanted(w, tk);
     PGresult *res = NULL;
     bool ok =
-        run_sql(w, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                PGRES_COMMAND_OK, NULL, err, errlen, retryable) &&
+        run_sql(w, CHUNK_BEGIN, PGRES_COMMAND_OK, NULL, err, errlen,
+                retryable) &&
         run_sql(w,
                 want > 1 ? "SELECT pg_catalog.pg_current_snapshot()::text, "
                            "pg_catalog.pg_export_snapshot()"
