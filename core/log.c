@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "json_string.h"
@@ -262,9 +263,13 @@ void log_msg(pgspout_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
+bool log_progress_drawable(void)
+{
+    return line_format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
+}
+
 void log_progress_line(const char *line)
 {
-    /* A line rewritten in place would break JSON lines apart. */
     if (line_format == LOG_FORMAT_JSON)
         return;
     pthread_mutex_lock(&log_lock);

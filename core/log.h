@@ -71,6 +71,10 @@ void log_flush_repeats(bool everything);
 /* On a terminal: shows `line` (NULL: clears it) as the last line of
  * stderr, rewritten in place; a log message clears it first. */
 void log_progress_line(const char *line);
+/* Whether log_progress_line draws anything: stderr is a terminal and the
+ * lines are text (a line rewritten in place would break JSON lines apart,
+ * so JSON logs get their progress as log lines, as a file does). */
+bool log_progress_drawable(void);
 
 #define log_debug(...) log_msg(PGSPOUT_LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(PGSPOUT_LOG_INFO, __VA_ARGS__)

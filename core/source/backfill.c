@@ -320,7 +320,7 @@ bool backfill_attach(backfill *bf, const char *system_id, const char *database,
             bf_status_publish_all_locked(bf);
             if (exists)
                 remove_leftovers(bf);
-            bf->tty = isatty(STDERR_FILENO);
+            bf->tty = log_progress_drawable();
             bf->attached = true;
         }
     }

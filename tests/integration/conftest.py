@@ -5,6 +5,7 @@ Environment:
   PGSPOUT_BIN           the binary under test (default build/prefix/bin/pgspout)
   PGSPOUT_PG_VERSIONS   comma-separated majors to test (default 15,14,16,17,18);
                         tests marked all_versions run on each, the rest on 15
+                        (those marked major(13) on 13, which is unsupported)
   PGSPOUT_TEST_TMPDIR   where servers keep their data (scripts/test.sh sets it)
 """
 
@@ -43,6 +44,10 @@ def pytest_configure(config):
                    "a module marked since() or all_versions (a property "
                    "that does not depend on the server, costly to show)")
     config.addinivalue_line(
+        "markers", "major(n): run on that major only, whatever "
+                   "PGSPOUT_PG_VERSIONS selects (an unsupported server, "
+                   "whose refusals are tested)")
+    config.addinivalue_line(
         "markers", "streaming_default: asserts that streaming is on by "
                    "default (deselected in the run with streaming off)")
     config.addinivalue_line(
@@ -61,7 +66,11 @@ def pytest_generate_tests(metafunc):
         return
     versions = selected_versions()
     since = metafunc.definition.get_closest_marker("since")
-    if metafunc.definition.get_closest_marker("single_version") is not None:
+    major = metafunc.definition.get_closest_marker("major")
+    single = metafunc.definition.get_closest_marker("single_version")
+    if major is not None:
+        versions = list(major.args)
+    elif single is not None:
         versions = [v for v in versions if v == FULL_SUITE_VERSION]
     elif since is not None:
         versions = [v for v in versions if v >= since.args[0]]

@@ -173,6 +173,24 @@ def test_backfill_on_demand_while_streaming(db, pgspout, tmp_path):
             and e["op"] == "update"]
 
 
+def test_request_copies_what_its_patterns_select(db, pgspout, tmp_path):
+    """-t and -T as the daemon applies them: every published table that
+    an include pattern selects and no exclude pattern names."""
+    for table in ("keep1", "keep2", "skip_a", "skip_b"):
+        db.psql("create table %s (id int primary key);"
+                "insert into %s select generate_series(1, 10);"
+                % (table, table))
+    out = str(tmp_path / "out.jsonl")
+    proc = start_streaming(db, pgspout, tmp_path, out, "false")
+    bs.request(db, "s1", "b1", ["public.*"], exclude=["skip_*"])
+    st = bs.wait_backfill(db, "s1", "b1", proc, pgspout)
+    bs.drain(db, "s1", proc, pgspout)
+    assert set(st) == {"*", "public.keep1", "public.keep2"}
+    reads = bs.reads(read_jsonl(out), backfill="b1")
+    assert sorted((e["table"], e["after"]["id"]) for e in reads) == sorted(
+        (t, i) for t in ("keep1", "keep2") for i in range(1, 11))
+
+
 def test_refused_requests_touch_nothing(db, pgspout, tmp_path):
     bs.setup_tables(db, n=400)
     out = str(tmp_path / "out.jsonl")
