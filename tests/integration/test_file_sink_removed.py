@@ -156,7 +156,12 @@ def test_kill_after_rename_exactly_once(db, pgspout, tmp_path, fault_sink):
                what="pgspout to follow the rename")
     proc.kill()
     proc.wait()
-    assert fs.slot_state(db, db.name)[1] == start  # all sent again below
+    # Nothing from row 1 on was confirmed, so all of it is sent again
+    # below. The slot may have moved before row 1: a keepalive between
+    # transactions confirms WAL with no change for it (other tests' WAL;
+    # one such move of 6.7 kB broke an equality here once).
+    first = min(lsn_to_int(e["lsn"]) for e in read_jsonl(out + ".2"))
+    assert start <= fs.slot_state(db, db.name)[1] <= first
 
     fs.wait_slot_free(db, db.name)
     only_file = fs.write_config(str(tmp_path / "file.conf"), db, db.name,
